@@ -1,0 +1,56 @@
+// plumb attach-veth <guest> <bridge> [IP...]
+
+import type { Argv, CommandModule } from 'yargs'
+import { attachVeth } from '../../ops/attach-veth.js'
+import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  guest: string
+  bridge: string
+  ips?: string[]
+  ifname?: string
+  hostIfname?: string
+  mac?: string
+  mtu?: string
+  vlan?: string
+  route?: string[]
+  replaceGateway: boolean
+  firewall: boolean
+}
+
+export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'attach-veth <guest> <bridge> [ips..]',
+  describe: 'add a veth to the guest whose host end is a port of a Linux or OVS bridge',
+  builder: (y: Argv<GlobalArgs>) =>
+    linkFlags(y)
+      .positional('guest', { type: 'string', describe: 'container NAME/ID, docker:/podman:NAME, pid:N, netns:NAME or a netns path' })
+      .positional('bridge', { type: 'string', describe: 'an existing Linux/OVS bridge, or a new name (created as a Linux bridge)' })
+      .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY] (IPv4 or IPv6), or dhcp' })
+      .option('host-ifname', { alias: 'l', type: 'string', describe: 'name of the host end (default: derived, ≤ 15 bytes)' })
+      .option('vlan', { type: 'string', describe: 'access VLAN: an OVS tag, or bridge VLAN filtering on a Linux bridge' })
+      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] via this interface (repeatable)' })
+      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route (detach restores it)' })
+      .option('firewall', { type: 'boolean', default: true, describe: "add an ACCEPT rule when Docker's FORWARD DROP would block the bridge (--no-firewall: don't)" })
+      .example('$0 attach-veth web br0 198.18.0.10/24@198.18.0.1', 'web gets eth1 on br0 with an address and a default route')
+      .example('$0 attach-veth web br0 2001:db8::10/64 -i eth2 --mtu 1400', 'an IPv6 NIC named eth2')
+      .example('$0 attach-veth netns:blue br0 198.18.0.11/24 --mac seed:blue', 'an ip netns guest with a stable MAC')
+      .example('$0 attach-veth web br0 dhcp', 'a lease from the LAN\'s DHCP server') as unknown as Argv<Args>,
+  handler: (args) =>
+    runOp(state, args, () =>
+      attachVeth({
+        ...commonOptions(args, state.io),
+        guest: String(args.guest),
+        bridge: String(args.bridge),
+        ips: strings(args.ips),
+        routes: strings(args.route),
+        replaceGateway: args.replaceGateway,
+        firewall: args.firewall,
+        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
+        ...(args.hostIfname !== undefined ? { hostIfname: args.hostIfname } : {}),
+        ...(args.mac !== undefined ? { mac: args.mac } : {}),
+        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+        ...(args.vlan !== undefined ? { vlan: args.vlan } : {}),
+      }),
+    ),
+})

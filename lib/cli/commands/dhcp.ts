@@ -1,0 +1,46 @@
+// plumb dhcp <guest> <ifname>
+
+import type { Argv, CommandModule } from 'yargs'
+import { dhcp } from '../../ops/dhcp.js'
+import type { DhcpClient } from '../../ops/dhcp.js'
+import { commonOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  guest: string
+  ifname: string
+  client: string
+  timeout: number
+  hostname?: string
+  resolv: boolean
+  release: boolean
+}
+
+export const dhcpCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'dhcp <guest> <ifname>',
+  describe: "run a real DHCP client inside the guest's netns, renewed for the guest's life",
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('guest', { type: 'string', describe: 'the guest' })
+      .positional('ifname', { type: 'string', describe: 'an interface inside the guest' })
+      .option('client', { type: 'string', default: 'auto', describe: 'auto | udhcpc | dhclient | dhcpcd' })
+      .option('timeout', { type: 'number', default: 10, describe: 'seconds to wait for a lease' })
+      .option('hostname', { type: 'string', describe: 'hostname to send' })
+      .option('resolv', { type: 'boolean', default: false, describe: "write the offered DNS servers into the guest's own /etc/resolv.conf" })
+      .option('release', { type: 'boolean', default: false, describe: 'release the lease and stop the client' })
+      .example('$0 dhcp web eth1', 'a lease on eth1')
+      .example('$0 dhcp web eth1 --release', 'give it back') as unknown as Argv<Args>,
+  handler: (args) =>
+    runOp(state, args, () =>
+      dhcp({
+        ...commonOptions(args, state.io),
+        guest: String(args.guest),
+        ifname: String(args.ifname),
+        client: args.client as DhcpClient,
+        timeout: args.timeout,
+        resolv: args.resolv,
+        release: args.release,
+        ...(args.hostname !== undefined ? { hostname: args.hostname } : {}),
+      }),
+    ),
+})

@@ -1,0 +1,27 @@
+// plumb ls [<guest>]
+
+import type { Argv, CommandModule } from 'yargs'
+import { formatLs, ls } from '../../ops/ls.js'
+import { runCustom } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  guest?: string
+}
+
+export const lsCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'ls [guest]',
+  describe: 'what plumb made: both ends, addresses, routes, leases, owner marks',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('guest', { type: 'string', describe: 'only this guest' })
+      .example('$0 ls', 'everything plumb made on this host')
+      .example('$0 ls web --json', 'one guest, as JSON') as unknown as Argv<Args>,
+  handler: (args) =>
+    runCustom(
+      state,
+      args,
+      () => ls({ allowHost: args.allowHost, ...(args.guest !== undefined ? { guest: String(args.guest) } : {}) }),
+      (r) => state.io.out(args.json ? JSON.stringify(r, null, 2) : formatLs(r)),
+    ),
+})

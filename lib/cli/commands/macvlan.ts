@@ -1,0 +1,48 @@
+// plumb macvlan <guest> <parent> [IP...]
+
+import type { Argv, CommandModule } from 'yargs'
+import { macvlan } from '../../ops/macvlan.js'
+import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  guest: string
+  parent: string
+  ips?: string[]
+  ifname?: string
+  mode: string
+  mac?: string
+  mtu?: string
+  route?: string[]
+  replaceGateway: boolean
+}
+
+export const macvlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'macvlan <guest> <parent> [ips..]',
+  describe: 'a macvlan child of a host NIC, born inside the guest',
+  builder: (y: Argv<GlobalArgs>) =>
+    linkFlags(y)
+      .positional('guest', { type: 'string', describe: 'the guest' })
+      .positional('parent', { type: 'string', describe: 'a host NIC (not a bridge)' })
+      .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })
+      .option('mode', { type: 'string', default: 'bridge', describe: 'bridge | private | vepa | passthru | source' })
+      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] (repeatable)' })
+      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
+      .example('$0 macvlan web enp3s0 198.18.1.10/24@198.18.1.1', "web gets its own MAC on the LAN behind enp3s0")
+      .example('$0 macvlan web enp3s0 dhcp --mac seed:web', "an address from the LAN's DHCP server, stable across restarts") as unknown as Argv<Args>,
+  handler: (args) =>
+    runOp(state, args, () =>
+      macvlan({
+        ...commonOptions(args, state.io),
+        guest: String(args.guest),
+        parent: String(args.parent),
+        ips: strings(args.ips),
+        routes: strings(args.route),
+        mode: args.mode,
+        replaceGateway: args.replaceGateway,
+        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
+        ...(args.mac !== undefined ? { mac: args.mac } : {}),
+        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+      }),
+    ),
+})

@@ -1,0 +1,57 @@
+// plumb ovs-port <guest> <ovs-bridge> [IP...]
+
+import type { Argv, CommandModule } from 'yargs'
+import { ovsPort } from '../../ops/ovs-port.js'
+import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  guest: string
+  bridge: string
+  ips?: string[]
+  ifname?: string
+  hostIfname?: string
+  tag?: string
+  trunks?: string
+  mac?: string
+  mtu?: string
+  route?: string[]
+  createBridge: boolean
+  replaceGateway: boolean
+}
+
+export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'ovs-port <guest> <bridge> [ips..]',
+  describe: 'a veth whose host end is a port of an Open vSwitch bridge',
+  builder: (y: Argv<GlobalArgs>) =>
+    linkFlags(y)
+      .positional('guest', { type: 'string', describe: 'the guest' })
+      .positional('bridge', { type: 'string', describe: 'an OVS bridge' })
+      .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })
+      .option('host-ifname', { alias: 'l', type: 'string', describe: 'name of the host end / OVS port' })
+      .option('tag', { type: 'string', describe: 'access port on this VLAN' })
+      .option('trunks', { type: 'string', describe: 'trunk port carrying these VLANs: 10,20,30-32' })
+      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] (repeatable)' })
+      .option('create-bridge', { type: 'boolean', default: false, describe: 'create the OVS bridge if missing' })
+      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
+      .example('$0 ovs-port web ovsbr0 198.18.10.2/24 --tag 10 --create-bridge', 'an access port on VLAN 10')
+      .example('$0 ovs-port router ovsbr0 --trunks 10,20', 'a trunk port') as unknown as Argv<Args>,
+  handler: (args) =>
+    runOp(state, args, () =>
+      ovsPort({
+        ...commonOptions(args, state.io),
+        guest: String(args.guest),
+        bridge: String(args.bridge),
+        ips: strings(args.ips),
+        routes: strings(args.route),
+        createBridge: args.createBridge,
+        replaceGateway: args.replaceGateway,
+        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
+        ...(args.hostIfname !== undefined ? { hostIfname: args.hostIfname } : {}),
+        ...(args.tag !== undefined ? { tag: args.tag } : {}),
+        ...(args.trunks !== undefined ? { trunks: args.trunks } : {}),
+        ...(args.mac !== undefined ? { mac: args.mac } : {}),
+        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+      }),
+    ),
+})

@@ -1,0 +1,45 @@
+// plumb p2p-link <guest> <guest|host>
+
+import type { Argv, CommandModule } from 'yargs'
+import { p2pLink } from '../../ops/p2p-link.js'
+import { commonOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  a: string
+  b: string
+  ipA?: string
+  ipB?: string
+  ifnameA?: string
+  ifnameB?: string
+  mtu?: string
+}
+
+export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
+  command: 'p2p-link <a> <b>',
+  describe: 'a veth pair whose ends are born in two guests (or a guest and the host)',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('a', { type: 'string', describe: 'the first guest' })
+      .positional('b', { type: 'string', describe: 'the second guest, or host' })
+      .option('ip-a', { type: 'string', describe: "CIDR for a's end (/31, or /32 with a peer route)" })
+      .option('ip-b', { type: 'string', describe: "CIDR for b's end" })
+      .option('ifname-a', { type: 'string', describe: "name of a's end (default: first free ethN)" })
+      .option('ifname-b', { type: 'string', describe: "name of b's end" })
+      .option('mtu', { type: 'string', describe: 'MTU of both ends (default 1500)' })
+      .example('$0 p2p-link web db --ip-a 198.18.5.0/31 --ip-b 198.18.5.1/31', 'a direct link, no bridge')
+      .example('$0 p2p-link web host --ip-a 198.18.6.2/32 --ip-b 198.18.6.1/32', 'a link to the host, with peer routes') as unknown as Argv<Args>,
+  handler: (args) =>
+    runOp(state, args, () =>
+      p2pLink({
+        ...commonOptions(args, state.io),
+        a: String(args.a),
+        b: String(args.b),
+        ...(args.ipA !== undefined ? { ipA: args.ipA } : {}),
+        ...(args.ipB !== undefined ? { ipB: args.ipB } : {}),
+        ...(args.ifnameA !== undefined ? { ifnameA: args.ifnameA } : {}),
+        ...(args.ifnameB !== undefined ? { ifnameB: args.ifnameB } : {}),
+        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+      }),
+    ),
+})

@@ -1,0 +1,61 @@
+// What every command module shares: the global flags, and running an op with rendering and
+// the exit code it earns.
+
+import type { Argv } from 'yargs'
+import type { CommonOptions } from '../ops/context.js'
+import type { OpResult } from '../ops/result.js'
+import type { CliIo } from './io.js'
+import { renderError, renderResult } from './render.js'
+
+export interface GlobalArgs {
+  json: boolean
+  dryRun: boolean
+  verbose: boolean
+  quiet: boolean
+  allowHost: boolean
+}
+
+/** Set by a command's handler; read by main() once parsing is done. */
+export interface CliState {
+  exitCode: number
+  io: CliIo
+}
+
+export function commonOptions(args: GlobalArgs, io: CliIo): CommonOptions {
+  return {
+    dryRun: args.dryRun,
+    allowHost: args.allowHost,
+    ...(args.verbose ? { log: (line: string) => io.err(`+ ${line}`) } : {}),
+  }
+}
+
+/** Run an op, render its result or its error, and record the exit code. */
+export async function runOp(state: CliState, args: GlobalArgs, op: () => Promise<OpResult>): Promise<void> {
+  try {
+    const result = await op()
+    renderResult(result, args, state.io)
+    state.exitCode = 0
+  } catch (err) {
+    state.exitCode = renderError(err, args, state.io)
+  }
+}
+
+/** Run something whose output the command renders itself. */
+export async function runCustom<T>(state: CliState, args: GlobalArgs, op: () => Promise<T>, render: (r: T) => void): Promise<void> {
+  try {
+    render(await op())
+    state.exitCode = state.exitCode || 0
+  } catch (err) {
+    state.exitCode = renderError(err, args, state.io)
+  }
+}
+
+/** The IP-spec / link flags the link commands share. */
+export function linkFlags<T>(y: Argv<T>) {
+  return y
+    .option('ifname', { alias: 'i', type: 'string', describe: 'name inside the guest (default: the first free ethN)' })
+    .option('mac', { type: 'string', describe: 'aa:bb:cc:dd:ee:ff, or seed:STRING for a stable derived MAC' })
+    .option('mtu', { type: 'string', describe: 'MTU (default: the bridge\'s / parent\'s)' })
+}
+
+export const strings = (v: unknown): string[] => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String))

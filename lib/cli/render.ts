@@ -1,0 +1,37 @@
+// Renders op results and errors: a short human summary, or stable JSON with --json.
+
+import { PlumbError, asPlumbError } from '../errors.js'
+import type { OpResult } from '../ops/result.js'
+import type { CliIo } from './io.js'
+
+export interface RenderFlags {
+  json?: boolean
+  quiet?: boolean
+  dryRun?: boolean
+}
+
+export function renderResult(result: OpResult, flags: RenderFlags, io: CliIo): void {
+  if (flags.json) {
+    io.out(JSON.stringify(result, null, 2))
+    return
+  }
+  if (result.dryRun) {
+    io.out(result.plan.length ? result.plan.join('\n') : `# nothing to do: ${result.messages.join('; ') || 'already so'}`)
+    return
+  }
+  if (flags.quiet) return
+  for (const line of result.messages) io.out(line)
+}
+
+export function renderError(err: unknown, flags: RenderFlags, io: CliIo): number {
+  const perr = asPlumbError(err)
+  if (flags.json) {
+    io.err(JSON.stringify({ error: perr.toJSON() }))
+    return perr.exitCode
+  }
+  io.err(`plumb: ${perr.message}`)
+  if (perr.rolledBack?.length) io.err(`rolled back: ${perr.rolledBack.join('; ')}`)
+  if (perr.hint) io.err(`hint: ${perr.hint}`)
+  if (!(err instanceof PlumbError) && process.env.PLUMB_DEBUG && err instanceof Error) io.err(err.stack ?? '')
+  return perr.exitCode
+}

@@ -1,0 +1,98 @@
+// Docker's FORWARD DROP vs. plumb's bridges: with br_netfilter on, frames bridged between two
+// ports of one Linux bridge traverse iptables FORWARD, and Docker sets its policy to DROP, so
+// two containers on a user bridge silently can't talk (pipework's most common complaint).
+// plumb adds one marked ACCEPT rule per bridge (DOCKER-USER, else FORWARD) and removes it with
+// the bridge's last plumb port.
+//
+// node:child_process rather than execa here: this runs on the attach path, where importing
+// execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
+
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+
+export interface FirewallRule {
+  binary: 'iptables' | 'ip6tables'
+  chain: 'DOCKER-USER' | 'FORWARD'
+  bridge: string
+}
+
+export const ruleComment = (bridge: string): string => `plumb:${bridge}`
+
+function run(binary: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(binary, args, { timeout: 10_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) })
+    })
+  })
+}
+
+const ruleArgs = (r: FirewallRule): string[] => ['-i', r.bridge, '-o', r.bridge, '-m', 'comment', '--comment', ruleComment(r.bridge), '-j', 'ACCEPT']
+
+export const ruleLine = (r: FirewallRule, verb: '-I' | '-D'): string =>
+  `${r.binary} -w ${verb} ${r.chain}${verb === '-I' ? ' 1' : ''} ${ruleArgs(r).map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`
+
+/** br_netfilter hands bridged IPv4 frames to iptables only when this sysctl is 1. */
+async function bridgeNetfilterOn(binary: FirewallRule['binary']): Promise<boolean> {
+  const key = binary === 'iptables' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables'
+  try {
+    return (await readFile(`/proc/sys/net/bridge/${key}`, 'utf8')).trim() === '1'
+  } catch {
+    return false // br_netfilter not loaded: bridged frames never see iptables
+  }
+}
+
+/**
+ * The rules a bridge needs on this host: one per family whose FORWARD policy is DROP while
+ * br_netfilter is on. Present ones are reported with `present: true`.
+ */
+export async function plannedRules(bridge: string): Promise<Array<FirewallRule & { present: boolean }>> {
+  const out: Array<FirewallRule & { present: boolean }> = []
+  for (const binary of ['iptables', 'ip6tables'] as const) {
+    if (!(await bridgeNetfilterOn(binary))) continue
+    // One `-S` of the whole filter table answers all three questions: one spawn, not three.
+    const table = await run(binary, ['-w', '-S'])
+    if (table.code !== 0) continue // no such binary or no filter table: nothing drops
+    if (!/^-P FORWARD DROP$/m.test(table.stdout)) continue
+    const chain = /^-N DOCKER-USER$/m.test(table.stdout) ? 'DOCKER-USER' : 'FORWARD'
+    const rule: FirewallRule = { binary, chain, bridge }
+    const present = table.stdout.split('\n').some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
+    out.push({ ...rule, present })
+  }
+  return out
+}
+
+export async function addRule(r: FirewallRule): Promise<void> {
+  const res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)])
+  if (res.code !== 0) throw new Error(`failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)
+}
+
+/** Remove every plumb rule for this bridge, in both families and both chains. Idempotent. */
+export async function removeRules(bridge: string): Promise<string[]> {
+  const removed: string[] = []
+  for (const binary of ['iptables', 'ip6tables'] as const) {
+    for (const chain of ['DOCKER-USER', 'FORWARD'] as const) {
+      const r: FirewallRule = { binary, chain, bridge }
+      // -C first: -D on a missing rule is an error, and there may be duplicates from a crash.
+      for (let i = 0; i < 8; i++) {
+        if ((await run(binary, ['-w', '-C', chain, ...ruleArgs(r)])).code !== 0) break
+        if ((await run(binary, ['-w', '-D', chain, ...ruleArgs(r)])).code !== 0) break
+        removed.push(ruleLine(r, '-D'))
+      }
+    }
+  }
+  return removed
+}
+
+/** All plumb rules on the host: the bridges they are for (for ls and gc). */
+export async function listRuleBridges(): Promise<Array<{ binary: FirewallRule['binary']; bridge: string }>> {
+  const found: Array<{ binary: FirewallRule['binary']; bridge: string }> = []
+  for (const binary of ['iptables', 'ip6tables'] as const) {
+    const res = await run(`${binary}-save`, ['-t', 'filter'])
+    if (res.code !== 0) continue
+    for (const m of res.stdout.matchAll(/--comment "?plumb:([^\s"]+)"?/g)) {
+      if (!found.some((f) => f.binary === binary && f.bridge === m[1])) found.push({ binary, bridge: m[1]! })
+    }
+  }
+  return found
+}

@@ -1,0 +1,310 @@
+// attach-veth: a veth whose guest end is born inside the guest (one RTM_NEWLINK) and whose
+// host end is a port of a Linux bridge (created and marked plumb's when missing).
+
+import { PlumbError, conflict, usageError } from '../errors.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import {
+  checkMtuForFamilies,
+  deriveHostIfname,
+  formatMark,
+  parseIpSpec,
+  parseMac,
+  parseMark,
+  parseMtu,
+  parseRouteSpec,
+  parseVid,
+  validateIfname,
+} from '../spec/index.js'
+import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../spec/index.js'
+import type { Netns } from '../target/index.js'
+import { ipNetnsArg, toGuestRef, withGuest } from './context.js'
+import type { CommonOptions, GuestContext } from './context.js'
+import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways } from './guest-config.js'
+import type { StaticIp } from './guest-config.js'
+import { ensureFirewall, plannedFirewall } from './firewall.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+import type { Tx } from './tx.js'
+import type { DhcpLeaseOptions } from './dhcp.js'
+
+export interface AttachVethOptions extends CommonOptions {
+  guest: string | GuestRef
+  /** an existing Linux bridge, or a new name (a Linux bridge is created and marked plumb's) */
+  bridge: string
+  /** `ADDR/PREFIX[@GATEWAY]`, IPv4 or IPv6 */
+  ips?: string[]
+  /** the guest-side name (default: the first free ethN, N ≥ 1) */
+  ifname?: string
+  /** the host-side name (default: derived, unique, ≤ 15 bytes) */
+  hostIfname?: string
+  /** `aa:bb:cc:dd:ee:ff` or `seed:STRING` */
+  mac?: string
+  /** default: the bridge's MTU */
+  mtu?: number | string
+  /** an access VLAN on the bridge (OVS bridges; Linux bridges need VLAN filtering) */
+  vlan?: number | string
+  /** extra routes `DST[@GW]` via this interface */
+  routes?: string[]
+  /** replace an existing default route for @GATEWAY's family (detach restores it) */
+  replaceGateway?: boolean
+  /** add an ACCEPT rule for the bridge when Docker's FORWARD DROP would block it (default true) */
+  firewall?: boolean
+  /** how the `dhcp` IP spec runs its client */
+  dhcp?: DhcpLeaseOptions
+}
+
+export interface ValidatedLinkInput {
+  guest: GuestRef
+  ips: IpSpec[]
+  statics: StaticIp[]
+  routes: RouteSpec[]
+  ifname?: string
+  mac?: string
+  mtu?: number
+}
+
+/** Pure validation shared by every link op: IP specs, routes, -i, --mac, --mtu. */
+export function validateLinkInput(o: {
+  guest: string | GuestRef
+  ips?: string[]
+  routes?: string[]
+  ifname?: string
+  mac?: string
+  mtu?: number | string
+}): ValidatedLinkInput {
+  const guest = toGuestRef(o.guest)
+  const ips = (o.ips ?? []).map(parseIpSpec)
+  const statics = ips.filter(isStatic)
+  const seen = new Set<string>()
+  for (const ip of statics) {
+    if (seen.has(ip.address)) throw usageError(`address ${ip.address} given twice`)
+    seen.add(ip.address)
+  }
+  if (ips.filter((ip) => ip.kind === 'dhcp').length > 1) throw usageError('dhcp given twice')
+  const routes = (o.routes ?? []).map(parseRouteSpec)
+  const out: ValidatedLinkInput = { guest, ips, statics, routes }
+  if (o.ifname !== undefined) out.ifname = validateIfname(o.ifname, 'guest interface name (-i)')
+  if (o.mac !== undefined) out.mac = parseMac(o.mac)
+  if (o.mtu !== undefined) {
+    out.mtu = parseMtu(o.mtu)
+    checkMtuForFamilies(out.mtu, [...new Set(statics.map((s) => s.family))])
+  }
+  return out
+}
+
+export interface ValidatedAttachVeth extends ValidatedLinkInput {
+  bridge: string
+  hostIfname?: string
+  vlan?: number
+}
+
+export function validateAttachVeth(o: AttachVethOptions): ValidatedAttachVeth {
+  const base = validateLinkInput(o)
+  const out: ValidatedAttachVeth = { ...base, bridge: validateIfname(o.bridge, 'bridge name') }
+  if (o.hostIfname !== undefined) out.hostIfname = validateIfname(o.hostIfname, 'host interface name (-l)')
+  if (o.vlan !== undefined) out.vlan = parseVid(o.vlan)
+  return out
+}
+
+/** The first ethN (N ≥ 1, as pipework: eth0 is where Docker's own networking would go) not in use. */
+export function firstFreeEth(links: LinkInfo[], skip: Set<string> = new Set()): string {
+  const used = new Set(links.map((l) => l.name))
+  for (let n = 1; ; n++) {
+    const name = `eth${n}`
+    if (!used.has(name) && !skip.has(name)) return name
+  }
+}
+
+const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x) => b.includes(x))
+
+/**
+ * Find the host end's name: derived from the guest's identity and the guest ifname, so a
+ * re-run finds the same one; a name held by something else steps to the next variant.
+ */
+export async function pickHostIfname(hostNs: NetHandle, netns: Netns, ifname: string, given?: string): Promise<string> {
+  if (given !== undefined) {
+    const existing = await hostNs.getLink(given)
+    if (existing) throw conflict(`host interface "${given}" already exists`, 'choose another -l name, or leave -l out to get a derived one')
+    return given
+  }
+  const taken = new Set<string>()
+  for (let i = 0; i < 16; i++) {
+    const name = deriveHostIfname(netns.key, ifname, (n) => taken.has(n))
+    if (!(await hostNs.getLink(name))) return name
+    taken.add(name)
+  }
+  throw new PlumbError('FAILED', `failed to find a free host interface name for ${netns.label} ${ifname}`)
+}
+
+export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
+  const v = validateAttachVeth(opts)
+  return withGuest(v.guest, opts, async (ctx) => {
+    const bridge = await ctx.hostNs.getLink(v.bridge)
+    if (!bridge || bridge.kind !== 'bridge') {
+      // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
+      const ovs = await import('../ovs/index.js')
+      if (await ovs.isOvsBridge(v.bridge).catch(() => false)) {
+        const { ovsPort } = await import('./ovs-port.js')
+        return ovsPort({ ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) })
+      }
+      if (bridge) {
+        throw conflict(
+          `"${v.bridge}" is ${bridge.kind ? `a ${bridge.kind} interface` : 'a network interface'}, not a bridge`,
+          'give an existing Linux or OVS bridge, or a new name to create a Linux bridge',
+        )
+      }
+    }
+    if (v.vlan !== undefined) {
+      throw new PlumbError('UNSUPPORTED', `--vlan on a Linux bridge needs bridge VLAN filtering, which plumb does not drive yet`, {
+        hint: `use an OVS bridge (plumb ovs-port ${v.bridge} --tag ${v.vlan}) for an access port`,
+      })
+    }
+    return attachToLinuxBridge(ctx, v, bridge, opts)
+  })
+}
+
+async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, bridge: LinkInfo | undefined, opts: AttachVethOptions): Promise<OpResult> {
+  const { netns, hostNs, guestNs } = ctx
+  const result = emptyResult('attach-veth', netns.label, opts.dryRun ?? false)
+  const guestLinks = await guestNs.getLinks()
+  const wantAddrs = v.statics.map((s) => s.cidr)
+
+  // Idempotency: the same attach done before is found by its owner mark.
+  const existing = v.ifname
+    ? guestLinks.find((l) => l.name === v.ifname)
+    : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs)
+  if (existing) return alreadyAttached(ctx, v, existing, result)
+
+  const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false)
+  const mtu = v.mtu ?? bridge?.mtu ?? 1500
+  const firewall = opts.firewall === false ? [] : await plannedFirewall(v.bridge)
+
+  // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
+  // get EEXIST and try the next name (only when -i was not given).
+  const tried = new Set<string>()
+  for (let attempt = 0; ; attempt++) {
+    const ifname = v.ifname ?? firstFreeEth(attempt === 0 ? guestLinks : await guestNs.getLinks(), tried)
+    tried.add(ifname)
+    try {
+      return await runTx(opts, async (tx) => {
+        const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
+        const gwPlans = gateways.map((g) => ({ ...g, present: g.present && ifname === v.ifname }))
+        const mark: OwnerMark = { v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
+        const gw = formatReplacedGateways(gwPlans)
+        if (gw) mark.gw = gw
+        const hostMark: OwnerMark = { v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
+
+        const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result)
+        const created = await tx.step(
+          `ip link add ${hostIfname} mtu ${mtu} master ${v.bridge} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
+          () =>
+            hostNs.createVeth({
+              name: hostIfname,
+              mtu,
+              master: bridgeIndex,
+              up: true,
+              alias: formatMark(hostMark),
+              peer: { name: ifname, nsFd: netns.fd, mtu, alias: formatMark(mark), ...(v.mac ? { mac: v.mac } : {}) },
+            }),
+          { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
+        )
+        result.interfaces.push(
+          { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
+          { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
+        )
+        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
+        await ensureFirewall(tx, firewall, result)
+        if (v.ips.some((ip) => ip.kind === 'dhcp')) {
+          const { leaseInto } = await import('./dhcp.js')
+          await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
+        }
+        if (!tx.dryRun && created) {
+          const guestEnd = await guestNs.getLinkByIndex(created.peerIndex)
+          if (guestEnd?.mac) result.interfaces[1]!.mac = guestEnd.mac
+        }
+        result.changed = true
+        result.mark = formatMark(mark)
+        result.plan = tx.lines
+        result.messages.push(`attached ${netns.label} ${ifname} to bridge ${v.bridge} (host end ${hostIfname})${wantAddrs.length ? `: ${wantAddrs.join(', ')}` : ''}`)
+        return result
+      })
+    } catch (err) {
+      const raced = !v.ifname && err instanceof PlumbError && err.code === 'CONFLICT' && /EEXIST/.test(err.message) && attempt < 32
+      if (!raced) throw err
+      result.interfaces.length = 0
+      result.ips.length = 0
+      result.routes.length = 0
+    }
+  }
+}
+
+async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[]): Promise<LinkInfo | undefined> {
+  for (const l of links) {
+    const m = parseMark(l.alias)
+    if (!m || m.role !== 'guest' || m.op !== 'attach-veth' || m.bridge !== bridge) continue
+    const have = (await guestNs.getAddrs({ index: l.index })).filter((a) => !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`)
+    if (sameSet(have, wantAddrs)) return l
+  }
+  return undefined
+}
+
+/** A re-run: exit 0 and say so when the state is the same; exit 4 when it differs. */
+async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: LinkInfo, result: OpResult): Promise<OpResult> {
+  const mark = parseMark(link.alias)
+  if (!mark || mark.role !== 'guest') {
+    throw conflict(`"${link.name}" already exists in ${ctx.netns.label} and is not plumb's`, 'choose another name with -i, or leave -i out to take the first free ethN')
+  }
+  if (mark.op !== 'attach-veth' || mark.bridge !== v.bridge) {
+    throw conflict(`"${link.name}" in ${ctx.netns.label} is plumb's ${mark.op}${mark.bridge ? ` on ${mark.bridge}` : ''}, not an attach to ${v.bridge}`, `detach it first: plumb detach ${ctx.netns.label} ${link.name}`)
+  }
+  const missing = await missingAddrs(ctx.guestNs, link.index, v.statics)
+  const differs: string[] = []
+  if (missing.length) differs.push(`lacks ${missing.map((m) => m.cidr).join(', ')}`)
+  if (v.mtu !== undefined && link.mtu !== v.mtu) differs.push(`has mtu ${link.mtu}, not ${v.mtu}`)
+  if (v.mac !== undefined && link.mac !== v.mac) differs.push(`has mac ${link.mac}, not ${v.mac}`)
+  const gws = await planGateways(ctx.guestNs, v.statics, link.name, false).catch(() => [{ present: false, gateway: '?' }])
+  for (const g of gws) if (!g.present) differs.push(`has no default route via ${g.gateway}`)
+  if (differs.length) {
+    throw conflict(`${ctx.netns.label} ${link.name} is already attached to ${v.bridge} with a different configuration: it ${differs.join('; ')}`, `change addresses with plumb set-ip, or detach first: plumb detach ${ctx.netns.label} ${link.name}`)
+  }
+  result.interfaces.push(
+    ...(mark.peer ? [{ name: mark.peer, netns: 'host', kind: 'veth', peer: link.name, bridge: v.bridge }] : []),
+    { name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: 'veth', ...(mark.peer ? { peer: mark.peer } : {}) },
+  )
+  for (const ip of v.statics) result.ips.push({ address: ip.cidr, ...(ip.gateway ? { gateway: ip.gateway } : {}), interface: result.interfaces.length - 1 })
+  result.mark = link.alias
+  result.messages.push(`already attached: ${ctx.netns.label} ${link.name} on bridge ${v.bridge}; nothing changed`)
+  return result
+}
+
+/** The bridge exists (bring it up if down) or is created, up, and marked plumb's. */
+export async function ensureLinuxBridge(tx: Tx, hostNs: NetHandle, name: string, bridge: LinkInfo | undefined, result: { messages: string[] }): Promise<number> {
+  if (bridge) {
+    if (!bridge.up) {
+      await tx.step(`ip link set ${name} up`, () => hostNs.setLink(bridge.index, { up: true }), {
+        line: `ip link set ${name} down`,
+        run: () => hostNs.setLink(bridge.index, { up: false }),
+      })
+      result.messages.push(`bridge ${name} was down: brought it up`)
+    }
+    return bridge.index
+  }
+  const mark = formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
+  const created = await tx.step(
+    `ip link add ${name} up type bridge`,
+    async () => {
+      try {
+        return await hostNs.createBridge({ name, up: true, alias: mark })
+      } catch (err) {
+        // Another plumb created it a moment ago: accept it only if it really is a bridge (CNI's ensureBridge).
+        const again = await hostNs.getLink(name)
+        if (again?.kind === 'bridge') return { index: again.index, raced: true }
+        throw err
+      }
+    },
+    { line: `ip link del ${name}`, run: (r) => ('raced' in r ? Promise.resolve() : hostNs.delLink(r.index)) },
+  )
+  result.messages.push(`created bridge ${name}`)
+  return created?.index ?? 0
+}

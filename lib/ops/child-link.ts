@@ -1,0 +1,106 @@
+// The shape macvlan and vlan share: a child of a host interface, born inside the guest with
+// its final name (no netns move: a move costs ~22 ms, creating in place ~1.6 ms).
+
+import { PlumbError, conflict, notFound } from '../errors.js'
+import type { LinkInfo } from '../kernel/types.js'
+import { formatMark, parseMark } from '../spec/index.js'
+import type { OwnerMark } from '../spec/index.js'
+import { firstFreeEth, type ValidatedLinkInput } from './attach-veth.js'
+import { ipIn, ipNetnsArg } from './context.js'
+import type { CommonOptions, GuestContext } from './context.js'
+import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+import type { DhcpLeaseOptions } from './dhcp.js'
+
+export interface ChildLinkPlan {
+  op: 'macvlan' | 'vlan'
+  parent: LinkInfo
+  /** what identifies "the same" child on a re-run, besides the parent (mode, vid) */
+  identity: Record<string, string>
+  /** `ip link add` tail: 'type macvlan mode bridge' */
+  ipType: string
+  create: (name: string, mtu: number, alias: string) => Promise<void>
+}
+
+/** Look the parent up on the host: it must exist and be a NIC-like link, not a bridge. */
+export async function hostParent(ctx: GuestContext, name: string, op: string): Promise<LinkInfo> {
+  const parent = await ctx.hostNs.getLink(name)
+  if (!parent) throw notFound(`no interface "${name}" on the host to be the ${op} parent`, 'the parent is a host NIC (or one end of a veth pair standing in for one)')
+  if (parent.kind === 'bridge') {
+    throw conflict(`"${name}" is a bridge; a ${op} needs a NIC as its parent`, `to put the guest on a bridge use: plumb attach-veth GUEST ${name}`)
+  }
+  return parent
+}
+
+export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, plan: ChildLinkPlan, opts: CommonOptions & { replaceGateway?: boolean; dhcp?: DhcpLeaseOptions }): Promise<OpResult> {
+  const { netns, guestNs } = ctx
+  const result = emptyResult(plan.op, netns.label, opts.dryRun ?? false)
+  const guestLinks = await guestNs.getLinks()
+  const same = (m: OwnerMark | undefined): boolean =>
+    m !== undefined && m.role === 'guest' && m.op === plan.op && m.extra?.parent === plan.parent.name && Object.entries(plan.identity).every(([k, val]) => m.extra?.[k] === val)
+
+  let existing: LinkInfo | undefined
+  if (v.ifname) {
+    existing = guestLinks.find((l) => l.name === v.ifname)
+    if (existing && !same(parseMark(existing.alias))) {
+      const m = parseMark(existing.alias)
+      throw conflict(
+        m ? `"${existing.name}" in ${netns.label} is plumb's ${m.op}, not a ${plan.op} of ${plan.parent.name}` : `"${existing.name}" already exists in ${netns.label} and is not plumb's`,
+        'choose another name with -i',
+      )
+    }
+  } else {
+    for (const l of guestLinks) {
+      if (!same(parseMark(l.alias))) continue
+      if ((await missingAddrs(guestNs, l.index, v.statics)).length === 0) existing = l
+    }
+  }
+  if (existing) {
+    const missing = await missingAddrs(guestNs, existing.index, v.statics)
+    if (missing.length) {
+      throw conflict(`${netns.label} ${existing.name} is already a ${plan.op} of ${plan.parent.name} without ${missing.map((m) => m.cidr).join(', ')}`, `add addresses with plumb set-ip ${netns.label} ${existing.name} ...`)
+    }
+    result.interfaces.push({ name: existing.name, ...(existing.mac ? { mac: existing.mac } : {}), mtu: existing.mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
+    result.messages.push(`already so: ${netns.label} ${existing.name} is a ${plan.op} of ${plan.parent.name}; nothing changed`)
+    result.mark = existing.alias
+    return result
+  }
+
+  const ifname = v.ifname ?? firstFreeEth(guestLinks)
+  const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+  const mtu = v.mtu ?? plan.parent.mtu
+  const mark: OwnerMark = { v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity } }
+  const gw = formatReplacedGateways(gateways)
+  if (gw) mark.gw = gw
+  const alias = formatMark(mark)
+
+  return runTx(opts, async (tx) => {
+    await tx.step(
+      `ip link add ${ifname} link ${plan.parent.name} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''} ${plan.ipType}`,
+      () => plan.create(ifname, mtu, alias),
+      {
+        line: ipIn(netns, `link del ${ifname}`),
+        run: async () => {
+          const l = await guestNs.getLink(ifname)
+          if (l) await ignoreGone(guestNs.delLink(l.index))
+        },
+      },
+    )
+    const link = tx.dryRun ? undefined : await guestNs.getLink(ifname)
+    if (!tx.dryRun && !link) throw new PlumbError('FAILED', `the ${plan.op} "${ifname}" did not appear in ${netns.label}`)
+    if (link && link.alias !== alias) await guestNs.setLink(link.index, { alias })
+    result.interfaces.push({ name: ifname, ...(link?.mac ? { mac: link.mac } : {}), mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
+    await applyGuestConfig(tx, { netns, guestNs, ifname, index: link?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
+    if (v.ips.some((ip) => ip.kind === 'dhcp')) {
+      const { leaseInto } = await import('./dhcp.js')
+      await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
+    }
+    result.changed = true
+    result.mark = alias
+    result.plan = tx.lines
+    result.messages.push(`created ${plan.op} ${netns.label} ${ifname} on ${plan.parent.name}${v.statics.length ? `: ${v.statics.map((s) => s.cidr).join(', ')}` : ''}`)
+    return result
+  })
+}

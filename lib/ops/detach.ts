@@ -1,0 +1,129 @@
+// detach: undo plumb's work on a guest (links, OVS ports, DHCP clients, moved devices,
+// replaced default routes, then bridges and firewall rules left without plumb ports).
+// Idempotent, and it never touches what plumb did not make.
+
+import { conflict, usageError } from '../errors.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import { parseMark, validateIfname } from '../spec/index.js'
+import type { GuestRef, OwnerMark } from '../spec/index.js'
+import { ipIn, toGuestRef, withGuest } from './context.js'
+import type { CommonOptions, GuestContext } from './context.js'
+import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-config.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+import type { Tx } from './tx.js'
+
+export interface DetachOptions extends CommonOptions {
+  guest: string | GuestRef
+  /** one interface; or `all` */
+  ifname?: string
+  all?: boolean
+}
+
+export function validateDetach(o: DetachOptions): { guest: GuestRef; ifname?: string; all: boolean } {
+  const guest = toGuestRef(o.guest)
+  if (o.ifname !== undefined && o.all) throw usageError('give an interface or --all, not both')
+  if (o.ifname === undefined && !o.all) throw usageError('detach needs an interface name or --all', `e.g. plumb detach ${typeof o.guest === 'string' ? o.guest : 'GUEST'} eth1, or --all for everything plumb made there`)
+  return { guest, all: o.all ?? false, ...(o.ifname !== undefined ? { ifname: validateIfname(o.ifname) } : {}) }
+}
+
+export const isGuestMark = (m: OwnerMark | undefined): m is OwnerMark => m !== undefined && (m.role === 'guest' || m.role === 'moved')
+
+export async function detach(opts: DetachOptions): Promise<OpResult> {
+  const v = validateDetach(opts)
+  return withGuest(v.guest, { ...opts, allowHost: opts.allowHost ?? v.guest.kind === 'host' }, async (ctx) => {
+    const { netns, guestNs } = ctx
+    const result = emptyResult('detach', netns.label, opts.dryRun ?? false)
+    const links = await guestNs.getLinks()
+    let targets: LinkInfo[]
+    if (v.ifname) {
+      const link = links.find((l) => l.name === v.ifname)
+      if (!link) {
+        result.messages.push(`nothing to detach: no "${v.ifname}" in ${netns.label} (already detached)`)
+        return result
+      }
+      if (!isGuestMark(parseMark(link.alias))) {
+        throw conflict(`"${v.ifname}" in ${netns.label} is not plumb's: plumb never deletes what it did not create`, `see plumb's interfaces there: plumb ls ${netns.label}`)
+      }
+      targets = [link]
+    } else {
+      targets = links.filter((l) => isGuestMark(parseMark(l.alias)))
+    }
+    if (targets.length === 0) {
+      result.messages.push(`nothing to detach: plumb made nothing in ${netns.label}`)
+      return result
+    }
+    return runTx(opts, async (tx) => {
+      const bridges = new Set<string>()
+      for (const link of targets) {
+        const mark = parseMark(link.alias)!
+        await teardownLink(tx, ctx, link, mark, result)
+        if (mark.bridge) bridges.add(mark.bridge)
+      }
+      for (const bridge of bridges) await cleanupBridge(tx, ctx.hostNs, bridge, result)
+      result.plan = tx.lines
+      result.changed = true
+      result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
+      return result
+    })
+  })
+}
+
+/** Remove one plumb link from a guest, with what hangs off it. */
+export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, mark: OwnerMark, result: OpResult): Promise<void> {
+  const { netns, hostNs, guestNs } = ctx
+  const ip = (args: string): string => ipIn(netns, args)
+  result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: netns.label, kind: link.kind ?? 'device', ...(mark.peer ? { peer: mark.peer } : {}) })
+
+  const dhcp = await import('./dhcp.js')
+  await dhcp.stopLeaseOf(tx, netns, link.name, result)
+
+  if (mark.op === 'ovs-port' && mark.peer) {
+    const peer = mark.peer
+    const ovs = await import('../ovs/index.js')
+    await tx.step(`ovs-vsctl --if-exists del-port ${peer}`, () => ovs.delPort(peer))
+  }
+  if (mark.role === 'moved') {
+    // move-dev: give the device back to the host under its old name.
+    const orig = mark.extra?.orig ?? mark.peer ?? link.name
+    const hostFd = await (await import('../target/index.js')).resolveGuest({ kind: 'host' }, { allowHost: true })
+    try {
+      await tx.step(ip(`link set ${link.name} down`), () => guestNs.setLink(link.index, { up: false }))
+      await tx.step(ip(`link set ${link.name} netns 1 name ${orig}`), () => guestNs.setLink(link.index, { nsFd: hostFd.fd, name: orig, alias: mark.extra?.alias ?? '' }))
+      if (mark.extra?.up === '1') {
+        await tx.step(`ip link set ${orig} up`, async () => {
+          const back = await hostNs.getLink(orig)
+          if (back) await hostNs.setLink(back.index, { up: true })
+        })
+      }
+    } finally {
+      hostFd.close()
+    }
+  } else {
+    // Deleting one end of a veth deletes both; a macvlan/vlan child goes alone.
+    await tx.step(ip(`link del ${link.name}`), () => ignoreGone(guestNs.delLink(link.index)))
+  }
+  for (const old of parseReplacedGateways(mark.gw)) {
+    await tx.step(ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`), async () => {
+      if (await restoreDefaultRoute(guestNs, old.family, old)) result.messages.push(`restored the IPv${old.family} default route${old.gateway ? ` via ${old.gateway}` : ''}`)
+    })
+  }
+}
+
+/** A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is deleted. */
+export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
+  const br = await hostNs.getLink(bridge)
+  const links = await hostNs.getLinks()
+  const ports = br ? links.filter((l) => l.master === br.index) : []
+  if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return
+  const fw = await import('../firewall/index.js')
+  await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
+    const removed = await fw.removeRules(bridge)
+    if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
+  })
+  if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
+    await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
+    result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
+  }
+}

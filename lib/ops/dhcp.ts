@@ -1,0 +1,117 @@
+// dhcp: a real DHCP client inside the guest's netns, supervised for the guest's life; also the
+// `dhcp` IP spec of the link commands, and the lease teardown detach runs.
+
+import { notFound, usageError } from '../errors.js'
+import { validateIfname } from '../spec/index.js'
+import type { GuestRef } from '../spec/index.js'
+import type { Netns } from '../target/index.js'
+import { ipIn, toGuestRef, withGuest } from './context.js'
+import type { CommonOptions, GuestContext } from './context.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+import type { Tx } from './tx.js'
+
+export type DhcpClient = 'auto' | 'udhcpc' | 'dhclient' | 'dhcpcd'
+
+export interface DhcpLeaseOptions {
+  client?: DhcpClient
+  /** seconds to wait for a lease; default 10 */
+  timeout?: number
+  hostname?: string
+  /** write the offered DNS servers into the guest's own /etc/resolv.conf */
+  resolv?: boolean
+}
+
+export interface DhcpOptions extends CommonOptions, DhcpLeaseOptions {
+  guest: string | GuestRef
+  ifname: string
+  /** send a DHCPRELEASE, stop the client, remove the address */
+  release?: boolean
+}
+
+const CLIENTS: DhcpClient[] = ['auto', 'udhcpc', 'dhclient', 'dhcpcd']
+
+export function validateDhcp(o: DhcpOptions) {
+  const client = o.client ?? 'auto'
+  if (!CLIENTS.includes(client)) throw usageError(`unknown DHCP client "${client}"`, `one of ${CLIENTS.join(', ')}`)
+  if (o.timeout !== undefined && !(Number.isFinite(o.timeout) && o.timeout > 0 && o.timeout <= 3600)) {
+    throw usageError(`--timeout must be a number of seconds between 0 and 3600, not "${o.timeout}"`)
+  }
+  if (o.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(o.hostname)) {
+    throw usageError(`"${o.hostname}" is not a valid hostname`, 'letters, digits and dashes, dot-separated')
+  }
+  return { guest: toGuestRef(o.guest), ifname: validateIfname(o.ifname), client }
+}
+
+function startOptions(netns: Netns, ifname: string, o: DhcpLeaseOptions) {
+  const mnt = netns.pid !== undefined ? `/proc/${netns.pid}/ns/mnt` : undefined
+  if (o.resolv && !mnt) throw usageError(`--resolv needs a guest with its own filesystem (a container or pid:N); ${netns.label} has none`)
+  return {
+    nsPath: netns.path,
+    guestLabel: netns.label,
+    stateKey: netns.key,
+    ifname,
+    client: o.client ?? 'auto',
+    timeoutSec: o.timeout ?? 10,
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    resolv: o.resolv && mnt ? { mntNsPath: mnt } : (false as const),
+    watch: { ...(netns.pid !== undefined ? { pid: netns.pid } : {}), path: netns.path },
+  }
+}
+
+/** The `dhcp` IP spec inside a link op's transaction: a failure rolls the new interface back. */
+export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: DhcpLeaseOptions, result: OpResult): Promise<void> {
+  const dhcp = await import('../dhcp/index.js')
+  const start = startOptions(ctx.netns, ifname, o)
+  const lease = await tx.step(
+    ipIn(ctx.netns, `# dhcp: ${dhcp.dhcpArgv(start).join(' ')}`),
+    () => dhcp.startDhcp(start),
+    { line: `# stop the DHCP client of ${ctx.netns.label} ${ifname}`, run: () => dhcp.stopDhcp({ stateKey: ctx.netns.key, ifname, release: true }) },
+  )
+  if (lease) {
+    result.lease = lease
+    result.ips.push({ address: `${lease.address}/${lease.prefix}`, ...(lease.router ? { gateway: lease.router } : {}), interface: result.interfaces.findIndex((i) => i.name === ifname) })
+    result.messages.push(`DHCP lease ${lease.address}/${lease.prefix}${lease.router ? ` via ${lease.router}` : ''} from ${lease.server ?? '?'} for ${lease.leaseTime} s (${lease.client}, pid ${lease.pid}, renewed for the guest's life)`)
+  }
+}
+
+/** detach: release the lease and stop the client of this interface, if there is one. */
+export async function stopLeaseOf(tx: Tx, netns: Netns, ifname: string, result: OpResult): Promise<void> {
+  const dhcp = await import('../dhcp/index.js')
+  const leases = await dhcp.listLeases()
+  if (!leases.some((l) => l.stateKey === netns.key && l.ifname === ifname)) return
+  await tx.step(`# release the DHCP lease of ${netns.label} ${ifname} and stop its client`, () => dhcp.stopDhcp({ stateKey: netns.key, ifname, release: true }))
+  result.messages.push(`released the DHCP lease on ${ifname}`)
+}
+
+export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
+  const v = validateDhcp(opts)
+  return withGuest(v.guest, opts, async (ctx) => {
+    const result = emptyResult(opts.release ? 'dhcp --release' : 'dhcp', ctx.netns.label, opts.dryRun ?? false)
+    const link = await ctx.guestNs.getLink(v.ifname)
+    if (!link) throw notFound(`no interface "${v.ifname}" in ${ctx.netns.label}`, `create one first, e.g. plumb attach-veth ${ctx.netns.label} BRIDGE dhcp`)
+    result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: link.kind ?? 'device' })
+    const mod = await import('../dhcp/index.js')
+    const existing = (await mod.listLeases()).find((l) => l.stateKey === ctx.netns.key && l.ifname === v.ifname)
+    return runTx(opts, async (tx) => {
+      if (opts.release) {
+        if (!existing) {
+          result.messages.push(`no DHCP client runs for ${ctx.netns.label} ${v.ifname}: nothing to release`)
+          return result
+        }
+        await stopLeaseOf(tx, ctx.netns, v.ifname, result)
+        result.changed = true
+      } else if (existing && existing.alive !== false) {
+        result.lease = existing
+        result.messages.push(`already leased: ${ctx.netns.label} ${v.ifname} has ${existing.address ?? '?'} (client pid ${existing.pid}); nothing changed`)
+      } else {
+        if (!link.up) await tx.step(ipIn(ctx.netns, `link set ${v.ifname} up`), () => ctx.guestNs.setLink(link.index, { up: true }))
+        await leaseInto(tx, ctx, v.ifname, opts, result)
+        result.changed = true
+      }
+      result.plan = tx.lines
+      return result
+    })
+  })
+}

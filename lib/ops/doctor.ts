@@ -1,0 +1,109 @@
+// doctor: what this host supports, each check with a verdict and, where it fails, the fix.
+
+import { access, readFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+
+export interface DoctorCheck {
+  name: string
+  ok: boolean
+  /** ok, or what is missing */
+  detail: string
+  /** how to fix it, when not ok */
+  hint?: string
+  /** informational: a missing optional piece is not a failure of the host */
+  optional?: boolean
+}
+
+export interface DoctorReport {
+  ok: boolean
+  checks: DoctorCheck[]
+}
+
+async function onPath(bin: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    try {
+      await access(`${dir}/${bin}`, constants.X_OK)
+      return `${dir}/${bin}`
+    } catch {
+      /* next */
+    }
+  }
+  return undefined
+}
+
+export async function doctor(): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = []
+  const add = (c: DoctorCheck): void => void checks.push(c)
+
+  const root = process.geteuid?.() === 0
+  add({ name: 'privileges', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { hint: 'plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run it with sudo' }) })
+
+  const kernel = await import('../kernel/index.js')
+  try {
+    const fd = kernel.openNetnsFd('/proc/self/ns/net')
+    try {
+      const h = kernel.openHandleIn(fd, 'self')
+      h.close()
+    } finally {
+      kernel.closeFd(fd)
+    }
+    add({ name: 'setns addon', ok: true, detail: 'loaded; netlink sockets can be opened inside a guest netns' })
+  } catch (err) {
+    add({ name: 'setns addon', ok: false, detail: (err as Error).message, hint: 'rebuild it: npm rebuild (needs g++, make, python3)' })
+  }
+
+  for (const kind of ['veth', 'bridge', 'macvlan', 'vlan', 'vxlan', 'ipvlan', 'dummy'] as const) {
+    const res = await kernel.probeLinkKind(kind)
+    const essential = kind === 'veth' || kind === 'bridge'
+    add({
+      name: `link kind ${kind}`,
+      ok: res,
+      detail: res ? 'supported' : 'not in this kernel',
+      ...(res ? {} : { hint: kind === 'vlan' ? 'plumb vlan on a NIC needs 8021q; OVS access ports (plumb ovs-port --tag) work without it' : `needs the kernel's ${kind} support` }),
+      ...(essential ? {} : { optional: true }),
+    })
+  }
+
+
+  const ovs = await import('../ovs/index.js')
+  const o = await ovs.ovsAvailable().catch((err: Error) => ({ ok: false, reason: err.message }) as { ok: boolean; version?: string; reason?: string })
+  add({ name: 'Open vSwitch', ok: o.ok, detail: o.ok ? `ovs-vsctl ${o.version ?? ''} reachable` : (o.reason ?? 'unavailable'), optional: true, ...(o.ok ? {} : { hint: 'apt-get install openvswitch-switch; /usr/share/openvswitch/scripts/ovs-ctl start' }) })
+  const ovsModule = await access('/sys/module/openvswitch').then(() => true, () => false)
+  add({ name: 'OVS datapath', ok: true, detail: ovsModule ? 'kernel datapath (openvswitch module loaded)' : 'no openvswitch kernel module: plumb creates bridges with the userspace datapath (datapath_type=netdev)', optional: true })
+
+  const dhcp = await import('../dhcp/index.js')
+  const clients = await dhcp.detectClients().catch(() => ({}) as Record<string, string | undefined>)
+  const found = Object.entries(clients).filter(([, p]) => p)
+  add({ name: 'DHCP clients', ok: found.length > 0, detail: found.length ? found.map(([n, p]) => `${n} (${p})`).join(', ') : 'none', optional: true, ...(found.length ? {} : { hint: 'apt-get install udhcpc (or isc-dhcp-client)' }) })
+
+  const nsenter = await onPath('nsenter')
+  add({ name: 'nsenter', ok: !!nsenter, detail: nsenter ?? 'missing (plumb exec and DHCP need it)', ...(nsenter ? {} : { hint: 'apt-get install util-linux' }) })
+
+  const target = await import('../target/index.js')
+  const docker = await target.engineStatus('docker')
+  add({ name: 'Docker', ok: docker.ok, detail: docker.detail, optional: true, ...(docker.ok ? {} : { hint: 'start dockerd (or set DOCKER_HOST=unix://...)' }) })
+  const podman = await target.engineStatus('podman')
+  add({ name: 'Podman', ok: podman.ok, detail: podman.detail, optional: true })
+
+  const brnf = await readFile('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').then((s) => s.trim() === '1', () => false)
+  if (brnf) {
+    const fw = await import('../firewall/index.js')
+    const rules = await fw.plannedRules('plumb-doctor')
+    const drop = rules.length > 0
+    add({
+      name: 'br_netfilter + FORWARD',
+      ok: true,
+      detail: drop ? `br_netfilter is on and the FORWARD policy is DROP: plumb adds an ACCEPT rule per bridge in ${rules[0]!.chain} (--no-firewall to opt out)` : 'br_netfilter is on; FORWARD does not drop',
+    })
+  } else {
+    add({ name: 'br_netfilter + FORWARD', ok: true, detail: 'br_netfilter off: bridged traffic does not traverse iptables' })
+  }
+  return { ok: checks.every((c) => c.ok || c.optional), checks }
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  return [
+    ...r.checks.map((c) => `${c.ok ? 'ok  ' : c.optional ? 'info' : 'FAIL'}  ${c.name}: ${c.detail}${!c.ok && c.hint ? `\n      hint: ${c.hint}` : ''}`),
+    r.ok ? 'plumb can work on this host' : 'plumb cannot work fully on this host: see FAIL above',
+  ].join('\n')
+}

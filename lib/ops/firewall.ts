@@ -1,0 +1,23 @@
+// The firewall steps of an attach: plan (read) before the transaction, apply inside it.
+
+import { addRule, plannedRules, removeRules, ruleLine } from '../firewall/index.js'
+import type { FirewallRule } from '../firewall/index.js'
+import type { Tx } from './tx.js'
+
+export type PlannedRule = FirewallRule & { present: boolean }
+
+export function plannedFirewall(bridge: string): Promise<PlannedRule[]> {
+  return plannedRules(bridge)
+}
+
+export async function ensureFirewall(tx: Tx, rules: PlannedRule[], result: { messages: string[]; firewall?: unknown }): Promise<void> {
+  const added: string[] = []
+  for (const rule of rules) {
+    if (rule.present) continue
+    await tx.step(ruleLine(rule, '-I'), () => addRule(rule), { line: ruleLine(rule, '-D'), run: () => removeRules(rule.bridge) })
+    added.push(`${rule.binary} ${rule.chain}`)
+  }
+  if (added.length) {
+    result.messages.push(`Docker's FORWARD policy is DROP: added an ACCEPT rule for bridge ${rules[0]!.bridge} (${added.join(', ')}); detach removes it with the bridge's last plumb port`)
+  }
+}

@@ -1,0 +1,122 @@
+// gc: remove plumb's leftovers whose guest is gone: stale OVS port rows, orphaned host ends,
+// DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark.
+
+import { openHostHandle } from '../kernel/index.js'
+import type { LinkInfo } from '../kernel/types.js'
+import { parseGuestRef, parseMark } from '../spec/index.js'
+import { resolveGuest } from '../target/index.js'
+import { ignoreGone } from './guest-config.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+
+export interface GcOptions {
+  dryRun?: boolean
+  log?: (line: string) => void
+}
+
+async function guestAlive(label: string | undefined): Promise<boolean> {
+  if (!label) return false
+  try {
+    const netns = await resolveGuest(parseGuestRef(label, { allowHostWord: true }), { allowHost: true })
+    netns.close()
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function gc(opts: GcOptions = {}): Promise<OpResult> {
+  const result = emptyResult('gc', 'host', opts.dryRun ?? false)
+  const hostNs = openHostHandle()
+  try {
+    const links = await hostNs.getLinks()
+    const alive = new Map<string, boolean>()
+    const isAlive = async (label: string | undefined): Promise<boolean> => {
+      const key = label ?? ''
+      if (!alive.has(key)) alive.set(key, await guestAlive(label))
+      return alive.get(key)!
+    }
+    const deadHostEnds: LinkInfo[] = []
+    const returned: LinkInfo[] = []
+    for (const l of links) {
+      const m = parseMark(l.alias)
+      if (!m) continue
+      if (m.role === 'host' && !(await isAlive(m.guest))) deadHostEnds.push(l)
+      // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
+      if (m.role === 'moved') returned.push(l)
+    }
+    let ovs: typeof import('../ovs/index.js') | undefined
+    let stalePorts: Array<{ name: string }> = []
+    try {
+      ovs = await import('../ovs/index.js')
+      if ((await ovs.ovsAvailable()).ok) {
+        const names = new Set(links.map((l) => l.name))
+        for (const p of await ovs.listPlumbPorts()) {
+          if (!names.has(p.name) || !(await isAlive(p.externalIds['plumb-guest']))) stalePorts.push(p)
+        }
+      } else {
+        ovs = undefined
+      }
+    } catch {
+      ovs = undefined
+      stalePorts = []
+    }
+    let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
+    let dhcpMod: typeof import('../dhcp/index.js') | undefined
+    try {
+      dhcpMod = await import('../dhcp/index.js')
+      leases = (await dhcpMod.listLeases()).filter((l) => l.alive === false)
+    } catch {
+      dhcpMod = undefined
+    }
+
+    return await runTx(opts, async (tx) => {
+      for (const l of deadHostEnds) {
+        await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
+        result.messages.push(`removed ${l.name}: its guest ${parseMark(l.alias)!.guest} is gone`)
+      }
+      for (const l of returned) {
+        const m = parseMark(l.alias)!
+        const orig = m.extra?.orig ?? l.name
+        const taken = orig !== l.name && links.some((x) => x.name === orig)
+        await tx.step(`ip link set ${l.name}${taken ? '' : ` name ${orig}`} alias '${m.extra?.alias ?? ''}'${m.extra?.up === '1' ? ' up' : ''}`, () =>
+          hostNs.setLink(l.index, { ...(taken ? {} : { name: orig }), alias: m.extra?.alias ?? '', ...(m.extra?.up === '1' ? { up: true } : {}) }),
+        )
+        result.messages.push(`gave ${orig} back to the host (its guest ${m.guest} is gone)`)
+      }
+      for (const p of stalePorts) {
+        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs!.delPort(p.name))
+        result.messages.push(`removed stale OVS port ${p.name}`)
+      }
+      for (const l of leases) {
+        await tx.step(`# stop the DHCP client of ${l.stateKey} ${l.ifname}`, () => dhcpMod!.stopDhcp({ stateKey: l.stateKey, ifname: l.ifname, release: false }))
+        result.messages.push(`cleaned the DHCP state of ${l.ifname} (${l.stateKey})`)
+      }
+      // Bridges and firewall rules left without any plumb port.
+      const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
+      const fw = await import('../firewall/index.js')
+      const ruleBridges = new Set((await fw.listRuleBridges()).map((r) => r.bridge))
+      const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
+      for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
+        const br = after.find((l) => l.name === name)
+        const ports = br ? after.filter((l) => l.master === br.index) : []
+        if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
+        if (ruleBridges.has(name)) {
+          await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
+          result.messages.push(`removed the firewall rule of bridge ${name}`)
+        }
+        if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
+          await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
+          result.messages.push(`deleted empty plumb bridge ${name}`)
+        }
+      }
+      result.changed = tx.lines.length > 0
+      result.plan = tx.lines
+      if (!result.changed) result.messages.push('nothing to collect: no leftovers of plumb on this host')
+      return result
+    })
+  } finally {
+    hostNs.close()
+  }
+}

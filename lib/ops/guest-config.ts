@@ -1,0 +1,192 @@
+// The guest side every link op ends with: addresses, gratuitous ARP, up, gateway and routes,
+// planned from a read of the guest first, then applied as undoable steps.
+
+import { conflict } from '../errors.js'
+import type { Family, NetHandle, RouteInfo } from '../kernel/types.js'
+import type { IpSpec, RouteSpec } from '../spec/index.js'
+import type { Netns } from '../target/index.js'
+import { ipIn } from './context.js'
+import type { Tx } from './tx.js'
+import type { OpResult } from './result.js'
+
+export type StaticIp = Extract<IpSpec, { kind: 'static' }>
+
+export interface GatewayPlan {
+  family: Family
+  gateway: string
+  onLink: boolean
+  /** the default route this one replaces (--replace-gateway), restored by detach */
+  replaces?: { gateway?: string; dev?: string }
+  /** already in place: nothing to do */
+  present: boolean
+}
+
+export const isStatic = (ip: IpSpec): ip is StaticIp => ip.kind === 'static'
+
+function defaultRoutes(routes: RouteInfo[], family: Family): RouteInfo[] {
+  return routes.filter((r) => r.family === family && r.dst === 'default' && r.table === 254)
+}
+
+/**
+ * Read phase: what each @GATEWAY means in this guest. An existing default route to another
+ * gateway is a conflict unless --replace-gateway; then it is recorded so detach restores it.
+ */
+export async function planGateways(
+  guestNs: NetHandle,
+  ips: StaticIp[],
+  ifname: string,
+  replaceGateway: boolean,
+): Promise<GatewayPlan[]> {
+  const wanted = ips.filter((ip) => ip.gateway !== undefined)
+  if (wanted.length === 0) return []
+  const seen = new Map<Family, StaticIp>()
+  for (const ip of wanted) {
+    const prev = seen.get(ip.family)
+    if (prev && prev.gateway !== ip.gateway) {
+      throw conflict(`two IPv${ip.family} gateways given (${prev.gateway} and ${ip.gateway})`, 'a guest has one default route per family: give @GATEWAY once')
+    }
+    seen.set(ip.family, ip)
+  }
+  const [routes, links] = await Promise.all([guestNs.getRoutes(), guestNs.getLinks()])
+  const nameOf = (index?: number): string | undefined => links.find((l) => l.index === index)?.name
+  const plans: GatewayPlan[] = []
+  for (const ip of seen.values()) {
+    const current = defaultRoutes(routes, ip.family)[0]
+    const plan: GatewayPlan = { family: ip.family, gateway: ip.gateway!, onLink: ip.gatewayOnLink, present: false }
+    if (current) {
+      const dev = nameOf(current.oif)
+      if (current.gateway === ip.gateway && dev === ifname) {
+        plan.present = true
+      } else if (!replaceGateway) {
+        throw conflict(
+          `the guest already has an IPv${ip.family} default route${current.gateway ? ` via ${current.gateway}` : ''}${dev ? ` dev ${dev}` : ''}`,
+          `pass --replace-gateway to replace it (detach restores it), or drop @${ip.gateway}`,
+        )
+      } else {
+        plan.replaces = { ...(current.gateway ? { gateway: current.gateway } : {}), ...(dev ? { dev } : {}) }
+      }
+    }
+    plans.push(plan)
+  }
+  return plans
+}
+
+/** The `gw` field of an owner mark: the default routes a plumb interface replaced. */
+export function formatReplacedGateways(plans: GatewayPlan[]): string | undefined {
+  const parts = plans
+    .filter((p) => p.replaces)
+    .map((p) => [p.family, p.replaces!.gateway ?? '', p.replaces!.dev ?? ''].join(','))
+  return parts.length ? parts.join(';') : undefined
+}
+
+export function parseReplacedGateways(text: string | undefined): Array<{ family: Family; gateway?: string; dev?: string }> {
+  if (!text) return []
+  return text.split(';').flatMap((part) => {
+    const [fam, gateway, dev] = part.split(',')
+    if (fam !== '4' && fam !== '6') return []
+    return [{ family: Number(fam) as Family, ...(gateway ? { gateway } : {}), ...(dev ? { dev } : {}) }]
+  })
+}
+
+export interface GuestConfig {
+  netns: Netns
+  guestNs: NetHandle
+  ifname: string
+  /** the interface's index in the guest; undefined only in dry-run */
+  index: number | undefined
+  ips: StaticIp[]
+  routes: RouteSpec[]
+  gateways: GatewayPlan[]
+  /** bring the interface up (and arm arp_notify first, so the kernel announces the address) */
+  up: boolean
+}
+
+const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
+
+/** Apply phase: addresses, arp_notify, up, gateways, routes; each step undoable. */
+export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult, ifIndexInResult: number): Promise<void> {
+  const { guestNs, ifname } = c
+  const idx = (): number => c.index!
+  const ip = (args: string): string => ipIn(c.netns, args)
+
+  for (const addr of c.ips) {
+    // IPv6 statics skip DAD (as `ip addr add ... nodad`): usable at once, like an IPv4 address.
+    await tx.step(
+      ip(`addr add ${addr.cidr} dev ${ifname}${addr.family === 6 ? ' nodad' : ''}`),
+      () => guestNs.addAddr(idx(), addr.cidr, { nodad: addr.family === 6 }),
+      { line: ip(`addr del ${addr.cidr} dev ${ifname}`), run: () => ignoreGone(guestNs.delAddr(idx(), addr.cidr)) },
+    )
+    result.ips.push({ address: addr.cidr, ...(addr.gateway ? { gateway: addr.gateway } : {}), interface: ifIndexInResult })
+  }
+  if (c.up) {
+    // arp_notify=1: the kernel sends the gratuitous ARP itself when the link comes up, instead
+    // of pipework's blocking `arping -c 1` (a full second per attach).
+    if (c.ips.some((a) => a.family === 4)) {
+      await tx.step(ip(`# sysctl net.ipv4.conf.${ifname}.arp_notify=1`), () => guestNs.setSysctl(`ipv4/conf/${ifname}/arp_notify`, '1'))
+    }
+    await tx.step(ip(`link set ${ifname} up`), () => guestNs.setLink(idx(), { up: true }))
+  }
+  for (const gw of c.gateways) {
+    if (gw.present) continue
+    if (gw.onLink) {
+      // A gateway outside the address's subnet is reachable through an on-link host route, as pipework did.
+      const dst = hostRoute(gw.family, gw.gateway)
+      await tx.step(
+        ip(`route replace ${dst} dev ${ifname} scope link`),
+        () => guestNs.addRoute({ family: gw.family, dst, oif: idx(), scope: 'link' }, { replace: true }),
+        { line: ip(`route del ${dst} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ family: gw.family, dst, oif: idx() })) },
+      )
+    }
+    const route = { family: gw.family, dst: 'default', gateway: gw.gateway, oif: c.index ?? 0 }
+    if (gw.replaces) {
+      const old = gw.replaces
+      await tx.step(ip(`route replace default via ${gw.gateway} dev ${ifname}`), () => guestNs.addRoute({ ...route, oif: idx() }, { replace: true }), {
+        line: ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`),
+        run: () => restoreDefaultRoute(guestNs, gw.family, old),
+      })
+    } else {
+      await tx.step(ip(`route add default via ${gw.gateway} dev ${ifname}`), () => guestNs.addRoute({ ...route, oif: idx() }), {
+        line: ip(`route del default via ${gw.gateway} dev ${ifname}`),
+        run: () => ignoreGone(guestNs.delRoute({ ...route, oif: idx() })),
+      })
+    }
+    result.routes.push({ dst: gw.family === 4 ? '0.0.0.0/0' : '::/0', gw: gw.gateway })
+  }
+  for (const r of c.routes) {
+    const line = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`
+    const spec = { family: r.family, dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) }
+    await tx.step(ip(`route add ${line}`), () => guestNs.addRoute({ ...spec, oif: idx() }), {
+      line: ip(`route del ${line}`),
+      run: () => ignoreGone(guestNs.delRoute({ ...spec, oif: idx() })),
+    })
+    result.routes.push({ dst: r.dst === 'default' ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })
+  }
+}
+
+/** Put back a default route plumb replaced (detach, or the rollback of a replace). */
+export async function restoreDefaultRoute(guestNs: NetHandle, family: Family, old: { gateway?: string; dev?: string }): Promise<boolean> {
+  const link = old.dev ? await guestNs.getLink(old.dev) : undefined
+  if (old.dev && !link) return false
+  await guestNs.addRoute(
+    { family, dst: 'default', ...(old.gateway ? { gateway: old.gateway } : {}), ...(link ? { oif: link.index } : {}) },
+    { replace: true },
+  )
+  return true
+}
+
+/** Undo steps tolerate what is already gone (the interface was deleted first, say). */
+export async function ignoreGone(p: Promise<unknown>): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'NOT_FOUND' || code === 'ENODEV' || code === 'ESRCH' || code === 'EADDRNOTAVAIL' || code === 'ENOENT') return
+    throw err
+  }
+}
+
+/** Idempotency: which of the wanted addresses are missing on the interface. */
+export async function missingAddrs(guestNs: NetHandle, index: number, ips: StaticIp[]): Promise<StaticIp[]> {
+  const have = await guestNs.getAddrs({ index })
+  return ips.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+}

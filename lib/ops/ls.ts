@@ -1,0 +1,204 @@
+// ls: what plumb made, found from its owner marks on the objects themselves (never a state file).
+
+import { openHandleIn, openHostHandle } from '../kernel/index.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import { parseGuestRef, parseMark } from '../spec/index.js'
+import type { GuestRef, OwnerMark } from '../spec/index.js'
+import { listContainers, resolveGuest } from '../target/index.js'
+import type { Netns } from '../target/index.js'
+import { readdir } from 'node:fs/promises'
+import { toGuestRef } from './context.js'
+import { isGuestMark } from './detach.js'
+
+export interface LsInterface {
+  name: string
+  op: string
+  kind: string
+  mac?: string
+  mtu: number
+  up: boolean
+  peer?: string
+  bridge?: string
+  parent?: string
+  addresses: string[]
+  routes: Array<{ dst: string; gw?: string }>
+  lease?: unknown
+  mark: string
+}
+
+export interface LsGuest {
+  guest: string
+  netns?: string
+  /** --net=container:X: whose netns this is */
+  sharedWith?: string
+  interfaces: LsInterface[]
+}
+
+export interface LsBridge {
+  name: string
+  /** created by plumb (and deleted by detach/gc when empty) */
+  plumbMade: boolean
+  ports: string[]
+  firewallRule: boolean
+}
+
+export interface LsResult {
+  guests: LsGuest[]
+  bridges: LsBridge[]
+  /** host ends whose guest is gone (gc removes them) */
+  orphans: string[]
+}
+
+export interface LsOptions {
+  guest?: string | GuestRef
+  allowHost?: boolean
+}
+
+async function guestInterfaces(netns: Netns, guestNs: NetHandle, leases: Map<string, unknown>): Promise<LsInterface[]> {
+  const links = await guestNs.getLinks()
+  const mine = links.filter((l) => isGuestMark(parseMark(l.alias)))
+  if (mine.length === 0) return []
+  const [addrs, routes] = await Promise.all([guestNs.getAddrs(), guestNs.getRoutes()])
+  return mine.map((l) => {
+    const m = parseMark(l.alias)!
+    const iface: LsInterface = {
+      name: l.name,
+      op: m.op,
+      kind: l.kind ?? 'device',
+      ...(l.mac ? { mac: l.mac } : {}),
+      mtu: l.mtu,
+      up: l.up,
+      ...(m.peer ? { peer: m.peer } : {}),
+      ...(m.bridge ? { bridge: m.bridge } : {}),
+      ...(m.extra?.parent ? { parent: m.extra.parent } : {}),
+      addresses: addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`),
+      routes: routes
+        .filter((r) => r.oif === l.index && r.table === 254 && r.protocol !== 'kernel')
+        .map((r) => ({ dst: r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })),
+      mark: l.alias!,
+    }
+    const lease = leases.get(`${netns.key}/${l.name}`)
+    if (lease) iface.lease = lease
+    return iface
+  })
+}
+
+async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<string, unknown>): Promise<LsGuest | undefined> {
+  let netns: Netns
+  try {
+    netns = await resolveGuest(ref, { allowHost })
+  } catch {
+    return undefined
+  }
+  const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
+  try {
+    const interfaces = await guestInterfaces(netns, guestNs, leases)
+    return {
+      guest: netns.label,
+      netns: netns.path,
+      ...(netns.container?.sharedWith ? { sharedWith: netns.container.sharedWith } : {}),
+      interfaces,
+    }
+  } finally {
+    guestNs.close()
+    netns.close()
+  }
+}
+
+async function loadLeases(): Promise<Map<string, unknown>> {
+  const map = new Map<string, unknown>()
+  try {
+    const { listLeases } = await import('../dhcp/index.js')
+    for (const l of await listLeases()) map.set(`${(l as { stateKey: string }).stateKey}/${(l as { ifname: string }).ifname}`, l)
+  } catch {
+    // no DHCP state: nothing to show
+  }
+  return map
+}
+
+export async function ls(opts: LsOptions = {}): Promise<LsResult> {
+  const leases = await loadLeases()
+  if (opts.guest !== undefined) {
+    const ref = toGuestRef(opts.guest)
+    const netns = await resolveGuest(ref, { allowHost: opts.allowHost ?? false })
+    netns.close()
+    const g = await inspectGuest(ref, opts.allowHost ?? false, leases)
+    return { guests: g ? [g] : [], bridges: [], orphans: [] }
+  }
+  const hostNs = openHostHandle()
+  try {
+    const hostLinks = await hostNs.getLinks()
+    // Candidate guests: those named by host-end marks, running containers, and ip netns names.
+    const candidates = new Map<string, GuestRef>()
+    const hostMarks: Array<{ link: LinkInfo; mark: OwnerMark }> = []
+    for (const l of hostLinks) {
+      const m = parseMark(l.alias)
+      if (!m) continue
+      hostMarks.push({ link: l, mark: m })
+      if (m.role === 'host' && m.guest) {
+        try {
+          candidates.set(m.guest, parseGuestRef(m.guest, { allowHostWord: true }))
+        } catch {
+          /* a mark from another version: skip */
+        }
+      }
+    }
+    for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
+    for (const name of await readdir('/run/netns').catch(() => [] as string[])) candidates.set(`netns:${name}`, { kind: 'netns', name })
+
+    const seenNs = new Set<string>()
+    const guests: LsGuest[] = []
+    for (const ref of candidates.values()) {
+      const g = await inspectGuest(ref, true, leases)
+      if (!g || g.interfaces.length === 0) continue
+      // Two names for one netns (a container and its netns path): list it once.
+      if (g.netns && seenNs.has(g.netns)) continue
+      if (g.netns) seenNs.add(g.netns)
+      guests.push(g)
+    }
+    const fw = await import('../firewall/index.js')
+    const rules = await fw.listRuleBridges().catch(() => [])
+    const bridges: LsBridge[] = []
+    const bridgeNames = new Set<string>()
+    for (const { link, mark } of hostMarks) {
+      if (mark.role === 'bridge') bridgeNames.add(link.name)
+      if (mark.role === 'host' && mark.bridge) bridgeNames.add(mark.bridge)
+    }
+    for (const name of bridgeNames) {
+      const br = hostLinks.find((l) => l.name === name)
+      if (!br) continue
+      bridges.push({
+        name,
+        plumbMade: parseMark(br.alias)?.role === 'bridge',
+        ports: hostLinks.filter((l) => l.master === br.index).map((l) => l.name),
+        firewallRule: rules.some((r) => r.bridge === name),
+      })
+    }
+    const liveGuests = new Set(guests.map((g) => g.guest))
+    const orphans = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && !liveGuests.has(mark.guest)).map(({ link }) => link.name)
+    return { guests, bridges, orphans }
+  } finally {
+    hostNs.close()
+  }
+}
+
+export function formatLs(r: LsResult): string {
+  const lines: string[] = []
+  if (r.guests.length === 0) lines.push('plumb made nothing here')
+  for (const g of r.guests) {
+    lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}`)
+    for (const i of g.interfaces) {
+      const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
+      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${i.peer ? ` peer ${i.peer}` : ''}${where}`)
+      for (const a of i.addresses) lines.push(`           inet ${a}`)
+      for (const rt of i.routes) lines.push(`           route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''}`)
+      if (i.lease) {
+        const l = i.lease as { address?: string; server?: string; leaseTime?: number; expiresAt?: string; client?: string; pid?: number }
+        lines.push(`           dhcp ${l.address ?? '?'} from ${l.server ?? '?'} lease ${l.leaseTime ?? '?'}s expires ${l.expiresAt ?? '?'} (${l.client ?? '?'} pid ${l.pid ?? '?'})`)
+      }
+    }
+  }
+  for (const b of r.bridges) lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
+  if (r.orphans.length) lines.push(`orphaned host ends (plumb gc removes them): ${r.orphans.join(' ')}`)
+  return lines.join('\n')
+}

@@ -1,0 +1,44 @@
+// macvlan: a macvlan child of a host NIC, born inside the guest.
+
+import { parseMacvlanMode, validateIfname } from '../spec/index.js'
+import type { GuestRef } from '../spec/index.js'
+import { validateLinkInput } from './attach-veth.js'
+import { createChildLink, hostParent } from './child-link.js'
+import { withGuest } from './context.js'
+import type { CommonOptions } from './context.js'
+import type { OpResult } from './result.js'
+import type { DhcpLeaseOptions } from './dhcp.js'
+
+export interface MacvlanOptions extends CommonOptions {
+  guest: string | GuestRef
+  /** the host NIC (never a bridge) */
+  parent: string
+  ips?: string[]
+  routes?: string[]
+  ifname?: string
+  mode?: string
+  mac?: string
+  mtu?: number | string
+  replaceGateway?: boolean
+  /** how the `dhcp` IP spec runs its client */
+  dhcp?: DhcpLeaseOptions
+}
+
+export function validateMacvlan(o: MacvlanOptions) {
+  return { ...validateLinkInput(o), parent: validateIfname(o.parent, 'parent interface'), mode: parseMacvlanMode(o.mode ?? 'bridge') }
+}
+
+export async function macvlan(opts: MacvlanOptions): Promise<OpResult> {
+  const v = validateMacvlan(opts)
+  return withGuest(v.guest, opts, async (ctx) => {
+    const parent = await hostParent(ctx, v.parent, 'macvlan')
+    return createChildLink(ctx, v, {
+      op: 'macvlan',
+      parent,
+      identity: { mode: v.mode },
+      ipType: `type macvlan mode ${v.mode}`,
+      create: (name, mtu, alias) =>
+        ctx.hostNs.createMacvlan({ name, parent: parent.index, nsFd: ctx.netns.fd, mode: v.mode, mtu, alias, ...(v.mac ? { mac: v.mac } : {}) }),
+    }, opts)
+  })
+}

@@ -1,0 +1,107 @@
+// move-dev: move a host interface into the guest (pipework's --direct-phys, CNI's host-device);
+// detach gives it back under its old name and state.
+
+import { conflict, notFound } from '../errors.js'
+import { formatMark, parseMark, validateIfname } from '../spec/index.js'
+import type { GuestRef, OwnerMark } from '../spec/index.js'
+import { resolveGuest } from '../target/index.js'
+import { validateLinkInput } from './attach-veth.js'
+import { ipIn, ipNetnsArg, withGuest } from './context.js'
+import type { CommonOptions } from './context.js'
+import { applyGuestConfig, formatReplacedGateways, planGateways } from './guest-config.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+import type { DhcpLeaseOptions } from './dhcp.js'
+
+export interface MoveDevOptions extends CommonOptions {
+  guest: string | GuestRef
+  /** the host interface to move */
+  device: string
+  ips?: string[]
+  routes?: string[]
+  /** its name in the guest (default: keep its name) */
+  ifname?: string
+  /** move it even if it carries the host's default route */
+  force?: boolean
+  replaceGateway?: boolean
+  /** how the `dhcp` IP spec runs its client */
+  dhcp?: DhcpLeaseOptions
+}
+
+export function validateMoveDev(o: MoveDevOptions) {
+  return { ...validateLinkInput(o), device: validateIfname(o.device, 'host interface') }
+}
+
+export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
+  const v = validateMoveDev(opts)
+  return withGuest(v.guest, opts, async (ctx) => {
+    const { netns, hostNs, guestNs } = ctx
+    const result = emptyResult('move-dev', netns.label, opts.dryRun ?? false)
+    const ifname = v.ifname ?? v.device
+    const guestLinks = await guestNs.getLinks()
+    const inGuest = guestLinks.find((l) => l.name === ifname)
+    const dev = await hostNs.getLink(v.device)
+    if (!dev && inGuest && parseMark(inGuest.alias)?.op === 'move-dev' && parseMark(inGuest.alias)?.extra?.orig === v.device) {
+      result.interfaces.push({ name: ifname, mtu: inGuest.mtu, netns: netns.label, kind: inGuest.kind ?? 'device' })
+      result.messages.push(`already moved: ${v.device} is ${netns.label} ${ifname}; nothing changed`)
+      return result
+    }
+    if (!dev) throw notFound(`no interface "${v.device}" on the host`, 'see the host\'s interfaces: ip link')
+    if (inGuest) throw conflict(`"${ifname}" already exists in ${netns.label}`, 'give the device another name in the guest with -i')
+    if (dev.kind === 'bridge') throw conflict(`"${v.device}" is a bridge; bridges can't change namespace`, `put the guest on it instead: plumb attach-veth ${netns.label} ${v.device}`)
+    const hostMark = parseMark(dev.alias)
+    if (hostMark) throw conflict(`"${v.device}" is plumb's own ${hostMark.op} ${hostMark.role} end, not a device to move`)
+    if (!opts.force) {
+      const routes = await hostNs.getRoutes()
+      if (routes.some((r) => r.dst === 'default' && r.oif === dev.index && r.table === 254)) {
+        throw conflict(`"${v.device}" carries the host's default route: moving it would cut the host off`, 'pass --force if you really mean it')
+      }
+    }
+    const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+    // What detach needs to give the device back as it was: its name, alias and state.
+    const mark: OwnerMark = {
+      v: 1,
+      role: 'moved',
+      op: 'move-dev',
+      guest: netns.label,
+      ifname,
+      extra: { orig: v.device, up: dev.up ? '1' : '0', ...(dev.alias ? { alias: dev.alias } : {}) },
+    }
+    const gw = formatReplacedGateways(gateways)
+    if (gw) mark.gw = gw
+    const alias = formatMark(mark)
+    const hostNetns = await resolveGuest({ kind: 'host' }, { allowHost: true })
+    try {
+      return await runTx(opts, async (tx) => {
+        // A move and a rename in one RTM_SETLINK: the device arrives under its guest name.
+        await tx.step(
+          `ip link set ${v.device} netns ${ipNetnsArg(netns)}${ifname !== v.device ? ` name ${ifname}` : ''}`,
+          () => hostNs.setLink(dev.index, { nsFd: netns.fd, name: ifname }),
+          {
+            line: ipIn(netns, `link set ${ifname} netns 1 name ${v.device}`),
+            run: async () => {
+              const l = await guestNs.getLink(ifname)
+              if (l) await guestNs.setLink(l.index, { nsFd: hostNetns.fd, name: v.device, alias: dev.alias ?? '' })
+            },
+          },
+        )
+        const moved = tx.dryRun ? undefined : await guestNs.getLink(ifname)
+        if (moved) await guestNs.setLink(moved.index, { alias })
+        result.interfaces.push({ name: ifname, ...(dev.mac ? { mac: dev.mac } : {}), mtu: dev.mtu, netns: netns.label, kind: dev.kind ?? 'device' })
+        await applyGuestConfig(tx, { netns, guestNs, ifname, index: moved?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
+        if (v.ips.some((ip) => ip.kind === 'dhcp')) {
+          const { leaseInto } = await import('./dhcp.js')
+          await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
+        }
+        result.changed = true
+        result.mark = alias
+        result.plan = tx.lines
+        result.messages.push(`moved ${v.device} into ${netns.label} as ${ifname}${v.statics.length ? `: ${v.statics.map((s) => s.cidr).join(', ')}` : ''}`)
+        return result
+      })
+    } finally {
+      hostNetns.close()
+    }
+  })
+}

@@ -1,0 +1,102 @@
+// set-ip: add (or with --del remove) addresses and routes on an interface already in the guest.
+
+import { notFound, usageError } from '../errors.js'
+import { formatMark, parseMark, validateIfname } from '../spec/index.js'
+import type { GuestRef } from '../spec/index.js'
+import { ipIn, withGuest } from './context.js'
+import type { CommonOptions } from './context.js'
+import { validateLinkInput } from './attach-veth.js'
+import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
+import { emptyResult } from './result.js'
+import type { OpResult } from './result.js'
+import { runTx } from './tx.js'
+
+export interface SetIpOptions extends CommonOptions {
+  guest: string | GuestRef
+  ifname: string
+  ips?: string[]
+  routes?: string[]
+  /** remove the given addresses (and their @gateway default routes) and routes instead */
+  del?: boolean
+  replaceGateway?: boolean
+}
+
+export function validateSetIp(o: SetIpOptions) {
+  const ifname = validateIfname(o.ifname, 'interface name')
+  const v = validateLinkInput({ guest: o.guest, ips: o.ips ?? [], routes: o.routes ?? [] })
+  if (v.ips.some((ip) => ip.kind === 'dhcp')) {
+    throw usageError('set-ip takes static addresses only', `for a DHCP lease run: plumb dhcp ${typeof o.guest === 'string' ? o.guest : 'GUEST'} ${ifname}`)
+  }
+  if (v.statics.length === 0 && v.routes.length === 0) throw usageError('set-ip needs at least one address or --route', 'e.g. plumb set-ip web eth1 198.18.0.10/24')
+  return { ...v, ifname }
+}
+
+export async function setIp(opts: SetIpOptions): Promise<OpResult> {
+  const v = validateSetIp(opts)
+  return withGuest(v.guest, opts, async ({ netns, guestNs }) => {
+    const result = emptyResult(opts.del ? 'set-ip --del' : 'set-ip', netns.label, opts.dryRun ?? false)
+    const link = await guestNs.getLink(v.ifname)
+    if (!link) throw notFound(`no interface "${v.ifname}" in ${netns.label}`, `see what is there: plumb exec ${netns.label} -- ip link`)
+    result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: netns.label, kind: link.kind ?? 'device' })
+    const ip = (args: string): string => ipIn(netns, args)
+
+    if (opts.del) {
+      const have = await guestNs.getAddrs({ index: link.index })
+      const present = v.statics.filter((s) => have.some((h) => h.address === s.address && h.prefix === s.prefix))
+      const routes = await guestNs.getRoutes()
+      return runTx(opts, async (tx) => {
+        for (const r of v.routes) {
+          const exists = routes.some((x) => x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
+          if (!exists) continue
+          const spec = { family: r.family, dst: r.dst, oif: link.index, ...(r.gateway ? { gateway: r.gateway } : {}) }
+          await tx.step(ip(`route del ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${v.ifname}`), () => guestNs.delRoute(spec), {
+            line: ip(`route add ${r.dst} dev ${v.ifname}`),
+            run: () => guestNs.addRoute(spec),
+          })
+        }
+        for (const s of present) {
+          if (s.gateway && routes.some((x) => x.dst === 'default' && x.gateway === s.gateway && x.oif === link.index)) {
+            const spec = { family: s.family, dst: 'default', gateway: s.gateway, oif: link.index }
+            await tx.step(ip(`route del default via ${s.gateway} dev ${v.ifname}`), () => ignoreGone(guestNs.delRoute(spec)), {
+              line: ip(`route add default via ${s.gateway} dev ${v.ifname}`),
+              run: () => guestNs.addRoute(spec),
+            })
+          }
+          await tx.step(ip(`addr del ${s.cidr} dev ${v.ifname}`), () => guestNs.delAddr(link.index, s.cidr), {
+            line: ip(`addr add ${s.cidr} dev ${v.ifname}`),
+            run: () => guestNs.addAddr(link.index, s.cidr, { nodad: s.family === 6 }),
+          })
+        }
+        result.plan = tx.lines
+        result.changed = tx.lines.length > 0
+        result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...v.routes.map((r) => `route ${r.dst}`)].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
+        return result
+      })
+    }
+
+    const missing = await missingAddrs(guestNs, link.index, v.statics)
+    const gateways = await planGateways(guestNs, v.statics, v.ifname, opts.replaceGateway ?? false)
+    const routes = await guestNs.getRoutes()
+    const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
+    return runTx(opts, async (tx) => {
+      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false }, result, 0)
+      // detach restores a default route this replaced, when the interface is plumb's.
+      const gw = formatReplacedGateways(gateways)
+      const mark = parseMark(link.alias)
+      if (gw && mark) {
+        const updated = formatMark({ ...mark, gw: [mark.gw, gw].filter(Boolean).join(';') })
+        await tx.step(ip(`link set ${v.ifname} alias '${updated}'`), () => guestNs.setLink(link.index, { alias: updated }), {
+          line: ip(`link set ${v.ifname} alias '${link.alias}'`),
+          run: () => guestNs.setLink(link.index, { alias: link.alias ?? '' }),
+        })
+      } else if (gw) {
+        result.messages.push(`note: ${v.ifname} is not plumb's, so detach cannot restore the replaced default route`)
+      }
+      result.plan = tx.lines
+      result.changed = tx.lines.length > 0
+      const added = [...missing.map((m) => m.cidr), ...newRoutes.map((r) => `route ${r.dst}`), ...gateways.filter((g) => !g.present).map((g) => `default via ${g.gateway}`)]
+      result.messages.push(result.changed ? `set on ${netns.label} ${v.ifname}: ${added.join(', ')}` : `already set on ${netns.label} ${v.ifname}; nothing changed`)
+      return result
+    })
+  })
+}

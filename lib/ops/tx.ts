@@ -1,0 +1,88 @@
+// The transaction every op runs in: steps apply in order, each pushes its inverse, and a
+// failure undoes the done steps in reverse and re-throws the original error (pyroute2 style).
+
+import { asPlumbError } from '../errors.js'
+
+export interface TxOptions {
+  /** render the steps as `ip`/`ovs-vsctl` lines and change nothing */
+  dryRun?: boolean
+  /** called with each step's line (and its time) as it runs: --verbose */
+  log?: (line: string) => void
+}
+
+interface Undo {
+  line: string
+  run: () => Promise<unknown>
+}
+
+export class Tx {
+  readonly dryRun: boolean
+  /** the lines of the steps done (or, in dry-run, planned) so far */
+  readonly lines: string[] = []
+  private readonly undos: Undo[] = []
+  private readonly log: ((line: string) => void) | undefined
+
+  constructor(opts: TxOptions = {}) {
+    this.dryRun = opts.dryRun ?? false
+    this.log = opts.log
+  }
+
+  /**
+   * One step. `line` is its iproute2/ovs-vsctl equivalent; `undo` (given the step's result)
+   * is pushed only once the step succeeded. In dry-run the step is recorded, not run, and
+   * `undefined` is returned: later steps must not need its result to be planned.
+   */
+  async step<T>(line: string, run: () => Promise<T>, undo?: { line: string; run: (result: T) => Promise<unknown> }): Promise<T> {
+    this.lines.push(line)
+    if (this.dryRun) return undefined as T
+    const started = this.log ? performance.now() : 0
+    const result = await run()
+    if (this.log) this.log(`${line}  (${(performance.now() - started).toFixed(1)} ms)`)
+    if (undo) this.undos.push({ line: undo.line, run: () => undo.run(result) })
+    return result
+  }
+
+  /** Register an inverse for something done outside step() (e.g. a resource acquired by a helper). */
+  onRollback(line: string, run: () => Promise<unknown>): void {
+    if (!this.dryRun) this.undos.push({ line, run })
+  }
+
+  /** Undo the done steps in reverse; returns what was undone (and what could not be). */
+  async rollback(): Promise<string[]> {
+    const report: string[] = []
+    while (this.undos.length > 0) {
+      const u = this.undos.pop()!
+      try {
+        await u.run()
+        report.push(u.line)
+        this.log?.(`rollback: ${u.line}`)
+      } catch (err) {
+        report.push(`${u.line}  (FAILED: ${asPlumbError(err).message})`)
+      }
+    }
+    return report
+  }
+
+  /** Forget the inverses: the transaction's work stays. */
+  commit(): void {
+    this.undos.length = 0
+  }
+}
+
+/**
+ * Run `body` as a transaction. On failure everything done is rolled back and the original
+ * error is re-thrown as a PlumbError (keeping its code) carrying what the rollback undid.
+ */
+export async function runTx<T>(opts: TxOptions, body: (tx: Tx) => Promise<T>): Promise<T> {
+  const tx = new Tx(opts)
+  try {
+    const result = await body(tx)
+    tx.commit()
+    return result
+  } catch (err) {
+    const rolledBack = await tx.rollback()
+    const perr = asPlumbError(err)
+    if (rolledBack.length > 0) perr.rolledBack = rolledBack
+    throw perr
+  }
+}

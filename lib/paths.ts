@@ -1,0 +1,30 @@
+// Where plumb's own files are: the package root, found by walking up from this module, so it
+// works from dist/lib/**.js (library) and from the one-file bundle dist/plumb.mjs (CLI) alike.
+
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+let root: string | undefined
+
+export function packageRoot(): string {
+  if (root) return root
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const pj = join(dir, 'package.json')
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'plumb') return (root = dir)
+      } catch {
+        /* not ours: keep walking */
+      }
+    }
+    const up = dirname(dir)
+    if (up === dir) throw new Error('cannot find the plumb package root')
+    dir = up
+  }
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version
+}
