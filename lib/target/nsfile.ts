@@ -1,0 +1,152 @@
+// Opening namespace files: an fd held for the op's life, checked to be a *network* namespace, and host detection.
+
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs'
+import { PlumbError, usageError } from '../errors.js'
+
+/** The inode the kernel gives the initial network namespace (PROC_NET_INIT_INO, fixed since Linux 3.8). */
+export const INIT_NET_INO = 0xeffffff9
+
+export interface NsId {
+  dev: number
+  ino: number
+}
+
+export interface OpenedNs extends NsId {
+  fd: number
+  path: string
+}
+
+let nsfsDevCache: number | undefined
+let hostCache: NsId | undefined
+
+/** st_dev shared by every nsfs inode (they all live on the one internal nsfs mount). */
+export function nsfsDev(): number {
+  nsfsDevCache ??= statSync('/proc/self/ns/net').dev
+  return nsfsDevCache
+}
+
+/**
+ * The host's netns identity: that of pid 1. Some sandboxes deny even root access to pid 1's
+ * ns links (EACCES, seen on the CI machines); plumb then runs in the host's netns itself, so
+ * our own netns stands in for it.
+ */
+export function hostNetnsId(): NsId {
+  if (hostCache) return hostCache
+  let st
+  try {
+    st = statSync('/proc/1/ns/net')
+  } catch {
+    st = statSync('/proc/self/ns/net')
+  }
+  hostCache = { dev: st.dev, ino: st.ino }
+  return hostCache
+}
+
+/** Inode of the host's network namespace (see hostNetnsId). */
+export function hostNetnsIno(): number {
+  return hostNetnsId().ino
+}
+
+/** The path to open for the host's netns: pid 1's, or our own where pid 1's is off limits. */
+export function hostNetnsPath(): string {
+  try {
+    closeSync(openSync('/proc/1/ns/net', constants.O_RDONLY))
+    return '/proc/1/ns/net'
+  } catch {
+    return '/proc/self/ns/net'
+  }
+}
+
+export function isHostNs(id: NsId): boolean {
+  const host = hostNetnsId()
+  if (id.dev === host.dev && id.ino === host.ino) return true
+  // The initial netns is the host's even when our pid 1 is itself in a container's netns.
+  return id.dev === nsfsDev() && id.ino === INIT_NET_INO
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code
+}
+
+export interface OpenNsErrors {
+  /** what is being opened, for messages: 'the network namespace of pid 12', 'container "web"' */
+  what: string
+  /** the error for a missing file (ENOENT/ESRCH) */
+  notFound: () => PlumbError
+}
+
+/**
+ * open(2) a namespace file O_RDONLY. O_NONBLOCK so that a FIFO given as a "path" cannot hang
+ * us; it means nothing for nsfs inodes. Node opens every fd O_CLOEXEC.
+ */
+export function openNsFile(path: string, errs: OpenNsErrors): OpenedNs {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (err) {
+    const code = errnoOf(err)
+    if (code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR') throw errs.notFound()
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new PlumbError('PERMISSION', `failed to open ${errs.what} "${path}": permission denied`, {
+        hint: 'run as root (plumb needs CAP_SYS_ADMIN and CAP_NET_ADMIN; opening another process\'s namespace also needs CAP_SYS_PTRACE)',
+        cause: err,
+      })
+    }
+    throw new PlumbError('FAILED', `failed to open ${errs.what} "${path}": ${(err as Error).message}`, { cause: err })
+  }
+  try {
+    const st = fstatSync(fd)
+    return { fd, path, dev: st.dev, ino: st.ino }
+  } catch (err) {
+    closeSync(fd)
+    throw new PlumbError('FAILED', `failed to stat ${errs.what} "${path}": ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * The namespace type of an open nsfs fd ('net', 'mnt', ...), or undefined if we cannot tell.
+ * Node has no ioctl(NS_GET_NSTYPE); instead: an fd opened through /proc/PID/ns/X reads back as
+ * 'X:[ino]', and an fd on a bind mount (ip netns, Docker's SandboxKey) has a mountinfo line
+ * whose root is 'X:[ino]'.
+ */
+export function nsTypeOf(ns: OpenedNs): string | undefined {
+  try {
+    const m = /^(\w+):\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${ns.fd}`))
+    if (m && Number(m[2]) === ns.ino) return m[1]
+  } catch {
+    /* fall through to mountinfo */
+  }
+  try {
+    const suffix = `:[${ns.ino}]`
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const root = line.split(' ')[3]
+      if (root?.endsWith(suffix)) return root.slice(0, -suffix.length)
+    }
+  } catch {
+    /* no /proc: cannot tell */
+  }
+  return undefined
+}
+
+/**
+ * Throws USAGE (closing the fd) unless `ns` is a network namespace: an nsfs inode (same st_dev
+ * as /proc/self/ns/net) whose type, where we can read it, is 'net'.
+ */
+export function assertNetNs(ns: OpenedNs, shownAs: string = ns.path): void {
+  const type = ns.dev === nsfsDev() ? nsTypeOf(ns) : 'not-nsfs'
+  if (type === undefined || type === 'net') return
+  closeQuietly(ns.fd)
+  const detail = type === 'not-nsfs' ? '' : ` (it is a ${type} namespace)`
+  throw usageError(
+    `"${shownAs}" is not a network namespace file${detail}`,
+    'give /proc/PID/ns/net, /run/netns/NAME or /var/run/docker/netns/ID; or name the guest as pid:N, netns:NAME or a container',
+  )
+}
+
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {
+    /* already closed */
+  }
+}
