@@ -35,7 +35,8 @@ export function parseEngineHost(value: string | undefined, engine: EngineName, e
   const v = value?.trim() ?? ''
   if (v === '') return { engine, socketPath: defaultSocket(engine, env) }
   const fromEnv = envVarOf(engine)
-  const m = /^unix:(?:\/\/)?(\/.*)$/.exec(v)
+  // unix:///abs or unix:/abs; not unix://host/... (that "host" would be a relative path).
+  const m = /^unix:(?:\/\/(\/.*)|(\/(?!\/).*))$/.exec(v)
   if (!m) {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v)?.[1]
     const why = scheme && scheme !== 'unix' ? `plumb only supports unix sockets, not ${scheme}://` : 'expected unix:///path/to/socket'
@@ -44,7 +45,7 @@ export function parseEngineHost(value: string | undefined, engine: EngineName, e
       `plumb opens the container's network namespace on this machine, so it talks to a local engine: set ${fromEnv}=unix://${defaultSocket(engine, env)} or unset it`,
     )
   }
-  const socketPath = m[1]!
+  const socketPath = (m[1] ?? m[2])!
   if (socketPath.length < 2 || socketPath.endsWith('/')) {
     throw usageError(`unsupported ${fromEnv} "${v}": "${socketPath}" is not a socket path`, `e.g. ${fromEnv}=unix://${defaultSocket(engine, env)}`)
   }
