@@ -110,6 +110,15 @@ async function byContainer(engine: EngineName, name: string, env: NodeJS.Process
     sharedWith = o?.name || owner
   }
   const opened = openContainerNs(info, shown)
+  if (opened.path.startsWith('/proc/')) {
+    // Opened through a pid, not the engine's bind mount: make sure that pid was still the
+    // container's when we opened it (it could have exited and the pid been reused meanwhile).
+    const now = await l.again(info.id).catch(() => undefined)
+    if (!now?.running || now.pid !== info.pid) {
+      closeQuietly(opened.fd)
+      throw notFound(`container "${shown}" is not running`, `it stopped while plumb was looking it up; start it: ${engine} start ${shown}`)
+    }
+  }
   return {
     opened,
     label: `${engine}:${shown}`,

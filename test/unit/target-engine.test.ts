@@ -36,9 +36,13 @@ const containers: Record<string, unknown> = {
   'pt-owner': running(ID_OWNER, 'pt-owner'),
   [ID_OWNER]: running(ID_OWNER, 'pt-owner'),
   'pt-side': running(ID_SIDE, 'pt-side', { mode: `container:${ID_OWNER}` }),
+  [ID_SIDE]: running(ID_SIDE, 'pt-side', { mode: `container:${ID_OWNER}` }),
   'pt-hostnet': running(ID_WEB, 'pt-hostnet', { mode: 'host', sandboxKey: '/proc/self/ns/net' }),
   'pt-sbx': running(ID_WEB, 'pt-sbx', { sandboxKey: '/run/pt-missing/netns/x' }),
   'pt-gone': running(ID_WEB, 'pt-gone', { pid: deadPid }),
+  // By name: pid = ours; by id (the re-check after opening /proc/PID/ns/net): another pid, as if it restarted.
+  'pt-reused': running('d'.repeat(64), 'pt-reused'),
+  ['d'.repeat(64)]: running('d'.repeat(64), 'pt-reused', { pid: deadPid }),
   'pt-stopped': { Id: ID_WEB, Name: '/pt-stopped', State: { Status: 'exited', Running: false, Pid: 0 }, HostConfig: { NetworkMode: 'none' }, NetworkSettings: { SandboxKey: '' } },
 }
 
@@ -144,6 +148,11 @@ test('a container that died between inspect and open is "not running"', async (t
   t.regex(err.message, /"pt-gone" is not running/)
 })
 
+test('a pid that stopped being the container\'s while we opened it is refused, fd closed', async (t) => {
+  const err = await fails(t, resolveGuest({ kind: 'container', engine: 'docker', name: 'pt-reused' }, { allowHost: true, env }), 'NOT_FOUND')
+  t.regex(err.message, /"pt-reused" is not running/)
+})
+
 test('a SandboxKey we cannot see falls back to /proc/PID/ns/net', async (t) => {
   const ns = await resolveGuest({ kind: 'container', engine: 'docker', name: 'pt-sbx' }, { allowHost: true, env })
   t.teardown(() => ns.close())
@@ -188,7 +197,7 @@ test('podman without a socket falls back to `podman inspect` on PATH', async (t)
   // A fake podman: shell builtins only (PATH holds nothing else); logs its argv.
   writeFileSync(
     join(bin, 'podman'),
-    `#!/bin/sh\necho "$@" >> ${bin}/argv\nif [ "$1 $2 $3 $4" = "inspect --type container pt-pod" ]; then echo '${json}'; exit 0; fi\necho "Error: no such container $4" >&2\nexit 125\n`,
+    `#!/bin/sh\necho "$@" >> ${bin}/argv\nif [ "$1 $2 $3 $4" = "inspect --type container pt-pod" ] || [ "$1 $2 $3 $4" = "inspect --type container ${ID_WEB}" ]; then echo '${json}'; exit 0; fi\necho "Error: no such container $4" >&2\nexit 125\n`,
   )
   chmodSync(join(bin, 'podman'), 0o755)
   const podEnv = { CONTAINER_HOST: `unix://${missing}`, PATH: bin }
