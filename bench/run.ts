@@ -1,0 +1,206 @@
+// Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
+// run side by side in alternating order on fresh guests, printed as ratios (the machines are
+// noisy: trust ratios, not absolute times). Root only. Usage: node dist/bench/run.js [--rounds N] [--library N]
+
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { attachVeth, macvlan, ovsPort, p2pLink } from '../lib/index.js'
+import { packageRoot } from '../lib/paths.js'
+
+const args = process.argv.slice(2)
+const opt = (name: string, dflt: number): number => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? Number(args[i + 1]) : dflt
+}
+const ROUNDS = opt('rounds', 10)
+const LIBRARY_N = opt('library', 100)
+const LINKS_N = opt('links', 50)
+const CLI = join(packageRoot(), 'dist', 'plumb.mjs')
+const CNI = '/usr/lib/cni/bridge'
+const tag = Math.random().toString(16).slice(2, 6)
+
+const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' })
+const quiet = (cmd: string): void => void spawnSync('sh', ['-c', cmd], { stdio: 'ignore' })
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+function timed(fn: () => void): number {
+  const t = process.hrtime.bigint()
+  fn()
+  return Number(process.hrtime.bigint() - t) / 1e6
+}
+async function timedAsync(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint()
+  await fn()
+  return Number(process.hrtime.bigint() - t) / 1e6
+}
+function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env, input?: string): void {
+  const r = spawnSync(cmd, argv, { env, input, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed: ${r.stderr || r.stdout}`)
+}
+
+// Guests are ip netns: creating one costs ~5 ms and no image, and plumb, ip and CNI all treat
+// a netns path exactly as they treat a container's SandboxKey.
+const guests: string[] = []
+function newGuest(): string {
+  const name = `pt-b${tag}${guests.length}`
+  sh(`ip netns add ${name}`)
+  guests.push(name)
+  return name
+}
+function cleanup(): void {
+  for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
+  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`]) quiet(`ip link del ${br}`)
+  quiet(`ovs-vsctl --if-exists del-br ptbo${tag}`)
+  quiet(`ip link del ptbm${tag}`)
+  for (const br of [`ptbp${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
+}
+process.on('exit', cleanup)
+
+const envNoCa = { ...process.env }
+delete envNoCa.NODE_EXTRA_CA_CERTS
+
+function cniConf(bridge: string, addr: string): string {
+  return JSON.stringify({
+    cniVersion: '0.4.0',
+    name: `ptb${tag}`,
+    type: 'bridge',
+    bridge,
+    isGateway: false,
+    ipMasq: false,
+    ipam: { type: 'static', addresses: [{ address: addr, gateway: '198.18.202.1' }], routes: [{ dst: '0.0.0.0/0' }] },
+  })
+}
+function cniAdd(guest: string, addr: string, ifname = 'eth1'): void {
+  run(CNI, [], { ...process.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: guest, CNI_NETNS: `/run/netns/${guest}`, CNI_IFNAME: ifname, CNI_PATH: '/usr/lib/cni' }, cniConf(`ptbc${tag}`, addr))
+}
+
+interface Row {
+  name: string
+  plumb: number
+  floor: number
+  cni?: number
+}
+const rows: Row[] = []
+const report = (label: string, a: number, b: number): string => `${label.padEnd(58)} ${a.toFixed(1).padStart(8)} ms vs ${b.toFixed(1).padStart(8)} ms  ratio ${(a / b).toFixed(2)}`
+
+async function oneShotAttach(): Promise<void> {
+  // Make sure the bridges exist and warm the page cache once.
+  sh(`ip link add ptbs${tag} type bridge && ip link set ptbs${tag} up`)
+  run('node', [CLI, 'attach-veth', `netns:${newGuest()}`, `ptbp${tag}`, '198.18.200.250/24'], envNoCa)
+  cniAdd(newGuest(), '198.18.202.250/24')
+  const p: number[] = [], pCa: number[] = [], s: number[] = [], c: number[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const [g1, g2, g3, g4] = [newGuest(), newGuest(), newGuest(), newGuest()]
+    const host = `ptbsh${tag}${i}`
+    const contenders: Array<() => void> = [
+      () => p.push(timed(() => run('node', [CLI, 'attach-veth', `netns:${g1}`, `ptbp${tag}`, `198.18.200.${i + 10}/24@198.18.200.1`], envNoCa))),
+      () => pCa.push(timed(() => run('node', [CLI, 'attach-veth', `netns:${g4}`, `ptbp${tag}`, `198.18.200.${i + 100}/24@198.18.200.1`]))),
+      () =>
+        s.push(
+          timed(() =>
+            run('sh', ['-c', `ip link add ${host} mtu 1500 master ptbs${tag} up type veth peer name eth1 netns ${g2} mtu 1500 && ip -n ${g2} -batch - <<EOF
+addr add 198.18.201.${i + 10}/24 dev eth1
+link set eth1 up
+route add default via 198.18.201.1
+EOF`]),
+          ),
+        ),
+      () => c.push(timed(() => cniAdd(g3, `198.18.202.${i + 10}/24`))),
+    ]
+    // Alternate the order each round so no contender always runs on a warmer machine.
+    const order = i % 2 ? contenders : [...contenders].reverse()
+    for (const f of order) f()
+  }
+  console.log(report('one-shot attach: plumb CLI vs shell floor (fused ip + ip -batch)', median(p), median(s)))
+  console.log(report('one-shot attach: plumb CLI vs CNI bridge plugin (static IPAM)', median(p), median(c)))
+  console.log(report('one-shot attach: plumb CLI with NODE_EXTRA_CA_CERTS vs without', median(pCa), median(p)))
+  rows.push({ name: 'one-shot attach-veth', plumb: median(p), floor: median(s), cni: median(c) })
+
+  if (existsSync('/usr/bin/time')) {
+    const g = newGuest()
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', CLI, 'attach-veth', `netns:${g}`, `ptbp${tag}`, '198.18.200.251/24'], { env: envNoCa, encoding: 'utf8' })
+    const kb = Number(r.stderr.trim().split('\n').pop())
+    console.log(`${'peak RSS of one one-shot attach-veth'.padEnd(58)} ${(kb / 1024).toFixed(1).padStart(8)} MB (target ≤ 80 MB)`)
+  }
+}
+
+async function libraryAttach(): Promise<void> {
+  const gs = Array.from({ length: LIBRARY_N }, () => newGuest())
+  const gc = Array.from({ length: LIBRARY_N }, () => newGuest())
+  const gp = Array.from({ length: LIBRARY_N }, () => newGuest())
+  const seq = await timedAsync(async () => {
+    for (const [i, g] of gs.entries()) await attachVeth({ guest: `netns:${g}`, bridge: `ptbp${tag}`, ips: [`198.18.203.${i + 1}/24`], firewall: false })
+  })
+  const par = await timedAsync(() => Promise.all(gp.map((g, i) => attachVeth({ guest: `netns:${g}`, bridge: `ptbp${tag}`, ips: [`198.18.204.${i + 1}/24`], firewall: false }))))
+  const cni = timed(() => {
+    for (const [i, g] of gc.entries()) cniAdd(g, `198.18.205.${i + 1}/24`)
+  })
+  console.log(report(`library: ${LIBRARY_N} attachVeth() in one process vs ${LIBRARY_N} CNI ADDs`, seq, cni))
+  console.log(report(`library: ${LIBRARY_N} attachVeth() concurrent vs ${LIBRARY_N} CNI ADDs`, par, cni))
+  rows.push({ name: `library ${LIBRARY_N} attaches`, plumb: seq, floor: cni })
+}
+
+async function linkMenu(): Promise<void> {
+  // A veth pair stands in for a physical NIC: one end is the macvlan parent.
+  sh(`ip link add ptbm${tag} type veth peer name ptbn${tag} && ip link set ptbm${tag} up && ip link set ptbn${tag} up`)
+  const haveOvs = spawnSync('ovs-vsctl', ['--timeout=2', 'show'], { stdio: 'ignore' }).status === 0
+  if (haveOvs) sh(`ovs-vsctl add-br ptbo${tag} -- set bridge ptbo${tag} datapath_type=netdev && ip link set ptbo${tag} up`)
+  const cases: Array<{ name: string; plumb: (g: string, g2: string, i: number) => string[]; floor: (g: string, g2: string, i: number) => string; lib: (g: string, g2: string, i: number) => Promise<unknown> } | undefined> = [
+    {
+      name: 'macvlan',
+      plumb: (g, _g2, i) => ['macvlan', `netns:${g}`, `ptbm${tag}`, `198.18.210.${i + 10}/24`],
+      floor: (g, _g2, i) => `ip link add eth1 link ptbm${tag} netns ${g} type macvlan mode bridge && ip -n ${g} -batch - <<EOF\naddr add 198.18.211.${i + 10}/24 dev eth1\nlink set eth1 up\nEOF`,
+      lib: (g, _g2, i) => macvlan({ guest: `netns:${g}`, parent: `ptbm${tag}`, ips: [`198.18.212.${i + 1}/24`] }),
+    },
+    {
+      name: 'p2p-link',
+      plumb: (g, g2) => ['p2p-link', `netns:${g}`, `netns:${g2}`, '--ip-a', '198.18.213.0/31', '--ip-b', '198.18.213.1/31'],
+      floor: (g, g2) => `ip link add eth1 netns ${g} type veth peer name eth1 netns ${g2} && ip -n ${g} -batch - <<EOF\naddr add 198.18.214.0/31 dev eth1\nlink set eth1 up\nEOF\nip -n ${g2} -batch - <<EOF\naddr add 198.18.214.1/31 dev eth1\nlink set eth1 up\nEOF`,
+      lib: (g, g2) => p2pLink({ a: `netns:${g}`, b: `netns:${g2}`, ipA: '198.18.215.0/31', ipB: '198.18.215.1/31' }),
+    },
+    haveOvs
+      ? {
+          name: 'ovs-port',
+          plumb: (g, _g2, i) => ['ovs-port', `netns:${g}`, `ptbo${tag}`, `198.18.216.${i + 10}/24`, '--tag', '10'],
+          floor: (g, _g2, i) => `ip link add ptbv${tag}${i} up type veth peer name eth1 netns ${g} && ovs-vsctl --may-exist add-port ptbo${tag} ptbv${tag}${i} tag=10 && ip -n ${g} -batch - <<EOF\naddr add 198.18.217.${i + 10}/24 dev eth1\nlink set eth1 up\nEOF`,
+          lib: (g, _g2, i) => ovsPort({ guest: `netns:${g}`, bridge: `ptbo${tag}`, ips: [`198.18.218.${i + 1}/24`], tag: 10 }),
+        }
+      : undefined,
+  ]
+  for (const c of cases) {
+    if (!c) continue
+    const p: number[] = [], s: number[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      const [a, b, x, y] = [newGuest(), newGuest(), newGuest(), newGuest()]
+      const order = [() => p.push(timed(() => run('node', [CLI, ...c.plumb(a, b, i)], envNoCa))), () => s.push(timed(() => run('sh', ['-c', c.floor(x, y, i)])))]
+      for (const f of i % 2 ? order : [...order].reverse()) f()
+    }
+    console.log(report(`one-shot ${c.name}: plumb CLI vs shell floor`, median(p), median(s)))
+    const pairs = Array.from({ length: LINKS_N }, () => [newGuest(), newGuest()] as const)
+    const lib = await timedAsync(async () => {
+      for (const [i, [a, b]] of pairs.entries()) await c.lib(a, b, i)
+    })
+    const fl = Array.from({ length: LINKS_N }, () => [newGuest(), newGuest()] as const)
+    const floor = timed(() => {
+      for (const [i, [a, b]] of fl.entries()) run('sh', ['-c', c.floor(a, b, i + 100)])
+    })
+    console.log(report(`library: ${LINKS_N} × ${c.name} in one process vs ${LINKS_N} shell floors`, lib, floor))
+    rows.push({ name: `one-shot ${c.name}`, plumb: median(p), floor: median(s) })
+    for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
+  }
+}
+
+console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
+try {
+  await oneShotAttach()
+  await libraryAttach()
+  for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
+  await linkMenu()
+} finally {
+  cleanup()
+}
+writeFileSync('/tmp/plumb-bench.json', JSON.stringify(rows, null, 2))
