@@ -1,0 +1,54 @@
+// Runs the built CLI (dist/plumb.mjs) as a user would, for tests of argv parsing, output and exit codes.
+
+import { execa } from 'execa'
+import { fileURLToPath } from 'node:url'
+
+/** dist/test/helpers/cli.js -> dist/plumb.mjs (PLUMB_BIN overrides, e.g. to test an installed copy). */
+export const PLUMB_BIN = process.env.PLUMB_BIN ?? fileURLToPath(new URL('../../plumb.mjs', import.meta.url))
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  /** with --json: stdout parsed, or (for errors) the JSON object on stderr; undefined if neither parses */
+  // Shapes differ per command; tests assert on fields, so keep this loose.
+  json?: any
+}
+
+function parseJson(text: string): unknown {
+  const s = text.trim()
+  if (!s) return undefined
+  try {
+    return JSON.parse(s)
+  } catch {
+    // stderr may carry verbose lines before the error object: take the last line that parses.
+    for (const line of s.split('\n').reverse()) {
+      if (!line.startsWith('{')) continue
+      try {
+        return JSON.parse(line)
+      } catch {
+        /* keep looking */
+      }
+    }
+    return undefined
+  }
+}
+
+/** `node dist/plumb.mjs ...args`, never throwing on a non-zero exit. */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; timeout?: number } = {}): Promise<CliResult> {
+  const res = await execa(process.execPath, [PLUMB_BIN, ...args], {
+    reject: false,
+    timeout: opts.timeout ?? 60_000,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+  })
+  const stdout = String(res.stdout ?? '')
+  const stderr = String(res.stderr ?? '')
+  const result: CliResult = { exitCode: res.exitCode ?? -1, stdout, stderr }
+  if (args.includes('--json')) {
+    const json = parseJson(stdout) ?? parseJson(stderr)
+    if (json !== undefined) result.json = json
+  }
+  return result
+}

@@ -1,0 +1,107 @@
+// What the test machine offers (root, Docker, OVS, binaries) and unique `pt-` names for every test object.
+
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+
+/** The image scripts/testbed.sh builds: busybox with sh, ip, ping, udhcpc, sleep, nc, wget ... */
+export const TEST_IMAGE = 'plumb-test:busybox'
+/** IFNAMSIZ - 1: the kernel refuses longer interface names. */
+export const IFNAME_MAX = 15
+
+export const isRoot = process.getuid?.() === 0
+
+/** The minimal slice of ava's ExecutionContext the helpers need (so helpers also work from hooks). */
+export interface Teardown {
+  teardown(fn: (() => Promise<void>) | (() => void)): void
+}
+
+function succeeds(cmd: string, args: string[], timeout = 15_000): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore', timeout })
+    return true
+  } catch {
+    return false
+  }
+}
+
+let dockerCache: boolean | undefined
+/**
+ * A Docker engine answers and has the test image. Sync (one `docker image inspect`, cached) so
+ * a test file can decide `const withDocker = hasDocker() ? test : test.skip` at load time.
+ */
+export function hasDocker(): boolean {
+  dockerCache ??= hasBinary('docker') && succeeds('docker', ['image', 'inspect', '--format', '{{.Id}}', TEST_IMAGE])
+  return dockerCache
+}
+
+let ovsCache: boolean | undefined
+/** ovsdb answers (`ovs-vsctl show`). Bridges still need datapath_type=netdev here: no kernel module. */
+export function hasOvs(): boolean {
+  ovsCache ??= hasBinary('ovs-vsctl') && succeeds('ovs-vsctl', ['--timeout=2', 'show'], 5_000)
+  return ovsCache
+}
+
+const binCache = new Map<string, boolean>()
+/** An executable of that name on PATH (or in the sbin dirs a non-login root shell may lack). */
+export function hasBinary(name: string): boolean {
+  let found = binCache.get(name)
+  if (found === undefined) {
+    const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin']
+    found = dirs.some((dir) => {
+      if (!dir) return false
+      try {
+        accessSync(join(dir, name), constants.X_OK)
+        return true
+      } catch {
+        return false
+      }
+    })
+    binCache.set(name, found)
+  }
+  return found
+}
+
+/**
+ * A unique test name: `pt-` + 6 random hex chars + suffix (`pt` + hex + suffix with
+ * `{ dash: false }`, for names that can't take a dash). Throws if it would exceed 15 bytes,
+ * because the kernel would refuse it as an interface name.
+ */
+export function uniq(suffix = '', opts: { dash?: boolean } = {}): string {
+  const name = `${opts.dash === false ? 'pt' : 'pt-'}${randomBytes(3).toString('hex')}${suffix}`
+  const bytes = Buffer.byteLength(name)
+  if (bytes > IFNAME_MAX) throw new Error(`test name "${name}" is ${bytes} bytes, over the ${IFNAME_MAX}-byte interface name limit: shorten the suffix "${suffix}"`)
+  return name
+}
+
+const reported = new Set<string>()
+/**
+ * `test` when the condition holds, else `test.skip`, saying once why (ava prints skips without a reason).
+ *   const withDocker = testIf(isRoot && hasDocker(), 'needs root and dockerd with plumb-test:busybox')
+ */
+export function testIf(condition: boolean, reason: string): typeof test | typeof test.skip {
+  if (!condition && !reported.has(reason)) {
+    reported.add(reason)
+    console.error(`skipping: ${reason}`)
+  }
+  return condition ? test : test.skip
+}
+
+/** Poll until `check` returns a truthy value (returned), or throw after `timeout` ms: never a bare sleep. */
+export async function waitFor<T>(check: () => T | Promise<T>, opts: { timeout?: number; interval?: number; what?: string } = {}): Promise<NonNullable<T>> {
+  const { timeout = 5_000, interval = 50, what = 'condition' } = opts
+  const deadline = Date.now() + timeout
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v) return v as NonNullable<T>
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    await new Promise((r) => setTimeout(r, interval))
+  }
+}

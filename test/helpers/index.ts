@@ -1,0 +1,9 @@
+// The shared test helpers: import { makeNetns, makeContainer, snapshot, ping, runCli, ... } from '../helpers/index.js'.
+
+export * from './env.js'
+export * from './netns.js'
+export * from './docker.js'
+export * from './snapshot.js'
+export * from './cli.js'
+export * from './ping.js'
+export * from './process.js'
