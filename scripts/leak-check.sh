@@ -108,7 +108,8 @@ done < <(
 
 case $mode in
   save)
-    printf '%s\n' "${found[@]}" >"$file"
+    : >"$file"
+    ((${#found[@]} == 0)) || printf '%s\n' "${found[@]}" >"$file"
     echo "leak-check: recorded ${#found[@]} pre-existing item(s) in $file" >&2
     exit 0
     ;;
