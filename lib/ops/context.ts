@@ -50,6 +50,13 @@ export function ipIn(netns: Netns, args: string): string {
   return `nsenter --net=${netns.path} ip ${args}`
 }
 
+/** How a non-ip command run inside the guest is written in a plan. */
+export function inGuest(netns: Netns, cmd: string): string {
+  if (netns.isHost) return cmd
+  if (netns.ref.kind === 'netns') return `ip netns exec ${netns.ref.name} ${cmd}`
+  return `nsenter --net=${netns.path} ${cmd}`
+}
+
 /** The `netns X` argument of `ip link add ... netns X` for this guest. */
 export function ipNetnsArg(netns: Netns): string {
   if (netns.ref.kind === 'netns') return netns.ref.name

@@ -5,7 +5,7 @@ import { conflict } from '../errors.js'
 import type { Family, NetHandle, RouteInfo } from '../kernel/types.js'
 import type { IpSpec, RouteSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
-import { ipIn } from './context.js'
+import { inGuest, ipIn } from './context.js'
 import type { Tx } from './tx.js'
 import type { OpResult } from './result.js'
 
@@ -122,7 +122,7 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
     // arp_notify=1: the kernel sends the gratuitous ARP itself when the link comes up, instead
     // of pipework's blocking `arping -c 1` (a full second per attach).
     if (c.ips.some((a) => a.family === 4)) {
-      await tx.step(ip(`# sysctl net.ipv4.conf.${ifname}.arp_notify=1`), () => guestNs.setSysctl(`ipv4/conf/${ifname}/arp_notify`, '1'))
+      await tx.step(inGuest(c.netns, `sysctl -qw net.ipv4.conf.${ifname}.arp_notify=1`), () => guestNs.setSysctl(`ipv4/conf/${ifname}/arp_notify`, '1'))
     }
     await tx.step(ip(`link set ${ifname} up`), () => guestNs.setLink(idx(), { up: true }))
   }
