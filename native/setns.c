@@ -1,0 +1,240 @@
+/* The setns addon: run a synchronous JS callback with the calling thread inside another
+ * network namespace, so that sockets and files opened in the callback belong to that netns
+ * for life (Go's netns.Set + netlink.NewHandleAt, for Node). Plain node_api.h, no C++. */
+
+#define _GNU_SOURCE
+#include <node_api.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/sockios.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_GET_STRICT_CHK
+#define NETLINK_GET_STRICT_CHK 12
+#endif
+#ifndef SIOCGSKNS
+#define SIOCGSKNS 0x894C
+#endif
+
+/* errno names rather than strerror text: callers match on them and users grep for them. */
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOSYS: return "ENOSYS";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EUSERS: return "EUSERS";
+    default: return "EUNKNOWN";
+  }
+}
+
+/* Throws Error(`${what}: ${ENAME}: ${strerror}`) with .code = ENAME and .errno = -e. */
+static void throw_errno(napi_env env, const char *what, int e) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s: %s", what, errno_name(e), strerror(e));
+  napi_value code, text, err, num, sys;
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &sys);
+  napi_create_error(env, code, text, &err);
+  napi_create_int32(env, -e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_set_named_property(env, err, "syscall", sys);
+  napi_throw(env, err);
+}
+
+static int get_int_arg(napi_env env, napi_value v, const char *name, int32_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_int32(env, v, out) != napi_ok) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* withNetns(fd, fn): setns(fd), fn(), setns(back). The thread is restored even when fn
+ * throws; if restoring fails we abort(), since a main thread left in a guest's netns would
+ * silently create every later socket and file in the wrong place. */
+static napi_value with_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], global, result = NULL;
+  napi_valuetype t;
+  int32_t target;
+
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "withNetns(fd, fn) needs two arguments");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fn must be a function");
+    return NULL;
+  }
+
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    throw_errno(env, "open /proc/thread-self/ns/net", errno);
+    return NULL;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(self);
+    throw_errno(env, "setns", e);
+    return NULL;
+  }
+
+  napi_get_global(env, &global);
+  napi_status st = napi_call_function(env, global, argv[1], 0, NULL, &result);
+
+  if (setns(self, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(self);
+  /* on failure the callback's exception is pending and propagates to the caller */
+  return st == napi_ok ? result : NULL;
+}
+
+/* newNetns(): a fresh, empty network namespace, as an fd (it lives while the fd is open):
+ * unshare(CLONE_NEWNET) moves only the calling thread, which is then switched back. Used to
+ * probe link kinds without touching any real namespace. */
+static napi_value new_netns(napi_env env, napi_callback_info info) {
+  (void)info;
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    throw_errno(env, "open /proc/thread-self/ns/net", errno);
+    return NULL;
+  }
+  if (unshare(CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(self);
+    throw_errno(env, "unshare", e);
+    return NULL;
+  }
+  int fresh = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int e = errno;
+  if (setns(self, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(self);
+  if (fresh < 0) {
+    throw_errno(env, "open /proc/thread-self/ns/net", e);
+    return NULL;
+  }
+  napi_value out;
+  napi_create_int32(env, fresh, &out);
+  return out;
+}
+
+/* Whether socket fd lives in the same netns as the calling thread (SIOCGSKNS, Linux 4.9+).
+ * Returns 1 yes, 0 no, -1 unknown. */
+static int same_netns(int fd, const struct stat *here) {
+  int nsfd = ioctl(fd, SIOCGSKNS);
+  if (nsfd < 0) return -1;
+  struct stat st;
+  int r = fstat(nsfd, &st) == 0 ? (st.st_dev == here->st_dev && st.st_ino == here->st_ino) : -1;
+  close(nsfd);
+  return r;
+}
+
+/* tuneNetlinkSocket(port): the netlink package exposes no fd and no setsockopt, so find the
+ * NETLINK_ROUTE socket bound to `port` in the calling thread's netns among our own fds and
+ * turn on NETLINK_EXT_ACK (the kernel's error text) and NETLINK_GET_STRICT_CHK (filtered
+ * dumps). Port ids are unique per netns only, hence the netns check. Returns
+ * { fd, extAck, strictChk } or undefined when no such socket is found. */
+static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, undef;
+  int32_t port;
+
+  napi_get_undefined(env, &undef);
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "tuneNetlinkSocket(port) needs a port");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "port", &port) < 0) return NULL;
+
+  struct stat here;
+  int have_here = stat("/proc/thread-self/ns/net", &here) == 0;
+
+  DIR *dir = opendir("/proc/self/fd");
+  if (!dir) {
+    throw_errno(env, "opendir /proc/self/fd", errno);
+    return NULL;
+  }
+  int found = -1;
+  struct dirent *de;
+  while ((de = readdir(dir)) != NULL) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    if (*end != '\0' || fd < 0 || fd == dirfd(dir)) continue;
+    struct sockaddr_nl sa;
+    socklen_t len = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    if (getsockname((int)fd, (struct sockaddr *)&sa, &len) < 0) continue;
+    if (sa.nl_family != AF_NETLINK || sa.nl_pid != (uint32_t)port) continue;
+    int proto = -1;
+    len = sizeof proto;
+    if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != NETLINK_ROUTE) continue;
+    if (have_here && same_netns((int)fd, &here) == 0) continue;
+    found = (int)fd;
+    break;
+  }
+  closedir(dir);
+  if (found < 0) return undef;
+
+  int one = 1;
+  int ext = setsockopt(found, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) == 0;
+  int strict = setsockopt(found, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) == 0;
+
+  napi_value v;
+  napi_create_object(env, &out);
+  napi_create_int32(env, found, &v);
+  napi_set_named_property(env, out, "fd", v);
+  napi_get_boolean(env, ext, &v);
+  napi_set_named_property(env, out, "extAck", v);
+  napi_get_boolean(env, strict, &v);
+  napi_set_named_property(env, out, "strictChk", v);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
