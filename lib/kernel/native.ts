@@ -1,0 +1,75 @@
+// Loads the setns addon (native/setns.c) from the package root, wherever this code runs from.
+
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PlumbError } from '../errors.js'
+
+export interface SetnsAddon {
+  /** setns(fd, CLONE_NEWNET), fn(), setns(back): fn must be synchronous and must not await */
+  withNetns<T>(fd: number, fn: () => T): T
+  /** a fresh empty netns as an O_CLOEXEC fd (alive while the fd is open) */
+  newNetns(): number
+  /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`
+   *  in the calling thread's netns; undefined when no such socket is found */
+  tuneNetlinkSocket(port: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
+}
+
+const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
+
+/** The directory holding plumb's package.json, walking up from `from` (a file: URL or path).
+ *  The code runs from dist/lib/kernel/*.js and from the bundled dist/plumb.mjs. */
+export function findPackageRoot(from: string = import.meta.url): string | undefined {
+  let dir = dirname(from.startsWith('file:') ? fileURLToPath(from) : from)
+  for (;;) {
+    const pkg = join(dir, 'package.json')
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'plumb') return dir
+      } catch {
+        // an unreadable package.json on the way up is not ours: keep walking
+      }
+    }
+    const up = dirname(dir)
+    if (up === dir) return undefined
+    dir = up
+  }
+}
+
+let cached: SetnsAddon | undefined
+let loadError: PlumbError | undefined
+
+/** The addon, loaded once; throws UNSUPPORTED (with the fix) when it was never built. */
+export function loadAddon(): SetnsAddon {
+  if (cached) return cached
+  if (loadError) throw loadError
+  const root = findPackageRoot()
+  const path = root === undefined ? undefined : join(root, ADDON)
+  try {
+    if (path === undefined) throw new Error('the plumb package root (package.json named "plumb") was not found above ' + import.meta.url)
+    cached = createRequire(import.meta.url)(path) as SetnsAddon
+    return cached
+  } catch (err) {
+    loadError = new PlumbError('UNSUPPORTED', `failed to load the setns addon${path ? ` "${path}"` : ''}: ${(err as Error).message}`, {
+      hint: `build it: npm rebuild plumb (or: npx node-gyp rebuild --directory ${root ? join(root, 'native') : 'native'}; needs g++, make, python3)`,
+      cause: err,
+    })
+    throw loadError
+  }
+}
+
+/** Whether the addon can be loaded (doctor, tests). */
+export function addonAvailable(): boolean {
+  try {
+    loadAddon()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Run `fn` synchronously with the main thread inside the netns of `nsFd`. */
+export function withNetns<T>(nsFd: number, fn: () => T): T {
+  return loadAddon().withNetns(nsFd, fn)
+}

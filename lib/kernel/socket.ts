@@ -1,0 +1,131 @@
+// One NETLINK_ROUTE socket with our own request/reply matching: replies are routed by
+// sequence number, a request ends at its NLMSG_ERROR (ACK or errno + extack) or, for a dump,
+// at NLMSG_DONE; every request has a timeout. The package's higher layer is bypassed because
+// it resolves on the FIRST reply (an NLM_F_ECHO copy arrives before the error that follows it)
+// and its multipart assembly breaks when another reply lands in the middle of a dump.
+
+import { Flags, FlagsGet, RawNetlinkSocket, formatMessage, parseMessages } from 'netlink'
+import { NetlinkError, parseNlmsgerr } from './errors.js'
+
+export interface RawMsg {
+  type: number
+  flags: number
+  seq: number
+  port: number
+  data: Buffer
+}
+
+const NLMSG_ERROR = 2
+const NLMSG_DONE = 3
+const NETLINK_ROUTE = 0
+const ETIMEDOUT = 110
+
+interface Pending {
+  replies: RawMsg[]
+  dump: boolean
+  op: string
+  kind: string | undefined
+  resolve: (msgs: RawMsg[]) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+export class RtSocket {
+  readonly raw: RawNetlinkSocket
+  readonly port: number
+  /** set once NETLINK_EXT_ACK is on (by the addon): errors then say whether extack was given */
+  extAck = false
+  private seq = 1
+  private readonly pending = new Map<number, Pending>()
+  /** the kernel runs one dump per socket at a time (EBUSY otherwise): dumps queue here */
+  private dumpChain: Promise<unknown> = Promise.resolve()
+  private closed = false
+
+  /** Must be called synchronously inside withNetns for a socket in another netns. */
+  constructor() {
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE)
+    this.port = this.raw.address().port
+    // an idle handle must not keep the process alive; a pending request's timer does
+    this.raw.unref()
+    this.raw.on('message', (buf: Buffer) => this.receive(buf))
+    this.raw.on('error', (err: Error) => this.failAll(err))
+  }
+
+  /** Send one request (REQUEST|ACK|flags) and collect its replies until it completes. */
+  request(type: number, payload: Uint8Array[], flags: number, opts: { op: string; kind?: string; timeoutMs: number }): Promise<RawMsg[]> {
+    if ((flags & FlagsGet.DUMP) === FlagsGet.DUMP) {
+      const run = this.dumpChain.then(
+        () => this.send(type, payload, flags, opts, true),
+        () => this.send(type, payload, flags, opts, true),
+      )
+      this.dumpChain = run.catch(() => {})
+      return run
+    }
+    return this.send(type, payload, flags, opts, false)
+  }
+
+  private send(type: number, payload: Uint8Array[], flags: number, opts: { op: string; kind?: string; timeoutMs: number }, dump: boolean): Promise<RawMsg[]> {
+    if (this.closed) return Promise.reject(new Error('the netlink socket is closed'))
+    const seq = this.seq
+    this.seq = (this.seq % 0xffffffff) + 1
+    return new Promise<RawMsg[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(seq)
+        reject(new NetlinkError(ETIMEDOUT, opts.op, { extack: `no answer from the kernel within ${opts.timeoutMs} ms` }))
+      }, opts.timeoutMs)
+      this.pending.set(seq, { replies: [], dump, op: opts.op, kind: opts.kind, resolve, reject, timer })
+      const bufs = formatMessage({ type, flags: flags | Flags.REQUEST | Flags.ACK, seq, port: this.port, data: payload })
+      this.raw.send(bufs, {}, (err) => {
+        if (!err) return
+        const p = this.take(seq)
+        p?.reject(new NetlinkError(err.errno ?? 0, opts.op, { cause: err }))
+      })
+    })
+  }
+
+  private take(seq: number): Pending | undefined {
+    const p = this.pending.get(seq)
+    if (!p) return undefined
+    this.pending.delete(seq)
+    clearTimeout(p.timer)
+    return p
+  }
+
+  private receive(buf: Buffer): void {
+    let msgs: RawMsg[]
+    try {
+      msgs = parseMessages(buf) as RawMsg[]
+    } catch {
+      return // a malformed datagram: the request it belonged to fails by its timeout
+    }
+    for (const m of msgs) {
+      const p = this.pending.get(m.seq)
+      if (!p) continue // e.g. the ACK that follows a dump, or a reply to a timed-out request
+      if (m.type === NLMSG_ERROR) {
+        const { errno, extack } = parseNlmsgerr(m.data, m.flags)
+        this.take(m.seq)
+        if (errno === 0) p.resolve(p.replies)
+        else p.reject(new NetlinkError(errno, p.op, { extackEnabled: this.extAck, ...(extack ? { extack } : {}), ...(p.kind ? { kind: p.kind } : {}) }))
+      } else if (m.type === NLMSG_DONE && p.dump) {
+        // NLMSG_DONE carries an int: negative when the dump failed half-way
+        const { errno, extack } = m.data.length >= 4 ? parseNlmsgerr(m.data, 0) : { errno: 0, extack: undefined }
+        this.take(m.seq)
+        if (errno > 0) p.reject(new NetlinkError(errno, p.op, extack ? { extack } : {}))
+        else p.resolve(p.replies)
+      } else {
+        p.replies.push(m)
+      }
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const seq of [...this.pending.keys()]) this.take(seq)?.reject(err)
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.failAll(new Error('the netlink socket was closed'))
+    this.raw.close()
+  }
+}
