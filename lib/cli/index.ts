@@ -73,7 +73,11 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   const json = argv.includes('--json')
   try {
     const cli = createCli(argv, state)
-    await cli.parseAsync()
+    // A parse callback makes yargs hand --help/--version/completion text to us instead of
+    // console.log, so it goes through `io` like every other output (and tests can read it).
+    await cli.parseAsync(argv, {}, (_err, _args, output) => {
+      if (output) io.out(output)
+    })
   } catch (err) {
     return renderError(err, { json }, io)
   }
