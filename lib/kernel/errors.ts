@@ -195,7 +195,7 @@ const NLMSGERR_ATTR_MSG = 1
 /** errno (positive, 0 = ACK) and extack text of an NLMSG_ERROR payload. */
 export function parseNlmsgerr(data: Buffer, flags: number): { errno: number; extack?: string } {
   if (data.length < 4) return { errno: 0 }
-  const errno = -data.readInt32LE(0)
+  const errno = -data.readInt32LE(0) || 0 // no -0 for an ACK
   if (!(flags & NLM_F_ACK_TLVS) || data.length < 20) return { errno }
   const origLen = data.readUInt32LE(4)
   let off = 4 + (flags & NLM_F_CAPPED ? 16 : origLen)

@@ -54,10 +54,14 @@ export class RtSocket {
   /** Send one request (REQUEST|ACK|flags) and collect its replies until it completes. */
   request(type: number, payload: Uint8Array[], flags: number, opts: { op: string; kind?: string; timeoutMs: number }): Promise<RawMsg[]> {
     if ((flags & FlagsGet.DUMP) === FlagsGet.DUMP) {
-      const run = this.dumpChain.then(
-        () => this.send(type, payload, flags, opts, true),
-        () => this.send(type, payload, flags, opts, true),
-      )
+      const dump = async (): Promise<RawMsg[]> => {
+        // NLM_F_DUMP_INTR: the table changed while it was dumped, the result may be torn
+        for (let attempt = 0; ; attempt++) {
+          const msgs = await this.send(type, payload, flags, opts, true)
+          if (attempt >= 4 || !msgs.some((m) => m.flags & Flags.DUMP_INTR)) return msgs
+        }
+      }
+      const run = this.dumpChain.then(dump, dump)
       this.dumpChain = run.catch(() => {})
       return run
     }
