@@ -258,6 +258,28 @@ maybe('probeLinkKind: veth, bridge and macvlan exist; probing leaves nothing beh
   t.false(linkExists('probe0'), 'probes run in a throwaway netns')
 })
 
+maybe('pipelined requests: concurrent creates, dumps and changes on one handle all complete correctly', async (t) => {
+  const ns = makeNs(t)
+  const made = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => ns.h.createVeth({ name: `c${i}`, alias: `a${i}`, peer: { name: `c${i}p`, alias: `b${i}` } })))
+  t.is(new Set(made.flatMap((m) => [m.index, m.peerIndex])).size, 16)
+  // dumps are serialized per socket (the kernel allows one at a time), requests in between still match
+  const [lists, , addrs] = await Promise.all([
+    Promise.all([0, 1, 2, 3, 4].map(() => ns.h.getLinks())),
+    Promise.all(made.map((m, i) => ns.h.setLink(m.index, { up: true, mtu: 1300 + i }))),
+    Promise.all([ns.h.getAddrs(), ns.h.getRoutes(), ns.h.getAddrs({ family: 6 })]),
+  ])
+  for (const l of lists) t.is(l.length, 17)
+  t.is(addrs.length, 3)
+  const shown = ipj('-n', ns.name, 'link', 'show') as Json[]
+  for (const [i, m] of made.entries()) {
+    const l = shown.find((x) => x.ifindex === m.index)
+    t.is(l?.ifname, `c${i}`)
+    t.is(l?.mtu, 1300 + i)
+    t.is(l?.ifalias, `a${i}`)
+    t.is(shown.find((x) => x.ifindex === m.peerIndex)?.ifalias, `b${i}`)
+  }
+})
+
 // ---- addresses ----------------------------------------------------------------------------
 
 maybe('addresses: v4 and v6 with lifetimes and nodad, add/replace/list/del', async (t) => {

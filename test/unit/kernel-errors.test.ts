@@ -1,0 +1,151 @@
+// Unit tests (no root) for the one errno -> exit code mapping, NLMSGERR parsing and addon lookup.
+
+import test from 'ava'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { PlumbError } from '../../lib/errors.js'
+import type { ErrorCode } from '../../lib/errors.js'
+import { NetlinkError, errnoName, parseNlmsgerr, toPlumbError } from '../../lib/kernel/errors.js'
+import { findPackageRoot } from '../../lib/kernel/native.js'
+
+const cases: Array<[errno: number, code: string, plumb: ErrorCode, exit: number]> = [
+  [17, 'EEXIST', 'CONFLICT', 4],
+  [19, 'ENODEV', 'NOT_FOUND', 3],
+  [2, 'ENOENT', 'NOT_FOUND', 3],
+  [3, 'ESRCH', 'NOT_FOUND', 3],
+  [1, 'EPERM', 'PERMISSION', 6],
+  [13, 'EACCES', 'PERMISSION', 6],
+  [34, 'ERANGE', 'USAGE', 2],
+  [22, 'EINVAL', 'USAGE', 2],
+  [99, 'EADDRNOTAVAIL', 'USAGE', 2],
+  [101, 'ENETUNREACH', 'USAGE', 2],
+  [95, 'EOPNOTSUPP', 'FAILED', 1],
+  [16, 'EBUSY', 'FAILED', 1],
+  [110, 'ETIMEDOUT', 'FAILED', 1],
+]
+
+for (const [errno, code, plumb, exit] of cases) {
+  test(`errno ${errno} (${code}) -> ${plumb} (exit ${exit})`, (t) => {
+    const nl = new NetlinkError(errno, 'RTM_NEWLINK')
+    t.is(nl.code, code)
+    t.is(nl.errno, errno)
+    const err = toPlumbError(nl, 'do the thing')
+    t.true(err instanceof PlumbError)
+    t.is(err.code, plumb)
+    t.is(err.exitCode, exit)
+    t.true(err.message.startsWith(`failed to do the thing: ${code}: `))
+    t.is(err.cause, nl)
+  })
+}
+
+test('negative errnos (as the kernel sends them) name the same code', (t) => {
+  t.is(new NetlinkError(-17, 'RTM_NEWADDR').code, 'EEXIST')
+  t.is(errnoName(95), 'EOPNOTSUPP')
+  t.is(errnoName(-2), 'ENOENT')
+  t.is(errnoName(4000), 'E4000')
+})
+
+test('the extack text replaces the generic description', (t) => {
+  const nl = new NetlinkError(17, 'RTM_NEWADDR', { extack: 'ipv4: Address already assigned' })
+  t.is(nl.message, 'RTM_NEWADDR: EEXIST: ipv4: Address already assigned')
+  t.is(toPlumbError(nl, 'add address 198.18.0.2/24 to "eth1"').message, 'failed to add address 198.18.0.2/24 to "eth1": EEXIST: ipv4: Address already assigned')
+  t.is(toPlumbError(new NetlinkError(17, 'RTM_NEWLINK'), 'create veth "x"').message, 'failed to create veth "x": EEXIST: File exists')
+})
+
+test('EOPNOTSUPP "Unknown device type" on a create -> UNSUPPORTED naming the kind and its module', (t) => {
+  const nl = new NetlinkError(95, 'RTM_NEWLINK', { kind: 'vlan', extack: 'Unknown device type', extackEnabled: true })
+  const err = toPlumbError(nl, 'create vlan "eth0.5"')
+  t.is(err.code, 'UNSUPPORTED')
+  t.is(err.exitCode, 5)
+  t.is(err.message, 'failed to create vlan "eth0.5": the kernel has no "vlan" link type (8021q): EOPNOTSUPP: Unknown device type')
+  t.regex(err.hint!, /modprobe 8021q/)
+  t.regex(toPlumbError(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'ipvlan', extack: 'Unknown device type' }), 'x').message, /no "ipvlan" link type: /)
+})
+
+test('other EOPNOTSUPPs of a create (master not a bridge) are not a missing kind', (t) => {
+  t.is(toPlumbError(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'veth', extackEnabled: true }), 'create veth "x"').code, 'FAILED')
+  t.is(toPlumbError(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'veth', extack: 'something else', extackEnabled: true }), 'x').code, 'FAILED')
+  // without extended acks there is no telling: the kind is the likely culprit
+  t.is(toPlumbError(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'vlan' }), 'x').code, 'UNSUPPORTED')
+  t.is(toPlumbError(new NetlinkError(95, 'RTM_SETLINK'), 'x').code, 'FAILED')
+})
+
+test('per-call overrides: EADDRNOTAVAIL on a delete means "not there"', (t) => {
+  const nl = new NetlinkError(99, 'RTM_DELADDR')
+  t.is(toPlumbError(nl, 'delete address').code, 'USAGE')
+  t.is(toPlumbError(nl, 'delete address', { overrides: { EADDRNOTAVAIL: 'NOT_FOUND' } }).code, 'NOT_FOUND')
+  t.is(toPlumbError(nl, 'x', { hint: 'mine' }).hint, 'mine')
+})
+
+test('errno-bearing errors from the addon and fs map the same way', (t) => {
+  const addon = Object.assign(new Error('setns: EINVAL: Invalid argument'), { code: 'EINVAL', errno: -22 })
+  const e1 = toPlumbError(addon, 'enter netns')
+  t.is(e1.code, 'USAGE')
+  t.is(e1.message, 'failed to enter netns: EINVAL: Invalid argument')
+  const fsErr = Object.assign(new Error("ENOENT: no such file or directory, open '/proc/sys/net/x'"), { code: 'ENOENT' })
+  const e2 = toPlumbError(fsErr, 'read sysctl net.x')
+  t.is(e2.code, 'NOT_FOUND')
+  t.is(e2.message, "failed to read sysctl net.x: ENOENT: no such file or directory, open '/proc/sys/net/x'")
+  t.is(toPlumbError(Object.assign(new Error('nope'), { code: 'EPERM' }), 'x').code, 'PERMISSION')
+})
+
+test('non-errno errors are FAILED; PlumbErrors pass through untouched', (t) => {
+  const e = toPlumbError(new Error('socket exploded'), 'list links')
+  t.is(e.code, 'FAILED')
+  t.is(e.message, 'failed to list links: socket exploded')
+  t.is(toPlumbError('a string', 'x').message, 'failed to x: a string')
+  const p = new PlumbError('USAGE', 'bad')
+  t.is(toPlumbError(p, 'x'), p)
+  // a code that is not an errno name is not treated as one
+  t.is(toPlumbError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' }), 'y').code, 'FAILED')
+})
+
+/** An NLMSG_ERROR payload as the kernel builds it: error, original header (+ payload unless
+ *  capped), then TLVs when NLM_F_ACK_TLVS. */
+function nlmsgerr(errno: number, opts: { capped?: boolean; msg?: string; origPayload?: number } = {}): { data: Buffer; flags: number } {
+  const payloadLen = opts.origPayload ?? 8
+  const head = Buffer.alloc(4 + 16)
+  head.writeInt32LE(-errno, 0)
+  head.writeUInt32LE(16 + payloadLen, 4) // nlmsg_len of the original request
+  head.writeUInt16LE(20, 8)
+  const parts = [head]
+  // the kernel reserves the copied request NLMSG_ALIGNed, so the TLVs start 4-aligned
+  if (!opts.capped) parts.push(Buffer.concat([Buffer.alloc(payloadLen, 0xaa), Buffer.alloc(((payloadLen + 3) & ~3) - payloadLen)]))
+  let flags = opts.capped ? 0x100 : 0
+  if (opts.msg !== undefined) {
+    flags |= 0x200
+    const text = Buffer.from(opts.msg + '\0')
+    const len = 4 + text.length
+    const tlv = Buffer.alloc((len + 3) & ~3)
+    tlv.writeUInt16LE(len, 0)
+    tlv.writeUInt16LE(1, 2) // NLMSGERR_ATTR_MSG
+    text.copy(tlv, 4)
+    // an NLMSGERR_ATTR_OFFS before it, as the kernel often sends
+    const offs = Buffer.alloc(8)
+    offs.writeUInt16LE(8, 0)
+    offs.writeUInt16LE(2, 2)
+    offs.writeUInt32LE(24, 4)
+    parts.push(offs, tlv)
+  }
+  return { data: Buffer.concat(parts), flags }
+}
+
+test('parseNlmsgerr: ACK, errno, extack with and without the capped original message', (t) => {
+  const ack = nlmsgerr(0)
+  t.deepEqual(parseNlmsgerr(ack.data, ack.flags), { errno: 0 })
+  const plain = nlmsgerr(17)
+  t.deepEqual(parseNlmsgerr(plain.data, plain.flags), { errno: 17 })
+  const full = nlmsgerr(17, { msg: 'ipv4: Address already assigned', origPayload: 13 })
+  t.deepEqual(parseNlmsgerr(full.data, full.flags), { errno: 17, extack: 'ipv4: Address already assigned' })
+  const capped = nlmsgerr(95, { capped: true, msg: 'Unknown device type' })
+  t.deepEqual(parseNlmsgerr(capped.data, capped.flags), { errno: 95, extack: 'Unknown device type' })
+  t.deepEqual(parseNlmsgerr(Buffer.alloc(2), 0), { errno: 0 }, 'short payloads do not throw')
+})
+
+test('findPackageRoot walks up to the package.json named "plumb" (dist/lib/kernel and the bundle)', (t) => {
+  const here = dirname(fileURLToPath(import.meta.url)) // dist/test/unit
+  const root = join(here, '..', '..', '..')
+  t.is(findPackageRoot(join(root, 'dist', 'lib', 'kernel', 'native.js')), root)
+  t.is(findPackageRoot(`file://${join(root, 'dist', 'plumb.mjs')}`), root)
+  t.is(findPackageRoot('/'), undefined)
+})
