@@ -1,0 +1,152 @@
+// The CLI through its factory (main(argv, bufferIo)): real yargs parsing, exit codes of CLI.md,
+// error rendering (human and --json). Only paths that fail before any kernel access run here.
+
+import test from 'ava'
+import { readFileSync } from 'node:fs'
+import { main } from '../../lib/cli/index.js'
+import { bufferIo } from '../../lib/cli/io.js'
+import { renderError, renderResult } from '../../lib/cli/render.js'
+import { PlumbError } from '../../lib/errors.js'
+import { emptyResult } from '../../lib/ops/result.js'
+
+async function run(...argv: string[]) {
+  const io = bufferIo()
+  const code = await main(argv, io)
+  return { code, stdout: io.stdout.join('\n'), stderr: io.stderr.join('\n') }
+}
+
+const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+test('--version prints the package version through the io, exit 0', async (t) => {
+  const r = await run('--version')
+  t.is(r.code, 0)
+  t.is(r.stdout.trim(), version)
+  t.is(r.stderr, '')
+})
+
+test('--help lists the seven commands and the tools around them', async (t) => {
+  const r = await run('--help')
+  t.is(r.code, 0)
+  for (const cmd of ['attach-veth', 'set-ip', 'macvlan', 'vlan', 'ovs-port', 'dhcp', 'p2p-link', 'ls', 'detach', 'exec', 'wait', 'doctor', 'gc', 'move-dev']) {
+    t.regex(r.stdout, new RegExp(`plumb ${cmd}\\b`), cmd)
+  }
+})
+
+test('a command --help shows its examples and the global flags', async (t) => {
+  const r = await run('attach-veth', '--help')
+  t.is(r.code, 0)
+  t.regex(r.stdout, /Examples:/)
+  t.regex(r.stdout, /plumb attach-veth web br0 dhcp/)
+  for (const flag of ['--json', '--dry-run', '--verbose', '--quiet', '--replace-gateway', '--mtu', '--mac']) t.true(r.stdout.includes(flag), flag)
+})
+
+test('no command: exit 2 with a hint', async (t) => {
+  const r = await run()
+  t.is(r.code, 2)
+  t.regex(r.stderr, /^plumb: give a command/m)
+  t.regex(r.stderr, /^hint: /m)
+})
+
+test('unknown command: exit 2, rendered as plumb: ... + hint:', async (t) => {
+  const r = await run('frobnicate', 'x')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /^plumb: .*frobnicate/m)
+  t.regex(r.stderr, /^hint: .*--help/m)
+  t.is(r.stdout, '')
+})
+
+test('unknown flag: exit 2 naming the flag', async (t) => {
+  const r = await run('attach-veth', 'netns:pt-none', 'br0', '--bogus-flag')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /^plumb: .*bogus-flag/m)
+})
+
+for (const argv of [['attach-veth', 'netns:pt-none'], ['set-ip', 'netns:pt-none'], ['detach'], ['exec'], ['wait'], ['macvlan', 'x'], ['p2p-link', 'x']]) {
+  test(`missing positional: ${argv.join(' ')} exits 2`, async (t) => {
+    const r = await run(...argv)
+    t.is(r.code, 2)
+    t.regex(r.stderr, /^plumb: Not enough non-option arguments/m)
+    t.regex(r.stderr, /^hint: /m)
+  })
+}
+
+test('invalid input is exit 2 with the hint, before any guest lookup', async (t) => {
+  // The guest does not exist: a not-found (3) would mean validation came after resolution.
+  const r = await run('attach-veth', 'netns:pt-nonexistent', 'br0', '198.18.0.10')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /^plumb: missing prefix length in IP spec "198\.18\.0\.10"$/m)
+  t.regex(r.stderr, /^hint: did you mean 198\.18\.0\.10\/24\?$/m)
+})
+
+test('--json errors are one {"error":{...}} object on stderr, nothing on stdout', async (t) => {
+  const r = await run('--json', 'attach-veth', 'netns:pt-nonexistent', 'br0', '198.18.0.10/33')
+  t.is(r.code, 2)
+  t.is(r.stdout, '')
+  const obj = JSON.parse(r.stderr) as { error: { code: string; message: string; hint?: string } }
+  t.is(obj.error.code, 'USAGE')
+  t.regex(obj.error.message, /33/)
+})
+
+test('--json usage errors from yargs are JSON too', async (t) => {
+  const r = await run('attach-veth', '--json', 'netns:pt-nonexistent', 'br0', '--nope')
+  t.is(r.code, 2)
+  const obj = JSON.parse(r.stderr) as { error: { code: string; message: string; hint?: string } }
+  t.is(obj.error.code, 'USAGE')
+  t.regex(obj.error.message, /nope/)
+  t.truthy(obj.error.hint)
+})
+
+test('detach needs an ifname or --all, not both (exit 2)', async (t) => {
+  const none = await run('detach', 'netns:pt-nonexistent')
+  t.is(none.code, 2)
+  t.regex(none.stderr, /--all/)
+  const both = await run('detach', 'netns:pt-nonexistent', 'eth1', '--all')
+  t.is(both.code, 2)
+})
+
+test('set-ip with nothing to set is exit 2 with an example', async (t) => {
+  const r = await run('set-ip', 'netns:pt-nonexistent', 'eth1')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /^hint: e\.g\. plumb set-ip/m)
+})
+
+test('bad guest refs are exit 2', async (t) => {
+  for (const g of ['netns:', 'pid:abc', 'pid:0', 'netns:a/b']) {
+    const r = await run('attach-veth', g, 'br0', '198.18.0.10/24')
+    t.is(r.code, 2, g)
+    t.regex(r.stderr, /^plumb: /m, g)
+  }
+})
+
+test('wait --print-sh prints the loop for the given ifname and timeout', async (t) => {
+  const r = await run('wait', 'self', 'eth2', '--print-sh', '--timeout', '5')
+  t.is(r.code, 0)
+  t.regex(r.stdout, /\/sys\/class\/net\/eth2\/operstate/)
+  t.regex(r.stdout, /-ge 50 \]/)
+})
+
+test('renderResult: human messages, --quiet prints nothing, --dry-run prints the plan, --json the object', (t) => {
+  const res = { ...emptyResult('attach-veth', 'netns:x', false), messages: ['attached'], plan: ['ip link add a'] }
+  const io = bufferIo()
+  renderResult(res, {}, io)
+  t.deepEqual(io.stdout, ['attached'])
+  const quiet = bufferIo()
+  renderResult(res, { quiet: true }, quiet)
+  t.deepEqual(quiet.stdout, [])
+  const dry = bufferIo()
+  renderResult({ ...res, dryRun: true }, {}, dry)
+  t.deepEqual(dry.stdout, ['ip link add a'])
+  const json = bufferIo()
+  renderResult(res, { json: true }, json)
+  t.deepEqual(JSON.parse(json.stdout[0]!), res)
+})
+
+test('renderError: exit code from the error, rolled-back lines and hint; unknown errors are exit 1', (t) => {
+  const io = bufferIo()
+  const err = new PlumbError('CONFLICT', 'failed to add link "x": EEXIST', { hint: 'pick another', rolledBack: ['ip link del y'] })
+  t.is(renderError(err, {}, io), 4)
+  t.deepEqual(io.stderr, ['plumb: failed to add link "x": EEXIST', 'rolled back: ip link del y', 'hint: pick another'])
+  const json = bufferIo()
+  t.is(renderError(new Error('boom'), { json: true }, json), 1)
+  t.deepEqual(JSON.parse(json.stderr[0]!), { error: { code: 'FAILED', message: 'boom' } })
+})

@@ -1,0 +1,103 @@
+// The transaction every op runs in: order, reverse undo, the original error kept, dry-run.
+
+import test from 'ava'
+import { PlumbError } from '../../lib/errors.js'
+import { Tx, runTx } from '../../lib/ops/tx.js'
+
+test('steps run in order and return their results; commit keeps the work', async (t) => {
+  const log: string[] = []
+  const r = await runTx({}, async (tx) => {
+    const a = await tx.step('step a', async () => (log.push('a'), 1), { line: 'undo a', run: async () => void log.push('undo a') })
+    const b = await tx.step('step b', async () => (log.push('b'), a + 1), { line: 'undo b', run: async () => void log.push('undo b') })
+    t.deepEqual(tx.lines, ['step a', 'step b'])
+    return b
+  })
+  t.is(r, 2)
+  t.deepEqual(log, ['a', 'b'])
+})
+
+test('a failure undoes the done steps in reverse, keeps the original error and reports the rollback', async (t) => {
+  const log: string[] = []
+  const err = await t.throwsAsync(
+    runTx({}, async (tx) => {
+      await tx.step('one', async () => void log.push('one'), { line: 'undo one', run: async () => void log.push('undo one') })
+      await tx.step('two', async () => 'r2', { line: 'undo two', run: async (r) => void log.push(`undo two(${r})`) })
+      await tx.step('no undo', async () => void log.push('three'))
+      await tx.step('four', async () => {
+        throw new PlumbError('CONFLICT', 'failed to add link "x": EEXIST', { hint: 'h' })
+      }, { line: 'undo four', run: async () => void log.push('undo four') })
+    }),
+  )
+  t.true(err instanceof PlumbError)
+  const perr = err as PlumbError
+  t.is(perr.code, 'CONFLICT')
+  t.is(perr.exitCode, 4)
+  t.is(perr.message, 'failed to add link "x": EEXIST')
+  t.is(perr.hint, 'h')
+  // the failed step's own undo is never run: it did not succeed
+  t.deepEqual(log, ['one', 'three', 'undo two(r2)', 'undo one'])
+  t.deepEqual(perr.rolledBack, ['undo two', 'undo one'])
+})
+
+test('a plain Error becomes FAILED (exit 1) with its cause; a failing undo is reported, the rest still run', async (t) => {
+  const log: string[] = []
+  const boom = new Error('ENETUNREACH')
+  const err = (await t.throwsAsync(
+    runTx({}, async (tx) => {
+      await tx.step('a', async () => undefined, { line: 'undo a', run: async () => void log.push('undo a') })
+      await tx.step('b', async () => undefined, {
+        line: 'undo b',
+        run: async () => {
+          throw new Error('gone')
+        },
+      })
+      tx.onRollback('undo c', async () => void log.push('undo c'))
+      throw boom
+    }),
+  )) as PlumbError
+  t.is(err.code, 'FAILED')
+  t.is(err.exitCode, 1)
+  t.is(err.message, 'ENETUNREACH')
+  t.is(err.cause, boom)
+  t.deepEqual(log, ['undo c', 'undo a'])
+  t.deepEqual(err.rolledBack, ['undo c', 'undo b  (FAILED: gone)', 'undo a'])
+})
+
+test('a failure before any step has no rolledBack', async (t) => {
+  const err = (await t.throwsAsync(runTx({}, async () => Promise.reject(new PlumbError('USAGE', 'bad'))))) as PlumbError
+  t.is(err.exitCode, 2)
+  t.is(err.rolledBack, undefined)
+})
+
+test('dry-run records the lines and runs nothing, not even rollback registrations', async (t) => {
+  let ran = 0
+  const tx = new Tx({ dryRun: true })
+  const r = await tx.step('ip link add x', async () => ++ran, { line: 'ip link del x', run: async () => ++ran })
+  t.is(r as unknown, undefined)
+  tx.onRollback('x', async () => ++ran)
+  await tx.step('ip addr add', async () => ++ran)
+  t.deepEqual(tx.lines, ['ip link add x', 'ip addr add'])
+  t.deepEqual(await tx.rollback(), [])
+  t.is(ran, 0)
+})
+
+test('verbose log gets each step with its time, and rollback lines', async (t) => {
+  const lines: string[] = []
+  await t.throwsAsync(
+    runTx({ log: (l) => lines.push(l) }, async (tx) => {
+      await tx.step('ip link add x', async () => undefined, { line: 'ip link del x', run: async () => undefined })
+      throw new Error('later')
+    }),
+  )
+  t.regex(lines[0]!, /^ip link add x {2}\(\d+\.\d ms\)$/)
+  t.is(lines[1], 'rollback: ip link del x')
+})
+
+test('commit forgets the inverses', async (t) => {
+  let undone = 0
+  const tx = new Tx()
+  await tx.step('a', async () => undefined, { line: 'undo', run: async () => ++undone })
+  tx.commit()
+  t.deepEqual(await tx.rollback(), [])
+  t.is(undone, 0)
+})
