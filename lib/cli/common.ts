@@ -56,6 +56,13 @@ export function linkFlags<T>(y: Argv<T>) {
     .option('ifname', { alias: 'i', type: 'string', describe: 'name inside the guest (default: the first free ethN)' })
     .option('mac', { type: 'string', describe: 'aa:bb:cc:dd:ee:ff, or seed:STRING for a stable derived MAC' })
     .option('mtu', { type: 'string', describe: 'MTU (default: the bridge\'s / parent\'s)' })
+    .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] via this interface (repeatable)' })
+    .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route (detach restores it)' })
+}
+
+/** Drop the keys whose value is undefined: optional flags the user did not give stay absent. */
+export function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
 }
 
 export const strings = (v: unknown): string[] => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String))

@@ -26,6 +26,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import type { Tx } from './tx.js'
+import { leaseIfAsked } from './dhcp.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface AttachVethOptions extends CommonOptions {
@@ -215,10 +216,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
         )
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
         await ensureFirewall(tx, firewall, result)
-        if (v.ips.some((ip) => ip.kind === 'dhcp')) {
-          const { leaseInto } = await import('./dhcp.js')
-          await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
-        }
+        await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         if (!tx.dryRun && created) {
           const guestEnd = await guestNs.getLinkByIndex(created.peerIndex)
           if (guestEnd?.mac) result.interfaces[1]!.mac = guestEnd.mac

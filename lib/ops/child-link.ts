@@ -12,6 +12,7 @@ import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, pla
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { leaseIfAsked } from './dhcp.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface ChildLinkPlan {
@@ -93,10 +94,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
     if (link && link.alias !== alias) await guestNs.setLink(link.index, { alias })
     result.interfaces.push({ name: ifname, ...(link?.mac ? { mac: link.mac } : {}), mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
     await applyGuestConfig(tx, { netns, guestNs, ifname, index: link?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
-    if (v.ips.some((ip) => ip.kind === 'dhcp')) {
-      const { leaseInto } = await import('./dhcp.js')
-      await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
-    }
+    await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
     result.changed = true
     result.mark = alias
     result.plan = tx.lines

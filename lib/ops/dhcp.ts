@@ -3,7 +3,7 @@
 
 import { notFound, usageError } from '../errors.js'
 import { validateIfname } from '../spec/index.js'
-import type { GuestRef } from '../spec/index.js'
+import type { GuestRef, IpSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
 import { inGuest, ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
@@ -74,6 +74,11 @@ export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: Dh
     result.ips.push({ address: `${lease.address}/${lease.prefix}`, ...(lease.router ? { gateway: lease.router } : {}), interface: result.interfaces.findIndex((i) => i.name === ifname) })
     result.messages.push(`DHCP lease ${lease.address}/${lease.prefix}${lease.router ? ` via ${lease.router}` : ''} from ${lease.server ?? '?'} for ${lease.leaseTime} s (${lease.client}, pid ${lease.pid}, renewed for the guest's life)`)
   }
+}
+
+/** The `dhcp` IP spec of a link op, when one was given. */
+export async function leaseIfAsked(tx: Tx, ctx: GuestContext, ifname: string, ips: IpSpec[], o: DhcpLeaseOptions | undefined, result: OpResult): Promise<void> {
+  if (ips.some((ip) => ip.kind === 'dhcp')) await leaseInto(tx, ctx, ifname, o ?? {}, result)
 }
 
 /** detach: release the lease and stop the client of this interface, if there is one. */

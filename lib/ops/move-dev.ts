@@ -12,6 +12,7 @@ import { applyGuestConfig, formatReplacedGateways, planGateways } from './guest-
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { leaseIfAsked } from './dhcp.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface MoveDevOptions extends CommonOptions {
@@ -90,10 +91,7 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
         if (moved) await guestNs.setLink(moved.index, { alias })
         result.interfaces.push({ name: ifname, ...(dev.mac ? { mac: dev.mac } : {}), mtu: dev.mtu, netns: netns.label, kind: dev.kind ?? 'device' })
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: moved?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
-        if (v.ips.some((ip) => ip.kind === 'dhcp')) {
-          const { leaseInto } = await import('./dhcp.js')
-          await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
-        }
+        await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         result.changed = true
         result.mark = alias
         result.plan = tx.lines

@@ -12,6 +12,7 @@ import { parseMark } from '../spec/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { leaseIfAsked } from './dhcp.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface OvsPortOptions extends CommonOptions {
@@ -113,10 +114,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
         { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
       )
       await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
-      if (v.ips.some((ip) => ip.kind === 'dhcp')) {
-        const { leaseInto } = await import('./dhcp.js')
-        await leaseInto(tx, ctx, ifname, opts.dhcp ?? {}, result)
-      }
+      await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
       if (!tx.dryRun && created) {
         const guestEnd = await guestNs.getLinkByIndex(created.peerIndex)
         if (guestEnd?.mac) result.interfaces[1]!.mac = guestEnd.mac

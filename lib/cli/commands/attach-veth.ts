@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { attachVeth } from '../../ops/attach-veth.js'
-import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -29,8 +29,6 @@ export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Ar
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY] (IPv4 or IPv6), or dhcp' })
       .option('host-ifname', { alias: 'l', type: 'string', describe: 'name of the host end (default: derived, ≤ 15 bytes)' })
       .option('vlan', { type: 'string', describe: 'access VLAN: an OVS tag, or bridge VLAN filtering on a Linux bridge' })
-      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] via this interface (repeatable)' })
-      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route (detach restores it)' })
       .option('firewall', { type: 'boolean', default: true, describe: "add an ACCEPT rule when Docker's FORWARD DROP would block the bridge (--no-firewall: don't)" })
       .example('$0 attach-veth web br0 198.18.0.10/24@198.18.0.1', 'web gets eth1 on br0 with an address and a default route')
       .example('$0 attach-veth web br0 2001:db8::10/64 -i eth2 --mtu 1400', 'an IPv6 NIC named eth2')
@@ -46,11 +44,7 @@ export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Ar
         routes: strings(args.route),
         replaceGateway: args.replaceGateway,
         firewall: args.firewall,
-        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
-        ...(args.hostIfname !== undefined ? { hostIfname: args.hostIfname } : {}),
-        ...(args.mac !== undefined ? { mac: args.mac } : {}),
-        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
-        ...(args.vlan !== undefined ? { vlan: args.vlan } : {}),
+        ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, mac: args.mac, mtu: args.mtu, vlan: args.vlan }),
       }),
     ),
 })

@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { dhcp } from '../../ops/dhcp.js'
 import type { DhcpClient } from '../../ops/dhcp.js'
-import { commonOptions, runOp } from '../common.js'
+import { commonOptions, defined, runOp } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -40,7 +40,7 @@ export const dhcpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
         timeout: args.timeout,
         resolv: args.resolv,
         release: args.release,
-        ...(args.hostname !== undefined ? { hostname: args.hostname } : {}),
+        ...defined({ hostname: args.hostname }),
       }),
     ),
 })

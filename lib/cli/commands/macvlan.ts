@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { macvlan } from '../../ops/macvlan.js'
-import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -26,8 +26,6 @@ export const macvlanCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .positional('parent', { type: 'string', describe: 'a host NIC (not a bridge)' })
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })
       .option('mode', { type: 'string', default: 'bridge', describe: 'bridge | private | vepa | passthru | source' })
-      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] (repeatable)' })
-      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
       .example('$0 macvlan web enp3s0 198.18.1.10/24@198.18.1.1', "web gets its own MAC on the LAN behind enp3s0")
       .example('$0 macvlan web enp3s0 dhcp --mac seed:web', "an address from the LAN's DHCP server, stable across restarts") as unknown as Argv<Args>,
   handler: (args) =>
@@ -40,9 +38,7 @@ export const macvlanCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         routes: strings(args.route),
         mode: args.mode,
         replaceGateway: args.replaceGateway,
-        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
-        ...(args.mac !== undefined ? { mac: args.mac } : {}),
-        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+        ...defined({ ifname: args.ifname, mac: args.mac, mtu: args.mtu }),
       }),
     ),
 })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { moveDev } from '../../ops/move-dev.js'
-import { commonOptions, runOp, strings } from '../common.js'
+import { commonOptions, defined, runOp, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -38,7 +38,7 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         routes: strings(args.route),
         force: args.force,
         replaceGateway: args.replaceGateway,
-        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
+        ...defined({ ifname: args.ifname }),
       }),
     ),
 })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { ovsPort } from '../../ops/ovs-port.js'
-import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -31,9 +31,7 @@ export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .option('host-ifname', { alias: 'l', type: 'string', describe: 'name of the host end / OVS port' })
       .option('tag', { type: 'string', describe: 'access port on this VLAN' })
       .option('trunks', { type: 'string', describe: 'trunk port carrying these VLANs: 10,20,30-32' })
-      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] (repeatable)' })
       .option('create-bridge', { type: 'boolean', default: false, describe: 'create the OVS bridge if missing' })
-      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
       .example('$0 ovs-port web ovsbr0 198.18.10.2/24 --tag 10 --create-bridge', 'an access port on VLAN 10')
       .example('$0 ovs-port router ovsbr0 --trunks 10,20', 'a trunk port') as unknown as Argv<Args>,
   handler: (args) =>
@@ -46,12 +44,7 @@ export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         routes: strings(args.route),
         createBridge: args.createBridge,
         replaceGateway: args.replaceGateway,
-        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
-        ...(args.hostIfname !== undefined ? { hostIfname: args.hostIfname } : {}),
-        ...(args.tag !== undefined ? { tag: args.tag } : {}),
-        ...(args.trunks !== undefined ? { trunks: args.trunks } : {}),
-        ...(args.mac !== undefined ? { mac: args.mac } : {}),
-        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+        ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, tag: args.tag, trunks: args.trunks, mac: args.mac, mtu: args.mtu }),
       }),
     ),
 })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { p2pLink } from '../../ops/p2p-link.js'
-import { commonOptions, runOp } from '../common.js'
+import { commonOptions, defined, runOp } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -35,11 +35,7 @@ export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         ...commonOptions(args, state.io),
         a: String(args.a),
         b: String(args.b),
-        ...(args.ipA !== undefined ? { ipA: args.ipA } : {}),
-        ...(args.ipB !== undefined ? { ipB: args.ipB } : {}),
-        ...(args.ifnameA !== undefined ? { ifnameA: args.ifnameA } : {}),
-        ...(args.ifnameB !== undefined ? { ifnameB: args.ifnameB } : {}),
-        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+        ...defined({ ipA: args.ipA, ipB: args.ipB, ifnameA: args.ifnameA, ifnameB: args.ifnameB, mtu: args.mtu }),
       }),
     ),
 })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { vlan } from '../../ops/vlan.js'
-import { commonOptions, linkFlags, runOp, strings } from '../common.js'
+import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -26,8 +26,6 @@ export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
       .positional('parent', { type: 'string', describe: 'a host NIC, an OVS bridge or a Linux bridge' })
       .positional('vid', { type: 'string', describe: 'VLAN id, 1-4094' })
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })
-      .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] (repeatable)' })
-      .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
       .example('$0 vlan web ovsbr0 10 198.18.10.2/24', 'an access port on VLAN 10 of an OVS bridge')
       .example('$0 vlan web enp3s0 20 198.18.20.2/24', 'an 802.1q sub-interface of a NIC (needs 8021q)') as unknown as Argv<Args>,
   handler: (args) =>
@@ -40,9 +38,7 @@ export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
         ips: strings(args.ips),
         routes: strings(args.route),
         replaceGateway: args.replaceGateway,
-        ...(args.ifname !== undefined ? { ifname: args.ifname } : {}),
-        ...(args.mac !== undefined ? { mac: args.mac } : {}),
-        ...(args.mtu !== undefined ? { mtu: args.mtu } : {}),
+        ...defined({ ifname: args.ifname, mac: args.mac, mtu: args.mtu }),
       }),
     ),
 })
