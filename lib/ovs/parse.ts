@@ -1,0 +1,162 @@
+// Reading `ovs-vsctl --format=json` tables: OVSDB's JSON atoms (uuid, set, map) into plain values.
+
+import { PlumbError } from '../errors.js'
+
+/** One table as ovs-vsctl prints it: {"data":[[...row...]],"headings":[...]} */
+export interface VsctlTable {
+  headings: string[]
+  data: unknown[][]
+}
+
+export type Row = Record<string, unknown>
+
+export interface PortInfo {
+  name: string
+  /** the bridge holding the port ('' only if ovsdb has an orphan row, which it garbage-collects) */
+  bridge: string
+  /** access VLAN, if any */
+  tag?: number
+  /** trunk VLANs, sorted; [] when none */
+  trunks: number[]
+  externalIds: Record<string, string>
+  /** the Interface row's `error` (e.g. "could not open network device X (No such device)") */
+  ifaceError?: string
+  /** OpenFlow port number: -1 when the interface could not be opened, undefined before vswitchd assigned one */
+  ofport?: number
+}
+
+function bad(what: string, text: string): PlumbError {
+  return new PlumbError('FAILED', `failed to parse ovs-vsctl output: ${what}`, { hint: `output was: ${text.slice(0, 200)}` })
+}
+
+/**
+ * ovs-vsctl prints one JSON table per command, one per line. A command printing nothing (e.g.
+ * a `set`) contributes no line, so callers only mix read commands.
+ */
+export function parseTables(stdout: string): VsctlTable[] {
+  const out: VsctlTable[] = []
+  for (const line of stdout.split('\n')) {
+    if (line.trim() === '') continue
+    let v: unknown
+    try {
+      v = JSON.parse(line)
+    } catch {
+      throw bad('not JSON', line)
+    }
+    const t = v as Partial<VsctlTable>
+    if (!t || !Array.isArray(t.headings) || !Array.isArray(t.data) || !t.data.every(Array.isArray)) throw bad('not a table', line)
+    out.push({ headings: t.headings.map(String), data: t.data })
+  }
+  return out
+}
+
+export function tableRows(t: VsctlTable): Row[] {
+  return t.data.map((cells) => Object.fromEntries(t.headings.map((h, i) => [h, cells[i]])))
+}
+
+const isTagged = (v: unknown, tag: string): v is [string, unknown] => Array.isArray(v) && v.length === 2 && v[0] === tag
+
+/** An OVSDB set as an array: ["set",[...]] or, for exactly one member, the bare atom. */
+export function atomSet(v: unknown): unknown[] {
+  if (isTagged(v, 'set')) return Array.isArray(v[1]) ? v[1] : []
+  if (v === undefined) return []
+  return [v]
+}
+
+/** An optional column (set of 0 or 1): the atom, or undefined. */
+export function atomOptional(v: unknown): unknown {
+  const s = atomSet(v)
+  return s.length ? s[0] : undefined
+}
+
+/** ["uuid","..."] -> the uuid text. */
+export function atomUuid(v: unknown): string | undefined {
+  return isTagged(v, 'uuid') && typeof v[1] === 'string' ? v[1] : undefined
+}
+
+/** ["map",[[k,v],...]] -> a record of strings. */
+export function atomMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (!isTagged(v, 'map') || !Array.isArray(v[1])) return out
+  for (const pair of v[1]) {
+    if (Array.isArray(pair) && pair.length === 2) out[String(pair[0])] = String(pair[1])
+  }
+  return out
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
+
+/**
+ * Join the three tables of readPortsArgv (ports matched, all bridges, all interfaces) into
+ * PortInfo, sorted by name.
+ */
+export function parsePorts(stdout: string): PortInfo[] {
+  const tables = parseTables(stdout)
+  if (tables.length !== 3) throw bad(`expected 3 tables (Port, Bridge, Interface), got ${tables.length}`, stdout)
+  const [ports, bridges, ifaces] = tables.map(tableRows) as [Row[], Row[], Row[]]
+  const bridgeOf = new Map<string, string>()
+  for (const b of bridges) for (const p of atomSet(b.ports)) {
+    const id = atomUuid(p)
+    if (id) bridgeOf.set(id, String(b.name))
+  }
+  const ifaceById = new Map<string, Row>()
+  for (const i of ifaces) {
+    const id = atomUuid(i._uuid)
+    if (id) ifaceById.set(id, i)
+  }
+  return ports
+    .map((p): PortInfo => {
+      const name = String(p.name)
+      const uuid = atomUuid(p._uuid)
+      // A bond has several interfaces; plumb's ports have one, named like the port.
+      const members = atomSet(p.interfaces)
+        .map((u) => ifaceById.get(atomUuid(u) ?? ''))
+        .filter((r): r is Row => r !== undefined)
+      const iface = members.find((r) => r.name === name) ?? members[0]
+      const tag = num(atomOptional(p.tag))
+      const ofport = iface ? num(atomOptional(iface.ofport)) : undefined
+      const error = iface ? atomOptional(iface.error) : undefined
+      return {
+        name,
+        bridge: (uuid && bridgeOf.get(uuid)) || '',
+        ...(tag !== undefined ? { tag } : {}),
+        trunks: atomSet(p.trunks)
+          .map(num)
+          .filter((n): n is number => n !== undefined)
+          .sort((a, b) => a - b),
+        externalIds: atomMap(p.external_ids),
+        ...(typeof error === 'string' && error !== '' ? { ifaceError: error } : {}),
+        ...(ofport !== undefined ? { ofport } : {}),
+      }
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+}
+
+export interface BridgeState {
+  name: string
+  datapathType: string
+  datapathVersion: string
+  externalIds: Record<string, string>
+  /** the bridge's local port (ofport 65534 when it works) */
+  ofport?: number
+  ifaceError?: string
+}
+
+/** The two tables of readBridgeArgv: undefined when there is no such Bridge row. */
+export function parseBridge(stdout: string): BridgeState | undefined {
+  const tables = parseTables(stdout)
+  if (tables.length !== 2) throw bad(`expected 2 tables (Bridge, Interface), got ${tables.length}`, stdout)
+  const [b] = tableRows(tables[0]!)
+  if (!b) return undefined
+  const [i] = tableRows(tables[1]!)
+  const ofport = i ? num(atomOptional(i.ofport)) : undefined
+  const error = i ? atomOptional(i.error) : undefined
+  return {
+    name: String(b.name),
+    datapathType: typeof b.datapath_type === 'string' ? b.datapath_type : '',
+    datapathVersion: typeof b.datapath_version === 'string' ? b.datapath_version : '',
+    externalIds: atomMap(b.external_ids),
+    ...(ofport !== undefined ? { ofport } : {}),
+    ...(typeof error === 'string' && error !== '' ? { ifaceError: error } : {}),
+  }
+}
