@@ -70,12 +70,16 @@ async function linkExists(name: string): Promise<boolean> {
   )
 }
 
-/** Poll until `check` returns undefined (all good) or the deadline passes; returns the last problem. */
-async function settle(check: () => Promise<string | undefined>): Promise<string | undefined> {
+/** A read-back's verdict: undefined = all good; `retry` = may still settle (vswitchd or the kernel lagging). */
+type Verdict = { problem: string; retry?: boolean } | undefined
+
+/** Poll until `check` is happy, says its problem is final, or the deadline passes; returns the last problem. */
+async function settle(check: () => Promise<Verdict>): Promise<string | undefined> {
   const deadline = Date.now() + READBACK_MS
   for (;;) {
-    const problem = await check()
-    if (problem === undefined || Date.now() >= deadline) return problem
+    const v = await check()
+    if (v === undefined) return undefined
+    if (!v.retry || Date.now() >= deadline) return v.problem
     await new Promise((r) => setTimeout(r, POLL_MS))
   }
 }
@@ -109,12 +113,15 @@ export async function createBridge(name: string, opts: CreateBridgeOptions = {})
   let state: BridgeState | undefined
   const problem = await settle(async () => {
     state = await getBridge(name)
-    if (!state) return 'the bridge is not in ovsdb after add-br'
-    if ((state.datapathType || 'system') !== want) return `datapath_type is "${state.datapathType}", not "${want}"`
-    if (state.ifaceError) return state.ifaceError
-    // No ofport (or -1): ovs-vswitchd could not open the bridge's datapath, e.g. `system` without the kernel module.
-    if (state.ofport === undefined || state.ofport < 0) return `ovs-vswitchd could not open its datapath (${want}${want === 'system' ? ': is the openvswitch kernel module there? try datapath netdev' : ''})`
-    if (!(await linkExists(name))) return `its interface "${name}" did not appear in the kernel`
+    if (!state) return { problem: 'the bridge is not in ovsdb after add-br' }
+    if ((state.datapathType || 'system') !== want) return { problem: `datapath_type is "${state.datapathType}", not "${want}"` }
+    if (state.ifaceError) return { problem: state.ifaceError }
+    // No ofport (or -1): ovs-vswitchd could not open the bridge's datapath, e.g. `system` without
+    // the kernel module. An empty datapath_version says the same, for sure: no point waiting then.
+    if (state.ofport === undefined || state.ofport < 0) {
+      return { problem: `ovs-vswitchd could not open its datapath (${want}${want === 'system' ? ': is the openvswitch kernel module there? try datapath netdev' : ''})`, retry: state.datapathVersion !== '' && state.ofport === undefined }
+    }
+    if (!(await linkExists(name))) return { problem: `its interface "${name}" did not appear in the kernel`, retry: true }
     return undefined
   })
   if (problem !== undefined) {
@@ -154,12 +161,14 @@ export async function addPort(bridge: string, port: string, opts: AddPortOptions
   let info: PortInfo | undefined
   const problem = await settle(async () => {
     info = await getPort(port)
-    if (!info) return 'the port is not in ovsdb after add-port'
-    if (info.bridge !== bridge) return `the port is on bridge "${info.bridge}", not "${bridge}"`
-    if (info.tag !== opts.tag) return `its tag is ${info.tag ?? 'unset'}, not ${opts.tag ?? 'unset'}`
-    if (!sameList(info.trunks, wantTrunks)) return `its trunks are [${info.trunks.join(',')}], not [${wantTrunks.join(',')}]`
-    if (info.ifaceError) return info.ifaceError
-    if (info.ofport === undefined || info.ofport < 0) return 'ovs-vswitchd could not open the interface (ofport -1)'
+    if (!info) return { problem: 'the port is not in ovsdb after add-port' }
+    if (info.bridge !== bridge) return { problem: `the port is on bridge "${info.bridge}", not "${bridge}"` }
+    if (info.tag !== opts.tag) return { problem: `its tag is ${info.tag ?? 'unset'}, not ${opts.tag ?? 'unset'}` }
+    if (!sameList(info.trunks, wantTrunks)) return { problem: `its trunks are [${info.trunks.join(',')}], not [${wantTrunks.join(',')}]` }
+    if (info.ifaceError) return { problem: info.ifaceError }
+    if (info.ofport === -1) return { problem: 'ovs-vswitchd could not open the interface (ofport -1)' }
+    // Not numbered yet: ovs-vswitchd has not finished with it (ovs-vsctl normally waits for that).
+    if (info.ofport === undefined) return { problem: 'ovs-vswitchd gave the interface no OpenFlow port number', retry: true }
     return undefined
   })
   if (problem !== undefined) {
