@@ -187,6 +187,8 @@ export function formatLs(r: LsResult): string {
   if (r.guests.length === 0) lines.push('plumb made nothing here')
   for (const g of r.guests) {
     lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}`)
+    // `ls GUEST` after a detach: say so rather than print a bare name
+    if (g.interfaces.length === 0) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${i.peer ? ` peer ${i.peer}` : ''}${where}`)
