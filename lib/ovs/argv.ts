@@ -103,7 +103,7 @@ export function delPortArgv(port: string, opts: { bridge?: string } = {}): strin
 
 export const PORT_COLUMNS = ['_uuid', 'name', 'tag', 'trunks', 'external_ids', 'interfaces'] as const
 export const BRIDGE_COLUMNS = ['_uuid', 'name', 'ports'] as const
-export const IFACE_COLUMNS = ['_uuid', 'name', 'ofport', 'error'] as const
+export const IFACE_COLUMNS = ['_uuid', 'name', 'ofport', 'error', 'link_state'] as const
 
 /**
  * One read of Port rows matching `condition` (ovs-vsctl `find` syntax), all Bridge rows (to

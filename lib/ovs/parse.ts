@@ -23,6 +23,11 @@ export interface PortInfo {
   ifaceError?: string
   /** OpenFlow port number: -1 when the interface could not be opened, undefined before vswitchd assigned one */
   ofport?: number
+  /**
+   * The Interface's link_state ('up' / 'down'). With the userspace datapath a deleted device
+   * keeps its ofport and only goes 'down' (and leaves the kernel, which is what gc checks).
+   */
+  linkState?: string
 }
 
 function bad(what: string, text: string): PlumbError {
@@ -116,6 +121,7 @@ export function parsePorts(stdout: string): PortInfo[] {
       const tag = num(atomOptional(p.tag))
       const ofport = iface ? num(atomOptional(iface.ofport)) : undefined
       const error = iface ? atomOptional(iface.error) : undefined
+      const linkState = iface ? atomOptional(iface.link_state) : undefined
       return {
         name,
         bridge: (uuid && bridgeOf.get(uuid)) || '',
@@ -127,6 +133,7 @@ export function parsePorts(stdout: string): PortInfo[] {
         externalIds: atomMap(p.external_ids),
         ...(typeof error === 'string' && error !== '' ? { ifaceError: error } : {}),
         ...(ofport !== undefined ? { ofport } : {}),
+        ...(typeof linkState === 'string' ? { linkState } : {}),
       }
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))

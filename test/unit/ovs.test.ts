@@ -65,7 +65,7 @@ function portTables(ports: unknown[][], bridges: unknown[][], ifaces: unknown[][
   return [
     table(['_uuid', 'name', 'tag', 'trunks', 'external_ids', 'interfaces'], ports),
     table(['_uuid', 'name', 'ports'], bridges),
-    table(['_uuid', 'name', 'ofport', 'error'], ifaces),
+    table(['_uuid', 'name', 'ofport', 'error', 'link_state'], ifaces),
   ].join('\n') + '\n'
 }
 
@@ -75,7 +75,7 @@ const marksMap = ['map', Object.entries(MARKS).sort()]
 const GOOD_PORT = portTables(
   [[uuid('p1'), 'vp0', 10, EMPTY_SET, marksMap, uuid('i1')]],
   [[uuid('b1'), 'br0', ['set', [uuid('p0'), uuid('p1')]]]],
-  [[uuid('i0'), 'br0', 65534, EMPTY_SET], [uuid('i1'), 'vp0', 3, EMPTY_SET]],
+  [[uuid('i0'), 'br0', 65534, EMPTY_SET, 'down'], [uuid('i1'), 'vp0', 3, EMPTY_SET, 'up']],
 )
 
 // --- argv (pure) ---
@@ -165,13 +165,13 @@ test('parsePorts joins Port, Bridge and Interface rows; one-member sets are bare
       [uuid('b2'), 'br2', uuid('p3')],
     ],
     [
-      [uuid('i1'), 'vp1', 1, EMPTY_SET],
-      [uuid('i2'), 'vp2', -1, 'could not open network device vp2 (No such device)'],
+      [uuid('i1'), 'vp1', 1, EMPTY_SET, 'up'],
+      [uuid('i2'), 'vp2', -1, 'could not open network device vp2 (No such device)', EMPTY_SET],
       [uuid('i3'), 'vp3', EMPTY_SET, EMPTY_SET],
     ],
   )
   t.deepEqual(parsePorts(stdout), [
-    { name: 'vp1', bridge: 'br1', trunks: [10, 20], externalIds: {}, ofport: 1 },
+    { name: 'vp1', bridge: 'br1', trunks: [10, 20], externalIds: {}, ofport: 1, linkState: 'up' },
     { name: 'vp2', bridge: 'br1', trunks: [30], externalIds: { 'plumb-owner': 'plumb' }, ifaceError: 'could not open network device vp2 (No such device)', ofport: -1 },
     { name: 'vp3', bridge: 'br2', tag: 7, trunks: [], externalIds: { 'plumb-owner': 'plumb' } },
   ])
@@ -209,12 +209,12 @@ test.serial('isOvsBridge: br-exists with --timeout=5; exit 2 is "no", other fail
 
 test.serial('getPort and listPlumbPorts: one JSON call each, by name / by the owner mark', async (t) => {
   const fake = await fakeVsctl(t, [{ stdout: GOOD_PORT }, { stdout: portTables([], [], []) }, { stdout: GOOD_PORT }])
-  const want = { name: 'vp0', bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3 }
+  const want = { name: 'vp0', bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3, linkState: 'up' }
   t.deepEqual(await ovs.getPort('vp0'), want)
   t.is(await ovs.getPort('vp9'), undefined)
   t.deepEqual(await ovs.listPlumbPorts(), [want])
   const calls = await fake.calls()
-  const tail = ['--', '--columns=_uuid,name,ports', 'list', 'Bridge', '--', '--columns=_uuid,name,ofport,error', 'list', 'Interface']
+  const tail = ['--', '--columns=_uuid,name,ports', 'list', 'Bridge', '--', '--columns=_uuid,name,ofport,error,link_state', 'list', 'Interface']
   t.deepEqual(calls[0], ['--timeout=5', '--format=json', '--', '--columns=_uuid,name,tag,trunks,external_ids,interfaces', 'find', 'Port', 'name=vp0', ...tail])
   t.is(calls[1]![6], 'name=vp9')
   t.is(calls[2]![6], 'external_ids:plumb-owner=plumb')
