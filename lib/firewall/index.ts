@@ -47,19 +47,22 @@ async function bridgeNetfilterOn(binary: FirewallRule['binary']): Promise<boolea
  * br_netfilter is on. Present ones are reported with `present: true`.
  */
 export async function plannedRules(bridge: string): Promise<Array<FirewallRule & { present: boolean }>> {
-  const out: Array<FirewallRule & { present: boolean }> = []
-  for (const binary of ['iptables', 'ip6tables'] as const) {
-    if (!(await bridgeNetfilterOn(binary))) continue
-    // One `-S` of the whole filter table answers all three questions: one spawn, not three.
-    const table = await run(binary, ['-w', '-S'])
-    if (table.code !== 0) continue // no such binary or no filter table: nothing drops
-    if (!/^-P FORWARD DROP$/m.test(table.stdout)) continue
-    const chain = /^-N DOCKER-USER$/m.test(table.stdout) ? 'DOCKER-USER' : 'FORWARD'
-    const rule: FirewallRule = { binary, chain, bridge }
-    const present = table.stdout.split('\n').some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
-    out.push({ ...rule, present })
-  }
-  return out
+  // Both families at once: each is one spawn, and this sits on the attach path.
+  const perFamily = await Promise.all((['iptables', 'ip6tables'] as const).map((binary) => plannedRule(binary, bridge)))
+  return perFamily.filter((r): r is FirewallRule & { present: boolean } => r !== undefined)
+}
+
+async function plannedRule(binary: FirewallRule['binary'], bridge: string): Promise<(FirewallRule & { present: boolean }) | undefined> {
+  if (!(await bridgeNetfilterOn(binary))) return undefined
+  // One `-S` of the whole filter table answers all three questions: one spawn, not three.
+  const table = await run(binary, ['-w', '-S'])
+  if (table.code !== 0) return undefined // no such binary or no filter table: nothing drops
+  if (!/^-P FORWARD DROP$/m.test(table.stdout)) return undefined
+  const chain = /^-N DOCKER-USER$/m.test(table.stdout) ? 'DOCKER-USER' : 'FORWARD'
+  const present = table.stdout
+    .split('\n')
+    .some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
+  return { binary, chain, bridge, present }
 }
 
 export async function addRule(r: FirewallRule): Promise<void> {
