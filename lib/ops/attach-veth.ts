@@ -168,6 +168,8 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
 async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, bridge: LinkInfo | undefined, opts: AttachVethOptions): Promise<OpResult> {
   const { netns, hostNs, guestNs } = ctx
   const result = emptyResult('attach-veth', netns.label, opts.dryRun ?? false)
+  // The firewall check spawns iptables: let it run while the guest is read (it never rejects).
+  const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
   const guestLinks = await guestNs.getLinks()
   const wantAddrs = v.statics.map((s) => s.cidr)
 
@@ -179,7 +181,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
 
   const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false)
   const mtu = v.mtu ?? bridge?.mtu ?? 1500
-  const firewall = opts.firewall === false ? [] : await plannedFirewall(v.bridge)
+  const firewall = await firewallPlan
 
   // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
   // get EEXIST and try the next name (only when -i was not given).
