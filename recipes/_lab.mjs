@@ -5,6 +5,7 @@ import { $, chalk } from 'zx'
 import { detach } from 'plumb'
 
 $.verbose = false
+$.quiet = true
 export const prefix = process.env.PLUMB_LAB_PREFIX ?? 'lab'
 const image = process.env.PLUMB_LAB_IMAGE ?? 'plumb-test:busybox'
 export const docker = process.env.PLUMB_LAB_NETNS ? false : (await $`docker image inspect ${image}`.nothrow()).exitCode === 0

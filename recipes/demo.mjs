@@ -6,6 +6,7 @@ import { $, chalk } from 'zx'
 import { attachVeth, detach, formatLs, ls } from 'plumb'
 
 $.verbose = false
+$.quiet = true
 const bridge = 'plumbdemo0'
 const names = ['plumb-demo-a', 'plumb-demo-b']
 const ips = ['198.18.50.10/24', '198.18.50.11/24']
@@ -41,8 +42,8 @@ try {
   console.log(ping.stdout.trim())
   if (ping.exitCode !== 0) throw new Error('the guests could not reach each other')
 
-  step('plumb ls')
-  console.log(formatLs(await ls()))
+  step('plumb ls (what plumb made, read back from the kernel: owner marks on the links)')
+  for (const g of guests) console.log(formatLs(await ls({ guest: g })))
 
   step('idempotent: the same attach again changes nothing')
   console.log((await attachVeth({ guest: guests[0], bridge, ips: [ips[0]] })).messages.join('\n'))
