@@ -5,7 +5,7 @@ import { notFound, usageError } from '../errors.js'
 import { validateIfname } from '../spec/index.js'
 import type { GuestRef, IpSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
-import { inGuest, ipIn, toGuestRef, withGuest } from './context.js'
+import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -65,7 +65,8 @@ export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: Dh
   const dhcp = await import('../dhcp/index.js')
   const start = startOptions(ctx.netns, ifname, o)
   const lease = await tx.step(
-    inGuest(ctx.netns, dhcp.dhcpArgv(start).join(' ')),
+    // The argv enters the netns itself (nsenter --net=...): printed as is.
+    dhcp.dhcpArgv(start).join(' '),
     () => dhcp.startDhcp(start),
     { line: `# stop the DHCP client of ${ctx.netns.label} ${ifname}`, run: () => dhcp.stopDhcp({ stateKey: ctx.netns.key, ifname, release: true }) },
   )
