@@ -1,5 +1,6 @@
 // macvlan: a macvlan child of a host NIC, born inside the guest.
 
+import { PlumbError } from '../errors.js'
 import { parseMacvlanMode, validateIfname } from '../spec/index.js'
 import type { GuestRef } from '../spec/index.js'
 import { validateLinkInput } from './attach-veth.js'
@@ -37,8 +38,22 @@ export async function macvlan(opts: MacvlanOptions): Promise<OpResult> {
       parent,
       identity: { mode: v.mode },
       ipType: `type macvlan mode ${v.mode}`,
-      create: (name, mtu, alias) =>
-        ctx.hostNs.createMacvlan({ name, parent: parent.index, nsFd: ctx.netns.fd, mode: v.mode, mtu, alias, ...(v.mac ? { mac: v.mac } : {}) }),
+      create: async (name, mtu, alias) => {
+        try {
+          await ctx.hostNs.createMacvlan({ name, parent: parent.index, nsFd: ctx.netns.fd, mode: v.mode, mtu, alias, ...(v.mac ? { mac: v.mac } : {}) })
+        } catch (err) {
+          // The MTU was checked already; the EINVAL left is passthru's rule: a passthru child
+          // takes its parent alone (none beside it, and none while others exist).
+          const errno = (err as { cause?: { code?: unknown } }).cause?.code
+          if (err instanceof PlumbError && errno === 'EINVAL') {
+            throw new PlumbError('CONFLICT', `failed to create macvlan "${name}" (mode ${v.mode}) on "${parent.name}": the kernel refused it (EINVAL): ${v.mode === 'passthru' ? `"${parent.name}" already has macvlan children` : `"${parent.name}" already has a passthru macvlan`}`, {
+              hint: `a passthru macvlan takes its parent for itself: detach the other macvlans of ${parent.name} (plumb ls) or use another mode`,
+              cause: err,
+            })
+          }
+          throw err
+        }
+      },
     }, opts)
   })
 }
