@@ -57,7 +57,9 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
     if (!exists) {
       const link = await hostNs.getLink(v.bridge)
       if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
-      if (link) throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`)
+      if (link) {
+        throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`, `a NIC is a parent, not a bridge: plumb macvlan ${netns.label} ${v.bridge}, or name an OVS bridge (--create-bridge makes a new one)`)
+      }
       if (!opts.createBridge) throw notFound(`no OVS bridge "${v.bridge}"`, 'pass --create-bridge to create it (userspace datapath where the kernel has no openvswitch module)')
     }
     const guestLinks = await guestNs.getLinks()
