@@ -20,6 +20,10 @@ export interface LsInterface {
   peer?: string
   bridge?: string
   parent?: string
+  /** p2p-link: the guest (or 'host') holding the other end */
+  peerGuest?: string
+  /** move-dev: the device's name on the host, which detach gives back */
+  origName?: string
   addresses: string[]
   routes: Array<{ dst: string; gw?: string }>
   lease?: unknown
@@ -71,6 +75,8 @@ async function guestInterfaces(netns: Netns, guestNs: NetHandle, leases: Map<str
       ...(m.peer ? { peer: m.peer } : {}),
       ...(m.bridge ? { bridge: m.bridge } : {}),
       ...(m.extra?.parent ? { parent: m.extra.parent } : {}),
+      ...(m.extra?.peerGuest ? { peerGuest: m.extra.peerGuest } : {}),
+      ...(m.role === 'moved' && m.extra?.orig ? { origName: m.extra.orig } : {}),
       addresses: addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`),
       routes: routes
         .filter((r) => r.oif === l.index && r.table === 254 && r.protocol !== 'kernel')
@@ -191,7 +197,9 @@ export function formatLs(r: LsResult): string {
     if (g.interfaces.length === 0) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
-      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${i.peer ? ` peer ${i.peer}` : ''}${where}`)
+      const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
+      const orig = i.origName ? ` (host's ${i.origName})` : ''
+      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${orig}`)
       for (const a of i.addresses) lines.push(`           inet ${a}`)
       for (const rt of i.routes) lines.push(`           route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''}`)
       if (i.lease) {
