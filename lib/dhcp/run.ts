@@ -1,6 +1,5 @@
 // Starting a supervised DHCP client for a guest's interface, waiting for its lease, and stopping it.
 
-import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
@@ -175,6 +174,8 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     if (client.kind === 'dhclient') writeFileSync(p.dhclientConf, dhclientConf(opts.hostname))
     logFd = openSync(p.log, 'a+', 0o600)
 
+    // Loaded here, not at the top: the CLI bundle would load child_process on every command.
+    const { spawn } = await import('node:child_process')
     const sup = spawn('/bin/sh', [p.supervisor, p.dir, String(watch.pid ?? ''), String(wpidIno ?? ''), watch.path ?? '', String(wpathIno ?? ''), ...argv], {
       // detached = setsid(): its own session, so it outlives plumb and no terminal signal reaches it
       detached: true,

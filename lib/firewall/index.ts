@@ -7,7 +7,6 @@
 // node:child_process rather than execa here: this runs on the attach path, where importing
 // execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
 
-import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 
 export interface FirewallRule {
@@ -18,7 +17,8 @@ export interface FirewallRule {
 
 export const ruleComment = (bridge: string): string => `plumb:${bridge}`
 
-function run(binary: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(binary: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process')
   return new Promise((resolve) => {
     execFile(binary, args, { timeout: 10_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0
@@ -65,9 +65,22 @@ async function plannedRule(binary: FirewallRule['binary'], bridge: string): Prom
   return { binary, chain, bridge, present }
 }
 
-export async function addRule(r: FirewallRule): Promise<void> {
+/**
+ * Insert the rule unless it is there; true when this call inserted it. The -C right before the
+ * insert matters: parallel attaches to one new bridge all planned "absent" and would otherwise
+ * each insert a copy (10 attaches gave duplicates).
+ */
+export async function addRule(r: FirewallRule): Promise<boolean> {
+  if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code === 0) return false
   const res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)])
   if (res.code !== 0) throw new Error(`failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)
+  return true
+}
+
+/** Delete one copy of the rule (the rollback of one addRule), if there is one. */
+export async function removeRule(r: FirewallRule): Promise<void> {
+  if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code !== 0) return
+  await run(r.binary, ['-w', '-D', r.chain, ...ruleArgs(r)])
 }
 
 /** Remove every plumb rule for this bridge, in both families and both chains. Idempotent. */
@@ -76,8 +89,9 @@ export async function removeRules(bridge: string): Promise<string[]> {
   for (const binary of ['iptables', 'ip6tables'] as const) {
     for (const chain of ['DOCKER-USER', 'FORWARD'] as const) {
       const r: FirewallRule = { binary, chain, bridge }
-      // -C first: -D on a missing rule is an error, and there may be duplicates from a crash.
-      for (let i = 0; i < 8; i++) {
+      // -C first: -D on a missing rule is an error, and there may be duplicates (a crash, or
+      // attaches racing between -C and -I): bounded only against a rule that will not go.
+      for (let i = 0; i < 64; i++) {
         if ((await run(binary, ['-w', '-C', chain, ...ruleArgs(r)])).code !== 0) break
         if ((await run(binary, ['-w', '-D', chain, ...ruleArgs(r)])).code !== 0) break
         removed.push(ruleLine(r, '-D'))

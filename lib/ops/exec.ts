@@ -2,7 +2,6 @@
 // hold is handed to nsenter as fd 3 (`--net=/proc/self/fd/3`), so the command enters exactly
 // the namespace we resolved, with no PID-reuse race.
 
-import { spawn } from 'node:child_process'
 import { PlumbError, usageError } from '../errors.js'
 import type { GuestRef } from '../spec/index.js'
 import { resolveGuest } from '../target/index.js'
@@ -26,6 +25,7 @@ export async function execIn(opts: ExecOptions): Promise<ExecResult> {
   if (opts.argv.length === 0) throw usageError('exec needs a command', 'e.g. plumb exec web -- ip route')
   const netns = await resolveGuest(toGuestRef(opts.guest, { allowSelf: true }), { allowHost: opts.allowHost ?? false })
   try {
+    const { spawn } = await import('node:child_process')
     const pipe = opts.stdio === 'pipe'
     const child = spawn('nsenter', ['--net=/proc/self/fd/3', '--', ...opts.argv], {
       stdio: [pipe ? 'ignore' : 'inherit', pipe ? 'pipe' : 'inherit', pipe ? 'pipe' : 'inherit', netns.fd],

@@ -1,7 +1,7 @@
 // Talking to Docker and Podman: the Engine API over the unix socket (node:http, ~1.4 ms), `podman inspect` as a fallback.
 
 import { accessSync, constants } from 'node:fs'
-import http from 'node:http'
+import type { Agent } from 'node:http'
 import path from 'node:path'
 import { PlumbError, notFound, unsupported } from '../errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
@@ -15,11 +15,20 @@ const TIMEOUT_MS = 5000
 
 // Keep-alive saves ~0.6 ms on the second call (a shared container's owner). Node unrefs idle
 // keep-alive sockets (Agent#keepSocketAlive), so they never hold the process open.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+// node:http is loaded on first use: netns/pid/path guests never need it, and it costs a few ms
+// of a one-shot CLI's start-up.
+let http: typeof import('node:http') | undefined
+let agent: Agent | undefined
+async function httpAgent(): Promise<{ http: typeof import('node:http'); agent: Agent }> {
+  http ??= await import('node:http')
+  agent ??= new http.Agent({ keepAlive: true, maxSockets: 8 })
+  return { http, agent }
+}
 
 /** Drop idle engine connections (tests; long-lived programs that are done with containers). */
 export function closeEngineConnections(): void {
-  agent.destroy()
+  agent?.destroy()
+  agent = undefined
 }
 
 const ENGINE_TITLE: Record<EngineName, string> = { docker: 'Docker', podman: 'Podman' }
@@ -41,7 +50,8 @@ interface ApiAnswer {
 }
 
 /** GET `p` on the engine's socket; EngineUnreachable when there is no engine there. */
-export function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
+export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
+  const { http, agent } = await httpAgent()
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: ep.socketPath, path: p, method: 'GET', agent, headers: { Host: ep.engine, Accept: 'application/json' } }, (res) => {
       const chunks: Buffer[] = []
