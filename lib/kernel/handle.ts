@@ -2,8 +2,8 @@
 // with our own request path (errno + extended ack, a timeout on everything).
 
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
-import { AttrStream, Flags, FlagsGet, FlagsNew, ifla, rt } from 'netlink'
-import type { StreamData } from 'netlink'
+import { AttrStream, Flags, FlagsGet, FlagsNew, ifla, rt } from './netlink.js'
+import type { StreamData } from './netlink.js'
 import { PlumbError, usageError } from '../errors.js'
 import { NetlinkError, toPlumbError } from './errors.js'
 import type { ToPlumbErrorOptions } from './errors.js'

@@ -2,8 +2,8 @@
 // the typed LinkInfo / AddrInfo / RouteInfo views of types.ts; also address/MAC encoding.
 
 import ipaddr from 'ipaddr.js'
-import { ifla } from 'netlink'
-import type { rt } from 'netlink'
+import { ifla } from './netlink.js'
+import type { rt } from './netlink.js'
 import type { AddrInfo, Family, LinkInfo, RouteInfo } from './types.js'
 
 export const AF_INET = 2

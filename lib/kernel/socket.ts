@@ -4,7 +4,7 @@
 // it resolves on the FIRST reply (an NLM_F_ECHO copy arrives before the error that follows it)
 // and its multipart assembly breaks when another reply lands in the middle of a dump.
 
-import { Flags, FlagsGet, RawNetlinkSocket, formatMessage, parseMessages } from 'netlink'
+import { Flags, FlagsGet, RawNetlinkSocket, formatMessage, parseMessages } from './netlink.js'
 import { NetlinkError, parseNlmsgerr } from './errors.js'
 
 export interface RawMsg {
