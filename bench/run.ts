@@ -64,6 +64,7 @@ const envNoCa = { ...process.env }
 delete envNoCa.NODE_EXTRA_CA_CERTS
 
 function cniConf(bridge: string, addr: string): string {
+  const gateway = addr.replace(/\.\d+\/\d+$/, '.1')
   return JSON.stringify({
     cniVersion: '0.4.0',
     name: `ptb${tag}`,
@@ -71,7 +72,7 @@ function cniConf(bridge: string, addr: string): string {
     bridge,
     isGateway: false,
     ipMasq: false,
-    ipam: { type: 'static', addresses: [{ address: addr, gateway: '198.18.202.1' }], routes: [{ dst: '0.0.0.0/0' }] },
+    ipam: { type: 'static', addresses: [{ address: addr, gateway }], routes: [{ dst: '0.0.0.0/0' }] },
   })
 }
 function cniAdd(guest: string, addr: string, ifname = 'eth1'): void {
