@@ -7,7 +7,7 @@
 // node:child_process rather than execa here: this runs on the attach path, where importing
 // execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
 
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 
 export interface FirewallRule {
   binary: 'iptables' | 'ip6tables'
@@ -65,14 +65,27 @@ async function plannedRule(binary: FirewallRule['binary'], bridge: string): Prom
   return { binary, chain, bridge, present }
 }
 
+// Our own lock, not /run/xtables.lock: `iptables -w` takes that one itself and would wait on us.
+const LOCK_DIR = '/run/plumb'
+const LOCK = `${LOCK_DIR}/firewall.lock`
+const PRESENT = 99
+// check-then-insert as one step under the lock: $1 binary, $2 chain, the rest the rule
+const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && exit ${PRESENT}; exec "$b" -w -I "$c" 1 "$@"`
+
 /**
- * Insert the rule unless it is there; true when this call inserted it. The -C right before the
- * insert matters: parallel attaches to one new bridge all planned "absent" and would otherwise
- * each insert a copy (10 attaches gave duplicates).
+ * Insert the rule unless it is there; true when this call inserted it. Check and insert run
+ * under one flock: parallel attaches to one new bridge all planned "absent", and a bare -C
+ * then -I still let two of ten insert a copy each.
  */
 export async function addRule(r: FirewallRule): Promise<boolean> {
-  if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code === 0) return false
-  const res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)])
+  await mkdir(LOCK_DIR, { recursive: true }).catch(() => undefined)
+  let res = await run('flock', ['-w', '10', LOCK, 'sh', '-c', CHECK_INSERT, 'sh', r.binary, r.chain, ...ruleArgs(r)])
+  if (res.code === 127 && res.stderr === '') {
+    // flock itself could not be spawned (no util-linux): check and insert unlocked
+    if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code === 0) return false
+    res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)])
+  }
+  if (res.code === PRESENT) return false
   if (res.code !== 0) throw new Error(`failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)
   return true
 }

@@ -1,6 +1,6 @@
 // The firewall steps of an attach: plan (read) before the transaction, apply inside it.
 
-import { addRule, plannedRules, removeRules, ruleLine } from '../firewall/index.js'
+import { addRule, plannedRules, removeRule, ruleLine } from '../firewall/index.js'
 import type { FirewallRule } from '../firewall/index.js'
 import type { Tx } from './tx.js'
 
@@ -14,8 +14,10 @@ export async function ensureFirewall(tx: Tx, rules: PlannedRule[], result: { mes
   const added: string[] = []
   for (const rule of rules) {
     if (rule.present) continue
-    await tx.step(ruleLine(rule, '-I'), () => addRule(rule), { line: ruleLine(rule, '-D'), run: () => removeRules(rule.bridge) })
-    added.push(`${rule.binary} ${rule.chain}`)
+    // The undo removes only the copy this attach inserted: a concurrent attach to the same
+    // bridge that found the rule in place relies on it.
+    const inserted = await tx.step(ruleLine(rule, '-I'), () => addRule(rule), { line: ruleLine(rule, '-D'), run: (mine) => (mine ? removeRule(rule) : Promise.resolve()) })
+    if (inserted || tx.dryRun) added.push(`${rule.binary} ${rule.chain}`)
   }
   if (added.length) {
     result.messages.push(`Docker's FORWARD policy is DROP: added an ACCEPT rule for bridge ${rules[0]!.bridge} (${added.join(', ')}); detach removes it with the bridge's last plumb port`)
