@@ -81,11 +81,14 @@ withDocker('ten parallel attaches to one container all succeed with distinct eth
   for (let i = 1; i <= 10; i++) t.is(byIf.get(`eth${i}`)?.length, 1, `eth${i} has one address`)
   t.is(new Set([...byIf.values()].flat()).size, byIf.size)
   for (const h of hostNames) t.is((await getLink(h))?.master, br)
+  // all ten found the new bridge without a rule: still exactly one copy is inserted
+  if (await forwardDropActive()) t.is((await firewallRules('iptables', br)).length, 1)
 
   const d = await plumb('detach', c.name, '--all')
   t.is(d.exitCode, 0, d.stderr)
   t.deepEqual(await linksIn(c.sandboxKey), ['lo'])
   t.is(await getLink(br), undefined)
+  t.deepEqual(await firewallRules('iptables', br), [])
 })
 
 withDocker('ten attaches to ten containers at once all succeed', async (t) => {

@@ -82,12 +82,11 @@ asRoot('wait returns at once when eth1 is up with an address, and times out with
   t.regex(noAddr.stderr, /^hint: it is up but has no address/m)
 
   await sh('ip', ['-n', f.ns, 'addr', 'add', f.v4(10), 'dev', 'eth1'])
-  const started = Date.now()
   const ok = await plumb('wait', f.guest, 'eth1', '--timeout', '5', '--json')
   t.is(ok.exitCode, 0, ok.stderr)
-  t.true(Date.now() - started < 3000)
   t.deepEqual(ok.json.addresses, [f.v4(10)])
-  t.true(ok.json.waitedMs < 1000)
+  // plumb's own measure: the CLI's start-up on a loaded test machine is not wait's doing
+  t.true(ok.json.waitedMs < 1000, `waited ${ok.json.waitedMs} ms`)
 })
 
 asRoot('doctor: exit 0 here, JSON lists veth/bridge supported and vlan missing', async (t) => {
