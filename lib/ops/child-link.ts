@@ -32,6 +32,14 @@ export async function hostParent(ctx: GuestContext, name: string, op: string): P
   if (parent.kind === 'bridge') {
     throw conflict(`"${name}" is a bridge; a ${op} needs a NIC as its parent`, `to put the guest on a bridge use: plumb attach-veth GUEST ${name}`)
   }
+  // An OVS bridge's own port is an 'openvswitch' (kernel datapath) or 'tun' (userspace) link the
+  // kernel happily takes as a parent; only those kinds are worth asking ovsdb about.
+  if (parent.kind === 'openvswitch' || parent.kind === 'tun') {
+    const ovs = await import('../ovs/index.js')
+    if (await ovs.isOvsBridge(name).catch(() => false)) {
+      throw conflict(`"${name}" is an Open vSwitch bridge; a ${op} needs a NIC as its parent`, op === 'vlan' ? `plumb vlan GUEST ${name} VID makes an access port on it` : `to put the guest on it use: plumb ovs-port GUEST ${name}`)
+    }
+  }
   return parent
 }
 
