@@ -1,7 +1,7 @@
 // The transaction every op runs in: steps apply in order, each pushes its inverse, and a
 // failure undoes the done steps in reverse and re-throws the original error (pyroute2 style).
 
-import { asPlumbError } from '../errors.js'
+import { PlumbError, asPlumbError } from '../errors.js'
 
 export interface TxOptions {
   /** render the steps as `ip`/`ovs-vsctl` lines and change nothing */
@@ -81,8 +81,15 @@ export async function runTx<T>(opts: TxOptions, body: (tx: Tx) => Promise<T>): P
     return result
   } catch (err) {
     const rolledBack = await tx.rollback()
-    const perr = asPlumbError(err)
-    if (rolledBack.length > 0) perr.rolledBack = rolledBack
+    let perr = asPlumbError(err)
+    if (rolledBack.length > 0) {
+      // Exit 2 promises "nothing was touched" (CLI.md); a value the kernel refused half-way
+      // (ENETUNREACH for a route's gateway, say) was found after steps ran: that is exit 1.
+      if (perr.code === 'USAGE') {
+        perr = new PlumbError('FAILED', perr.message, { cause: perr.cause ?? err, ...(perr.hint !== undefined ? { hint: perr.hint } : {}) })
+      }
+      perr.rolledBack = rolledBack
+    }
     throw perr
   }
 }

@@ -186,7 +186,7 @@ asRoot('rollback: a route whose gateway is unreachable fails after the veth exis
   const f = await fixture(t)
   const before = await views(f)
   const r = await plumb('attach-veth', f.guest, f.br, `${f.v4(10)}@${f.gw4}`, '--route', `198.19.0.0/16@198.18.${(f.octet + 1) % 256}.1`)
-  t.not(r.exitCode, 0)
+  t.is(r.exitCode, 1, 'failed and rolled back')
   t.regex(r.stderr, /^plumb: .*(ENETUNREACH|unreachable)/m)
   t.regex(r.stderr, /^rolled back: .*ip link del/m)
   t.is(await getLink(f.br), undefined, 'the bridge the op created is gone')
@@ -201,7 +201,7 @@ asRoot('rollback through the library API: the PlumbError keeps its code and list
     attachVeth({ guest: f.guest, bridge: f.br, ips: [f.v4(10)], routes: [`198.19.0.0/16@198.18.${(f.octet + 1) % 256}.1`] }),
     { instanceOf: PlumbError },
   )
-  t.true(err.exitCode > 0)
+  t.is(err.exitCode, 1)
   t.true((err.rolledBack ?? []).some((l) => l.startsWith('ip link del pl')), JSON.stringify(err.rolledBack))
   t.truthy(await getLink(f.br), 'an existing bridge stays')
   t.deepEqual(await views(f), before)

@@ -63,6 +63,19 @@ test('a plain Error becomes FAILED (exit 1) with its cause; a failing undo is re
   t.deepEqual(err.rolledBack, ['undo c', 'undo b  (FAILED: gone)', 'undo a'])
 })
 
+test('a usage error found after steps ran is exit 1 (rolled back), not 2 (nothing touched); before any step it stays 2', async (t) => {
+  const late = (await t.throwsAsync(
+    runTx({}, async (tx) => {
+      await tx.step('ip link add x', async () => undefined, { line: 'ip link del x', run: async () => undefined })
+      throw new PlumbError('USAGE', 'failed to add route: ENETUNREACH', { hint: 'gateway not on a connected subnet' })
+    }),
+  )) as PlumbError
+  t.is(late.exitCode, 1)
+  t.is(late.message, 'failed to add route: ENETUNREACH')
+  t.is(late.hint, 'gateway not on a connected subnet')
+  t.deepEqual(late.rolledBack, ['ip link del x'])
+})
+
 test('a failure before any step has no rolledBack', async (t) => {
   const err = (await t.throwsAsync(runTx({}, async () => Promise.reject(new PlumbError('USAGE', 'bad'))))) as PlumbError
   t.is(err.exitCode, 2)
