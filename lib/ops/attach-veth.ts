@@ -186,6 +186,10 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
   // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
   // get EEXIST and try the next name (only when -i was not given).
   const tried = new Set<string>()
+  // A bridge this op creates outlives a raced attempt: the other attaches of the race may be
+  // its ports already (deleting it in that attempt's rollback left their host ends without a
+  // master). It is removed only when the op fails for good and the bridge is still empty.
+  const made: { index?: number } = {}
   for (let attempt = 0; ; attempt++) {
     const ifname = v.ifname ?? firstFreeEth(attempt === 0 ? guestLinks : await guestNs.getLinks(), tried)
     tried.add(ifname)
@@ -198,7 +202,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
         if (gw) mark.gw = gw
         const hostMark: OwnerMark = { v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
 
-        const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result)
+        const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result, made)
         const created = await tx.step(
           `ip link add ${hostIfname} mtu ${mtu} master ${v.bridge} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
           () =>
@@ -231,12 +235,28 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
       })
     } catch (err) {
       const raced = !v.ifname && err instanceof PlumbError && err.code === 'CONFLICT' && /EEXIST/.test(err.message) && attempt < 32
-      if (!raced) throw err
+      if (!raced) throw await dropMadeBridge(hostNs, v.bridge, made, err)
+      if (made.index !== undefined) bridge = await hostNs.getLink(v.bridge)
       result.interfaces.length = 0
       result.ips.length = 0
       result.routes.length = 0
     }
   }
+}
+
+/** The rollback of a bridge the failed op created: delete it if it has no port; say so in the error. */
+async function dropMadeBridge(hostNs: NetHandle, name: string, made: { index?: number }, err: unknown): Promise<unknown> {
+  if (made.index === undefined || !(err instanceof PlumbError)) return err
+  const links = await hostNs.getLinks().catch(() => [] as LinkInfo[])
+  if (links.some((l) => l.index === made.index && l.name === name) && !links.some((l) => l.master === made.index)) {
+    try {
+      await hostNs.delLink(made.index)
+      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}`]
+    } catch (e) {
+      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}  (FAILED: ${e instanceof Error ? e.message : String(e)})`]
+    }
+  }
+  return err
 }
 
 async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[]): Promise<LinkInfo | undefined> {
@@ -278,8 +298,19 @@ async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: 
   return result
 }
 
-/** The bridge exists (bring it up if down) or is created, up, and marked plumb's. */
-export async function ensureLinuxBridge(tx: Tx, hostNs: NetHandle, name: string, bridge: LinkInfo | undefined, result: { messages: string[] }): Promise<number> {
+/**
+ * The bridge exists (bring it up if down) or is created, up, and marked plumb's. With `made`,
+ * a bridge this call creates is recorded there and its removal is left to the caller (see
+ * dropMadeBridge); without it, its rollback deletes it unless other ports joined it meanwhile.
+ */
+export async function ensureLinuxBridge(
+  tx: Tx,
+  hostNs: NetHandle,
+  name: string,
+  bridge: LinkInfo | undefined,
+  result: { messages: string[] },
+  made?: { index?: number },
+): Promise<number> {
   if (bridge) {
     if (!bridge.up) {
       await tx.step(`ip link set ${name} up`, () => hostNs.setLink(bridge.index, { up: true }), {
@@ -303,8 +334,16 @@ export async function ensureLinuxBridge(tx: Tx, hostNs: NetHandle, name: string,
         throw err
       }
     },
-    { line: `ip link del ${name}`, run: (r) => ('raced' in r ? Promise.resolve() : hostNs.delLink(r.index)) },
+    {
+      line: `ip link del ${name}`,
+      run: async (r) => {
+        if ('raced' in r || made) return
+        if ((await hostNs.getLinks()).some((l) => l.master === r.index)) return
+        await hostNs.delLink(r.index)
+      },
+    },
   )
+  if (made && created && !('raced' in created)) made.index = created.index
   result.messages.push(`created bridge ${name}`)
   return created?.index ?? 0
 }
