@@ -30,6 +30,18 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
   const result = emptyResult('gc', 'host', opts.dryRun ?? false)
   const hostNs = openHostHandle()
   try {
+    // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
+    // a port listed here whose interface is missing from the links read after it is really gone,
+    // not one a concurrent plumb is making right now.
+    let ovs: typeof import('../ovs/index.js') | undefined
+    let plumbPorts: Awaited<ReturnType<typeof import('../ovs/index.js')['listPlumbPorts']>> = []
+    try {
+      ovs = await import('../ovs/index.js')
+      if ((await ovs.ovsAvailable()).ok) plumbPorts = await ovs.listPlumbPorts()
+      else ovs = undefined
+    } catch {
+      ovs = undefined
+    }
     const links = await hostNs.getLinks()
     const alive = new Map<string, boolean>()
     const isAlive = async (label: string | undefined): Promise<boolean> => {
@@ -46,21 +58,10 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
       if (m.role === 'moved') returned.push(l)
     }
-    let ovs: typeof import('../ovs/index.js') | undefined
-    let stalePorts: Array<{ name: string }> = []
-    try {
-      ovs = await import('../ovs/index.js')
-      if ((await ovs.ovsAvailable()).ok) {
-        const names = new Set(links.map((l) => l.name))
-        for (const p of await ovs.listPlumbPorts()) {
-          if (!names.has(p.name) || !(await isAlive(p.externalIds['plumb-guest']))) stalePorts.push(p)
-        }
-      } else {
-        ovs = undefined
-      }
-    } catch {
-      ovs = undefined
-      stalePorts = []
+    const stalePorts: Array<{ name: string }> = []
+    const names = new Set(links.map((l) => l.name))
+    for (const p of plumbPorts) {
+      if (!names.has(p.name) || !(await isAlive(p.externalIds['plumb-guest']))) stalePorts.push(p)
     }
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
     let dhcpMod: typeof import('../dhcp/index.js') | undefined
@@ -94,9 +95,17 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         result.messages.push(`cleaned the DHCP state of ${l.ifname} (${l.stateKey})`)
       }
       // Bridges and firewall rules left without any plumb port.
-      const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
+      // Rules before links: attach-veth inserts its rule after its port exists, so a rule seen here
+      // has its port in the links read next unless the port is really gone.
       const fw = await import('../firewall/index.js')
       const ruleBridges = new Set((await fw.listRuleBridges()).map((r) => r.bridge))
+      const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
+      // A bridge is empty only if it was empty in the first read too: one a concurrent attach-veth
+      // has just created gets its port a moment later.
+      const emptyAtStart = (name: string): boolean => {
+        const first = links.find((l) => l.name === name)
+        return first !== undefined && !links.some((l) => l.master === first.index)
+      }
       const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
       for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
         const br = after.find((l) => l.name === name)
@@ -106,7 +115,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
           result.messages.push(`removed the firewall rule of bridge ${name}`)
         }
-        if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
+        if (br && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge') {
           await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
           result.messages.push(`deleted empty plumb bridge ${name}`)
         }
