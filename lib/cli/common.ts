@@ -3,6 +3,7 @@
 
 import type { Argv } from 'yargs'
 import type { CommonOptions } from '../ops/context.js'
+import type { DhcpClient, DhcpLeaseOptions } from '../ops/dhcp.js'
 import type { OpResult } from '../ops/result.js'
 import type { CliIo } from './io.js'
 import { renderError, renderResult } from './render.js'
@@ -52,12 +53,40 @@ export async function runCustom<T>(state: CliState, args: GlobalArgs, op: () => 
 
 /** The IP-spec / link flags the link commands share. */
 export function linkFlags<T>(y: Argv<T>) {
-  return y
+  return dhcpFlags(y)
     .option('ifname', { alias: 'i', type: 'string', describe: 'name inside the guest (default: the first free ethN)' })
     .option('mac', { type: 'string', describe: 'aa:bb:cc:dd:ee:ff, or seed:STRING for a stable derived MAC' })
     .option('mtu', { type: 'string', describe: 'MTU (default: the bridge\'s / parent\'s)' })
     .option('route', { type: 'string', array: true, describe: 'extra route DST[@GW] via this interface (repeatable)' })
     .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route (detach restores it)' })
+}
+
+/** The parsed dhcpFlags (absent when not given). */
+export interface DhcpArgs {
+  dhcpClient?: string
+  dhcpTimeout?: number
+  hostname?: string
+  resolv?: boolean
+}
+
+/** How the `dhcp` IP spec runs its client (the link commands' spelling of `plumb dhcp`'s flags). */
+export function dhcpFlags<T>(y: Argv<T>) {
+  return y
+    .option('dhcp-client', { type: 'string', describe: 'with dhcp: auto | udhcpc | dhclient | dhcpcd (default auto)' })
+    .option('dhcp-timeout', { type: 'number', describe: 'with dhcp: seconds to wait for a lease (default 10)' })
+    .option('hostname', { type: 'string', describe: 'with dhcp: hostname to send to the server' })
+    .option('resolv', { type: 'boolean', describe: "with dhcp: write the offered DNS servers into the guest's own /etc/resolv.conf" })
+}
+
+/** `{ dhcp: {...} }` from the dhcp flags the user gave, or nothing (the op's defaults apply). */
+export function dhcpOptions(args: DhcpArgs): { dhcp?: DhcpLeaseOptions } {
+  const o: DhcpLeaseOptions = defined({
+    client: args.dhcpClient as DhcpClient | undefined,
+    timeout: args.dhcpTimeout,
+    hostname: args.hostname,
+    resolv: args.resolv,
+  })
+  return Object.keys(o).length ? { dhcp: o } : {}
 }
 
 /** Drop the keys whose value is undefined: optional flags the user did not give stay absent. */

@@ -26,7 +26,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import type { Tx } from './tx.js'
-import { leaseIfAsked } from './dhcp.js'
+import { leaseIfAsked, validateLinkDhcp } from './dhcp.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface AttachVethOptions extends CommonOptions {
@@ -73,6 +73,7 @@ export function validateLinkInput(o: {
   ifname?: string
   mac?: string
   mtu?: number | string
+  dhcp?: DhcpLeaseOptions
 }): ValidatedLinkInput {
   const guest = toGuestRef(o.guest)
   const ips = (o.ips ?? []).map(parseIpSpec)
@@ -83,6 +84,7 @@ export function validateLinkInput(o: {
     seen.add(ip.address)
   }
   if (ips.filter((ip) => ip.kind === 'dhcp').length > 1) throw usageError('dhcp given twice')
+  validateLinkDhcp(guest, ips, o.dhcp)
   const routes = (o.routes ?? []).map(parseRouteSpec)
   const out: ValidatedLinkInput = { guest, ips, statics, routes }
   if (o.ifname !== undefined) out.ifname = validateIfname(o.ifname, 'guest interface name (-i)')

@@ -32,16 +32,47 @@ export interface DhcpOptions extends CommonOptions, DhcpLeaseOptions {
 
 const CLIENTS: DhcpClient[] = ['auto', 'udhcpc', 'dhclient', 'dhcpcd']
 
-export function validateDhcp(o: DhcpOptions) {
+/** The lease options alone (the dhcp op's flags, and the link commands' dhcp spec): pure, before anything runs. */
+export function validateLeaseOptions(o: DhcpLeaseOptions, flag: { client: string; timeout: string } = { client: '--client', timeout: '--timeout' }): DhcpClient {
   const client = o.client ?? 'auto'
-  if (!CLIENTS.includes(client)) throw usageError(`unknown DHCP client "${client}"`, `one of ${CLIENTS.join(', ')}`)
+  if (!CLIENTS.includes(client)) throw usageError(`unknown DHCP client "${client}" (${flag.client})`, `one of ${CLIENTS.join(', ')}`)
   if (o.timeout !== undefined && !(Number.isFinite(o.timeout) && o.timeout > 0 && o.timeout <= 3600)) {
-    throw usageError(`--timeout must be a number of seconds between 0 and 3600, not "${o.timeout}"`)
+    throw usageError(`${flag.timeout} must be a number of seconds between 0 and 3600, not "${o.timeout}"`)
   }
   if (o.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(o.hostname)) {
     throw usageError(`"${o.hostname}" is not a valid hostname`, 'letters, digits and dashes, dot-separated')
   }
-  return { guest: toGuestRef(o.guest), ifname: validateIfname(o.ifname), client }
+  return client
+}
+
+/**
+ * A link op's dhcp options: valid, and only given with the `dhcp` IP spec (a --resolv or
+ * --hostname beside static addresses would otherwise be silently ignored).
+ */
+export function validateLinkDhcp(guest: GuestRef, ips: IpSpec[], o: DhcpLeaseOptions | undefined): void {
+  if (!o) return
+  const given = (Object.keys(o) as Array<keyof DhcpLeaseOptions>).filter((k) => o[k] !== undefined && o[k] !== false)
+  if (given.length === 0) return
+  if (!ips.some((ip) => ip.kind === 'dhcp')) {
+    throw usageError(`DHCP options (${given.join(', ')}) given without the dhcp IP spec`, 'add dhcp to the addresses, e.g. plumb attach-veth web br0 dhcp --resolv')
+  }
+  validateLeaseOptions(o, { client: '--dhcp-client', timeout: '--dhcp-timeout' })
+  refuseResolvWithoutFs(guest, o)
+}
+
+// An `ip netns` has no filesystem of its own: known from the ref alone, so refused before the
+// first step (startOptions still checks every other kind once the guest is resolved).
+function refuseResolvWithoutFs(guest: GuestRef, o: DhcpLeaseOptions): void {
+  if (o.resolv && (guest.kind === 'netns' || guest.kind === 'host')) {
+    throw usageError(`--resolv needs a guest with its own filesystem (a container or pid:N); ${guest.kind === 'netns' ? `netns:${guest.name}` : 'the host'} has none`)
+  }
+}
+
+export function validateDhcp(o: DhcpOptions) {
+  const client = validateLeaseOptions(o)
+  const guest = toGuestRef(o.guest)
+  if (!o.release) refuseResolvWithoutFs(guest, o)
+  return { guest, ifname: validateIfname(o.ifname), client }
 }
 
 function startOptions(netns: Netns, ifname: string, o: DhcpLeaseOptions) {

@@ -2,10 +2,10 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { attachVeth } from '../../ops/attach-veth.js'
-import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, GlobalArgs } from '../common.js'
+import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, DhcpArgs {
   guest: string
   bridge: string
   ips?: string[]
@@ -44,6 +44,7 @@ export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Ar
         routes: strings(args.route),
         replaceGateway: args.replaceGateway,
         firewall: args.firewall,
+        ...dhcpOptions(args),
         ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, mac: args.mac, mtu: args.mtu, vlan: args.vlan }),
       }),
     ),

@@ -2,10 +2,10 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { moveDev } from '../../ops/move-dev.js'
-import { commonOptions, defined, runOp, strings } from '../common.js'
-import type { CliState, GlobalArgs } from '../common.js'
+import { commonOptions, defined, dhcpFlags, dhcpOptions, runOp, strings } from '../common.js'
+import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, DhcpArgs {
   guest: string
   device: string
   ips?: string[]
@@ -19,7 +19,7 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
   command: 'move-dev <guest> <device> [ips..]',
   describe: 'move a host interface into the guest; detach gives it back under its old name',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    dhcpFlags(y)
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('device', { type: 'string', describe: 'a host interface' })
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })
@@ -38,6 +38,7 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         routes: strings(args.route),
         force: args.force,
         replaceGateway: args.replaceGateway,
+        ...dhcpOptions(args),
         ...defined({ ifname: args.ifname }),
       }),
     ),

@@ -2,10 +2,10 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { ovsPort } from '../../ops/ovs-port.js'
-import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, GlobalArgs } from '../common.js'
+import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, DhcpArgs {
   guest: string
   bridge: string
   ips?: string[]
@@ -44,6 +44,7 @@ export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         routes: strings(args.route),
         createBridge: args.createBridge,
         replaceGateway: args.replaceGateway,
+        ...dhcpOptions(args),
         ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, tag: args.tag, trunks: args.trunks, mac: args.mac, mtu: args.mtu }),
       }),
     ),

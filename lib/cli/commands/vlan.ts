@@ -2,10 +2,10 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { vlan } from '../../ops/vlan.js'
-import { commonOptions, defined, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, GlobalArgs } from '../common.js'
+import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
+import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, DhcpArgs {
   guest: string
   parent: string
   vid: string
@@ -38,6 +38,7 @@ export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
         ips: strings(args.ips),
         routes: strings(args.route),
         replaceGateway: args.replaceGateway,
+        ...dhcpOptions(args),
         ...defined({ ifname: args.ifname, mac: args.mac, mtu: args.mtu }),
       }),
     ),
