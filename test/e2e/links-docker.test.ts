@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto'
 import { getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, plumb, sweepHost } from '../integration/ops-fixture.js'
-import { ovsPortsOf } from '../integration/links-fixture.js'
+import { holdGcLock, ovsPortsOf } from '../integration/links-fixture.js'
 
 const withDocker = testIf(isRoot && hasDocker(), 'links-docker: needs root and dockerd with plumb-test:busybox (scripts/testbed.sh up)')
 const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'links-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')
@@ -114,6 +114,7 @@ withDocker('macvlan into two containers on a veth "NIC": they reach each other a
 })
 
 withDockerOvs('gc after a container with an OVS port and a bridge port is stopped: OVS and the host are clean', async (t) => {
+  await holdGcLock(t)
   const { id, net } = ids(t)
   const obr = `${id}o`
   const lbr = `${id}b`
