@@ -1,6 +1,7 @@
 // gc: remove plumb's leftovers whose guest is gone: stale OVS port rows, orphaned host ends,
 // DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark.
 
+import { readFileSync, statSync } from 'node:fs'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark } from '../spec/index.js'
@@ -21,6 +22,30 @@ async function guestAlive(label: string | undefined): Promise<boolean> {
     const netns = await resolveGuest(parseGuestRef(label, { allowHostWord: true }), { allowHost: true })
     netns.close()
     return true
+  } catch {
+    return false
+  }
+}
+
+/** A process whose argv names the lease's state dir (the supervisor gets it as $1): a recycled pid never does. */
+function mentions(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a === dir || a.startsWith(`${dir}/`))
+  } catch {
+    return false
+  }
+}
+
+// A state dir is a leftover only when its supervisor is gone: a live supervisor cleans up after
+// its client by itself, and `alive: false` also describes a lease still being started (no
+// client.pid yet), which a concurrent gc must not tear down. A dir with no supervisor pid at all
+// may be one a plumb has just created: it is a leftover only once it is older than any start.
+const START_GRACE_MS = 60_000
+function unsupervised(l: { pid: number; stateDir: string; alive: boolean }): boolean {
+  if (l.alive) return false
+  if (l.pid > 0) return !mentions(l.pid, l.stateDir)
+  try {
+    return Date.now() - statSync(l.stateDir).mtimeMs > START_GRACE_MS
   } catch {
     return false
   }
@@ -67,7 +92,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     let dhcpMod: typeof import('../dhcp/index.js') | undefined
     try {
       dhcpMod = await import('../dhcp/index.js')
-      leases = (await dhcpMod.listLeases()).filter((l) => l.alive === false)
+      leases = (await dhcpMod.listLeases()).filter(unsupervised)
     } catch {
       dhcpMod = undefined
     }
