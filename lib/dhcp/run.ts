@@ -269,8 +269,12 @@ async function releaseClient(p: StatePaths, meta: LeaseMeta, clientPid: number |
   const argv = meta.argv.slice()
   const i = argv.indexOf('-d')
   if (i >= 0) argv.splice(i, 1, '-r')
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 5000, stdin: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false })
-  steps.push(`dhclient -r sent DHCPRELEASE${r.exitCode === 0 ? '' : ` (exit ${r.exitCode ?? r.signal})`}`)
+  const release = () => execa(argv[0]!, argv.slice(1), { reject: false, timeout: 10_000, stdin: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false })
+  let r = await release()
+  // One more try when it did not get through (seen on a loaded machine): a release is cheap and
+  // a lease left on the server holds its address until it expires.
+  if (r.exitCode !== 0) r = await release()
+  steps.push(`dhclient -r sent DHCPRELEASE${r.exitCode === 0 ? '' : ` (exit ${r.exitCode ?? r.signal}: ${String(r.stderr).trim().split('\n').pop()})`}`)
   return r.exitCode === 0
 }
 

@@ -77,7 +77,7 @@ async function assertLeased(t: ExecutionContext, lab: HostDhcpLab, ct: TestConta
 
 /** A released lease: the server logged the DHCPRELEASE; no address, process or state dir is left. */
 async function assertReleased(t: ExecutionContext, lab: HostDhcpLab, ct: TestContainer, lease: JsonLease, opts: { linkGone?: boolean } = {}): Promise<void> {
-  await waitFor(() => lab.count(new RegExp(`DHCPRELEASE\\(pt-srv\\) ${escapeRe(lease.address)} `)) > 0, { timeout: 3000, what: `dnsmasq to log the DHCPRELEASE of ${lease.address}` })
+  await waitFor(() => lab.count(new RegExp(`DHCPRELEASE\\(pt-srv\\) ${escapeRe(lease.address)} `)) > 0, { timeout: 10_000, what: `dnsmasq to log the DHCPRELEASE of ${lease.address}` })
   if (!opts.linkGone) t.deepEqual(await v4(ct), [], 'no IPv4 address left on eth1')
   t.false(alive(lease.pid), `supervisor pid ${lease.pid} is gone`)
   t.false(alive(lease.clientPid), `client pid ${lease.clientPid} is gone`)
@@ -158,13 +158,15 @@ async function timedCli(args: string[]): Promise<{ exitCode: number; stderr: str
   return { exitCode, stderr: lines.map((l) => l.line).join('\n'), total: end - t0, afterLastStep: end - (steps.at(-1)?.at ?? t0) }
 }
 
-withDockerSerial('no DHCP server: attach-veth C BR dhcp --dhcp-timeout 2 exits 1 within 3 s and rolls the veth back', async (t) => {
+withDockerSerial('no DHCP server: attach-veth C BR dhcp --dhcp-timeout 2 exits 1 soon after the timeout and rolls the veth back', async (t) => {
   const lab = await makeHostDhcpLab(t, { server: false })
   const ct = await makeContainer(t, { name: `${lab.id}a` })
   const r = await timedCli(['attach-veth', ct.name, lab.br, 'dhcp', '--dhcp-timeout', '2'])
   t.log(`exit after ${r.total} ms, ${r.afterLastStep} ms after the step before the DHCP client`)
   t.is(r.exitCode, 1, r.stderr)
-  t.true(r.afterLastStep < 3000, `the DHCP wait, its cleanup and the rollback took ${r.afterLastStep} ms`)
+  // Bounded, not hanging: the timeout plus cleanup and rollback (a second of slack for a CI machine
+  // running four test files at once on two cores).
+  t.true(r.afterLastStep < 4000, `the DHCP wait, its cleanup and the rollback took ${r.afterLastStep} ms`)
   t.true(r.afterLastStep >= 2000, 'it did wait the whole timeout')
   t.regex(r.stderr, /^plumb: no DHCP offer on eth1 within 2 s$/m)
   t.regex(r.stderr, /^hint: .*DHCP server/m)
