@@ -56,12 +56,14 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
     }
     return runTx(opts, async (tx) => {
       const bridges = new Set<string>()
+      const ovsBridges = new Set<string>()
       for (const link of targets) {
         const mark = parseMark(link.alias)!
         await teardownLink(tx, ctx, link, mark, result)
-        if (mark.bridge) bridges.add(mark.bridge)
+        if (mark.bridge) (mark.op === 'ovs-port' ? ovsBridges : bridges).add(mark.bridge)
       }
       for (const bridge of bridges) await cleanupBridge(tx, ctx.hostNs, bridge, result)
+      for (const bridge of ovsBridges) await cleanupOvsBridge(tx, bridge, result)
       result.plan = tx.lines
       result.changed = true
       result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
@@ -126,4 +128,12 @@ export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, r
     await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
     result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
   }
+}
+
+/** An OVS bridge plumb created (--create-bridge) goes with its last port, like a Linux one. */
+export async function cleanupOvsBridge(tx: Tx, bridge: string, result: OpResult): Promise<void> {
+  const ovs = await import('../ovs/index.js')
+  await tx.step(`# ovs-vsctl del-br ${bridge} if plumb made it and it has no port left`, async () => {
+    if (await ovs.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted OVS bridge ${bridge} (plumb made it and it is now empty)`)
+  })
 }

@@ -83,7 +83,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
       if (m.role === 'moved') returned.push(l)
     }
-    const stalePorts: Array<{ name: string }> = []
+    const stalePorts: Array<{ name: string; bridge: string }> = []
     const names = new Set(links.map((l) => l.name))
     for (const p of plumbPorts) {
       if (!names.has(p.name) || !(await isAlive(p.externalIds['plumb-guest']))) stalePorts.push(p)
@@ -114,6 +114,13 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       for (const p of stalePorts) {
         await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs!.delPort(p.name))
         result.messages.push(`removed stale OVS port ${p.name}`)
+      }
+      // Only bridges that just lost a stale port: a plumb OVS bridge seen empty for another reason
+      // may be one a concurrent ovs-port --create-bridge is about to give its first port.
+      for (const bridge of new Set(stalePorts.map((p) => p.bridge).filter(Boolean))) {
+        await tx.step(`# ovs-vsctl del-br ${bridge} if plumb made it and it has no port left`, async () => {
+          if (await ovs!.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted empty plumb OVS bridge ${bridge}`)
+        })
       }
       for (const l of leases) {
         await tx.step(`# stop the DHCP client of ${l.stateKey} ${l.ifname}`, () => dhcpMod!.stopDhcp({ stateKey: l.stateKey, ifname: l.ifname, release: false }))

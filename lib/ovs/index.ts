@@ -217,3 +217,24 @@ export async function delPort(port: string, opts: { bridge?: string } = {}): Pro
     throw err
   }
 }
+
+/** `ovs-vsctl list-ports BR`: the bridge's ports (not its own local port); [] when it is gone. */
+export async function listBridgePorts(bridge: string): Promise<string[]> {
+  const res = await runVsctl(['list-ports', bridge], { verb: 'list', object: 'ports of OVS bridge', name: bridge }).catch((err: unknown) => {
+    if (err instanceof PlumbError && err.code === 'NOT_FOUND') return undefined
+    throw err
+  })
+  return res ? res.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : []
+}
+
+/**
+ * Delete an OVS bridge that plumb created (its plumb-owner mark) once it has no port left;
+ * a bridge that is not plumb's, or still has ports, stays. Resolves to whether it was deleted.
+ */
+export async function deleteBridgeIfEmptyAndOurs(bridge: string): Promise<boolean> {
+  const state = await getBridge(bridge)
+  if (!state || state.externalIds[MARK_OWNER_KEY] !== MARK_OWNER) return false
+  if ((await listBridgePorts(bridge)).length > 0) return false
+  await deleteBridge(bridge)
+  return true
+}

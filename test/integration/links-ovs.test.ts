@@ -51,6 +51,20 @@ withOvs('ovs-port --create-bridge: a plumb-marked bridge on the userspace datapa
   t.deepEqual(await ovsPortsOf(f.id), [])
   t.is(await getLink(hostIf), undefined)
   t.deepEqual([...(await guestLinks(f.ns)).keys()], ['lo'])
+  // the bridge plumb created went with its last port
+  t.deepEqual(await ovsBridgesOf(f.id), [])
+})
+
+withOvs('detach leaves an OVS bridge plumb did not create, even when its last port goes', async (t) => {
+  const f = await fixture(t)
+  const br = ovsBridgeName(t, f)
+  await vsctl('add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev')
+  const r = await plumb('ovs-port', f.guest, br, f.v4(10))
+  t.is(r.exitCode, 0, r.stderr)
+  const d = await plumb('detach', f.guest, '--all')
+  t.is(d.exitCode, 0, d.stderr)
+  t.deepEqual(await ovsPortsOf(f.id), [])
+  t.deepEqual(await ovsBridgesOf(f.id), [br])
 })
 
 withOvs('ovs-port --trunks makes a trunk port; --mtu, --mac and -l are honoured', async (t) => {
