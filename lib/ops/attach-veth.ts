@@ -19,7 +19,7 @@ import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
 import { ipNetnsArg, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import type { StaticIp } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -225,10 +225,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
         await ensureFirewall(tx, firewall, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
-        if (!tx.dryRun && created) {
-          const guestEnd = await guestNs.getLinkByIndex(created.peerIndex)
-          if (guestEnd?.mac) result.interfaces[1]!.mac = guestEnd.mac
-        }
+        await recordGuestMac(guestNs, created?.peerIndex, result, 1)
         result.changed = true
         result.mark = formatMark(mark)
         result.plan = tx.lines

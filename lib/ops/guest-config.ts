@@ -190,3 +190,11 @@ export async function missingAddrs(guestNs: NetHandle, index: number, ips: Stati
   const have = await guestNs.getAddrs({ index })
   return ips.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
 }
+
+/** The guest end's MAC into the result (the kernel chose it unless --mac was given): one read. */
+export async function recordGuestMac(guestNs: NetHandle, peerIndex: number | undefined, result: OpResult, at: number): Promise<void> {
+  if (peerIndex === undefined) return // dry-run: nothing was created
+  const guestEnd = await guestNs.getLinkByIndex(peerIndex)
+  const entry = result.interfaces[at]
+  if (guestEnd?.mac && entry) entry.mac = guestEnd.mac
+}

@@ -7,7 +7,7 @@ import type { GuestRef, OwnerMark } from '../spec/index.js'
 import { firstFreeEth, pickHostIfname, validateLinkInput } from './attach-veth.js'
 import { ipNetnsArg, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../spec/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -117,10 +117,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
       )
       await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
       await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
-      if (!tx.dryRun && created) {
-        const guestEnd = await guestNs.getLinkByIndex(created.peerIndex)
-        if (guestEnd?.mac) result.interfaces[1]!.mac = guestEnd.mac
-      }
+      await recordGuestMac(guestNs, created?.peerIndex, result, 1)
       result.changed = true
       result.mark = formatMark(mark)
       result.plan = tx.lines
