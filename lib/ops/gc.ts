@@ -2,6 +2,7 @@
 // DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark.
 
 import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark } from '../spec/index.js'
@@ -36,19 +37,32 @@ function mentions(pid: number, dir: string): boolean {
   }
 }
 
+/** How long ago `path` was last modified, or undefined when it does not exist. */
+function ageMs(path: string): number | undefined {
+  try {
+    return Date.now() - statSync(path).mtimeMs
+  } catch {
+    return undefined
+  }
+}
+
 // A state dir is a leftover only when its supervisor is gone: a live supervisor cleans up after
 // its client by itself, and `alive: false` also describes a lease still being started (no
 // client.pid yet), which a concurrent gc must not tear down. A dir with no supervisor pid at all
 // may be one a plumb has just created: it is a leftover only once it is older than any start.
-const START_GRACE_MS = 60_000
+// A dir with a `stopping` file is one a plumb's stopDhcp (detach, --release, a rollback) is in
+// charge of: it stops the supervisor first, so the lease looks unsupervised for the seconds it
+// spends sending the DHCPRELEASE; a gc stopping the client (or removing dhclient's lease file)
+// then would lose the release. It is a leftover only once the stop has been at it longer than
+// any stop takes (a plumb killed mid-stop).
+const GRACE_MS = 60_000
 function unsupervised(l: { pid: number; stateDir: string; alive: boolean }): boolean {
   if (l.alive) return false
+  const stopping = ageMs(join(l.stateDir, 'stopping'))
+  if (stopping !== undefined) return stopping > GRACE_MS
   if (l.pid > 0) return !mentions(l.pid, l.stateDir)
-  try {
-    return Date.now() - statSync(l.stateDir).mtimeMs > START_GRACE_MS
-  } catch {
-    return false
-  }
+  const age = ageMs(l.stateDir)
+  return age !== undefined && age > GRACE_MS
 }
 
 export async function gc(opts: GcOptions = {}): Promise<OpResult> {
