@@ -53,14 +53,21 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
   return withGuest(v.guest, opts, async (ctx) => {
     const { netns, hostNs, guestNs } = ctx
     const result = emptyResult('ovs-port', netns.label, opts.dryRun ?? false)
-    const exists = await ovs.isOvsBridge(v.bridge)
-    if (!exists) {
-      const link = await hostNs.getLink(v.bridge)
-      if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
-      if (link) {
-        throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`, `a NIC is a parent, not a bridge: plumb macvlan ${netns.label} ${v.bridge}, or name an OVS bridge (--create-bridge makes a new one)`)
+    // ovs-vsctl calls are the slow part (~20 ms each): the bridge check runs while the guest is
+    // read and the host end's name is chosen, and beside the port-row check below.
+    const existsP = ovs.isOvsBridge(v.bridge)
+    existsP.catch(() => undefined) // awaited below; never an unhandled rejection meanwhile
+    const checkBridge = async (): Promise<boolean> => {
+      const exists = await existsP
+      if (!exists) {
+        const link = await hostNs.getLink(v.bridge)
+        if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
+        if (link) {
+          throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`, `a NIC is a parent, not a bridge: plumb macvlan ${netns.label} ${v.bridge}, or name an OVS bridge (--create-bridge makes a new one)`)
+        }
+        if (!opts.createBridge) throw notFound(`no OVS bridge "${v.bridge}"`, 'pass --create-bridge to create it (userspace datapath where the kernel has no openvswitch module)')
       }
-      if (!opts.createBridge) throw notFound(`no OVS bridge "${v.bridge}"`, 'pass --create-bridge to create it (userspace datapath where the kernel has no openvswitch module)')
+      return exists
     }
     const guestLinks = await guestNs.getLinks()
     const same = guestLinks.find((l) => {
@@ -68,6 +75,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
       return m?.role === 'guest' && m.op === 'ovs-port' && m.bridge === v.bridge && (v.ifname === undefined || l.name === v.ifname)
     })
     if (same && (await missingAddrs(guestNs, same.index, v.statics)).length === 0) {
+      await checkBridge()
       const m = parseMark(same.alias)!
       const port = m.peer ? await ovs.getPort(m.peer) : undefined
       if (port && (port.tag ?? undefined) === v.tag && sameList(port.trunks, v.trunks ?? [])) {
@@ -82,7 +90,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
     }
     const ifname = v.ifname ?? firstFreeEth(guestLinks)
     const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
-    const existingPort = await ovs.getPort(hostIfname)
+    const [exists, existingPort] = await Promise.all([checkBridge(), ovs.getPort(hostIfname)])
     if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
     const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
     const mtu = v.mtu ?? 1500
