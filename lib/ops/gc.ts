@@ -23,8 +23,10 @@ async function guestAlive(label: string | undefined): Promise<boolean> {
     const netns = await resolveGuest(parseGuestRef(label, { allowHostWord: true }), { allowHost: true })
     netns.close()
     return true
-  } catch {
-    return false
+  } catch (err) {
+    // Only "not found" (no such container, not running, no such netns or pid) means gone: an
+    // engine that did not answer in time says nothing, and gc must not delete a live guest's link.
+    return (err as { code?: string }).code !== 'NOT_FOUND'
   }
 }
 
@@ -157,11 +159,15 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         const br = after.find((l) => l.name === name)
         const ports = br ? after.filter((l) => l.master === br.index) : []
         if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
-        if (ruleBridges.has(name)) {
+        const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge'
+        // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
+        // bridge that still exists stays (detach removes it with the last port): an attach-veth
+        // that found it in place may be about to add its port.
+        if (ruleBridges.has(name) && (!br || deleteBridge)) {
           await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
           result.messages.push(`removed the firewall rule of bridge ${name}`)
         }
-        if (br && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge') {
+        if (br && deleteBridge) {
           await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
           result.messages.push(`deleted empty plumb bridge ${name}`)
         }
