@@ -224,15 +224,21 @@ export class NetlinkHandle implements NetHandle {
     let index = echoed?.index
     let peerIndex = echoed?.link
     try {
+      // A short-lived socket in the other netns only when there is something to do there: a
+      // caller that holds a handle in the guest sets the peer's alias itself (one socket less).
       await Promise.all([
-        this.withHandleIn(spec.nsFd, async (h) => {
-          if (index === undefined) index = (await mustGet(h, spec.name)).index
-          if (spec.alias !== undefined) await h.setLink(index, { alias: spec.alias })
-        }),
-        this.withHandleIn(spec.peer.nsFd, async (h) => {
-          if (peerIndex === undefined) peerIndex = (await mustGet(h, spec.peer.name)).index
-          if (spec.peer.alias !== undefined) await h.setLink(peerIndex, { alias: spec.peer.alias })
-        }),
+        index !== undefined && spec.alias === undefined
+          ? undefined
+          : this.withHandleIn(spec.nsFd, async (h) => {
+              if (index === undefined) index = (await mustGet(h, spec.name)).index
+              if (spec.alias !== undefined) await h.setLink(index, { alias: spec.alias })
+            }),
+        peerIndex !== undefined && spec.peer.alias === undefined
+          ? undefined
+          : this.withHandleIn(spec.peer.nsFd, async (h) => {
+              if (peerIndex === undefined) peerIndex = (await mustGet(h, spec.peer.name)).index
+              if (spec.peer.alias !== undefined) await h.setLink(peerIndex, { alias: spec.peer.alias })
+            }),
       ])
     } catch (err) {
       await this.withHandleIn(spec.nsFd, async (h) => {

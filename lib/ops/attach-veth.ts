@@ -214,7 +214,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
               master: bridgeIndex,
               up: true,
               alias: formatMark(hostMark),
-              peer: { name: ifname, nsFd: netns.fd, mtu, alias: formatMark(mark), ...(v.mac ? { mac: v.mac } : {}) },
+              peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) },
             }),
           { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
         )
@@ -222,7 +222,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
           { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
           { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
         )
-        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
+        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
         await ensureFirewall(tx, firewall, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         await recordGuestMac(guestNs, created?.peerIndex, result, 1)

@@ -99,6 +99,8 @@ export interface GuestConfig {
   gateways: GatewayPlan[]
   /** bring the interface up (and arm arp_notify first, so the kernel announces the address) */
   up: boolean
+  /** set with the up step, in the same message: the owner mark of an interface just created */
+  alias?: string
 }
 
 const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
@@ -124,7 +126,8 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
     if (c.ips.some((a) => a.family === 4)) {
       await tx.step(inGuest(c.netns, `sysctl -qw net.ipv4.conf.${ifname}.arp_notify=1`), () => guestNs.setSysctl(`ipv4/conf/${ifname}/arp_notify`, '1'))
     }
-    await tx.step(ip(`link set ${ifname} up`), () => guestNs.setLink(idx(), { up: true }))
+    const alias = c.alias
+    await tx.step(ip(`link set ${ifname}${alias ? ` alias '${alias}'` : ''} up`), () => guestNs.setLink(idx(), { up: true, ...(alias ? { alias } : {}) }))
   }
   for (const gw of c.gateways) {
     if (gw.present) continue

@@ -112,7 +112,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
       }
       const created = await tx.step(
         `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
-        () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, alias: formatMark(mark), ...(v.mac ? { mac: v.mac } : {}) } }),
+        () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) } }),
         { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
       )
       await tx.step(`ovs-vsctl ${ovs.addPortArgv(v.bridge, hostIfname, portOpts).join(' ')}`, () => ovs.addPort(v.bridge, hostIfname, portOpts), {
@@ -123,7 +123,7 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
         { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
         { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
       )
-      await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
+      await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
       await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
       await recordGuestMac(guestNs, created?.peerIndex, result, 1)
       result.changed = true
