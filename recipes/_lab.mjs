@@ -6,17 +6,40 @@ import { detach } from 'plumb'
 
 $.verbose = false
 $.quiet = true
-export const prefix = process.env.PLUMB_LAB_PREFIX ?? 'lab'
-const image = process.env.PLUMB_LAB_IMAGE ?? 'plumb-test:busybox'
+export const prefix = process.env.PLUMB_LAB_PREFIX || 'lab'
+const image = process.env.PLUMB_LAB_IMAGE || 'plumb-test:busybox'
 export const docker = process.env.PLUMB_LAB_NETNS ? false : (await $`docker image inspect ${image}`.nothrow()).exitCode === 0
 
 export const step = (text) => console.log(chalk.bold(`\n==> ${text}`))
 export const ok = (text) => console.log(chalk.green(`ok: ${text}`))
 
+/**
+ * PREFIX-SUFFIX for a guest (container or netns). Checked for the characters Docker allows in a
+ * container name; with `{ ifname: true }` (bridges: interface names) also refused over 15 bytes
+ * (IFNAMSIZ), because cutting a long prefix short could make two names collide.
+ */
+export function named(suffix, { ifname = false } = {}) {
+  const full = `${prefix}-${suffix}`
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(full)) throw new Error(`bad name "${full}": PLUMB_LAB_PREFIX may hold only letters, digits, '_', '.', '-'`)
+  if (ifname && Buffer.byteLength(full) > 15) throw new Error(`interface name "${full}" is over 15 bytes: use a PLUMB_LAB_PREFIX of at most ${14 - suffix.length} bytes`)
+  return full
+}
+/** PREFIX-SUFFIX as an interface name (a bridge): at most 15 bytes. */
+export const ifnamed = (suffix) => named(suffix, { ifname: true })
+
 const made = []
+let stopping = false
+const checkRunning = () => {
+  if (stopping) throw new Error('interrupted')
+}
+
 /** A --net=none guest named PREFIX-NAME; returns its plumb guest ref. */
 export async function guest(name) {
-  const full = `${prefix}-${name}`
+  checkRunning()
+  const full = named(name)
+  const ref = docker ? `docker:${full}` : `netns:${full}`
+  // Recorded before it exists, so a teardown that starts meanwhile still removes it.
+  made.push({ full, ref })
   if (docker) {
     await $`docker rm -f ${full}`.nothrow()
     await $`docker run -d --net=none --name ${full} ${image} sleep 100000`
@@ -25,8 +48,7 @@ export async function guest(name) {
     await $`ip netns add ${full}`
     await $`ip -n ${full} link set lo up`
   }
-  const ref = docker ? `docker:${full}` : `netns:${full}`
-  made.push({ full, ref })
+  checkRunning()
   return ref
 }
 
@@ -40,35 +62,74 @@ export async function pingable(ref, addr) {
 }
 
 export function expect(cond, what) {
+  checkRunning()
   if (!cond) throw new Error(`lab check failed: ${what}`)
   ok(what)
 }
 
 const cleanups = []
+/** Undo something the lab made outside plumb; run last-registered first, after the guests' detach. */
 export const onTeardown = (fn) => cleanups.push(fn)
 
-export async function teardown() {
-  step('tear down')
-  for (const { ref } of made) await detach({ guest: ref, all: true }).catch(() => {})
-  for (const fn of cleanups.reverse()) await fn().catch?.(() => {})
-  for (const { full } of made) {
-    if (docker) await $`docker rm -f ${full}`.nothrow()
-    else await $`ip netns del ${full}`.nothrow()
-  }
-  console.log('nothing left behind')
+/** What still carries the prefix (netns, host links, containers, OVS bridges): must be nothing. */
+async function leftovers() {
+  const mine = (name) => name === prefix || name.startsWith(`${prefix}-`)
+  const lines = async (p) => ((await p).stdout || '').split('\n').map((l) => l.trim().split(/\s/)[0]).filter(Boolean)
+  const found = []
+  for (const n of await lines($`ip netns list`.nothrow())) if (mine(n)) found.push(`netns ${n}`)
+  for (const l of JSON.parse((await $`ip -j link show`.nothrow()).stdout || '[]')) if (mine(l.ifname)) found.push(`link ${l.ifname}`)
+  if (docker) for (const c of await lines($`docker ps -a --format {{.Names}}`.nothrow())) if (mine(c)) found.push(`container ${c}`)
+  for (const b of await lines($`ovs-vsctl --timeout=5 list-br`.nothrow())) if (mine(b)) found.push(`OVS bridge ${b}`)
+  return found
 }
 
-/** Run a lab body with teardown, exiting 1 on a failed check. */
+let tornDown
+/** Detach every guest, run the lab's own undo steps, remove the guests; once, however it is reached. */
+export function teardown() {
+  tornDown ??= (async () => {
+    step('tear down')
+    for (const { ref } of made) await detach({ guest: ref, all: true }).catch((e) => console.error(chalk.yellow(`detach ${ref}: ${e.message}`)))
+    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch((e) => console.error(chalk.yellow(`teardown step: ${e.message}`)))
+    for (const { full } of made) {
+      if (docker) await $`docker rm -f ${full}`.nothrow()
+      else await $`ip netns del ${full}`.nothrow()
+    }
+    const left = await leftovers()
+    if (left.length) {
+      console.error(chalk.red(`left behind: ${left.join(', ')}`))
+      return false
+    }
+    console.log('nothing left behind')
+    return true
+  })()
+  return tornDown
+}
+
+let running = Promise.resolve()
+// Interrupted (Ctrl-C, a test's timeout): let the step in flight settle (a few seconds at most:
+// it may be what hangs), still tear down, then exit as the signal would.
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.once(sig, async () => {
+    console.error(chalk.red(`\n${sig}: tearing down`))
+    stopping = true
+    await Promise.race([running, new Promise((r) => setTimeout(r, 5000))])
+    await teardown().catch(() => {})
+    process.exit(code)
+  })
+}
+
+/** Run a lab body with teardown, exiting 1 on a failed check or on anything left behind. */
 export async function lab(title, body) {
-  console.log(chalk.bold.blue(`# ${title}`) + chalk.dim(` (${docker ? 'Docker containers' : 'ip netns guests'})`))
+  console.log(chalk.bold.blue(`# ${title}`) + chalk.dim(` (${docker ? 'Docker containers' : 'ip netns guests'}, prefix ${prefix})`))
   let failed = false
   try {
-    await body()
+    const run = body()
+    running = run.catch(() => {})
+    await run
   } catch (err) {
     failed = true
     console.error(chalk.red(`FAILED: ${err.message}`))
-  } finally {
-    await teardown()
   }
-  process.exitCode = failed ? 1 : 0
+  const clean = await teardown()
+  process.exitCode = failed || !clean ? 1 : 0
 }

@@ -3,9 +3,9 @@
 // and a default route via the host, which is the gateway on the bridge.
 import { $ } from 'zx'
 import { attachVeth, ls, formatLs } from 'plumb'
-import { expect, guest, lab, onTeardown, pingable, prefix, step } from './_lab.mjs'
+import { expect, guest, ifnamed, lab, onTeardown, pingable, step } from './_lab.mjs'
 
-const bridge = `${prefix}-br1`.slice(0, 15)
+const bridge = ifnamed('br1')
 await lab('Lab 1: plumbing a --net=none container by hand', async () => {
   const web = await guest('web')
   step(`plumb attach-veth ${web} ${bridge} 198.18.61.10/24@198.18.61.1`)

@@ -3,13 +3,13 @@
 // Same-VLAN pairs reach each other; cross-VLAN pairs don't.
 import { $ } from 'zx'
 import { vlan } from 'plumb'
-import { expect, guest, lab, onTeardown, pingable, prefix, step } from './_lab.mjs'
+import { expect, guest, ifnamed, lab, onTeardown, pingable, step } from './_lab.mjs'
 
-const ovsbr = `${prefix}-ovs3`.slice(0, 15)
+const ovsbr = ifnamed('ovs3')
 await lab('Lab 3: VLAN isolation on an OVS bridge', async () => {
   step(`an OVS bridge ${ovsbr} (userspace datapath: this kernel may lack the openvswitch module)`)
-  await $`ovs-vsctl --may-exist add-br ${ovsbr} -- set bridge ${ovsbr} datapath_type=netdev`
   onTeardown(() => $`ovs-vsctl --if-exists del-br ${ovsbr}`.nothrow())
+  await $`ovs-vsctl --may-exist add-br ${ovsbr} -- set bridge ${ovsbr} datapath_type=netdev`
   const hosts = [
     { name: 'r10a', vid: 10, ip: '198.18.64.1' },
     { name: 'r10b', vid: 10, ip: '198.18.64.2' },
