@@ -1,0 +1,154 @@
+// The course recipes (recipes/*.mjs, zx scripts on plumb's library API) run for real under a pt-
+// prefix, on Docker containers and on ip netns guests: each must pass its own checks (exit 0, its
+// `ok:` lines) and leave nothing with the prefix behind, read back from ip/docker/ovs/iptables.
+
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { execa } from 'execa'
+import { readFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { hasBinary, hasDocker, hasOvs, isRoot, shQuiet, testIf, uniq } from '../helpers/index.js'
+
+// dist/test/e2e/ -> the clone's root, so this works from any checkout.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const RECIPES = fileURLToPath(new URL('../../../recipes/', import.meta.url))
+
+const docker = isRoot && hasDocker()
+const ovs = hasOvs()
+const dnsmasq = hasBinary('dnsmasq')
+const NEEDS = 'recipes: needs root and dockerd with plumb-test:busybox'
+const NEEDS_ROOT = 'recipes: ip netns guests need root'
+// Serial: the labs use fixed subnets (one per lab), and together they stay well under a minute.
+const serialIf = (cond: boolean, reason: string): typeof test.serial | typeof test.serial.skip => (testIf(cond, reason) === test ? test.serial : test.serial.skip)
+
+interface Run {
+  exitCode: number | undefined
+  out: string
+}
+
+/** Run one recipe the way a student would (`node recipes/X.mjs`), with the test's names. */
+async function runRecipe(t: ExecutionContext, file: string, env: Record<string, string>): Promise<Run> {
+  const res = await execa(process.execPath, [`${RECIPES}${file}`], {
+    cwd: ROOT,
+    env: { FORCE_COLOR: '0', ...env },
+    reject: false,
+    all: true,
+    // SIGTERM: the recipe's own handler still tears down before it exits.
+    timeout: 45_000,
+    killSignal: 'SIGTERM',
+  })
+  const out = String(res.all ?? '')
+  return { exitCode: res.exitCode, out }
+}
+
+/** Everything on the machine that names the prefix: netns, links (by name or plumb alias), containers, OVS, rules, processes, files. */
+async function leftovers(prefix: string): Promise<string[]> {
+  const mine = (s: string | undefined): boolean => !!s && (s === prefix || s.startsWith(`${prefix}-`))
+  const found: string[] = []
+  const words = (s: string): string[] => s.split('\n').map((l) => l.trim().split(/\s/)[0] ?? '').filter(Boolean)
+  for (const n of words((await shQuiet('ip', ['netns', 'list'])).stdout)) if (mine(n)) found.push(`netns ${n}`)
+  const links = JSON.parse((await shQuiet('ip', ['-j', '-d', 'link', 'show'])).stdout || '[]') as Array<{ ifname: string; ifalias?: string }>
+  for (const l of links) if (mine(l.ifname) || l.ifalias?.includes(prefix)) found.push(`link ${l.ifname}${l.ifalias ? ` (alias ${l.ifalias})` : ''}`)
+  if (docker) for (const c of words((await shQuiet('docker', ['ps', '-a', '--format', '{{.Names}}'])).stdout)) if (mine(c)) found.push(`container ${c}`)
+  if (ovs) {
+    for (const b of words((await shQuiet('ovs-vsctl', ['--timeout=5', 'list-br'])).stdout)) if (mine(b)) found.push(`OVS bridge ${b}`)
+    for (const p of words((await shQuiet('ovs-vsctl', ['--timeout=5', '--bare', '--columns=name', 'list', 'Port'])).stdout)) if (mine(p)) found.push(`OVS port ${p}`)
+  }
+  for (const save of ['iptables-save', 'ip6tables-save']) {
+    if (!hasBinary(save)) continue
+    for (const rule of (await shQuiet(save, [])).stdout.split('\n')) if (rule.startsWith('-A') && rule.includes(prefix)) found.push(`${save}: ${rule}`)
+  }
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let argv = ''
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+    } catch {
+      continue
+    }
+    if (argv.includes(prefix)) found.push(`process ${pid} ${argv.slice(0, 120)}`)
+  }
+  for (const dir of ['/tmp', '/run']) for (const f of readdirSync(dir)) if (f.startsWith(prefix)) found.push(`file ${dir}/${f}`)
+  return found
+}
+
+/** If a recipe failed to clean up, do it here (so the suite's leak check reports this test, not the next). */
+function sweepAfter(t: ExecutionContext, prefix: string): void {
+  t.teardown(async () => {
+    const left = await leftovers(prefix)
+    if (left.length === 0) return
+    for (const item of left) {
+      const [kind = '', name = ''] = item.split(' ')
+      if (kind === 'netns') await shQuiet('ip', ['netns', 'del', name])
+      else if (kind === 'container') await shQuiet('docker', ['rm', '-f', name])
+      else if (item.startsWith('OVS bridge ')) await shQuiet('ovs-vsctl', ['--if-exists', 'del-br', item.slice('OVS bridge '.length)])
+      else if (kind === 'link') await shQuiet('ip', ['link', 'del', name])
+    }
+  })
+}
+
+interface Case {
+  file: string
+  oks: string[]
+  netns?: boolean
+  needs?: [boolean, string]
+}
+
+const LABS: Case[] = [
+  { file: 'lab1-net-none.mjs', oks: ['the container reaches its gateway (the host)'] },
+  { file: 'lab2-p2p.mjs', oks: ['a reaches b over the /31', 'the host reaches a over the /32 link'] },
+  {
+    file: 'lab3-vlan.mjs',
+    oks: ['VLAN 10 peers reach each other', 'VLAN 20 peers reach each other', 'VLAN 10 does not reach VLAN 20'],
+    needs: [ovs, 'recipes: Lab 3 needs Open vSwitch (ovs-vsctl show answering)'],
+  },
+  {
+    file: 'lab4-dhcp.mjs',
+    oks: ["from the server's range", "the guest's eth1 holds", "the server's lease file records", 'the server dropped the lease'],
+    needs: [dnsmasq, 'recipes: Lab 4 needs dnsmasq'],
+  },
+  {
+    file: 'lab5-nat.mjs',
+    oks: ['the server has no route to the inner network', 'without NAT the client gets no answer', 'MASQUERADE rule in the router', 'the client reaches the server through the router'],
+  },
+]
+
+function okLines(out: string): string[] {
+  return out.split('\n').filter((l) => l.startsWith('ok: '))
+}
+
+for (const netns of [false, true]) {
+  const mode = netns ? 'ip netns guests' : 'Docker containers'
+  for (const lab of LABS) {
+    const [cond, reason] = lab.needs ?? [true, '']
+    const base = netns ? isRoot : docker
+    serialIf(base && cond, !cond ? reason : netns ? NEEDS_ROOT : NEEDS)(`${lab.file} passes its checks on ${mode} and leaves nothing behind`, async (t) => {
+      const prefix = uniq()
+      sweepAfter(t, prefix)
+      const run = await runRecipe(t, lab.file, { PLUMB_LAB_PREFIX: prefix, PLUMB_LAB_NETNS: netns ? '1' : '' })
+      t.is(run.exitCode, 0, 'the recipe exits 0 (all its checks passed, its own leftover check too)')
+      t.true(run.out.includes(`(${mode}, prefix ${prefix})`), `ran on ${mode} under ${prefix}`)
+      const oks = okLines(run.out)
+      for (const want of lab.oks) t.true(oks.some((l) => l.includes(want)), `ok: ${want}`)
+      t.false(run.out.includes('FAILED'))
+      t.true(run.out.includes('nothing left behind'))
+      t.deepEqual(await leftovers(prefix), [], 'nothing with the prefix is left (netns, links, containers, OVS, rules, processes, files)')
+      // The recipe's whole story only when something went wrong: passing runs stay quiet in CI logs.
+      if (!t.passed) t.log(run.out)
+    })
+  }
+}
+
+serialIf(docker, NEEDS)('demo.mjs runs under PLUMB_DEMO_PREFIX names and leaves nothing behind', async (t) => {
+  const prefix = uniq()
+  sweepAfter(t, prefix)
+  const run = await runRecipe(t, 'demo.mjs', { PLUMB_DEMO_PREFIX: prefix, PLUMB_LAB_NETNS: '' })
+  t.is(run.exitCode, 0)
+  t.true(run.out.includes(`bridge ${prefix}-br`), 'the bridge carries the prefix, not plumbdemo0')
+  t.true(run.out.includes(`docker:${prefix}-a`) && run.out.includes(`docker:${prefix}-b`), 'the guests carry the prefix')
+  t.false(run.out.includes('plumbdemo0') || run.out.includes('plumb-demo-'), 'the default names are not used')
+  const oks = okLines(run.out)
+  t.true(oks.some((l) => l.includes('the guests reach each other')))
+  t.true(oks.some((l) => l.includes('the second attach changed nothing')))
+  t.deepEqual(await leftovers(prefix), [])
+  if (!t.passed) t.log(run.out)
+})
