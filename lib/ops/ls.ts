@@ -89,13 +89,8 @@ async function guestInterfaces(netns: Netns, guestNs: NetHandle, leases: Map<str
   })
 }
 
-async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<string, unknown>): Promise<LsGuest | undefined> {
-  let netns: Netns
-  try {
-    netns = await resolveGuest(ref, { allowHost })
-  } catch {
-    return undefined
-  }
+/** What plumb made in one resolved guest; closes the netns. */
+async function describeGuest(netns: Netns, leases: Map<string, unknown>): Promise<LsGuest> {
   const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
   try {
     const interfaces = await guestInterfaces(netns, guestNs, leases)
@@ -109,6 +104,17 @@ async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<strin
     guestNs.close()
     netns.close()
   }
+}
+
+/** A candidate of the host-wide listing: one that can no longer be resolved is skipped. */
+async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<string, unknown>): Promise<LsGuest | undefined> {
+  let netns: Netns
+  try {
+    netns = await resolveGuest(ref, { allowHost })
+  } catch {
+    return undefined
+  }
+  return describeGuest(netns, leases)
 }
 
 async function loadLeases(): Promise<Map<string, unknown>> {
@@ -125,11 +131,9 @@ async function loadLeases(): Promise<Map<string, unknown>> {
 export async function ls(opts: LsOptions = {}): Promise<LsResult> {
   const leases = await loadLeases()
   if (opts.guest !== undefined) {
-    const ref = toGuestRef(opts.guest)
-    const netns = await resolveGuest(ref, { allowHost: opts.allowHost ?? false })
-    netns.close()
-    const g = await inspectGuest(ref, opts.allowHost ?? false, leases)
-    return { guests: g ? [g] : [], bridges: [], orphans: [] }
+    // A named guest is resolved once, and its errors (not found, not running, host) are the answer.
+    const netns = await resolveGuest(toGuestRef(opts.guest), { allowHost: opts.allowHost ?? false })
+    return { guests: [await describeGuest(netns, leases)], bridges: [], orphans: [] }
   }
   const hostNs = openHostHandle()
   try {
