@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { PLUMB_BIN, hasBinary, hasDocker, inspectContainer, ipJson, isRoot, makeContainer, runCli, sh, testIf, waitFor } from '../helpers/index.js'
 import type { CliResult, TestContainer } from '../helpers/index.js'
-import { escapeRe, hostFileHash, inRange, makeHostDhcpLab, pidsMentioning } from '../integration/ops-dhcp-fixture.js'
+import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from '../integration/ops-dhcp-fixture.js'
 import type { HostDhcpLab } from '../integration/ops-dhcp-fixture.js'
 
 const ready = isRoot && hasDocker() && hasBinary('dnsmasq') && hasBinary('nsenter')
@@ -19,9 +19,6 @@ const withDockerSerial = ready && hasBinary('udhcpc') ? test.serial : test.seria
 
 const plumb = (...args: string[]): Promise<CliResult> => runCli(args)
 
-// The host's own resolver and hostname: byte-identical across every DHCP test of this file.
-const HOST_FILES = ['/etc/resolv.conf', '/etc/hostname']
-const hostHashes = () => HOST_FILES.map(hostFileHash)
 const hashesBefore = hostHashes()
 test.after.always('host /etc/resolv.conf and /etc/hostname are byte-identical after all DHCP tests', (t) => {
   t.deepEqual(hostHashes(), hashesBefore)

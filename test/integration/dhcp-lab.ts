@@ -96,6 +96,12 @@ export function hostFileHash(path: string): string {
   }
 }
 
+/** The host files no DHCP test may change: the resolver and the hostname. */
+export const HOST_FILES = ['/etc/resolv.conf', '/etc/hostname']
+
+/** Their hashes now, to compare before and after: `t.deepEqual(hostHashes(), before)`. */
+export const hostHashes = (): string[] => HOST_FILES.map(hostFileHash)
+
 /** pids of live processes whose argv mentions `needle` (a state dir): what must be gone after a stop. */
 export function pidsMentioning(needle: string): number[] {
   const out: number[] = []

@@ -9,15 +9,13 @@ import { PlumbError } from '../../lib/errors.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
 import type { Lease } from '../../lib/dhcp/index.js'
 import { hasBinary, hasDocker, isRoot, makeContainer, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
-import { defaultRoute, hostFileHash, makeDhcpLab, pidsMentioning, v4Addrs } from './dhcp-lab.js'
+import { defaultRoute, hostHashes, makeDhcpLab, pidsMentioning, v4Addrs } from './dhcp-lab.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter')
 const withUdhcpc = testIf(ready && hasBinary('udhcpc'), 'dhcp integration: needs root, dnsmasq, nsenter and udhcpc')
 const withDhclient = testIf(ready && hasBinary('dhclient'), 'dhcp integration: needs root, dnsmasq, nsenter and dhclient (isc-dhcp-client)')
 const withDocker = testIf(ready && hasBinary('udhcpc') && hasDocker(), 'dhcp --resolv: needs root, dnsmasq, udhcpc and dockerd with plumb-test:busybox')
 
-const HOST_FILES = ['/etc/resolv.conf', '/etc/hostname']
-const hostHashes = () => HOST_FILES.map(hostFileHash)
 const key = () => `pt${randomBytes(4).toString('hex')}`
 
 /** Stop the client in teardown too, so a failed assertion never leaves one running. */

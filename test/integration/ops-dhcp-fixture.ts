@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { ipJson, makeBridge, makeNetns, sh, shQuiet, spawnIn, uniq, waitFor } from '../helpers/index.js'
 import type { IpObject, Teardown } from '../helpers/index.js'
-import { hostFileHash, pidsMentioning } from './dhcp-lab.js'
+import { hostFileHash, hostHashes, pidsMentioning } from './dhcp-lab.js'
 import { sweepHost } from './ops-fixture.js'
 
-export { hostFileHash, pidsMentioning }
+export { hostFileHash, hostHashes, pidsMentioning }
 
 export interface HostDhcpLab {
   /** pt-xxxxxx: every name of this test contains it */

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
 import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, testIf, uniq, waitFor } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
-import { escapeRe, hostFileHash, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
+import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter') && hasBinary('udhcpc')
@@ -18,8 +18,6 @@ const withLabSerial = ready ? test.serial : test.serial.skip
 
 const plumb = (...args: string[]): Promise<CliResult> => runCli(args)
 
-const HOST_FILES = ['/etc/resolv.conf', '/etc/hostname']
-const hostHashes = () => HOST_FILES.map(hostFileHash)
 const hashesBefore = hostHashes()
 test.after.always('host /etc/resolv.conf and /etc/hostname are byte-identical after all DHCP tests', (t) => {
   t.deepEqual(hostHashes(), hashesBefore)
