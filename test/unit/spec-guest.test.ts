@@ -1,20 +1,11 @@
 // Table tests for guest references, owner marks and derived host interface names.
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
+import { usage } from '../helpers/assert.js'
+import type { Want } from '../helpers/assert.js'
 import { PlumbError } from '../../lib/errors.js'
 import { deriveHostIfname, formatGuestRef, formatMark, isPlumbMark, parseGuestRef, parseMark } from '../../lib/spec/index.js'
 import type { GuestRef, OwnerMark } from '../../lib/spec/index.js'
-
-type Want = { message: RegExp; hint?: RegExp }
-
-function usage(t: ExecutionContext, fn: () => unknown, want: Want): void {
-  const err = t.throws(fn, { instanceOf: PlumbError }) as PlumbError
-  t.is(err.code, 'USAGE')
-  t.is(err.exitCode, 2)
-  t.regex(err.message, want.message)
-  if (want.hint) t.regex(err.hint ?? '', want.hint)
-}
 
 // --- guest refs ---
 

@@ -1,19 +1,9 @@
 // Table tests for IP specs and route specs (lib/spec/ip.ts).
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { PlumbError } from '../../lib/errors.js'
+import { usage } from '../helpers/assert.js'
+import type { Want } from '../helpers/assert.js'
 import { parseIpSpec, parseRouteSpec } from '../../lib/spec/index.js'
-
-type Want = { message: RegExp; hint?: RegExp }
-
-function usage(t: ExecutionContext, fn: () => unknown, want: Want): void {
-  const err = t.throws(fn, { instanceOf: PlumbError }) as PlumbError
-  t.is(err.code, 'USAGE')
-  t.is(err.exitCode, 2)
-  t.regex(err.message, want.message)
-  if (want.hint) t.regex(err.hint ?? '', want.hint)
-}
 
 const valid: Array<[string, ReturnType<typeof parseIpSpec>]> = [
   ['dhcp', { kind: 'dhcp' }],

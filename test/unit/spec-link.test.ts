@@ -2,19 +2,8 @@
 
 import { createHash } from 'node:crypto'
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { PlumbError } from '../../lib/errors.js'
+import { usage } from '../helpers/assert.js'
 import { checkMtuForFamilies, parseMac, parseMacvlanMode, parseMtu, parseTrunks, parseVid, seedMac, validateIfname } from '../../lib/spec/index.js'
-
-type Want = { message: RegExp; hint?: RegExp }
-
-function usage(t: ExecutionContext, fn: () => unknown, want: Want): void {
-  const err = t.throws(fn, { instanceOf: PlumbError }) as PlumbError
-  t.is(err.code, 'USAGE')
-  t.is(err.exitCode, 2)
-  t.regex(err.message, want.message)
-  if (want.hint) t.regex(err.hint ?? '', want.hint)
-}
 
 // --- MAC ---
 
