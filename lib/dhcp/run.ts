@@ -3,7 +3,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
-import { clientArgv, dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
+import { dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
 import { SUPERVISOR_SCRIPT, hookScript } from './scripts.js'
 import { isOurs, readHookLease, readMeta, readPid, stateRoot, statePaths, toLease } from './state.js'
