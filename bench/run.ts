@@ -1,6 +1,7 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
-// noisy: trust ratios, not absolute times). Root only. Usage: node dist/bench/run.js [--rounds N] [--library N]
+// noisy: trust ratios, not absolute times). Root only.
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,library,macvlan,p2p-link,ovs-port]
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
@@ -16,6 +17,12 @@ const opt = (name: string, dflt: number): number => {
 const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
+// --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
+const PARTS = ['attach', 'library', 'macvlan', 'p2p-link', 'ovs-port'] as const
+const onlyAt = args.indexOf('--only')
+const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
+for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
+const want = (name: (typeof PARTS)[number]): boolean => ONLY.has(name)
 const CLI = join(packageRoot(), 'dist', 'plumb.mjs')
 const CNI = '/usr/lib/cni/bridge'
 const tag = Math.random().toString(16).slice(2, 6)
@@ -154,7 +161,7 @@ async function libraryAttach(): Promise<void> {
 async function linkMenu(): Promise<void> {
   // A veth pair stands in for a physical NIC: one end is the macvlan parent.
   sh(`ip link add ptbm${tag} type veth peer name ptbn${tag} && ip link set ptbm${tag} up && ip link set ptbn${tag} up`)
-  const haveOvs = spawnSync('ovs-vsctl', ['--timeout=2', 'show'], { stdio: 'ignore' }).status === 0
+  const haveOvs = want('ovs-port') && spawnSync('ovs-vsctl', ['--timeout=2', 'show'], { stdio: 'ignore' }).status === 0
   if (haveOvs) sh(`ovs-vsctl add-br ptbo${tag} -- set bridge ptbo${tag} datapath_type=netdev && ip link set ptbo${tag} up`)
   const cases: Array<{ name: string; plumb: (g: string, g2: string, i: number) => string[]; floor: (g: string, g2: string, i: number) => string; lib: (g: string, g2: string, i: number) => Promise<unknown> } | undefined> = [
     {
@@ -179,7 +186,7 @@ async function linkMenu(): Promise<void> {
       : undefined,
   ]
   for (const c of cases) {
-    if (!c) continue
+    if (!c || !want(c.name as (typeof PARTS)[number])) continue
     const p: number[] = [], s: number[] = []
     for (let i = 0; i < ROUNDS; i++) {
       const [a, b, x, y] = [newGuest(), newGuest(), newGuest(), newGuest()]
@@ -205,10 +212,11 @@ async function linkMenu(): Promise<void> {
 
 console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
 try {
-  await oneShotAttach()
-  await libraryAttach()
+  // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
+  if (want('attach')) await oneShotAttach()
+  if (want('library')) await libraryAttach()
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
-  await linkMenu()
+  if (want('macvlan') || want('p2p-link') || want('ovs-port')) await linkMenu()
 } finally {
   cleanup()
 }
