@@ -23,7 +23,7 @@ const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
 const want = (name: (typeof PARTS)[number]): boolean => ONLY.has(name)
-const CLI = join(packageRoot(), 'dist', 'plumb.mjs')
+const CLI = join(packageRoot(), 'dist', 'plumb.cjs')
 const CNI = '/usr/lib/cni/bridge'
 const tag = Math.random().toString(16).slice(2, 6)
 

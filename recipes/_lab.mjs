@@ -54,7 +54,7 @@ export async function guest(name) {
 
 /** Run a command inside a guest's netns (with the host's tools: the image may have none). */
 export function inside(ref, ...cmd) {
-  return $`${process.execPath} ${new URL('../dist/plumb.mjs', import.meta.url).pathname} exec ${ref} -- ${cmd}`.nothrow()
+  return $`${process.execPath} ${new URL('../dist/plumb.cjs', import.meta.url).pathname} exec ${ref} -- ${cmd}`.nothrow()
 }
 
 export async function pingable(ref, addr) {

@@ -1,6 +1,9 @@
-// Bundles the CLI into one ESM file: a one-shot command is dominated by node's start-up and
-// module loading (yargs unbundled ~50-180 ms, bundled ~30 ms; see KERNEL-NOTES.md).
-import { readFile } from 'node:fs/promises'
+// Bundles the CLI into one CommonJS file plus V8's code cache for it: a one-shot command is
+// dominated by node's start-up and module loading (yargs unbundled ~50-180 ms, bundled ~30 ms;
+// see KERNEL-NOTES.md), and by compiling what it loads. CommonJS because only a classic script
+// can be run from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts).
+import { spawnSync } from 'node:child_process'
+import { chmod, readFile, rm } from 'node:fs/promises'
 import { build } from 'esbuild'
 
 // netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
@@ -17,20 +20,51 @@ const netlinkBinding = {
   },
 }
 
+// yargs takes strictEqual/notStrictEqual from node:assert for its own invariants; loading
+// node:assert pulls in streams and colour detection (~7 ms of every start). Two lines do the job.
+const yargsAssert = {
+  name: 'yargs-assert',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?assert$/ }, (args) => (/[\\/]node_modules[\\/]yargs[\\/]/.test(args.importer) ? { path: 'assert', namespace: 'yargs-assert' } : undefined))
+    b.onLoad({ filter: /.*/, namespace: 'yargs-assert' }, () => ({
+      contents: [
+        'export function strictEqual(a, b, m) { if (a !== b) throw new Error(m ?? `${String(a)} !== ${String(b)}`) }',
+        'export function notStrictEqual(a, b, m) { if (a === b) throw new Error(m ?? `${String(a)} === ${String(b)}`) }',
+      ].join('\n'),
+      loader: 'js',
+    }))
+  },
+}
+
+await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
+await rm('dist/plumb.mjs.map', { force: true })
 await build({
-  entryPoints: ['bin/plumb.ts'],
-  outfile: 'dist/plumb.mjs',
+  entryPoints: ['bin/cli.ts'],
+  outfile: 'dist/plumb-cli.cjs',
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  format: 'cjs',
   sourcemap: 'linked',
-  // The setns addon is found relative to the package root; execa is imported lazily, only by the
-  // paths that spawn (OVS, DHCP), and stays outside.
-  external: ['execa'],
-  plugins: [netlinkBinding],
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __plumbCreateRequire } from 'node:module'; const require = __plumbCreateRequire(import.meta.url);",
-  },
+  // Everything is inside, execa too: its import() sites become lazy requires of bundled modules
+  // (an import() cannot run from vm.Script on Node 20), so only the paths that spawn load it.
+  supported: { 'dynamic-import': false },
+  define: { 'import.meta.url': '__plumbModuleUrl' },
+  banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [netlinkBinding, yargsAssert],
+  // netlink's binding is found with require.resolve at run time, on purpose
+  logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
 })
+await build({
+  entryPoints: ['bin/plumb.cts'],
+  outfile: 'dist/plumb.cjs',
+  bundle: false,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  logLevel: 'warning',
+})
+const cache = spawnSync(process.execPath, ['scripts/code-cache.cjs', 'dist/plumb-cli.cjs'], { stdio: 'inherit' })
+if (cache.status !== 0) throw new Error('writing the code cache of dist/plumb-cli.cjs failed')
+await chmod('dist/plumb.cjs', 0o755)

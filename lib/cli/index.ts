@@ -27,7 +27,7 @@ import { renderError } from './render.js'
 export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
   const cli = yargs(argv)
     .scriptName('plumb')
-    .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP and p2p links\nfor --net=none containers, as transactions with undo.')
+    .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP,\np2p links for --net=none containers, as transactions with undo.')
     .parserConfiguration({ 'parse-positional-numbers': false, 'populate--': true })
     .option('json', { type: 'boolean', default: false, global: true, describe: 'print a JSON result (errors as JSON on stderr)' })
     .option('dry-run', { type: 'boolean', default: false, global: true, describe: 'print the steps as ip/ovs-vsctl commands; change nothing' })

@@ -19,7 +19,7 @@ export interface SetnsAddon {
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
 
 /** The directory holding plumb's package.json, walking up from `from` (a file: URL or path).
- *  The code runs from dist/lib/kernel/*.js and from the bundled dist/plumb.mjs. */
+ *  The code runs from dist/lib/kernel/*.js and from the bundled dist/plumb-cli.cjs. */
 export function findPackageRoot(from: string = import.meta.url): string | undefined {
   let dir = dirname(from.startsWith('file:') ? fileURLToPath(from) : from)
   for (;;) {

@@ -1,10 +1,10 @@
-// Runs the built CLI (dist/plumb.mjs) as a user would, for tests of argv parsing, output and exit codes.
+// Runs the built CLI (dist/plumb.cjs) as a user would, for tests of argv parsing, output and exit codes.
 
 import { execa } from 'execa'
 import { fileURLToPath } from 'node:url'
 
-/** dist/test/helpers/cli.js -> dist/plumb.mjs (PLUMB_BIN overrides, e.g. to test an installed copy). */
-export const PLUMB_BIN = process.env.PLUMB_BIN ?? fileURLToPath(new URL('../../plumb.mjs', import.meta.url))
+/** dist/test/helpers/cli.js -> dist/plumb.cjs (PLUMB_BIN overrides, e.g. to test an installed copy). */
+export const PLUMB_BIN = process.env.PLUMB_BIN ?? fileURLToPath(new URL('../../plumb.cjs', import.meta.url))
 
 export interface CliResult {
   exitCode: number
@@ -34,7 +34,7 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** `node dist/plumb.mjs ...args`, never throwing on a non-zero exit. */
+/** `node dist/plumb.cjs ...args`, never throwing on a non-zero exit. */
 export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; timeout?: number } = {}): Promise<CliResult> {
   const res = await execa(process.execPath, [PLUMB_BIN, ...args], {
     reject: false,

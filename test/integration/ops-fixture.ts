@@ -128,7 +128,7 @@ export async function views(f: Pick<Fixture, 'id' | 'ns'>): Promise<{ host: Awai
   return { host, guest }
 }
 
-/** The real CLI (dist/plumb.mjs). */
+/** The real CLI (dist/plumb.cjs). */
 export const plumb = (...args: string[]): Promise<CliResult> => runCli(args)
 
 /** Parsed `ip -j -d link show` of the guest, by name. */

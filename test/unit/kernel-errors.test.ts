@@ -146,6 +146,6 @@ test('findPackageRoot walks up to the package.json named "plumb" (dist/lib/kerne
   const here = dirname(fileURLToPath(import.meta.url)) // dist/test/unit
   const root = join(here, '..', '..', '..')
   t.is(findPackageRoot(join(root, 'dist', 'lib', 'kernel', 'native.js')), root)
-  t.is(findPackageRoot(`file://${join(root, 'dist', 'plumb.mjs')}`), root)
+  t.is(findPackageRoot(`file://${join(root, 'dist', 'plumb-cli.cjs')}`), root)
   t.is(findPackageRoot('/'), undefined)
 })

@@ -1,0 +1,57 @@
+// The executable (dist/plumb.cjs) and its start-up: the build's code cache is one V8 accepts,
+// the CLI still works without it or with a bad one, and the heavy node modules stay off the
+// start-up path (the one-shot CLI is dominated by start-up: bench/README.md).
+
+import test from 'ava'
+import { execa } from 'execa'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import Module, { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { Script } from 'node:vm'
+import { packageRoot, packageVersion } from '../../lib/paths.js'
+import { PLUMB_BIN } from '../helpers/cli.js'
+
+const dist = join(packageRoot(), 'dist')
+const bundle = join(dist, 'plumb-cli.cjs')
+
+test('the build wrote a code cache that V8 accepts for the bundle', (t) => {
+  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: readFileSync(`${bundle}.cache`) })
+  t.false(script.cachedDataRejected, 'a rejected cache means every run compiles 1 MB again')
+})
+
+test('the CLI runs without the code cache, and with a corrupt one', async (t) => {
+  const without = await execa(process.execPath, [PLUMB_BIN, '--version'], { env: { PLUMB_NO_CODE_CACHE: '1' }, reject: false })
+  t.is(without.exitCode, 0)
+  t.is(without.stdout.trim(), packageVersion())
+  // A copy of the two files with garbage where the cache goes, inside dist/ so node_modules resolve.
+  const dir = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  copyFileSync(PLUMB_BIN, join(dir, 'plumb.cjs'))
+  copyFileSync(bundle, join(dir, 'plumb-cli.cjs'))
+  writeFileSync(join(dir, 'plumb-cli.cjs.cache'), 'not a code cache')
+  const corrupt = await execa(process.execPath, [join(dir, 'plumb.cjs'), 'attach-veth', '--help'], { reject: false })
+  t.is(corrupt.exitCode, 0, corrupt.stderr)
+  t.regex(corrupt.stdout, /plumb attach-veth <guest> <bridge>/)
+})
+
+test('start-up loads neither crypto, assert, fs/promises nor child_process (each costs ms on every run)', async (t) => {
+  const dir = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const out = join(dir, 'modules.txt')
+  const hook = join(dir, 'hook.cjs')
+  writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')))`)
+  for (const argv of [['--version'], ['attach-veth', '--help'], ['set-ip', 'pid:1', 'eth1', '300.1.1.1/24']]) {
+    await execa(process.execPath, ['-r', hook, PLUMB_BIN, ...argv], { reject: false })
+    const loaded = readFileSync(out, 'utf8').split('\n')
+    t.true(loaded.includes('NativeModule vm'), 'the hook saw the launcher run') // a check that can fail
+    for (const mod of ['crypto', 'assert', 'fs/promises', 'child_process']) t.false(loaded.includes(`NativeModule ${mod}`), `${argv.join(' ')} loaded node:${mod}`)
+  }
+})
+
+test('the bundle exports main() for the launcher', async (t) => {
+  const mod = { exports: {} as { main?: unknown; bufferIo?: unknown } }
+  // Loading it runs its module code only: nothing is parsed or executed until main() is called.
+  new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle }).runInThisContext().call(mod.exports, mod.exports, createRequire(bundle), mod, bundle, dirname(bundle))
+  t.is(typeof mod.exports.main, 'function')
+  t.is(typeof mod.exports.bufferIo, 'function')
+})
