@@ -1,7 +1,7 @@
 // doctor: what this host supports, each check with a verdict and, where it fails, the fix.
 
-import { access, readFile } from 'node:fs/promises'
-import { constants } from 'node:fs'
+// Sync fs: a handful of tiny checks, and node:fs/promises is not worth loading on every CLI start.
+import { accessSync, constants, readFileSync } from 'node:fs'
 
 export interface DoctorCheck {
   name: string
@@ -19,10 +19,27 @@ export interface DoctorReport {
   checks: DoctorCheck[]
 }
 
+function exists(path: string): boolean {
+  try {
+    accessSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return fallback
+  }
+}
+
 async function onPath(bin: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
     try {
-      await access(`${dir}/${bin}`, constants.X_OK)
+      accessSync(`${dir}/${bin}`, constants.X_OK)
       return `${dir}/${bin}`
     } catch {
       /* next */
@@ -68,7 +85,7 @@ export async function doctor(): Promise<DoctorReport> {
   const ovs = await import('../ovs/index.js')
   const o = await ovs.ovsAvailable().catch((err: Error) => ({ ok: false, reason: err.message }) as { ok: boolean; version?: string; reason?: string })
   add({ name: 'Open vSwitch', ok: o.ok, detail: o.ok ? `ovs-vsctl ${o.version ?? ''} reachable` : (o.reason ?? 'unavailable'), optional: true, ...(o.ok ? {} : { hint: 'apt-get install openvswitch-switch; /usr/share/openvswitch/scripts/ovs-ctl start' }) })
-  const ovsModule = await access('/sys/module/openvswitch').then(() => true, () => false)
+  const ovsModule = exists('/sys/module/openvswitch')
   add({ name: 'OVS datapath', ok: true, detail: ovsModule ? 'kernel datapath (openvswitch module loaded)' : 'no openvswitch kernel module: plumb creates bridges with the userspace datapath (datapath_type=netdev)', optional: true })
 
   const dhcp = await import('../dhcp/index.js')
@@ -85,7 +102,7 @@ export async function doctor(): Promise<DoctorReport> {
   const podman = await target.engineStatus('podman')
   add({ name: 'Podman', ok: podman.ok, detail: podman.detail, optional: true })
 
-  const brnf = await readFile('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').then((s) => s.trim() === '1', () => false)
+  const brnf = readOr('/proc/sys/net/bridge/bridge-nf-call-iptables', '0').trim() === '1'
   if (brnf) {
     const fw = await import('../firewall/index.js')
     const rules = await fw.plannedRules('plumb-doctor')

@@ -6,7 +6,7 @@ import { parseGuestRef, parseMark } from '../spec/index.js'
 import type { GuestRef, OwnerMark } from '../spec/index.js'
 import { listContainers, resolveGuest } from '../target/index.js'
 import type { Netns } from '../target/index.js'
-import { readdir } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
 import { toGuestRef } from './context.js'
 import { isGuestMark } from './detach.js'
 
@@ -154,7 +154,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
     }
     for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
-    for (const name of await readdir('/run/netns').catch(() => [] as string[])) candidates.set(`netns:${name}`, { kind: 'netns', name })
+    for (const name of readNetnsDir()) candidates.set(`netns:${name}`, { kind: 'netns', name })
 
     const seenNs = new Set<string>()
     const guests: LsGuest[] = []
@@ -215,4 +215,13 @@ export function formatLs(r: LsResult): string {
   for (const b of r.bridges) lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
   if (r.orphans.length) lines.push(`orphaned host ends (plumb gc removes them): ${r.orphans.join(' ')}`)
   return lines.join('\n')
+}
+
+/** The names under /run/netns (sync: a tiny directory, and node:fs/promises stays off the CLI's start-up). */
+function readNetnsDir(): string[] {
+  try {
+    return readdirSync('/run/netns')
+  } catch {
+    return []
+  }
 }

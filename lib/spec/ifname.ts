@@ -1,6 +1,7 @@
 // Interface names: kernel rules plus shell safety, and the derived (always ≤ 15 bytes) host-end name.
 
-import { createHash } from 'node:crypto'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { conflict, usageError } from '../errors.js'
 
 /** IFNAMSIZ is 16 including the NUL: 15 bytes of UTF-8, not 15 characters. */
@@ -57,8 +58,9 @@ const MAX_VARIANTS = 64
  */
 export function deriveHostIfname(guestKey: string, guestIfname: string, taken?: (name: string) => boolean): string {
   for (let n = 0; n < MAX_VARIANTS; n++) {
-    const h = createHash('sha256').update(n === 0 ? `${guestKey}\0${guestIfname}` : `${guestKey}\0${guestIfname}\0${n}`, 'utf8')
-    const name = `pl${h.digest('hex').slice(0, 8)}`
+    // @noble/hashes, not node:crypto: loading node:crypto costs every one-shot run ~3 ms
+    const h = sha256(utf8ToBytes(n === 0 ? `${guestKey}\0${guestIfname}` : `${guestKey}\0${guestIfname}\0${n}`))
+    const name = `pl${bytesToHex(h.subarray(0, 4))}`
     if (!taken || !taken(name)) return name
   }
   throw conflict(`failed to derive a host interface name for "${guestIfname}" in ${guestKey}: ${MAX_VARIANTS} candidates all taken`, 'name the host end yourself with -l HOSTIF')
