@@ -7,7 +7,7 @@
 // node:child_process rather than execa here: this runs on the attach path, where importing
 // execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
 
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdirSync, readFileSync } from 'node:fs'
 
 export interface FirewallRule {
   binary: 'iptables' | 'ip6tables'
@@ -32,37 +32,60 @@ const ruleArgs = (r: FirewallRule): string[] => ['-i', r.bridge, '-o', r.bridge,
 export const ruleLine = (r: FirewallRule, verb: '-I' | '-D'): string =>
   `${r.binary} -w ${verb} ${r.chain}${verb === '-I' ? ' 1' : ''} ${ruleArgs(r).map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`
 
-/** br_netfilter hands bridged IPv4 frames to iptables only when this sysctl is 1. */
-async function bridgeNetfilterOn(binary: FirewallRule['binary']): Promise<boolean> {
+/** br_netfilter hands bridged IPv4 (IPv6) frames to iptables (ip6tables) only when this sysctl is 1. */
+function bridgeNetfilterOn(binary: FirewallRule['binary']): boolean {
   const key = binary === 'iptables' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables'
   try {
-    return (await readFile(`/proc/sys/net/bridge/${key}`, 'utf8')).trim() === '1'
+    return readFileSync(`/proc/sys/net/bridge/${key}`, 'utf8').trim() === '1'
   } catch {
     return false // br_netfilter not loaded: bridged frames never see iptables
   }
 }
 
-/**
- * The rules a bridge needs on this host: one per family whose FORWARD policy is DROP while
- * br_netfilter is on. Present ones are reported with `present: true`.
- */
-export async function plannedRules(bridge: string): Promise<Array<FirewallRule & { present: boolean }>> {
-  // Both families at once: each is one spawn, and this sits on the attach path.
-  const perFamily = await Promise.all((['iptables', 'ip6tables'] as const).map((binary) => plannedRule(binary, bridge)))
-  return perFamily.filter((r): r is FirewallRule & { present: boolean } => r !== undefined)
+// Both families' filter tables from ONE spawn: this sits on every attach, and forking node costs
+// ~5 ms of main-thread time per spawn, a shell's fork a fraction of that. Each table is followed
+// by a line carrying its binary's exit status.
+const END = '#plumb-end'
+const DUMP_TABLES = `for b; do "$b" -w -S 2>/dev/null; echo "${END} $b $?"; done`
+
+/** `iptables -S` (and/or ip6tables) output per binary, for the binaries that answered (exit 0). */
+export async function dumpTables(binaries: ReadonlyArray<FirewallRule['binary']>): Promise<Map<FirewallRule['binary'], string>> {
+  const tables = new Map<FirewallRule['binary'], string>()
+  if (binaries.length === 0) return tables
+  const res = await run('sh', ['-c', DUMP_TABLES, 'sh', ...binaries])
+  let lines: string[] = []
+  for (const line of res.stdout.split('\n')) {
+    if (!line.startsWith(`${END} `)) {
+      lines.push(line)
+      continue
+    }
+    const [, binary, code] = line.split(' ')
+    if (code === '0' && (binary === 'iptables' || binary === 'ip6tables')) tables.set(binary, lines.join('\n'))
+    lines = []
+  }
+  return tables
 }
 
-async function plannedRule(binary: FirewallRule['binary'], bridge: string): Promise<(FirewallRule & { present: boolean }) | undefined> {
-  if (!(await bridgeNetfilterOn(binary))) return undefined
-  // One `-S` of the whole filter table answers all three questions: one spawn, not three.
-  const table = await run(binary, ['-w', '-S'])
-  if (table.code !== 0) return undefined // no such binary or no filter table: nothing drops
-  if (!/^-P FORWARD DROP$/m.test(table.stdout)) return undefined
-  const chain = /^-N DOCKER-USER$/m.test(table.stdout) ? 'DOCKER-USER' : 'FORWARD'
-  const present = table.stdout
-    .split('\n')
-    .some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
-  return { binary, chain, bridge, present }
+/**
+ * The rules a bridge needs on this host: one per family whose FORWARD policy is DROP while
+ * br_netfilter is on. Present ones are reported with `present: true`. Never rejects.
+ */
+export async function plannedRules(bridge: string): Promise<Array<FirewallRule & { present: boolean }>> {
+  const families = (['iptables', 'ip6tables'] as const).filter(bridgeNetfilterOn)
+  const tables = await dumpTables(families).catch(() => new Map<FirewallRule['binary'], string>())
+  const planned: Array<FirewallRule & { present: boolean }> = []
+  for (const binary of families) {
+    const table = tables.get(binary)
+    if (table === undefined) continue // no such binary or no filter table: nothing drops
+    // One `-S` of the whole filter table answers all three questions.
+    if (!/^-P FORWARD DROP$/m.test(table)) continue
+    const chain = /^-N DOCKER-USER$/m.test(table) ? 'DOCKER-USER' : 'FORWARD'
+    const present = table
+      .split('\n')
+      .some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
+    planned.push({ binary, chain, bridge, present })
+  }
+  return planned
 }
 
 // Our own lock, not /run/xtables.lock: `iptables -w` takes that one itself and would wait on us.
@@ -78,7 +101,11 @@ const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && e
  * then -I still let two of ten insert a copy each.
  */
 export async function addRule(r: FirewallRule): Promise<boolean> {
-  await mkdir(LOCK_DIR, { recursive: true }).catch(() => undefined)
+  try {
+    mkdirSync(LOCK_DIR, { recursive: true })
+  } catch {
+    // flock reports a lock it cannot create
+  }
   let res = await run('flock', ['-w', '10', LOCK, 'sh', '-c', CHECK_INSERT, 'sh', r.binary, r.chain, ...ruleArgs(r)])
   if (res.code === 127 && res.stderr === '') {
     // flock itself could not be spawned (no util-linux): check and insert unlocked

@@ -22,6 +22,7 @@ import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import type { StaticIp } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
+import type { PlannedRule } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -142,6 +143,9 @@ export async function pickHostIfname(hostNs: NetHandle, netns: Netns, ifname: st
 
 export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   const v = validateAttachVeth(opts)
+  // The firewall check spawns iptables: it runs while the guest is resolved and the veth made,
+  // and is awaited only by the step that needs it (it never rejects; an OVS bridge ignores it).
+  const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
   return withGuest(v.guest, opts, async (ctx) => {
     const bridge = await ctx.hostNs.getLink(v.bridge)
     if (!bridge || bridge.kind !== 'bridge') {
@@ -163,15 +167,13 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
         hint: `use an OVS bridge (plumb ovs-port ${v.bridge} --tag ${v.vlan}) for an access port`,
       })
     }
-    return attachToLinuxBridge(ctx, v, bridge, opts)
+    return attachToLinuxBridge(ctx, v, bridge, opts, firewallPlan)
   })
 }
 
-async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, bridge: LinkInfo | undefined, opts: AttachVethOptions): Promise<OpResult> {
+async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, bridge: LinkInfo | undefined, opts: AttachVethOptions, firewallPlan: Promise<PlannedRule[]>): Promise<OpResult> {
   const { netns, hostNs, guestNs } = ctx
   const result = emptyResult('attach-veth', netns.label, opts.dryRun ?? false)
-  // The firewall check spawns iptables: let it run while the guest is read (it never rejects).
-  const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
   const guestLinks = await guestNs.getLinks()
   const wantAddrs = v.statics.map((s) => s.cidr)
 
@@ -183,7 +185,6 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
 
   const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false)
   const mtu = v.mtu ?? bridge?.mtu ?? 1500
-  const firewall = await firewallPlan
 
   // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
   // get EEXIST and try the next name (only when -i was not given).
@@ -223,7 +224,7 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
           { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
         )
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
-        await ensureFirewall(tx, firewall, result)
+        await ensureFirewall(tx, await firewallPlan, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         await recordGuestMac(guestNs, created?.peerIndex, result, 1)
         result.changed = true
