@@ -23,7 +23,8 @@ export const START_HINT = 'start it: /usr/share/openvswitch/scripts/ovs-ctl star
 /** The binary: PLUMB_OVS_VSCTL (tests point it at a fake) or ovs-vsctl on PATH. */
 export const vsctlBinary = (): string => process.env.PLUMB_OVS_VSCTL || 'ovs-vsctl'
 
-const describe = (c: CallContext): string => `failed to ${c.verb} ${c.object} "${c.name}"`
+/** `failed to <verb> <object> "<name>"`: the head of every error message of lib/ovs. */
+export const describeCall = (c: CallContext): string => `failed to ${c.verb} ${c.object} "${c.name}"`
 
 /** ovs-vsctl prefixes every message with "ovs-vsctl: "; keep the text, drop the noise. */
 export function cleanStderr(stderr: string): string {
@@ -39,11 +40,11 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
   const text = cleanStderr(res.stderr)
   const opts = extra?.cause !== undefined ? { cause: extra.cause } : {}
   if (/database connection failed|db\.sock.*(No such file|Connection refused)/i.test(text)) {
-    return new PlumbError('UNSUPPORTED', `${describe(c)}: Open vSwitch is not running (${text})`, { ...opts, hint: START_HINT })
+    return new PlumbError('UNSUPPORTED', `${describeCall(c)}: Open vSwitch is not running (${text})`, { ...opts, hint: START_HINT })
   }
   // --timeout makes ovs-vsctl kill itself with SIGALRM: ovsdb or ovs-vswitchd does not answer.
   if (res.signal === 'SIGALRM' || /timeout after \d+ seconds/.test(text)) {
-    return new PlumbError('UNSUPPORTED', `${describe(c)}: ovs-vsctl timed out after ${VSCTL_TIMEOUT_S} s (is ovs-vswitchd running?)`, { ...opts, hint: START_HINT })
+    return new PlumbError('UNSUPPORTED', `${describeCall(c)}: ovs-vsctl timed out after ${VSCTL_TIMEOUT_S} s (is ovs-vswitchd running?)`, { ...opts, hint: START_HINT })
   }
   let code: ErrorCode = 'FAILED'
   let hint: string | undefined
@@ -56,7 +57,7 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
     code = 'CONFLICT'
   }
   const cause = text || (res.signal ? `killed by ${res.signal}` : `exit status ${String(res.exitCode)}`)
-  return new PlumbError(code, `${describe(c)}: ${cause}`, { ...opts, ...(hint ? { hint } : {}) })
+  return new PlumbError(code, `${describeCall(c)}: ${cause}`, { ...opts, ...(hint ? { hint } : {}) })
 }
 
 /**
@@ -79,10 +80,10 @@ export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: 
   const stderr = String(res.stderr ?? '')
   const errCode = (res.cause as NodeJS.ErrnoException | undefined)?.code ?? (res as { code?: string }).code
   if (errCode === 'ENOENT' || (res.failed && res.exitCode === undefined && /ENOENT/.test(String(res.message)))) {
-    throw new PlumbError('UNSUPPORTED', `${describe(c)}: ${bin} not found (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: res.cause ?? res })
+    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} not found (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: res.cause ?? res })
   }
   if (errCode === 'EACCES') {
-    throw new PlumbError('UNSUPPORTED', `${describe(c)}: ${bin} is not executable`, { hint: INSTALL_HINT, cause: res.cause ?? res })
+    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} is not executable`, { hint: INSTALL_HINT, cause: res.cause ?? res })
   }
   if (res.timedOut) {
     return Promise.reject(vsctlError(c, { signal: 'SIGALRM', stderr }, { cause: res }))
