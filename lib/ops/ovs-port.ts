@@ -53,12 +53,9 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
   return withGuest(v.guest, opts, async (ctx) => {
     const { netns, hostNs, guestNs } = ctx
     const result = emptyResult('ovs-port', netns.label, opts.dryRun ?? false)
-    // ovs-vsctl calls are the slow part (~20 ms each): the bridge check runs while the guest is
-    // read and the host end's name is chosen, and beside the port-row check below.
-    const existsP = ovs.isOvsBridge(v.bridge)
-    existsP.catch(() => undefined) // awaited below; never an unhandled rejection meanwhile
-    const checkBridge = async (): Promise<boolean> => {
-      const exists = await existsP
+    // What OVS knows (does the bridge exist? is there a port row?) is read in one OVSDB round
+    // trip, once the host end's name is known.
+    const checkBridge = async (exists: boolean): Promise<boolean> => {
       if (!exists) {
         const link = await hostNs.getLink(v.bridge)
         if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
@@ -75,9 +72,9 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
       return m?.role === 'guest' && m.op === 'ovs-port' && m.bridge === v.bridge && (v.ifname === undefined || l.name === v.ifname)
     })
     if (same && (await missingAddrs(guestNs, same.index, v.statics)).length === 0) {
-      await checkBridge()
       const m = parseMark(same.alias)!
-      const port = m.peer ? await ovs.getPort(m.peer) : undefined
+      const { bridgeExists, port } = await ovs.lookupBridgeAndPort(v.bridge, m.peer)
+      await checkBridge(bridgeExists)
       if (port && (port.tag ?? undefined) === v.tag && sameList(port.trunks, v.trunks ?? [])) {
         result.interfaces.push({ name: same.name, mtu: same.mtu, netns: netns.label, kind: 'veth', peer: m.peer!, bridge: v.bridge })
         result.messages.push(`already so: ${netns.label} ${same.name} is a port of OVS bridge ${v.bridge}; nothing changed`)
@@ -90,7 +87,8 @@ export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
     }
     const ifname = v.ifname ?? firstFreeEth(guestLinks)
     const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
-    const [exists, existingPort] = await Promise.all([checkBridge(), ovs.getPort(hostIfname)])
+    const { bridgeExists, port: existingPort } = await ovs.lookupBridgeAndPort(v.bridge, hostIfname)
+    const exists = await checkBridge(bridgeExists)
     if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
     const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
     const mtu = v.mtu ?? 1500

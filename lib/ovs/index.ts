@@ -1,10 +1,19 @@
-// The Open vSwitch driver: bridges and ports through ovs-vsctl, every change read back from ovsdb.
+// The Open vSwitch driver: ports and reads over OVSDB's socket, bridges through ovs-vsctl, every change read back from ovsdb.
+//
+// The hot path (isOvsBridge, getBridge, getPort, listPlumbPorts, lookupBridgeAndPort, addPort)
+// speaks OVSDB JSON-RPC on one kept connection (./ovsdb.ts): an ovs-vsctl spawn costs ~6-10 ms
+// and an ovs-port needed four. The rest (bridges, del-port) stays on ovs-vsctl: rare calls.
+// With PLUMB_OVS_VSCTL set (tests point it at a fake that records its argv) everything runs
+// through that ovs-vsctl, as before.
 
 import { access } from 'node:fs/promises'
 import { PlumbError } from '../errors.js'
 import {
+  BRIDGE_READ_COLUMNS,
+  IFACE_COLUMNS,
   MARK_OWNER,
   MARK_OWNER_KEY,
+  PORT_COLUMNS,
   addPortArgv,
   checkName,
   createBridgeArgv,
@@ -16,9 +25,12 @@ import {
 } from './argv.js'
 import type { AddPortOptions, CreateBridgeOptions } from './argv.js'
 import { resolveDatapathType } from './datapath.js'
-import { parseBridge, parsePorts, parseTables, tableRows, atomOptional } from './parse.js'
-import type { BridgeState, PortInfo } from './parse.js'
-import { cleanStderr, runVsctl } from './run.js'
+import { atomOptional, atomSet, atomUuid, bridgeFromRows, joinPorts, parseBridge, parsePorts, parseTables, tableRows } from './parse.js'
+import type { BridgeState, PortInfo, Row } from './parse.js'
+import { OvsdbError, ovsdbPlumbError, transact, transactAndWait } from './ovsdb.js'
+import type { Op } from './ovsdb.js'
+import { cleanStderr, describeCall as describe, runVsctl } from './run.js'
+import type { CallContext } from './run.js'
 
 export { addPortArgv, createBridgeArgv, delPortArgv, deleteBridgeArgv, ovsdbString, vsctlLine, VSCTL_TIMEOUT_S, MARK_OWNER, MARK_OWNER_KEY } from './argv.js'
 export type { AddPortOptions, CreateBridgeOptions } from './argv.js'
@@ -26,6 +38,7 @@ export { kernelHasOvsDatapath, resolveDatapathType } from './datapath.js'
 export type { DatapathType } from './datapath.js'
 export type { PortInfo, BridgeState } from './parse.js'
 export { INSTALL_HINT, START_HINT, vsctlBinary } from './run.js'
+export { closeOvsdb, ovsdbConnectionsOpened, ovsdbSocketPath } from './ovsdb.js'
 
 // How long to wait for ovs-vswitchd's view to settle before calling a change failed. ovs-vsctl
 // already waits for the reconfiguration, so this only covers the kernel device showing up.
@@ -33,6 +46,42 @@ const READBACK_MS = 1_000
 const POLL_MS = 25
 
 const isPlumbs = (ids: Record<string, string>): boolean => ids[MARK_OWNER_KEY] === MARK_OWNER
+
+/** Tests point PLUMB_OVS_VSCTL at a fake ovs-vsctl to check its argv: then nothing goes over OVSDB. */
+const viaVsctl = (): boolean => Boolean(process.env.PLUMB_OVS_VSCTL)
+
+// --- OVSDB operations (RFC 7047 §5.2) ---
+
+const byName = (name: string): unknown[][] => [['name', '==', name]]
+const byUuid = (uuid: string): unknown[][] => [['_uuid', '==', ['uuid', uuid]]]
+const selectOp = (table: string, where: unknown[][], columns: readonly string[]): Op => ({ op: 'select', table, where, columns: [...columns] })
+/** Fails the whole transaction (at once: timeout 0) unless the rows matching `where` are exactly `rows`. */
+const waitOp = (table: string, where: unknown[][], rows: Row[]): Op => ({ op: 'wait', table, where, columns: ['name'], until: '==', rows, timeout: 0 })
+const rowsOf = (r: Record<string, unknown> | undefined): Row[] => (Array.isArray(r?.rows) ? (r.rows as Row[]) : [])
+
+/** An OVSDB operation error (not a transport one) as a FAILED PlumbError of this call. */
+async function ovsdbRead(ops: Op[], c: CallContext): Promise<Array<Record<string, unknown>>> {
+  try {
+    return await transact(ops, c)
+  } catch (err) {
+    throw ovsdbPlumbError(c, err)
+  }
+}
+
+/** Ports by `where`, with their bridge and Interface state: one transaction (two for a port whose interface has another name). */
+async function readPortsOvsdb(where: unknown[][], ifaceWhere: unknown[][], c: CallContext): Promise<PortInfo[]> {
+  const [ports, bridges, ifaces] = (await ovsdbRead([selectOp('Port', where, PORT_COLUMNS), selectOp('Bridge', [], ['name', 'ports']), selectOp('Interface', ifaceWhere, IFACE_COLUMNS)], c)).map(rowsOf) as [Row[], Row[], Row[]]
+  return joinPorts(ports, bridges, await withMemberIfaces(ports, ifaces, c))
+}
+
+/** The Interface rows `ports` name that `ifaces` lacks (a port not named like its interface), read by uuid. */
+async function withMemberIfaces(ports: Row[], ifaces: Row[], c: CallContext): Promise<Row[]> {
+  const have = new Set(ifaces.map((i) => atomUuid(i._uuid)))
+  const missing = ports.flatMap((p) => atomSet(p.interfaces).map(atomUuid)).filter((u): u is string => u !== undefined && !have.has(u))
+  if (missing.length === 0) return ifaces
+  const more = await ovsdbRead(missing.map((u) => selectOp('Interface', byUuid(u), IFACE_COLUMNS)), c)
+  return [...ifaces, ...more.flatMap(rowsOf)]
+}
 
 /** Is OVS usable here (for `doctor`)? Never throws: `reason` says what is missing. */
 export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; reason?: string }> {
@@ -52,6 +101,10 @@ export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; r
 /** `ovs-vsctl br-exists NAME`: exit 0 yes, exit 2 no. */
 export async function isOvsBridge(name: string): Promise<boolean> {
   checkName(name, 'OVS bridge name')
+  if (!viaVsctl()) {
+    const [r] = await ovsdbRead([selectOp('Bridge', byName(name), ['name'])], { verb: 'look up', object: 'OVS bridge', name })
+    return rowsOf(r).length > 0
+  }
   const res = await runVsctl(['br-exists', name], { verb: 'look up', object: 'OVS bridge', name }, { okExit: [0, 2] })
   return res.exitCode === 0
 }
@@ -59,6 +112,10 @@ export async function isOvsBridge(name: string): Promise<boolean> {
 /** The Bridge row and its local interface, or undefined. */
 export async function getBridge(name: string): Promise<BridgeState | undefined> {
   checkName(name, 'OVS bridge name')
+  if (!viaVsctl()) {
+    const [b, i] = (await ovsdbRead([selectOp('Bridge', byName(name), BRIDGE_READ_COLUMNS), selectOp('Interface', byName(name), IFACE_COLUMNS)], { verb: 'read', object: 'OVS bridge', name })).map(rowsOf)
+    return b?.[0] ? bridgeFromRows(b[0], i?.[0]) : undefined
+  }
   const res = await runVsctl(readBridgeArgv(name), { verb: 'read', object: 'OVS bridge', name })
   return parseBridge(res.stdout)
 }
@@ -149,15 +206,120 @@ export async function deleteBridge(name: string): Promise<void> {
 const sameList = (a: number[], b: number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
 /**
+ * Whether the OVS bridge exists and the port row (if `port` is given), in one OVSDB round trip:
+ * what ovs-port needs to know before it creates anything.
+ */
+export async function lookupBridgeAndPort(bridge: string, port?: string): Promise<{ bridgeExists: boolean; port: PortInfo | undefined }> {
+  checkName(bridge, 'OVS bridge name')
+  if (port !== undefined) checkName(port, 'OVS port name')
+  if (viaVsctl()) {
+    const [bridgeExists, info] = await Promise.all([isOvsBridge(bridge), port !== undefined ? getPort(port) : undefined])
+    return { bridgeExists, port: info }
+  }
+  const c = { verb: 'look up', object: 'OVS bridge', name: bridge }
+  const ops = [selectOp('Bridge', byName(bridge), ['name'])]
+  if (port !== undefined) ops.push(selectOp('Port', byName(port), PORT_COLUMNS), selectOp('Bridge', [], ['name', 'ports']), selectOp('Interface', byName(port), IFACE_COLUMNS))
+  const [b, ports, bridges, ifaces] = (await ovsdbRead(ops, c)).map(rowsOf) as [Row[], Row[] | undefined, Row[] | undefined, Row[] | undefined]
+  const info = ports?.length ? joinPorts(ports, bridges ?? [], await withMemberIfaces(ports, ifaces ?? [], c))[0] : undefined
+  return { bridgeExists: b.length > 0, port: info }
+}
+
+/** Ask OVSDB for a trunks/tag/external_ids value in its JSON notation. */
+const ovsdbSet = (xs: unknown[]): unknown[] => ['set', xs]
+const ovsdbMap = (ids: Record<string, string>): unknown[] => ['map', Object.entries(ids)]
+
+/**
+ * `--may-exist add-port BR P -- set port P tag=.. trunks=.. external_ids:..` over OVSDB, in
+ * one transaction when the port is new (the hot path): `wait` operations make it fail, instead
+ * of doing anything, if the bridge is missing or a Port or Interface named P exists. Only then
+ * the rows are read and the cases told apart: a row plumb marked, on this bridge, is re-set in
+ * place (as --may-exist does); one that is not plumb's is refused untouched. Resolves once
+ * ovs-vswitchd has applied it, to the Port row's uuid.
+ */
+async function addPortOvsdb(bridge: string, port: string, opts: AddPortOptions, wantTrunks: number[]): Promise<string> {
+  const c = { verb: 'add', object: 'OVS port', name: port }
+  const settings = { tag: opts.tag === undefined ? ovsdbSet([]) : opts.tag, trunks: ovsdbSet(wantTrunks) }
+  const fresh: Op[] = [
+    waitOp('Bridge', byName(bridge), [{ name: bridge }]),
+    waitOp('Port', byName(port), []),
+    waitOp('Interface', byName(port), []),
+    { op: 'insert', table: 'Interface', row: { name: port }, 'uuid-name': 'iface' },
+    { op: 'insert', table: 'Port', row: { name: port, interfaces: ['named-uuid', 'iface'], ...settings, external_ids: ovsdbMap(opts.externalIds) }, 'uuid-name': 'port' },
+    { op: 'mutate', table: 'Bridge', where: byName(bridge), mutations: [['ports', 'insert', ovsdbSet([['named-uuid', 'port']])]] },
+  ]
+  try {
+    const res = await transactAndWait(fresh, c)
+    const uuid = atomUuid(res[4]?.uuid)
+    if (uuid) return uuid
+    throw new PlumbError('FAILED', `${describe(c)}: ovsdb-server did not say which row it inserted`)
+  } catch (err) {
+    // Only a failed `wait` means "something is there already": anything else is an error as is.
+    if (!(err instanceof OvsdbError && err.opIndex !== undefined && err.opIndex <= 2)) throw ovsdbPlumbError(c, err)
+  }
+
+  const { bridgeExists, port: existing } = await lookupBridgeAndPort(bridge, port)
+  if (!bridgeExists) throw new PlumbError('NOT_FOUND', `${describe(c)}: no bridge named ${bridge}`)
+  if (!existing) {
+    throw new PlumbError('CONFLICT', `${describe(c)}: an interface named ${port} already exists (in another port)`, { hint: 'plumb never changes an OVS port it did not create: choose another port name' })
+  }
+  if (!isPlumbs(existing.externalIds)) {
+    throw new PlumbError('CONFLICT', `${describe(c)}: OVS port "${port}" exists and is not plumb's (no external_ids:${MARK_OWNER_KEY}=${MARK_OWNER})`, { hint: 'plumb never changes an OVS port it did not create: choose another port name' })
+  }
+  if (existing.bridge !== bridge) {
+    // ovs-vsctl's own words for the same refusal.
+    throw new PlumbError('CONFLICT', `${describe(c)}: "--may-exist add-port ${bridge} ${port}" but ${port} is actually attached to bridge ${existing.bridge}`)
+  }
+  // plumb's stale or earlier row on this bridge: re-set it, if it is still the row we just read.
+  const [row] = rowsOf((await ovsdbRead([selectOp('Port', byName(port), ['_uuid'])], c))[0])
+  const uuid = atomUuid(row?._uuid)
+  if (!uuid) throw new PlumbError('FAILED', `${describe(c)}: the port row went away while it was re-set; try again`)
+  const keys = Object.keys(opts.externalIds)
+  const reset: Op[] = [
+    { op: 'wait', table: 'Bridge', where: [...byName(bridge), ['ports', 'includes', ['uuid', uuid]]], columns: ['name'], until: '==', rows: [{ name: bridge }], timeout: 0 },
+    { op: 'wait', table: 'Port', where: [...byUuid(uuid), ['external_ids', 'includes', ovsdbMap({ [MARK_OWNER_KEY]: MARK_OWNER })]], columns: ['name'], until: '==', rows: [{ name: port }], timeout: 0 },
+    { op: 'update', table: 'Port', where: byUuid(uuid), row: settings },
+    // `set port P external_ids:k=v` replaces each key given and keeps the others.
+    { op: 'mutate', table: 'Port', where: byUuid(uuid), mutations: [['external_ids', 'delete', ovsdbSet(keys)]] },
+    { op: 'mutate', table: 'Port', where: byUuid(uuid), mutations: [['external_ids', 'insert', ovsdbMap(opts.externalIds)]] },
+  ]
+  try {
+    await transactAndWait(reset, c)
+  } catch (err) {
+    if (err instanceof OvsdbError && err.opIndex !== undefined && err.opIndex <= 1) {
+      throw new PlumbError('CONFLICT', `${describe(c)}: the port row changed while plumb re-set it; try again`)
+    }
+    throw ovsdbPlumbError(c, err)
+  }
+  return uuid
+}
+
+/** Remove a Port row plumb just added (its Interface goes with it: ovsdb collects unreferenced rows). */
+async function removePortOvsdb(bridge: string, uuid: string, port: string): Promise<void> {
+  const mark = ovsdbMap({ [MARK_OWNER_KEY]: MARK_OWNER })
+  await transactAndWait(
+    [
+      // Only while it is still plumb's row (by its mark) on that bridge.
+      { op: 'wait', table: 'Port', where: [...byUuid(uuid), ['external_ids', 'includes', mark]], columns: ['name'], until: '==', rows: [{ name: port }], timeout: 0 },
+      { op: 'mutate', table: 'Bridge', where: byName(bridge), mutations: [['ports', 'delete', ovsdbSet([['uuid', uuid]])]] },
+    ],
+    { verb: 'delete', object: 'OVS port', name: port },
+  )
+}
+
+/**
  * Add (or re-set) a port as one transaction and read it back: in the bridge, with the tag /
- * trunks asked for, its interface opened (ofport not -1, no `error`). add-port exits 0 even
+ * trunks asked for, its interface opened (ofport not -1, no `error`). add-port succeeds even
  * when the device is missing, so the read-back is the only real check. A port that fails it is
- * removed again (it is plumb's: we just marked it) and a PlumbError thrown.
+ * removed again (it is plumb's: we just marked it) and a PlumbError thrown. Over OVSDB, a port
+ * row that exists and is not plumb's is refused (CONFLICT) and left untouched.
  */
 export async function addPort(bridge: string, port: string, opts: AddPortOptions): Promise<PortInfo> {
-  const argv = addPortArgv(bridge, port, opts)
-  const res = await runVsctl(argv, { verb: 'add', object: 'OVS port', name: port })
+  const argv = addPortArgv(bridge, port, opts) // validates, and is what --dry-run shows
   const wantTrunks = opts.trunks ? [...new Set(opts.trunks)].sort((a, b) => a - b) : []
+  let stderr = ''
+  let uuid: string | undefined
+  if (viaVsctl()) stderr = (await runVsctl(argv, { verb: 'add', object: 'OVS port', name: port })).stderr
+  else uuid = await addPortOvsdb(bridge, port, opts, wantTrunks)
   let info: PortInfo | undefined
   const problem = await settle(async () => {
     info = await getPort(port)
@@ -167,16 +329,18 @@ export async function addPort(bridge: string, port: string, opts: AddPortOptions
     if (!sameList(info.trunks, wantTrunks)) return { problem: `its trunks are [${info.trunks.join(',')}], not [${wantTrunks.join(',')}]` }
     if (info.ifaceError) return { problem: info.ifaceError }
     if (info.ofport === -1) return { problem: 'ovs-vswitchd could not open the interface (ofport -1)' }
-    // Not numbered yet: ovs-vswitchd has not finished with it (ovs-vsctl normally waits for that).
+    // Not numbered yet: ovs-vswitchd has not finished with it (we waited for its reconfiguration, so rarely).
     if (info.ofport === undefined) return { problem: 'ovs-vswitchd gave the interface no OpenFlow port number', retry: true }
     return undefined
   })
   if (problem !== undefined) {
-    const said = cleanStderr(res.stderr) ? ` (ovs-vsctl said: ${cleanStderr(res.stderr)})` : ''
+    const said = cleanStderr(stderr) ? ` (ovs-vsctl said: ${cleanStderr(stderr)})` : ''
     let undone: string[] = []
     if (info && info.bridge === bridge && isPlumbs(info.externalIds)) {
-      undone = await runVsctl(delPortArgv(port, { bridge }), { verb: 'delete', object: 'OVS port', name: port }).then(
-        () => [`ovs-vsctl --if-exists del-port ${bridge} ${port}`],
+      const line = `ovs-vsctl --if-exists del-port ${bridge} ${port}`
+      const remove = uuid !== undefined ? removePortOvsdb(bridge, uuid, port) : runVsctl(delPortArgv(port, { bridge }), { verb: 'delete', object: 'OVS port', name: port })
+      undone = await remove.then(
+        () => [line],
         () => [],
       )
     }
@@ -196,12 +360,17 @@ async function readPorts(condition: string, c: { verb: string; object: string; n
 /** One port (its Port row, bridge, and Interface state), or undefined when there is none. */
 export async function getPort(port: string): Promise<PortInfo | undefined> {
   checkName(port, 'OVS port name')
+  if (!viaVsctl()) return (await readPortsOvsdb(byName(port), byName(port), { verb: 'read', object: 'OVS port', name: port }))[0]
   const [p] = await readPorts(`name=${ovsdbString(port)}`, { verb: 'read', object: 'OVS port', name: port })
   return p
 }
 
 /** Every port marked external_ids:plumb-owner=plumb, in one ovs-vsctl call. */
 export async function listPlumbPorts(): Promise<PortInfo[]> {
+  if (!viaVsctl()) {
+    const c = { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` }
+    return readPortsOvsdb([['external_ids', 'includes', ['map', [[MARK_OWNER_KEY, MARK_OWNER]]]]], [], c)
+  }
   return readPorts(`external_ids:${MARK_OWNER_KEY}=${MARK_OWNER}`, { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` })
 }
 

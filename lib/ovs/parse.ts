@@ -1,4 +1,4 @@
-// Reading `ovs-vsctl --format=json` tables: OVSDB's JSON atoms (uuid, set, map) into plain values.
+// Reading OVSDB JSON (ovs-vsctl --format=json tables and OVSDB `select` rows): atoms (uuid, set, map) into plain values.
 
 import { PlumbError } from '../errors.js'
 
@@ -99,6 +99,15 @@ export function parsePorts(stdout: string): PortInfo[] {
   const tables = parseTables(stdout)
   if (tables.length !== 3) throw bad(`expected 3 tables (Port, Bridge, Interface), got ${tables.length}`, stdout)
   const [ports, bridges, ifaces] = tables.map(tableRows) as [Row[], Row[], Row[]]
+  return joinPorts(ports, bridges, ifaces)
+}
+
+/**
+ * Port rows (_uuid, name, tag, trunks, external_ids, interfaces), Bridge rows (name, ports) and
+ * Interface rows (_uuid, name, ofport, error, link_state) into PortInfo, sorted by name. The
+ * rows are OVSDB's JSON, the same from ovs-vsctl --format=json as from an OVSDB `select`.
+ */
+export function joinPorts(ports: Row[], bridges: Row[], ifaces: Row[]): PortInfo[] {
   const bridgeOf = new Map<string, string>()
   for (const b of bridges) for (const p of atomSet(b.ports)) {
     const id = atomUuid(p)
@@ -154,8 +163,11 @@ export function parseBridge(stdout: string): BridgeState | undefined {
   const tables = parseTables(stdout)
   if (tables.length !== 2) throw bad(`expected 2 tables (Bridge, Interface), got ${tables.length}`, stdout)
   const [b] = tableRows(tables[0]!)
-  if (!b) return undefined
-  const [i] = tableRows(tables[1]!)
+  return b ? bridgeFromRows(b, tableRows(tables[1]!)[0]) : undefined
+}
+
+/** A Bridge row (name, datapath_type, datapath_version, external_ids) and its local Interface row (ofport, error). */
+export function bridgeFromRows(b: Row, i: Row | undefined): BridgeState {
   const ofport = i ? num(atomOptional(i.ofport)) : undefined
   const error = i ? atomOptional(i.error) : undefined
   return {
