@@ -303,9 +303,13 @@ async function connection(): Promise<Connection> {
     if (c && !c.closed && c.path === path) return c
     if (c && !c.closed) c.close() // PLUMB_OVSDB changed (tests): a new server
   }
-  shared = open(path)
-  shared.catch(() => (shared = undefined))
-  return shared
+  const p = open(path)
+  shared = p
+  // A failed open is not kept: the next call tries again (ovsdb-server may have started since).
+  p.catch(() => {
+    if (shared === p) shared = undefined
+  })
+  return p
 }
 
 /** Close the shared connection (tests; a library user never needs to: the socket is unref()'d). */
