@@ -99,6 +99,8 @@ export interface LinkChange {
   name?: string
   /** move to the netns of this fd */
   nsFd?: number
+  /** net.ipv4.conf.<if>.arp_notify, set over netlink (IFLA_AF_SPEC) instead of /proc/sys */
+  arpNotify?: boolean
 }
 
 export interface AddrOptions {

@@ -2,7 +2,7 @@
 // host end is a port of a Linux bridge (created and marked plumb's when missing).
 
 import { PlumbError, conflict, usageError } from '../errors.js'
-import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import type { LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import {
   checkMtuForFamilies,
   deriveHostIfname,
@@ -19,7 +19,7 @@ import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
 import { ipNetnsArg, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, putGuestMac } from './guest-config.js'
 import type { StaticIp } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
 import type { PlannedRule } from './firewall.js'
@@ -126,7 +126,14 @@ const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && 
  * Find the host end's name: derived from the guest's identity and the guest ifname, so a
  * re-run finds the same one; a name held by something else steps to the next variant.
  */
-export async function pickHostIfname(hostNs: NetHandle, netns: Netns, ifname: string, given?: string): Promise<string> {
+export async function pickHostIfname(
+  hostNs: NetHandle,
+  netns: Netns,
+  ifname: string,
+  given?: string,
+  /** a lookup of the first candidate for `ifname`, already sent */
+  prefetched?: { ifname: string; lookup: Promise<LinkInfo | undefined> },
+): Promise<string> {
   if (given !== undefined) {
     const existing = await hostNs.getLink(given)
     if (existing) throw conflict(`host interface "${given}" already exists`, 'choose another -l name, or leave -l out to get a derived one')
@@ -135,7 +142,8 @@ export async function pickHostIfname(hostNs: NetHandle, netns: Netns, ifname: st
   const taken = new Set<string>()
   for (let i = 0; i < 16; i++) {
     const name = deriveHostIfname(netns.key, ifname, (n) => taken.has(n))
-    if (!(await hostNs.getLink(name))) return name
+    const lookup = i === 0 && prefetched?.ifname === ifname ? prefetched.lookup : hostNs.getLink(name)
+    if (!(await lookup)) return name
     taken.add(name)
   }
   throw new PlumbError('FAILED', `failed to find a free host interface name for ${netns.label} ${ifname}`)
@@ -147,6 +155,7 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   // and is awaited only by the step that needs it (it never rejects; an OVS bridge ignores it).
   const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
   return withGuest(v.guest, opts, async (ctx) => {
+    const reads = firstReads(ctx, v)
     const bridge = await ctx.hostNs.getLink(v.bridge)
     if (!bridge || bridge.kind !== 'bridge') {
       // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
@@ -167,14 +176,46 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
         hint: `use an OVS bridge (plumb ovs-port ${v.bridge} --tag ${v.vlan}) for an access port`,
       })
     }
-    return attachToLinuxBridge(ctx, v, bridge, opts, firewallPlan)
+    return attachToLinuxBridge(ctx, v, bridge, opts, firewallPlan, reads)
   })
 }
 
-async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, bridge: LinkInfo | undefined, opts: AttachVethOptions, firewallPlan: Promise<PlannedRule[]>): Promise<OpResult> {
+interface FirstReads {
+  links: Promise<LinkInfo[]>
+  routes?: Promise<RouteInfo[]>
+  hostName?: { ifname: string; lookup: Promise<LinkInfo | undefined> }
+}
+
+/**
+ * Every read the plan needs, sent at once: each costs a round trip through the event loop, a
+ * good part of an attach. The guest's links and (with a gateway) routes, and the derived host
+ * end's name for the likely guest interface: which ethN is free is known only from the guest's
+ * links, and it is eth1 in a fresh --net=none guest (a wrong guess costs one more read).
+ */
+function firstReads(ctx: GuestContext, v: ValidatedAttachVeth): FirstReads {
+  const quiet = <T>(p: Promise<T>): Promise<T> => {
+    p.catch(() => undefined) // awaited later, unless the op stops first (OVS, a bad bridge)
+    return p
+  }
+  const guess = v.ifname ?? 'eth1'
+  return {
+    links: quiet(ctx.guestNs.getLinks()),
+    ...(v.statics.some((s) => s.gateway !== undefined) ? { routes: quiet(ctx.guestNs.getRoutes()) } : {}),
+    ...(v.hostIfname === undefined ? { hostName: { ifname: guess, lookup: quiet(ctx.hostNs.getLink(deriveHostIfname(ctx.netns.key, guess))) } } : {}),
+  }
+}
+
+async function attachToLinuxBridge(
+  ctx: GuestContext,
+  v: ValidatedAttachVeth,
+  bridge: LinkInfo | undefined,
+  opts: AttachVethOptions,
+  firewallPlan: Promise<PlannedRule[]>,
+  reads: FirstReads,
+): Promise<OpResult> {
   const { netns, hostNs, guestNs } = ctx
+  const guestLinks = await reads.links
   const result = emptyResult('attach-veth', netns.label, opts.dryRun ?? false)
-  const guestLinks = await guestNs.getLinks()
   const wantAddrs = v.statics.map((s) => s.cidr)
 
   // Idempotency: the same attach done before is found by its owner mark.
@@ -183,7 +224,11 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
     : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs)
   if (existing) return alreadyAttached(ctx, v, existing, result)
 
-  const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false)
+  // The host end's name (a host read) is looked up while the gateways are planned (guest reads).
+  const firstIfname = v.ifname ?? firstFreeEth(guestLinks)
+  const firstHostIfname = pickHostIfname(hostNs, netns, firstIfname, v.hostIfname, reads.hostName)
+  firstHostIfname.catch(() => undefined) // awaited in the first attempt below
+  const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false, guestLinks, reads.routes)
   const mtu = v.mtu ?? bridge?.mtu ?? 1500
 
   // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
@@ -194,11 +239,11 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
   // master). It is removed only when the op fails for good and the bridge is still empty.
   const made: { index?: number } = {}
   for (let attempt = 0; ; attempt++) {
-    const ifname = v.ifname ?? firstFreeEth(attempt === 0 ? guestLinks : await guestNs.getLinks(), tried)
+    const ifname = attempt === 0 ? firstIfname : (v.ifname ?? firstFreeEth(await guestNs.getLinks(), tried))
     tried.add(ifname)
     try {
       return await runTx(opts, async (tx) => {
-        const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
+        const hostIfname = await (attempt === 0 ? firstHostIfname : pickHostIfname(hostNs, netns, ifname, v.hostIfname))
         const gwPlans = gateways.map((g) => ({ ...g, present: g.present && ifname === v.ifname }))
         const mark: OwnerMark = { v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
         const gw = formatReplacedGateways(gwPlans)
@@ -214,7 +259,6 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
               mtu,
               master: bridgeIndex,
               up: true,
-              alias: formatMark(hostMark),
               peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) },
             }),
           { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
@@ -223,10 +267,16 @@ async function attachToLinuxBridge(ctx: GuestContext, v: ValidatedAttachVeth, br
           { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
           { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
         )
-        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1)
+        // The guest end's MAC (for the result) is read beside the configuration, not after it.
+        const guestEnd = created ? guestNs.getLinkByIndex(created.peerIndex) : undefined
+        guestEnd?.catch(() => undefined) // awaited below
+        // The kernel ignores IFLA_IFALIAS on create: the host end's mark is set in the guest's batch.
+        const hostAlias = formatMark(hostMark)
+        const markHost = { line: `ip link set ${hostIfname} alias '${hostAlias}'`, run: () => hostNs.setLink(created!.index, { alias: hostAlias }) }
+        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, [markHost])
         await ensureFirewall(tx, await firewallPlan, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
-        await recordGuestMac(guestNs, created?.peerIndex, result, 1)
+        putGuestMac(await guestEnd, result, 1)
         result.changed = true
         result.mark = formatMark(mark)
         result.plan = tx.lines

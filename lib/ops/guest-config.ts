@@ -2,11 +2,11 @@
 // planned from a read of the guest first, then applied as undoable steps.
 
 import { conflict } from '../errors.js'
-import type { Family, NetHandle, RouteInfo } from '../kernel/types.js'
+import type { Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import type { IpSpec, RouteSpec } from '../spec/index.js'
 import type { Netns } from '../target/index.js'
 import { inGuest, ipIn } from './context.js'
-import type { Tx } from './tx.js'
+import type { BatchStep, Tx } from './tx.js'
 import type { OpResult } from './result.js'
 
 export type StaticIp = Extract<IpSpec, { kind: 'static' }>
@@ -36,6 +36,10 @@ export async function planGateways(
   ips: StaticIp[],
   ifname: string,
   replaceGateway: boolean,
+  /** the guest's links, when the caller has just read them (one dump less) */
+  knownLinks?: LinkInfo[],
+  /** the guest's routes, when the caller has already asked for them */
+  knownRoutes?: Promise<RouteInfo[]>,
 ): Promise<GatewayPlan[]> {
   const wanted = ips.filter((ip) => ip.gateway !== undefined)
   if (wanted.length === 0) return []
@@ -47,7 +51,7 @@ export async function planGateways(
     }
     seen.set(ip.family, ip)
   }
-  const [routes, links] = await Promise.all([guestNs.getRoutes(), guestNs.getLinks()])
+  const [routes, links] = await Promise.all([knownRoutes ?? guestNs.getRoutes(), knownLinks ?? guestNs.getLinks()])
   const nameOf = (index?: number): string | undefined => links.find((l) => l.index === index)?.name
   const plans: GatewayPlan[] = []
   for (const ip of seen.values()) {
@@ -105,52 +109,63 @@ export interface GuestConfig {
 
 const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
 
-/** Apply phase: addresses, arp_notify, up, gateways, routes; each step undoable. */
-export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult, ifIndexInResult: number): Promise<void> {
+/**
+ * Apply phase: addresses, arp_notify, up, gateways, routes; each step undoable. They go to the
+ * kernel as one batch (see Tx.batch): requests in order with no round trip between them, the
+ * round trips being most of an attach's time after the veth itself. `alongside` steps (say, the
+ * host end's owner mark) join the batch ahead of the guest's.
+ */
+export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult, ifIndexInResult: number, alongside: Array<BatchStep<unknown>> = []): Promise<void> {
   const { guestNs, ifname } = c
   const idx = (): number => c.index!
   const ip = (args: string): string => ipIn(c.netns, args)
+  const steps: Array<BatchStep<unknown>> = [...alongside]
 
   for (const addr of c.ips) {
     // IPv6 statics skip DAD (as `ip addr add ... nodad`): usable at once, like an IPv4 address.
-    await tx.step(
-      ip(`addr add ${addr.cidr} dev ${ifname}${addr.family === 6 ? ' nodad' : ''}`),
-      () => guestNs.addAddr(idx(), addr.cidr, { nodad: addr.family === 6 }),
-      { line: ip(`addr del ${addr.cidr} dev ${ifname}`), run: () => ignoreGone(guestNs.delAddr(idx(), addr.cidr)) },
-    )
+    steps.push({
+      line: ip(`addr add ${addr.cidr} dev ${ifname}${addr.family === 6 ? ' nodad' : ''}`),
+      run: () => guestNs.addAddr(idx(), addr.cidr, { nodad: addr.family === 6 }),
+      undo: { line: ip(`addr del ${addr.cidr} dev ${ifname}`), run: () => ignoreGone(guestNs.delAddr(idx(), addr.cidr)) },
+    })
     result.ips.push({ address: addr.cidr, ...(addr.gateway ? { gateway: addr.gateway } : {}), interface: ifIndexInResult })
   }
   if (c.up) {
     // arp_notify=1: the kernel sends the gratuitous ARP itself when the link comes up, instead
     // of pipework's blocking `arping -c 1` (a full second per attach).
     if (c.ips.some((a) => a.family === 4)) {
-      await tx.step(inGuest(c.netns, `sysctl -qw net.ipv4.conf.${ifname}.arp_notify=1`), () => guestNs.setSysctl(`ipv4/conf/${ifname}/arp_notify`, '1'))
+      steps.push({ line: inGuest(c.netns, `sysctl -qw net.ipv4.conf.${ifname}.arp_notify=1`), run: () => guestNs.setLink(idx(), { arpNotify: true }) })
     }
     const alias = c.alias
-    await tx.step(ip(`link set ${ifname}${alias ? ` alias '${alias}'` : ''} up`), () => guestNs.setLink(idx(), { up: true, ...(alias ? { alias } : {}) }))
+    steps.push({ line: ip(`link set ${ifname}${alias ? ` alias '${alias}'` : ''} up`), run: () => guestNs.setLink(idx(), { up: true, ...(alias ? { alias } : {}) }) })
   }
   for (const gw of c.gateways) {
     if (gw.present) continue
     if (gw.onLink) {
       // A gateway outside the address's subnet is reachable through an on-link host route, as pipework did.
       const dst = hostRoute(gw.family, gw.gateway)
-      await tx.step(
-        ip(`route replace ${dst} dev ${ifname} scope link`),
-        () => guestNs.addRoute({ family: gw.family, dst, oif: idx(), scope: 'link' }, { replace: true }),
-        { line: ip(`route del ${dst} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ family: gw.family, dst, oif: idx() })) },
-      )
+      steps.push({
+        line: ip(`route replace ${dst} dev ${ifname} scope link`),
+        run: () => guestNs.addRoute({ family: gw.family, dst, oif: idx(), scope: 'link' }, { replace: true }),
+        undo: { line: ip(`route del ${dst} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ family: gw.family, dst, oif: idx() })) },
+      })
     }
     const route = { family: gw.family, dst: 'default', gateway: gw.gateway, oif: c.index ?? 0 }
     if (gw.replaces) {
       const old = gw.replaces
-      await tx.step(ip(`route replace default via ${gw.gateway} dev ${ifname}`), () => guestNs.addRoute({ ...route, oif: idx() }, { replace: true }), {
-        line: ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`),
-        run: () => restoreDefaultRoute(guestNs, gw.family, old),
+      steps.push({
+        line: ip(`route replace default via ${gw.gateway} dev ${ifname}`),
+        run: () => guestNs.addRoute({ ...route, oif: idx() }, { replace: true }),
+        undo: {
+          line: ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`),
+          run: () => restoreDefaultRoute(guestNs, gw.family, old),
+        },
       })
     } else {
-      await tx.step(ip(`route add default via ${gw.gateway} dev ${ifname}`), () => guestNs.addRoute({ ...route, oif: idx() }), {
-        line: ip(`route del default via ${gw.gateway} dev ${ifname}`),
-        run: () => ignoreGone(guestNs.delRoute({ ...route, oif: idx() })),
+      steps.push({
+        line: ip(`route add default via ${gw.gateway} dev ${ifname}`),
+        run: () => guestNs.addRoute({ ...route, oif: idx() }),
+        undo: { line: ip(`route del default via ${gw.gateway} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ ...route, oif: idx() })) },
       })
     }
     result.routes.push({ dst: gw.family === 4 ? '0.0.0.0/0' : '::/0', gw: gw.gateway })
@@ -158,12 +173,14 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
   for (const r of c.routes) {
     const line = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`
     const spec = { family: r.family, dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) }
-    await tx.step(ip(`route add ${line}`), () => guestNs.addRoute({ ...spec, oif: idx() }), {
-      line: ip(`route del ${line}`),
-      run: () => ignoreGone(guestNs.delRoute({ ...spec, oif: idx() })),
+    steps.push({
+      line: ip(`route add ${line}`),
+      run: () => guestNs.addRoute({ ...spec, oif: idx() }),
+      undo: { line: ip(`route del ${line}`), run: () => ignoreGone(guestNs.delRoute({ ...spec, oif: idx() })) },
     })
     result.routes.push({ dst: r.dst === 'default' ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })
   }
+  await tx.batch(steps)
 }
 
 /** Put back a default route plumb replaced (detach, or the rollback of a replace). */
@@ -197,7 +214,11 @@ export async function missingAddrs(guestNs: NetHandle, index: number, ips: Stati
 /** The guest end's MAC into the result (the kernel chose it unless --mac was given): one read. */
 export async function recordGuestMac(guestNs: NetHandle, peerIndex: number | undefined, result: OpResult, at: number): Promise<void> {
   if (peerIndex === undefined) return // dry-run: nothing was created
-  const guestEnd = await guestNs.getLinkByIndex(peerIndex)
+  putGuestMac(await guestNs.getLinkByIndex(peerIndex), result, at)
+}
+
+/** The MAC of a guest end already read into the result's interface `at`. */
+export function putGuestMac(guestEnd: LinkInfo | undefined, result: OpResult, at: number): void {
   const entry = result.interfaces[at]
   if (guestEnd?.mac && entry) entry.mac = guestEnd.mac
 }

@@ -10,6 +10,13 @@ export interface TxOptions {
   log?: (line: string) => void
 }
 
+/** One step of a batch: as step()'s arguments. */
+export interface BatchStep<T> {
+  line: string
+  run: () => Promise<T>
+  undo?: { line: string; run: (result: T) => Promise<unknown> }
+}
+
 interface Undo {
   line: string
   run: () => Promise<unknown>
@@ -40,6 +47,35 @@ export class Tx {
     if (this.log) this.log(`${line}  (${(performance.now() - started).toFixed(1)} ms)`)
     if (undo) this.undos.push({ line: undo.line, run: () => undo.run(result) })
     return result
+  }
+
+  /**
+   * Several independent steps at once: every `run` is called right away, in order, so their
+   * netlink requests reach the kernel in that order without a round trip between them (the
+   * kernel runs a socket's requests one after the other, so a later step still sees an earlier
+   * one's effect). Then all are awaited; the undo of each that succeeded is pushed (in order),
+   * and the first failure, in step order, is thrown. A `run` must send its request before its
+   * first await. In dry-run the steps are recorded, not run.
+   */
+  async batch(steps: Array<BatchStep<unknown>>): Promise<void> {
+    for (const s of steps) this.lines.push(s.line)
+    if (this.dryRun || steps.length === 0) return
+    const started = this.log ? performance.now() : 0
+    const settled = await Promise.allSettled(steps.map((s) => s.run()))
+    let failure: { reason: unknown } | undefined
+    settled.forEach((r, i) => {
+      const s = steps[i]!
+      if (r.status === 'rejected') {
+        failure ??= { reason: r.reason }
+        return
+      }
+      if (this.log) this.log(`${s.line}  (${(performance.now() - started).toFixed(1)} ms, batched)`)
+      if (s.undo) {
+        const { undo } = s
+        this.undos.push({ line: undo.line, run: () => undo.run(r.value) })
+      }
+    })
+    if (failure) throw failure.reason
   }
 
   /** Register an inverse for something done outside step() (e.g. a resource acquired by a helper). */
