@@ -16,6 +16,12 @@ import type { CallContext } from './run.js'
 
 /** The same bound as every ovs-vsctl call (--timeout=5): a request, and the wait for ovs-vswitchd. */
 export const OVSDB_TIMEOUT_MS = VSCTL_TIMEOUT_S * 1000
+/**
+ * How long ovs-vswitchd may take to apply a change. Longer than an ovsdb-server answer: with the
+ * userspace (netdev) datapath on a busy host, deleting another bridge has held a reconfiguration
+ * up for over 5 s (seen in the suite; ovs-vsctl itself waits without a limit unless --timeout).
+ */
+export const APPLY_TIMEOUT_S = 30
 
 const DB = 'Open_vSwitch'
 
@@ -243,8 +249,8 @@ class Connection {
       }
       const timer = setTimeout(() => {
         done()
-        reject(new TransportError(`ovs-vswitchd did not apply the change within ${VSCTL_TIMEOUT_S} s (is ovs-vswitchd running?)`, 'ETIMEDOUT'))
-      }, OVSDB_TIMEOUT_MS)
+        reject(new TransportError(`ovs-vswitchd did not apply the change within ${APPLY_TIMEOUT_S} s (is ovs-vswitchd running?)`, 'ETIMEDOUT'))
+      }, APPLY_TIMEOUT_S * 1000)
       timer.unref()
       const done = (): void => {
         clearTimeout(timer)
