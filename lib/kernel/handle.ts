@@ -9,7 +9,8 @@ import { NetlinkError, toPlumbError } from './errors.js'
 import type { ToPlumbErrorOptions } from './errors.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
-import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toLinkInfo, toRouteInfo } from './parse.js'
+import type { RawMsg } from './socket.js'
+import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
 import type {
   AddrInfo,
   AddrOptions,
@@ -76,6 +77,8 @@ function flat(sd: StreamData): Buffer {
   s.emit(sd)
   return Buffer.concat(s.bufs)
 }
+
+const linksOf = (msgs: RawMsg[]): LinkInfo[] => msgs.filter((m) => m.type === T.NEWLINK).map((m) => linkFromWire(m.data))
 
 export interface HandleOptions {
   /** per-request timeout in ms */
@@ -147,12 +150,26 @@ export class NetlinkHandle implements NetHandle {
   /** Send one request and return the parsed replies; a kernel NLMSGERR becomes NetlinkError
    *  with errno and extack (see socket.ts for why the package's request() is not used). */
   private async request(type: number, msg: rt.Message, flags: number, kind?: string): Promise<rt.Message[]> {
+    const replies = await this.requestRaw(type, msg, flags, kind)
+    return replies.map((m) => rt.parseMessage(m.type, m.data))
+  }
+
+  /** request() without the package's parse of the replies */
+  private async requestRaw(type: number, msg: rt.Message, flags: number, kind?: string): Promise<RawMsg[]> {
     if (this.closed) throw new PlumbError('FAILED', `the netlink handle of ${this.label} is closed`)
     const out = new AttrStream()
     formatMessage(msg, out)
     const op = OP_NAMES[type] ?? `message ${type}`
-    const replies = await this.sock.request(type, out.bufs, flags, { op, timeoutMs: this.timeoutMs, ...(kind ? { kind } : {}) })
-    return replies.map((m) => rt.parseMessage(m.type, m.data))
+    return this.sock.request(type, out.bufs, flags, { op, timeoutMs: this.timeoutMs, ...(kind ? { kind } : {}) })
+  }
+
+  /** A request answered by link messages, read with linkFromWire (see parse.ts for why). */
+  private async reqLinks(what: string, type: number, msg: rt.Message, flags: number, opts: ToPlumbErrorOptions & { kind?: string } = {}): Promise<LinkInfo[]> {
+    try {
+      return linksOf(await this.requestRaw(type, msg, flags, opts.kind))
+    } catch (err) {
+      throw toPlumbError(err, what, opts)
+    }
   }
 
   /** request() with the error as a PlumbError saying what failed */
@@ -171,8 +188,7 @@ export class NetlinkHandle implements NetHandle {
   // ---- links --------------------------------------------------------------------------------
 
   async getLinks(): Promise<LinkInfo[]> {
-    const msgs = await this.req(`list links${this.where()}`, T.GETLINK, { kind: 'link', data: {}, attrs: { extMask: EXT_MASK_SKIP_STATS } }, FlagsGet.DUMP)
-    return msgs.filter((m): m is rt.LinkMessage => m.kind === 'link').map(toLinkInfo)
+    return this.reqLinks(`list links${this.where()}`, T.GETLINK, { kind: 'link', data: {}, attrs: { extMask: EXT_MASK_SKIP_STATS } }, FlagsGet.DUMP)
   }
 
   /** RTM_GETLINK by IFLA_IFNAME: one small reply instead of a dump */
@@ -186,9 +202,7 @@ export class NetlinkHandle implements NetHandle {
 
   private async getOne(what: string, data: rt.LinkMessage['data'], attrs: rt.LinkMessage['attrs']): Promise<LinkInfo | undefined> {
     try {
-      const msgs = await this.request(T.GETLINK, { kind: 'link', data, attrs }, 0)
-      const m = msgs.find((x): x is rt.LinkMessage => x.kind === 'link')
-      return m ? toLinkInfo(m) : undefined
+      return linksOf(await this.requestRaw(T.GETLINK, { kind: 'link', data, attrs }, 0))[0]
     } catch (err) {
       // a name that cannot exist (> 15 bytes) is absent too
       if (err instanceof NetlinkError && (err.code === 'ENODEV' || (err.code === 'ERANGE' && attrs.ifname !== undefined))) return undefined
@@ -200,9 +214,8 @@ export class NetlinkHandle implements NetHandle {
    *  peer's index, so no lookup is needed. Undefined when the kernel echoed nothing here (the
    *  link was born in another netns: the echo goes to that netns's sockets). */
   private async newLink(what: string, kind: string, data: rt.LinkMessage['data'], attrs: rt.LinkMessage['attrs']): Promise<LinkInfo | undefined> {
-    const msgs = await this.req(what, T.NEWLINK, { kind: 'link', data, attrs }, FlagsNew.CREATE | FlagsNew.EXCL | Flags.ECHO, { kind })
-    const m = msgs.find((x): x is rt.LinkMessage => x.kind === 'link')
-    return m ? toLinkInfo(m) : undefined
+    const [link] = await this.reqLinks(what, T.NEWLINK, { kind: 'link', data, attrs }, FlagsNew.CREATE | FlagsNew.EXCL | Flags.ECHO, { kind })
+    return link
   }
 
   /** Run fn with a handle that sees the netns of `nsFd` (this one when nsFd is undefined). */

@@ -145,3 +145,92 @@ export function toRouteInfo(m: rt.RouteMessage): RouteInfo | undefined {
   if (a.priority !== undefined) info.metric = a.priority
   return info
 }
+
+// ---- RTM_NEWLINK payloads, read directly ----------------------------------------------------
+// The netlink package parses every attribute of a link message, its ~700 bytes of per-family
+// devconf arrays included; an attach reads four link messages and uses a dozen fields of each.
+// This reads just those fields (the same values toLinkInfo takes from the package's parse:
+// test/integration/kernel.test.ts compares the two on real dumps).
+
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, OPERSTATE: 16, LINKINFO: 18, IFALIAS: 20, LINK_NETNSID: 37 } as const
+const INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4 } as const
+const IFF_UP = 1
+const NLA_TYPE_MASK = 0x3fff
+
+/** Each attribute (type without the nested/byte-order flags, payload) in buf[start, end). */
+function forEachAttr(buf: Buffer, start: number, end: number, fn: (type: number, at: number, len: number) => void): void {
+  let off = start
+  while (off + 4 <= end) {
+    const len = buf.readUInt16LE(off)
+    if (len < 4 || off + len > end) break
+    fn(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, off + 4, len - 4)
+    off += (len + 3) & ~3
+  }
+}
+
+/** A NUL-terminated string attribute. */
+function str(buf: Buffer, at: number, len: number): string {
+  let stop = at + len
+  while (stop > at && buf[stop - 1] === 0) stop--
+  return buf.toString('utf8', at, stop)
+}
+
+/** An RTM_NEWLINK payload (struct ifinfomsg, then attributes) as a LinkInfo. */
+export function linkFromWire(data: Buffer): LinkInfo {
+  const info: LinkInfo = { index: data.readInt32LE(4), name: '', mtu: 0, up: (data.readUInt32LE(8) & IFF_UP) !== 0, operState: 'UNKNOWN' }
+  let linkinfo: [number, number] | undefined
+  forEachAttr(data, 16, data.length, (type, at, len) => {
+    switch (type) {
+      case IFLA.IFNAME:
+        info.name = str(data, at, len)
+        break
+      case IFLA.MTU:
+        info.mtu = data.readUInt32LE(at)
+        break
+      case IFLA.OPERSTATE:
+        info.operState = OPER_STATES[data[at]!] ?? 'UNKNOWN'
+        break
+      case IFLA.ADDRESS:
+        if (len === 6) info.mac = formatMac(data.subarray(at, at + 6))
+        break
+      case IFLA.MASTER: {
+        const master = data.readUInt32LE(at)
+        if (master) info.master = master
+        break
+      }
+      case IFLA.IFALIAS: {
+        const alias = str(data, at, len)
+        if (alias) info.alias = alias
+        break
+      }
+      case IFLA.LINK:
+        if (len >= 4) info.link = data.readUInt32LE(at)
+        break
+      case IFLA.LINK_NETNSID:
+        if (len >= 4) info.linkNetnsId = data.readInt32LE(at)
+        break
+      case IFLA.LINKINFO:
+        linkinfo = [at, len]
+        break
+    }
+  })
+  if (linkinfo) {
+    let kindData: [number, number] | undefined
+    forEachAttr(data, linkinfo[0], linkinfo[0] + linkinfo[1], (type, at, len) => {
+      if (type === INFO.KIND) info.kind = str(data, at, len)
+      else if (type === INFO.SLAVE_KIND) info.slaveKind = str(data, at, len)
+      else if (type === INFO.DATA) kindData = [at, len]
+    })
+    if (kindData && (info.kind === 'macvlan' || info.kind === 'vlan')) {
+      // IFLA_MACVLAN_MODE (u32) and IFLA_VLAN_ID (u16) are both attribute 1 of the kind's data
+      forEachAttr(data, kindData[0], kindData[0] + kindData[1], (type, at, len) => {
+        if (type !== 1) return
+        if (info.kind === 'macvlan' && len >= 4) {
+          const mode = MACVLAN_MODES[data.readUInt32LE(at)]
+          if (mode) info.macvlanMode = mode
+        } else if (info.kind === 'vlan' && len >= 2) info.vlanId = data.readUInt16LE(at)
+      })
+    }
+  }
+  return info
+}
