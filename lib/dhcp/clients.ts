@@ -2,11 +2,18 @@
 
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { unsupported } from '../errors.js'
+import { unsupported, usageError } from '../errors.js'
 import { statePaths } from './state.js'
 
 export type DhcpClientKind = 'udhcpc' | 'dhclient' | 'dhcpcd'
 export type DhcpClientChoice = 'auto' | DhcpClientKind
+export const DHCP_CLIENT_KINDS: readonly DhcpClientKind[] = ['udhcpc', 'dhclient', 'dhcpcd']
+
+/** A library caller's client name, checked: the type says DhcpClientChoice, JavaScript may not. */
+export function checkClientChoice(choice: string): DhcpClientChoice {
+  if (choice === 'auto' || (DHCP_CLIENT_KINDS as readonly string[]).includes(choice)) return choice as DhcpClientChoice
+  throw usageError(`unknown DHCP client "${choice}"`, 'one of auto, udhcpc, dhclient, dhcpcd')
+}
 
 /** A client found on this host: the argv prefix that runs it (busybox needs its applet name). */
 export interface ResolvedClient {
@@ -134,6 +141,8 @@ export function clientArgv(client: ResolvedClient, i: ClientArgvInput): string[]
         'mkdir -p /run/dhcpcd /var/lib/dhcpcd && mount -t tmpfs plumb-dhcpcd /run/dhcpcd && mount -t tmpfs plumb-dhcpcd /var/lib/dhcpcd && exec "$@"', 'plumb-dhcpcd',
         ...client.argv0, '-B', '-4', '--noipv4ll', '-f', '/dev/null', '-c', p.hook, ...(i.hostname ? ['-h', i.hostname] : []), i.ifname,
       ]
+    default:
+      throw usageError(`unknown DHCP client "${String((client as { kind: unknown }).kind)}"`, 'one of udhcpc, dhclient, dhcpcd')
   }
 }
 

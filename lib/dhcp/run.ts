@@ -3,7 +3,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
-import { dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
+import { checkClientChoice, dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
 import { SUPERVISOR_SCRIPT, hookScript } from './scripts.js'
 import { isOurs, readHookLease, readMeta, readPid, stateRoot, statePaths, toLease } from './state.js'
@@ -73,11 +73,13 @@ function argvInput(o: Pick<StartDhcpOptions, 'nsPath' | 'stateKey' | 'ifname' | 
  * client installed it renders the one `auto` would pick first (udhcpc).
  */
 export function dhcpArgv(o: Pick<StartDhcpOptions, 'nsPath' | 'stateKey' | 'ifname' | 'hostname' | 'client'>): string[] {
+  const choice = checkClientChoice(o.client ?? 'auto')
   let client: ResolvedClient
   try {
-    client = resolveClient(o.client ?? 'auto')
+    client = resolveClient(choice)
   } catch {
-    const kind = o.client && o.client !== 'auto' ? o.client : 'udhcpc'
+    // not installed here: the plan still shows the command it would run
+    const kind = choice !== 'auto' ? choice : 'udhcpc'
     client = { kind, argv0: [kind] }
   }
   return nsenterArgv(which('nsenter') ?? 'nsenter', client, argvInput(o))
@@ -112,7 +114,7 @@ function tail(fd: number, lines = 3): string {
  */
 export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
   const timeoutSec = validate(opts)
-  const client = resolveClient(opts.client ?? 'auto')
+  const client = resolveClient(checkClientChoice(opts.client ?? 'auto'))
   const nsenter = resolveNsenter()
   const netnsIno = inode(opts.nsPath)
   if (netnsIno === undefined) throw notFound(`failed to open netns "${opts.nsPath}" of ${opts.guestLabel}: it does not exist`, 'is the guest still running?')

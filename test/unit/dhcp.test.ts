@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
-import { SUPERVISOR_SCRIPT, clientArgv, dhclientConf, dhcpArgv, hookScript, listLeases, resolveClient, stateDirName, statePaths, undoLines } from '../../lib/dhcp/index.js'
+import { SUPERVISOR_SCRIPT, clientArgv, dhclientConf, dhcpArgv, hookScript, listLeases, resolveClient, startDhcp, stateDirName, statePaths, undoLines } from '../../lib/dhcp/index.js'
 import { which } from '../../lib/dhcp/clients.js'
 
 const work = mkdtempSync(join(tmpdir(), 'pt-dhcp-unit-'))
@@ -68,6 +68,19 @@ test('dhcpArgv renders the nsenter command for --dry-run, synchronously', (t) =>
   t.regex(argv[0]!, /nsenter$/)
   t.is(argv[1], '--net=/proc/42/ns/net')
   t.true(argv.includes('-i') || argv.includes('eth1'))
+})
+
+test('an unknown client name is a usage error (exit 2) from the library functions too, not an argv with holes', async (t) => {
+  for (const call of [
+    () => dhcpArgv({ nsPath: '/proc/42/ns/net', stateKey: 'abc', ifname: 'eth1', client: 'pump' as never }),
+    () => clientArgv({ kind: 'pump' as never, argv0: ['pump'] }, { nsPath: '/proc/42/ns/net', stateKey: 'abc', ifname: 'eth1' }),
+  ]) {
+    const err = t.throws(call, { instanceOf: PlumbError })
+    t.is((err as PlumbError).exitCode, 2)
+    t.regex((err as PlumbError).message, /unknown DHCP client "pump"/)
+  }
+  const started = await startDhcp({ nsPath: '/proc/self/ns/net', guestLabel: 'pid:1', stateKey: 'pt-unknown-client', ifname: 'eth1', client: 'pump' as never }).catch((e: unknown) => e)
+  t.true(started instanceof PlumbError && started.exitCode === 2, String(started))
 })
 
 test('a requested client that is missing is UNSUPPORTED (exit 5) naming the Debian package', (t) => {
