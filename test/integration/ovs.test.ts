@@ -71,49 +71,6 @@ withOvs('createBridge with the system datapath where the kernel lacks it: PlumbE
   t.is((await shQuiet('ovs-vsctl', ['--timeout=10', 'br-exists', br])).exitCode, 2, 'the half-made bridge was deleted')
 })
 
-withOvs('addPort: access and trunk ports on real veths, read back with ovs-vsctl get; list, delete', async (t) => {
-  const br = await plumbBridge(t)
-  const acc = uniq('a')
-  const trk = uniq('t')
-  await makeVethPair(t, acc, `${acc}p`)
-  await makeVethPair(t, trk, `${trk}p`)
-
-  const a = await ovs.addPort(br, acc, { tag: 10, externalIds: MARKS('pid:4242', 'eth1') })
-  const tr = await ovs.addPort(br, trk, { trunks: [20, 10], externalIds: MARKS('/run/netns/x y', 'eth2') })
-  t.is(a.tag, 10)
-  t.deepEqual(tr.trunks, [10, 20])
-
-  // Independent read-back: ovs-vsctl's own text, not our JSON parser.
-  t.is(await vsctl('port-to-br', acc), br)
-  t.is(await vsctl('get', 'port', acc, 'tag'), '10')
-  t.is(await vsctl('get', 'port', acc, 'trunks'), '[]')
-  t.is(await vsctl('get', 'port', trk, 'tag'), '[]')
-  t.is(await vsctl('get', 'port', trk, 'trunks'), '[10, 20]')
-  t.is(await vsctl('get', 'port', acc, 'external_ids:plumb-guest'), '"pid:4242"')
-  t.is(await vsctl('get', 'port', trk, 'external_ids:plumb-guest'), '"/run/netns/x y"')
-  t.is(await vsctl('get', 'port', acc, 'external_ids:plumb-ifname'), 'eth1')
-  const ofport = Number(await vsctl('get', 'interface', acc, 'ofport'))
-  t.true(ofport > 0)
-  t.is(await vsctl('get', 'interface', acc, 'error'), '[]')
-
-  t.deepEqual(await ovs.getPort(acc), { name: acc, bridge: br, tag: 10, trunks: [], externalIds: MARKS('pid:4242', 'eth1'), ofport, linkState: 'up' })
-  const listed = (await ovs.listPlumbPorts()).filter((p) => p.bridge === br).map((p) => p.name)
-  t.deepEqual(listed, [acc, trk].sort())
-
-  // Re-adding with other settings turns the trunk into an access port: nothing stale remains.
-  await ovs.addPort(br, trk, { tag: 30, externalIds: MARKS('/run/netns/x y', 'eth2') })
-  t.is(await vsctl('get', 'port', trk, 'tag'), '30')
-  t.is(await vsctl('get', 'port', trk, 'trunks'), '[]')
-
-  await ovs.delPort(acc)
-  await ovs.delPort(trk, { bridge: br })
-  t.is(await vsctl('list-ports', br), '')
-  t.is(await ovs.getPort(acc), undefined)
-  await t.notThrowsAsync(ovs.delPort(acc), 'deleting twice is fine')
-  // The veths themselves are the caller's: still there.
-  t.truthy(await getLink(acc))
-})
-
 withOvs('addPort of a device that does not exist: exit 0 from ovs-vsctl, but a PlumbError and no row left', async (t) => {
   const br = await plumbBridge(t)
   const ghost = uniq('g')

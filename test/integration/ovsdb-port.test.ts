@@ -25,7 +25,7 @@ function overOvsdb(t: ExecutionContext): void {
   })
 }
 
-withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl get/list; getPort, lookupBridgeAndPort', async (t) => {
+withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl get/list; getPort, lookupBridgeAndPort; delPort', async (t) => {
   overOvsdb(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const acc = uniq('a')
@@ -68,6 +68,14 @@ withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl ge
   t.is(await vsctl('get', 'port', trk, 'trunks'), '[]')
   t.is(await vsctl('get', 'port', trk, 'external_ids'), '{plumb-guest="pid:7", plumb-ifname=eth2, plumb-op=ovs-port, plumb-owner=plumb}')
   t.is(await vsctl('get', 'port', trk, '_uuid'), uuid)
+
+  await ovs.delPort(acc)
+  await ovs.delPort(trk, { bridge: br })
+  t.is(await vsctl('list-ports', br), '')
+  t.is(await ovs.getPort(acc), undefined)
+  await t.notThrowsAsync(ovs.delPort(acc), 'deleting twice is fine')
+  // The veths themselves are the caller's: still there.
+  t.truthy(await getLink(acc))
 })
 
 withOvs("a port row that is not plumb's (same name, no marks) is refused and left exactly as it was", async (t) => {
