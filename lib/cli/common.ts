@@ -61,6 +61,30 @@ export function linkFlags<T>(y: Argv<T>) {
     .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route (detach restores it)' })
 }
 
+/** The parsed positional guest, IP specs and linkFlags of a link command; each adds its own. */
+export interface LinkArgs extends GlobalArgs, DhcpArgs {
+  guest: string
+  ips?: string[]
+  ifname?: string
+  mac?: string
+  mtu?: string
+  route?: string[]
+  replaceGateway: boolean
+}
+
+/** The options a link op takes from LinkArgs (the flags a command lacks are simply absent). */
+export function linkOptions(args: LinkArgs, io: CliIo) {
+  return {
+    ...commonOptions(args, io),
+    guest: String(args.guest),
+    ips: strings(args.ips),
+    routes: strings(args.route),
+    replaceGateway: args.replaceGateway,
+    ...dhcpOptions(args),
+    ...defined({ ifname: args.ifname, mac: args.mac, mtu: args.mtu }),
+  }
+}
+
 /** The parsed dhcpFlags (absent when not given). */
 export interface DhcpArgs {
   dhcpClient?: string

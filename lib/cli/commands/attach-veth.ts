@@ -2,20 +2,13 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { attachVeth } from '../../ops/attach-veth.js'
-import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
+import { defined, linkFlags, linkOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
-interface Args extends GlobalArgs, DhcpArgs {
-  guest: string
+interface Args extends LinkArgs {
   bridge: string
-  ips?: string[]
-  ifname?: string
   hostIfname?: string
-  mac?: string
-  mtu?: string
   vlan?: string
-  route?: string[]
-  replaceGateway: boolean
   firewall: boolean
 }
 
@@ -37,15 +30,10 @@ export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Ar
   handler: (args) =>
     runOp(state, args, () =>
       attachVeth({
-        ...commonOptions(args, state.io),
-        guest: String(args.guest),
+        ...linkOptions(args, state.io),
         bridge: String(args.bridge),
-        ips: strings(args.ips),
-        routes: strings(args.route),
-        replaceGateway: args.replaceGateway,
         firewall: args.firewall,
-        ...dhcpOptions(args),
-        ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, mac: args.mac, mtu: args.mtu, vlan: args.vlan }),
+        ...defined({ hostIfname: args.hostIfname, vlan: args.vlan }),
       }),
     ),
 })

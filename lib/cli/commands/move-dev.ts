@@ -2,17 +2,12 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { moveDev } from '../../ops/move-dev.js'
-import { commonOptions, defined, dhcpFlags, dhcpOptions, runOp, strings } from '../common.js'
-import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
+import { dhcpFlags, linkOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
-interface Args extends GlobalArgs, DhcpArgs {
-  guest: string
+interface Args extends LinkArgs {
   device: string
-  ips?: string[]
-  ifname?: string
-  route?: string[]
   force: boolean
-  replaceGateway: boolean
 }
 
 export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
@@ -31,15 +26,9 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
   handler: (args) =>
     runOp(state, args, () =>
       moveDev({
-        ...commonOptions(args, state.io),
-        guest: String(args.guest),
+        ...linkOptions(args, state.io),
         device: String(args.device),
-        ips: strings(args.ips),
-        routes: strings(args.route),
         force: args.force,
-        replaceGateway: args.replaceGateway,
-        ...dhcpOptions(args),
-        ...defined({ ifname: args.ifname }),
       }),
     ),
 })

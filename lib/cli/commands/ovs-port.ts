@@ -2,22 +2,15 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { ovsPort } from '../../ops/ovs-port.js'
-import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
+import { defined, linkFlags, linkOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
-interface Args extends GlobalArgs, DhcpArgs {
-  guest: string
+interface Args extends LinkArgs {
   bridge: string
-  ips?: string[]
-  ifname?: string
   hostIfname?: string
   tag?: string
   trunks?: string
-  mac?: string
-  mtu?: string
-  route?: string[]
   createBridge: boolean
-  replaceGateway: boolean
 }
 
 export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
@@ -37,15 +30,10 @@ export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args>
   handler: (args) =>
     runOp(state, args, () =>
       ovsPort({
-        ...commonOptions(args, state.io),
-        guest: String(args.guest),
+        ...linkOptions(args, state.io),
         bridge: String(args.bridge),
-        ips: strings(args.ips),
-        routes: strings(args.route),
         createBridge: args.createBridge,
-        replaceGateway: args.replaceGateway,
-        ...dhcpOptions(args),
-        ...defined({ ifname: args.ifname, hostIfname: args.hostIfname, tag: args.tag, trunks: args.trunks, mac: args.mac, mtu: args.mtu }),
+        ...defined({ hostIfname: args.hostIfname, tag: args.tag, trunks: args.trunks }),
       }),
     ),
 })

@@ -2,19 +2,12 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { vlan } from '../../ops/vlan.js'
-import { commonOptions, defined, dhcpOptions, linkFlags, runOp, strings } from '../common.js'
-import type { CliState, DhcpArgs, GlobalArgs } from '../common.js'
+import { linkFlags, linkOptions, runOp } from '../common.js'
+import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
-interface Args extends GlobalArgs, DhcpArgs {
-  guest: string
+interface Args extends LinkArgs {
   parent: string
   vid: string
-  ips?: string[]
-  ifname?: string
-  mac?: string
-  mtu?: string
-  route?: string[]
-  replaceGateway: boolean
 }
 
 export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> => ({
@@ -31,15 +24,9 @@ export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
   handler: (args) =>
     runOp(state, args, () =>
       vlan({
-        ...commonOptions(args, state.io),
-        guest: String(args.guest),
+        ...linkOptions(args, state.io),
         parent: String(args.parent),
         vid: String(args.vid),
-        ips: strings(args.ips),
-        routes: strings(args.route),
-        replaceGateway: args.replaceGateway,
-        ...dhcpOptions(args),
-        ...defined({ ifname: args.ifname, mac: args.mac, mtu: args.mtu }),
       }),
     ),
 })
