@@ -2,9 +2,8 @@
 // (logging every DHCP packet), and client netns or containers plugged into it with veths.
 
 import { createHash, randomInt } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { makeBridge, makeNetns, sh, spawnIn, uniq, waitFor } from '../helpers/index.js'
+import { readFileSync, readdirSync } from 'node:fs'
+import { makeBridge, makeNetns, sh, startDnsmasq, uniq } from '../helpers/index.js'
 import type { BgProcess, Teardown } from '../helpers/index.js'
 
 export interface DhcpLab {
@@ -32,32 +31,7 @@ export async function makeDhcpLab(t: Teardown, opts: { server?: boolean } = {}):
   const srv = await makeNetns(t, { name: uniq('srv'), loUp: true })
   await makeBridge(t, 'pt-br', { netns: srv })
   await sh('ip', ['-n', srv, 'addr', 'add', `${net}.1/24`, 'dev', 'pt-br'])
-  const dir = mkdtempSync('/run/pt-dhcp-')
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const log = join(dir, 'dnsmasq.log')
-
-  let proc: BgProcess | undefined
-  if (opts.server !== false) {
-    proc = spawnIn(t, srv, 'dnsmasq', [
-      '--no-daemon',
-      '--conf-file=/dev/null',
-      '--no-resolv',
-      '--no-hosts',
-      '--port=0',
-      '--user=root',
-      '--interface=pt-br',
-      '--bind-interfaces',
-      `--dhcp-range=${net}.100,${net}.150,2m`,
-      `--dhcp-leasefile=${join(dir, 'leases')}`,
-      '--log-dhcp',
-      `--log-facility=${log}`,
-      `--dhcp-option=option:router,${net}.1`,
-      `--dhcp-option=option:dns-server,${net}.1`,
-      '--pid-file=',
-    ])
-    await waitFor(() => existsSync(log) && readFileSync(log, 'utf8').includes('DHCP, IP range'), { timeout: 10_000, what: 'dnsmasq to start' })
-  }
-  const logText = () => (existsSync(log) ? readFileSync(log, 'utf8') : '')
+  const server = await startDnsmasq(t, srv, 'pt-br', net, opts)
 
   const plugInto = async (target: string) => {
     const host = `pt-v${++vethSeq}`
@@ -69,10 +43,7 @@ export async function makeDhcpLab(t: Teardown, opts: { server?: boolean } = {}):
   return {
     srv,
     net,
-    log,
-    ...(proc ? { proc } : {}),
-    logText,
-    count: (re) => logText().split('\n').filter((l) => re.test(l)).length,
+    ...server,
     async addClient(tt) {
       const ns = await makeNetns(tt, { name: uniq('c'), loUp: true })
       await plugInto(ns)

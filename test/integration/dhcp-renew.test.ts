@@ -1,7 +1,6 @@
 // Slow (~65 s): with dnsmasq's 2-minute leases the clients must renew at T1 = 60 s, and each renewal
 // must push the address's valid_lft back up (pipework's clients died after the first lease).
 
-import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'

@@ -1,7 +1,6 @@
 // lib/dhcp against a real dnsmasq on a throwaway bridge: leases, release, timeouts, the guest's
 // death, --resolv into a real container, and the host's own files left untouched. Root only.
 
-import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'

@@ -5,7 +5,7 @@
 import test from 'ava'
 import { getLink, hasOvs, isRoot, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
-import { holdGcLock, linkNames, ovsBridgeName, ovsPortsOf } from './links-fixture.js'
+import { holdGcLock, ovsBridgeName, ovsPortsOf } from './links-fixture.js'
 
 // serial: gc is host-wide, two of these at once would collect each other's leftovers
 const serialIf = (cond: boolean, reason: string) => {

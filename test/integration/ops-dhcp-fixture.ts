@@ -3,9 +3,7 @@
 // every DHCP packet. Everything carries the test's pt- id and goes in teardown.
 
 import { randomInt } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { ipJson, makeBridge, makeNetns, sh, shQuiet, spawnIn, uniq, waitFor } from '../helpers/index.js'
+import { ipJson, makeBridge, makeNetns, sh, shQuiet, startDnsmasq, uniq } from '../helpers/index.js'
 import type { IpObject, Teardown } from '../helpers/index.js'
 import { hostFileHash, hostHashes, pidsMentioning } from './dhcp-lab.js'
 import { sweepHost } from './ops-fixture.js'
@@ -52,39 +50,14 @@ export async function makeHostDhcpLab(t: Teardown, opts: { server?: boolean; for
     t.teardown(async () => void (await shQuiet('iptables', ['-w', '-D', ...rule])))
   }
 
-  const dir = mkdtempSync('/run/pt-dhcp-')
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const log = join(dir, 'dnsmasq.log')
-  if (opts.server !== false) {
-    spawnIn(t, srvNs, 'dnsmasq', [
-      '--no-daemon',
-      '--conf-file=/dev/null',
-      '--no-resolv',
-      '--no-hosts',
-      '--port=0',
-      '--user=root',
-      '--interface=pt-srv',
-      '--bind-interfaces',
-      // no ICMP probe of a candidate address before the offer: it only slows the tests down
-      '--no-ping',
-      `--dhcp-range=${net}.100,${net}.150,2m`,
-      `--dhcp-leasefile=${join(dir, 'leases')}`,
-      '--log-dhcp',
-      `--log-facility=${log}`,
-      `--dhcp-option=option:router,${net}.1`,
-      `--dhcp-option=option:dns-server,${net}.1`,
-      '--pid-file=',
-    ])
-    await waitFor(() => existsSync(log) && readFileSync(log, 'utf8').includes('DHCP, IP range'), { timeout: 10_000, what: 'dnsmasq to start' })
-  }
-  const logText = () => (existsSync(log) ? readFileSync(log, 'utf8') : '')
+  const { logText, count } = await startDnsmasq(t, srvNs, 'pt-srv', net, opts)
   return {
     id,
     br,
     net,
     srvNs,
     logText,
-    count: (re) => logText().split('\n').filter((l) => re.test(l)).length,
+    count,
     async guestPorts() {
       const links = await ipJson(['link', 'show', 'master', br]).catch(() => [] as IpObject[])
       return links.map((l) => String(l.ifname)).filter((n) => n !== srvPort)

@@ -10,6 +10,7 @@ import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, testIf,
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
+import { linkNames } from './links-fixture.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter') && hasBinary('udhcpc')
 const withLab = testIf(ready, 'ops-dhcp: needs root, dnsmasq, nsenter and udhcpc')
@@ -49,7 +50,6 @@ async function v4(ns: string, ifname: string): Promise<Array<{ local: string; va
   return objs.flatMap((o) => o.addr_info ?? [])
 }
 
-const linkNames = async (ns: string): Promise<string[]> => (await ipJson(['link', 'show'], ns)).map((l) => String(l.ifname)).sort()
 
 async function assertLeased(t: ExecutionContext, lab: HostDhcpLab, ns: string, ifname: string, lease: JsonLease | undefined): Promise<void> {
   t.truthy(lease, 'a lease in the result')

@@ -180,7 +180,7 @@ withDhcp('startDnsmasq serves a lease to a DHCP client in another netns and stop
   await sh('ip', ['-n', srv, 'addr', 'add', '198.18.202.1/24', 'dev', 'dh0'])
   await sh('ip', ['-n', srv, 'link', 'set', 'dh0', 'up'])
   await sh('ip', ['-n', cli, 'link', 'set', 'eth1', 'up'])
-  const { proc, leaseFile } = startDnsmasq(td, srv, 'dh0', '198.18.202')
+  const { proc, leaseFile } = await startDnsmasq(td, srv, 'dh0', '198.18.202')
   // -s /bin/true: the lease is only reported, no script touches the host's files.
   const [cmd, args] = nsArgv(cli, 'udhcpc', ['-i', 'eth1', '-f', '-q', '-n', '-t', '8', '-T', '1', '-s', '/bin/true'])
   const res = await shQuiet(cmd, args)
@@ -188,7 +188,7 @@ withDhcp('startDnsmasq serves a lease to a DHCP client in another netns and stop
   t.regex(res.stderr, /lease of 198\.18\.202\.1(?:[0-4]\d|50) obtained from 198\.18\.202\.1/)
   const mac = (await getLink('eth1', cli))?.address as string
   await waitFor(() => existsSync(leaseFile) && readFileSync(leaseFile, 'utf8').includes(mac), { what: 'the lease in dnsmasq lease file' })
-  const pid = proc.pid
+  const pid = proc?.pid
   t.truthy(pid)
   await td.run()
   t.false(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dnsmasq'))
