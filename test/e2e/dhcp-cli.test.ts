@@ -11,6 +11,7 @@ import { PLUMB_BIN, hasBinary, hasDocker, inspectContainer, ipJson, isRoot, make
 import type { CliResult, TestContainer } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from '../integration/ops-dhcp-fixture.js'
 import type { HostDhcpLab } from '../integration/ops-dhcp-fixture.js'
+import type { Lease } from '../../lib/dhcp/index.js'
 
 const ready = isRoot && hasDocker() && hasBinary('dnsmasq') && hasBinary('nsenter')
 const withDocker = testIf(ready && hasBinary('udhcpc'), 'dhcp-cli: needs root, dockerd with plumb-test:busybox, dnsmasq, nsenter and udhcpc')
@@ -24,19 +25,8 @@ test.after.always('host /etc/resolv.conf and /etc/hostname are byte-identical af
   t.deepEqual(hostHashes(), hashesBefore)
 })
 
-interface JsonLease {
-  address: string
-  prefix: number
-  router?: string
-  dns: string[]
-  server?: string
-  leaseTime: number
-  expiresAt: string
-  client: string
-  pid: number
-  clientPid?: number
-  stateDir: string
-}
+/** a lease as `--json` prints it: lib/dhcp's Lease */
+type JsonLease = Lease
 
 /** IPv4 addresses on ifname in a container, as the kernel has them. */
 async function v4(ct: TestContainer, ifname = 'eth1'): Promise<Array<{ local: string; prefixlen: number; valid_life_time: number }>> {

@@ -11,6 +11,7 @@ import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
 import { linkNames } from './links-fixture.js'
+import type { Lease } from '../../lib/dhcp/index.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter') && hasBinary('udhcpc')
 const withLab = testIf(ready, 'ops-dhcp: needs root, dnsmasq, nsenter and udhcpc')
@@ -24,16 +25,8 @@ test.after.always('host /etc/resolv.conf and /etc/hostname are byte-identical af
   t.deepEqual(hostHashes(), hashesBefore)
 })
 
-interface JsonLease {
-  address: string
-  prefix: number
-  server?: string
-  leaseTime: number
-  client: string
-  pid: number
-  clientPid?: number
-  stateDir: string
-}
+/** a lease as `--json` prints it: lib/dhcp's Lease */
+type JsonLease = Lease
 
 function alive(pid: number | undefined): boolean {
   if (pid === undefined) return false
