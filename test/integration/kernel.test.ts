@@ -468,6 +468,20 @@ maybe('sysctl through a guest handle changes the guest, not the host', async (t)
   await t.throwsAsync(ns.h.setSysctl('../../etc/passwd', 'x'), { instanceOf: PlumbError, message: /invalid sysctl path/ })
 })
 
+maybe('setLink arpNotify sets net.ipv4.conf.IF.arp_notify over netlink, in the handle\'s netns only', async (t) => {
+  const ns = makeNs(t)
+  await ns.h.createVeth({ name: 'an0', peer: { name: 'an1' } })
+  const an0 = (await ns.h.getLink('an0'))!
+  const read = (): string => execFileSync('ip', ['netns', 'exec', ns.name, 'cat', '/proc/sys/net/ipv4/conf/an0/arp_notify'], { encoding: 'utf8' }).trim()
+  t.is(read(), '0')
+  await ns.h.setLink(an0.index, { arpNotify: true })
+  t.is(read(), '1')
+  t.is(execFileSync('ip', ['netns', 'exec', ns.name, 'cat', '/proc/sys/net/ipv4/conf/an1/arp_notify'], { encoding: 'utf8' }).trim(), '0', 'the peer is untouched')
+  await ns.h.setLink(an0.index, { arpNotify: false, up: true })
+  t.is(read(), '0')
+  t.true((await ns.h.getLink('an0'))!.up, 'with other changes in the same message')
+})
+
 // ---- the addon ----------------------------------------------------------------------------
 
 maybe('withNetns: runs inside, restores the thread even when the callback throws; errno-named errors', (t) => {

@@ -45,6 +45,8 @@ asRoot('attach to a missing bridge: bridge made and marked, both ends up, v4+v6 
   t.is(eth!.mtu, 1500)
   t.regex(String(eth!.ifalias), /^plumb:.*role=guest/)
   t.deepEqual(await addrsOf('eth3', f.ns), [f.v6(10), f.v4(10)].sort())
+  // the gratuitous ARP is the kernel's (arp_notify, set over netlink), not an arping
+  t.is((await sh('ip', ['netns', 'exec', f.ns, 'sysctl', '-n', 'net.ipv4.conf.eth3.arp_notify'])).trim(), '1')
 
   const defaults = await defaultRoutes(f.ns)
   t.true(defaults.some((d) => d.gateway === f.gw4 && d.dev === 'eth3'), JSON.stringify(defaults))

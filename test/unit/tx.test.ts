@@ -114,3 +114,55 @@ test('commit forgets the inverses', async (t) => {
   t.deepEqual(await tx.rollback(), [])
   t.is(undone, 0)
 })
+
+test('batch: every step starts at once and in order, before any is awaited; results feed the undos', async (t) => {
+  const started: string[] = []
+  const undone: string[] = []
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const tx = new Tx()
+  const done = tx.batch([
+    { line: 'a', run: async () => (started.push('a'), await gate, 'ra'), undo: { line: 'undo a', run: async (r) => void undone.push(`a(${String(r)})`) } },
+    { line: 'b', run: async () => (started.push('b'), 'rb') },
+    { line: 'c', run: async () => (started.push('c'), 'rc'), undo: { line: 'undo c', run: async (r) => void undone.push(`c(${String(r)})`) } },
+  ])
+  // all three were called although the first has not finished: no round trip between them
+  t.deepEqual(started, ['a', 'b', 'c'])
+  release()
+  await done
+  t.deepEqual(tx.lines, ['a', 'b', 'c'])
+  t.deepEqual(await tx.rollback(), ['undo c', 'undo a'])
+  t.deepEqual(undone, ['c(rc)', 'a(ra)'])
+})
+
+test('batch: a failure keeps the undos of the steps that succeeded, before and after it, and throws the first failure', async (t) => {
+  const log: string[] = []
+  const err = await t.throwsAsync(
+    runTx({}, async (tx) => {
+      await tx.step('before', async () => undefined, { line: 'undo before', run: async () => void log.push('undo before') })
+      await tx.batch([
+        { line: 'one', run: async () => 1, undo: { line: 'undo one', run: async () => void log.push('undo one') } },
+        { line: 'two', run: async () => Promise.reject(new PlumbError('CONFLICT', 'two failed')), undo: { line: 'undo two', run: async () => void log.push('undo two') } },
+        { line: 'three', run: async () => 3, undo: { line: 'undo three', run: async () => void log.push('undo three') } },
+        { line: 'four', run: async () => Promise.reject(new Error('four failed too')) },
+      ])
+    }),
+  )
+  t.is((err as PlumbError).message, 'two failed')
+  t.is((err as PlumbError).code, 'CONFLICT')
+  // three ran (the kernel had it), so it is undone too; two's own undo never runs
+  t.deepEqual(log, ['undo three', 'undo one', 'undo before'])
+  t.deepEqual((err as PlumbError).rolledBack, ['undo three', 'undo one', 'undo before'])
+})
+
+test('batch in dry-run records the lines and runs nothing', async (t) => {
+  let ran = 0
+  const tx = new Tx({ dryRun: true })
+  await tx.batch([
+    { line: 'x', run: async () => ++ran },
+    { line: 'y', run: async () => ++ran, undo: { line: 'undo y', run: async () => ++ran } },
+  ])
+  t.deepEqual(tx.lines, ['x', 'y'])
+  t.deepEqual(await tx.rollback(), [])
+  t.is(ran, 0)
+})

@@ -1,0 +1,37 @@
+// The firewall check's one spawn: both families' filter tables from one sh, split per binary by
+// the exit-status lines; run against fake iptables/ip6tables (only the argv and output matter).
+
+import test from 'ava'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { dumpTables } from '../../lib/firewall/index.js'
+
+function fakeBin(dir: string, name: string, script: string): void {
+  writeFileSync(join(dir, name), `#!/bin/sh\n${script}\n`)
+  chmodSync(join(dir, name), 0o755)
+}
+
+test.serial('dumpTables: one sh runs both binaries with -w -S; each table is split off by its status line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-fw-'))
+  const oldPath = process.env.PATH
+  t.teardown(() => {
+    process.env.PATH = oldPath
+    rmSync(dir, { recursive: true, force: true })
+  })
+  fakeBin(dir, 'iptables', `echo "$*" > ${dir}/argv4\nprintf -- '-P INPUT ACCEPT\\n-P FORWARD DROP\\n-N DOCKER-USER\\n-A DOCKER-USER -j RETURN\\n'`)
+  fakeBin(dir, 'ip6tables', `echo "$*" > ${dir}/argv6\necho 'ip6tables v1.8.9 (nf_tables): table filter missing' >&2\nexit 3`)
+  process.env.PATH = `${dir}:${oldPath}`
+
+  const both = await dumpTables(['iptables', 'ip6tables'])
+  t.deepEqual([...both.keys()], ['iptables'], 'a binary that failed gives no table')
+  t.is(both.get('iptables'), '-P INPUT ACCEPT\n-P FORWARD DROP\n-N DOCKER-USER\n-A DOCKER-USER -j RETURN')
+  t.is(readFileSync(join(dir, 'argv4'), 'utf8').trim(), '-w -S')
+  t.is(readFileSync(join(dir, 'argv6'), 'utf8').trim(), '-w -S')
+
+  t.deepEqual([...(await dumpTables([])).keys()], [], 'nothing asked, nothing spawned')
+  fakeBin(dir, 'ip6tables', `printf -- '-P FORWARD ACCEPT\\n'`)
+  const six = await dumpTables(['ip6tables'])
+  t.is(six.get('ip6tables'), '-P FORWARD ACCEPT')
+  t.false(six.has('iptables'))
+})
