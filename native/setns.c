@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,8 @@ static const char *errno_name(int e) {
     case ENOSYS: return "ENOSYS";
     case ENOTSOCK: return "ENOTSOCK";
     case EUSERS: return "EUSERS";
+    case EWOULDBLOCK: return "EWOULDBLOCK";
+    case EINTR: return "EINTR";
     default: return "EUNKNOWN";
   }
 }
@@ -227,11 +230,41 @@ static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* flock(fd, op) with LOCK_NB always added: true when taken, false when another holder has it
+ * (EWOULDBLOCK), an errno-named Error otherwise. Never blocks: the caller retries on its own
+ * timer, so the event loop is not held up while another process keeps the lock. */
+static napi_value flock_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd, op;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "flock(fd, op) needs an fd and an operation");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &fd) < 0 || get_int_arg(env, argv[1], "op", &op) < 0) return NULL;
+  if (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "flock op must be LOCK_SH (1), LOCK_EX (2) or LOCK_UN (8)");
+    return NULL;
+  }
+  int r;
+  do {
+    r = flock(fd, op | LOCK_NB);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) {
+    throw_errno(env, "flock", errno);
+    return NULL;
+  }
+  napi_get_boolean(env, r == 0, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

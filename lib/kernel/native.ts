@@ -14,6 +14,8 @@ export interface SetnsAddon {
   /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`
    *  in the calling thread's netns; undefined when no such socket is found */
   tuneNetlinkSocket(port: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
+  /** flock(fd, op | LOCK_NB): true when taken, false when held elsewhere; op 1 shared, 2 exclusive, 8 unlock */
+  flock(fd: number, op: 1 | 2 | 8): boolean
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')

@@ -28,6 +28,8 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import type { Tx } from './tx.js'
 import { leaseIfAsked, validateLinkDhcp } from './dhcp.js'
+import { acquireBridgeLock } from './bridge-lock.js'
+import type { BridgeLock } from './bridge-lock.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface AttachVethOptions extends CommonOptions {
@@ -155,29 +157,40 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   // and is awaited only by the step that needs it (it never rejects; an OVS bridge ignores it).
   const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
   return withGuest(v.guest, opts, async (ctx) => {
-    const reads = firstReads(ctx, v)
-    const bridge = await ctx.hostNs.getLink(v.bridge)
-    if (!bridge || bridge.kind !== 'bridge') {
-      // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
-      const ovs = await import('../ovs/index.js')
-      if (await ovs.isOvsBridge(v.bridge).catch(() => false)) {
-        const { ovsPort } = await import('./ovs-port.js')
-        return ovsPort({ ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) })
-      }
-      if (bridge) {
-        throw conflict(
-          `"${v.bridge}" is ${bridge.kind ? `a ${bridge.kind} interface` : 'a network interface'}, not a bridge`,
-          'give an existing Linux or OVS bridge, or a new name to create a Linux bridge',
-        )
-      }
+    // Held from the bridge's lookup until its port exists, so gc cannot delete it in between.
+    const lock = await acquireBridgeLock('shared', { dryRun: opts.dryRun ?? false })
+    try {
+      return await attachIn(ctx, v, opts, firewallPlan, lock)
+    } finally {
+      lock.release()
     }
-    if (v.vlan !== undefined) {
-      throw new PlumbError('UNSUPPORTED', `--vlan on a Linux bridge needs bridge VLAN filtering, which plumb does not drive yet`, {
-        hint: `use an OVS bridge (plumb ovs-port ${v.bridge} --tag ${v.vlan}) for an access port`,
-      })
-    }
-    return attachToLinuxBridge(ctx, v, bridge, opts, firewallPlan, reads)
   })
+}
+
+async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachVethOptions, firewallPlan: Promise<PlannedRule[]>, lock: BridgeLock): Promise<OpResult> {
+  const reads = firstReads(ctx, v)
+  const bridge = await ctx.hostNs.getLink(v.bridge)
+  if (!bridge || bridge.kind !== 'bridge') {
+    // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
+    const ovs = await import('../ovs/index.js')
+    if (await ovs.isOvsBridge(v.bridge).catch(() => false)) {
+      const { ovsPort } = await import('./ovs-port.js')
+      lock.release() // Linux bridges only: gc's OVS clean-up does not take it
+      return ovsPort({ ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) })
+    }
+    if (bridge) {
+      throw conflict(
+        `"${v.bridge}" is ${bridge.kind ? `a ${bridge.kind} interface` : 'a network interface'}, not a bridge`,
+        'give an existing Linux or OVS bridge, or a new name to create a Linux bridge',
+      )
+    }
+  }
+  if (v.vlan !== undefined) {
+    throw new PlumbError('UNSUPPORTED', `--vlan on a Linux bridge needs bridge VLAN filtering, which plumb does not drive yet`, {
+      hint: `use an OVS bridge (plumb ovs-port ${v.bridge} --tag ${v.vlan}) for an access port`,
+    })
+  }
+  return attachToLinuxBridge(ctx, v, bridge, opts, firewallPlan, reads, lock)
 }
 
 interface FirstReads {
@@ -212,6 +225,7 @@ async function attachToLinuxBridge(
   opts: AttachVethOptions,
   firewallPlan: Promise<PlannedRule[]>,
   reads: FirstReads,
+  lock: BridgeLock,
 ): Promise<OpResult> {
   const { netns, hostNs, guestNs } = ctx
   const guestLinks = await reads.links
@@ -263,6 +277,7 @@ async function attachToLinuxBridge(
             }),
           { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
         )
+        lock.release() // the bridge has a port now: gc leaves it alone
         result.interfaces.push(
           { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
           { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },

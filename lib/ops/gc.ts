@@ -11,6 +11,7 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { acquireBridgeLock } from './bridge-lock.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -147,30 +148,37 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // has its port in the links read next unless the port is really gone.
       const fw = await import('../firewall/index.js')
       const ruleBridges = new Set((await fw.listRuleBridges()).map((r) => r.bridge))
-      const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
-      // A bridge is empty only if it was empty in the first read too (but for the dead host ends
-      // just removed): one a concurrent attach-veth has just created gets its port a moment later.
-      const emptyAtStart = (name: string): boolean => {
-        const first = links.find((l) => l.name === name)
-        return first !== undefined && !links.some((l) => l.master === first.index && !deadHostEnds.includes(l))
-      }
-      const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
-      for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
-        const br = after.find((l) => l.name === name)
-        const ports = br ? after.filter((l) => l.master === br.index) : []
-        if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
-        const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge'
-        // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
-        // bridge that still exists stays (detach removes it with the last port): an attach-veth
-        // that found it in place may be about to add its port.
-        if (ruleBridges.has(name) && (!br || deleteBridge)) {
-          await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
-          result.messages.push(`removed the firewall rule of bridge ${name}`)
+      // No attach-veth is between finding a bridge and giving it a port while gc holds this.
+      const lock = await acquireBridgeLock('exclusive', { dryRun: tx.dryRun })
+      try {
+        const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
+        // A bridge is empty only if it was empty in the first read too (but for the dead host ends
+        // just removed): belt and braces beside the lock, which an attach-veth holds from finding
+        // or creating the bridge until its port exists.
+        const emptyAtStart = (name: string): boolean => {
+          const first = links.find((l) => l.name === name)
+          return first !== undefined && !links.some((l) => l.master === first.index && !deadHostEnds.includes(l))
         }
-        if (br && deleteBridge) {
-          await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
-          result.messages.push(`deleted empty plumb bridge ${name}`)
+        const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
+        for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
+          const br = after.find((l) => l.name === name)
+          const ports = br ? after.filter((l) => l.master === br.index) : []
+          if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
+          const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge'
+          // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
+          // bridge that still exists stays (detach removes it with the last port): an attach-veth
+          // that found it in place may be about to add its port.
+          if (ruleBridges.has(name) && (!br || deleteBridge)) {
+            await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
+            result.messages.push(`removed the firewall rule of bridge ${name}`)
+          }
+          if (br && deleteBridge) {
+            await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
+            result.messages.push(`deleted empty plumb bridge ${name}`)
+          }
         }
+      } finally {
+        lock.release()
       }
       result.changed = tx.lines.length > 0
       result.plan = tx.lines

@@ -17,11 +17,11 @@ import type { CallContext } from './run.js'
 /** The same bound as every ovs-vsctl call (--timeout=5): a request, and the wait for ovs-vswitchd. */
 export const OVSDB_TIMEOUT_MS = VSCTL_TIMEOUT_S * 1000
 /**
- * How long ovs-vswitchd may take to apply a change. Longer than an ovsdb-server answer: with the
- * userspace (netdev) datapath on a busy host, deleting another bridge has held a reconfiguration
- * up for over 5 s (seen in the suite; ovs-vsctl itself waits without a limit unless --timeout).
+ * How long ovs-vswitchd may take to apply a change: more than an ovsdb-server answer, since with
+ * the userspace (netdev) datapath on a busy host a reconfiguration can take seconds; ovs-vsctl
+ * itself waits without a limit unless given --timeout.
  */
-export const APPLY_TIMEOUT_S = 30
+export const APPLY_TIMEOUT_S = 10
 
 const DB = 'Open_vSwitch'
 
@@ -185,7 +185,10 @@ class Connection {
     const rows = (tableUpdates as Record<string, Record<string, { new?: { cur_cfg?: unknown } }>> | undefined)?.[DB]
     for (const row of Object.values(rows ?? {})) {
       const cfg = row.new?.cur_cfg
-      if (typeof cfg === 'number') this.curCfg = cfg
+      // cur_cfg only grows. Never step it back: the monitor's initial value is applied in a promise
+      // callback, after an update that arrived in the same chunk was applied synchronously
+      // (seen: initial 4314 overwrote the update to 4315, and the wait for 4315 never ended).
+      if (typeof cfg === 'number' && (this.curCfg === undefined || cfg > this.curCfg)) this.curCfg = cfg
     }
     for (const wake of [...this.cfgWaiters]) wake()
   }

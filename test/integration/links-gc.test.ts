@@ -6,6 +6,8 @@ import test from 'ava'
 import { getLink, hasOvs, isRoot, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
 import { holdGcLock, ovsBridgeName, ovsPortsOf } from './links-fixture.js'
+import { acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
+import { PlumbError } from '../../lib/errors.js'
 
 // serial: gc is host-wide, two of these at once would collect each other's leftovers
 const serialIf = (cond: boolean, reason: string) => {
@@ -27,8 +29,10 @@ withOvs('a guest that had an OVS port and a bridge port dies: gc removes the sta
   await sh('ip', ['link', 'add', foreignBr, 'type', 'bridge'])
   t.teardown(async () => void (await shQuiet('ip', ['link', 'del', foreignBr])))
 
-  t.is((await plumb('ovs-port', f.guest, br, f.v4(10), '--tag', '10')).exitCode, 0)
-  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(11))).exitCode, 0)
+  const onOvs = await plumb('ovs-port', f.guest, br, f.v4(10), '--tag', '10')
+  t.is(onOvs.exitCode, 0, onOvs.stderr)
+  const onBridge = await plumb('attach-veth', f.guest, f.br, f.v4(11))
+  t.is(onBridge.exitCode, 0, onBridge.stderr)
   const drop = await forwardDropActive()
   if (drop) t.is((await firewallRules('iptables', f.br)).length, 1)
   const [port] = (await ovsPortsOf(f.id)).filter((p) => p.externalIds['plumb-owner'] === 'plumb')
@@ -129,4 +133,44 @@ asRoot('move-dev of a veth end, then the guest dies: the kernel destroys the pai
   t.is(g.exitCode, 0, g.stderr)
   t.false(JSON.stringify(g.json).includes(f.id))
   t.is(await getLink(dev), undefined)
+})
+
+asRoot('gc waits for an attach that holds the bridge lock: an empty plumb bridge is deleted only once the lock is let go', async (t) => {
+  await holdGcLock(t)
+  const f = await fixture(t)
+  // an empty bridge with plumb's mark: what an attach-veth has just created, before its port
+  await sh('ip', ['link', 'add', f.br, 'type', 'bridge'])
+  await sh('ip', ['link', 'set', f.br, 'alias', `plumb:1 role=bridge op=attach-veth br=${f.br}`])
+  const lock = await acquireBridgeLock('shared')
+  t.teardown(() => lock.release())
+  let settled = false
+  const collecting = plumb('gc', '--json').finally(() => (settled = true))
+  await new Promise((r) => setTimeout(r, 1500))
+  t.false(settled, 'gc waits while an attach holds the lock')
+  t.truthy(await getLink(f.br), 'the bridge is still there')
+  lock.release()
+  const r = await collecting
+  t.is(r.exitCode, 0, r.stderr)
+  t.is(await getLink(f.br), undefined, 'then gc deletes it')
+})
+
+asRoot('the bridge lock: shared holders coexist, an exclusive one waits for them, and gives up after its timeout', async (t) => {
+  const a = await acquireBridgeLock('shared')
+  const b = await acquireBridgeLock('shared')
+  t.teardown(() => (a.release(), b.release()))
+  const e = await t.throwsAsync(acquireBridgeLock('exclusive', { timeoutMs: 100 }), { instanceOf: PlumbError })
+  t.regex(e!.message, /bridge lock \/run\/plumb\/bridges\.lock/)
+  let got = false
+  const ex = acquireBridgeLock('exclusive').then((l) => ((got = true), l))
+  a.release()
+  await new Promise((r) => setTimeout(r, 50))
+  t.false(got, 'one shared holder is left')
+  b.release()
+  const lock = await ex
+  t.true(got)
+  t.is((await shQuiet('flock', ['-n', '-s', '/run/plumb/bridges.lock', 'true'])).exitCode, 1, 'another process sees it held')
+  lock.release()
+  lock.release() // idempotent
+  t.is((await shQuiet('flock', ['-n', '-s', '/run/plumb/bridges.lock', 'true'])).exitCode, 0, 'and free again')
+  t.deepEqual(await acquireBridgeLock('exclusive', { dryRun: true }).then((l) => (l.release(), 'no lock in dry-run')), 'no lock in dry-run')
 })

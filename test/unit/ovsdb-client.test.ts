@@ -180,6 +180,27 @@ test.serial('transactAndWait bumps next_cfg in the same transaction and waits fo
   t.is(srv.seen.filter((m) => (m as { method?: string }).method === 'monitor').length, 1)
 })
 
+test.serial('the monitor reply, the transaction reply and the cur_cfg update in one chunk: the update is not undone by the older initial value', async (t) => {
+  // What ovsdb-server did under load: all three back to back in one read. The initial value is
+  // applied in a promise callback, after the update was applied synchronously; it must not win.
+  let monitorId: unknown
+  await fakeServer(t, (msg, _send, sock) => {
+    if (msg.method === 'monitor') monitorId = msg.id
+    if (msg.method === 'transact') {
+      sock.write(
+        JSON.stringify({ id: monitorId, result: { Open_vSwitch: { r1: { new: { cur_cfg: 4314 } } } }, error: null }) +
+          JSON.stringify({ id: msg.id, result: [{ count: 1 }, { rows: [{ next_cfg: 4315 }] }], error: null }) +
+          JSON.stringify({ id: null, method: 'update', params: ['plumb-cfg', { Open_vSwitch: { r1: { old: { cur_cfg: 4314 }, new: { cur_cfg: 4315 } } } }] }),
+      )
+    }
+  })
+  const waited = await Promise.race([
+    transactAndWait([], C).then(() => 'applied'),
+    new Promise((resolve) => setTimeout(() => resolve('still waiting after 2 s'), 2000)),
+  ])
+  t.is(waited, 'applied')
+})
+
 test.serial('nothing listening: UNSUPPORTED "Open vSwitch is not running" with the start hint, like ovs-vsctl', async (t) => {
   const before = process.env.PLUMB_OVSDB
   process.env.PLUMB_OVSDB = '/nonexistent/pt-ovsdb.sock'

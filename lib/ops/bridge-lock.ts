@@ -1,0 +1,67 @@
+// One host-wide lock between the ops that put ports on a Linux bridge (attach-veth: shared, any
+// number at once) and gc, which deletes empty plumb bridges (exclusive). Without it a gc could
+// delete a bridge between an attach's lookup (or creation) of it and the creation of its port.
+// flock(2) on /run/plumb/bridges.lock, as CNI's host-local IPAM locks its store: the kernel drops
+// a crashed holder's lock with its fd.
+
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { PlumbError } from '../errors.js'
+import { loadAddon } from '../kernel/native.js'
+
+export const BRIDGE_LOCK = '/run/plumb/bridges.lock'
+const LOCK_SH = 1
+const LOCK_EX = 2
+const RETRY_MS = 5
+
+export interface BridgeLock {
+  /** Let go (idempotent): as soon as the op's port exists, gc may look again. */
+  release(): void
+}
+
+/**
+ * Take the lock. A dry run, or a caller that cannot create the lock file (not root: it cannot
+ * make or delete bridges either), gets a lock that holds nothing. Waits at most `timeoutMs`.
+ */
+export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
+  const none: BridgeLock = { release: () => undefined }
+  if (opts.dryRun) return none
+  let fd: number
+  try {
+    mkdirSync('/run/plumb', { recursive: true })
+    fd = openSync(BRIDGE_LOCK, 'a')
+  } catch {
+    return none
+  }
+  let open = true
+  const release = (): void => {
+    if (open) closeSync(fd) // closing the fd releases the lock
+    open = false
+  }
+  try {
+    const addon = loadAddon()
+    const timeoutMs = opts.timeoutMs ?? 10_000
+    const deadline = Date.now() + timeoutMs
+    while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
+      if (Date.now() > deadline) {
+        throw new PlumbError('FAILED', `failed to take the bridge lock ${BRIDGE_LOCK}: another plumb held it for over ${timeoutMs / 1000} s`, {
+          hint: `see who holds it: fuser -v ${BRIDGE_LOCK}`,
+        })
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+    }
+  } catch (err) {
+    release()
+    throw err
+  }
+  return { release }
+}
+
+/** Run `fn` holding the lock (see acquireBridgeLock). */
+export async function withBridgeLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>, opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<T> {
+  const lock = await acquireBridgeLock(mode, opts)
+  try {
+    return await fn()
+  } finally {
+    lock.release()
+  }
+}
