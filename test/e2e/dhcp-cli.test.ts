@@ -5,9 +5,9 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { PLUMB_BIN, hasBinary, hasDocker, inspectContainer, ipJson, isRoot, makeContainer, runCli, sh, testIf, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasDocker, inspectContainer, ipJson, isRoot, makeContainer, processAlive, runCli, sh, testIf, waitFor } from '../helpers/index.js'
 import type { CliResult, TestContainer } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from '../integration/ops-dhcp-fixture.js'
 import type { HostDhcpLab } from '../integration/ops-dhcp-fixture.js'
@@ -38,15 +38,7 @@ async function linksIn(ct: TestContainer): Promise<string[]> {
   return (await ipJson(['link', 'show'], { path: ct.sandboxKey })).map((l) => String(l.ifname)).sort()
 }
 
-/** A live process (a zombie waiting for its reaper is dead: it runs nothing and holds nothing). */
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
+const alive = processAlive
 
 /** The lease as the kernel and the server see it: address with a finite lifetime, the server's ACK. */
 async function assertLeased(t: ExecutionContext, lab: HostDhcpLab, ct: TestContainer, lease: JsonLease | undefined): Promise<void> {

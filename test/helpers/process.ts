@@ -2,6 +2,7 @@
 
 import { execa } from 'execa'
 import type { ResultPromise } from 'execa'
+import { readFileSync } from 'node:fs'
 import type { Teardown } from './env.js'
 import { nsArgv } from './netns.js'
 import type { NsTarget } from './netns.js'
@@ -21,3 +22,12 @@ export function spawnIn(t: Teardown, target: NsTarget, cmd: string, args: string
   return proc
 }
 
+/** A live process: a zombie waiting for its reaper runs nothing and holds nothing, so it is dead. */
+export function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z'
+  } catch {
+    return false
+  }
+}

@@ -4,9 +4,9 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, testIf, uniq, waitFor } from '../helpers/index.js'
+import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, testIf, uniq, waitFor } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
@@ -28,15 +28,7 @@ test.after.always('host /etc/resolv.conf and /etc/hostname are byte-identical af
 /** a lease as `--json` prints it: lib/dhcp's Lease */
 type JsonLease = Lease
 
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false
-  try {
-    // a zombie waiting for its reaper runs nothing: dead
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
+const alive = processAlive
 
 async function v4(ns: string, ifname: string): Promise<Array<{ local: string; valid_life_time: number }>> {
   const objs = await ipJson(['-4', 'addr', 'show', 'dev', ifname], ns).catch(() => [])

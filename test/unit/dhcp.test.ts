@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
 import { SUPERVISOR_SCRIPT, clientArgv, dhclientConf, dhcpArgv, hookScript, listLeases, resolveClient, startDhcp, stateDirName, statePaths, undoLines } from '../../lib/dhcp/index.js'
 import { which } from '../../lib/dhcp/clients.js'
+import { processAlive } from '../helpers/process.js'
 
 const work = mkdtempSync(join(tmpdir(), 'pt-dhcp-unit-'))
 process.env.PLUMB_DHCP_STATE_DIR = join(work, 'state')
@@ -215,14 +216,7 @@ function startSupervisor(d: string, watchPath: string, clientScript = 'while :; 
   return child
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')
-  } catch {
-    return false
-  }
-}
+const alive = processAlive
 
 test('supervisor: when the watched netns file goes away it stops the client and removes the state dir', async (t) => {
   const d = freshDir('sup')
