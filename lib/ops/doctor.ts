@@ -2,6 +2,10 @@
 
 // Sync fs: a handful of tiny checks, and node:fs/promises is not worth loading on every CLI start.
 import { accessSync, constants, readFileSync } from 'node:fs'
+import Module from 'node:module'
+import { join } from 'node:path'
+import { Script } from 'node:vm'
+import { packageRoot } from '../paths.js'
 
 export interface DoctorCheck {
   name: string
@@ -33,6 +37,26 @@ function readOr(path: string, fallback: string): string {
     return readFileSync(path, 'utf8')
   } catch {
     return fallback
+  }
+}
+
+/**
+ * The CLI's V8 code cache (dist/plumb-cli.cjs.cache): V8 rejects one made by another node binary
+ * or with other flags, and every command then compiles the 1 MB bundle again (~40 ms). Only where
+ * the bundle is (an installed package, a build), not for a library checkout without it.
+ */
+function codeCacheCheck(): DoctorCheck | undefined {
+  const bundle = join(packageRoot(), 'dist', 'plumb-cli.cjs')
+  if (!exists(bundle)) return undefined
+  const name = 'CLI code cache'
+  const hint = 'rebuild it with the node that runs plumb: npm run build'
+  try {
+    const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: readFileSync(`${bundle}.cache`) })
+    return script.cachedDataRejected
+      ? { name, ok: false, optional: true, detail: `V8 rejects ${bundle}.cache (made by another node or with other flags): every command compiles the CLI again`, hint }
+      : { name, ok: true, optional: true, detail: `${bundle}.cache accepted: commands start without compiling the CLI` }
+  } catch (err) {
+    return { name, ok: false, optional: true, detail: `no usable code cache: ${(err as Error).message}`, hint }
   }
 }
 
@@ -68,6 +92,8 @@ export async function doctor(): Promise<DoctorReport> {
   } catch (err) {
     add({ name: 'setns addon', ok: false, detail: (err as Error).message, hint: 'rebuild it: npm rebuild (needs g++, make, python3)' })
   }
+  const cache = codeCacheCheck()
+  if (cache) add(cache)
 
   for (const kind of ['veth', 'bridge', 'macvlan', 'vlan', 'vxlan', 'ipvlan', 'dummy'] as const) {
     const res = await kernel.probeLinkKind(kind)
@@ -84,7 +110,7 @@ export async function doctor(): Promise<DoctorReport> {
 
   const ovs = await import('../ovs/index.js')
   const o = await ovs.ovsAvailable().catch((err: Error) => ({ ok: false, reason: err.message }) as { ok: boolean; version?: string; reason?: string })
-  add({ name: 'Open vSwitch', ok: o.ok, detail: o.ok ? `ovs-vsctl ${o.version ?? ''} reachable` : (o.reason ?? 'unavailable'), optional: true, ...(o.ok ? {} : { hint: 'apt-get install openvswitch-switch; /usr/share/openvswitch/scripts/ovs-ctl start' }) })
+  add({ name: 'Open vSwitch', ok: o.ok, detail: o.ok ? `Open vSwitch ${o.version ?? ''} reachable (ovsdb-server and ovs-vswitchd)` : (o.reason ?? 'unavailable'), optional: true, ...(o.ok ? {} : { hint: 'apt-get install openvswitch-switch; /usr/share/openvswitch/scripts/ovs-ctl start' }) })
   const ovsModule = exists('/sys/module/openvswitch')
   add({ name: 'OVS datapath', ok: true, detail: ovsModule ? 'kernel datapath (openvswitch module loaded)' : 'no openvswitch kernel module: plumb creates bridges with the userspace datapath (datapath_type=netdev)', optional: true })
 

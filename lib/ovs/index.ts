@@ -85,9 +85,16 @@ async function withMemberIfaces(ports: Row[], ifaces: Row[], c: CallContext): Pr
 
 /** Is OVS usable here (for `doctor`)? Never throws: `reason` says what is missing. */
 export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; reason?: string }> {
+  const c = { verb: 'reach', object: 'Open vSwitch database', name: 'Open_vSwitch' }
   try {
-    const res = await runVsctl(['--format=json', '--columns=ovs_version', 'list', 'Open_vSwitch'], { verb: 'reach', object: 'Open vSwitch database', name: 'Open_vSwitch' })
-    const [row] = tableRows(parseTables(res.stdout)[0] ?? { headings: [], data: [] })
+    let row: Row | undefined
+    if (!viaVsctl()) {
+      // over the OVSDB socket gc and doctor already talk to: no ovs-vsctl spawn
+      ;[row] = rowsOf((await ovsdbRead([selectOp('Open_vSwitch', [], ['ovs_version'])], c))[0])
+    } else {
+      const res = await runVsctl(['--format=json', '--columns=ovs_version', 'list', 'Open_vSwitch'], c)
+      ;[row] = tableRows(parseTables(res.stdout)[0] ?? { headings: [], data: [] })
+    }
     const version = atomOptional(row?.ovs_version)
     // ovs_version is written by ovs-vswitchd at start: empty means the switch daemon never ran.
     if (typeof version !== 'string' || version === '') return { ok: false, reason: 'ovsdb answers but ovs-vswitchd has not started (ovs_version unset)' }
