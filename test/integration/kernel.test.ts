@@ -482,6 +482,19 @@ maybe('setLink arpNotify sets net.ipv4.conf.IF.arp_notify over netlink, in the h
   t.true((await ns.h.getLink('an0'))!.up, 'with other changes in the same message')
 })
 
+maybe('hundreds of requests at once on one handle: all answered (the socket holds back all but MAX_IN_FLIGHT)', async (t) => {
+  // Unbounded, ~100 sends completing in one poll aborted the process inside the netlink package.
+  const ns = makeNs(t)
+  const batch = Array.from({ length: 60 }, (_, i) => `link add a${i} type veth peer name b${i}`).join('\n')
+  execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: batch })
+  const names = Array.from({ length: 300 }, (_, i) => `${i % 2 ? 'a' : 'b'}${i % 60}`)
+  const links = await Promise.all(names.map((n) => ns.h.getLink(n)))
+  t.deepEqual(links.map((l) => l?.name), names)
+  const dumps = await Promise.all(Array.from({ length: 8 }, () => ns.h.getLinks()))
+  for (const d of dumps) t.is(d.length, 121) // lo + 60 pairs
+  t.is(Number(execFileSync('ip', ['-n', ns.name, '-o', 'link', 'show'], { encoding: 'utf8' }).trim().split('\n').length), 121)
+})
+
 // ---- the addon ----------------------------------------------------------------------------
 
 maybe('withNetns: runs inside, restores the thread even when the callback throws; errno-named errors', (t) => {
