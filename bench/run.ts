@@ -1,7 +1,7 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
 // noisy: trust ratios, not absolute times). Root only.
-// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,library,macvlan,p2p-link,ovs-port]
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port]
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
@@ -18,7 +18,7 @@ const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
 // --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
-const PARTS = ['attach', 'library', 'macvlan', 'p2p-link', 'ovs-port'] as const
+const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port'] as const
 const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
@@ -58,12 +58,22 @@ function newGuest(): string {
   guests.push(name)
   return name
 }
+// Docker guests for the issue's own setup: a fresh --net=none container each round, named.
+const containers: string[] = []
+function newContainer(): string {
+  const name = `pt-b${tag}c${containers.length}`
+  sh(`docker run -d --net=none --name ${name} plumb-test:busybox sleep 600 >/dev/null`)
+  containers.push(name)
+  return name
+}
+
 function cleanup(): void {
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
-  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`]) quiet(`ip link del ${br}`)
+  for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
+  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`]) quiet(`ip link del ${br}`)
   quiet(`ovs-vsctl --if-exists del-br ptbo${tag}`)
   quiet(`ip link del ptbm${tag}`)
-  for (const br of [`ptbp${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
+  for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
 }
 process.on('exit', cleanup)
 
@@ -136,6 +146,43 @@ EOF`]),
     const kb = Number(r.stderr.trim().split('\n').pop())
     console.log(`${'peak RSS of one one-shot attach-veth'.padEnd(58)} ${(kb / 1024).toFixed(1).padStart(8)} MB (target ≤ 80 MB)`)
   }
+}
+
+/**
+ * The issue's comparison as stated: one-shot attach to a fresh --net=none container given by
+ * name. A shell script doing the same must find the container's netns first; its floor here
+ * uses the fastest way found (curl on the Engine API socket + sed, ~15 ms; `docker inspect`,
+ * pipework's way, ~21 ms), then the same fused `ip link add` and one `ip -batch` in the netns.
+ */
+async function oneShotDocker(): Promise<void> {
+  if (spawnSync('docker', ['image', 'inspect', 'plumb-test:busybox'], { stdio: 'ignore' }).status !== 0) {
+    console.log('docker: no engine or no plumb-test:busybox image (scripts/testbed.sh up): skipped')
+    return
+  }
+  sh(`ip link add ptbe${tag} type bridge && ip link set ptbe${tag} up`)
+  run('node', [CLI, 'attach-veth', newContainer(), `ptbd${tag}`, '198.18.206.250/24'], envNoCa) // warms the page cache, makes the bridge
+  const p: number[] = [], s: number[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const [c1, c2] = [newContainer(), newContainer()]
+    const host = `ptbdh${tag}${i}`
+    const contenders: Array<() => void> = [
+      () => p.push(timed(() => run('node', [CLI, 'attach-veth', c1, `ptbd${tag}`, `198.18.206.${i + 10}/24@198.18.206.1`], envNoCa))),
+      () =>
+        s.push(
+          timed(() =>
+            run('sh', ['-c', `pid=$(curl -s --unix-socket /var/run/docker.sock http://d/containers/${c2}/json | sed -n 's/.*"Pid":\\([0-9]*\\).*/\\1/p') && ip link add ${host} mtu 1500 master ptbe${tag} up type veth peer name eth1 netns $pid mtu 1500 && nsenter --net=/proc/$pid/ns/net ip -batch - <<EOF
+addr add 198.18.207.${i + 10}/24 dev eth1
+link set eth1 up
+route add default via 198.18.207.1
+EOF`]),
+          ),
+        ),
+    ]
+    for (const f of i % 2 ? contenders : [...contenders].reverse()) f()
+  }
+  console.log(report('one-shot attach to a fresh container by name: plumb CLI vs shell floor (curl + ip + ip -batch)', median(p), median(s)))
+  rows.push({ name: 'one-shot attach-veth, docker container by name', plumb: median(p), floor: median(s) })
+  for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
 }
 
 async function libraryAttach(): Promise<void> {
@@ -214,6 +261,7 @@ console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version},
 try {
   // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
   if (want('attach')) await oneShotAttach()
+  if (want('docker')) await oneShotDocker()
   if (want('library')) await libraryAttach()
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   if (want('macvlan') || want('p2p-link') || want('ovs-port')) await linkMenu()
