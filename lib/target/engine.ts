@@ -12,9 +12,6 @@ import type { ContainerInfo, ContainerSummary, EngineName } from './types.js'
 const API = '/v1.41'
 const TIMEOUT_MS = 5000
 
-/** Kept for callers of the earlier keep-alive agent: each call now opens and closes its own connection. */
-export function closeEngineConnections(): void {}
-
 const ENGINE_TITLE: Record<EngineName, string> = { docker: 'Docker', podman: 'Podman' }
 
 /** The socket was not there or nobody listened: the engine is not running (or not at this path). */

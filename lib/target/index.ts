@@ -2,7 +2,7 @@
 
 export type { ContainerInfo, ContainerSummary, EngineName, GuestRef, Netns, NetnsContainer, ResolveOptions } from './types.js'
 export { resolveGuest } from './resolve.js'
-export { closeEngineConnections, engineStatus, inspectContainer, listContainers } from './engine.js'
+export { engineStatus, inspectContainer, listContainers } from './engine.js'
 export { DOCKER_SOCKET, PODMAN_SOCKET, endpointUrl, engineEndpoint, parseEngineHost } from './endpoint.js'
 export type { EngineEndpoint } from './endpoint.js'
 export { containerFromInspect, netnsPathsOf, sharedNetnsOf, summaryFromList } from './inspect.js'
