@@ -2,7 +2,6 @@
 // the typed LinkInfo / AddrInfo / RouteInfo views of types.ts; also address/MAC encoding.
 
 import ipaddr from 'ipaddr.js'
-import { ifla } from './netlink.js'
 import type { rt } from './netlink.js'
 import type { AddrInfo, Family, LinkInfo, RouteInfo } from './types.js'
 
@@ -63,39 +62,6 @@ export function parseDst(dst: string, family: Family): { bytes?: Buffer; prefix:
   return { bytes, prefix: c.prefix }
 }
 
-const u32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined)
-
-export function toLinkInfo(m: rt.LinkMessage): LinkInfo {
-  const a = m.attrs
-  const info: LinkInfo = {
-    index: m.data.index ?? 0,
-    name: a.ifname ?? '',
-    mtu: a.mtu ?? 0,
-    up: !!m.data.flags?.up,
-    operState: OPER_STATES[a.operstate ?? 0] ?? 'UNKNOWN',
-  }
-  if (a.address && a.address.length === 6) info.mac = formatMac(a.address)
-  if (a.master) info.master = a.master
-  if (a.ifalias) info.alias = a.ifalias
-  const link = u32(a.link)
-  if (link !== undefined) info.link = link
-  if (a.linkNetnsid !== undefined) info.linkNetnsId = a.linkNetnsid
-  if (a.linkinfo) {
-    const li = ifla.parseInfo(a.linkinfo)
-    if (li.kind) info.kind = li.kind
-    if (li.slaveKind) info.slaveKind = li.slaveKind
-    if (li.data && li.kind === 'macvlan') {
-      const mode = ifla.parseMacvlan(li.data).mode
-      if (mode !== undefined && MACVLAN_MODES[mode]) info.macvlanMode = MACVLAN_MODES[mode]
-    }
-    if (li.data && li.kind === 'vlan') {
-      const id = ifla.parseVlan(li.data).id
-      if (id !== undefined) info.vlanId = id
-    }
-  }
-  return info
-}
-
 const FOREVER = 0xffffffff
 
 export function toAddrInfo(m: rt.AddressMessage): AddrInfo | undefined {
@@ -149,8 +115,8 @@ export function toRouteInfo(m: rt.RouteMessage): RouteInfo | undefined {
 // ---- RTM_NEWLINK payloads, read directly ----------------------------------------------------
 // The netlink package parses every attribute of a link message, its ~700 bytes of per-family
 // devconf arrays included; an attach reads four link messages and uses a dozen fields of each.
-// This reads just those fields (the same values toLinkInfo takes from the package's parse:
-// test/integration/kernel.test.ts compares the two on real dumps).
+// This reads just those fields (test/integration/kernel-linkwire.test.ts checks it against
+// `ip -j -d link show` on a real dump).
 
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, OPERSTATE: 16, LINKINFO: 18, IFALIAS: 20, LINK_NETNSID: 37 } as const
 const INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4 } as const

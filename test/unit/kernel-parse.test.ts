@@ -4,7 +4,8 @@ import test from 'ava'
 import { ifla } from 'netlink'
 import { AttrStream } from 'netlink'
 import type { StreamData } from 'netlink'
-import { formatIp, formatMac, parseCidr, parseDst, parseMac, toAddrInfo, toLinkInfo, toRouteInfo } from '../../lib/kernel/parse.js'
+import { rt } from '../../lib/kernel/netlink.js'
+import { formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseMac, toAddrInfo, toRouteInfo } from '../../lib/kernel/parse.js'
 
 const flat = (sd: StreamData): Buffer => {
   const s = new AttrStream()
@@ -38,24 +39,31 @@ test('parseDst zeroes host bits (the kernel refuses them) and keeps default', (t
   t.throws(() => parseDst('2001:db8::/64', 4))
 })
 
-test('toLinkInfo: kind, slave kind, macvlan mode, vlan id, master, alias, peer link, operstate', (t) => {
+/** An RTM_NEWLINK payload as the kernel sends it, made with the netlink package's formatter. */
+const wire = (msg: rt.LinkMessage): Buffer => {
+  const s = new AttrStream()
+  rt.formatLinkMessage(msg, s)
+  return Buffer.concat(s.bufs)
+}
+
+test('linkFromWire: kind, slave kind, macvlan mode, vlan id, master, alias, peer link, operstate', (t) => {
   const linkinfo = flat(ifla.formatInfo({ kind: 'macvlan', data: flat(ifla.formatMacvlan({ mode: 4 })), slaveKind: 'bridge' }))
-  const l = toLinkInfo({
-    kind: 'link',
-    data: { index: 7, flags: { up: true } },
-    attrs: { ifname: 'mv0', mtu: 1400, address: Buffer.from([2, 0, 0, 0, 0, 1]), operstate: 6, master: 3, ifalias: 'plumb:x', link: u32(5), linkNetnsid: 0, linkinfo },
-  })
+  const l = linkFromWire(
+    wire({
+      kind: 'link',
+      data: { index: 7, flags: { up: true } },
+      attrs: { ifname: 'mv0', mtu: 1400, address: Buffer.from([2, 0, 0, 0, 0, 1]), operstate: 6, master: 3, ifalias: 'plumb:x', link: u32(5), linkNetnsid: 0, linkinfo },
+    }),
+  )
   t.deepEqual(l, { index: 7, name: 'mv0', mtu: 1400, up: true, operState: 'UP', mac: '02:00:00:00:00:01', master: 3, alias: 'plumb:x', link: 5, linkNetnsId: 0, kind: 'macvlan', slaveKind: 'bridge', macvlanMode: 'bridge' })
 
-  const vlan = toLinkInfo({ kind: 'link', data: { index: 9 }, attrs: { ifname: 'eth0.5', linkinfo: flat(ifla.formatInfo({ kind: 'vlan', data: flat(ifla.formatVlan({ id: 5 })) })) } })
+  const vlan = linkFromWire(wire({ kind: 'link', data: { index: 9 }, attrs: { ifname: 'eth0.5', linkinfo: flat(ifla.formatInfo({ kind: 'vlan', data: flat(ifla.formatVlan({ id: 5 })) })) } }))
   t.is(vlan.vlanId, 5)
   t.is(vlan.up, false)
   t.is(vlan.operState, 'UNKNOWN')
 
-  const lo = toLinkInfo({ kind: 'link', data: { index: 1, flags: { up: true, loopback: true } }, attrs: { ifname: 'lo', mtu: 65536, operstate: 0 } })
-  t.is(lo.kind, undefined)
-  t.is(lo.master, undefined)
-  t.is(lo.link, undefined)
+  const lo = linkFromWire(wire({ kind: 'link', data: { index: 1, flags: { up: true, loopback: true } }, attrs: { ifname: 'lo', mtu: 65536, operstate: 0, ifalias: '' } }))
+  t.deepEqual(lo, { index: 1, name: 'lo', mtu: 65536, up: true, operState: 'UNKNOWN' }, 'no kind, master, link or empty alias')
 })
 
 test('toAddrInfo: IFA_LOCAL preferred, lifetimes (forever omitted), IFA_FLAGS over ifa_flags', (t) => {
