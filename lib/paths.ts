@@ -5,6 +5,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+/** Where plumb keeps its host-wide runtime state and locks (tmpfs: gone with a reboot, as they should be). */
+export const RUN_DIR = '/run/plumb'
+
 let root: string | undefined
 
 export function packageRoot(): string {

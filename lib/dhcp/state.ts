@@ -3,10 +3,11 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { RUN_DIR } from '../paths.js'
 
 /** Where lease dirs live; PLUMB_DHCP_STATE_DIR moves it (unit tests run without root). */
 export function stateRoot(): string {
-  return process.env.PLUMB_DHCP_STATE_DIR || '/run/plumb/dhcp'
+  return process.env.PLUMB_DHCP_STATE_DIR || `${RUN_DIR}/dhcp`
 }
 
 // The guest key is a container id or `ino:<netns inode>`; escaping every byte outside a small

@@ -8,6 +8,7 @@
 // execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
 
 import { mkdirSync, readFileSync } from 'node:fs'
+import { RUN_DIR } from '../paths.js'
 
 export interface FirewallRule {
   binary: 'iptables' | 'ip6tables'
@@ -89,8 +90,7 @@ export async function plannedRules(bridge: string): Promise<Array<FirewallRule &
 }
 
 // Our own lock, not /run/xtables.lock: `iptables -w` takes that one itself and would wait on us.
-const LOCK_DIR = '/run/plumb'
-const LOCK = `${LOCK_DIR}/firewall.lock`
+const LOCK = `${RUN_DIR}/firewall.lock`
 const PRESENT = 99
 // check-then-insert as one step under the lock: $1 binary, $2 chain, the rest the rule
 const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && exit ${PRESENT}; exec "$b" -w -I "$c" 1 "$@"`
@@ -102,7 +102,7 @@ const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && e
  */
 export async function addRule(r: FirewallRule): Promise<boolean> {
   try {
-    mkdirSync(LOCK_DIR, { recursive: true })
+    mkdirSync(RUN_DIR, { recursive: true })
   } catch {
     // flock reports a lock it cannot create
   }

@@ -7,8 +7,9 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { PlumbError } from '../errors.js'
 import { loadAddon } from '../kernel/native.js'
+import { RUN_DIR } from '../paths.js'
 
-export const BRIDGE_LOCK = '/run/plumb/bridges.lock'
+export const BRIDGE_LOCK = `${RUN_DIR}/bridges.lock`
 const LOCK_SH = 1
 const LOCK_EX = 2
 const RETRY_MS = 5
@@ -27,7 +28,7 @@ export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dr
   if (opts.dryRun) return none
   let fd: number
   try {
-    mkdirSync('/run/plumb', { recursive: true })
+    mkdirSync(RUN_DIR, { recursive: true })
     fd = openSync(BRIDGE_LOCK, 'a')
   } catch {
     return none
@@ -54,14 +55,4 @@ export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dr
     throw err
   }
   return { release }
-}
-
-/** Run `fn` holding the lock (see acquireBridgeLock). */
-export async function withBridgeLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>, opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<T> {
-  const lock = await acquireBridgeLock(mode, opts)
-  try {
-    return await fn()
-  } finally {
-    lock.release()
-  }
 }
