@@ -14,9 +14,9 @@ import {
   parseRouteSpec,
   parseVid,
   validateIfname,
-} from '../spec/index.js'
-import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../spec/index.js'
-import type { Netns } from '../target/index.js'
+} from '../parse/index.js'
+import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../parse/index.js'
+import type { Netns } from '../guest/index.js'
 import { ipNetnsArg, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, putGuestMac } from './guest-config.js'

@@ -3,8 +3,8 @@
 
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { formatMark, parseMark } from '../spec/index.js'
-import type { OwnerMark } from '../spec/index.js'
+import { formatMark, parseMark } from '../parse/index.js'
+import type { OwnerMark } from '../parse/index.js'
 import { firstFreeEth, type ValidatedLinkInput } from './attach-veth.js'
 import { ipIn, ipNetnsArg } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'

@@ -3,10 +3,10 @@
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
-import type { GuestRef } from '../spec/index.js'
-import { parseGuestRef } from '../spec/index.js'
-import { resolveGuest } from '../target/index.js'
-import type { Netns } from '../target/index.js'
+import type { GuestRef } from '../parse/index.js'
+import { parseGuestRef } from '../parse/index.js'
+import { resolveGuest } from '../guest/index.js'
+import type { Netns } from '../guest/index.js'
 
 export interface CommonOptions {
   /** print the plan (as `ip` lines), change nothing */

@@ -4,8 +4,8 @@
 
 import { conflict, usageError } from '../errors.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { parseMark, validateIfname } from '../spec/index.js'
-import type { GuestRef, OwnerMark } from '../spec/index.js'
+import { parseMark, validateIfname } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-config.js'
@@ -89,7 +89,7 @@ export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, ma
   if (mark.role === 'moved') {
     // move-dev: give the device back to the host under its old name.
     const orig = mark.extra?.orig ?? mark.peer ?? link.name
-    const hostFd = await (await import('../target/index.js')).resolveGuest({ kind: 'host' }, { allowHost: true })
+    const hostFd = await (await import('../guest/index.js')).resolveGuest({ kind: 'host' }, { allowHost: true })
     try {
       await tx.step(ip(`link set ${link.name} down`), () => guestNs.setLink(link.index, { up: false }))
       await tx.step(ip(`link set ${link.name} netns 1 name ${orig}`), () => guestNs.setLink(link.index, { nsFd: hostFd.fd, name: orig, alias: mark.extra?.alias ?? '' }))

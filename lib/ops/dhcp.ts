@@ -2,9 +2,9 @@
 // `dhcp` IP spec of the link commands, and the lease teardown detach runs.
 
 import { notFound, usageError } from '../errors.js'
-import { validateIfname } from '../spec/index.js'
-import type { GuestRef, IpSpec } from '../spec/index.js'
-import type { Netns } from '../target/index.js'
+import { validateIfname } from '../parse/index.js'
+import type { GuestRef, IpSpec } from '../parse/index.js'
+import type { Netns } from '../guest/index.js'
 import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { emptyResult } from './result.js'

@@ -122,7 +122,7 @@ export async function doctor(): Promise<DoctorReport> {
   const nsenter = await onPath('nsenter')
   add({ name: 'nsenter', ok: !!nsenter, detail: nsenter ?? 'missing (plumb exec and DHCP need it)', ...(nsenter ? {} : { hint: 'apt-get install util-linux' }) })
 
-  const target = await import('../target/index.js')
+  const target = await import('../guest/index.js')
   const docker = await target.engineStatus('docker')
   add({ name: 'Docker', ok: docker.ok, detail: docker.detail, optional: true, ...(docker.ok ? {} : { hint: 'start dockerd (or set DOCKER_HOST=unix://...)' }) })
   const podman = await target.engineStatus('podman')

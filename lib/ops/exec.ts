@@ -3,8 +3,8 @@
 // the namespace we resolved, with no PID-reuse race.
 
 import { PlumbError, usageError } from '../errors.js'
-import type { GuestRef } from '../spec/index.js'
-import { resolveGuest } from '../target/index.js'
+import type { GuestRef } from '../parse/index.js'
+import { resolveGuest } from '../guest/index.js'
 import { toGuestRef } from './context.js'
 
 export interface ExecOptions {

@@ -3,8 +3,8 @@
 
 import { conflict } from '../errors.js'
 import type { Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
-import type { IpSpec, RouteSpec } from '../spec/index.js'
-import type { Netns } from '../target/index.js'
+import type { IpSpec, RouteSpec } from '../parse/index.js'
+import type { Netns } from '../guest/index.js'
 import { inGuest, ipIn } from './context.js'
 import type { BatchStep, Tx } from './tx.js'
 import type { OpResult } from './result.js'

@@ -1,8 +1,8 @@
 // macvlan: a macvlan child of a host NIC, born inside the guest.
 
 import { PlumbError } from '../errors.js'
-import { parseMacvlanMode, validateIfname } from '../spec/index.js'
-import type { GuestRef } from '../spec/index.js'
+import { parseMacvlanMode, validateIfname } from '../parse/index.js'
+import type { GuestRef } from '../parse/index.js'
 import { validateLinkInput } from './attach-veth.js'
 import { createChildLink, hostParent } from './child-link.js'
 import { withGuest } from './context.js'

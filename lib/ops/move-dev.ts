@@ -2,9 +2,9 @@
 // detach gives it back under its old name and state.
 
 import { conflict, notFound } from '../errors.js'
-import { formatMark, parseMark, validateIfname } from '../spec/index.js'
-import type { GuestRef, OwnerMark } from '../spec/index.js'
-import { resolveGuest } from '../target/index.js'
+import { formatMark, parseMark, validateIfname } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
+import { resolveGuest } from '../guest/index.js'
 import { validateLinkInput } from './attach-veth.js'
 import { ipIn, ipNetnsArg, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'

@@ -2,13 +2,13 @@
 // trunk with --trunks), marked in external_ids so ls, detach and gc find it.
 
 import { conflict, notFound, usageError } from '../errors.js'
-import { formatMark, parseTrunks, parseVid, validateIfname } from '../spec/index.js'
-import type { GuestRef, OwnerMark } from '../spec/index.js'
+import { formatMark, parseTrunks, parseVid, validateIfname } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { firstFreeEth, pickHostIfname, validateLinkInput } from './attach-veth.js'
 import { ipNetnsArg, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
-import { parseMark } from '../spec/index.js'
+import { parseMark } from '../parse/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'

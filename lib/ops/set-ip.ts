@@ -1,8 +1,8 @@
 // set-ip: add (or with --del remove) addresses and routes on an interface already in the guest.
 
 import { notFound, usageError } from '../errors.js'
-import { formatMark, parseMark, validateIfname } from '../spec/index.js'
-import type { GuestRef } from '../spec/index.js'
+import { formatMark, parseMark, validateIfname } from '../parse/index.js'
+import type { GuestRef } from '../parse/index.js'
 import { ipIn, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { validateLinkInput } from './attach-veth.js'

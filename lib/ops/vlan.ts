@@ -3,8 +3,8 @@
 
 import { existsSync } from 'node:fs'
 import { PlumbError } from '../errors.js'
-import { parseVid, validateIfname } from '../spec/index.js'
-import type { GuestRef } from '../spec/index.js'
+import { parseVid, validateIfname } from '../parse/index.js'
+import type { GuestRef } from '../parse/index.js'
 import { validateLinkInput } from './attach-veth.js'
 import { createChildLink, hostParent } from './child-link.js'
 import { withGuest } from './context.js'

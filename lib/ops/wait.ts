@@ -3,9 +3,9 @@
 
 import { PlumbError } from '../errors.js'
 import { openHandleIn } from '../kernel/index.js'
-import { validateIfname } from '../spec/index.js'
-import type { GuestRef } from '../spec/index.js'
-import { resolveGuest } from '../target/index.js'
+import { validateIfname } from '../parse/index.js'
+import type { GuestRef } from '../parse/index.js'
+import { resolveGuest } from '../guest/index.js'
 import { toGuestRef } from './context.js'
 
 export interface WaitOptions {

@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, fstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
-import { parseGuestRef } from '../../lib/spec/index.js'
-import { listContainers, resolveGuest } from '../../lib/target/index.js'
-import type { Netns } from '../../lib/target/index.js'
+import { parseGuestRef } from '../../lib/parse/index.js'
+import { listContainers, resolveGuest } from '../../lib/guest/index.js'
+import type { Netns } from '../../lib/guest/index.js'
 
 const IMAGE = 'plumb-test:busybox'
 

@@ -17,7 +17,7 @@ import { validateP2p } from '../../lib/ops/p2p-link.js'
 import { validateSetIp } from '../../lib/ops/set-ip.js'
 import { validateVlan } from '../../lib/ops/vlan.js'
 import { waitScript } from '../../lib/ops/wait.js'
-import { parseMac } from '../../lib/spec/index.js'
+import { parseMac } from '../../lib/parse/index.js'
 
 const G = 'netns:pt-unit'
 

@@ -1,4 +1,4 @@
-// Unit tests for lib/target's pure parts (DOCKER_HOST parsing, inspect JSON mapping) and the file-based resolvers that need no root.
+// Unit tests for lib/guest's pure parts (DOCKER_HOST parsing, inspect JSON mapping) and the file-based resolvers that need no root.
 
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
@@ -13,7 +13,7 @@ import {
   resolveGuest,
   sharedNetnsOf,
   summaryFromList,
-} from '../../lib/target/index.js'
+} from '../../lib/guest/index.js'
 
 // ---- DOCKER_HOST / CONTAINER_HOST ----
 
@@ -62,7 +62,7 @@ for (const [value, engine, message] of badHosts) {
 }
 
 test('rootless podman socket default is under XDG_RUNTIME_DIR', async (t) => {
-  const { defaultSocket } = await import('../../lib/target/endpoint.js')
+  const { defaultSocket } = await import('../../lib/guest/endpoint.js')
   t.is(defaultSocket('podman', { XDG_RUNTIME_DIR: '/run/user/1000' }, 1000), '/run/user/1000/podman/podman.sock')
   t.is(defaultSocket('podman', { XDG_RUNTIME_DIR: '/run/user/0' }, 0), '/run/podman/podman.sock')
 })

@@ -1,6 +1,6 @@
-// lib/target's vocabulary: an open handle on a guest's network namespace, and what the container engines tell us.
+// lib/guest's vocabulary: an open handle on a guest's network namespace, and what the container engines tell us.
 
-import type { GuestRef } from '../spec/index.js'
+import type { GuestRef } from '../parse/index.js'
 
 export type { GuestRef }
 

@@ -1,4 +1,4 @@
-// lib/spec: pure parsing and validation of everything a user types (no I/O, imports only ../errors.js).
+// lib/parse: pure parsing and validation of everything a user types (no I/O, imports only ../errors.js).
 
 export type { Family } from './addr.js'
 export { parseIpSpec, parseRouteSpec } from './ip.js'

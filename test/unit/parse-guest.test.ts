@@ -4,8 +4,8 @@ import test from 'ava'
 import { usage } from '../helpers/assert.js'
 import type { Want } from '../helpers/assert.js'
 import { PlumbError } from '../../lib/errors.js'
-import { deriveHostIfname, formatGuestRef, formatMark, isPlumbMark, parseGuestRef, parseMark } from '../../lib/spec/index.js'
-import type { GuestRef, OwnerMark } from '../../lib/spec/index.js'
+import { deriveHostIfname, formatGuestRef, formatMark, isPlumbMark, parseGuestRef, parseMark } from '../../lib/parse/index.js'
+import type { GuestRef, OwnerMark } from '../../lib/parse/index.js'
 
 // --- guest refs ---
 

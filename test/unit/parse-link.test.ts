@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import test from 'ava'
 import { usage } from '../helpers/assert.js'
-import { checkMtuForFamilies, parseMac, parseMacvlanMode, parseMtu, parseTrunks, parseVid, seedMac, validateIfname } from '../../lib/spec/index.js'
+import { checkMtuForFamilies, parseMac, parseMacvlanMode, parseMtu, parseTrunks, parseVid, seedMac, validateIfname } from '../../lib/parse/index.js'
 
 // --- MAC ---
 

@@ -1,4 +1,4 @@
-// lib/target: from a guest reference to an open netns handle (Docker/Podman Engine API, pid, ip netns, path, host, self).
+// lib/guest: from a guest reference to an open netns handle (Docker/Podman Engine API, pid, ip netns, path, host, self).
 
 export type { ContainerInfo, ContainerSummary, EngineName, GuestRef, Netns, NetnsContainer, ResolveOptions } from './types.js'
 export { resolveGuest } from './resolve.js'

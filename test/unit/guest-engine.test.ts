@@ -6,8 +6,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import http from 'node:http'
 import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
-import { engineStatus, inspectContainer, listContainers, resolveGuest } from '../../lib/target/index.js'
-import { parseHttpResponse } from '../../lib/target/engine.js'
+import { engineStatus, inspectContainer, listContainers, resolveGuest } from '../../lib/guest/index.js'
+import { parseHttpResponse } from '../../lib/guest/engine.js'
 
 const ID_WEB = 'a'.repeat(64)
 const ID_OWNER = 'b'.repeat(64)
@@ -246,7 +246,7 @@ test('engineStatus: version when reachable, the reason when not', async (t) => {
 })
 
 test('idle keep-alive connections do not keep a process alive', async (t) => {
-  const mod = new URL('../../lib/target/index.js', import.meta.url).href
+  const mod = new URL('../../lib/guest/index.js', import.meta.url).href
   const script = `const m = await import(${JSON.stringify(mod)}); const ns = await m.resolveGuest({ kind: 'container', engine: 'docker', name: 'pt-side' }, { allowHost: true, env: ${JSON.stringify(env)} }); ns.close(); console.log(ns.container.sharedWith)`
   const started = Date.now()
   const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {

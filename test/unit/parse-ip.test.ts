@@ -1,9 +1,9 @@
-// Table tests for IP specs and route specs (lib/spec/ip.ts).
+// Table tests for IP specs and route specs (lib/parse/ip.ts).
 
 import test from 'ava'
 import { usage } from '../helpers/assert.js'
 import type { Want } from '../helpers/assert.js'
-import { parseIpSpec, parseRouteSpec } from '../../lib/spec/index.js'
+import { parseIpSpec, parseRouteSpec } from '../../lib/parse/index.js'
 
 const valid: Array<[string, ReturnType<typeof parseIpSpec>]> = [
   ['dhcp', { kind: 'dhcp' }],
