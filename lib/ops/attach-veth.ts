@@ -1,36 +1,26 @@
 // attach-veth: a veth whose guest end is born inside the guest (one RTM_NEWLINK) and whose
 // host end is a port of a Linux bridge (created and marked plumb's when missing).
 
-import { PlumbError, conflict, usageError } from '../errors.js'
+import { PlumbError, conflict } from '../errors.js'
 import type { LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
-import {
-  checkMtuForFamilies,
-  deriveHostIfname,
-  formatMark,
-  parseIpSpec,
-  parseMac,
-  parseMark,
-  parseMtu,
-  parseRouteSpec,
-  parseVid,
-  validateIfname,
-} from '../parse/index.js'
-import type { GuestRef, IpSpec, OwnerMark, RouteSpec } from '../parse/index.js'
-import type { Netns } from '../guest/index.js'
-import { ipNetnsArg, toGuestRef, withGuest } from './context.js'
+import { deriveHostIfname, formatMark, parseMark, parseVid, validateIfname } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
+import { ipNetnsArg, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, isStatic, missingAddrs, planGateways, putGuestMac } from './guest-config.js'
-import type { StaticIp } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
 import type { PlannedRule } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import type { Tx } from './tx.js'
-import { leaseIfAsked, validateLinkDhcp } from './dhcp.js'
+import { leaseIfAsked } from './dhcp.js'
+import type { DhcpLeaseOptions } from './dhcp.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import type { BridgeLock } from './bridge-lock.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import { dropMadeBridge, ensureLinuxBridge } from './bridge.js'
+import { firstFreeEth, pickHostIfname } from './ifnames.js'
+import { validateLinkInput } from './link-input.js'
+import type { ValidatedLinkInput } from './link-input.js'
 
 export interface AttachVethOptions extends CommonOptions {
   guest: string | GuestRef
@@ -58,47 +48,6 @@ export interface AttachVethOptions extends CommonOptions {
   dhcp?: DhcpLeaseOptions
 }
 
-export interface ValidatedLinkInput {
-  guest: GuestRef
-  ips: IpSpec[]
-  statics: StaticIp[]
-  routes: RouteSpec[]
-  ifname?: string
-  mac?: string
-  mtu?: number
-}
-
-/** Pure validation shared by every link op: IP specs, routes, -i, --mac, --mtu. */
-export function validateLinkInput(o: {
-  guest: string | GuestRef
-  ips?: string[]
-  routes?: string[]
-  ifname?: string
-  mac?: string
-  mtu?: number | string
-  dhcp?: DhcpLeaseOptions
-}): ValidatedLinkInput {
-  const guest = toGuestRef(o.guest)
-  const ips = (o.ips ?? []).map(parseIpSpec)
-  const statics = ips.filter(isStatic)
-  const seen = new Set<string>()
-  for (const ip of statics) {
-    if (seen.has(ip.address)) throw usageError(`address ${ip.address} given twice`)
-    seen.add(ip.address)
-  }
-  if (ips.filter((ip) => ip.kind === 'dhcp').length > 1) throw usageError('dhcp given twice')
-  validateLinkDhcp(guest, ips, o.dhcp)
-  const routes = (o.routes ?? []).map(parseRouteSpec)
-  const out: ValidatedLinkInput = { guest, ips, statics, routes }
-  if (o.ifname !== undefined) out.ifname = validateIfname(o.ifname, 'guest interface name (-i)')
-  if (o.mac !== undefined) out.mac = parseMac(o.mac)
-  if (o.mtu !== undefined) {
-    out.mtu = parseMtu(o.mtu)
-    checkMtuForFamilies(out.mtu, [...new Set(statics.map((s) => s.family))])
-  }
-  return out
-}
-
 export interface ValidatedAttachVeth extends ValidatedLinkInput {
   bridge: string
   hostIfname?: string
@@ -113,43 +62,7 @@ export function validateAttachVeth(o: AttachVethOptions): ValidatedAttachVeth {
   return out
 }
 
-/** The first ethN (N ≥ 1, as pipework: eth0 is where Docker's own networking would go) not in use. */
-export function firstFreeEth(links: LinkInfo[], skip: Set<string> = new Set()): string {
-  const used = new Set(links.map((l) => l.name))
-  for (let n = 1; ; n++) {
-    const name = `eth${n}`
-    if (!used.has(name) && !skip.has(name)) return name
-  }
-}
-
 const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x) => b.includes(x))
-
-/**
- * Find the host end's name: derived from the guest's identity and the guest ifname, so a
- * re-run finds the same one; a name held by something else steps to the next variant.
- */
-export async function pickHostIfname(
-  hostNs: NetHandle,
-  netns: Netns,
-  ifname: string,
-  given?: string,
-  /** a lookup of the first candidate for `ifname`, already sent */
-  prefetched?: { ifname: string; lookup: Promise<LinkInfo | undefined> },
-): Promise<string> {
-  if (given !== undefined) {
-    const existing = await hostNs.getLink(given)
-    if (existing) throw conflict(`host interface "${given}" already exists`, 'choose another -l name, or leave -l out to get a derived one')
-    return given
-  }
-  const taken = new Set<string>()
-  for (let i = 0; i < 16; i++) {
-    const name = deriveHostIfname(netns.key, ifname, (n) => taken.has(n))
-    const lookup = i === 0 && prefetched?.ifname === ifname ? prefetched.lookup : hostNs.getLink(name)
-    if (!(await lookup)) return name
-    taken.add(name)
-  }
-  throw new PlumbError('FAILED', `failed to find a free host interface name for ${netns.label} ${ifname}`)
-}
 
 export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   const v = validateAttachVeth(opts)
@@ -174,9 +87,10 @@ async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachV
     // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
     const ovs = await import('../ovs/index.js')
     if (await ovs.isOvsBridge(v.bridge).catch(() => false)) {
-      const { ovsPort } = await import('./ovs-port.js')
+      const { ovsPortIn, validateOvsPort } = await import('./ovs-port.js')
       lock.release() // Linux bridges only: gc's OVS clean-up does not take it
-      return ovsPort({ ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) })
+      const portOpts = { ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) }
+      return ovsPortIn(ctx, validateOvsPort(portOpts), portOpts)
     }
     if (bridge) {
       throw conflict(
@@ -309,21 +223,6 @@ async function attachToLinuxBridge(
   }
 }
 
-/** The rollback of a bridge the failed op created: delete it if it has no port; say so in the error. */
-async function dropMadeBridge(hostNs: NetHandle, name: string, made: { index?: number }, err: unknown): Promise<unknown> {
-  if (made.index === undefined || !(err instanceof PlumbError)) return err
-  const links = await hostNs.getLinks().catch(() => [] as LinkInfo[])
-  if (links.some((l) => l.index === made.index && l.name === name) && !links.some((l) => l.master === made.index)) {
-    try {
-      await hostNs.delLink(made.index)
-      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}`]
-    } catch (e) {
-      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}  (FAILED: ${e instanceof Error ? e.message : String(e)})`]
-    }
-  }
-  return err
-}
-
 async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[]): Promise<LinkInfo | undefined> {
   for (const l of links) {
     const m = parseMark(l.alias)
@@ -361,54 +260,4 @@ async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: 
   result.mark = link.alias
   result.messages.push(`already attached: ${ctx.netns.label} ${link.name} on bridge ${v.bridge}; nothing changed`)
   return result
-}
-
-/**
- * The bridge exists (bring it up if down) or is created, up, and marked plumb's. With `made`,
- * a bridge this call creates is recorded there and its removal is left to the caller (see
- * dropMadeBridge); without it, its rollback deletes it unless other ports joined it meanwhile.
- */
-export async function ensureLinuxBridge(
-  tx: Tx,
-  hostNs: NetHandle,
-  name: string,
-  bridge: LinkInfo | undefined,
-  result: { messages: string[] },
-  made?: { index?: number },
-): Promise<number> {
-  if (bridge) {
-    if (!bridge.up) {
-      await tx.step(`ip link set ${name} up`, () => hostNs.setLink(bridge.index, { up: true }), {
-        line: `ip link set ${name} down`,
-        run: () => hostNs.setLink(bridge.index, { up: false }),
-      })
-      result.messages.push(`bridge ${name} was down: brought it up`)
-    }
-    return bridge.index
-  }
-  const mark = formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
-  const created = await tx.step(
-    `ip link add ${name} up type bridge`,
-    async () => {
-      try {
-        return await hostNs.createBridge({ name, up: true, alias: mark })
-      } catch (err) {
-        // Another plumb created it a moment ago: accept it only if it really is a bridge (CNI's ensureBridge).
-        const again = await hostNs.getLink(name)
-        if (again?.kind === 'bridge') return { index: again.index, raced: true }
-        throw err
-      }
-    },
-    {
-      line: `ip link del ${name}`,
-      run: async (r) => {
-        if ('raced' in r || made) return
-        if ((await hostNs.getLinks()).some((l) => l.master === r.index)) return
-        await hostNs.delLink(r.index)
-      },
-    },
-  )
-  if (made && created && !('raced' in created)) made.index = created.index
-  result.messages.push(`created bridge ${name}`)
-  return created?.index ?? 0
 }

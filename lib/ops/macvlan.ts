@@ -3,7 +3,7 @@
 import { PlumbError } from '../errors.js'
 import { parseMacvlanMode, validateIfname } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
-import { validateLinkInput } from './attach-veth.js'
+import { validateLinkInput } from './link-input.js'
 import { createChildLink, hostParent } from './child-link.js'
 import { withGuest } from './context.js'
 import type { CommonOptions } from './context.js'

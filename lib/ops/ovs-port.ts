@@ -4,9 +4,10 @@
 import { conflict, notFound, usageError } from '../errors.js'
 import { formatMark, parseTrunks, parseVid, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
-import { firstFreeEth, pickHostIfname, validateLinkInput } from './attach-veth.js'
+import { firstFreeEth, pickHostIfname } from './ifnames.js'
+import { validateLinkInput } from './link-input.js'
 import { ipNetnsArg, withGuest } from './context.js'
-import type { CommonOptions } from './context.js'
+import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../parse/index.js'
 import { emptyResult } from './result.js'
@@ -33,6 +34,8 @@ export interface OvsPortOptions extends CommonOptions {
   dhcp?: DhcpLeaseOptions
 }
 
+export type ValidatedOvsPort = ReturnType<typeof validateOvsPort>
+
 export function validateOvsPort(o: OvsPortOptions) {
   const v = validateLinkInput(o)
   const tag = o.tag !== undefined ? parseVid(o.tag) : undefined
@@ -49,89 +52,92 @@ export function validateOvsPort(o: OvsPortOptions) {
 
 export async function ovsPort(opts: OvsPortOptions): Promise<OpResult> {
   const v = validateOvsPort(opts)
-  const ovs = await import('../ovs/index.js')
-  return withGuest(v.guest, opts, async (ctx) => {
-    const { netns, hostNs, guestNs } = ctx
-    const result = emptyResult('ovs-port', netns.label, opts.dryRun ?? false)
-    // What OVS knows (does the bridge exist? is there a port row?) is read in one OVSDB round
-    // trip, once the host end's name is known.
-    const checkBridge = async (exists: boolean): Promise<boolean> => {
-      if (!exists) {
-        const link = await hostNs.getLink(v.bridge)
-        if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
-        if (link) {
-          throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`, `a NIC is a parent, not a bridge: plumb macvlan ${netns.label} ${v.bridge}, or name an OVS bridge (--create-bridge makes a new one)`)
-        }
-        if (!opts.createBridge) throw notFound(`no OVS bridge "${v.bridge}"`, 'pass --create-bridge to create it (userspace datapath where the kernel has no openvswitch module)')
-      }
-      return exists
-    }
-    const guestLinks = await guestNs.getLinks()
-    const same = guestLinks.find((l) => {
-      const m = parseMark(l.alias)
-      return m?.role === 'guest' && m.op === 'ovs-port' && m.bridge === v.bridge && (v.ifname === undefined || l.name === v.ifname)
-    })
-    if (same && (await missingAddrs(guestNs, same.index, v.statics)).length === 0) {
-      const m = parseMark(same.alias)!
-      const { bridgeExists, port } = await ovs.lookupBridgeAndPort(v.bridge, m.peer)
-      await checkBridge(bridgeExists)
-      if (port && (port.tag ?? undefined) === v.tag && sameList(port.trunks, v.trunks ?? [])) {
-        result.interfaces.push({ name: same.name, mtu: same.mtu, netns: netns.label, kind: 'veth', peer: m.peer!, bridge: v.bridge })
-        result.messages.push(`already so: ${netns.label} ${same.name} is a port of OVS bridge ${v.bridge}; nothing changed`)
-        return result
-      }
-      throw conflict(`${netns.label} ${same.name} is already on OVS bridge ${v.bridge} with different VLAN settings`, `detach it first: plumb detach ${netns.label} ${same.name}`)
-    }
-    if (v.ifname && guestLinks.some((l) => l.name === v.ifname)) {
-      throw conflict(`"${v.ifname}" already exists in ${netns.label}${parseMark(guestLinks.find((l) => l.name === v.ifname)!.alias) ? '' : " and is not plumb's"}`, 'choose another name with -i')
-    }
-    const ifname = v.ifname ?? firstFreeEth(guestLinks)
-    const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
-    const { bridgeExists, port: existingPort } = await ovs.lookupBridgeAndPort(v.bridge, hostIfname)
-    const exists = await checkBridge(bridgeExists)
-    if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
-    const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
-    const mtu = v.mtu ?? 1500
-    const mark: OwnerMark = { v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
-    const gw = formatReplacedGateways(gateways)
-    if (gw) mark.gw = gw
-    const hostMark: OwnerMark = { v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
-    const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' }
-    const portOpts = { ...(v.tag !== undefined ? { tag: v.tag } : {}), ...(v.trunks ? { trunks: v.trunks } : {}), externalIds }
+  return withGuest(v.guest, opts, (ctx) => ovsPortIn(ctx, v, opts))
+}
 
-    return runTx(opts, async (tx) => {
-      if (!exists) {
-        const bridgeMark = { 'plumb-owner': 'plumb', 'plumb-op': 'bridge' }
-        await tx.step(`ovs-vsctl ${ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark }).join(' ')}`, () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }), {
-          line: `ovs-vsctl --if-exists del-br ${v.bridge}`,
-          run: () => ovs.deleteBridge(v.bridge),
-        })
-        result.messages.push(`created OVS bridge ${v.bridge}`)
+/** The op on a guest already open (attach-veth hands over here when its bridge is OVS's). */
+export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: OvsPortOptions): Promise<OpResult> {
+  const ovs = await import('../ovs/index.js')
+  const { netns, hostNs, guestNs } = ctx
+  const result = emptyResult('ovs-port', netns.label, opts.dryRun ?? false)
+  // What OVS knows (does the bridge exist? is there a port row?) is read in one OVSDB round
+  // trip, once the host end's name is known.
+  const checkBridge = async (exists: boolean): Promise<boolean> => {
+    if (!exists) {
+      const link = await hostNs.getLink(v.bridge)
+      if (link?.kind === 'bridge') throw conflict(`"${v.bridge}" is a Linux bridge, not an OVS bridge`, `use plumb attach-veth ${netns.label} ${v.bridge}`)
+      if (link) {
+        throw conflict(`"${v.bridge}" is an existing ${link.kind ?? 'network'} interface, not an OVS bridge`, `a NIC is a parent, not a bridge: plumb macvlan ${netns.label} ${v.bridge}, or name an OVS bridge (--create-bridge makes a new one)`)
       }
-      const created = await tx.step(
-        `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
-        () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) } }),
-        { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
-      )
-      await tx.step(`ovs-vsctl ${ovs.addPortArgv(v.bridge, hostIfname, portOpts).join(' ')}`, () => ovs.addPort(v.bridge, hostIfname, portOpts), {
-        line: `ovs-vsctl --if-exists del-port ${hostIfname}`,
-        run: () => ovs.delPort(hostIfname),
-      })
-      result.interfaces.push(
-        { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
-        { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
-      )
-      await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
-      await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
-      await recordGuestMac(guestNs, created?.peerIndex, result, 1)
-      result.changed = true
-      result.mark = formatMark(mark)
-      result.plan = tx.lines
-      result.messages.push(
-        `attached ${netns.label} ${ifname} to OVS bridge ${v.bridge} (port ${hostIfname}${v.tag !== undefined ? `, tag ${v.tag}` : ''}${v.trunks ? `, trunks ${v.trunks.join(',')}` : ''})${v.statics.length ? `: ${v.statics.map((s) => s.cidr).join(', ')}` : ''}`,
-      )
+      if (!opts.createBridge) throw notFound(`no OVS bridge "${v.bridge}"`, 'pass --create-bridge to create it (userspace datapath where the kernel has no openvswitch module)')
+    }
+    return exists
+  }
+  const guestLinks = await guestNs.getLinks()
+  const same = guestLinks.find((l) => {
+    const m = parseMark(l.alias)
+    return m?.role === 'guest' && m.op === 'ovs-port' && m.bridge === v.bridge && (v.ifname === undefined || l.name === v.ifname)
+  })
+  if (same && (await missingAddrs(guestNs, same.index, v.statics)).length === 0) {
+    const m = parseMark(same.alias)!
+    const { bridgeExists, port } = await ovs.lookupBridgeAndPort(v.bridge, m.peer)
+    await checkBridge(bridgeExists)
+    if (port && (port.tag ?? undefined) === v.tag && sameList(port.trunks, v.trunks ?? [])) {
+      result.interfaces.push({ name: same.name, mtu: same.mtu, netns: netns.label, kind: 'veth', peer: m.peer!, bridge: v.bridge })
+      result.messages.push(`already so: ${netns.label} ${same.name} is a port of OVS bridge ${v.bridge}; nothing changed`)
       return result
+    }
+    throw conflict(`${netns.label} ${same.name} is already on OVS bridge ${v.bridge} with different VLAN settings`, `detach it first: plumb detach ${netns.label} ${same.name}`)
+  }
+  if (v.ifname && guestLinks.some((l) => l.name === v.ifname)) {
+    throw conflict(`"${v.ifname}" already exists in ${netns.label}${parseMark(guestLinks.find((l) => l.name === v.ifname)!.alias) ? '' : " and is not plumb's"}`, 'choose another name with -i')
+  }
+  const ifname = v.ifname ?? firstFreeEth(guestLinks)
+  const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
+  const { bridgeExists, port: existingPort } = await ovs.lookupBridgeAndPort(v.bridge, hostIfname)
+  const exists = await checkBridge(bridgeExists)
+  if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
+  const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+  const mtu = v.mtu ?? 1500
+  const mark: OwnerMark = { v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
+  const gw = formatReplacedGateways(gateways)
+  if (gw) mark.gw = gw
+  const hostMark: OwnerMark = { v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
+  const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' }
+  const portOpts = { ...(v.tag !== undefined ? { tag: v.tag } : {}), ...(v.trunks ? { trunks: v.trunks } : {}), externalIds }
+
+  return runTx(opts, async (tx) => {
+    if (!exists) {
+      const bridgeMark = { 'plumb-owner': 'plumb', 'plumb-op': 'bridge' }
+      await tx.step(`ovs-vsctl ${ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark }).join(' ')}`, () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }), {
+        line: `ovs-vsctl --if-exists del-br ${v.bridge}`,
+        run: () => ovs.deleteBridge(v.bridge),
+      })
+      result.messages.push(`created OVS bridge ${v.bridge}`)
+    }
+    const created = await tx.step(
+      `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
+      () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) } }),
+      { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
+    )
+    await tx.step(`ovs-vsctl ${ovs.addPortArgv(v.bridge, hostIfname, portOpts).join(' ')}`, () => ovs.addPort(v.bridge, hostIfname, portOpts), {
+      line: `ovs-vsctl --if-exists del-port ${hostIfname}`,
+      run: () => ovs.delPort(hostIfname),
     })
+    result.interfaces.push(
+      { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
+      { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
+    )
+    await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
+    await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
+    await recordGuestMac(guestNs, created?.peerIndex, result, 1)
+    result.changed = true
+    result.mark = formatMark(mark)
+    result.plan = tx.lines
+    result.messages.push(
+      `attached ${netns.label} ${ifname} to OVS bridge ${v.bridge} (port ${hostIfname}${v.tag !== undefined ? `, tag ${v.tag}` : ''}${v.trunks ? `, trunks ${v.trunks.join(',')}` : ''})${v.statics.length ? `: ${v.statics.map((s) => s.cidr).join(', ')}` : ''}`,
+    )
+    return result
   })
 }
 

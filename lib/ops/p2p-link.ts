@@ -8,7 +8,7 @@ import { deriveHostIfname, formatMark, parseIpSpec, parseMark, parseMtu, validat
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
-import { firstFreeEth } from './attach-veth.js'
+import { firstFreeEth } from './ifnames.js'
 import { ipIn, ipNetnsArg, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import type { StaticIp } from './guest-config.js'

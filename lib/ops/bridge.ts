@@ -1,0 +1,73 @@
+// Linux bridges plumb plugs into: found or created (and marked plumb's), brought up, and removed
+// again when the op that created one fails and it is still empty.
+
+import { PlumbError } from '../errors.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import { formatMark } from '../parse/index.js'
+import type { Tx } from './tx.js'
+
+/**
+ * The bridge exists (bring it up if down) or is created, up, and marked plumb's. With `made`,
+ * a bridge this call creates is recorded there and its removal is left to the caller (see
+ * dropMadeBridge); without it, its rollback deletes it unless other ports joined it meanwhile.
+ */
+export async function ensureLinuxBridge(
+  tx: Tx,
+  hostNs: NetHandle,
+  name: string,
+  bridge: LinkInfo | undefined,
+  result: { messages: string[] },
+  made?: { index?: number },
+): Promise<number> {
+  if (bridge) {
+    if (!bridge.up) {
+      await tx.step(`ip link set ${name} up`, () => hostNs.setLink(bridge.index, { up: true }), {
+        line: `ip link set ${name} down`,
+        run: () => hostNs.setLink(bridge.index, { up: false }),
+      })
+      result.messages.push(`bridge ${name} was down: brought it up`)
+    }
+    return bridge.index
+  }
+  const mark = formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
+  const created = await tx.step(
+    `ip link add ${name} up type bridge`,
+    async () => {
+      try {
+        return await hostNs.createBridge({ name, up: true, alias: mark })
+      } catch (err) {
+        // Another plumb created it a moment ago: accept it only if it really is a bridge (CNI's ensureBridge).
+        const again = await hostNs.getLink(name)
+        if (again?.kind === 'bridge') return { index: again.index, raced: true }
+        throw err
+      }
+    },
+    {
+      line: `ip link del ${name}`,
+      run: async (r) => {
+        if ('raced' in r || made) return
+        if ((await hostNs.getLinks()).some((l) => l.master === r.index)) return
+        await hostNs.delLink(r.index)
+      },
+    },
+  )
+  if (made && created && !('raced' in created)) made.index = created.index
+  result.messages.push(`created bridge ${name}`)
+  return created?.index ?? 0
+}
+
+/** The rollback of a bridge the failed op created: delete it if it has no port; say so in the error. */
+export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { index?: number }, err: unknown): Promise<unknown> {
+  if (made.index === undefined || !(err instanceof PlumbError)) return err
+  const links = await hostNs.getLinks().catch(() => [] as LinkInfo[])
+  if (links.some((l) => l.index === made.index && l.name === name) && !links.some((l) => l.master === made.index)) {
+    try {
+      await hostNs.delLink(made.index)
+      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}`]
+    } catch (e) {
+      err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}  (FAILED: ${e instanceof Error ? e.message : String(e)})`]
+    }
+  }
+  return err
+}
+
