@@ -8,6 +8,7 @@ import type { DhcpClientChoice, ResolvedClient } from './clients.js'
 import { SUPERVISOR_SCRIPT, hookScript } from './scripts.js'
 import { isOurs, readHookLease, readMeta, readPid, stateRoot, statePaths, toLease } from './state.js'
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
+import { run, spawnChild } from '../proc.js'
 
 export interface StartDhcpOptions {
   /** netns file to enter: /proc/PID/ns/net, /run/netns/X, a Docker SandboxKey */
@@ -176,9 +177,7 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     if (client.kind === 'dhclient') writeFileSync(p.dhclientConf, dhclientConf(opts.hostname))
     logFd = openSync(p.log, 'a+', 0o600)
 
-    // Loaded here, not at the top: the CLI bundle would load child_process on every command.
-    const { spawn } = await import('node:child_process')
-    const sup = spawn('/bin/sh', [p.supervisor, p.dir, String(watch.pid ?? ''), String(wpidIno ?? ''), watch.path ?? '', String(wpathIno ?? ''), ...argv], {
+    const sup = await spawnChild('/bin/sh', [p.supervisor, p.dir, String(watch.pid ?? ''), String(wpidIno ?? ''), watch.path ?? '', String(wpathIno ?? ''), ...argv], {
       // detached = setsid(): its own session, so it outlives plumb and no terminal signal reaches it
       detached: true,
       stdio: ['ignore', logFd, logFd],
@@ -254,7 +253,6 @@ export function undoLines(applied: string, ifname: string): string[] {
 }
 
 async function releaseClient(p: StatePaths, meta: LeaseMeta, clientPid: number | undefined, steps: string[]): Promise<boolean> {
-  const { execa } = await import('execa')
   if (meta.client === 'udhcpc' || meta.client === 'dhcpcd') {
     // udhcpc: SIGUSR2 sends DHCPRELEASE and runs the hook's deconfig; dhcpcd releases (and
     // exits) on SIGHUP. Wait, bounded, for the hook to log the deconfig/RELEASE.
@@ -271,7 +269,7 @@ async function releaseClient(p: StatePaths, meta: LeaseMeta, clientPid: number |
   const argv = meta.argv.slice()
   const i = argv.indexOf('-d')
   if (i >= 0) argv.splice(i, 1, '-r')
-  const release = () => execa(argv[0]!, argv.slice(1), { reject: false, timeout: 10_000, stdin: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false })
+  const release = () => run(argv[0]!, argv.slice(1), { extendEnv: false })
   let r = await release()
   // One more try when it did not get through (seen on a loaded machine): a release is cheap and
   // a lease left on the server holds its address until it expires.
@@ -308,9 +306,8 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
   const applied = readFileSyncSafe(p.applied)
   if (meta && sameNetns && applied.trim()) {
     const lines = undoLines(applied, meta.ifname)
-    const { execa } = await import('execa')
     // -force: keep going past a route the kernel already dropped with the address
-    await execa(meta.nsenter, [`--net=${meta.nsPath}`, 'ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', reject: false, timeout: 5000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false })
+    await run(meta.nsenter, [`--net=${meta.nsPath}`, 'ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', timeout: 5000, extendEnv: false }).catch(() => undefined)
     steps.push(...lines.map((l) => `ip ${l}`))
   }
   await rm(p.dir, { recursive: true, force: true })

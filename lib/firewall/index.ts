@@ -3,12 +3,10 @@
 // two containers on a user bridge silently can't talk (pipework's most common complaint).
 // plumb adds one marked ACCEPT rule per bridge (DOCKER-USER, else FORWARD) and removes it with
 // the bridge's last plumb port.
-//
-// node:child_process rather than execa here: this runs on the attach path, where importing
-// execa costs ~200 ms of a ~40 ms budget (KERNEL-NOTES.md).
 
 import { mkdirSync, readFileSync } from 'node:fs'
 import { RUN_DIR } from '../paths.js'
+import { run as runProgram } from '../proc.js'
 
 export interface FirewallRule {
   binary: 'iptables' | 'ip6tables'
@@ -18,14 +16,14 @@ export interface FirewallRule {
 
 export const ruleComment = (bridge: string): string => `plumb:${bridge}`
 
+/** A program's exit status and output; one that cannot be started is status 127, as in a shell. */
 async function run(binary: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { execFile } = await import('node:child_process')
-  return new Promise((resolve) => {
-    execFile(binary, args, { timeout: 10_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) })
-    })
-  })
+  try {
+    const r = await runProgram(binary, args)
+    return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr }
+  } catch {
+    return { code: 127, stdout: '', stderr: '' }
+  }
 }
 
 const ruleArgs = (r: FirewallRule): string[] => ['-i', r.bridge, '-o', r.bridge, '-m', 'comment', '--comment', ruleComment(r.bridge), '-j', 'ACCEPT']

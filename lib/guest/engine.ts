@@ -7,6 +7,7 @@ import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
 import { apiMessage, containerFromInspect, summaryFromInfo, summaryFromList } from './inspect.js'
 import type { ContainerInfo, ContainerSummary, EngineName } from './types.js'
+import { run } from '../proc.js'
 
 /** Docker 20.10's API version; newer Dockers and Podman's compat API still serve it. */
 const API = '/v1.41'
@@ -141,10 +142,8 @@ export function findOnPath(bin: string, envPath: string = process.env.PATH ?? ''
 }
 
 async function podmanCli(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  // Lazy: execa costs ~200 ms to import and only this fallback needs it.
-  const { execa } = await import('execa')
-  const r = await execa(bin, args, { reject: false, timeout: 20000, env, extendEnv: false })
-  return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) }
+  const r = await run(bin, args, { timeout: 20_000, env: env as Record<string, string>, extendEnv: false })
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr }
 }
 
 async function podmanInspectCli(bin: string, name: string, env: NodeJS.ProcessEnv): Promise<ContainerInfo | undefined> {

@@ -6,6 +6,7 @@ import { PlumbError, usageError } from '../errors.js'
 import type { GuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import { toGuestRef } from './context.js'
+import { spawnChild } from '../proc.js'
 
 export interface ExecOptions {
   guest: string | GuestRef
@@ -25,9 +26,8 @@ export async function execIn(opts: ExecOptions): Promise<ExecResult> {
   if (opts.argv.length === 0) throw usageError('exec needs a command', 'e.g. plumb exec web -- ip route')
   const netns = await resolveGuest(toGuestRef(opts.guest, { allowSelf: true }), { allowHost: opts.allowHost ?? false })
   try {
-    const { spawn } = await import('node:child_process')
     const pipe = opts.stdio === 'pipe'
-    const child = spawn('nsenter', ['--net=/proc/self/fd/3', '--', ...opts.argv], {
+    const child = await spawnChild('nsenter', ['--net=/proc/self/fd/3', '--', ...opts.argv], {
       stdio: [pipe ? 'ignore' : 'inherit', pipe ? 'pipe' : 'inherit', pipe ? 'pipe' : 'inherit', netns.fd],
     })
     let stdout = ''

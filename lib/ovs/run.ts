@@ -1,8 +1,10 @@
-// Running ovs-vsctl (execa, loaded lazily) and turning its failures into PlumbErrors with a hint.
+// Running ovs-vsctl (through lib/proc) and turning its failures into PlumbErrors with a hint.
 
 import { PlumbError } from '../errors.js'
 import type { ErrorCode } from '../errors.js'
 import { VSCTL_TIMEOUT_S } from './argv.js'
+import { run } from '../proc.js'
+import type { RunResult } from '../proc.js'
 
 /** What a call is about, for `failed to <verb> <object> "<name>": <cause>`. */
 export interface CallContext {
@@ -66,31 +68,21 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
  * Note a zero exit is not success for add-br/add-port: callers read back what happened.
  */
 export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[] } = {}): Promise<VsctlResult> {
-  const { execa } = await import('execa')
   const bin = vsctlBinary()
-  const res = await execa(bin, [`--timeout=${VSCTL_TIMEOUT_S}`, ...argv], {
-    reject: false,
+  let res: RunResult
+  try {
     // A backstop over ovs-vsctl's own --timeout, should it hang before arming its alarm.
-    timeout: (VSCTL_TIMEOUT_S + 5) * 1000,
-    stdin: 'ignore',
-    env: { LC_ALL: 'C' },
-    stripFinalNewline: false,
-  })
-  const stdout = String(res.stdout ?? '')
-  const stderr = String(res.stderr ?? '')
-  const errCode = (res.cause as NodeJS.ErrnoException | undefined)?.code ?? (res as { code?: string }).code
-  if (errCode === 'ENOENT' || (res.failed && res.exitCode === undefined && /ENOENT/.test(String(res.message)))) {
-    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} not found (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: res.cause ?? res })
+    res = await run(bin, [`--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' } })
+  } catch (err) {
+    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} not found or not executable (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: err })
   }
-  if (errCode === 'EACCES') {
-    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} is not executable`, { hint: INSTALL_HINT, cause: res.cause ?? res })
-  }
+  const { stdout, stderr } = res
   if (res.timedOut) {
     return Promise.reject(vsctlError(c, { signal: 'SIGALRM', stderr }, { cause: res }))
   }
   const exitCode = res.exitCode ?? -1
-  if (res.exitCode === undefined || !(opts.okExit ?? [0]).includes(exitCode)) {
-    throw vsctlError(c, { ...(res.exitCode !== undefined ? { exitCode: res.exitCode } : {}), ...(res.signal ? { signal: res.signal } : {}), stderr })
+  if (res.signal || !(opts.okExit ?? [0]).includes(exitCode)) {
+    throw vsctlError(c, { exitCode, ...(res.signal ? { signal: res.signal } : {}), stderr })
   }
   return { exitCode, stdout, stderr }
 }

@@ -1,0 +1,82 @@
+// The one way lib/ runs a program: run() waits for it and hands back its exit status and
+// output (never rejecting on a non-zero exit); spawnChild() starts one that lives on (the DHCP
+// supervisor, `plumb exec`'s child).
+//
+// node:child_process, not execa: spawning sits on the one-shot attach path (the firewall check),
+// where loading execa costs ~12 ms even from the bundle (~80 ms unbundled) against a ~25 ms
+// shell floor, and the few options used here need none of execa's parsing. Tests use execa.
+
+import type { ChildProcess, SpawnOptions } from 'node:child_process'
+import { PlumbError } from './errors.js'
+
+/** Where programs are looked up when the caller hands a minimal environment. */
+export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+export interface RunOptions {
+  /** written to the program's stdin (default: no stdin) */
+  input?: string
+  /** ms before SIGKILL (default 10 s); the result then has timedOut */
+  timeout?: number
+  /** variables added to plumb's own environment (or, with extendEnv false, the whole of it) */
+  env?: Record<string, string>
+  /** false: the program sees only `env`, with PATH defaulting to SAFE_PATH (as execa's extendEnv) */
+  extendEnv?: boolean
+}
+
+export interface RunResult {
+  /** the exit status; -1 when the program was killed by a signal */
+  exitCode: number
+  signal?: NodeJS.Signals
+  stdout: string
+  stderr: string
+  timedOut: boolean
+}
+
+/**
+ * Run `file args` to its end. A program that cannot be started (not installed, not executable)
+ * is a PlumbError UNSUPPORTED naming it (exit 5); a non-zero exit is the caller's to judge.
+ */
+export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const { execFile } = await import('node:child_process')
+  const timeout = opts.timeout ?? 10_000
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      file,
+      args,
+      { timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: environment(opts) },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals; code?: unknown }) | null
+        if (e && typeof e.code === 'string') {
+          reject(cannotStart(file, e))
+          return
+        }
+        const signal = e?.signal ?? undefined
+        resolve({
+          exitCode: e ? (typeof e.code === 'number' ? e.code : -1) : 0,
+          ...(signal ? { signal } : {}),
+          stdout: String(stdout),
+          stderr: String(stderr),
+          timedOut: Boolean(e?.killed && signal === 'SIGKILL'),
+        })
+      },
+    )
+    if (opts.input !== undefined) child.stdin?.end(opts.input)
+    else child.stdin?.end()
+  })
+}
+
+/** Start a program that outlives this call: the caller watches it (events, pid). */
+export async function spawnChild(file: string, args: string[], opts: SpawnOptions = {}): Promise<ChildProcess> {
+  const { spawn } = await import('node:child_process')
+  return spawn(file, args, opts)
+}
+
+function environment(opts: RunOptions): NodeJS.ProcessEnv {
+  if (opts.extendEnv === false) return { PATH: SAFE_PATH, ...opts.env }
+  return opts.env ? { ...process.env, ...opts.env } : process.env
+}
+
+function cannotStart(file: string, e: NodeJS.ErrnoException): PlumbError {
+  const why = e.code === 'ENOENT' ? 'not found' : e.code === 'EACCES' ? 'not executable' : (e.code ?? e.message)
+  return new PlumbError('UNSUPPORTED', `cannot run ${file}: ${why}`, { cause: e, hint: `install the package that provides ${file}` })
+}
