@@ -21,6 +21,8 @@ export interface RunOptions {
   env?: Record<string, string>
   /** false: the program sees only `env`, with PATH defaulting to SAFE_PATH (as execa's extendEnv) */
   extendEnv?: boolean
+  /** told the child's pid as soon as it runs (an op's journal records it: see lib/ops/journal.ts) */
+  onSpawn?: (pid: number) => void
 }
 
 export interface RunResult {
@@ -60,6 +62,7 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
         })
       },
     )
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid)
     if (opts.input !== undefined) child.stdin?.end(opts.input)
     else child.stdin?.end()
   })

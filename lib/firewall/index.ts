@@ -17,9 +17,9 @@ export interface FirewallRule {
 export const ruleComment = (bridge: string): string => `plumb:${bridge}`
 
 /** A program's exit status and output; one that cannot be started is status 127, as in a shell. */
-async function run(binary: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(binary: string, args: string[], onSpawn?: (pid: number) => void): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await runProgram(binary, args)
+    const r = await runProgram(binary, args, onSpawn ? { onSpawn } : {})
     return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr }
   } catch {
     return { code: 127, stdout: '', stderr: '' }
@@ -98,17 +98,17 @@ const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && e
  * under one flock: parallel attaches to one new bridge all planned "absent", and a bare -C
  * then -I still let two of ten insert a copy each.
  */
-export async function addRule(r: FirewallRule): Promise<boolean> {
+export async function addRule(r: FirewallRule, opts: { onSpawn?: (pid: number) => void } = {}): Promise<boolean> {
   try {
     mkdirSync(RUN_DIR, { recursive: true })
   } catch {
     // flock reports a lock it cannot create
   }
-  let res = await run('flock', ['-w', '10', LOCK, 'sh', '-c', CHECK_INSERT, 'sh', r.binary, r.chain, ...ruleArgs(r)])
+  let res = await run('flock', ['-w', '10', LOCK, 'sh', '-c', CHECK_INSERT, 'sh', r.binary, r.chain, ...ruleArgs(r)], opts.onSpawn)
   if (res.code === 127 && res.stderr === '') {
     // flock itself could not be spawned (no util-linux): check and insert unlocked
     if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code === 0) return false
-    res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)])
+    res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)], opts.onSpawn)
   }
   if (res.code === PRESENT) return false
   if (res.code !== 0) throw new Error(`failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)

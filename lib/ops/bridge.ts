@@ -6,6 +6,9 @@ import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { formatMark } from '../parse/index.js'
 import type { Tx } from './tx.js'
 
+/** The owner mark of a Linux bridge plumb created. */
+export const bridgeMark = (name: string): string => formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
+
 /**
  * The bridge exists (bring it up if down) or is created, up, and marked plumb's. With `made`,
  * a bridge this call creates is recorded there and its removal is left to the caller (see
@@ -29,7 +32,8 @@ export async function ensureLinuxBridge(
     }
     return bridge.index
   }
-  const mark = formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
+  const mark = bridgeMark(name)
+  tx.intend({ t: 'bridge', name })
   const created = await tx.step(
     `ip link add ${name} up type bridge`,
     async () => {

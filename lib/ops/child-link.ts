@@ -7,7 +7,7 @@ import { formatMark, parseMark } from '../parse/index.js'
 import type { OwnerMark } from '../parse/index.js'
 import { firstFreeEth } from './ifnames.js'
 import type { ValidatedLinkInput } from './link-input.js'
-import { ipIn, ipNetnsArg } from './context.js'
+import { ipIn, ipNetnsArg, journalFor, whereOf } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
@@ -102,7 +102,8 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
   if (gw) mark.gw = gw
   const alias = formatMark(mark)
 
-  return runTx(opts, async (tx) => {
+  return runTx({ ...opts, journal: journalFor(plan.op, netns) }, async (tx) => {
+    tx.intend({ t: 'link', where: whereOf(netns), name: ifname, kind: plan.op })
     await tx.step(
       `ip link add ${ifname} link ${plan.parent.name} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''} ${plan.ipType}`,
       () => plan.create(ifname, mtu, alias),

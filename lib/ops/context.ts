@@ -7,6 +7,8 @@ import type { GuestRef } from '../parse/index.js'
 import { parseGuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
+import { journalNotEmpty } from './journal.js'
+import type { JournalSpec, Where } from './journal.js'
 
 export interface CommonOptions {
   /** print the plan (as `ip` lines), change nothing */
@@ -35,12 +37,42 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
   try {
     const host = (hostNs = openHostHandle())
     const guest = (guestNs = netns.isHost ? host : openHandleIn(netns.fd, netns.label))
-    return await fn({ netns, hostNs: host, guestNs: guest })
+    const recovered = await recoverFor(host, netns, opts)
+    const result = await fn({ netns, hostNs: host, guestNs: guest })
+    if (recovered.length && isResult(result)) result.messages.unshift(...recovered)
+    return result
   } finally {
     if (guestNs && guestNs !== hostNs) guestNs.close()
     hostNs?.close()
     netns.close()
   }
+}
+
+/**
+ * Finish what a killed plumb left on this guest (its journal entries, see ./recover.ts) before
+ * reading the guest: a rerun of the killed command then converges instead of making eth2 beside
+ * an unmarked eth1. One readdir when nothing was interrupted.
+ */
+export async function recoverFor(hostNs: NetHandle, netns: Netns, opts: { dryRun?: boolean }): Promise<string[]> {
+  if (!journalNotEmpty()) return []
+  const { recoverInterrupted } = await import('./recover.js')
+  const r = await recoverInterrupted({ hostNs, guest: netns, ...(opts.dryRun ? { dryRun: true } : {}) })
+  return [
+    ...(r.undone.length ? [`finished an interrupted plumb first:`, ...r.undone.map((l) => `  ${l}`)] : []),
+    ...r.kept.map((k) => `could not finish an interrupted plumb: ${k} (plumb gc retries)`),
+  ]
+}
+
+const isResult = (r: unknown): r is { messages: string[] } => typeof r === 'object' && r !== null && Array.isArray((r as { messages?: unknown }).messages)
+
+/** Where a link of this guest lives, for a journal intent. */
+export function whereOf(netns: Netns): Where {
+  return netns.isHost ? { ns: 'host' } : { ns: 'guest', path: netns.path, dev: netns.dev, ino: netns.ino }
+}
+
+/** The journal spec of an op on these guests. */
+export function journalFor(op: string, ...guests: Netns[]): JournalSpec {
+  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino })) }
 }
 
 /** How a guest-side command is written in a dry-run plan. */

@@ -5,7 +5,7 @@ import { notFound, usageError } from '../errors.js'
 import { validateIfname } from '../parse/index.js'
 import type { GuestRef, IpSpec } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
-import { ipIn, toGuestRef, withGuest } from './context.js'
+import { ipIn, journalFor, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -95,6 +95,7 @@ function startOptions(netns: Netns, ifname: string, o: DhcpLeaseOptions) {
 export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: DhcpLeaseOptions, result: OpResult): Promise<void> {
   const dhcp = await import('../dhcp/index.js')
   const start = startOptions(ctx.netns, ifname, o)
+  tx.intend({ t: 'dhcp', stateKey: ctx.netns.key, ifname })
   const lease = await tx.step(
     // The argv enters the netns itself (nsenter --net=...): printed as is.
     dhcp.dhcpArgv(start).join(' '),
@@ -131,7 +132,7 @@ export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
     result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: link.kind ?? 'device' })
     const mod = await import('../dhcp/index.js')
     const existing = (await mod.listLeases()).find((l) => l.stateKey === ctx.netns.key && l.ifname === v.ifname)
-    return runTx(opts, async (tx) => {
+    return runTx({ ...opts, journal: journalFor('dhcp', ctx.netns) }, async (tx) => {
       if (opts.release) {
         if (!existing) {
           result.messages.push(`no DHCP client runs for ${ctx.netns.label} ${v.ifname}: nothing to release`)

@@ -16,7 +16,8 @@ export async function ensureFirewall(tx: Tx, rules: PlannedRule[], result: { mes
     if (rule.present) continue
     // The undo removes only the copy this attach inserted: a concurrent attach to the same
     // bridge that found the rule in place relies on it.
-    const inserted = await tx.step(ruleLine(rule, '-I'), () => addRule(rule), { line: ruleLine(rule, '-D'), run: (mine) => (mine ? removeRule(rule) : Promise.resolve()) })
+    tx.intend({ t: 'fw', bridge: rule.bridge })
+    const inserted = await tx.step(ruleLine(rule, '-I'), () => addRule(rule, { onSpawn: tx.onSpawn }), { line: ruleLine(rule, '-D'), run: (mine) => (mine ? removeRule(rule) : Promise.resolve()) })
     if (inserted || tx.dryRun) added.push(`${rule.binary} ${rule.chain}`)
   }
   if (added.length) {

@@ -72,6 +72,13 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
   const result = emptyResult('gc', 'host', opts.dryRun ?? false)
   const hostNs = openHostHandle()
   try {
+    // First what killed plumbs left half-made (their journal entries): after that, everything
+    // plumb made carries its mark, and the rest of gc goes by marks.
+    const { recoverInterrupted } = await import('./recover.js')
+    const recovered = await recoverInterrupted({ hostNs, ...(opts.dryRun ? { dryRun: true } : {}) })
+    for (const line of recovered.undone) result.plan.push(line)
+    if (recovered.undone.length) result.messages.push(`finished ${recovered.undone.length} step(s) of interrupted plumb runs`)
+    for (const k of recovered.kept) result.messages.push(`kept an interrupted plumb run's journal entry: ${k}`)
     // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
     // a port listed here whose interface is missing from the links read after it is really gone,
     // not one a concurrent plumb is making right now.
@@ -180,8 +187,8 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       } finally {
         lock.release()
       }
-      result.changed = tx.lines.length > 0
-      result.plan = tx.lines
+      result.changed = tx.lines.length > 0 || recovered.undone.length > 0
+      result.plan = [...result.plan, ...tx.lines]
       if (!result.changed) result.messages.push('nothing to collect: no leftovers of plumb on this host')
       return result
     })

@@ -5,7 +5,7 @@ import { conflict } from '../errors.js'
 import type { Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import type { IpSpec, RouteSpec } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
-import { inGuest, ipIn } from './context.js'
+import { inGuest, ipIn, whereOf } from './context.js'
 import type { BatchStep, Tx } from './tx.js'
 import type { OpResult } from './result.js'
 
@@ -153,6 +153,7 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
     const route = { family: gw.family, dst: 'default', gateway: gw.gateway, oif: c.index ?? 0 }
     if (gw.replaces) {
       const old = gw.replaces
+      tx.intend({ t: 'gw', where: whereOf(c.netns), family: gw.family, ...old })
       steps.push({
         line: ip(`route replace default via ${gw.gateway} dev ${ifname}`),
         run: () => guestNs.addRoute({ ...route, oif: idx() }, { replace: true }),

@@ -6,7 +6,7 @@ import { formatMark, parseMark, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import { validateLinkInput } from './link-input.js'
-import { ipIn, ipNetnsArg, withGuest } from './context.js'
+import { ipIn, ipNetnsArg, journalFor, whereOf, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
@@ -74,8 +74,9 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
     const alias = formatMark(mark)
     const hostNetns = await resolveGuest({ kind: 'host' }, { allowHost: true })
     try {
-      return await runTx(opts, async (tx) => {
+      return await runTx({ ...opts, journal: journalFor('move-dev', netns) }, async (tx) => {
         // A move and a rename in one RTM_SETLINK: the device arrives under its guest name.
+        tx.intend({ t: 'moved', where: whereOf(netns), name: ifname, orig: v.device, ...(dev.mac ? { mac: dev.mac } : {}), ...(dev.alias ? { alias: dev.alias } : {}), up: dev.up })
         await tx.step(
           `ip link set ${v.device} netns ${ipNetnsArg(netns)}${ifname !== v.device ? ` name ${ifname}` : ''}`,
           () => hostNs.setLink(dev.index, { nsFd: netns.fd, name: ifname }),

@@ -6,7 +6,7 @@ import { formatMark, parseTrunks, parseVid, validateIfname } from '../parse/inde
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
-import { ipNetnsArg, withGuest } from './context.js'
+import { ipNetnsArg, journalFor, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../parse/index.js'
@@ -106,20 +106,23 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
   const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' }
   const portOpts = { ...(v.tag !== undefined ? { tag: v.tag } : {}), ...(v.trunks ? { trunks: v.trunks } : {}), externalIds }
 
-  return runTx(opts, async (tx) => {
+  return runTx({ ...opts, journal: journalFor('ovs-port', netns) }, async (tx) => {
     if (!exists) {
       const bridgeMark = { 'plumb-owner': 'plumb', 'plumb-op': 'bridge' }
-      await tx.step(`ovs-vsctl ${ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark }).join(' ')}`, () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }), {
+      tx.intend({ t: 'ovs-bridge', name: v.bridge })
+      await tx.step(`ovs-vsctl ${ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark }).join(' ')}`, () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }, { onSpawn: tx.onSpawn }), {
         line: `ovs-vsctl --if-exists del-br ${v.bridge}`,
         run: () => ovs.deleteBridge(v.bridge),
       })
       result.messages.push(`created OVS bridge ${v.bridge}`)
     }
+    tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth' })
     const created = await tx.step(
       `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
       () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) } }),
       { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
     )
+    tx.intend({ t: 'ovs-port', name: hostIfname })
     await tx.step(`ovs-vsctl ${ovs.addPortArgv(v.bridge, hostIfname, portOpts).join(' ')}`, () => ovs.addPort(v.bridge, hostIfname, portOpts), {
       line: `ovs-vsctl --if-exists del-port ${hostIfname}`,
       run: () => ovs.delPort(hostIfname),

@@ -9,7 +9,7 @@ import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
-import { ipIn, ipNetnsArg, toGuestRef, withGuest } from './context.js'
+import { ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import type { StaticIp } from './guest-config.js'
 import { emptyResult } from './result.js'
@@ -108,7 +108,9 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
     ? { v: 1, role: 'host', op: 'p2p-link', guest: aNetns.label, ifname: ifA, peer: ifA }
     : { v: 1, role: 'guest', op: 'p2p-link', guest: bNetns.label, ifname: ifB, peer: ifA, extra: { peerGuest: aNetns.label } }
 
-  return runTx(opts, async (tx) => {
+  return runTx({ ...opts, journal: journalFor('p2p-link', aNetns, bNetns) }, async (tx) => {
+    tx.intend({ t: 'link', where: whereOf(aNetns), name: ifA, kind: 'veth' })
+    tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth' })
     const nsArg = (n: Netns): string => (n.isHost ? '' : ` netns ${ipNetnsArg(n)}`)
     await tx.step(
       `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}`,

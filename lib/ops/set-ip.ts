@@ -3,7 +3,7 @@
 import { notFound, usageError } from '../errors.js'
 import { formatMark, parseMark, validateIfname } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
-import { ipIn, withGuest } from './context.js'
+import { ipIn, journalFor, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { validateLinkInput } from './link-input.js'
 import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
@@ -44,7 +44,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       const have = await guestNs.getAddrs({ index: link.index })
       const present = v.statics.filter((s) => have.some((h) => h.address === s.address && h.prefix === s.prefix))
       const routes = await guestNs.getRoutes()
-      return runTx(opts, async (tx) => {
+      return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
         for (const r of v.routes) {
           const exists = routes.some((x) => x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
           if (!exists) continue
@@ -78,7 +78,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     const gateways = await planGateways(guestNs, v.statics, v.ifname, opts.replaceGateway ?? false)
     const routes = await guestNs.getRoutes()
     const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
-    return runTx(opts, async (tx) => {
+    return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
       await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.
       const gw = formatReplacedGateways(gateways)

@@ -2,12 +2,16 @@
 // failure undoes the done steps in reverse and re-throws the original error (pyroute2 style).
 
 import { PlumbError, asPlumbError } from '../errors.js'
+import { Journal, processStart as processStartOf } from './journal.js'
+import type { Intent, JournalSpec } from './journal.js'
 
 export interface TxOptions {
   /** render the steps as `ip`/`ovs-vsctl` lines and change nothing */
   dryRun?: boolean
   /** called with each step's line (and its time) as it runs: --verbose */
   log?: (line: string) => void
+  /** what the op's journal entry says it is and which guests it works on (see ./journal.ts) */
+  journal?: JournalSpec
 }
 
 /** One step of a batch: as step()'s arguments. */
@@ -28,10 +32,27 @@ export class Tx {
   readonly lines: string[] = []
   private readonly undos: Undo[] = []
   private readonly log: ((line: string) => void) | undefined
+  private readonly journal: Journal
 
   constructor(opts: TxOptions = {}) {
     this.dryRun = opts.dryRun ?? false
     this.log = opts.log
+    this.journal = new Journal(opts.journal ?? { op: 'plumb', guests: [] })
+  }
+
+  /**
+   * Write-ahead: record what the next step is about to create (or replace) in the op's journal
+   * entry, durably, before it runs. Should plumb be killed before this transaction ends, the
+   * next op on the guest or gc undoes it from the entry (./recover.ts). Nothing in a dry run.
+   */
+  intend(intent: Intent): void {
+    if (!this.dryRun) this.journal.add(intent)
+  }
+
+  /** A child process a step started: a recovery lets it finish before undoing its work. */
+  readonly onSpawn = (pid: number): void => {
+    const start = processStartOf(pid)
+    if (start !== undefined) this.intend({ t: 'child', pid, start })
   }
 
   /**
@@ -83,9 +104,13 @@ export class Tx {
     if (!this.dryRun) this.undos.push({ line, run })
   }
 
-  /** Undo the done steps in reverse; returns what was undone (and what could not be). */
+  /**
+   * Undo the done steps in reverse; returns what was undone (and what could not be). The
+   * journal entry goes only when every undo worked: otherwise gc gets to finish the job.
+   */
   async rollback(): Promise<string[]> {
     const report: string[] = []
+    let failed = false
     while (this.undos.length > 0) {
       const u = this.undos.pop()!
       try {
@@ -93,15 +118,18 @@ export class Tx {
         report.push(u.line)
         this.log?.(`rollback: ${u.line}`)
       } catch (err) {
+        failed = true
         report.push(`${u.line}  (FAILED: ${asPlumbError(err).message})`)
       }
     }
+    if (!failed) this.journal.close()
     return report
   }
 
   /** Forget the inverses: the transaction's work stays. */
   commit(): void {
     this.undos.length = 0
+    this.journal.close()
   }
 }
 

@@ -155,7 +155,7 @@ async function settle(check: () => Promise<Verdict>): Promise<string | undefined
  * Idempotent: an existing bridge is left exactly as it is (`created: false`; `owned` says
  * whether plumb's mark is on it, the caller decides what a foreign one means).
  */
-export async function createBridge(name: string, opts: CreateBridgeOptions = {}): Promise<{ created: boolean; owned: boolean; datapathType: string }> {
+export async function createBridge(name: string, opts: CreateBridgeOptions = {}, hooks: { onSpawn?: (pid: number) => void } = {}): Promise<{ created: boolean; owned: boolean; datapathType: string }> {
   const argv = createBridgeArgv(name, opts)
   const ctx = { verb: 'create', object: 'OVS bridge', name }
   const existing = await getBridge(name)
@@ -163,7 +163,7 @@ export async function createBridge(name: string, opts: CreateBridgeOptions = {})
 
   let stderr = ''
   try {
-    stderr = (await runVsctl(argv, ctx)).stderr
+    stderr = (await runVsctl(argv, ctx, hooks)).stderr
   } catch (err) {
     // Lost a race with another creator: same outcome as finding it there.
     if (err instanceof PlumbError && err.code === 'CONFLICT') {

@@ -67,12 +67,12 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
  * else throws a PlumbError. A missing binary is UNSUPPORTED (exit 5) naming the package.
  * Note a zero exit is not success for add-br/add-port: callers read back what happened.
  */
-export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[] } = {}): Promise<VsctlResult> {
+export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[]; onSpawn?: (pid: number) => void } = {}): Promise<VsctlResult> {
   const bin = vsctlBinary()
   let res: RunResult
   try {
     // A backstop over ovs-vsctl's own --timeout, should it hang before arming its alarm.
-    res = await run(bin, [`--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' } })
+    res = await run(bin, [`--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' }, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
   } catch (err) {
     throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} not found or not executable (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: err })
   }

@@ -1,0 +1,169 @@
+// The intent journal: what an op is about to create or replace, written to /run/plumb/journal
+// before the kernel (or OVS, or iptables) sees it, and removed once the op has committed or
+// rolled back. A mark can't ride in every creating message (the kernel ignores IFLA_IFALIAS on
+// RTM_NEWLINK), so a plumb killed between creating a link and marking it would leave something
+// nobody could tell from a user's own interface. Killed at any point, it leaves its entry
+// instead: the next op on the same guest, or gc, sees that the entry's writer is dead and
+// undoes what it lists (./recover.ts), so a rerun converges and gc removes the remains.
+//
+// Entries are tiny JSON files rewritten whole (write to a temporary name, rename: a reader never
+// sees half a file) on the op's own thread, before the step they announce: ~40 µs per intent.
+
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { RUN_DIR } from '../paths.js'
+
+export const JOURNAL_DIR = `${RUN_DIR}/journal`
+
+/** A netns by identity: two are the same namespace iff dev and ino are equal. */
+export interface NsId {
+  dev: number
+  ino: number
+}
+
+/** Where a link lives: plumb's own netns, or a guest's, reopened by path and checked by identity. */
+export type Where = { ns: 'host' } | ({ ns: 'guest'; path: string } & NsId)
+
+/** What an op is about to do that outlives it unless undone. */
+export type Intent =
+  /** a link created in `where` (a veth end: deleting it deletes its peer) */
+  | { t: 'link'; where: Where; name: string; kind: string }
+  /** a Linux bridge created on the host */
+  | { t: 'bridge'; name: string }
+  /** plumb's FORWARD ACCEPT rule for a bridge */
+  | { t: 'fw'; bridge: string }
+  /** an OVS bridge created by --create-bridge */
+  | { t: 'ovs-bridge'; name: string }
+  /** an OVS port row */
+  | { t: 'ovs-port'; name: string }
+  /** a default route about to be replaced: what to put back */
+  | { t: 'gw'; where: Where; family: 4 | 6; gateway?: string; dev?: string }
+  /** a host device moved into a guest (move-dev): give it back as it was */
+  | { t: 'moved'; where: Where; name: string; orig: string; mac?: string; alias?: string; up: boolean }
+  /** a DHCP client being started */
+  | { t: 'dhcp'; stateKey: string; ifname: string }
+  /** a program the op started (iptables, ovs-vsctl): it may still be working when its parent dies */
+  | { t: 'child'; pid: number; start: number }
+
+export interface JournalEntry {
+  v: 1
+  /** the writer: pid and its start time (a recycled pid has another) */
+  pid: number
+  start: number
+  /** the netns the writer took for "host": entries of another host netns are not ours to undo */
+  hostNs: NsId
+  op: string
+  /** the guest netns the op works on: an op on one of them recovers the entry first */
+  guests: NsId[]
+  /** unix ms */
+  at: number
+  intents: Intent[]
+}
+
+export interface JournalSpec {
+  op: string
+  guests: NsId[]
+}
+
+let seq = 0
+let self: { pid: number; start: number; hostNs: NsId } | undefined
+
+/** This process's pid, start time and netns, read once. */
+export function selfIdentity(): { pid: number; start: number; hostNs: NsId } {
+  if (!self) {
+    const ns = statSync('/proc/self/ns/net')
+    self = { pid: process.pid, start: processStart(process.pid) ?? 0, hostNs: { dev: ns.dev, ino: ns.ino } }
+  }
+  return self
+}
+
+/**
+ * A process's start time in clock ticks since boot (/proc/PID/stat field 22), or undefined when
+ * there is no such process. The comm field may hold spaces and parentheses: parse after the last ')'.
+ */
+export function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const start = Number(fields[19])
+    return Number.isFinite(start) ? start : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The process that wrote an entry (or started a child) is still the one running. */
+export const stillRunning = (pid: number, start: number): boolean => processStart(pid) === start
+
+/** One op's entry. Nothing is written until the first intent; `close()` removes the file. */
+export class Journal {
+  private readonly file: string
+  private entry: JournalEntry | undefined
+
+  constructor(private readonly spec: JournalSpec) {
+    this.file = join(JOURNAL_DIR, `${process.pid}-${++seq}.json`)
+  }
+
+  /** Record `intent`, durably, before the step it announces runs. */
+  add(intent: Intent): void {
+    if (!this.entry) {
+      const id = selfIdentity()
+      this.entry = { v: 1, pid: id.pid, start: id.start, hostNs: id.hostNs, op: this.spec.op, guests: this.spec.guests, at: Date.now(), intents: [] }
+      mkdirSync(JOURNAL_DIR, { recursive: true })
+    }
+    this.entry.intents.push(intent)
+    const tmp = `${this.file}.tmp`
+    writeFileSync(tmp, JSON.stringify(this.entry))
+    renameSync(tmp, this.file)
+  }
+
+  /** The op committed or rolled back completely: nothing is left to undo. */
+  close(): void {
+    if (!this.entry) return
+    rmSync(this.file, { force: true })
+    this.entry = undefined
+  }
+}
+
+/** Whether any entry may be waiting (one readdir): ops check this before loading ./recover.ts. */
+export function journalNotEmpty(): boolean {
+  try {
+    return readdirSync(JOURNAL_DIR).length > 0
+  } catch {
+    return false
+  }
+}
+
+export interface StoredEntry {
+  file: string
+  entry: JournalEntry
+}
+
+/** The entries on disk, newest last; unreadable ones are reported by name (never fatal). */
+export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; partial: Array<{ file: string; pid: number }> } {
+  let names: string[]
+  try {
+    names = readdirSync(JOURNAL_DIR)
+  } catch {
+    return { entries: [], unreadable: [], partial: [] } // no journal yet: nothing was ever interrupted
+  }
+  const entries: StoredEntry[] = []
+  const unreadable: string[] = []
+  const partial: Array<{ file: string; pid: number }> = []
+  for (const name of names) {
+    const tmp = /^(\d+)-\d+\.json\.tmp$/.exec(name)
+    if (tmp) partial.push({ file: join(JOURNAL_DIR, name), pid: Number(tmp[1]) })
+    // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
+    if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
+    const file = join(JOURNAL_DIR, name)
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as JournalEntry
+      if (entry.v !== 1 || !Array.isArray(entry.intents)) throw new Error('not a version-1 entry')
+      entries.push({ file, entry })
+    } catch {
+      unreadable.push(file)
+    }
+  }
+  entries.sort((a, b) => a.entry.at - b.entry.at)
+  return { entries, unreadable, partial }
+}

@@ -1,0 +1,265 @@
+// Finishing what a killed plumb left: the journal entries (./journal.ts) whose writer is dead
+// are undone, intent by intent in reverse order, touching only what still looks like what the
+// dead op made. Run by every op on a guest before it reads the guest (so a rerun converges)
+// and by gc for the whole host. Anything that cannot be decided (OVS not answering, a link
+// that now carries someone else's alias) keeps its entry for the next try: "don't know" never
+// becomes "gone".
+
+import { renameSync, rmSync, statSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
+import type { NetHandle } from '../kernel/types.js'
+import { parseMark } from '../parse/index.js'
+import { JOURNAL_DIR, readJournal, selfIdentity, stillRunning } from './journal.js'
+import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
+import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
+
+export interface RecoverOptions {
+  hostNs: NetHandle
+  /** only entries of an op on this guest netns (an op's own recovery); all when absent (gc) */
+  guest?: NsId
+  /** say what would be undone, change nothing */
+  dryRun?: boolean
+}
+
+export interface RecoverReport {
+  /** one line per thing undone (or, in a dry run, that would be) */
+  undone: string[]
+  /** entries kept, and why: the next op or gc tries again */
+  kept: string[]
+}
+
+/** How long the programs a dead op started get to finish before their work is undone. */
+const CHILD_WAIT_MS = 10_000
+const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino
+
+/** An entry is ours to undo: its writer is dead and it was made in this netns. */
+function isStale(s: StoredEntry, hostNs: NsId): boolean {
+  const holder = /\.recovering\.(\d+)$/.exec(s.file)
+  // A recoverer holds it: stale only once that recoverer is dead too.
+  if (holder && processAlive(Number(holder[1]))) return false
+  return !stillRunning(s.entry.pid, s.entry.start) && sameNs(s.entry.hostNs, hostNs)
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    statSync(`/proc/${pid}`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Cheap when there is nothing to do: one readdir. */
+export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverReport> {
+  const report: RecoverReport = { undone: [], kept: [] }
+  const { entries, unreadable, partial } = readJournal()
+  // A write a kill cut short, before its rename: the step it announced never ran.
+  if (!opts.dryRun) for (const p of partial) if (!processAlive(p.pid)) rmSync(p.file, { force: true })
+  if (entries.length === 0 && unreadable.length === 0) return report
+  const me = selfIdentity()
+  // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
+  if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
+  for (const s of entries) {
+    if (!isStale(s, me.hostNs)) continue
+    if (opts.guest && !s.entry.guests.some((g) => sameNs(g, opts.guest!))) continue
+    if (opts.dryRun) {
+      report.undone.push(...s.entry.intents.slice().reverse().map((i) => `# undo ${describe(i)} (left by ${s.entry.op}, pid ${s.entry.pid}, killed)`))
+      continue
+    }
+    // Take it: of two recoverers racing, the rename of one fails and it moves on.
+    const held = join(JOURNAL_DIR, `${basename(s.file).replace(/\.recovering\.\d+$/, '')}.recovering.${process.pid}`)
+    try {
+      renameSync(s.file, held)
+    } catch {
+      continue
+    }
+    const kept = await undoEntry(s.entry, opts.hostNs, report)
+    if (kept) {
+      report.kept.push(`${s.entry.op} of pid ${s.entry.pid} (killed): ${kept}`)
+      renameSync(held, held.replace(/\.recovering\.\d+$/, ''))
+    } else {
+      rmSync(held, { force: true })
+    }
+  }
+  return report
+}
+
+/** Undo one entry; returns why it must be kept, or undefined when it is finished. */
+async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: RecoverReport): Promise<string | undefined> {
+  // A program it started (iptables inserting a rule, say) may still be at work: let it finish,
+  // or its change would land after the undo.
+  const deadline = Date.now() + CHILD_WAIT_MS
+  for (const c of entry.intents) {
+    if (c.t !== 'child') continue
+    while (stillRunning(c.pid, c.start)) {
+      if (Date.now() > deadline) return `its child process ${c.pid} is still running`
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  const handles = new Map<string, NetHandle | null>()
+  try {
+    for (const intent of entry.intents.slice().reverse()) {
+      if (intent.t === 'child') continue
+      try {
+        const line = await undoIntent(intent, hostNs, handles)
+        if (line) report.undone.push(`${line}  (left by ${entry.op}, pid ${entry.pid}, killed)`)
+      } catch (err) {
+        return `could not undo ${describe(intent)}: ${err instanceof Error ? err.message : String(err)}`
+      }
+    }
+    return undefined
+  } finally {
+    for (const h of handles.values()) if (h && h !== hostNs) h.close()
+  }
+}
+
+/**
+ * The handle for `where`, or null when that netns is gone (or its path now names another one):
+ * everything that lived only there went with it.
+ */
+function handleFor(where: Where, hostNs: NetHandle, handles: Map<string, NetHandle | null>): NetHandle | null {
+  if (where.ns === 'host') return hostNs
+  const key = `${where.dev}:${where.ino}`
+  if (handles.has(key)) return handles.get(key)!
+  let h: NetHandle | null = null
+  let fd: number | undefined
+  try {
+    fd = openNetnsFd(where.path)
+    const st = statSync(`/proc/self/fd/${fd}`)
+    if (st.dev === where.dev && st.ino === where.ino) h = openHandleIn(fd, where.path)
+  } catch {
+    h = null
+  } finally {
+    if (fd !== undefined) closeFd(fd)
+  }
+  handles.set(key, h)
+  return h
+}
+
+/** A link that is ours to delete: the kind we made, carrying no alias or plumb's own. */
+const looksMade = (alias: string | undefined): boolean => !alias || parseMark(alias) !== undefined
+
+async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string, NetHandle | null>): Promise<string | undefined> {
+  switch (intent.t) {
+    case 'link': {
+      const ns = handleFor(intent.where, hostNs, handles)
+      if (!ns) return undefined
+      const l = await ns.getLink(intent.name)
+      if (!l || l.kind !== intent.kind) return undefined
+      if (!looksMade(l.alias)) throw new Error(`"${intent.name}" now carries another alias ("${l.alias}"): not touching it`)
+      await ignoreGone(ns.delLink(l.index))
+      return `${where(intent.where)}ip link del ${intent.name}`
+    }
+    case 'gw': {
+      const ns = handleFor(intent.where, hostNs, handles)
+      if (!ns) return undefined
+      if (!(await restoreDefaultRoute(ns, intent.family, intent))) return undefined
+      return `${where(intent.where)}ip route replace default${intent.gateway ? ` via ${intent.gateway}` : ''}${intent.dev ? ` dev ${intent.dev}` : ''}`
+    }
+    case 'moved': {
+      const { resolveGuest } = await import('../guest/index.js')
+      const ns = handleFor(intent.where, hostNs, handles)
+      if (ns) {
+        const l = await ns.getLink(intent.name)
+        if (!l || (intent.mac && l.mac !== intent.mac) || !looksMade(l.alias)) return undefined
+        const host = await resolveGuest({ kind: 'host' }, { allowHost: true })
+        try {
+          await ns.setLink(l.index, { up: false })
+          await ns.setLink(l.index, { nsFd: host.fd, name: intent.orig, alias: intent.alias ?? '' })
+        } finally {
+          host.close()
+        }
+      } else {
+        // The guest died with the device in it: the kernel handed a physical device back to the
+        // host under its guest name. Found by MAC, renamed back.
+        const l = (await hostNs.getLinks()).find((x) => x.mac === intent.mac && x.name === intent.name && looksMade(x.alias))
+        if (!l) return undefined
+        await hostNs.setLink(l.index, { up: false })
+        await hostNs.setLink(l.index, { name: intent.orig, alias: intent.alias ?? '' })
+      }
+      if (intent.up) {
+        const back = await hostNs.getLink(intent.orig)
+        if (back) await hostNs.setLink(back.index, { up: true })
+      }
+      return `ip link set ${intent.name} netns 1 name ${intent.orig}`
+    }
+    case 'bridge': {
+      const { acquireBridgeLock } = await import('./bridge-lock.js')
+      const lock = await acquireBridgeLock('exclusive')
+      try {
+        const br = await hostNs.getLink(intent.name)
+        if (!br || br.kind !== 'bridge' || !looksMade(br.alias)) return undefined
+        const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
+        if (ports.length > 0) {
+          // Another plumb put its port on it meanwhile: keep the bridge, but finish its mark so
+          // gc knows it for plumb's once it is empty again.
+          if (!br.alias) {
+            const { bridgeMark } = await import('./bridge.js')
+            await hostNs.setLink(br.index, { alias: bridgeMark(intent.name) })
+            return `ip link set ${intent.name} alias '${bridgeMark(intent.name)}'`
+          }
+          return undefined
+        }
+        await ignoreGone(hostNs.delLink(br.index))
+        return `ip link del ${intent.name}`
+      } finally {
+        lock.release()
+      }
+    }
+    case 'fw': {
+      // The rule goes unless the bridge still has a plumb port that needs it.
+      const br = await hostNs.getLink(intent.bridge)
+      if (br) {
+        const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
+        if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return undefined
+      }
+      const fw = await import('../firewall/index.js')
+      const removed = await fw.removeRules(intent.bridge)
+      return removed.length ? removed.join('; ') : undefined
+    }
+    case 'ovs-port': {
+      const ovs = await import('../ovs/index.js')
+      const port = await ovs.getPort(intent.name)
+      if (!port || port.externalIds['plumb-owner'] !== 'plumb') return undefined
+      await ovs.delPort(intent.name)
+      return `ovs-vsctl --if-exists del-port ${intent.name}`
+    }
+    case 'ovs-bridge': {
+      const ovs = await import('../ovs/index.js')
+      return (await ovs.deleteBridgeIfEmptyAndOurs(intent.name)) ? `ovs-vsctl --if-exists del-br ${intent.name}` : undefined
+    }
+    case 'dhcp': {
+      const dhcp = await import('../dhcp/index.js')
+      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true })
+      return r.stopped ? `# stop the DHCP client of ${intent.ifname} (${intent.stateKey})` : undefined
+    }
+    case 'child':
+      return undefined
+  }
+}
+
+const where = (w: Where): string => (w.ns === 'host' ? '' : `nsenter --net=${w.path} `)
+
+function describe(i: Intent): string {
+  switch (i.t) {
+    case 'link':
+      return `${i.kind} ${i.name}${i.where.ns === 'guest' ? ` in ${i.where.path}` : ''}`
+    case 'bridge':
+      return `bridge ${i.name}`
+    case 'fw':
+      return `the firewall rule of ${i.bridge}`
+    case 'ovs-port':
+      return `OVS port ${i.name}`
+    case 'ovs-bridge':
+      return `OVS bridge ${i.name}`
+    case 'gw':
+      return `the replaced IPv${i.family} default route`
+    case 'moved':
+      return `the move of ${i.orig} into ${i.where.ns === 'guest' ? i.where.path : 'the host'}`
+    case 'dhcp':
+      return `the DHCP client of ${i.ifname}`
+    case 'child':
+      return `process ${i.pid}`
+  }
+}

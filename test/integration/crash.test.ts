@@ -1,0 +1,223 @@
+// Killed at every step: attach-veth, macvlan, p2p-link and ovs-port run under strace, which
+// SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
+// every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
+// each kill, both ways out must work: the same command run again converges to exactly the state
+// a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
+// Either way `detach --all` then leaves everything as it was before.
+
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { execa } from 'execa'
+import { PLUMB_BIN, hasBinary, hasOvs, isRoot, makeNetns } from '../helpers/index.js'
+import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
+import type { Fixture } from './ops-fixture.js'
+import { holdGcLock, nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
+
+const canKill = isRoot && hasBinary('strace')
+const rootTest = canKill ? test : test.skip
+const ovsTest = canKill && hasOvs() ? test : test.skip
+
+/** Past this many kill points a command is looping, not working. */
+const MAX_K = 120
+
+/** Run plumb under strace, killed at its K-th sendmsg/write/writev; resolves to the exit code. */
+async function runKilledAt(k: number, args: string[]): Promise<number> {
+  const calls = 'sendmsg,write,writev'
+  const res = await execa('strace', ['-qq', '-o', '/dev/null', '-e', `trace=${calls}`, '-e', `inject=${calls}:signal=SIGKILL:when=${k}`, process.execPath, PLUMB_BIN, ...args], {
+    reject: false,
+    timeout: 60_000,
+    stdin: 'ignore',
+  })
+  return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
+}
+
+/** Journal entries still on disk that name one of these netns (by inode). */
+function journalEntriesFor(nsNames: string[]): string[] {
+  const inos = new Set(nsNames.map((n) => statSync(`/run/netns/${n}`).ino))
+  let files: string[]
+  try {
+    files = readdirSync('/run/plumb/journal')
+  } catch {
+    return []
+  }
+  return files.filter((f) => {
+    try {
+      const e = JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { guests: Array<{ ino: number }> }
+      return e.guests.some((g) => inos.has(g.ino))
+    } catch {
+      return false
+    }
+  })
+}
+
+interface Case {
+  /** the command under test */
+  args: string[]
+  /** guests (ip netns names) it works on */
+  guests: string[]
+  ovs?: boolean
+  /** asserts the state a clean run of `args` makes, read from the kernel and OVS */
+  intended(t: ExecutionContext): Promise<void>
+}
+
+/**
+ * For K = 1.. until the command gets through: kill it at K, then (a) rerun it and check the
+ * intended state, tear down with detach, check the world is as before; (b) kill it at K again,
+ * gc, check that what is left is either nothing of its own or the whole intended state (a kill
+ * after the commit, while printing), detach, check the world. Returns the number of kill points.
+ */
+async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise<number> {
+  const before = await worldView(f.id, c.guests, { ovs: c.ovs ?? false })
+  const detachAll = async (): Promise<void> => {
+    for (const g of c.guests) {
+      const r = await plumb('detach', `netns:${g}`, '--all')
+      t.is(r.exitCode, 0, r.stderr)
+    }
+  }
+  const plumbLinks = async (): Promise<string[]> => {
+    const names: string[] = []
+    for (const g of c.guests) for (const [name, l] of await guestLinks(g)) if (String(l.ifalias ?? '').startsWith('plumb:')) names.push(`${g}:${name}`)
+    return names
+  }
+  for (let k = 1; k <= MAX_K; k++) {
+    const code = await runKilledAt(k, c.args)
+    if (code === 0) {
+      await c.intended(t)
+      await detachAll()
+      t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `clean run then detach`)
+      return k - 1
+    }
+    t.is(code, 137, `K=${k}: killed`)
+
+    // (a) the rerun converges
+    const again = await plumb(...c.args)
+    t.is(again.exitCode, 0, `K=${k}: rerun: ${again.stderr}`)
+    await c.intended(t)
+    t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: the rerun finished the killed run's journal entry`)
+    await detachAll()
+    t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `K=${k}: rerun then detach leaves the world as it was`)
+
+    // (b) gc removes the remains
+    t.is(await runKilledAt(k, c.args), 137, `K=${k}: killed again`)
+    const gc = await plumb('gc')
+    t.is(gc.exitCode, 0, `K=${k}: gc: ${gc.stderr}`)
+    t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: gc finished the killed run's journal entry`)
+    // A kill after the commit (the result being printed) left a whole, marked attach of a live
+    // guest: gc keeps that, and it must be exactly the intended state.
+    if ((await plumbLinks()).length > 0) await c.intended(t)
+    await detachAll()
+    t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `K=${k}: gc then detach leaves the world as it was`)
+  }
+  t.fail(`the command was still killed at K=${MAX_K}`)
+  return MAX_K
+}
+
+/** Only plumb's interface(s) in the guest, besides lo: no eth2 beside eth1. */
+async function onlyLinks(t: ExecutionContext, ns: string, want: string[]): Promise<Map<string, Record<string, any>>> {
+  const links = await guestLinks(ns)
+  t.deepEqual([...links.keys()].filter((n) => n !== 'lo').sort(), want.sort(), `links of ${ns}`)
+  return links
+}
+
+rootTest('attach-veth killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const ip = f.v4(2)
+  const fwExpected = await forwardDropActive()
+  const points = await killEverywhere(t, f, {
+    args: ['attach-veth', f.guest, f.br, `${ip}@${f.gw4}`],
+    guests: [f.ns],
+    async intended(t) {
+      const links = await onlyLinks(t, f.ns, ['eth1'])
+      const eth1 = links.get('eth1')!
+      t.is(eth1.linkinfo?.info_kind, 'veth')
+      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=attach-veth /)
+      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
+      t.deepEqual((await defaultRoutes(f.ns)).map((r) => [r.gateway, r.dev]), [[f.gw4, 'eth1']])
+      const host = await hostView(f.id)
+      const br = host.links.find((l) => l.ifname === f.br)
+      t.truthy(br, 'the bridge exists')
+      t.regex(String(br!.ifalias), /^plumb:1 role=bridge /)
+      const ports = host.links.filter((l) => l.master === f.br)
+      t.is(ports.length, 1, 'one port on the bridge')
+      t.regex(String(ports[0]!.ifalias), /^plumb:1 role=host op=attach-veth /)
+      t.is(host.rules.filter((r) => r.startsWith('-A ') && r.includes(`plumb:${f.br}`) && !r.includes('ip6')).length > 0, fwExpected, 'the FORWARD ACCEPT rule iff FORWARD DROP')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+rootTest('macvlan killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const { nic } = await nicWithFarEnd(t, f)
+  const ip = f.v4(3)
+  const points = await killEverywhere(t, f, {
+    args: ['macvlan', f.guest, nic, ip, '--mode', 'bridge'],
+    guests: [f.ns],
+    async intended(t) {
+      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
+      t.is(eth1.linkinfo?.info_kind, 'macvlan')
+      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=macvlan /)
+      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 3)
+})
+
+rootTest('p2p-link killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const b = await makeNetns(t, { name: `${f.id}b2` })
+  const ipA = `198.18.${f.octet}.0/31`
+  const ipB = `198.18.${f.octet}.1/31`
+  const points = await killEverywhere(t, f, {
+    args: ['p2p-link', f.guest, `netns:${b}`, '--ip-a', ipA, '--ip-b', ipB],
+    guests: [f.ns, b],
+    async intended(t) {
+      for (const [ns, ip] of [
+        [f.ns, ipA],
+        [b, ipB],
+      ] as const) {
+        const eth1 = (await onlyLinks(t, ns, ['eth1'])).get('eth1')!
+        t.is(eth1.linkinfo?.info_kind, 'veth')
+        t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=p2p-link /)
+        t.deepEqual(await addrsOf('eth1', ns), [ip])
+      }
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 3)
+})
+
+ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const br = ovsBridgeName(t, f)
+  const ip = f.v4(4)
+  const points = await killEverywhere(t, f, {
+    args: ['ovs-port', f.guest, br, ip, '--tag', '10', '--create-bridge'],
+    guests: [f.ns],
+    ovs: true,
+    async intended(t) {
+      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
+      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=ovs-port /)
+      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
+      t.deepEqual(await ovsBridgesOf(f.id), [br])
+      const ports = await ovsPortsOf(f.id)
+      t.is(ports.length, 1, 'one OVS port')
+      t.is(ports[0]!.bridge, br)
+      t.is(ports[0]!.tag, 10)
+      t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})

@@ -1,0 +1,144 @@
+// The intent journal's recovery rules, with entries written by hand the way a killed plumb
+// leaves them: only a dead writer's entries are undone, only in the writer's own host netns,
+// only what still looks like what the op made; the op on a guest recovers that guest's entries,
+// gc all of them; what cannot be decided keeps its entry.
+
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execa } from 'execa'
+import { isRoot, makeNetns, sh, uniq } from '../helpers/index.js'
+import { guestLinks, plumb } from './ops-fixture.js'
+import { holdGcLock, plumbIn } from './links-fixture.js'
+
+const rootTest = isRoot ? test : test.skip
+const DIR = '/run/plumb/journal'
+
+const nsId = (path: string): { dev: number; ino: number } => {
+  const st = statSync(path)
+  return { dev: st.dev, ino: st.ino }
+}
+
+/** A pid that has exited: its entries are a killed plumb's. */
+async function deadPid(): Promise<number> {
+  const p = execa('true')
+  const pid = p.pid!
+  await p
+  return pid
+}
+
+function startOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+}
+
+/** Write an entry as plumb would, removed in teardown whatever happens. */
+function writeEntry(t: ExecutionContext, entry: Record<string, unknown>): string {
+  mkdirSync(DIR, { recursive: true })
+  const file = `${DIR}/${uniq()}.json`
+  // with whatever a recoverer renamed it to (`.recovering.PID`)
+  t.teardown(() => {
+    for (const f of readdirSync(DIR)) if (`${DIR}/${f}`.startsWith(file)) rmSync(`${DIR}/${f}`, { force: true })
+  })
+  writeFileSync(file, JSON.stringify({ v: 1, at: Date.now(), op: 'attach-veth', hostNs: nsId('/proc/self/ns/net'), ...entry }))
+  return file
+}
+
+/** An unmarked veth inside `ns` whose peer is `${name}h` there too: what a kill before the mark leaves. */
+async function unmarkedVeth(ns: string, name: string, alias?: string): Promise<void> {
+  await sh('ip', ['-n', ns, 'link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}h`])
+  if (alias) await sh('ip', ['-n', ns, 'link', 'set', name, 'alias', alias])
+}
+
+const linkIn = (ns: string, name: string): Promise<boolean> => guestLinks(ns).then((m) => m.has(name))
+const where = (ns: string) => ({ ns: 'guest', path: `/run/netns/${ns}`, ...nsId(`/run/netns/${ns}`) })
+
+rootTest('gc undoes the entry of a dead plumb (and removes its half-written temporary file); a live writer\'s entry is left alone', async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  await unmarkedVeth(ns, 'eth2')
+  const dead = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  const sleeper = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void sleeper.kill('SIGKILL'))
+  await new Promise((r) => setTimeout(r, 50)) // let it exec (its start time is read once it runs)
+  const live = writeEntry(t, { pid: sleeper.pid!, start: startOf(sleeper.pid!), guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth2', kind: 'veth' }] })
+  const tmp = `${DIR}/${await deadPid()}-1.json.tmp`
+  writeFileSync(tmp, '{"v":1,')
+  t.teardown(() => rmSync(tmp, { force: true }))
+
+  const dry = await plumb('gc', '--dry-run')
+  t.is(dry.exitCode, 0, dry.stderr)
+  t.true(await linkIn(ns, 'eth1'), 'a dry run changes nothing')
+
+  const r = await plumb('gc', '--json')
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'), "the dead run's unmarked veth is gone")
+  t.false(existsSync(dead), 'its entry is gone')
+  t.false(existsSync(tmp), 'the half-written entry is gone')
+  t.true(await linkIn(ns, 'eth2'), "a live run's link stays")
+  t.true(existsSync(live), "a live run's entry stays")
+  t.true((r.json.plan as string[]).some((l) => l.includes('link del eth1')), 'gc says what it undid')
+})
+
+rootTest('an op on a guest first finishes the interrupted runs on that guest, and only those', async (t) => {
+  const a = await makeNetns(t)
+  const b = await makeNetns(t)
+  await unmarkedVeth(a, 'eth1')
+  await unmarkedVeth(b, 'eth1')
+  const dead = await deadPid()
+  const entryA = writeEntry(t, { pid: dead, start: 1, guests: [nsId(`/run/netns/${a}`)], intents: [{ t: 'link', where: where(a), name: 'eth1', kind: 'veth' }] })
+  const entryB = writeEntry(t, { pid: dead, start: 1, guests: [nsId(`/run/netns/${b}`)], intents: [{ t: 'link', where: where(b), name: 'eth1', kind: 'veth' }] })
+
+  const r = await plumb('detach', `netns:${b}`, '--all')
+  t.is(r.exitCode, 0, r.stderr)
+  t.regex(r.stdout, /finished an interrupted plumb first/)
+  t.false(await linkIn(b, 'eth1'))
+  t.false(existsSync(entryB))
+  t.true(await linkIn(a, 'eth1'), "another guest's interrupted run is left to that guest's ops and to gc")
+  t.true(existsSync(entryA))
+})
+
+rootTest('what no longer looks like what the killed op made is kept, with its entry, and gc says why', async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1', 'someone else made this')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.true(await linkIn(ns, 'eth1'), 'a link with a foreign alias is never deleted')
+  t.true(existsSync(file), 'the entry stays for a later try')
+  t.regex(r.stdout + r.stderr, /kept an interrupted plumb run's journal entry: .*another alias/)
+})
+
+rootTest("an entry is undone only in the netns its writer took for the host (plumb run inside another netns acting as a host)", async (t) => {
+  await holdGcLock(t)
+  const hostNs = await makeNetns(t)
+  const br = uniq('b')
+  await sh('ip', ['-n', hostNs, 'link', 'add', br, 'type', 'bridge'])
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, hostNs: nsId(`/run/netns/${hostNs}`), guests: [], intents: [{ t: 'bridge', name: br }] })
+  const onHost = await plumb('gc')
+  t.is(onHost.exitCode, 0, onHost.stderr)
+  t.true(existsSync(file), "the machine's own gc leaves another host netns's entry")
+  t.true((await guestLinks(hostNs)).has(br))
+  const inside = await plumbIn(hostNs, 'gc')
+  t.is(inside.exitCode, 0, inside.stderr)
+  t.false((await guestLinks(hostNs)).has(br), "that host's gc deletes the unmarked, empty bridge the killed run made")
+  t.false(existsSync(file))
+})
+
+rootTest('an unreadable journal file is reported by gc, never fatal, never deleted; ops on guests ignore it', async (t) => {
+  await holdGcLock(t)
+  mkdirSync(DIR, { recursive: true })
+  const file = `${DIR}/${uniq()}.json`
+  writeFileSync(file, 'not json')
+  t.teardown(() => rmSync(file, { force: true }))
+  const ns = await makeNetns(t)
+  const op = await plumb('detach', `netns:${ns}`, '--all')
+  t.is(op.exitCode, 0, op.stderr)
+  t.notRegex(op.stdout + op.stderr, /journal/)
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.true(r.stdout.includes(file), 'gc names the file')
+  t.true(existsSync(file))
+})
