@@ -160,6 +160,13 @@ rootTest('two hosts: every guest reaches every other across the overlay (ping, T
   const again = await h1.plumb('vxlan', o.br, '--vni', '42', '--remote', h2.addr)
   ok(t, again, 'rerun')
   t.regex(again.stdout, /already so/)
+
+  // a guest asking for more than the overlay carries is told
+  const big = await makeNetns(t, { name: `${o.id}gb` })
+  const r = await h1.plumb('attach-veth', `netns:${big}`, o.br, `198.18.${o.sub}.99/24`, '--mtu', '1500')
+  ok(t, r, 'attach with --mtu 1500')
+  t.regex(r.stdout, /warning: MTU 1500 is more than bridge br0 carries \(1450\)/)
+  ok(t, await h1.plumb('detach', `netns:${big}`, '--all'), 'detach the big one')
 })
 
 rootTest('a third host joins by adding a remote; removing a remote cuts exactly that host off', async (t) => {
