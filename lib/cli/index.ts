@@ -19,6 +19,7 @@ import { moveDevCommand } from './commands/move-dev.js'
 import { ovsPortCommand } from './commands/ovs-port.js'
 import { p2pLinkCommand } from './commands/p2p-link.js'
 import { vlanCommand } from './commands/vlan.js'
+import { vxlanCommand } from './commands/vxlan.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -49,6 +50,7 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(waitCommand(state))
     .command(doctorCommand(state))
     .command(gcCommand(state))
+    .command(vxlanCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

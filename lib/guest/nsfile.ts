@@ -26,18 +26,13 @@ export function nsfsDev(): number {
 }
 
 /**
- * The host's netns identity: that of pid 1. Some sandboxes deny even root access to pid 1's
- * ns links (EACCES, seen on the CI machines); plumb then runs in the host's netns itself, so
- * our own netns stands in for it.
+ * The host's netns identity: plumb's own. Host ends, bridges and OVS ports are made where plumb
+ * runs, so that is the host, also when plumb runs inside another netns acting as one
+ * (`ip netns exec HOST plumb ...`: how the overlay tests build several hosts on one machine).
  */
 export function hostNetnsId(): NsId {
   if (hostCache) return hostCache
-  let st
-  try {
-    st = statSync('/proc/1/ns/net')
-  } catch {
-    st = statSync('/proc/self/ns/net')
-  }
+  const st = statSync('/proc/self/ns/net')
   hostCache = { dev: st.dev, ino: st.ino }
   return hostCache
 }
@@ -47,20 +42,18 @@ export function hostNetnsIno(): number {
   return hostNetnsId().ino
 }
 
-/** The path to open for the host's netns: pid 1's, or our own where pid 1's is off limits. */
+/** The path to open for the host's netns (see hostNetnsId). */
 export function hostNetnsPath(): string {
-  try {
-    closeSync(openSync('/proc/1/ns/net', constants.O_RDONLY))
-    return '/proc/1/ns/net'
-  } catch {
-    return '/proc/self/ns/net'
-  }
+  return '/proc/self/ns/net'
 }
 
+/**
+ * A netns a guest must not be without --allow-host: plumb's own (the host's), or the machine's
+ * initial one (a --net=host container while plumb runs in another netns is still the machine).
+ */
 export function isHostNs(id: NsId): boolean {
   const host = hostNetnsId()
   if (id.dev === host.dev && id.ino === host.ino) return true
-  // The initial netns is the host's even when our pid 1 is itself in a container's netns.
   return id.dev === nsfsDev() && id.ino === INIT_NET_INO
 }
 

@@ -10,11 +10,13 @@ import type { ToPlumbErrorOptions } from './errors.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
-import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
+import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
 import type {
   AddrInfo,
   AddrOptions,
   CreateChildSpec,
+  CreateVxlanSpec,
+  FdbEntry,
   CreateVethSpec,
   Family,
   LinkChange,
@@ -35,7 +37,12 @@ const T = {
   NEWROUTE: 24,
   DELROUTE: 25,
   GETROUTE: 26,
+  NEWNEIGH: 28,
+  DELNEIGH: 29,
+  GETNEIGH: 30,
 } as const
+/** PF_BRIDGE: the neighbour family of bridge (and VXLAN) forwarding entries */
+const AF_BRIDGE = 7
 const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, `RTM_${k}`]))
 /** IFLA_EXT_MASK: no per-link statistics in replies (most of a link message's bytes) */
 const EXT_MASK_SKIP_STATS = u32buf(1 << 3)
@@ -302,6 +309,62 @@ export class NetlinkHandle implements NetHandle {
     await this.createChild(`create vlan "${spec.name}" (id ${spec.vid}) on #${spec.parent}${this.where()}`, 'vlan', data, spec)
   }
 
+  /** `ip link add NAME [mtu M] [master B] [up] type vxlan id VNI dstport P [dev D] [local L] nolearning`:
+   *  learning off, as the flood entries (appendFdb) say where every remote is. */
+  async createVxlan(spec: CreateVxlanSpec): Promise<{ index: number }> {
+    const vx: Parameters<typeof ifla.formatVxlan>[0] = { id: spec.vni, port: u16be(spec.port), learning: 0 }
+    if (spec.dev !== undefined) vx.link = spec.dev
+    if (spec.local !== undefined) {
+      const l = parseIp(spec.local)
+      if (l.family === 4) vx.local = l.bytes
+      else vx.local6 = l.bytes
+    }
+    const attrs: rt.LinkMessage['attrs'] = { ifname: spec.name, linkinfo: flat(ifla.formatInfo({ kind: 'vxlan', data: flat(ifla.formatVxlan(vx)) })) }
+    if (spec.mtu !== undefined) attrs.mtu = spec.mtu
+    if (spec.master !== undefined) attrs.master = spec.master
+    const echoed = await this.newLink(`create vxlan "${spec.name}" (vni ${spec.vni})${this.where()}`, 'vxlan', upData(spec.up), attrs)
+    return { index: echoed?.index ?? (await mustGet(this, spec.name)).index }
+  }
+
+  async getFdb(index: number): Promise<FdbEntry[]> {
+    const msgs = await this.req(`list forwarding entries of link #${index}${this.where()}`, T.GETNEIGH, { kind: 'neighbor', data: { family: AF_BRIDGE, ifindex: index }, attrs: {} }, FlagsGet.DUMP)
+    const out: FdbEntry[] = []
+    for (const m of msgs) {
+      if (m.kind !== 'neighbor' || m.data.ifindex !== index || !m.attrs.lladdr) continue
+      out.push({ mac: formatMac(m.attrs.lladdr), ...(m.attrs.dst ? { dst: formatIp(m.attrs.dst) } : {}), permanent: m.data.state?.permanent === true })
+    }
+    return out
+  }
+
+  async appendFdb(index: number, mac: string, dst: string): Promise<void> {
+    const what = `append forwarding entry ${mac} dst ${dst} to link #${index}${this.where()}`
+    await this.req(what, T.NEWNEIGH, fdbMessage(index, mac, dst, what), FlagsNew.CREATE | FlagsNew.APPEND)
+  }
+
+  async delFdb(index: number, mac: string, dst: string): Promise<void> {
+    const what = `delete forwarding entry ${mac} dst ${dst} from link #${index}${this.where()}`
+    await this.req(what, T.DELNEIGH, fdbMessage(index, mac, dst, what), 0, { overrides: { ENOENT: 'NOT_FOUND' } })
+  }
+
+  async routeGet(dst: string): Promise<{ oif?: number; gateway?: string; prefsrc?: string }> {
+    const what = `look up the route to ${dst}${this.where()}`
+    let ip: ReturnType<typeof parseIp>
+    try {
+      ip = parseIp(dst)
+    } catch (err) {
+      throw usageError(`failed to ${what}: ${(err as Error).message}`)
+    }
+    const [m] = await this.req(what, T.GETROUTE, { kind: 'route', data: { family: afOf(ip.family), dstLen: ip.family === 4 ? 32 : 128 }, attrs: { dst: ip.bytes } }, 0, {
+      overrides: { ENETUNREACH: 'NOT_FOUND', EHOSTUNREACH: 'NOT_FOUND' },
+    })
+    if (!m || m.kind !== 'route') return {}
+    return {
+      ...(m.attrs.oif !== undefined ? { oif: m.attrs.oif } : {}),
+      ...(m.attrs.gateway ? { gateway: formatIp(m.attrs.gateway) } : {}),
+      ...(m.attrs.prefsrc ? { prefsrc: formatIp(m.attrs.prefsrc) } : {}),
+    }
+  }
+
   private async createChild(what: string, kind: string, data: Buffer, spec: CreateChildSpec): Promise<void> {
     const attrs: rt.LinkMessage['attrs'] = { ifname: spec.name, link: u32buf(spec.parent), linkinfo: flat(ifla.formatInfo({ kind, data })) }
     if (spec.nsFd !== undefined) attrs.netNsFd = spec.nsFd
@@ -504,6 +567,8 @@ function formatMessage(msg: rt.Message, out: AttrStream): void {
       return rt.formatAddressMessage(msg, out)
     case 'route':
       return rt.formatRouteMessage(msg, out)
+    case 'neighbor':
+      return rt.formatNeighborMessage(msg, out)
     default:
       throw new TypeError(`unsupported rtnetlink message kind ${msg.kind}`)
   }
@@ -526,6 +591,23 @@ function cidrOrUsage(cidr: string, what: string): ReturnType<typeof parseCidr> {
   } catch (err) {
     throw usageError(`failed to ${what}: ${(err as Error).message}`, 'ADDR/LEN, e.g. 198.18.0.2/24 or 2001:db8::2/64')
   }
+}
+
+/** A permanent PF_BRIDGE entry on the device itself (NTF_SELF): the VXLAN driver's own table. */
+function fdbMessage(index: number, mac: string, dst: string, what: string): rt.NeighborMessage {
+  let ip: ReturnType<typeof parseIp>
+  try {
+    ip = parseIp(dst)
+  } catch (err) {
+    throw usageError(`failed to ${what}: ${(err as Error).message}`)
+  }
+  return { kind: 'neighbor', data: { family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, attrs: { lladdr: macOrUsage(mac), dst: ip.bytes } }
+}
+
+function u16be(n: number): Buffer {
+  const b = Buffer.alloc(2)
+  b.writeUInt16BE(n, 0)
+  return b
 }
 
 async function mustGet(h: NetHandle, name: string): Promise<LinkInfo> {

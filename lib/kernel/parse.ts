@@ -3,7 +3,7 @@
 
 import ipaddr from 'ipaddr.js'
 import type { rt } from './netlink.js'
-import type { AddrInfo, Family, LinkInfo, RouteInfo } from './types.js'
+import type { AddrInfo, Family, LinkInfo, RouteInfo, VxlanInfo } from './types.js'
 
 export const AF_INET = 2
 export const AF_INET6 = 10
@@ -187,6 +187,7 @@ export function linkFromWire(data: Buffer): LinkInfo {
       else if (type === INFO.SLAVE_KIND) info.slaveKind = str(data, at, len)
       else if (type === INFO.DATA) kindData = [at, len]
     })
+    if (kindData && info.kind === 'vxlan') info.vxlan = vxlanFromWire(data, kindData[0], kindData[0] + kindData[1])
     if (kindData && (info.kind === 'macvlan' || info.kind === 'vlan')) {
       // IFLA_MACVLAN_MODE (u32) and IFLA_VLAN_ID (u16) are both attribute 1 of the kind's data
       forEachAttr(data, kindData[0], kindData[0] + kindData[1], (type, at, len) => {
@@ -199,4 +200,22 @@ export function linkFromWire(data: Buffer): LinkInfo {
     }
   }
   return info
+}
+
+// IFLA_VXLAN_* attribute numbers (linux/if_link.h)
+const VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const
+
+function vxlanFromWire(data: Buffer, start: number, end: number): VxlanInfo {
+  const v: VxlanInfo = { vni: 0, port: 0, learning: true }
+  forEachAttr(data, start, end, (type, at, len) => {
+    if (type === VXLAN.ID && len >= 4) v.vni = data.readUInt32LE(at)
+    else if (type === VXLAN.LINK && len >= 4) v.dev = data.readUInt32LE(at) || undefined
+    else if (type === VXLAN.LOCAL && len === 4) v.local = formatIp(data.subarray(at, at + 4))
+    else if (type === VXLAN.LOCAL6 && len === 16) v.local = formatIp(data.subarray(at, at + 16))
+    else if (type === VXLAN.LEARNING && len >= 1) v.learning = data[at] !== 0
+    // the port travels in network byte order
+    else if (type === VXLAN.PORT && len >= 2) v.port = data.readUInt16BE(at)
+  })
+  if (v.dev === undefined) delete v.dev
+  return v
 }

@@ -28,6 +28,37 @@ export interface LinkInfo {
   macvlanMode?: 'private' | 'vepa' | 'bridge' | 'passthru' | 'source'
   /** 802.1q id, when kind === 'vlan' */
   vlanId?: number
+  /** kind === 'vxlan': its VNI, UDP port, local address, underlay ifindex and whether it learns */
+  vxlan?: VxlanInfo
+}
+
+export interface VxlanInfo {
+  vni: number
+  /** destination UDP port (the kernel's default is 8472, IANA's 4789) */
+  port: number
+  local?: string
+  /** IFLA_VXLAN_LINK: the underlay device's ifindex */
+  dev?: number
+  learning: boolean
+}
+
+export interface CreateVxlanSpec {
+  name: string
+  vni: number
+  port: number
+  /** the underlay device's ifindex (the kernel then sizes the MTU to it) */
+  dev?: number
+  local?: string
+  mtu?: number
+  master?: number
+  up?: boolean
+}
+
+/** A bridge forwarding entry of a VXLAN device: `bridge fdb append MAC dev VX dst REMOTE`. */
+export interface FdbEntry {
+  mac: string
+  dst?: string
+  permanent: boolean
 }
 
 export interface AddrInfo {
@@ -139,6 +170,16 @@ export interface NetHandle {
   createBridge(spec: { name: string; up?: boolean; alias?: string; mtu?: number }): Promise<{ index: number }>
   createMacvlan(spec: CreateChildSpec & { mode: NonNullable<LinkInfo['macvlanMode']> }): Promise<void>
   createVlan(spec: CreateChildSpec & { vid: number }): Promise<void>
+  /** `ip link add NAME type vxlan id VNI dstport P [dev D] [local L] nolearning [master B] [up]` */
+  createVxlan(spec: CreateVxlanSpec): Promise<{ index: number }>
+  /** `bridge fdb show dev #INDEX` (the device's own entries) */
+  getFdb(index: number): Promise<FdbEntry[]>
+  /** `bridge fdb append MAC dev #INDEX dst DST` (permanent) */
+  appendFdb(index: number, mac: string, dst: string): Promise<void>
+  /** `bridge fdb del MAC dev #INDEX dst DST` */
+  delFdb(index: number, mac: string, dst: string): Promise<void>
+  /** `ip route get DST`: the output interface (and gateway) the kernel would use */
+  routeGet(dst: string): Promise<{ oif?: number; gateway?: string; prefsrc?: string }>
   setLink(index: number, change: LinkChange): Promise<void>
   delLink(index: number): Promise<void>
 

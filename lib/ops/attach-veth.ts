@@ -211,6 +211,9 @@ async function attachToLinuxBridge(
         result.mark = formatMark(mark)
         result.plan = tx.lines
         result.messages.push(`attached ${netns.label} ${ifname} to bridge ${v.bridge} (host end ${hostIfname})${wantAddrs.length ? `: ${wantAddrs.join(', ')}` : ''}`)
+        // A bridge's MTU below the guest's (a VXLAN overlay sets it to what the underlay carries):
+        // the guest's bigger frames are dropped on the way out, silently.
+        if (bridge && mtu > bridge.mtu) result.messages.push(`warning: MTU ${mtu} is more than bridge ${v.bridge} carries (${bridge.mtu}): bigger frames are dropped; leave --mtu out to take the bridge's`)
         return result
       })
     } catch (err) {

@@ -1,9 +1,11 @@
-// Linux bridges plumb plugs into: found or created (and marked plumb's), brought up, and removed
-// again when the op that created one fails and it is still empty.
+// Linux and OVS bridges plumb plugs into: found or created (and marked plumb's), brought up, and
+// removed again when the op that created one fails, or its last plumb port goes, and it is empty.
 
 import { PlumbError } from '../errors.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { formatMark } from '../parse/index.js'
+import { formatMark, parseMark } from '../parse/index.js'
+import { ignoreGone } from './guest-config.js'
+import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
 /** The owner mark of a Linux bridge plumb created. */
@@ -75,3 +77,27 @@ export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { in
   return err
 }
 
+/** A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is deleted. */
+export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
+  const br = await hostNs.getLink(bridge)
+  const links = await hostNs.getLinks()
+  const ports = br ? links.filter((l) => l.master === br.index) : []
+  if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return
+  const fw = await import('../firewall/index.js')
+  await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
+    const removed = await fw.removeRules(bridge)
+    if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
+  })
+  if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
+    await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
+    result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
+  }
+}
+
+/** An OVS bridge plumb created (--create-bridge) goes with its last port, like a Linux one. */
+export async function cleanupOvsBridge(tx: Tx, bridge: string, result: OpResult): Promise<void> {
+  const ovs = await import('../ovs/index.js')
+  await tx.step(`# ovs-vsctl del-br ${bridge} if plumb made it and it has no port left`, async () => {
+    if (await ovs.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted OVS bridge ${bridge} (plumb made it and it is now empty)`)
+  })
+}

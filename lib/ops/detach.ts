@@ -3,11 +3,12 @@
 // Idempotent, and it never touches what plumb did not make.
 
 import { conflict, usageError } from '../errors.js'
-import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import type { LinkInfo } from '../kernel/types.js'
 import { parseMark, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
+import { cleanupBridge, cleanupOvsBridge } from './bridge.js'
 import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -22,13 +23,15 @@ export interface DetachOptions extends CommonOptions {
 }
 
 export function validateDetach(o: DetachOptions): { guest: GuestRef; ifname?: string; all: boolean } {
-  const guest = toGuestRef(o.guest)
+  // `detach host ...`: what plumb made in the host's own netns (a VXLAN port)
+  const guest = toGuestRef(o.guest, { allowHostWord: true })
   if (o.ifname !== undefined && o.all) throw usageError('give an interface or --all, not both')
   if (o.ifname === undefined && !o.all) throw usageError('detach needs an interface name or --all', `e.g. plumb detach ${typeof o.guest === 'string' ? o.guest : 'GUEST'} eth1, or --all for everything plumb made there`)
   return { guest, all: o.all ?? false, ...(o.ifname !== undefined ? { ifname: validateIfname(o.ifname) } : {}) }
 }
 
-export const isGuestMark = (m: OwnerMark | undefined): m is OwnerMark => m !== undefined && (m.role === 'guest' || m.role === 'moved')
+/** What `detach GUEST` undoes: a guest's ends, devices moved into it, and (on `detach host`) the host's own plumb ports (VXLAN). */
+export const isGuestMark = (m: OwnerMark | undefined): m is OwnerMark => m !== undefined && (m.role === 'guest' || m.role === 'moved' || m.role === 'port')
 
 export async function detach(opts: DetachOptions): Promise<OpResult> {
   const v = validateDetach(opts)
@@ -86,6 +89,11 @@ export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, ma
     const ovs = await import('../ovs/index.js')
     await tx.step(`ovs-vsctl --if-exists del-port ${peer}`, () => ovs.delPort(peer))
   }
+  if (mark.op === 'vxlan') {
+    const { removePort } = await import('./vxlan-port.js')
+    await removePort(tx, hostNs, link, mark, result)
+    return
+  }
   if (mark.role === 'moved') {
     // move-dev: give the device back to the host under its old name.
     const orig = mark.extra?.orig ?? mark.peer ?? link.name
@@ -111,29 +119,4 @@ export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, ma
       if (await restoreDefaultRoute(guestNs, old.family, old)) result.messages.push(`restored the IPv${old.family} default route${old.gateway ? ` via ${old.gateway}` : ''}`)
     })
   }
-}
-
-/** A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is deleted. */
-export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
-  const br = await hostNs.getLink(bridge)
-  const links = await hostNs.getLinks()
-  const ports = br ? links.filter((l) => l.master === br.index) : []
-  if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return
-  const fw = await import('../firewall/index.js')
-  await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
-    const removed = await fw.removeRules(bridge)
-    if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
-  })
-  if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
-    await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
-    result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
-  }
-}
-
-/** An OVS bridge plumb created (--create-bridge) goes with its last port, like a Linux one. */
-export async function cleanupOvsBridge(tx: Tx, bridge: string, result: OpResult): Promise<void> {
-  const ovs = await import('../ovs/index.js')
-  await tx.step(`# ovs-vsctl del-br ${bridge} if plumb made it and it has no port left`, async () => {
-    if (await ovs.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted OVS bridge ${bridge} (plumb made it and it is now empty)`)
-  })
 }

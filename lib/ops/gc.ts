@@ -100,12 +100,15 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     }
     const deadHostEnds: LinkInfo[] = []
     const returned: LinkInfo[] = []
+    const detachedPorts: LinkInfo[] = []
     for (const l of links) {
       const m = parseMark(l.alias)
       if (!m) continue
       if (m.role === 'host' && !(await isAlive(m.guest))) deadHostEnds.push(l)
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
       if (m.role === 'moved') returned.push(l)
+      // A VXLAN port whose bridge was deleted under it joins nothing any more.
+      if (m.role === 'port' && m.op === 'vxlan' && !links.some((b) => b.index === l.master && b.name === m.bridge)) detachedPorts.push(l)
     }
     const stalePorts: Array<{ name: string; bridge: string }> = []
     const names = new Set(links.map((l) => l.name))
@@ -134,6 +137,10 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           hostNs.setLink(l.index, { ...(taken ? {} : { name: orig }), alias: m.extra?.alias ?? '', ...(m.extra?.up === '1' ? { up: true } : {}) }),
         )
         result.messages.push(`gave ${orig} back to the host (its guest ${m.guest} is gone)`)
+      }
+      for (const l of detachedPorts) {
+        await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
+        result.messages.push(`removed ${l.name}: its bridge ${parseMark(l.alias)!.bridge} is gone`)
       }
       for (const p of stalePorts) {
         await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs!.delPort(p.name))

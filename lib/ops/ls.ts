@@ -44,6 +44,19 @@ export interface LsBridge {
   plumbMade: boolean
   ports: string[]
   firewallRule: boolean
+  /** plumb's VXLAN ports on it: the overlays it joins */
+  overlays?: LsOverlay[]
+}
+
+export interface LsOverlay {
+  name: string
+  vni: number
+  dstport: number
+  mtu: number
+  underlay?: string
+  local?: string
+  /** the hosts its flood entries point at */
+  remotes: string[]
 }
 
 export interface LsResult {
@@ -114,6 +127,12 @@ async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<strin
   } catch {
     return undefined
   }
+  // The host's own netns (an `ip netns` plumb runs in, a --net=host container): what plumb made
+  // there is listed with the bridges, not as a guest.
+  if (netns.isHost) {
+    netns.close()
+    return undefined
+  }
   return describeGuest(netns, leases)
 }
 
@@ -172,16 +191,18 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     const bridgeNames = new Set<string>()
     for (const { link, mark } of hostMarks) {
       if (mark.role === 'bridge') bridgeNames.add(link.name)
-      if (mark.role === 'host' && mark.bridge) bridgeNames.add(mark.bridge)
+      if ((mark.role === 'host' || mark.role === 'port') && mark.bridge) bridgeNames.add(mark.bridge)
     }
     for (const name of bridgeNames) {
       const br = hostLinks.find((l) => l.name === name)
       if (!br) continue
+      const overlays = await overlaysOf(hostNs, hostMarks.filter(({ link, mark }) => mark.op === 'vxlan' && link.master === br.index))
       bridges.push({
         name,
         plumbMade: parseMark(br.alias)?.role === 'bridge',
         ports: hostLinks.filter((l) => l.master === br.index).map((l) => l.name),
         firewallRule: rules.some((r) => r.bridge === name),
+        ...(overlays.length ? { overlays } : {}),
       })
     }
     const liveGuests = new Set(guests.map((g) => g.guest))
@@ -190,6 +211,20 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
   } finally {
     hostNs.close()
   }
+}
+
+async function overlaysOf(hostNs: NetHandle, ports: Array<{ link: LinkInfo; mark: OwnerMark }>): Promise<LsOverlay[]> {
+  return Promise.all(
+    ports.map(async ({ link, mark }) => ({
+      name: link.name,
+      vni: link.vxlan?.vni ?? Number(mark.extra?.vni),
+      dstport: link.vxlan?.port ?? Number(mark.extra?.dstport),
+      mtu: link.mtu,
+      ...(mark.extra?.underlay ? { underlay: mark.extra.underlay } : {}),
+      ...(link.vxlan?.local ? { local: link.vxlan.local } : {}),
+      remotes: (await hostNs.getFdb(link.index)).filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!),
+    })),
+  )
 }
 
 export function formatLs(r: LsResult): string {
@@ -212,7 +247,10 @@ export function formatLs(r: LsResult): string {
       }
     }
   }
-  for (const b of r.bridges) lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
+  for (const b of r.bridges) {
+    lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
+    for (const o of b.overlays ?? []) lines.push(`  vxlan ${o.name} vni ${o.vni} dstport ${o.dstport} mtu ${o.mtu}${o.underlay ? ` underlay ${o.underlay}` : ''}${o.local ? ` local ${o.local}` : ''} remotes ${o.remotes.join(',') || '-'}`)
+  }
   if (r.orphans.length) lines.push(`orphaned host ends (plumb gc removes them): ${r.orphans.join(' ')}`)
   return lines.join('\n')
 }

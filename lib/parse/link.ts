@@ -8,7 +8,8 @@ export const MTU_MAX = 65535
 export const MTU_MIN_IPV6 = 1280
 
 /** A strict non-negative decimal integer from a string or number, or undefined. */
-function toInt(v: string | number): number | undefined {
+/** A non-negative decimal integer (no sign, no leading zeros, no exponent), or undefined. */
+export function toInt(v: string | number): number | undefined {
   if (typeof v === 'number') return Number.isSafeInteger(v) ? v : undefined
   if (typeof v !== 'string') return undefined
   const t = v.trim()
