@@ -19,6 +19,8 @@ import { moveDevCommand } from './commands/move-dev.js'
 import { ovsPortCommand } from './commands/ovs-port.js'
 import { p2pLinkCommand } from './commands/p2p-link.js'
 import { vlanCommand } from './commands/vlan.js'
+import { namesCommand } from './commands/names.js'
+import { sysctlCommand } from './commands/sysctl.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -49,6 +51,8 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(waitCommand(state))
     .command(doctorCommand(state))
     .command(gcCommand(state))
+    .command(namesCommand(state))
+    .command(sysctlCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')
