@@ -12,6 +12,7 @@ import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { readRecord } from './guest-record.js'
 import type { Tx } from './tx.js'
 
 export interface DetachOptions extends CommonOptions {
@@ -50,11 +51,19 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
     } else {
       targets = links.filter((l) => isGuestMark(parseMark(l.alias)))
     }
-    if (targets.length === 0) {
+    // detach --all also puts back what plumb changed that is not a link: sysctls, name edits.
+    const state = v.all ? readRecord(netns) : undefined
+    if (targets.length === 0 && !state) {
       result.messages.push(`nothing to detach: plumb made nothing in ${netns.label}`)
       return result
     }
     return runTx(opts, async (tx) => {
+      if (state?.sysctl && Object.keys(state.sysctl).length) {
+        // Before the links go: an interface's keys are restored while it still exists.
+        const { restoreSysctlsIn } = await import('./sysctl.js')
+        await restoreSysctlsIn(tx, netns, guestNs, result)
+      }
+      if (state?.names) await (await import('./names.js')).undoNamesOf(tx, netns, result)
       const bridges = new Set<string>()
       const ovsBridges = new Set<string>()
       for (const link of targets) {
@@ -65,8 +74,8 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
       for (const bridge of bridges) await cleanupBridge(tx, ctx.hostNs, bridge, result)
       for (const bridge of ovsBridges) await cleanupOvsBridge(tx, bridge, result)
       result.plan = tx.lines
-      result.changed = true
-      result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
+      result.changed = tx.lines.length > 0
+      if (targets.length) result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
       return result
     })
   })
