@@ -15,3 +15,5 @@ export { HOSTS_MARK, RESOLV_BEGIN, RESOLV_END, RESOLV_REPLACED, addHosts, hostsL
 export type { HostEntry, ResolvWant } from './names.js'
 export { parseSysctlKey, parseSysctlSetting, sameSysctlValue } from './sysctl.js'
 export type { SysctlKey, SysctlSetting } from './sysctl.js'
+export { parsePipework, pipeworkMac, planPipework, plumbLine } from './pipework.js'
+export type { PipeworkCommand, PipeworkHostKind, PipeworkIp, PipeworkPlan } from './pipework.js'
