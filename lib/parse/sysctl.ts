@@ -36,7 +36,8 @@ const HINT = 'per-netns keys: net.ipv4.ip_forward, net.ipv4.conf.IF.KEY, net.ipv
 export function parseSysctlKey(s: string): SysctlKey {
   const text = s.trim()
   if (text === '' || /[\u0000-\u001f\u007f\s=]/.test(text)) throw usageError(`invalid sysctl key "${s}"`, HINT)
-  const slashed = text.includes('/')
+  // sysctl(8) takes both spellings; in the dotted one a '/' belongs to an interface name
+  const slashed = /^(\/proc\/sys\/)?net\//.test(text)
   const parts = slashed ? text.replace(/^\/?(proc\/sys\/)?/, '').split('/') : text.split('.')
   if (parts[0] !== 'net') throw usageError(`sysctl "${text}" is not per network namespace: plumb sets only a guest's own net.* keys, never the host's`, HINT)
   const rest = parts.slice(1)
