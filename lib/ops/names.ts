@@ -9,7 +9,7 @@ import { addHosts, parseAddHost, parseDnsOption, parseDnsSearch, parseDnsServer,
 import type { GuestRef, HostEntry, ResolvWant } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
-import { checkWritable, openGuestEtc, readGuestFile, writeGuestFile } from '../guest/etc.js'
+import { assertNotHostFile, checkWritable, openGuestEtc, readGuestFile, writeGuestFile } from '../guest/etc.js'
 import type { EtcFile, GuestEtc } from '../guest/etc.js'
 import { toGuestRef } from './context.js'
 import type { CommonOptions } from './context.js'
@@ -102,6 +102,8 @@ interface FileState {
 
 function fileState(etc: GuestEtc, file: EtcFile): FileState {
   const { path, exists } = etc.locate(file)
+  // A private mount namespace over the host's own filesystem resolves to the host's very files.
+  if (exists) assertNotHostFile(path)
   const text = exists ? readGuestFile(path) : ''
   // `ip netns exec` shows the host's own file where /etc/netns/NAME has none: a file plumb
   // creates there starts as a copy of it, so the guest keeps seeing localhost and its resolvers.
