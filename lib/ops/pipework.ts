@@ -56,7 +56,7 @@ export async function pipework(opts: PipeworkOptions): Promise<PipeworkResult> {
   let result: OpResult
   switch (plan.op) {
     case 'attach-veth':
-      result = await (await import('./attach-veth.js')).attachVeth({ ...base, ...mac, ...hostIfname, bridge: plan.bridge })
+      result = await (await import('./attach-veth.js')).attachVeth({ ...base, ...mac, ...hostIfname, bridge: plan.bridge, ...(cmd.vlan !== undefined ? { vlan: cmd.vlan } : {}) })
       break
     case 'ovs-port':
       result = await (await import('./ovs-port.js')).ovsPort({ ...base, ...mac, ...hostIfname, bridge: plan.bridge, createBridge: plan.createBridge, ...(cmd.vlan !== undefined ? { tag: cmd.vlan } : {}) })

@@ -213,6 +213,8 @@ export function plumbLine(cmd: Extract<PipeworkCommand, { kind: 'link' }>, plan:
   switch (plan.op) {
     case 'attach-veth':
       parts.push('attach-veth', cmd.guest, plan.bridge, ...ips)
+      // pipework refused a VLAN on a Linux bridge; attach-veth refuses it too (exit 5)
+      if (cmd.vlan !== undefined) parts.push('--vlan', String(cmd.vlan))
       break
     case 'ovs-port':
       parts.push('ovs-port', cmd.guest, plan.bridge, ...ips)

@@ -54,7 +54,7 @@ const FORMS: Array<[string, PipeworkHostKind, string]> = [
   ['ovsbr0 web 198.18.1.2/24', 'ovs-bridge', 'plumb ovs-port web ovsbr0 198.18.1.2/24 -i eth1'],
   ['ovsbr9 web 198.18.1.2/24 U:web@20', 'missing', `plumb ovs-port web ovsbr9 198.18.1.2/24 --tag 20 --create-bridge -i eth1 --mac ${pipeworkMac('web')}`],
   ['eth2 web 198.18.10.2/24 @10', 'nic', 'plumb vlan web eth2 10 198.18.10.2/24 -i eth1'],
-  ['br1 web 198.18.1.1/24 @10', 'linux-bridge', 'plumb attach-veth web br1 198.18.1.1/24 -i eth1'],
+  ['br1 web 198.18.1.1/24 @10', 'linux-bridge', 'plumb attach-veth web br1 198.18.1.1/24 --vlan 10 -i eth1'],
 ]
 
 for (const [line, kind, want] of FORMS) {
