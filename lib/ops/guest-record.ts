@@ -6,8 +6,7 @@
 
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { encodeKey } from '../dhcp/state.js'
-import { RUN_DIR } from '../paths.js'
+import { RUN_DIR, encodeKey } from '../paths.js'
 import type { Netns } from '../guest/index.js'
 
 export const RECORDS_DIR = join(RUN_DIR, 'guests')
