@@ -4,7 +4,8 @@
 
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { hasDocker, isRoot, makeBridge, makeContainer, runCli, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { execFileSync } from 'node:child_process'
+import { TEST_IMAGE, hasBinary, hasDocker, isRoot, makeBridge, makeContainer, runCli, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { pipeworkMac } from '../../lib/parse/index.js'
 
@@ -117,4 +118,39 @@ withDocker('pipework BR CONTAINER IP/PREFIX (the README\'s first form) on two co
   t.is(p.exitCode, 0, `a reaches b: ${p.stdout}${p.stderr}`)
   t.is((await runCli(['detach', a.name, '--all'])).exitCode, 0)
   t.is((await runCli(['detach', b.name, '--all'])).exitCode, 0)
+})
+
+/** podman answers and has the test image (a non-zero `podman image exists` throws). */
+function hasPodmanImage(): boolean {
+  if (!hasBinary('podman')) return false
+  try {
+    execFileSync('podman', ['image', 'exists', TEST_IMAGE], { stdio: 'ignore', timeout: 20_000 })
+    return true
+  } catch {
+    return false
+  }
+}
+const withPodman = testIf(isRoot && hasPodmanImage(), 'names-docker: the Podman case needs podman with plumb-test:busybox (scripts/testbed.sh up loads it)')
+
+withPodman('names on a Podman container (found through podman inspect): its own files and hostname, --del restores them', async (t) => {
+  const hostBefore = digest()
+  const name = uniq()
+  t.teardown(async () => void (await shQuiet('podman', ['rm', '-f', '-t', '0', name])))
+  // TESTBED.md: podman run here needs explicit rlimits
+  await sh('podman', ['run', '-d', '--net=none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--name', name, TEST_IMAGE, 'sleep', '100000'])
+  // Podman gives a --net=none container no /etc/resolv.conf: plumb creates it, and --del removes it
+  const cat = async (f: string): Promise<string> => {
+    const r = await shQuiet('podman', ['exec', name, 'cat', f])
+    return r.exitCode === 0 ? r.stdout : `(no ${f})`
+  }
+  const before = [await cat('/etc/hosts'), await cat('/etc/resolv.conf'), await sh('podman', ['exec', name, 'hostname'])]
+  const r = await runCli(['names', `podman:${name}`, '--hostname', 'pt-pod', '--add-host', 'pt-db:198.18.9.5', '--dns', '198.18.9.53'])
+  t.is(r.exitCode, 0, r.stderr)
+  t.regex(await cat('/etc/hosts'), /^198\.18\.9\.5\tpt-db\t# plumb$/m)
+  t.regex(await cat('/etc/resolv.conf'), /^nameserver 198\.18\.9\.53$/m)
+  t.is(await sh('podman', ['exec', name, 'hostname']), 'pt-pod')
+  const d = await runCli(['names', `podman:${name}`, '--del'])
+  t.is(d.exitCode, 0, d.stderr)
+  t.deepEqual([await cat('/etc/hosts'), await cat('/etc/resolv.conf'), await sh('podman', ['exec', name, 'hostname'])], before)
+  t.deepEqual(digest(), hostBefore)
 })
