@@ -2,7 +2,7 @@
 // plumb's /etc/hosts lines and resolv.conf block carry marks in the files themselves; what a
 // mark cannot hold (the hostname and files plumb created) is in the guest's record.
 
-import { mkdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs'
 import { conflict, usageError } from '../errors.js'
 import { getHostnameIn, setHostnameIn } from '../kernel/index.js'
 import { addHosts, parseAddHost, parseDnsOption, parseDnsSearch, parseDnsServer, parseHostname, plumbHosts, plumbResolv, removeHosts, renderResolv, stripResolv } from '../parse/index.js'
@@ -230,10 +230,9 @@ async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames
 
 function existsDir(dir: string): boolean {
   try {
-    readFileSync(dir)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EISDIR'
+    return statSync(dir).isDirectory()
+  } catch {
+    return false
   }
 }
 
@@ -290,10 +289,9 @@ export async function removeNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, result:
   }
   for (const f of [hosts, resolv]) if (f.exists) checkWritable(f.path, true)
 
-  // A file plumb created goes when nothing of plumb's is left in it.
-  const gone = (f: FileState, next: string, stillMine: boolean): boolean => created.has(f.path) && !stillMine && next === stripAll(f.file, next)
-  const rmHosts = gone(hosts, hostsNext, plumbHosts(hostsNext).length > 0)
-  const rmResolv = gone(resolv, resolvNext, Object.keys(plumbResolv(resolvNext)).length > 0)
+  // A file plumb created goes when nothing of plumb's is left in it (the guest then sees what it saw before).
+  const rmHosts = created.has(hosts.path) && plumbHosts(hostsNext).length === 0
+  const rmResolv = created.has(resolv.path) && Object.keys(plumbResolv(resolvNext)).length === 0
   if (hn) delete entry.hostname
   if (rmHosts) entry.created = (entry.created ?? []).filter((p) => p !== hosts.path)
   if (rmResolv) entry.created = (entry.created ?? []).filter((p) => p !== resolv.path)
@@ -337,8 +335,6 @@ export async function removeNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, result:
   await tx.step(`# update the record of ${netns.label} (/run/plumb/guests)`, async () => saveRecord(record), { line: '# restore the record', run: async () => restoreRecord(netns.key, before) })
   result.messages.push(`removed from ${netns.label}: ${done.join('; ')}`)
 }
-
-const stripAll = (file: EtcFile, text: string): string => (file === 'hosts' ? removeHosts(text) : stripResolv(text))
 
 async function rewriteOrRemove(tx: Tx, etc: GuestEtc, f: FileState, next: string, remove: boolean): Promise<void> {
   if (remove) {
