@@ -4,7 +4,7 @@
 
 import { conflict, usageError } from '../errors.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { parseMark, validateIfname } from '../parse/index.js'
+import { parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
@@ -64,6 +64,11 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
         await restoreSysctlsIn(tx, netns, guestNs, result)
       }
       if (state?.names) await (await import('./names.js')).undoNamesOf(tx, netns, result)
+      if (!v.all) {
+        // The sysctls plumb set on this interface go with it: put back (and forget) while it exists.
+        const keys = Object.keys(readRecord(netns)?.sysctl ?? {}).filter((k) => targets.some((l) => parseSysctlKey(k).ifname === l.name))
+        if (keys.length) await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, keys)
+      }
       const bridges = new Set<string>()
       const ovsBridges = new Set<string>()
       for (const link of targets) {

@@ -51,6 +51,7 @@ asRoot('sysctl sets a per-netns key in the guest only, is idempotent, shows in l
 
   const listed = await plumb('ls', f.guest, '--json')
   t.deepEqual(listed.json.guests[0].sysctl, [{ key, value: '1', found: '0' }])
+  t.regex((await plumb('ls', f.guest)).stdout, new RegExp(`^ {2}sysctl +${key.replace(/\./g, '\\.')}=1 \\(was 0\\)$`, 'm'))
 
   const del = await plumb('sysctl', f.guest, key, '--del')
   t.is(del.exitCode, 0, del.stderr)
@@ -65,6 +66,10 @@ asRoot('sysctl sets a per-netns key in the guest only, is idempotent, shows in l
 asRoot('detach --all puts back every sysctl plumb set, an interface\'s while it still exists', async (t) => {
   const f = await fixture(t)
   t.is((await plumb('attach-veth', f.guest, f.br, f.v4(2))).exitCode, 0)
+  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(3), '-i', 'eth2')).exitCode, 0)
+  t.is((await plumb('sysctl', f.guest, 'net.ipv4.conf.eth2.rp_filter=2')).exitCode, 0)
+  t.is((await plumb('detach', f.guest, 'eth2')).exitCode, 0)
+  t.is((await plumb('ls', f.guest, '--json')).json.guests[0].sysctl, undefined, "detaching an interface forgets its sysctls")
   const r = await plumb('sysctl', f.guest, 'net.ipv4.conf.eth1.rp_filter=2', 'net.ipv4.ip_local_port_range=20000 30000', 'net.ipv4.icmp_echo_ignore_all=1')
   t.is(r.exitCode, 0, r.stderr)
   t.is(await sysctlIn(f.ns, 'net.ipv4.conf.eth1.rp_filter'), '2')
