@@ -8,6 +8,15 @@ import { fileURLToPath } from 'node:url'
 /** Where plumb keeps its host-wide runtime state and locks (tmpfs: gone with a reboot, as they should be). */
 export const RUN_DIR = '/run/plumb'
 
+/**
+ * A guest key (a container id or `ino:<netns inode>`) as a file name under RUN_DIR: every byte
+ * outside a small safe set (including "-") escaped, so the first "-" of a DHCP lease dir's name
+ * stays the separator and two guests or two interfaces never map to the same file.
+ */
+export function encodeKey(key: string): string {
+  return [...Buffer.from(key, 'utf8')].map((b) => (/[A-Za-z0-9._:]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('')
+}
+
 let root: string | undefined
 
 export function packageRoot(): string {

@@ -259,12 +259,54 @@ static napi_value flock_fd(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* withUtsns(fd, fn): as withNetns, for the UTS namespace (hostname). setns(CLONE_NEWUTS) is
+ * per-thread and allowed in a multithreaded process (unlike CLONE_NEWNS, which refuses a thread
+ * that shares its fs attributes); /proc/sys/kernel/hostname read or written inside fn is the
+ * target's, since the kernel looks at the calling thread's UTS namespace on each read/write. */
+static napi_value with_utsns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], global, result = NULL;
+  napi_valuetype t;
+  int32_t target;
+
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "withUtsns(fd, fn) needs two arguments");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fn must be a function");
+    return NULL;
+  }
+  int self = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    throw_errno(env, "open /proc/thread-self/ns/uts", errno);
+    return NULL;
+  }
+  if (setns(target, CLONE_NEWUTS) < 0) {
+    int e = errno;
+    close(self);
+    throw_errno(env, "setns", e);
+    return NULL;
+  }
+  napi_get_global(env, &global);
+  napi_status st = napi_call_function(env, global, argv[1], 0, NULL, &result);
+  if (setns(self, CLONE_NEWUTS) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's UTS namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(self);
+  return st == napi_ok ? result : NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -57,6 +57,11 @@ export function inside(ref, ...cmd) {
   return $`${process.execPath} ${new URL('../dist/plumb.cjs', import.meta.url).pathname} exec ${ref} -- ${cmd}`.nothrow()
 }
 
+/** Run a command with the guest's own files (and, for a container, its own programs): plumb exec --mount. */
+export function insideWithFiles(ref, ...cmd) {
+  return $`${process.execPath} ${new URL('../dist/plumb.cjs', import.meta.url).pathname} exec --mount ${ref} -- ${cmd}`.nothrow()
+}
+
 export async function pingable(ref, addr) {
   return (await inside(ref, 'ping', '-c', '1', '-W', '2', addr)).exitCode === 0
 }

@@ -141,6 +141,14 @@ build_image() {
   image_current || die "docker import did not produce $IMAGE"
 }
 
+# Podman keeps an image store of its own: the same image there, for the tests on Podman guests.
+podman_image() {
+  command -v podman >/dev/null 2>&1 || return 0
+  [[ $(podman image inspect -f '{{index .Config.Labels "plumb.testbed"}}' "$IMAGE" 2>/dev/null) == "${IMAGE_LABEL#*=}" ]] && return 0
+  log "image: loading $IMAGE into podman"
+  docker save "$IMAGE" | podman load -q >/dev/null || log "image: podman load failed (the Podman tests will skip)"
+}
+
 cmd_up() {
   need_root
   mkdir -p "$STATE_DIR"
@@ -148,6 +156,7 @@ cmd_up() {
   start_dockerd
   start_ovs
   build_image
+  podman_image
   log "ready"
 }
 

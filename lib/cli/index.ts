@@ -20,6 +20,9 @@ import { ovsPortCommand } from './commands/ovs-port.js'
 import { p2pLinkCommand } from './commands/p2p-link.js'
 import { vlanCommand } from './commands/vlan.js'
 import { vxlanCommand } from './commands/vxlan.js'
+import { namesCommand } from './commands/names.js'
+import { sysctlCommand } from './commands/sysctl.js'
+import { pipeworkCommand } from './commands/pipework.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -51,6 +54,9 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(doctorCommand(state))
     .command(gcCommand(state))
     .command(vxlanCommand(state))
+    .command(namesCommand(state))
+    .command(sysctlCommand(state))
+    .command(pipeworkCommand(state, argv))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

@@ -3,19 +3,15 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RUN_DIR } from '../paths.js'
+import { RUN_DIR, encodeKey } from '../paths.js'
 
 /** Where lease dirs live; PLUMB_DHCP_STATE_DIR moves it (unit tests run without root). */
 export function stateRoot(): string {
   return process.env.PLUMB_DHCP_STATE_DIR || `${RUN_DIR}/dhcp`
 }
 
-// The guest key is a container id or `ino:<netns inode>`; escaping every byte outside a small
-// safe set (including "-") keeps the first "-" of the dir name the separator, so two guests or
-// two interfaces can never map to the same dir.
-export function encodeKey(key: string): string {
-  return [...Buffer.from(key, 'utf8')].map((b) => (/[A-Za-z0-9._:]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('')
-}
+// The guest key's file-name form (lib/paths.ts): the lease dirs and the guest records share it.
+export { encodeKey }
 
 export function stateDirName(stateKey: string, ifname: string): string {
   return `${encodeKey(stateKey)}-${encodeKey(ifname)}`

@@ -1,6 +1,6 @@
 // The kernel layer's entry points: netlink handles bound to a netns, netns fds, errno mapping.
 
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { toPlumbError } from './errors.js'
 import { NetlinkHandle } from './handle.js'
 import type { HandleOptions } from './handle.js'
@@ -71,5 +71,23 @@ export async function probeLinkKind(kind: string): Promise<boolean> {
     return false
   } finally {
     closeSync(fd)
+  }
+}
+
+/** The hostname of the UTS namespace `utsFd` (uname's nodename there), read with the main thread inside it. */
+export function getHostnameIn(utsFd: number): string {
+  try {
+    return loadAddon().withUtsns(utsFd, () => readFileSync('/proc/sys/kernel/hostname', 'utf8').trim())
+  } catch (err) {
+    throw toPlumbError(err, 'read the hostname of the guest')
+  }
+}
+
+/** sethostname(2) inside the UTS namespace `utsFd` (written through /proc/sys/kernel/hostname, which is the thread's). */
+export function setHostnameIn(utsFd: number, name: string): void {
+  try {
+    loadAddon().withUtsns(utsFd, () => writeFileSync('/proc/sys/kernel/hostname', name))
+  } catch (err) {
+    throw toPlumbError(err, `set the hostname of the guest to "${name}"`)
   }
 }

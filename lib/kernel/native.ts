@@ -9,6 +9,8 @@ import { PlumbError } from '../errors.js'
 export interface SetnsAddon {
   /** setns(fd, CLONE_NEWNET), fn(), setns(back): fn must be synchronous and must not await */
   withNetns<T>(fd: number, fn: () => T): T
+  /** setns(fd, CLONE_NEWUTS), fn(), setns(back): /proc/sys/kernel/hostname inside fn is the target's */
+  withUtsns<T>(fd: number, fn: () => T): T
   /** a fresh empty netns as an O_CLOEXEC fd (alive while the fd is open) */
   newNetns(): number
   /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`

@@ -4,7 +4,7 @@
 
 import { conflict, usageError } from '../errors.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { parseMark, validateIfname } from '../parse/index.js'
+import { parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { ipIn, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
@@ -13,6 +13,7 @@ import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { readRecord } from './guest-record.js'
 import type { Tx } from './tx.js'
 
 export interface DetachOptions extends CommonOptions {
@@ -53,11 +54,24 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
     } else {
       targets = links.filter((l) => isGuestMark(parseMark(l.alias)))
     }
-    if (targets.length === 0) {
+    // detach --all also puts back what plumb changed that is not a link: sysctls, name edits.
+    const state = v.all ? readRecord(netns) : undefined
+    if (targets.length === 0 && !state) {
       result.messages.push(`nothing to detach: plumb made nothing in ${netns.label}`)
       return result
     }
     return runTx(opts, async (tx) => {
+      if (state?.sysctl && Object.keys(state.sysctl).length) {
+        // Before the links go: an interface's keys are restored while it still exists.
+        const { restoreSysctlsIn } = await import('./sysctl.js')
+        await restoreSysctlsIn(tx, netns, guestNs, result)
+      }
+      if (state?.names) await (await import('./names.js')).undoNamesOf(tx, netns, result)
+      if (!v.all) {
+        // The sysctls plumb set on this interface go with it: put back (and forget) while it exists.
+        const keys = Object.keys(readRecord(netns)?.sysctl ?? {}).filter((k) => targets.some((l) => parseSysctlKey(k).ifname === l.name))
+        if (keys.length) await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, keys)
+      }
       const bridges = new Set<string>()
       const ovsBridges = new Set<string>()
       for (const link of targets) {
@@ -68,8 +82,8 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
       for (const bridge of bridges) await cleanupBridge(tx, ctx.hostNs, bridge, result)
       for (const bridge of ovsBridges) await cleanupOvsBridge(tx, bridge, result)
       result.plan = tx.lines
-      result.changed = true
-      result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
+      result.changed = tx.lines.length > 0
+      if (targets.length) result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
       return result
     })
   })

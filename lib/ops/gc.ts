@@ -1,17 +1,19 @@
 // gc: remove plumb's leftovers whose guest is gone: stale OVS port rows, orphaned host ends,
 // DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark.
 
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { parseGuestRef, parseMark } from '../parse/index.js'
+import { parseGuestRef, parseMark, removeHosts, stripResolv } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
+import { listRecords, removeRecord } from './guest-record.js'
+import type { GuestRecord } from './guest-record.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -66,6 +68,52 @@ function unsupervised(l: { pid: number; stateDir: string; alive: boolean }): boo
   if (l.pid > 0) return !mentions(l.pid, l.stateDir)
   const age = ageMs(l.stateDir)
   return age !== undefined && age > GRACE_MS
+}
+
+/** Records whose guest is gone (not found, or a new netns under the same name); "could not ask" keeps them. */
+async function staleRecords(): Promise<GuestRecord[]> {
+  const out: GuestRecord[] = []
+  for (const r of listRecords()) {
+    try {
+      const netns = await resolveGuest(parseGuestRef(r.guest, { allowHostWord: true }), { allowHost: true })
+      const same = netns.ino === r.netnsIno && netns.dev === r.netnsDev
+      netns.close()
+      if (!same) out.push(r)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NOT_FOUND') out.push(r)
+    }
+  }
+  return out
+}
+
+/**
+ * The files of a gone guest that outlive it on the host (an ip netns's /etc/netns/NAME; a
+ * container's files go with the container, and /proc/PID/root paths with the process): plumb's
+ * lines out, the files it created removed.
+ */
+function cleanNamesFiles(r: GuestRecord): void {
+  const n = r.names
+  if (!n) return
+  const onHost = (p: string): boolean => !p.startsWith('/proc/')
+  for (const p of (n.created ?? []).filter(onHost)) rmSync(p, { force: true })
+  for (const [file, p] of Object.entries(n.files ?? {})) {
+    if (!onHost(p) || n.created?.includes(p) || file === 'hostname') continue
+    let text: string
+    try {
+      text = readFileSync(p, 'utf8')
+    } catch {
+      continue
+    }
+    const next = file === 'hosts' ? removeHosts(text) : stripResolv(text)
+    if (next !== text) writeFileSync(p, next)
+  }
+  if (n.createdDir) {
+    try {
+      rmdirSync(n.createdDir)
+    } catch {
+      /* not empty: someone else's files are there too */
+    }
+  }
 }
 
 export async function gc(opts: GcOptions = {}): Promise<OpResult> {
@@ -124,7 +172,16 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       dhcpMod = undefined
     }
 
+    const deadRecords = await staleRecords()
+
     return await runTx(opts, async (tx) => {
+      for (const r of deadRecords) {
+        await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
+          cleanNamesFiles(r)
+          removeRecord(r.key)
+        })
+        result.messages.push(`removed the record of ${r.guest}: the guest is gone`)
+      }
       for (const l of deadHostEnds) {
         await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
         result.messages.push(`removed ${l.name}: its guest ${parseMark(l.alias)!.guest} is gone`)

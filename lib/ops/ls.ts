@@ -9,6 +9,10 @@ import type { Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
 import { toGuestRef } from './context.js'
 import { isGuestMark } from './detach.js'
+import { listRecords, readRecord } from './guest-record.js'
+import { namesState } from './names.js'
+import type { NamesState } from './names.js'
+import { openGuestEtc } from '../guest/etc.js'
 
 export interface LsInterface {
   name: string
@@ -36,6 +40,10 @@ export interface LsGuest {
   /** --net=container:X: whose netns this is */
   sharedWith?: string
   interfaces: LsInterface[]
+  /** `plumb sysctl`: each key plumb set, and the value it found (which --del puts back) */
+  sysctl?: Array<{ key: string; value: string; found: string }>
+  /** `plumb names`: the hostname, /etc/hosts entries and resolv.conf settings plumb made */
+  names?: NamesState
 }
 
 export interface LsBridge {
@@ -107,15 +115,36 @@ async function describeGuest(netns: Netns, leases: Map<string, unknown>): Promis
   const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
   try {
     const interfaces = await guestInterfaces(netns, guestNs, leases)
+    const record = readRecord(netns)
+    const sysctl = Object.entries(record?.sysctl ?? {}).map(([key, e]) => ({ key, value: e.set, found: e.found }))
+    const names = record?.names ? guestNames(netns) : undefined
     return {
       guest: netns.label,
       netns: netns.path,
       ...(netns.container?.sharedWith ? { sharedWith: netns.container.sharedWith } : {}),
       interfaces,
+      ...(sysctl.length ? { sysctl } : {}),
+      ...(names ? { names } : {}),
     }
   } finally {
     guestNs.close()
     netns.close()
+  }
+}
+
+/** plumb's name edits on a guest, read back from the files' marks (undefined when it has no /etc of its own now). */
+function guestNames(netns: Netns): NamesState | undefined {
+  let etc
+  try {
+    etc = openGuestEtc(netns)
+  } catch {
+    return undefined
+  }
+  try {
+    const n = namesState(netns, etc)
+    return n.hostname || n.hosts.length || Object.keys(n.resolv).length ? n : undefined
+  } finally {
+    etc.close()
   }
 }
 
@@ -174,12 +203,21 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     }
     for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
     for (const name of readNetnsDir()) candidates.set(`netns:${name}`, { kind: 'netns', name })
+    // Guests plumb changed without a link of its own (sysctl, names) are known by their records.
+    for (const r of listRecords()) {
+      if (candidates.has(r.guest)) continue
+      try {
+        candidates.set(r.guest, parseGuestRef(r.guest))
+      } catch {
+        /* a record from another version: skip */
+      }
+    }
 
     const seenNs = new Set<string>()
     const guests: LsGuest[] = []
     for (const ref of candidates.values()) {
       const g = await inspectGuest(ref, true, leases)
-      if (!g || g.interfaces.length === 0) continue
+      if (!g || (g.interfaces.length === 0 && !g.sysctl && !g.names)) continue
       // Two names for one netns (a container and its netns path): list it once.
       if (g.netns && seenNs.has(g.netns)) continue
       if (g.netns) seenNs.add(g.netns)
@@ -233,7 +271,7 @@ export function formatLs(r: LsResult): string {
   for (const g of r.guests) {
     lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}`)
     // `ls GUEST` after a detach: say so rather than print a bare name
-    if (g.interfaces.length === 0) lines.push('  plumb made nothing here')
+    if (g.interfaces.length === 0 && !g.sysctl && !g.names) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
@@ -246,6 +284,13 @@ export function formatLs(r: LsResult): string {
         lines.push(`           dhcp ${l.address ?? '?'} from ${l.server ?? '?'} lease ${l.leaseTime ?? '?'}s expires ${l.expiresAt ?? '?'} (${l.client ?? '?'} pid ${l.pid ?? '?'})`)
       }
     }
+    for (const k of g.sysctl ?? []) lines.push(`  sysctl   ${k.key}=${k.value} (was ${k.found})`)
+    if (g.names?.hostname) lines.push(`  names    hostname ${g.names.hostname}`)
+    for (const h of g.names?.hosts ?? []) lines.push(`  names    /etc/hosts ${h.name} -> ${h.address}`)
+    const rv = g.names?.resolv
+    if (rv?.nameservers) lines.push(`  names    nameserver ${rv.nameservers.join(' ')}`)
+    if (rv?.search) lines.push(`  names    search ${rv.search.join(' ')}`)
+    if (rv?.options) lines.push(`  names    options ${rv.options.join(' ')}`)
   }
   for (const b of r.bridges) {
     lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)

@@ -110,6 +110,10 @@ const LABS: Case[] = [
     file: 'lab5-nat.mjs',
     oks: ['the server has no route to the inner network', 'without NAT the client gets no answer', 'MASQUERADE rule in the router', 'the client reaches the server through the router'],
   },
+  {
+    file: 'lab6-names.mjs',
+    oks: ["web's own /etc/hosts has db", "plain exec shows the host's /etc/hosts", 'web reaches db by name', 'db ignores pings now', 'db answers again', 'no longer resolves', 'never changed'],
+  },
 ]
 
 function okLines(out: string): string[] {

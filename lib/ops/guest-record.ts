@@ -1,0 +1,120 @@
+// The one thing plumb keeps about a guest that no kernel object can carry as a mark: the values
+// it replaced (a sysctl's old value, the old hostname, files it created), so --del, detach --all
+// and gc can put them back. One small JSON file per guest under /run/plumb/guests (tmpfs: a
+// reboot takes the guests with it). It is written BEFORE the change it describes (a crash in
+// between leaves a record of a change not made, which restoring handles; never the reverse).
+
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { RUN_DIR, encodeKey } from '../paths.js'
+import type { Netns } from '../guest/index.js'
+
+export const RECORDS_DIR = join(RUN_DIR, 'guests')
+
+export interface SysctlEntry {
+  /** the value plumb found before its first change */
+  found: string
+  /** the value plumb set */
+  set: string
+}
+
+export interface NamesEntry {
+  /** --hostname: what plumb set, and what it replaced */
+  hostname?: {
+    set: string
+    /** the guest's /etc/hostname before (null: plumb created the file) */
+    file?: string | null
+    /** the UTS hostname before */
+    uts?: string
+  }
+  /** guest files plumb created (an ip netns's /etc/netns/NAME/x): --del removes them. Host paths. */
+  created?: string[]
+  /** /etc/netns/NAME made by plumb: removed when empty again */
+  createdDir?: string
+  /** the host-side path of each file plumb edited (what gc cleans when the guest is gone), by file name */
+  files?: Record<string, string>
+}
+
+export interface GuestRecord {
+  v: 1
+  /** the guest's label, as ls shows it and gc resolves it */
+  guest: string
+  /** Netns.key: a container id or ino:N */
+  key: string
+  /** the netns identity the record belongs to: a new netns under the same name is another guest */
+  netnsIno: number
+  netnsDev: number
+  sysctl?: Record<string, SysctlEntry>
+  names?: NamesEntry
+}
+
+function pathOf(key: string, dir: string): string {
+  return join(dir, `${encodeKey(key)}.json`)
+}
+
+/** The record of this guest's netns, or undefined. A record of an older netns of the same key is not this guest's. */
+export function readRecord(netns: Pick<Netns, 'key' | 'ino' | 'dev'>, dir = RECORDS_DIR): GuestRecord | undefined {
+  const r = readRecordFile(pathOf(netns.key, dir))
+  return r && r.netnsIno === netns.ino && r.netnsDev === netns.dev ? r : undefined
+}
+
+function readRecordFile(path: string): GuestRecord | undefined {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    const r = JSON.parse(text) as GuestRecord
+    return r && r.v === 1 && typeof r.key === 'string' ? r : undefined
+  } catch {
+    return undefined // a torn write cannot happen (rename), so this is not ours: ignore it
+  }
+}
+
+/** A fresh record for this guest (not yet written). */
+export function newRecord(netns: Pick<Netns, 'key' | 'ino' | 'dev' | 'label'>): GuestRecord {
+  return { v: 1, guest: netns.label, key: netns.key, netnsIno: netns.ino, netnsDev: netns.dev }
+}
+
+const empty = (r: GuestRecord): boolean => Object.keys(r.sysctl ?? {}).length === 0 && !hasNames(r.names)
+const hasNames = (n: NamesEntry | undefined): boolean => !!n && (!!n.hostname || !!n.created?.length || !!n.createdDir || Object.keys(n.files ?? {}).length > 0)
+
+/** Write (atomically: a temp file renamed over) or, when it holds nothing any more, remove the record. */
+export function saveRecord(r: GuestRecord, dir = RECORDS_DIR): void {
+  const path = pathOf(r.key, dir)
+  if (empty(r)) {
+    rmSync(path, { force: true })
+    return
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`, { mode: 0o600 })
+  renameSync(tmp, path)
+}
+
+/** Put a record back as it was (undefined: there was none). */
+export function restoreRecord(key: string, before: GuestRecord | undefined, dir = RECORDS_DIR): void {
+  if (before) saveRecord(before, dir)
+  else rmSync(pathOf(key, dir), { force: true })
+}
+
+export function removeRecord(key: string, dir = RECORDS_DIR): void {
+  rmSync(pathOf(key, dir), { force: true })
+}
+
+/** Every record on this host (ls, gc). */
+export function listRecords(dir = RECORDS_DIR): GuestRecord[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw err
+  }
+  return names.filter((n) => n.endsWith('.json')).map((n) => readRecordFile(join(dir, n))).filter((r): r is GuestRecord => r !== undefined)
+}
+
+export const clone = (r: GuestRecord | undefined): GuestRecord | undefined => (r ? (JSON.parse(JSON.stringify(r)) as GuestRecord) : undefined)
