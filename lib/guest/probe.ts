@@ -25,15 +25,17 @@ function engineCause(err: unknown): EngineUnreachable | undefined {
 /**
  * What a failed resolveGuest says about the guest. Only NOT_FOUND from a source that answered
  * (the engine said 404 or "not running", the kernel said ENOENT/ESRCH) is "gone"; every other
- * failure is "unknown", with an error whose code names the cause (an engine that is not running
- * is UNSUPPORTED, exit 5, as an Open vSwitch that is not running is).
+ * failure is "unknown", with an error whose code names the cause: an engine that is not running
+ * or does not answer is UNSUPPORTED (exit 5), as an Open vSwitch that cannot be asked is.
  */
 export function guestVerdict(err: unknown): GuestVerdict {
   const down = engineCause(err)
   if (err instanceof PlumbError && err.code === 'NOT_FOUND' && !down) return { state: 'gone', reason: err.message }
-  if (down && down.errno !== 'ETIMEDOUT') {
-    const error = new PlumbError('UNSUPPORTED', down.message, { ...(err instanceof PlumbError && err.hint ? { hint: err.hint } : {}), cause: err })
-    return { state: 'unknown', reason: down.message, error }
+  if (down) {
+    // a timeout's own words ("did not answer within 5 s") say more than "ETIMEDOUT"
+    const reason = down.errno === 'ETIMEDOUT' && err instanceof Error && err !== down ? err.message : down.message
+    const error = new PlumbError('UNSUPPORTED', reason, { ...(err instanceof PlumbError && err.hint ? { hint: err.hint } : {}), cause: err })
+    return { state: 'unknown', reason, error }
   }
   const error = asPlumbError(err)
   return { state: 'unknown', reason: error.message, error }
