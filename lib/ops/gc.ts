@@ -27,7 +27,7 @@ export interface GcOptions {
 export interface GcKept {
   /** the interface, OVS port row or bridge */
   name: string
-  what: 'host end' | 'OVS port' | 'OVS port rows' | 'record' | 'bridge'
+  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'bridge'
   guest?: string
   /** gc could not find out whether it is a leftover (an engine or OVS did not answer) */
   unknown?: true
@@ -208,8 +208,10 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     try {
       dhcpMod = await import('../dhcp/index.js')
       leases = (await dhcpMod.listLeases()).filter(unsupervised)
-    } catch {
+    } catch (err) {
       dhcpMod = undefined
+      const e = asPlumbError(err)
+      keep({ name: 'DHCP state', what: 'DHCP clients', unknown: true, reason: `not examined: ${e.message}` }, e)
     }
 
     // Records whose guest is gone, or is a new netns under the same name; "don't know" keeps them.
@@ -323,7 +325,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
 function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError[]): OpResult {
   result.kept = kept
   const unknown = kept.filter((k) => k.unknown)
-  const line = (k: GcKept): string => `kept ${k.what === 'OVS port rows' ? "Open vSwitch's port rows" : `${k.what} ${k.name}`}: ${k.reason}`
+  const line = (k: GcKept): string => `kept ${k.what === 'OVS port rows' ? "Open vSwitch's port rows" : k.what === 'DHCP clients' ? "plumb's DHCP clients" : `${k.what} ${k.name}`}: ${k.reason}`
   if (unknown.length > 0 && result.plan.length === 0 && unknown.length === kept.length) {
     const first = unknownErrors[0] ?? new PlumbError('FAILED', 'unknown')
     throw new PlumbError(first.code, `gc could not decide about anything it found, and changed nothing: ${unknown.map(line).join('; ')}`, {
