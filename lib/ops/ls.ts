@@ -193,13 +193,13 @@ function rank(n: Netns): number {
   return { netns: 2, pid: 3, path: 4 }[n.ref.kind as 'netns' | 'pid' | 'path'] ?? 5
 }
 
-async function loadLeases(): Promise<Map<string, unknown>> {
+async function loadLeases(warnings: string[]): Promise<Map<string, unknown>> {
   const map = new Map<string, unknown>()
   try {
     const { listLeases } = await import('../dhcp/index.js')
     for (const l of await listLeases()) map.set(`${(l as { stateKey: string }).stateKey}/${(l as { ifname: string }).ifname}`, l)
-  } catch {
-    // no DHCP state: nothing to show
+  } catch (err) {
+    warnings.push(`could not read the DHCP state, so leases are not shown: ${asPlumbError(err).message}`)
   }
   return map
 }
@@ -220,8 +220,8 @@ function portsByName(bridges: OvsBridgeInfo[]): PortVlans {
 }
 
 export async function ls(opts: LsOptions = {}): Promise<LsResult> {
-  const leases = await loadLeases()
   const warnings: string[] = []
+  const leases = await loadLeases(warnings)
   if (opts.guest !== undefined) {
     // A named guest is resolved once, and its errors (not found, not running, host) are the answer.
     const netns = await resolveGuest(toGuestRef(opts.guest), { allowHost: opts.allowHost ?? false })
@@ -253,7 +253,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       probe.engineDown('docker', err)
       warnings.push(`could not list Docker's containers, so those plumb reached without a host end (macvlan, vlan, move-dev) are not shown: ${asPlumbError(err).message}`)
     }
-    for (const name of readNetnsDir()) candidates.set(`netns:${name}`, { kind: 'netns', name })
+    for (const name of readNetnsDir(warnings)) candidates.set(`netns:${name}`, { kind: 'netns', name })
     // Guests plumb changed without a link of its own (sysctl, names) are known by their records.
     for (const r of listRecords()) {
       if (candidates.has(r.guest)) continue
@@ -417,10 +417,12 @@ export function formatLs(r: LsResult): string {
 }
 
 /** The names under /run/netns (sync: a tiny directory, and node:fs/promises stays off the CLI's start-up). */
-function readNetnsDir(): string[] {
+function readNetnsDir(warnings: string[]): string[] {
   try {
     return readdirSync('/run/netns')
-  } catch {
+  } catch (err) {
+    // no directory: no ip netns was ever made here
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') warnings.push(`could not read /run/netns, so ip netns guests without a host end are not shown: ${(err as Error).message}`)
     return []
   }
 }
