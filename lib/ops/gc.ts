@@ -159,6 +159,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     kept.push(k)
     if (error) unknownErrors.push(error)
   }
+  let journalKept = 0
   const hostNs = openHostHandle()
   try {
     // First what killed plumbs left half-made (their journal entries): after that, everything
@@ -168,6 +169,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     for (const line of recovered.undone) result.plan.push(line)
     if (recovered.undone.length) result.messages.push(`finished ${recovered.undone.length} step(s) of interrupted plumb runs`)
     for (const k of recovered.kept) result.messages.push(`kept an interrupted plumb run's journal entry: ${k}`)
+    journalKept = recovered.kept.length
     const fate = guestFates()
     // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
     // a port listed here whose interface is missing from the links read after it is really gone,
@@ -314,19 +316,20 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
   } finally {
     hostNs.close()
   }
-  return explainKept(result, kept, unknownErrors)
+  return explainKept(result, kept, unknownErrors, journalKept > 0)
 }
 
 /**
  * What gc kept goes into the result (`kept`, and a line each: stdout when its guest is there,
- * a warning when gc could not tell). Nothing decided at all, only "don't know": that is the
- * error, with the code of the first cause (an engine or OVS not running: 5).
+ * a warning when gc could not tell). Nothing decided at all (no step, no journal entry kept
+ * with its reason, only "don't know"): that is the error, with the code of the first cause
+ * (an engine or OVS not running: 5).
  */
-function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError[]): OpResult {
+function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError[], keptJournal: boolean): OpResult {
   result.kept = kept
   const unknown = kept.filter((k) => k.unknown)
   const line = (k: GcKept): string => `kept ${k.what === 'OVS port rows' ? "Open vSwitch's port rows" : k.what === 'DHCP clients' ? "plumb's DHCP clients" : `${k.what} ${k.name}`}: ${k.reason}`
-  if (unknown.length > 0 && result.plan.length === 0 && unknown.length === kept.length) {
+  if (unknown.length > 0 && result.plan.length === 0 && unknown.length === kept.length && !keptJournal) {
     const first = unknownErrors[0] ?? new PlumbError('FAILED', 'unknown')
     throw new PlumbError(first.code, `gc could not decide about anything it found, and changed nothing: ${unknown.map(line).join('; ')}`, {
       ...(first.hint ? { hint: first.hint } : {}),
