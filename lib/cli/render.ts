@@ -15,6 +15,8 @@ export function renderResult(result: OpResult, flags: RenderFlags, io: CliIo): v
     io.out(JSON.stringify(result, null, 2))
     return
   }
+  // Diagnostics, not data: to stderr, and even with --quiet or --dry-run.
+  for (const w of result.warnings ?? []) io.err(`plumb: ${w}`)
   if (result.dryRun) {
     io.out(result.plan.length ? result.plan.join('\n') : `# nothing to do: ${result.messages.join('; ') || 'already so'}`)
     return

@@ -45,7 +45,13 @@ export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_
     const chunks: Buffer[] = []
     const sock = net.createConnection({ path: ep.socketPath })
     sock.setTimeout(timeoutMs, () => {
-      sock.destroy(new PlumbError('FAILED', `${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)} did not answer within ${timeoutMs / 1000} s`, { hint: `is ${ep.engine === 'docker' ? 'dockerd' : 'the Podman service'} hung? try: ${ep.engine} info` }))
+      // The cause says "the engine, not this container": gc and ls then know nothing of any guest of it.
+      sock.destroy(
+        new PlumbError('FAILED', `${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)} did not answer within ${timeoutMs / 1000} s`, {
+          hint: `is ${ep.engine === 'docker' ? 'dockerd' : 'the Podman service'} hung? try: ${ep.engine} info`,
+          cause: new EngineUnreachable(ep, 'ETIMEDOUT'),
+        }),
+      )
     })
     // write, not end: a half-closed client can look gone to the server, which may cancel the request
     sock.on('connect', () => sock.write(`GET ${p} HTTP/1.1\r\nHost: ${ep.engine}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`))
@@ -177,6 +183,14 @@ export interface Lookup {
   again: (name: string) => Promise<ContainerInfo | undefined>
 }
 
+/** Docker not there: NOT_FOUND for the op (a name was given, nothing could find it), caused by EngineUnreachable (gc and ls: "don't know"). */
+function dockerUnreachable(name: string, err: EngineUnreachable): PlumbError {
+  return new PlumbError('NOT_FOUND', `no such container "${name}": the Docker API is not reachable (${err.errno})`, {
+    hint: `is dockerd running? (tried ${endpointUrl(err.endpoint)}; set DOCKER_HOST=unix://PATH for another socket)`,
+    cause: err,
+  })
+}
+
 /**
  * Inspect one container; `info` undefined when the engine has no such container.
  * Docker unreachable: NOT_FOUND (a name was given, nothing could find it). Podman: its socket,
@@ -185,13 +199,16 @@ export interface Lookup {
 export async function lookupContainer(name: string, engine: EngineName, env: NodeJS.ProcessEnv = process.env): Promise<Lookup> {
   const ep = engineEndpoint(engine, env)
   const tried = `the ${ENGINE_TITLE[engine]} API at ${ep.socketPath}`
+  // A second look (the owner of a shared netns, the pid re-check) fails the way the first would.
+  const again = (n: string) =>
+    apiInspect(ep, n).catch((err: unknown) => {
+      throw err instanceof EngineUnreachable && engine === 'docker' ? dockerUnreachable(n, err) : err
+    })
   try {
-    return { info: await apiInspect(ep, name), tried, again: (n) => apiInspect(ep, n) }
+    return { info: await apiInspect(ep, name), tried, again }
   } catch (err) {
     if (!(err instanceof EngineUnreachable)) throw err
-    if (engine === 'docker') {
-      throw notFound(`no such container "${name}": the Docker API is not reachable (${err.errno})`, `is dockerd running? (tried ${endpointUrl(ep)}; set DOCKER_HOST=unix://PATH for another socket)`)
-    }
+    if (engine === 'docker') throw dockerUnreachable(name, err)
     const bin = findOnPath('podman', env.PATH)
     if (!bin) throw podmanUnreachable(ep)
     const again = (n: string) => podmanInspectCli(bin, n, env)
@@ -230,19 +247,18 @@ async function listViaPodmanCli(bin: string, env: NodeJS.ProcessEnv): Promise<Co
   return arr.map((j) => summaryFromInfo(containerFromInspect('podman', j)))
 }
 
-/** All containers of an engine (running or not), for `ls` and `gc`; [] when the engine is unreachable. */
+/**
+ * All containers of an engine (running or not), for `ls`. An engine that cannot be asked
+ * throws (EngineUnreachable, or a PlumbError caused by one): "no containers" would be a guess.
+ */
 export async function listContainers(engine: EngineName = 'docker', env: NodeJS.ProcessEnv = process.env): Promise<ContainerSummary[]> {
+  const ep = engineEndpoint(engine, env)
   try {
-    const ep = engineEndpoint(engine, env)
-    try {
-      return await listViaApi(ep)
-    } catch (err) {
-      const bin = engine === 'podman' ? findOnPath('podman', env.PATH) : undefined
-      if (err instanceof EngineUnreachable && bin) return await listViaPodmanCli(bin, env)
-      throw err
-    }
-  } catch {
-    return []
+    return await listViaApi(ep)
+  } catch (err) {
+    const bin = engine === 'podman' ? findOnPath('podman', env.PATH) : undefined
+    if (err instanceof EngineUnreachable && bin) return await listViaPodmanCli(bin, env)
+    throw err
   }
 }
 

@@ -2,6 +2,8 @@
 
 export type { ContainerInfo, ContainerSummary, EngineName, GuestRef, Netns, NetnsContainer, ResolveOptions } from './types.js'
 export { resolveGuest } from './resolve.js'
+export { guestProbe, guestVerdict } from './probe.js'
+export type { GuestProbe, GuestState, GuestVerdict } from './probe.js'
 export { engineStatus, inspectContainer, listContainers } from './engine.js'
 export { DOCKER_SOCKET, PODMAN_SOCKET, endpointUrl, engineEndpoint, parseEngineHost } from './endpoint.js'
 export type { EngineEndpoint } from './endpoint.js'

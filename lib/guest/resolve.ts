@@ -113,7 +113,15 @@ async function byContainer(engine: EngineName, name: string, env: NodeJS.Process
   if (opened.path.startsWith('/proc/')) {
     // Opened through a pid, not the engine's bind mount: make sure that pid was still the
     // container's when we opened it (it could have exited and the pid been reused meanwhile).
-    const now = await l.again(info.id).catch(() => undefined)
+    // An engine that fails this second look says nothing about the container: its error stands
+    // (gc must not read "could not ask" as "stopped").
+    let now: ContainerInfo | undefined
+    try {
+      now = await l.again(info.id)
+    } catch (err) {
+      closeQuietly(opened.fd)
+      throw err
+    }
     if (!now?.running || now.pid !== info.pid) {
       closeQuietly(opened.fd)
       throw notFound(`container "${shown}" is not running`, `it stopped while plumb was looking it up; start it: ${engine} start ${shown}`)

@@ -18,6 +18,7 @@ import type { DhcpLeaseOptions } from './dhcp.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import type { BridgeLock } from './bridge-lock.js'
 import { dropMadeBridge, ensureLinuxBridge } from './bridge.js'
+import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
 import type { ValidatedLinkInput } from './link-input.js'
@@ -84,13 +85,20 @@ async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachV
   const reads = firstReads(ctx, v)
   const bridge = await ctx.hostNs.getLink(v.bridge)
   if (!bridge || bridge.kind !== 'bridge') {
-    // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port).
-    const ovs = await import('../ovs/index.js')
-    if (await ovs.isOvsBridge(v.bridge).catch(() => false)) {
+    // Not a Linux bridge: it may be an OVS bridge (its kernel side is an internal/tap port), or
+    // a name OVS has a port row for (a Linux bridge made under it would join the switch).
+    const owner = !bridge || mayBeOvsDevice(bridge) ? await ovsOwner(v.bridge, bridge) : undefined
+    if (owner?.role === 'bridge') {
       const { ovsPortIn, validateOvsPort } = await import('./ovs-port.js')
       lock.release() // Linux bridges only: gc's OVS clean-up does not take it
       const portOpts = { ...opts, bridge: v.bridge, ...(v.vlan !== undefined ? { tag: v.vlan } : {}) }
       return ovsPortIn(ctx, validateOvsPort(portOpts), portOpts)
+    }
+    if (owner?.role === 'port') {
+      throw conflict(
+        `"${v.bridge}" is ${owner.port === v.bridge ? 'a port' : `an interface of port "${owner.port}"`} of Open vSwitch bridge "${owner.bridge}", not a bridge${bridge ? '' : ' (OVS has its row; the device is missing)'}`,
+        `give the OVS bridge itself (plumb attach-veth ${ctx.netns.label} ${owner.bridge}), or another name for a new Linux bridge`,
+      )
     }
     if (bridge) {
       throw conflict(

@@ -65,7 +65,14 @@ export async function ensureLinuxBridge(
 /** The rollback of a bridge the failed op created: delete it if it has no port; say so in the error. */
 export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { index?: number }, err: unknown): Promise<unknown> {
   if (made.index === undefined || !(err instanceof PlumbError)) return err
-  const links = await hostNs.getLinks().catch(() => [] as LinkInfo[])
+  let links: LinkInfo[]
+  try {
+    links = await hostNs.getLinks()
+  } catch (e) {
+    // Not knowing whether other ports joined it, the bridge stays: and the error says so.
+    err.rolledBack = [...(err.rolledBack ?? []), `ip link del ${name}  (NOT DONE: could not read the host's links: ${e instanceof Error ? e.message : String(e)})`]
+    return err
+  }
   if (links.some((l) => l.index === made.index && l.name === name) && !links.some((l) => l.master === made.index)) {
     try {
       await hostNs.delLink(made.index)

@@ -6,6 +6,8 @@ import type { LinkInfo } from '../kernel/types.js'
 import { formatMark, parseMark } from '../parse/index.js'
 import type { OwnerMark } from '../parse/index.js'
 import { firstFreeEth } from './ifnames.js'
+import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
+import type { OvsOwner } from './ovs-owner.js'
 import type { ValidatedLinkInput } from './link-input.js'
 import { ipIn, ipNetnsArg, journalFor, whereOf } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
@@ -26,20 +28,20 @@ export interface ChildLinkPlan {
   create: (name: string, mtu: number, alias: string) => Promise<void>
 }
 
-/** Look the parent up on the host: it must exist and be a NIC-like link, not a bridge. */
-export async function hostParent(ctx: GuestContext, name: string, op: string): Promise<LinkInfo> {
-  const parent = await ctx.hostNs.getLink(name)
+/**
+ * Look the parent up on the host (or take the link already read): it must exist and be a
+ * NIC-like link, not a bridge. `owner`: what OVS was already found to make of it.
+ */
+export async function hostParent(ctx: GuestContext, name: string, op: string, known?: { link: LinkInfo | undefined; owner?: OvsOwner }): Promise<LinkInfo> {
+  const parent = known ? known.link : await ctx.hostNs.getLink(name)
   if (!parent) throw notFound(`no interface "${name}" on the host to be the ${op} parent`, 'the parent is a host NIC (or one end of a veth pair standing in for one)')
   if (parent.kind === 'bridge') {
     throw conflict(`"${name}" is a bridge; a ${op} needs a NIC as its parent`, `to put the guest on a bridge use: plumb attach-veth GUEST ${name}`)
   }
   // An OVS bridge's own port is an 'openvswitch' (kernel datapath) or 'tun' (userspace) link the
   // kernel happily takes as a parent; only those kinds are worth asking ovsdb about.
-  if (parent.kind === 'openvswitch' || parent.kind === 'tun') {
-    const ovs = await import('../ovs/index.js')
-    if (await ovs.isOvsBridge(name).catch(() => false)) {
-      throw conflict(`"${name}" is an Open vSwitch bridge; a ${op} needs a NIC as its parent`, op === 'vlan' ? `plumb vlan GUEST ${name} VID makes an access port on it` : `to put the guest on it use: plumb ovs-port GUEST ${name}`)
-    }
+  if (mayBeOvsDevice(parent) && (known?.owner ?? (await ovsOwner(name, parent))).role === 'bridge') {
+    throw conflict(`"${name}" is an Open vSwitch bridge; a ${op} needs a NIC as its parent`, op === 'vlan' ? `plumb vlan GUEST ${name} VID makes an access port on it` : `to put the guest on it use: plumb ovs-port GUEST ${name}`)
   }
   return parent
 }

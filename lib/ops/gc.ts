@@ -1,12 +1,15 @@
 // gc: remove plumb's leftovers whose guest is gone: stale OVS port rows, orphaned host ends,
-// DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark.
+// DHCP clients, firewall rules and empty plumb bridges. Touches only what carries plumb's mark,
+// and keeps (and says so) whatever it cannot tell is a leftover: an engine or OVS that does not
+// answer means "don't know", never "gone".
 
 import { readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, stripResolv } from '../parse/index.js'
-import { resolveGuest } from '../guest/index.js'
+import { guestProbe } from '../guest/index.js'
+import { PlumbError, asPlumbError } from '../errors.js'
 import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -20,16 +23,64 @@ export interface GcOptions {
   log?: (line: string) => void
 }
 
-async function guestAlive(label: string | undefined): Promise<boolean> {
-  if (!label) return false
+/** Something of plumb's that gc left in place, and why (`result.kept`). */
+export interface GcKept {
+  /** the interface, OVS port row or bridge */
+  name: string
+  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'bridge'
+  guest?: string
+  /** gc could not find out whether it is a leftover (an engine or OVS did not answer) */
+  unknown?: true
+  reason: string
+}
+
+type Fate = { state: 'there'; dev: number; ino: number } | { state: 'gone'; reason: string } | { state: 'unknown'; reason: string; error: PlumbError }
+
+/** The fate of each guest label, asked once per gc run; a found guest's netns is closed at once. */
+function guestFates(): (label: string | undefined) => Promise<Fate> {
+  const probe = guestProbe()
+  const cache = new Map<string, Promise<Fate>>()
+  const ask = async (label: string | undefined): Promise<Fate> => {
+    if (!label) return { state: 'gone', reason: 'its mark names no guest' }
+    let ref
+    try {
+      ref = parseGuestRef(label, { allowHostWord: true })
+    } catch (err) {
+      return { state: 'unknown', reason: `its mark names a guest plumb cannot read ("${label}")`, error: asPlumbError(err) }
+    }
+    const s = await probe(ref)
+    if (s.state !== 'found') return s
+    s.netns.close()
+    return { state: 'there', dev: s.netns.dev, ino: s.netns.ino }
+  }
+  return (label) => {
+    const key = label ?? ''
+    if (!cache.has(key)) cache.set(key, ask(label))
+    return cache.get(key)!
+  }
+}
+
+function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
+  if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: `its guest ${guest} is there` }
+  return { name, what, ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its guest ${guest ?? '?'} is gone: ${f.reason}` }
+}
+
+type OvsModule = typeof import('../ovs/index.js')
+type PortInfo = Awaited<ReturnType<OvsModule['listPlumbPorts']>>[number]
+
+/** plumb's OVS port rows; none when OVS is not on this host; `unknown` when OVS could not be asked (or cannot act). */
+async function readPlumbPorts(): Promise<{ ovs: OvsModule; ports: PortInfo[]; unknown?: PlumbError }> {
+  const ovs = await import('../ovs/index.js')
   try {
-    const netns = await resolveGuest(parseGuestRef(label, { allowHostWord: true }), { allowHost: true })
-    netns.close()
-    return true
+    const ports = await ovs.listPlumbPorts()
+    if (ports.length === 0) return { ovs, ports }
+    // Removing a row waits for ovs-vswitchd to apply it: without one running, gc could only fail half-way.
+    const up = await ovs.ovsAvailable()
+    if (!up.ok) return { ovs, ports: [], unknown: new PlumbError('UNSUPPORTED', `Open vSwitch cannot change its ports now: ${up.reason ?? 'ovs-vswitchd does not answer'}`, { hint: ovs.START_HINT }) }
+    return { ovs, ports }
   } catch (err) {
-    // Only "not found" (no such container, not running, no such netns or pid) means gone: an
-    // engine that did not answer in time says nothing, and gc must not delete a live guest's link.
-    return (err as { code?: string }).code !== 'NOT_FOUND'
+    if (ovs.ovsNotHere(err)) return { ovs, ports: [] }
+    return { ovs, ports: [], unknown: asPlumbError(err) }
   }
 }
 
@@ -70,22 +121,6 @@ function unsupervised(l: { pid: number; stateDir: string; alive: boolean }): boo
   return age !== undefined && age > GRACE_MS
 }
 
-/** Records whose guest is gone (not found, or a new netns under the same name); "could not ask" keeps them. */
-async function staleRecords(): Promise<GuestRecord[]> {
-  const out: GuestRecord[] = []
-  for (const r of listRecords()) {
-    try {
-      const netns = await resolveGuest(parseGuestRef(r.guest, { allowHostWord: true }), { allowHost: true })
-      const same = netns.ino === r.netnsIno && netns.dev === r.netnsDev
-      netns.close()
-      if (!same) out.push(r)
-    } catch (err) {
-      if ((err as { code?: string }).code === 'NOT_FOUND') out.push(r)
-    }
-  }
-  return out
-}
-
 /**
  * The files of a gone guest that outlive it on the host (an ip netns's /etc/netns/NAME; a
  * container's files go with the container, and /proc/PID/root paths with the process): plumb's
@@ -118,6 +153,13 @@ function cleanNamesFiles(r: GuestRecord): void {
 
 export async function gc(opts: GcOptions = {}): Promise<OpResult> {
   const result = emptyResult('gc', 'host', opts.dryRun ?? false)
+  const kept: GcKept[] = []
+  const unknownErrors: PlumbError[] = []
+  const keep = (k: GcKept, error?: PlumbError): void => {
+    kept.push(k)
+    if (error) unknownErrors.push(error)
+  }
+  let journalKept = 0
   const hostNs = openHostHandle()
   try {
     // First what killed plumbs left half-made (their journal entries): after that, everything
@@ -127,64 +169,73 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     for (const line of recovered.undone) result.plan.push(line)
     if (recovered.undone.length) result.messages.push(`finished ${recovered.undone.length} step(s) of interrupted plumb runs`)
     for (const k of recovered.kept) result.messages.push(`kept an interrupted plumb run's journal entry: ${k}`)
+    journalKept = recovered.kept.length
+    const fate = guestFates()
     // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
     // a port listed here whose interface is missing from the links read after it is really gone,
     // not one a concurrent plumb is making right now.
-    let ovs: typeof import('../ovs/index.js') | undefined
-    let plumbPorts: Awaited<ReturnType<typeof import('../ovs/index.js')['listPlumbPorts']>> = []
-    try {
-      ovs = await import('../ovs/index.js')
-      if ((await ovs.ovsAvailable()).ok) plumbPorts = await ovs.listPlumbPorts()
-      else ovs = undefined
-    } catch {
-      ovs = undefined
-    }
+    const { ovs, ports: plumbPorts, unknown: ovsUnknown } = await readPlumbPorts()
+    if (ovsUnknown) keep({ name: 'Open vSwitch', what: 'OVS port rows', unknown: true, reason: `not examined: ${ovsUnknown.message}` }, ovsUnknown)
     const links = await hostNs.getLinks()
-    const alive = new Map<string, boolean>()
-    const isAlive = async (label: string | undefined): Promise<boolean> => {
-      const key = label ?? ''
-      if (!alive.has(key)) alive.set(key, await guestAlive(label))
-      return alive.get(key)!
-    }
-    const deadHostEnds: LinkInfo[] = []
+    const deadHostEnds: Array<{ link: LinkInfo; guest?: string; reason: string }> = []
     const returned: LinkInfo[] = []
     const detachedPorts: LinkInfo[] = []
     for (const l of links) {
       const m = parseMark(l.alias)
       if (!m) continue
-      if (m.role === 'host' && !(await isAlive(m.guest))) deadHostEnds.push(l)
+      if (m.role === 'host') {
+        const f = await fate(m.guest)
+        if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
+        else keep(keptFor(l.name, 'host end', m.guest, f), f.state === 'unknown' ? f.error : undefined)
+      }
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
       if (m.role === 'moved') returned.push(l)
       // A VXLAN port whose bridge was deleted under it joins nothing any more.
       if (m.role === 'port' && m.op === 'vxlan' && !links.some((b) => b.index === l.master && b.name === m.bridge)) detachedPorts.push(l)
     }
-    const stalePorts: Array<{ name: string; bridge: string }> = []
+    const stalePorts: Array<{ name: string; bridge: string; why: string }> = []
     const names = new Set(links.map((l) => l.name))
     for (const p of plumbPorts) {
-      if (!names.has(p.name) || !(await isAlive(p.externalIds['plumb-guest']))) stalePorts.push(p)
+      const guest = p.externalIds['plumb-guest']
+      if (!names.has(p.name)) {
+        stalePorts.push({ name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
+        continue
+      }
+      const f = await fate(guest)
+      if (f.state === 'gone') stalePorts.push({ name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
     let dhcpMod: typeof import('../dhcp/index.js') | undefined
     try {
       dhcpMod = await import('../dhcp/index.js')
       leases = (await dhcpMod.listLeases()).filter(unsupervised)
-    } catch {
+    } catch (err) {
       dhcpMod = undefined
+      const e = asPlumbError(err)
+      keep({ name: 'DHCP state', what: 'DHCP clients', unknown: true, reason: `not examined: ${e.message}` }, e)
     }
 
-    const deadRecords = await staleRecords()
+    // Records whose guest is gone, or is a new netns under the same name; "don't know" keeps them.
+    const deadRecords: Array<{ record: GuestRecord; why: string }> = []
+    for (const r of listRecords()) {
+      const f = await fate(r.guest)
+      if (f.state === 'gone') deadRecords.push({ record: r, why: 'the guest is gone' })
+      else if (f.state === 'there' && (f.ino !== r.netnsIno || f.dev !== r.netnsDev)) deadRecords.push({ record: r, why: `${r.guest} is another netns now` })
+      else if (f.state === 'unknown') keep(keptFor(r.key, 'record', r.guest, f), f.error)
+    }
 
-    return await runTx(opts, async (tx) => {
-      for (const r of deadRecords) {
+    await runTx(opts, async (tx) => {
+      for (const { record: r, why } of deadRecords) {
         await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
           cleanNamesFiles(r)
           removeRecord(r.key)
         })
-        result.messages.push(`removed the record of ${r.guest}: the guest is gone`)
+        result.messages.push(`removed the record of ${r.guest}: ${why}`)
       }
-      for (const l of deadHostEnds) {
+      for (const { link: l, guest, reason } of deadHostEnds) {
         await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
-        result.messages.push(`removed ${l.name}: its guest ${parseMark(l.alias)!.guest} is gone`)
+        result.messages.push(`removed ${l.name}: its guest ${guest ?? '?'} is gone (${reason})`)
       }
       for (const l of returned) {
         const m = parseMark(l.alias)!
@@ -200,14 +251,14 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         result.messages.push(`removed ${l.name}: its bridge ${parseMark(l.alias)!.bridge} is gone`)
       }
       for (const p of stalePorts) {
-        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs!.delPort(p.name))
-        result.messages.push(`removed stale OVS port ${p.name}`)
+        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs.delPort(p.name))
+        result.messages.push(`removed stale OVS port ${p.name}: ${p.why}`)
       }
       // Only bridges that just lost a stale port: a plumb OVS bridge seen empty for another reason
       // may be one a concurrent ovs-port --create-bridge is about to give its first port.
       for (const bridge of new Set(stalePorts.map((p) => p.bridge).filter(Boolean))) {
         await tx.step(`# ovs-vsctl del-br ${bridge} if plumb made it and it has no port left`, async () => {
-          if (await ovs!.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted empty plumb OVS bridge ${bridge}`)
+          if (await ovs.deleteBridgeIfEmptyAndOurs(bridge)) result.messages.push(`deleted empty plumb OVS bridge ${bridge}`)
         })
       }
       for (const l of leases) {
@@ -222,19 +273,26 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // No attach-veth is between finding a bridge and giving it a port while gc holds this.
       const lock = await acquireBridgeLock('exclusive', { dryRun: tx.dryRun })
       try {
-        const after = tx.dryRun ? links.filter((l) => !deadHostEnds.includes(l)) : await hostNs.getLinks()
+        const removed = new Set(deadHostEnds.map((d) => d.link.index))
+        const after = tx.dryRun ? links.filter((l) => !removed.has(l.index)) : await hostNs.getLinks()
         // A bridge is empty only if it was empty in the first read too (but for the dead host ends
         // just removed): belt and braces beside the lock, which an attach-veth holds from finding
         // or creating the bridge until its port exists.
         const emptyAtStart = (name: string): boolean => {
           const first = links.find((l) => l.name === name)
-          return first !== undefined && !links.some((l) => l.master === first.index && !deadHostEnds.includes(l))
+          return first !== undefined && !links.some((l) => l.master === first.index && !removed.has(l.index))
         }
+        const unknownEnds = new Set(kept.filter((k) => k.unknown && k.what === 'host end').map((k) => k.name))
         const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
         for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
           const br = after.find((l) => l.name === name)
           const ports = br ? after.filter((l) => l.master === br.index) : []
-          if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
+          const hostEnds = ports.filter((p) => parseMark(p.alias)?.role === 'host')
+          if (hostEnds.length > 0) {
+            // kept for its ports: as unknown as they are, when all of them are
+            keep({ name, what: 'bridge', reason: `it still has plumb's ports ${hostEnds.map((p) => p.name).join(' ')}`, ...(hostEnds.every((p) => unknownEnds.has(p.name)) ? { unknown: true as const } : {}) })
+            continue
+          }
           const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge'
           // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
           // bridge that still exists stays (detach removes it with the last port): an attach-veth
@@ -253,10 +311,35 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       }
       result.changed = tx.lines.length > 0 || recovered.undone.length > 0
       result.plan = [...result.plan, ...tx.lines]
-      if (!result.changed) result.messages.push('nothing to collect: no leftovers of plumb on this host')
       return result
     })
   } finally {
     hostNs.close()
   }
+  return explainKept(result, kept, unknownErrors, journalKept > 0)
+}
+
+/**
+ * What gc kept goes into the result (`kept`, and a line each: stdout when its guest is there,
+ * a warning when gc could not tell). Nothing decided at all (no step, no journal entry kept
+ * with its reason, only "don't know"): that is the error, with the code of the first cause
+ * (an engine or OVS not running: 5).
+ */
+function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError[], keptJournal: boolean): OpResult {
+  result.kept = kept
+  const unknown = kept.filter((k) => k.unknown)
+  const line = (k: GcKept): string => `kept ${k.what === 'OVS port rows' ? "Open vSwitch's port rows" : k.what === 'DHCP clients' ? "plumb's DHCP clients" : `${k.what} ${k.name}`}: ${k.reason}`
+  if (unknown.length > 0 && result.plan.length === 0 && unknown.length === kept.length && !keptJournal) {
+    const first = unknownErrors[0] ?? new PlumbError('FAILED', 'unknown')
+    throw new PlumbError(first.code, `gc could not decide about anything it found, and changed nothing: ${unknown.map(line).join('; ')}`, {
+      ...(first.hint ? { hint: first.hint } : {}),
+      cause: first,
+    })
+  }
+  if (!result.changed) {
+    result.messages.push(unknown.length ? `nothing collected: ${unknown.length} of plumb's things kept because gc could not tell whether they are leftovers` : 'nothing to collect: no leftovers of plumb on this host')
+  }
+  for (const k of kept) if (!k.unknown) result.messages.push(line(k))
+  if (unknown.length) result.warnings = unknown.map(line)
+  return result
 }

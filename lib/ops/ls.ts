@@ -1,12 +1,14 @@
 // ls: what plumb made, found from its owner marks on the objects themselves (never a state file).
+// A guest whose engine does not answer is shown as "state unknown", never as an orphan.
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestRef, parseMark } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
-import { listContainers, resolveGuest } from '../guest/index.js'
-import type { Netns } from '../guest/index.js'
+import { guestProbe, listContainers, resolveGuest } from '../guest/index.js'
+import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
+import { asPlumbError } from '../errors.js'
 import { toGuestRef } from './context.js'
 import { isGuestMark } from './detach.js'
 import { listRecords, readRecord } from './guest-record.js'
@@ -28,6 +30,10 @@ export interface LsInterface {
   peerGuest?: string
   /** move-dev: the device's name on the host, which detach gives back */
   origName?: string
+  /** an OVS port: its access VLAN, as OVS has it */
+  tag?: number
+  /** an OVS port: its trunk VLANs, as OVS has them */
+  trunks?: number[]
   addresses: string[]
   routes: Array<{ dst: string; gw?: string }>
   lease?: unknown
@@ -36,22 +42,37 @@ export interface LsInterface {
 
 export interface LsGuest {
   guest: string
+  /**
+   * 'there': read from its netns. 'unknown': plumb could not ask whether it is still there (its
+   * engine is down or hung): `reason` says why, `hostEnds` what plumb sees of it on the host.
+   */
+  state: 'there' | 'unknown'
+  reason?: string
   netns?: string
   /** --net=container:X: whose netns this is */
   sharedWith?: string
+  /** other names of the same netns: a container sharing it, an ip netns name or symlink (pipework's /var/run/netns/PID) */
+  alsoKnownAs?: string[]
   interfaces: LsInterface[]
   /** `plumb sysctl`: each key plumb set, and the value it found (which --del puts back) */
   sysctl?: Array<{ key: string; value: string; found: string }>
   /** `plumb names`: the hostname, /etc/hosts entries and resolv.conf settings plumb made */
   names?: NamesState
+  /** state 'unknown': plumb's host ends naming this guest (gc keeps them) */
+  hostEnds?: string[]
 }
 
 export interface LsBridge {
   name: string
-  /** created by plumb (and deleted by detach/gc when empty) */
+  type: 'linux' | 'ovs'
+  /** created by plumb (and deleted by detach/gc when empty): the alias mark, or external_ids plumb-owner on OVS */
   plumbMade: boolean
+  /** its ports (an OVS bridge's own local port left out) */
   ports: string[]
-  firewallRule: boolean
+  /** Linux bridges: plumb's ACCEPT rule is in the firewall (absent when the firewall could not be read) */
+  firewallRule?: boolean
+  /** OVS bridges: the VLAN settings of plumb's ports */
+  vlans?: Array<{ port: string; tag?: number; trunks?: number[] }>
   /** plumb's VXLAN ports on it: the overlays it joins */
   overlays?: LsOverlay[]
 }
@@ -72,6 +93,8 @@ export interface LsResult {
   bridges: LsBridge[]
   /** host ends whose guest is gone (gc removes them) */
   orphans: string[]
+  /** what could not be read, and so is not shown (a container list, OVS, the firewall) */
+  warnings: string[]
 }
 
 export interface LsOptions {
@@ -79,13 +102,25 @@ export interface LsOptions {
   allowHost?: boolean
 }
 
-async function guestInterfaces(netns: Netns, guestNs: NetHandle, leases: Map<string, unknown>): Promise<LsInterface[]> {
+type OvsBridgeInfo = Awaited<ReturnType<typeof import('../ovs/index.js')['listBridges']>>[number]
+
+type PortVlans = Map<string, { tag?: number; trunks: number[] }>
+
+/** What a guest's interfaces need from outside its netns: leases (by state key) and OVS's VLANs (by port, asked only for a guest with an OVS port). */
+interface Extras {
+  leases: Map<string, unknown>
+  ovsPorts: () => Promise<PortVlans>
+}
+
+async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): Promise<LsInterface[]> {
   const links = await guestNs.getLinks()
   const mine = links.filter((l) => isGuestMark(parseMark(l.alias)))
   if (mine.length === 0) return []
-  const [addrs, routes] = await Promise.all([guestNs.getAddrs(), guestNs.getRoutes()])
+  const onOvs = mine.some((l) => parseMark(l.alias)!.op === 'ovs-port')
+  const [addrs, routes, ovsPorts] = await Promise.all([guestNs.getAddrs(), guestNs.getRoutes(), onOvs ? x.ovsPorts() : undefined])
   return mine.map((l) => {
     const m = parseMark(l.alias)!
+    const port = m.op === 'ovs-port' && m.peer ? ovsPorts?.get(m.peer) : undefined
     const iface: LsInterface = {
       name: l.name,
       op: m.op,
@@ -98,30 +133,34 @@ async function guestInterfaces(netns: Netns, guestNs: NetHandle, leases: Map<str
       ...(m.extra?.parent ? { parent: m.extra.parent } : {}),
       ...(m.extra?.peerGuest ? { peerGuest: m.extra.peerGuest } : {}),
       ...(m.role === 'moved' && m.extra?.orig ? { origName: m.extra.orig } : {}),
+      ...(port?.tag !== undefined ? { tag: port.tag } : {}),
+      ...(port?.trunks.length ? { trunks: port.trunks } : {}),
       addresses: addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`),
       routes: routes
         .filter((r) => r.oif === l.index && r.table === 254 && r.protocol !== 'kernel')
         .map((r) => ({ dst: r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })),
       mark: l.alias!,
     }
-    const lease = leases.get(`${netns.key}/${l.name}`)
+    const lease = keys.map((k) => x.leases.get(`${k}/${l.name}`)).find((v) => v !== undefined)
     if (lease) iface.lease = lease
     return iface
   })
 }
 
-/** What plumb made in one resolved guest; closes the netns. */
-async function describeGuest(netns: Netns, leases: Map<string, unknown>): Promise<LsGuest> {
+/** What plumb made in one resolved guest (`others`: more names of the same netns); closes the netns. */
+async function describeGuest(netns: Netns, x: Extras, others: Netns[] = []): Promise<LsGuest> {
   const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
   try {
-    const interfaces = await guestInterfaces(netns, guestNs, leases)
+    const interfaces = await guestInterfaces([netns.key, ...others.map((o) => o.key)], guestNs, x)
     const record = readRecord(netns)
     const sysctl = Object.entries(record?.sysctl ?? {}).map(([key, e]) => ({ key, value: e.set, found: e.found }))
     const names = record?.names ? guestNames(netns) : undefined
     return {
       guest: netns.label,
+      state: 'there',
       netns: netns.path,
       ...(netns.container?.sharedWith ? { sharedWith: netns.container.sharedWith } : {}),
+      ...(others.length ? { alsoKnownAs: others.map((o) => o.label) } : {}),
       interfaces,
       ...(sysctl.length ? { sysctl } : {}),
       ...(names ? { names } : {}),
@@ -148,40 +187,46 @@ function guestNames(netns: Netns): NamesState | undefined {
   }
 }
 
-/** A candidate of the host-wide listing: one that can no longer be resolved is skipped. */
-async function inspectGuest(ref: GuestRef, allowHost: boolean, leases: Map<string, unknown>): Promise<LsGuest | undefined> {
-  let netns: Netns
-  try {
-    netns = await resolveGuest(ref, { allowHost })
-  } catch {
-    return undefined
-  }
-  // The host's own netns (an `ip netns` plumb runs in, a --net=host container): what plumb made
-  // there is listed with the bridges, not as a guest.
-  if (netns.isHost) {
-    netns.close()
-    return undefined
-  }
-  return describeGuest(netns, leases)
+/** How telling a name of a netns is: a container (its owner before one sharing it), an ip netns name, a pid, a path. */
+function rank(n: Netns): number {
+  if (n.container) return n.container.sharedWith ? 1 : 0
+  return { netns: 2, pid: 3, path: 4 }[n.ref.kind as 'netns' | 'pid' | 'path'] ?? 5
 }
 
-async function loadLeases(): Promise<Map<string, unknown>> {
+async function loadLeases(warnings: string[]): Promise<Map<string, unknown>> {
   const map = new Map<string, unknown>()
   try {
     const { listLeases } = await import('../dhcp/index.js')
     for (const l of await listLeases()) map.set(`${(l as { stateKey: string }).stateKey}/${(l as { ifname: string }).ifname}`, l)
-  } catch {
-    // no DHCP state: nothing to show
+  } catch (err) {
+    warnings.push(`could not read the DHCP state, so leases are not shown: ${asPlumbError(err).message}`)
   }
   return map
 }
 
+/** Every OVS bridge, or none when OVS is not on this host; a warning when it could not be asked. */
+async function loadOvs(warnings: string[]): Promise<OvsBridgeInfo[]> {
+  const ovs = await import('../ovs/index.js')
+  try {
+    return await ovs.listBridges()
+  } catch (err) {
+    if (!ovs.ovsNotHere(err)) warnings.push(`could not read Open vSwitch, so its bridges, ports and VLANs are not shown: ${asPlumbError(err).message}`)
+    return []
+  }
+}
+
+function portsByName(bridges: OvsBridgeInfo[]): PortVlans {
+  return new Map(bridges.flatMap((b) => b.ports.map((p) => [p.name, { ...(p.tag !== undefined ? { tag: p.tag } : {}), trunks: p.trunks }] as const)))
+}
+
 export async function ls(opts: LsOptions = {}): Promise<LsResult> {
-  const leases = await loadLeases()
+  const warnings: string[] = []
+  const leases = await loadLeases(warnings)
   if (opts.guest !== undefined) {
     // A named guest is resolved once, and its errors (not found, not running, host) are the answer.
     const netns = await resolveGuest(toGuestRef(opts.guest), { allowHost: opts.allowHost ?? false })
-    return { guests: [await describeGuest(netns, leases)], bridges: [], orphans: [] }
+    const guest = await describeGuest(netns, { leases, ovsPorts: async () => portsByName(await loadOvs(warnings)) })
+    return { guests: [guest], bridges: [], orphans: [], warnings }
   }
   const hostNs = openHostHandle()
   try {
@@ -201,8 +246,14 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
         }
       }
     }
-    for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
-    for (const name of readNetnsDir()) candidates.set(`netns:${name}`, { kind: 'netns', name })
+    const probe = guestProbe()
+    try {
+      for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
+    } catch (err) {
+      probe.engineDown('docker', err)
+      warnings.push(`could not list Docker's containers, so those plumb reached without a host end (macvlan, vlan, move-dev) are not shown: ${asPlumbError(err).message}`)
+    }
+    for (const name of readNetnsDir(warnings)) candidates.set(`netns:${name}`, { kind: 'netns', name })
     // Guests plumb changed without a link of its own (sysctl, names) are known by their records.
     for (const r of listRecords()) {
       if (candidates.has(r.guest)) continue
@@ -213,39 +264,77 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
     }
 
-    const seenNs = new Set<string>()
+    const [ovsBridges, rules] = await Promise.all([loadOvs(warnings), loadRules(warnings)])
+    const vlans = portsByName(ovsBridges)
+    const extras: Extras = { leases, ovsPorts: async () => vlans }
+
+    // Every candidate resolved, then grouped by netns identity (st_dev, st_ino): one netns is one
+    // guest, shown under its most telling name, whatever else names it.
+    const states = new Map<string, GuestVerdict | { state: 'found' }>()
+    const groups = new Map<string, Netns[]>()
+    for (const [label, ref] of candidates) {
+      const s = await probe(ref)
+      if (s.state !== 'found') {
+        states.set(label, s)
+        continue
+      }
+      states.set(label, { state: 'found' })
+      const id = `${s.netns.dev}:${s.netns.ino}`
+      groups.set(id, [...(groups.get(id) ?? []), s.netns])
+    }
     const guests: LsGuest[] = []
-    for (const ref of candidates.values()) {
-      const g = await inspectGuest(ref, true, leases)
-      if (!g || (g.interfaces.length === 0 && !g.sysctl && !g.names)) continue
-      // Two names for one netns (a container and its netns path): list it once.
-      if (g.netns && seenNs.has(g.netns)) continue
-      if (g.netns) seenNs.add(g.netns)
-      guests.push(g)
+    for (const names of groups.values()) {
+      const [best, ...others] = [...names].sort((a, b) => rank(a) - rank(b))
+      // The host's own netns (an `ip netns` plumb runs in, a --net=host container): what plumb
+      // made there is listed with the bridges, not as a guest.
+      if (best!.isHost) {
+        for (const n of names) n.close()
+        continue
+      }
+      const g = await describeGuest(best!, extras, others)
+      for (const o of others) o.close()
+      if (g.interfaces.length > 0 || g.sysctl || g.names) guests.push(g)
     }
-    const fw = await import('../firewall/index.js')
-    const rules = await fw.listRuleBridges().catch(() => [])
+    for (const [label, s] of states) {
+      if (s.state !== 'unknown') continue
+      const hostEnds = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest === label).map(({ link }) => link.name)
+      guests.push({ guest: label, state: 'unknown', reason: s.reason, interfaces: [], hostEnds })
+    }
+
     const bridges: LsBridge[] = []
-    const bridgeNames = new Set<string>()
+    const linuxNames = new Set<string>()
+    const ovsNames = new Set(ovsBridges.filter((b) => b.externalIds['plumb-owner'] === 'plumb').map((b) => b.name))
     for (const { link, mark } of hostMarks) {
-      if (mark.role === 'bridge') bridgeNames.add(link.name)
-      if ((mark.role === 'host' || mark.role === 'port') && mark.bridge) bridgeNames.add(mark.bridge)
+      if (mark.role === 'bridge') linuxNames.add(link.name)
+      if ((mark.role === 'host' || mark.role === 'port') && mark.bridge) (mark.op === 'ovs-port' ? ovsNames : linuxNames).add(mark.bridge)
     }
-    for (const name of bridgeNames) {
+    for (const name of linuxNames) {
       const br = hostLinks.find((l) => l.name === name)
-      if (!br) continue
+      if (br?.kind !== 'bridge') continue
       const overlays = await overlaysOf(hostNs, hostMarks.filter(({ link, mark }) => mark.op === 'vxlan' && link.master === br.index))
       bridges.push({
         name,
+        type: 'linux',
         plumbMade: parseMark(br.alias)?.role === 'bridge',
         ports: hostLinks.filter((l) => l.master === br.index).map((l) => l.name),
-        firewallRule: rules.some((r) => r.bridge === name),
+        ...(rules ? { firewallRule: rules.some((r) => r.bridge === name) } : {}),
         ...(overlays.length ? { overlays } : {}),
       })
     }
-    const liveGuests = new Set(guests.map((g) => g.guest))
-    const orphans = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && !liveGuests.has(mark.guest)).map(({ link }) => link.name)
-    return { guests, bridges, orphans }
+    for (const name of ovsNames) {
+      const b = ovsBridges.find((x) => x.name === name)
+      if (!b) continue
+      const mine = b.ports.filter((p) => p.externalIds['plumb-owner'] === 'plumb')
+      bridges.push({
+        name,
+        type: 'ovs',
+        plumbMade: b.externalIds['plumb-owner'] === 'plumb',
+        ports: b.ports.map((p) => p.name),
+        vlans: mine.map((p) => ({ port: p.name, ...(p.tag !== undefined ? { tag: p.tag } : {}), ...(p.trunks.length ? { trunks: p.trunks } : {}) })),
+      })
+    }
+    const orphans = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && states.get(mark.guest)?.state === 'gone').map(({ link }) => link.name)
+    return { guests, bridges, orphans, warnings }
   } finally {
     hostNs.close()
   }
@@ -265,18 +354,36 @@ async function overlaysOf(hostNs: NetHandle, ports: Array<{ link: LinkInfo; mark
   )
 }
 
+/** plumb's firewall rules, or undefined (and a warning) when they could not be read. */
+async function loadRules(warnings: string[]): Promise<Array<{ bridge: string }> | undefined> {
+  const fw = await import('../firewall/index.js')
+  try {
+    return await fw.listRuleBridges()
+  } catch (err) {
+    warnings.push(`could not read the firewall, so plumb's ACCEPT rules are not shown: ${asPlumbError(err).message}`)
+    return undefined
+  }
+}
+
+const vlanText = (v: { tag?: number; trunks?: number[] }): string => `${v.tag !== undefined ? ` tag ${v.tag}` : ''}${v.trunks?.length ? ` trunks ${v.trunks.join(',')}` : ''}`
+
 export function formatLs(r: LsResult): string {
   const lines: string[] = []
   if (r.guests.length === 0) lines.push('plumb made nothing here')
   for (const g of r.guests) {
-    lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}`)
+    if (g.state === 'unknown') {
+      lines.push(`${g.guest}: state unknown (${g.reason ?? '?'})${g.hostEnds?.length ? `; its host ends ${g.hostEnds.join(' ')} are kept` : ''}`)
+      continue
+    }
+    const aka = g.alsoKnownAs?.length ? ` (also ${g.alsoKnownAs.join(', ')})` : ''
+    lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}${aka}`)
     // `ls GUEST` after a detach: say so rather than print a bare name
     if (g.interfaces.length === 0 && !g.sysctl && !g.names) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
       const orig = i.origName ? ` (host's ${i.origName})` : ''
-      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${orig}`)
+      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${vlanText(i)}${orig}`)
       for (const a of i.addresses) lines.push(`           inet ${a}`)
       for (const rt of i.routes) lines.push(`           route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''}`)
       if (i.lease) {
@@ -293,18 +400,29 @@ export function formatLs(r: LsResult): string {
     if (rv?.options) lines.push(`  names    options ${rv.options.join(' ')}`)
   }
   for (const b of r.bridges) {
-    lines.push(`bridge ${b.name}${b.plumbMade ? ' (plumb made it)' : ''}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
-    for (const o of b.overlays ?? []) lines.push(`  vxlan ${o.name} vni ${o.vni} dstport ${o.dstport} mtu ${o.mtu}${o.underlay ? ` underlay ${o.underlay}` : ''}${o.local ? ` local ${o.local}` : ''} remotes ${o.remotes.join(',') || '-'}`)
+    const made = b.plumbMade ? ' (plumb made it)' : ''
+    if (b.type === 'ovs') {
+      const ports = b.ports.map((p) => {
+        const v = b.vlans?.find((x) => x.port === p)
+        return v && (v.tag !== undefined || v.trunks) ? `${p} (${vlanText(v).trim()})` : p
+      })
+      lines.push(`OVS bridge ${b.name}${made}: ports ${ports.join(' ') || '-'}`)
+    } else {
+      lines.push(`bridge ${b.name}${made}: ports ${b.ports.join(' ') || '-'}${b.firewallRule ? '; ACCEPT rule in the firewall' : ''}`)
+      for (const o of b.overlays ?? []) lines.push(`  vxlan ${o.name} vni ${o.vni} dstport ${o.dstport} mtu ${o.mtu}${o.underlay ? ` underlay ${o.underlay}` : ''}${o.local ? ` local ${o.local}` : ''} remotes ${o.remotes.join(',') || '-'}`)
+    }
   }
   if (r.orphans.length) lines.push(`orphaned host ends (plumb gc removes them): ${r.orphans.join(' ')}`)
   return lines.join('\n')
 }
 
 /** The names under /run/netns (sync: a tiny directory, and node:fs/promises stays off the CLI's start-up). */
-function readNetnsDir(): string[] {
+function readNetnsDir(warnings: string[]): string[] {
   try {
     return readdirSync('/run/netns')
-  } catch {
+  } catch (err) {
+    // no directory: no ip netns was ever made here
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') warnings.push(`could not read /run/netns, so ip netns guests without a host end are not shown: ${(err as Error).message}`)
     return []
   }
 }

@@ -13,6 +13,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { leaseIfAsked } from './dhcp.js'
+import { ovsOwner } from './ovs-owner.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface MoveDevOptions extends CommonOptions {
@@ -53,6 +54,18 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
     if (dev.kind === 'bridge') throw conflict(`"${v.device}" is a bridge; bridges can't change namespace`, `put the guest on it instead: plumb attach-veth ${netns.label} ${v.device}`)
     const hostMark = parseMark(dev.alias)
     if (hostMark) throw conflict(`"${v.device}" is plumb's own ${hostMark.op} ${hostMark.role} end, not a device to move`)
+    // The switch's devices stay with the switch: an OVS bridge's own port, or any interface
+    // OVS has a row for (on the userspace datapath nothing in the kernel says so).
+    const owner = await ovsOwner(v.device, dev)
+    if (owner.role === 'bridge') {
+      throw conflict(`"${v.device}" is an Open vSwitch bridge; bridges can't change namespace`, `put the guest on it instead: plumb ovs-port ${netns.label} ${v.device}`)
+    }
+    if (owner.role === 'port') {
+      throw conflict(
+        `"${v.device}" is ${owner.port === v.device ? 'a port' : `an interface of port "${owner.port}"`} of Open vSwitch bridge "${owner.bridge}": moving it would take it from the switch`,
+        `remove it from the switch first (ovs-vsctl del-port ${owner.bridge} ${owner.port}), or give another device`,
+      )
+    }
     if (!opts.force) {
       const routes = await hostNs.getRoutes()
       if (routes.some((r) => r.dst === 'default' && r.oif === dev.index && r.table === 254)) {

@@ -10,6 +10,7 @@ import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
 import type { ExecResult } from './exec.js'
 import type { WaitResult } from './wait.js'
+import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 
 export interface PipeworkOptions extends CommonOptions {
   /** the words after `pipework`, as pipework took them */
@@ -90,11 +91,9 @@ async function hostInterface(host: { name: string } | { mac: string }): Promise<
       if (!link) return { name: host.name, kind: 'missing' }
     }
     if (link.kind === 'bridge') return { name: link.name, kind: 'linux-bridge' }
-    // An OVS bridge's own port is an 'openvswitch' (kernel datapath) or 'tun' (userspace) link.
-    if (link.kind === 'openvswitch' || link.kind === 'tun') {
-      const ovs = await import('../ovs/index.js')
-      if (await ovs.isOvsBridge(link.name)) return { name: link.name, kind: 'ovs-bridge' }
-    }
+    // An OVS bridge's own port is an 'openvswitch' (kernel datapath) or 'tun' (userspace) link;
+    // an OVS that cannot be asked about it is exit 5, not "a NIC".
+    if (mayBeOvsDevice(link) && (await ovsOwner(link.name, link)).role === 'bridge') return { name: link.name, kind: 'ovs-bridge' }
     return { name: link.name, kind: 'nic' }
   } finally {
     hostNs.close()

@@ -42,6 +42,8 @@ export interface OpResult {
   mark?: string
   /** short human lines: what was done or why nothing was */
   messages: string[]
+  /** what the op could not find out and left alone because of it (stderr in text mode) */
+  warnings?: string[]
   /** op-specific extras (a DHCP lease, a restored route, ...) */
   [extra: string]: unknown
 }

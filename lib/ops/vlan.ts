@@ -8,6 +8,7 @@ import type { GuestRef } from '../parse/index.js'
 import { validateLinkInput } from './link-input.js'
 import { createChildLink, hostParent } from './child-link.js'
 import { withGuest } from './context.js'
+import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
@@ -33,15 +34,18 @@ export function validateVlan(o: VlanOptions) {
 
 export async function vlan(opts: VlanOptions): Promise<OpResult> {
   const v = validateVlan(opts)
-  const ovs = await import('../ovs/index.js')
-  if (await ovs.isOvsBridge(v.parent).catch(() => false)) {
-    const { ovsPort } = await import('./ovs-port.js')
-    const result = await ovsPort({ ...opts, bridge: v.parent, tag: v.vid })
-    result.op = 'vlan'
-    return result
-  }
   return withGuest(v.guest, opts, async (ctx) => {
     const link = await ctx.hostNs.getLink(v.parent)
+    // An OVS bridge's kernel side is an 'openvswitch' or 'tun' link (or none, while its
+    // vswitchd is down): only then is OVSDB asked, and "cannot ask" is not "no".
+    const owner = !link || mayBeOvsDevice(link) ? await ovsOwner(v.parent, link) : undefined
+    if (owner?.role === 'bridge') {
+      const { ovsPortIn, validateOvsPort } = await import('./ovs-port.js')
+      const portOpts = { ...opts, bridge: v.parent, tag: v.vid }
+      const result = await ovsPortIn(ctx, validateOvsPort(portOpts), portOpts)
+      result.op = 'vlan'
+      return result
+    }
     if (link?.kind === 'bridge') {
       if (!existsSync(`/sys/class/net/${v.parent}/bridge/vlan_filtering`)) {
         throw new PlumbError('UNSUPPORTED', `this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), needed to tag ports of Linux bridge "${v.parent}"`, {
@@ -52,7 +56,7 @@ export async function vlan(opts: VlanOptions): Promise<OpResult> {
         hint: `use an Open vSwitch bridge: plumb ovs-port ${ctx.netns.label} BRIDGE --tag ${v.vid}`,
       })
     }
-    const parent = await hostParent(ctx, v.parent, 'vlan')
+    const parent = await hostParent(ctx, v.parent, 'vlan', { link, ...(owner ? { owner } : {}) })
     return createChildLink(ctx, v, {
       op: 'vlan',
       parent,

@@ -3,10 +3,12 @@
 // The hot path (isOvsBridge, getBridge, getPort, listPlumbPorts, lookupBridgeAndPort, addPort)
 // speaks OVSDB JSON-RPC on one kept connection (./ovsdb.ts): an ovs-vsctl spawn costs ~6-10 ms
 // and an ovs-port needed four. The rest (bridges, del-port) stays on ovs-vsctl: rare calls.
-// With PLUMB_OVS_VSCTL set (tests point it at a fake that records its argv) everything runs
-// through that ovs-vsctl, as before.
+// With PLUMB_OVS_VSCTL set (tests point it at a fake that records its argv) those run through
+// that ovs-vsctl, as before; rowsNamed and listBridges, newer, speak OVSDB only.
 
+import { existsSync } from 'node:fs'
 import { access } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { PlumbError } from '../errors.js'
 import {
   BRIDGE_READ_COLUMNS,
@@ -25,9 +27,9 @@ import {
 } from './argv.js'
 import type { AddPortOptions, CreateBridgeOptions } from './argv.js'
 import { resolveDatapathType } from './datapath.js'
-import { atomOptional, atomSet, atomUuid, bridgeFromRows, joinPorts, parseBridge, parsePorts, parseTables, tableRows } from './parse.js'
+import { atomMap, atomOptional, atomSet, atomUuid, bridgeFromRows, joinPorts, parseBridge, parsePorts, parseTables, tableRows } from './parse.js'
 import type { BridgeState, PortInfo, Row } from './parse.js'
-import { OvsdbError, ovsdbPlumbError, transact, transactAndWait } from './ovsdb.js'
+import { OvsdbError, ovsRunDir, ovsdbPlumbError, ovsdbSocketMissing, ovsdbSocketPath, transact, transactAndWait } from './ovsdb.js'
 import type { Op } from './ovsdb.js'
 import { cleanStderr, describeCall as describe, runVsctl } from './run.js'
 import type { CallContext } from './run.js'
@@ -38,7 +40,7 @@ export { kernelHasOvsDatapath, resolveDatapathType } from './datapath.js'
 export type { DatapathType } from './datapath.js'
 export type { PortInfo, BridgeState } from './parse.js'
 export { INSTALL_HINT, START_HINT, vsctlBinary } from './run.js'
-export { closeOvsdb, ovsdbConnectionsOpened, ovsdbSocketPath } from './ovsdb.js'
+export { closeOvsdb, ovsRunDir, ovsdbConnectionsOpened, ovsdbSocketPath } from './ovsdb.js'
 
 // How long to wait for ovs-vswitchd's view to settle before calling a change failed. ovs-vsctl
 // already waits for the reconfiguration, so this only covers the kernel device showing up.
@@ -103,6 +105,64 @@ export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; r
     const e = err instanceof PlumbError ? err : new PlumbError('FAILED', String(err))
     return { ok: false, reason: e.hint ? `${e.message} (${e.hint})` : e.message }
   }
+}
+
+/**
+ * Whether a failure to reach OVSDB means "Open vSwitch is not on this host", so that every
+ * question about it has the answer "no": no socket file, and nothing else of OVS either (its run
+ * directory, the socket's directory, the kernel datapath's ovs-system device). Anything else (a
+ * socket that refuses or does not answer, OVS's directory without the socket) is "don't know":
+ * a userspace bridge's tap and a kernel datapath's ports outlive ovsdb-server.
+ */
+export function ovsNotHere(err: unknown): boolean {
+  return ovsdbSocketMissing(err) && ![ovsRunDir(), dirname(ovsdbSocketPath()), '/sys/class/net/ovs-system'].some((p) => existsSync(p))
+}
+
+/** What OVS has under one name: its Bridge row, or the Port holding a Port or Interface row of that name. */
+export interface OvsRowsNamed {
+  bridge: boolean
+  port?: { name: string; bridge: string }
+}
+
+/**
+ * One OVSDB transaction: is NAME an OVS bridge, or a port (or a port's interface, as in a bond)
+ * of one? A bridge's own local port is reported as the bridge. Over OVSDB only, and throws the
+ * PlumbError of a failed call (see ovsNotHere for the failure that means "no OVS here").
+ */
+export async function rowsNamed(name: string): Promise<OvsRowsNamed> {
+  checkName(name, 'interface name')
+  const c = { verb: 'tell whether', object: 'Open vSwitch owns', name }
+  const [bridges, ports, ifaces] = (
+    await ovsdbRead([selectOp('Bridge', [], ['name', 'ports']), selectOp('Port', [], ['_uuid', 'name', 'interfaces']), selectOp('Interface', byName(name), ['_uuid'])], c)
+  ).map(rowsOf) as [Row[], Row[], Row[]]
+  if (bridges.some((b) => b.name === name)) return { bridge: true }
+  const iface = new Set(ifaces.map((i) => atomUuid(i._uuid)))
+  const port = ports.find((p) => p.name === name) ?? ports.find((p) => atomSet(p.interfaces).some((u) => iface.has(atomUuid(u))))
+  if (!port) return { bridge: false }
+  const uuid = atomUuid(port._uuid)
+  const bridge = bridges.find((b) => atomSet(b.ports).some((u) => atomUuid(u) === uuid))
+  return { bridge: false, port: { name: String(port.name), bridge: bridge ? String(bridge.name) : '' } }
+}
+
+/** An OVS bridge as `ls` shows it: its marks and its ports (the bridge's own local port left out). */
+export interface OvsBridgeInfo {
+  name: string
+  externalIds: Record<string, string>
+  ports: PortInfo[]
+}
+
+/** Every OVS bridge with its ports' VLAN settings and marks: one OVSDB transaction. */
+export async function listBridges(): Promise<OvsBridgeInfo[]> {
+  const c = { verb: 'list', object: 'OVS bridges', name: '*' }
+  const [bridges, ports] = (await ovsdbRead([selectOp('Bridge', [], ['name', 'ports', 'external_ids']), selectOp('Port', [], PORT_COLUMNS)], c)).map(rowsOf) as [Row[], Row[]]
+  const joined = joinPorts(ports, bridges, [])
+  return bridges
+    .map((b) => ({
+      name: String(b.name),
+      externalIds: atomMap(b.external_ids),
+      ports: joined.filter((p) => p.bridge === b.name && p.name !== b.name),
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
 /** `ovs-vsctl br-exists NAME`: exit 0 yes, exit 2 no. */

@@ -25,8 +25,11 @@ export const APPLY_TIMEOUT_S = 10
 
 const DB = 'Open_vSwitch'
 
+/** Where OVS keeps its sockets and pid files (ovs-ctl creates it; it stays when OVS stops). */
+export const ovsRunDir = (): string => process.env.OVS_RUNDIR ?? '/var/run/openvswitch'
+
 /** PLUMB_OVSDB (a unix socket path) or ovsdb-server's default socket in OVS_RUNDIR. */
-export const ovsdbSocketPath = (): string => process.env.PLUMB_OVSDB || `${process.env.OVS_RUNDIR ?? '/var/run/openvswitch'}/db.sock`
+export const ovsdbSocketPath = (): string => process.env.PLUMB_OVSDB || `${ovsRunDir()}/db.sock`
 
 /**
  * Splits a byte stream into JSON texts. ovsdb-server writes messages back to back with no
@@ -346,6 +349,12 @@ export function ovsdbPlumbError(c: CallContext, err: unknown): PlumbError {
   }
   if (err instanceof OvsdbError) return new PlumbError('FAILED', `${what}: ${err.message}`, { cause: err })
   return new PlumbError('FAILED', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+}
+
+/** The failure (a PlumbError from ovsdbPlumbError, or a transport error) was: no socket file at all (ENOENT). */
+export function ovsdbSocketMissing(err: unknown): boolean {
+  const t = err instanceof TransportError ? err : (err as { cause?: unknown } | undefined)?.cause
+  return t instanceof TransportError && t.errno === 'ENOENT'
 }
 
 /** An OVSDB operation (RFC 7047 §5.2); loosely typed on purpose, the callers build them. */

@@ -34,9 +34,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** `node dist/plumb.cjs ...args`, never throwing on a non-zero exit. */
-export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; timeout?: number } = {}): Promise<CliResult> {
-  const res = await execa(process.execPath, [PLUMB_BIN, ...args], {
+/**
+ * `node dist/plumb.cjs ...args`, never throwing on a non-zero exit. `netns`: run it inside that
+ * ip netns (nsenter --net only), which plumb then takes for its host; `env`: added to ours.
+ */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; timeout?: number; netns?: string } = {}): Promise<CliResult> {
+  const [cmd, argv] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, '--', process.execPath, PLUMB_BIN, ...args]] : [process.execPath, [PLUMB_BIN, ...args]]
+  const res = await execa(cmd, argv, {
     reject: false,
     timeout: opts.timeout ?? 60_000,
     ...(opts.env ? { env: opts.env } : {}),

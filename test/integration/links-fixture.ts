@@ -2,8 +2,7 @@
 // "NIC" made of a veth pair whose far end sits in its own netns, OVS rows read back with
 // ovs-vsctl, and a view of everything a test owns on the host, in its guests and in OVS.
 
-import { execa } from 'execa'
-import { PLUMB_BIN, makeNetns, sh, shQuiet } from '../helpers/index.js'
+import { makeNetns, runCli, sh, shQuiet } from '../helpers/index.js'
 import type { CliResult, Teardown } from '../helpers/index.js'
 import { guestView, hostView } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
@@ -89,8 +88,7 @@ export async function worldView(id: string, guests: string[], opts: { ovs?: bool
 
 /** The CLI run inside another netns (a throwaway "host"), for what must not happen to the real host. */
 export async function plumbIn(nsName: string, ...args: string[]): Promise<CliResult> {
-  const res = await execa('nsenter', [`--net=/run/netns/${nsName}`, '--', process.execPath, PLUMB_BIN, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' })
-  return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? '') }
+  return runCli(args, { netns: nsName })
 }
 
 /** `ip -j -d link show` names in a netns (or the host). */

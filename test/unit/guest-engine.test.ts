@@ -223,7 +223,7 @@ test('inspectContainer: the lower-level lookup', async (t) => {
   await fails(t, inspectContainer('pt-nope', 'docker', env), 'NOT_FOUND')
 })
 
-test('listContainers: rows with pid from an inspect of the running ones; [] when unreachable', async (t) => {
+test('listContainers: rows with pid from an inspect of the running ones; an engine it cannot ask is an error, not "no containers"', async (t) => {
   const rows = await listContainers('docker', env)
   t.deepEqual(
     rows.map((r) => [r.name, r.running, r.pid]),
@@ -232,8 +232,9 @@ test('listContainers: rows with pid from an inspect of the running ones; [] when
       ['pt-stopped-row', false, 0],
     ],
   )
-  t.deepEqual(await listContainers('docker', { DOCKER_HOST: `unix://${missing}` }), [])
-  t.deepEqual(await listContainers('docker', { DOCKER_HOST: 'tcp://198.18.0.1:1' }), [])
+  const down = await t.throwsAsync(listContainers('docker', { DOCKER_HOST: `unix://${missing}` }))
+  t.regex(down!.message, /Docker API not reachable at .*: ENOENT/)
+  await fails(t, listContainers('docker', { DOCKER_HOST: 'tcp://198.18.0.1:1' }), 'USAGE')
 })
 
 test('engineStatus: version when reachable, the reason when not', async (t) => {

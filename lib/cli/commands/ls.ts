@@ -22,6 +22,10 @@ export const lsCommand = (state: CliState): CommandModule<GlobalArgs, Args> => (
       state,
       args,
       () => ls({ allowHost: args.allowHost, ...(args.guest !== undefined ? { guest: String(args.guest) } : {}) }),
-      (r) => state.io.out(args.json ? JSON.stringify(r, null, 2) : formatLs(r)),
+      (r) => {
+        if (args.json) return state.io.out(JSON.stringify(r, null, 2))
+        for (const w of r.warnings) state.io.err(`plumb: ${w}`)
+        state.io.out(formatLs(r))
+      },
     ),
 })

@@ -1,0 +1,77 @@
+// Is a guest still there? For gc and ls: found, gone, or unknown. An engine that cannot be
+// asked (down, hung, not allowed) means "don't know", never "gone".
+
+import { PlumbError, asPlumbError } from '../errors.js'
+import { EngineUnreachable } from './engine.js'
+import { resolveGuest } from './resolve.js'
+import type { EngineName, GuestRef, Netns, ResolveOptions } from './types.js'
+
+export type GuestState =
+  | { state: 'found'; netns: Netns }
+  /** the guest can no longer be named: no such container, not running, no such netns, pid or file */
+  | { state: 'gone'; reason: string }
+  /** plumb could not find out (the engine is down or hung, a permission, ...): `error` says why */
+  | { state: 'unknown'; reason: string; error: PlumbError }
+
+export type GuestVerdict = Exclude<GuestState, { state: 'found' }>
+
+/** The EngineUnreachable behind an error: the engine, not one container, failed to answer. */
+function engineCause(err: unknown): EngineUnreachable | undefined {
+  if (err instanceof EngineUnreachable) return err
+  const cause = (err as { cause?: unknown } | undefined)?.cause
+  return cause instanceof EngineUnreachable ? cause : undefined
+}
+
+/**
+ * What a failed resolveGuest says about the guest. Only NOT_FOUND from a source that answered
+ * (the engine said 404 or "not running", the kernel said ENOENT/ESRCH) is "gone"; every other
+ * failure is "unknown", with an error whose code names the cause: an engine that is not running
+ * or does not answer is UNSUPPORTED (exit 5), as an Open vSwitch that cannot be asked is.
+ */
+export function guestVerdict(err: unknown): GuestVerdict {
+  const down = engineCause(err)
+  if (err instanceof PlumbError && err.code === 'NOT_FOUND' && !down) return { state: 'gone', reason: err.message }
+  if (down) {
+    // a timeout's own words ("did not answer within 5 s") say more than "ETIMEDOUT"
+    const reason = down.errno === 'ETIMEDOUT' && err instanceof Error && err !== down ? err.message : down.message
+    const error = new PlumbError('UNSUPPORTED', reason, { ...(err instanceof PlumbError && err.hint ? { hint: err.hint } : {}), cause: err })
+    return { state: 'unknown', reason, error }
+  }
+  const error = asPlumbError(err)
+  return { state: 'unknown', reason: error.message, error }
+}
+
+export interface GuestProbe {
+  /** Resolve `ref` (host netns allowed): a found guest's netns is open, the caller closes it. */
+  (ref: GuestRef): Promise<GuestState>
+  /** An engine found unreachable elsewhere (a container listing): its guests are unknown without asking again. */
+  engineDown(engine: EngineName, err: unknown): void
+}
+
+const engineOf = (ref: GuestRef): EngineName | undefined => (ref.kind !== 'container' ? undefined : ref.engine === 'podman' ? 'podman' : 'docker')
+
+/**
+ * A prober for one gc or ls run. Once an engine did not answer, the rest of its guests are
+ * unknown for the same reason at once: a hung engine costs its timeout once, not per guest.
+ */
+export function guestProbe(opts: Omit<ResolveOptions, 'allowHost'> = {}): GuestProbe {
+  const down = new Map<EngineName, GuestVerdict>()
+  const probe = async (ref: GuestRef): Promise<GuestState> => {
+    const engine = engineOf(ref)
+    const known = engine && down.get(engine)
+    if (known) return known
+    try {
+      return { state: 'found', netns: await resolveGuest(ref, { ...opts, allowHost: true }) }
+    } catch (err) {
+      const v = guestVerdict(err)
+      if (engine && v.state === 'unknown' && engineCause(err)) down.set(engine, v)
+      return v
+    }
+  }
+  return Object.assign(probe, {
+    engineDown(engine: EngineName, err: unknown): void {
+      const v = guestVerdict(err)
+      down.set(engine, v.state === 'unknown' ? v : { state: 'unknown', reason: v.reason, error: asPlumbError(err) })
+    },
+  })
+}

@@ -1,0 +1,182 @@
+// A Docker engine that cannot be asked (a dead socket, a hung one) is "don't know" for gc and ls,
+// never "gone": a live container's host end, bridge and OVS row are kept and the reason said;
+// and ls lists a netns once, under its container's name, whatever else names it.
+
+import test from 'ava'
+import { randomInt } from 'node:crypto'
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs'
+import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq } from '../helpers/index.js'
+import type { Teardown } from '../helpers/index.js'
+import { plumb, stable, sweepHost } from '../integration/ops-fixture.js'
+import { holdGcLock, ovsPortsOf } from '../integration/links-fixture.js'
+
+const withDocker = testIf(isRoot && hasDocker(), 'dontknow-docker: needs root and dockerd with plumb-test:busybox (scripts/testbed.sh up)')
+const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'dontknow-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')
+// gc is host-wide: serial here, and alone among the gc tests (the gc lock)
+const serialDocker = withDocker === test ? test.serial : test.serial.skip
+const serialDockerOvs = withDockerOvs === test ? test.serial : test.serial.skip
+
+function ids(t: Teardown): { id: string; net: string } {
+  const id = uniq()
+  t.teardown(() => sweepHost(id))
+  return { id, net: `198.18.${randomInt(2, 250)}` }
+}
+
+const dockerAt = (socket: string): Record<string, string> => ({ DOCKER_HOST: `unix://${socket}` })
+const hostEndOf = (r: { json?: { interfaces: Array<{ netns: string; name: string }> } }): string => r.json!.interfaces.find((i) => i.netns === 'host')!.name
+const namesIn = async (sandboxKey: string): Promise<string[]> => (await ipJson(['link', 'show'], { path: sandboxKey })).map((l) => String(l.ifname)).sort()
+
+interface Kept {
+  name: string
+  what: string
+  guest?: string
+  unknown?: boolean
+  reason: string
+}
+
+serialDockerOvs("Docker unreachable (a dead socket): gc --dry-run and gc keep a live container's host end, bridge and OVS row, say why, and exit 0 having decided about the rest", async (t) => {
+  await holdGcLock(t)
+  const { id, net } = ids(t)
+  const c = await makeContainer(t, { name: `${id}c` })
+  t.teardown(async () => void (await shQuiet('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', `${id}o`])))
+  const onBridge = await plumb('attach-veth', c.name, `${id}b`, `${net}.10/24`, '--json')
+  t.is(onBridge.exitCode, 0, onBridge.stderr)
+  const onOvs = await plumb('ovs-port', c.name, `${id}o`, `${net}.20/24`, '--create-bridge', '--json')
+  t.is(onOvs.exitCode, 0, onOvs.stderr)
+  const [hostEnd, ovsEnd] = [hostEndOf(onBridge), hostEndOf(onOvs)]
+  // something gc can decide without Docker (and that no other gc on this shared host removes):
+  // an ip netns guest that is there
+  const n = await makeNetns(t, { name: `${id}n` })
+  const live = await plumb('attach-veth', `netns:${n}`, `${id}d`, `${net}.30/24`, '--json')
+  t.is(live.exitCode, 0, live.stderr)
+
+  const dead = deadSocket(t)
+  const dry = await runCli(['gc', '--dry-run', '--json'], { env: dockerAt(dead) })
+  t.is(dry.exitCode, 0, dry.stderr)
+  const about = (name: string) => (dry.json.plan as string[]).filter((l) => l.includes(name))
+  t.deepEqual([...about(hostEnd), ...about(ovsEnd), ...about(`${id}b`)], [], 'nothing of the container is planned')
+  const kept = dry.json.kept as Kept[]
+  const guest = `docker:${c.name}`
+  t.like(kept.find((k) => k.name === hostEnd), { what: 'host end', guest, unknown: true })
+  t.regex(kept.find((k) => k.name === hostEnd)!.reason, /cannot tell whether its guest docker:pt-\w+c is gone: Docker API not reachable at unix:\/\/.*: ECONNREFUSED/)
+  // the OVS port's host end is kept twice: as a host end, and as an OVS row
+  t.like(kept.find((k) => k.name === ovsEnd && k.what === 'OVS port'), { guest, unknown: true })
+  t.like(kept.find((k) => k.name === ovsEnd && k.what === 'host end'), { guest, unknown: true })
+  t.like(kept.find((k) => k.name === `${id}b`), { what: 'bridge', unknown: true })
+  t.like(kept.find((k) => k.name === hostEndOf(live)), { what: 'host end', guest: `netns:${n}`, reason: `its guest netns:${n} is there` })
+  t.false(kept.some((k) => k.name === hostEndOf(live) && k.unknown), 'the ip netns guest is decided about')
+  t.true((dry.json.warnings as string[]).some((w) => w.startsWith(`kept host end ${hostEnd}: cannot tell`)))
+
+  const text = await runCli(['gc', '--dry-run'], { env: dockerAt(dead) })
+  t.is(text.exitCode, 0, text.stderr)
+  t.regex(text.stderr, new RegExp(`plumb: kept host end ${hostEnd}: cannot tell whether its guest ${guest} is gone: Docker API not reachable`))
+  t.regex(text.stderr, new RegExp(`plumb: kept OVS port ${ovsEnd}: cannot tell`))
+  t.notRegex(text.stdout, new RegExp(hostEnd))
+
+  const r = await runCli(['gc', '--json'], { env: dockerAt(dead) })
+  t.is(r.exitCode, 0, r.stderr)
+  const bridge = await getLink(`${id}b`)
+  t.truthy(bridge, 'the bridge stays')
+  t.is((await getLink(hostEnd))?.master, `${id}b`, 'the host end stays on it')
+  t.deepEqual((await ovsPortsOf(id)).map((p) => p.name), [ovsEnd], 'the OVS row stays')
+  t.deepEqual(await namesIn(c.sandboxKey), ['eth1', 'eth2', 'lo'], 'the container keeps both links')
+
+  // Docker back: the same things are kept because the container is there, and gc says so
+  const back = await plumb('gc', '--json')
+  t.is(back.exitCode, 0, back.stderr)
+  t.like((back.json.kept as Kept[]).find((k) => k.name === hostEnd), { guest, reason: `its guest ${guest} is there` })
+  t.false((back.json.kept as Kept[]).some((k) => k.name === hostEnd && k.unknown))
+})
+
+serialDocker('nothing gc can decide, only an unreachable Docker: gc and gc --dry-run exit 5 naming it and change nothing; a hung Docker likewise after its timeout; Docker back: exit 0', async (t) => {
+  await holdGcLock(t)
+  const { id, net } = ids(t)
+  const c = await makeContainer(t, { name: `${id}c` })
+  // a host of its own (plumb run in this netns takes it for the host): no other guest's leftovers to decide about
+  const h = await makeNetns(t, { name: `${id}h` })
+  const a = await runCli(['attach-veth', c.name, `${id}b`, `${net}.10/24`, '--json'], { netns: h })
+  t.is(a.exitCode, 0, a.stderr)
+  const hostEnd = hostEndOf(a)
+  // nor OVS rows or DHCP state (both host-wide): no OVS on this "host", an empty DHCP state dir
+  const env = { OVS_RUNDIR: `/run/${id}-no-ovs`, PLUMB_OVSDB: `/run/${id}-no-ovs/db.sock`, PLUMB_DHCP_STATE_DIR: `/run/${id}-dhcp` }
+  const before = stable(await snapshot({ netns: h }))
+
+  const dead = deadSocket(t)
+  for (const args of [['gc', '--dry-run', '--json'], ['gc', '--json']]) {
+    const r = await runCli(args, { netns: h, env: { ...env, ...dockerAt(dead) } })
+    t.is(r.exitCode, 5, `${args.join(' ')}: ${r.stderr}`)
+    t.is(r.json.error.code, 'UNSUPPORTED')
+    t.regex(r.json.error.message, new RegExp(`gc could not decide about anything it found, and changed nothing: kept host end ${hostEnd}: cannot tell whether its guest docker:${c.name} is gone: Docker API not reachable at unix://.*: ECONNREFUSED`))
+    t.regex(r.json.error.hint, /is dockerd running/)
+  }
+  const text = await runCli(['gc'], { netns: h, env: { ...env, ...dockerAt(dead) } })
+  t.is(text.exitCode, 5)
+  t.regex(text.stderr, /^plumb: gc could not decide/)
+
+  const started = Date.now()
+  const hung = await runCli(['gc', '--json'], { netns: h, env: { ...env, ...dockerAt(await hungSocket(t)) } })
+  t.is(hung.exitCode, 5, hung.stderr)
+  t.regex(hung.json.error.message, /Docker API at unix:\/\/.* did not answer within 5 s/)
+  t.true(Date.now() - started >= 5_000)
+  t.deepEqual(stable(await snapshot({ netns: h })), before, 'the host netns is as it was')
+  t.deepEqual(await namesIn(c.sandboxKey), ['eth1', 'lo'])
+
+  const back = await runCli(['gc', '--json'], { netns: h, env })
+  t.is(back.exitCode, 0, back.stderr)
+  t.deepEqual(back.json.plan, [])
+  t.like((back.json.kept as Kept[]).find((k) => k.name === hostEnd), { reason: `its guest docker:${c.name} is there` })
+})
+
+withDocker("ls with Docker unreachable: the container's state is unknown (with the reason and its host end), not orphaned; a warning says the containers could not be listed", async (t) => {
+  const { id, net } = ids(t)
+  const c = await makeContainer(t, { name: `${id}c` })
+  const a = await plumb('attach-veth', c.name, `${id}b`, `${net}.10/24`, '--json')
+  t.is(a.exitCode, 0, a.stderr)
+  const hostEnd = hostEndOf(a)
+  const guest = `docker:${c.name}`
+
+  const dead = deadSocket(t)
+  const r = await runCli(['ls', '--json'], { env: dockerAt(dead) })
+  t.is(r.exitCode, 0, r.stderr)
+  const g = r.json.guests.find((x: { guest: string }) => x.guest === guest)
+  t.like(g, { state: 'unknown', hostEnds: [hostEnd], interfaces: [] })
+  t.regex(g.reason, /Docker API not reachable at unix:\/\/.*: ECONNREFUSED/)
+  t.false(r.json.orphans.includes(hostEnd), 'not called an orphan')
+  t.true(r.json.warnings.some((w: string) => /could not list Docker's containers/.test(w)))
+  t.truthy(r.json.bridges.find((b: { name: string }) => b.name === `${id}b`), 'its bridge is still listed')
+
+  const text = await runCli(['ls'], { env: dockerAt(dead) })
+  t.is(text.exitCode, 0, text.stderr)
+  t.regex(text.stdout, new RegExp(`${guest}: state unknown \\(Docker API not reachable .*\\); its host ends ${hostEnd} are kept`))
+  t.notRegex(text.stdout, new RegExp(`orphaned host ends.*${hostEnd}`))
+  t.regex(text.stderr, /plumb: could not list Docker's containers/)
+
+  const hung = await runCli(['ls', '--json'], { env: dockerAt(await hungSocket(t)) })
+  t.is(hung.exitCode, 0, hung.stderr)
+  t.like(hung.json.guests.find((x: { guest: string }) => x.guest === guest), { state: 'unknown' })
+  t.false(hung.json.orphans.includes(hostEnd))
+
+  const live = await plumb('ls', '--json')
+  t.like(live.json.guests.find((x: { guest: string }) => x.guest === guest), { state: 'there', interfaces: [{ name: 'eth1', peer: hostEnd }] })
+})
+
+withDocker("ls lists a netns once: a stale /var/run/netns symlink to a container's netns (pipework leaves them) and a container sharing it (--net=container:X) are other names of the container's entry", async (t) => {
+  const { id, net } = ids(t)
+  const c = await makeContainer(t, { name: `${id}c` })
+  const side = await makeContainer(t, { name: `${id}s`, net: `container:${c.name}` })
+  t.is((await plumb('attach-veth', c.name, `${id}b`, `${net}.10/24`)).exitCode, 0)
+  mkdirSync('/var/run/netns', { recursive: true })
+  const link = `/var/run/netns/${id}`
+  t.teardown(() => rmSync(link, { force: true }))
+  symlinkSync(`/proc/${c.pid}/ns/net`, link)
+
+  const r = await plumb('ls', '--json')
+  t.is(r.exitCode, 0, r.stderr)
+  const mine = r.json.guests.filter((g: { guest: string; alsoKnownAs?: string[] }) => [g.guest, ...(g.alsoKnownAs ?? [])].some((n) => n.includes(id)))
+  t.is(mine.length, 1, JSON.stringify(mine.map((g: { guest: string }) => g.guest)))
+  t.is(mine[0].guest, `docker:${c.name}`)
+  t.deepEqual([...mine[0].alsoKnownAs].sort(), [`docker:${side.name}`, `netns:${id}`].sort())
+  t.is(mine[0].interfaces.length, 1)
+  const text = await plumb('ls')
+  t.regex(text.stdout, new RegExp(`docker:${c.name} \\(also .*netns:${id}`))
+})
