@@ -5,10 +5,10 @@
 import test from 'ava'
 import { randomInt } from 'node:crypto'
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs'
-import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq } from '../helpers/index.js'
+import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { plumb, stable, sweepHost } from '../integration/ops-fixture.js'
-import { holdGcLock, ovsPortsOf } from '../integration/links-fixture.js'
+import { ovsPortsOf } from '../integration/links-fixture.js'
 
 const withDocker = testIf(isRoot && hasDocker(), 'dontknow-docker: needs root and dockerd with plumb-test:busybox (scripts/testbed.sh up)')
 const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'dontknow-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')

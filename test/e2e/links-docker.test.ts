@@ -3,10 +3,10 @@
 // after a container with an OVS port and a bridge port is stopped.
 
 import { randomInt } from 'node:crypto'
-import { getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor } from '../helpers/index.js'
+import { getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, plumb, sweepHost } from '../integration/ops-fixture.js'
-import { holdGcLock, ovsPortsOf } from '../integration/links-fixture.js'
+import { ovsPortsOf } from '../integration/links-fixture.js'
 
 const withDocker = testIf(isRoot && hasDocker(), 'links-docker: needs root and dockerd with plumb-test:busybox (scripts/testbed.sh up)')
 const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'links-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')

@@ -9,10 +9,10 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { execa } from 'execa'
-import { PLUMB_BIN, hasBinary, hasOvs, isRoot, makeNetns } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasOvs, isRoot, makeNetns, holdGcLock } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
-import { holdGcLock, nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
+import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
 
 const canKill = isRoot && hasBinary('strace')
 const rootTest = canKill ? test : test.skip

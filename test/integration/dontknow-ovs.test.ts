@@ -3,11 +3,11 @@
 // and `ls` shows OVS bridges, their ports and VLANs as ovs-vsctl reads them.
 
 import test from 'ava'
-import { getLink, hasOvs, hungSocket, deadSocket, isRoot, makeNetns, runCli, sh, shQuiet, testIf } from '../helpers/index.js'
+import { getLink, hasOvs, hungSocket, deadSocket, isRoot, makeNetns, runCli, sh, shQuiet, testIf, holdGcLock } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { fixture, guestLinks, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
-import { extraGuest, holdGcLock, ovsBridgeName, ovsPortsOf, worldView } from './links-fixture.js'
+import { extraGuest, ovsBridgeName, ovsPortsOf, worldView } from './links-fixture.js'
 
 const REASON = 'dontknow-ovs: needs root and a running Open vSwitch (scripts/testbed.sh up)'
 const withOvs = testIf(isRoot && hasOvs(), REASON)

@@ -7,9 +7,9 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { isRoot, makeNetns, sh, uniq } from '../helpers/index.js'
+import { isRoot, makeNetns, sh, uniq, holdGcLock } from '../helpers/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
-import { holdGcLock, plumbIn } from './links-fixture.js'
+import { plumbIn } from './links-fixture.js'
 
 const rootTest = isRoot ? test : test.skip
 const DIR = '/run/plumb/journal'
@@ -82,6 +82,7 @@ rootTest('gc undoes the entry of a dead plumb (and removes its half-written temp
 })
 
 rootTest('an op on a guest first finishes the interrupted runs on that guest, and only those', async (t) => {
+  await holdGcLock(t)
   const a = await makeNetns(t)
   const b = await makeNetns(t)
   await unmarkedVeth(a, 'eth1')

@@ -99,27 +99,3 @@ export async function linkNames(ns?: string): Promise<string[]> {
 
 /** The bare address of a fixture CIDR (`198.18.7.10/24` -> `198.18.7.10`), for pings. */
 export const bare = (cidr: string): string => cidr.split('/')[0]!
-
-/**
- * Hold the host-wide gc lock of the link tests for the rest of the test: gc collects the
- * leftovers of every guest on the machine, so two gc tests in two ava workers would collect each
- * other's (a mkdir is atomic; a lock older than the ava timeout is a crashed run's, taken over).
- */
-export async function holdGcLock(t: Teardown): Promise<void> {
-  const dir = '/run/pt-links-gc.lock'
-  const { mkdirSync, rmSync, statSync } = await import('node:fs')
-  for (;;) {
-    try {
-      mkdirSync(dir)
-      break
-    } catch {
-      try {
-        if (Date.now() - statSync(dir).mtimeMs > 150_000) rmSync(dir, { recursive: true, force: true })
-      } catch {
-        /* released meanwhile */
-      }
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-}

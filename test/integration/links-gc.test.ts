@@ -3,9 +3,9 @@
 // and what gc must leave alone. gc is host-wide, so these tests run one at a time.
 
 import test from 'ava'
-import { getLink, hasOvs, isRoot, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
+import { getLink, hasOvs, isRoot, sh, shQuiet, spawnIn, waitFor, holdGcLock } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
-import { holdGcLock, ovsBridgeName, ovsPortsOf } from './links-fixture.js'
+import { ovsBridgeName, ovsPortsOf } from './links-fixture.js'
 import { acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
 import { PlumbError } from '../../lib/errors.js'
 

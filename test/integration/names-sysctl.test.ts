@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { hasBinary, isRoot, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor } from '../helpers/index.js'
+import { hasBinary, isRoot, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { fixture, plumb } from './ops-fixture.js'
 
@@ -178,6 +178,7 @@ asRoot('names refuses a guest that shares the host\'s files: host mount namespac
 })
 
 asRoot('gc forgets the record of a gone ip netns and cleans the /etc/netns files plumb left', async (t) => {
+  await holdGcLock(t)
   const ns = uniq()
   await sh('ip', ['netns', 'add', ns])
   t.teardown(async () => {

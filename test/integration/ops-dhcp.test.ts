@@ -6,7 +6,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, testIf, uniq, waitFor } from '../helpers/index.js'
+import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
@@ -180,6 +180,7 @@ withLab('macvlan and move-dev take the dhcp spec with --dhcp-client/--dhcp-timeo
 })
 
 withLab('gc: a lease whose supervisor and client died is shown as dead by ls and cleaned by gc', async (t) => {
+  await holdGcLock(t)
   const lab = await makeHostDhcpLab(t)
   const ns = await makeNetns(t, { name: `${lab.id}g` })
   // a private state root: gc is host-wide, and another test's gc must not collect this lease first

@@ -7,7 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
-import { hasOvs, isRoot, makeNetns, runCli, sh, shQuiet, uniq } from '../helpers/index.js'
+import { hasOvs, isRoot, makeNetns, runCli, sh, shQuiet, uniq, holdGcLock } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { addrsOf } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
@@ -207,6 +207,7 @@ rootTest('a third host joins by adding a remote; removing a remote cuts exactly 
 })
 
 rootTest('--del and detach take the port away and give the bridge its MTU back; gc removes a port whose bridge was deleted', async (t) => {
+  await holdGcLock(t)
   const o = await overlay(t)
   const [h1, h2] = [await o.addHost(1, 0), await o.addHost(2, 0)]
   const br = o.br
