@@ -482,6 +482,42 @@ maybe('setLink arpNotify sets net.ipv4.conf.IF.arp_notify over netlink, in the h
   t.true((await ns.h.getLink('an0'))!.up, 'with other changes in the same message')
 })
 
+/** TX checksum offload of an interface in a netns, read by python's ioctl (ETHTOOL_GTXCSUM): not plumb's code. */
+function txCsum(ns: string, ifname: string): boolean {
+  const py = [
+    'import array, fcntl, socket, struct, sys',
+    'ev = array.array("I", [0x16, 0])',
+    'ifr = struct.pack("16sP", sys.argv[1].encode(), ev.buffer_info()[0])',
+    'fcntl.ioctl(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 0x8946, ifr)',
+    'print(ev[1])',
+  ].join('\n')
+  return execFileSync('ip', ['netns', 'exec', ns, 'python3', '-c', py, ifname], { encoding: 'utf8' }).trim() === '1'
+}
+
+maybe('setTxChecksum: ethtool -K IF tx off|on through the handle\'s own socket, in its netns only; errors', async (t) => {
+  const a = makeNs(t)
+  const b = makeNs(t)
+  // the same name in two netns: only the handle's own is changed
+  await a.h.createVeth({ name: 'tx0', peer: { name: 'tx1' } })
+  await b.h.createVeth({ name: 'tx0', peer: { name: 'tx1' } })
+  t.true(txCsum(a.name, 'tx0'), 'a veth starts with TX checksum offload on')
+  await a.h.setTxChecksum('tx0', false)
+  t.false(txCsum(a.name, 'tx0'))
+  t.true(txCsum(a.name, 'tx1'), 'the peer is untouched')
+  t.true(txCsum(b.name, 'tx0'), 'the other netns is untouched')
+  await a.h.setTxChecksum('tx0', false)
+  t.false(txCsum(a.name, 'tx0'), 'idempotent')
+  await a.h.setTxChecksum('tx0', true)
+  t.true(txCsum(a.name, 'tx0'))
+
+  const missing = await t.throwsAsync(a.h.setTxChecksum('nosuch0', false), { instanceOf: PlumbError })
+  t.is(missing?.code, 'NOT_FOUND')
+  t.regex(missing!.message, /TX checksum offload on "nosuch0" in pt-.*ENODEV/)
+  // lo checksums nothing it could hand to hardware: the kernel has no switch for it there
+  const lo = await t.throwsAsync(a.h.setTxChecksum('lo', false), { instanceOf: PlumbError })
+  t.is(lo?.code, 'UNSUPPORTED')
+})
+
 maybe('hundreds of requests at once on one handle: all answered (the socket holds back all but MAX_IN_FLIGHT)', async (t) => {
   // Unbounded, ~100 sends completing in one poll aborted the process inside the netlink package.
   const ns = makeNs(t)
