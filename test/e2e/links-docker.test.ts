@@ -3,7 +3,7 @@
 // after a container with an OVS port and a bridge port is stopped.
 
 import { randomInt } from 'node:crypto'
-import { getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, plumb, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -24,7 +24,7 @@ async function ovsBridge(t: Teardown, name: string): Promise<void> {
 
 const namesIn = async (sandboxKey: string): Promise<string[]> => (await ipJson(['link', 'show'], { path: sandboxKey })).map((l) => String(l.ifname)).sort()
 
-withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 20: same-tag pairs ping, cross-tag pairs do not; detach removes the rows', async (t) => {
+withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 20: same-tag pairs carry TCP, UDP and ping, cross-tag pairs do not ping; detach removes the rows', async (t) => {
   const { id, net } = ids(t)
   const br = `${id}o`
   await ovsBridge(t, br)
@@ -45,8 +45,11 @@ withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 2
     t.is(p?.bridge, br)
   }
   const at = (i: number): { path: string } => ({ path: cs[i]!.sandboxKey })
-  t.true(await ping(at(0), `${net}.11`, { count: 2 }), 'a <-> b (tag 10)')
-  t.true(await ping(at(2), `${net}.13`, { count: 2 }), 'c <-> d (tag 20)')
+  // TCP and UDP as well as ping: the userspace datapath carried ping while it dropped them
+  await assertTraffic(t, at(0), at(1), `${net}.11`, 'tag 10: ovs-port -> attach-veth --vlan')
+  await assertTraffic(t, at(1), at(0), `${net}.10`, 'tag 10: attach-veth --vlan -> ovs-port')
+  await assertTraffic(t, at(2), at(3), `${net}.13`, 'tag 20: vlan -> ovs-port')
+  await assertTraffic(t, at(3), at(2), `${net}.12`, 'tag 20: ovs-port -> vlan')
   const cross = await Promise.all([
     ping(at(0), `${net}.12`, { count: 1, timeout: 1 }),
     ping(at(1), `${net}.13`, { count: 1, timeout: 1 }),
