@@ -8,6 +8,7 @@ import type { Netns } from '../guest/index.js'
 import { inGuest, ipIn, whereOf } from './context.js'
 import type { BatchStep, Tx } from './tx.js'
 import type { OpResult } from './result.js'
+import { enableIpv6Step } from './ipv6.js'
 
 export type StaticIp = Extract<IpSpec, { kind: 'static' }>
 
@@ -105,6 +106,13 @@ export interface GuestConfig {
   up: boolean
   /** set with the up step, in the same message: the owner mark of an interface just created */
   alias?: string
+  /**
+   * IPv6 on the interface, turned on before an IPv6 address goes on (see ipv6.ts): 'new' (the
+   * default) for a link this op made or moved in, turned on unread and undone by the link's
+   * deletion; 'off' for an interface that was there with IPv6 off, turned on and off again on
+   * rollback; 'on' when there is nothing to do.
+   */
+  ipv6?: 'new' | 'off' | 'on'
 }
 
 const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
@@ -121,6 +129,8 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
   const ip = (args: string): string => ipIn(c.netns, args)
   const steps: Array<BatchStep<unknown>> = [...alongside]
 
+  const ipv6 = c.ipv6 ?? 'new'
+  if (ipv6 !== 'on' && c.ips.some((a) => a.family === 6)) steps.push(enableIpv6Step(c.netns, guestNs, ifname, ipv6 === 'off'))
   for (const addr of c.ips) {
     // IPv6 statics skip DAD (as `ip addr add ... nodad`): usable at once, like an IPv4 address.
     steps.push({

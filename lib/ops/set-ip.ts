@@ -10,6 +10,9 @@ import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, pla
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { ipv6Disabled, readIpv6Record, rememberIpv6Off, restoreIpv6Off } from './ipv6.js'
+
+const LINK_LOCAL6 = /^fe[89ab][0-9a-f]:/i
 
 export interface SetIpOptions extends CommonOptions {
   guest: string | GuestRef
@@ -44,6 +47,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       const have = await guestNs.getAddrs({ index: link.index })
       const present = v.statics.filter((s) => have.some((h) => h.address === s.address && h.prefix === s.prefix))
       const routes = await guestNs.getRoutes()
+      const ipv6Record = present.some((p) => p.family === 6) ? await readIpv6Record(netns, link.index, link.name) : undefined
       return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
         for (const r of v.routes) {
           const exists = routes.some((x) => x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
@@ -67,6 +71,12 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
             run: () => guestNs.addAddr(link.index, s.cidr, { nodad: s.family === 6 }),
           })
         }
+        // The last IPv6 address gone from an interface where plumb turned IPv6 on: off again.
+        const v6Left = have.filter((h) => h.family === 6 && !LINK_LOCAL6.test(h.address) && !present.some((p) => p.address === h.address && p.prefix === h.prefix))
+        if (ipv6Record && present.some((p) => p.family === 6) && v6Left.length === 0) {
+          await restoreIpv6Off(tx, netns, guestNs, ipv6Record)
+          result.messages.push(`turned IPv6 off again on ${v.ifname}, as plumb found it`)
+        }
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
         result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...v.routes.map((r) => `route ${r.dst}`)].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
@@ -78,8 +88,11 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     const gateways = await planGateways(guestNs, v.statics, v.ifname, opts.replaceGateway ?? false)
     const routes = await guestNs.getRoutes()
     const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
+    // An interface that was there may have IPv6 off (Docker's own eth0, say): read, not assumed.
+    const ipv6 = missing.some((m) => m.family === 6) && (await ipv6Disabled(guestNs, v.ifname)) ? 'off' : 'on'
     return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
-      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false }, result, 0)
+      if (ipv6 === 'off') await rememberIpv6Off(tx, netns, link.index, v.ifname)
+      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6 }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.
       const gw = formatReplacedGateways(gateways)
       const mark = parseMark(link.alias)
