@@ -68,21 +68,21 @@ withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 2
   for (const c of cs) t.deepEqual(await namesIn(c.sandboxKey), ['lo'])
 })
 
-withDocker('p2p-link: two containers ping over a direct link with no bridge; a container and the host ping over /32 + peer routes', async (t) => {
+withDocker('p2p-link: two containers carry TCP, UDP and ping over a direct link with no bridge; a container and the host too, over /32 + peer routes', async (t) => {
   const { id, net } = ids(t)
   const [a, b] = await Promise.all([makeContainer(t, { name: `${id}a` }), makeContainer(t, { name: `${id}b` })])
   const r = await plumb('p2p-link', a.name, b.name, '--ip-a', `${net}.0/31`, '--ip-b', `${net}.1/31`)
   t.is(r.exitCode, 0, r.stderr)
-  t.true(await ping({ path: a.sandboxKey }, `${net}.1`, { count: 2 }))
-  t.true(await ping({ path: b.sandboxKey }, `${net}.0`))
+  await assertTraffic(t, { path: a.sandboxKey }, { path: b.sandboxKey }, `${net}.1`, 'a -> b')
+  await assertTraffic(t, { path: b.sandboxKey }, { path: a.sandboxKey }, `${net}.0`, 'b -> a')
   const ls = await plumb('ls', b.name, '--json')
   t.like(ls.json.guests[0].interfaces[0], { name: 'eth1', op: 'p2p-link', peerGuest: `docker:${a.name}` })
 
   const hostIf = `${id}h`
   const h = await plumb('p2p-link', a.name, 'host', '--ip-a', `${net}.66/32`, '--ip-b', `${net}.65/32`, '--ifname-b', hostIf)
   t.is(h.exitCode, 0, h.stderr)
-  t.true(await ping(undefined, `${net}.66`, { count: 2 }), 'the host reaches the container')
-  t.true(await ping({ path: a.sandboxKey }, `${net}.65`), 'the container reaches the host')
+  await assertTraffic(t, undefined, { path: a.sandboxKey }, `${net}.66`, 'the host -> the container')
+  await assertTraffic(t, { path: a.sandboxKey }, undefined, `${net}.65`, 'the container -> the host')
 
   t.is((await plumb('detach', a.name, '--all')).exitCode, 0)
   t.deepEqual(await namesIn(a.sandboxKey), ['lo'])
@@ -90,7 +90,7 @@ withDocker('p2p-link: two containers ping over a direct link with no bridge; a c
   t.is(await getLink(hostIf), undefined)
 })
 
-withDocker('macvlan into two containers on a veth "NIC": they reach each other and the far end; move-dev gives a container a NIC and detach gives it back', async (t) => {
+withDocker('macvlan into two containers on a veth "NIC": TCP, UDP and ping to each other and the far end; move-dev gives a container a NIC and detach gives it back', async (t) => {
   const { id, net } = ids(t)
   const nic = `${id}p`
   const far = `${id}q`
@@ -106,9 +106,9 @@ withDocker('macvlan into two containers on a veth "NIC": they reach each other a
     const r = await plumb('macvlan', x.name, nic, `${net}.${h}/24`)
     t.is(r.exitCode, 0, r.stderr)
   }
-  t.true(await ping({ path: a.sandboxKey }, `${net}.11`, { count: 2 }), 'macvlan a <-> b')
-  t.true(await ping({ path: a.sandboxKey }, `${net}.1`), 'a reaches the far end')
-  t.true(await ping({ path: c.sandboxKey }, `${net}.11`), 'the far end reaches b')
+  await assertTraffic(t, { path: a.sandboxKey }, { path: b.sandboxKey }, `${net}.11`, 'macvlan a -> b')
+  await assertTraffic(t, { path: a.sandboxKey }, { path: c.sandboxKey }, `${net}.1`, 'macvlan a -> the far end (move-dev)')
+  await assertTraffic(t, { path: c.sandboxKey }, { path: b.sandboxKey }, `${net}.11`, 'the far end (move-dev) -> macvlan b')
 
   const d = await plumb('detach', c.name, 'lan0')
   t.is(d.exitCode, 0, d.stderr)
