@@ -9,8 +9,8 @@
 // is no netlink attribute for it (IFLA_INET6_CONF is read-only): it is the sysctl file, written
 // from inside the guest's netns.
 
-import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+// Sync fs: the records are a few bytes, and node:fs/promises would cost every CLI start-up.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlumbError } from '../errors.js'
 import type { NetHandle } from '../kernel/types.js'
@@ -83,17 +83,19 @@ export interface Ipv6Record {
 const recordPath = (netnsIno: number, ifindex: number): string => join(IPV6_RECORD_DIR, `${netnsIno}-${ifindex}.json`)
 
 async function writeRecord(rec: Ipv6Record): Promise<void> {
-  await mkdir(IPV6_RECORD_DIR, { recursive: true, mode: 0o755 })
-  await writeFile(recordPath(rec.netnsIno, rec.ifindex), `${JSON.stringify(rec)}\n`)
+  mkdirSync(IPV6_RECORD_DIR, { recursive: true, mode: 0o755 })
+  writeFileSync(recordPath(rec.netnsIno, rec.ifindex), `${JSON.stringify(rec)}\n`)
 }
 
-const removeRecord = (netnsIno: number, ifindex: number): Promise<void> => rm(recordPath(netnsIno, ifindex), { force: true })
+async function removeRecord(netnsIno: number, ifindex: number): Promise<void> {
+  rmSync(recordPath(netnsIno, ifindex), { force: true })
+}
 
 /** The record of this interface (#ifindex, named ifname, in this netns), if set-ip left one. */
 export async function readIpv6Record(netns: Netns, ifindex: number, ifname: string): Promise<Ipv6Record | undefined> {
   let rec: Ipv6Record
   try {
-    rec = JSON.parse(await readFile(recordPath(netns.ino, ifindex), 'utf8')) as Ipv6Record
+    rec = JSON.parse(readFileSync(recordPath(netns.ino, ifindex), 'utf8')) as Ipv6Record
   } catch (err) {
     if ((err as { code?: string }).code === 'ENOENT') return undefined
     throw new PlumbError('FAILED', `failed to read ${recordPath(netns.ino, ifindex)}: ${(err as Error).message}`, { cause: err })
@@ -126,7 +128,7 @@ export async function restoreIpv6Off(tx: Tx, netns: Netns, guestNs: NetHandle, r
 export async function listIpv6Records(): Promise<Array<Ipv6Record & { path: string }>> {
   let names: string[]
   try {
-    names = await readdir(IPV6_RECORD_DIR)
+    names = readdirSync(IPV6_RECORD_DIR)
   } catch {
     return []
   }
@@ -134,7 +136,7 @@ export async function listIpv6Records(): Promise<Array<Ipv6Record & { path: stri
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
     const path = join(IPV6_RECORD_DIR, name)
     try {
-      out.push({ ...(JSON.parse(await readFile(path, 'utf8')) as Ipv6Record), path })
+      out.push({ ...(JSON.parse(readFileSync(path, 'utf8')) as Ipv6Record), path })
     } catch {
       // being written right now, or not ours: left alone
     }

@@ -91,7 +91,10 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     // An interface that was there may have IPv6 off (Docker's own eth0, say): read, not assumed.
     const ipv6 = missing.some((m) => m.family === 6) && (await ipv6Disabled(guestNs, v.ifname)) ? 'off' : 'on'
     return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
-      if (ipv6 === 'off') await rememberIpv6Off(tx, netns, link.index, v.ifname)
+      if (ipv6 === 'off') {
+        await rememberIpv6Off(tx, netns, link.index, v.ifname)
+        result.messages.push(`turned IPv6 on for ${v.ifname} (it was off; removing its last IPv6 address with set-ip --del turns it off again)`)
+      }
       await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6 }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.
       const gw = formatReplacedGateways(gateways)

@@ -235,12 +235,16 @@ asRoot('--dry-run prints ip lines and changes nothing', async (t) => {
   t.regex(r.stdout, new RegExp(`^ip -n ${f.ns} addr add ${f.v4(10).replace(/\./g, '\\.')} dev eth1$`, 'm'))
   t.regex(r.stdout, new RegExp(`^ip -n ${f.ns} route add default via ${f.gw4.replace(/\./g, '\\.')} dev eth1$`, 'm'))
   for (const l of lines) t.regex(l, /^(ip |iptables |ip6tables |nsenter |ip netns exec |# )/, l)
+  // IPv6 turned on for eth1 (as Docker starts containers it is off) before its IPv6 address
+  const on6 = lines.indexOf(`ip netns exec ${f.ns} sysctl -qw net.ipv6.conf.eth1.disable_ipv6=0`)
+  t.true(on6 >= 0 && on6 < lines.findIndex((l) => l.includes(`addr add ${f.v6(10)}`)), r.stdout)
   t.deepEqual(await views(f), before)
   // --json --dry-run: the plan, changed false... and still nothing done
   const j = await plumb('attach-veth', f.guest, f.br, f.v4(10), '--dry-run', '--json')
   t.is(j.exitCode, 0)
   t.true(j.json.dryRun)
   t.true(j.json.plan.length > 0)
+  t.false((j.json.plan as string[]).some((l) => l.includes('disable_ipv6')), 'IPv6 is left alone when no IPv6 address is asked for')
   t.deepEqual(await views(f), before)
 })
 
