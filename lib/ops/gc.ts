@@ -17,8 +17,6 @@ import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import { listRecords, removeRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
-import { forgetIpv6Record, listIpv6Records } from './ipv6.js'
-import type { Ipv6Record } from './ipv6.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -83,19 +81,6 @@ async function readPlumbPorts(): Promise<{ ovs: OvsModule; ports: PortInfo[]; un
   } catch (err) {
     if (ovs.ovsNotHere(err)) return { ovs, ports: [] }
     return { ovs, ports: [], unknown: asPlumbError(err) }
-  }
-}
-
-/** The netns a record was written in is gone: its guest is, or is another netns now (a restart). */
-async function netnsGone(rec: Ipv6Record): Promise<boolean> {
-  try {
-    const netns = await resolveGuest(parseGuestRef(rec.guest, { allowHostWord: true }), { allowHost: true })
-    const same = netns.ino === rec.netnsIno && netns.dev === rec.netnsDev
-    netns.close()
-    return !same
-  } catch (err) {
-    // as guestAlive: only "not found" means gone
-    return (err as { code?: string }).code === 'NOT_FOUND'
   }
 }
 
@@ -220,9 +205,6 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       if (f.state === 'gone') stalePorts.push({ name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
-    // What set-ip found on interfaces of guests that are gone (or were restarted: a new netns).
-    const staleIpv6: Array<Ipv6Record & { path: string }> = []
-    for (const rec of await listIpv6Records()) if (await netnsGone(rec)) staleIpv6.push(rec)
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
     let dhcpMod: typeof import('../dhcp/index.js') | undefined
     try {
@@ -282,10 +264,6 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       for (const l of leases) {
         await tx.step(`# stop the DHCP client of ${l.stateKey} ${l.ifname}`, () => dhcpMod!.stopDhcp({ stateKey: l.stateKey, ifname: l.ifname, release: false }))
         result.messages.push(`cleaned the DHCP state of ${l.ifname} (${l.stateKey})`)
-      }
-      for (const rec of staleIpv6) {
-        await tx.step(`rm ${rec.path}`, () => forgetIpv6Record(rec))
-        result.messages.push(`forgot the IPv6 setting set-ip found on ${rec.ifname} of ${rec.guest}: that netns is gone`)
       }
       // Bridges and firewall rules left without any plumb port.
       // Rules before links: attach-veth inserts its rule after its port exists, so a rule seen here

@@ -107,12 +107,11 @@ export interface GuestConfig {
   /** set with the up step, in the same message: the owner mark of an interface just created */
   alias?: string
   /**
-   * IPv6 on the interface, turned on before an IPv6 address goes on (see ipv6.ts): 'new' (the
-   * default) for a link this op made or moved in, turned on unread and undone by the link's
-   * deletion; 'off' for an interface that was there with IPv6 off, turned on and off again on
-   * rollback; 'on' when there is nothing to do.
+   * IPv6 is on already (set-ip saw to it, through the guest record: see ipv6.ts). Otherwise the
+   * interface is one this op made or moved in, and IPv6 is turned on, unread, before an IPv6
+   * address goes on it (Docker starts containers with it off); the link's deletion undoes it.
    */
-  ipv6?: 'new' | 'off' | 'on'
+  ipv6On?: boolean
 }
 
 const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
@@ -129,8 +128,7 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
   const ip = (args: string): string => ipIn(c.netns, args)
   const steps: Array<BatchStep<unknown>> = [...alongside]
 
-  const ipv6 = c.ipv6 ?? 'new'
-  if (ipv6 !== 'on' && c.ips.some((a) => a.family === 6)) steps.push(enableIpv6Step(c.netns, guestNs, ifname, ipv6 === 'off'))
+  if (!c.ipv6On && c.ips.some((a) => a.family === 6)) steps.push(enableIpv6Step(c.netns, guestNs, ifname))
   for (const addr of c.ips) {
     // IPv6 statics skip DAD (as `ip addr add ... nodad`): usable at once, like an IPv4 address.
     steps.push({

@@ -152,7 +152,7 @@ async function configureEnd(tx: Tx, netns: Netns, ns: NetHandle, ifname: string,
   const idx = (): number => link!.index
   if (ip) {
     // IPv6 on (a guest of Docker's starts with it off); the link's deletion undoes it
-    if (ip.family === 6) await tx.batch([enableIpv6Step(netns, ns, ifname, false)])
+    if (ip.family === 6) await tx.batch([enableIpv6Step(netns, ns, ifname)])
     await tx.step(line(`addr add ${ip.cidr} dev ${ifname}${ip.family === 6 ? ' nodad' : ''}`), () => ns.addAddr(idx(), ip.cidr, { nodad: ip.family === 6 }))
     result.ips.push({ address: ip.cidr, interface: resultIndex })
   }

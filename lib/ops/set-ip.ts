@@ -10,7 +10,8 @@ import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, pla
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { ipv6Disabled, readIpv6Record, rememberIpv6Off, restoreIpv6Off } from './ipv6.js'
+import { disableIpv6Key } from './ipv6.js'
+import { readRecord } from './guest-record.js'
 
 const LINK_LOCAL6 = /^fe[89ab][0-9a-f]:/i
 
@@ -47,7 +48,6 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       const have = await guestNs.getAddrs({ index: link.index })
       const present = v.statics.filter((s) => have.some((h) => h.address === s.address && h.prefix === s.prefix))
       const routes = await guestNs.getRoutes()
-      const ipv6Record = present.some((p) => p.family === 6) ? await readIpv6Record(netns, link.index, link.name) : undefined
       return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
         for (const r of v.routes) {
           const exists = routes.some((x) => x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
@@ -71,11 +71,11 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
             run: () => guestNs.addAddr(link.index, s.cidr, { nodad: s.family === 6 }),
           })
         }
-        // The last IPv6 address gone from an interface where plumb turned IPv6 on: off again.
+        // The last IPv6 address gone from an interface where set-ip turned IPv6 on: back as it was.
         const v6Left = have.filter((h) => h.family === 6 && !LINK_LOCAL6.test(h.address) && !present.some((p) => p.address === h.address && p.prefix === h.prefix))
-        if (ipv6Record && present.some((p) => p.family === 6) && v6Left.length === 0) {
-          await restoreIpv6Off(tx, netns, guestNs, ipv6Record)
-          result.messages.push(`turned IPv6 off again on ${v.ifname}, as plumb found it`)
+        const switchKey = disableIpv6Key(v.ifname).key
+        if (present.some((p) => p.family === 6) && v6Left.length === 0 && readRecord(netns)?.sysctl?.[switchKey]) {
+          await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, [switchKey])
         }
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
@@ -88,14 +88,15 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     const gateways = await planGateways(guestNs, v.statics, v.ifname, opts.replaceGateway ?? false)
     const routes = await guestNs.getRoutes()
     const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
-    // An interface that was there may have IPv6 off (Docker's own eth0, say): read, not assumed.
-    const ipv6 = missing.some((m) => m.family === 6) && (await ipv6Disabled(guestNs, v.ifname)) ? 'off' : 'on'
     return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
-      if (ipv6 === 'off') {
-        await rememberIpv6Off(tx, netns, link.index, v.ifname)
-        result.messages.push(`turned IPv6 on for ${v.ifname} (it was off; removing its last IPv6 address with set-ip --del turns it off again)`)
+      // An interface that was there may have IPv6 off (Docker's own eth0, say). It is turned on as
+      // `plumb sysctl` would, the value found kept in the guest record: the rollback, set-ip --del
+      // of its last IPv6 address and detach --all put it back.
+      const ipv6Switch = disableIpv6Key(v.ifname)
+      if (missing.some((m) => m.family === 6) && (await guestNs.getSysctl(ipv6Switch.path)) === '1') {
+        await (await import('./sysctl.js')).setSysctlsIn(tx, netns, guestNs, [{ ...ipv6Switch, value: '0' }], result)
       }
-      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6 }, result, 0)
+      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6On: true }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.
       const gw = formatReplacedGateways(gateways)
       const mark = parseMark(link.alias)

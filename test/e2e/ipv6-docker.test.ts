@@ -1,11 +1,12 @@
 // IPv6 into real `docker run --net=none` containers, which Docker starts with IPv6 off in their
 // netns (net.ipv6.conf.all/default.disable_ipv6=1): plumb turns it on for the interfaces it
 // configures when an IPv6 address is asked for, and only then; set-ip on an interface plumb did
-// not make turns it off again with the last IPv6 address (and on rollback). Read back from
-// /proc/sys in the container's netns, ip -j, and TCP/UDP/ping.
+// not make keeps what it found in the guest record and puts it back (rollback, the last IPv6
+// address deleted, detach --all). Read back from /proc/sys in the container's netns, ip -j, the
+// record file, and TCP/UDP/ping.
 
 import { randomInt } from 'node:crypto'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { assertTraffic, hasDocker, hasOvs, ipJson, isRoot, makeContainer, makeNetns, sh, shIn, shQuiet, testIf, uniq } from '../helpers/index.js'
 import type { Teardown, TestContainer } from '../helpers/index.js'
 import { plumb, sweepHost } from '../integration/ops-fixture.js'
@@ -65,7 +66,7 @@ withDocker("the README's IPv6 example on real containers (attach-veth web br0 20
   t.is(await disabled(web, 'default'), '1')
 })
 
-withDocker('set-ip with IPv6 on an interface plumb did not make: turned on, off again on rollback and with the last IPv6 address; gc forgets what it found once the container is gone', async (t) => {
+withDocker('set-ip with IPv6 on an interface plumb did not make: turned on with the value found kept in the guest record; back off on rollback, with the last IPv6 address, and on detach --all; gc forgets the record once the container is gone', async (t) => {
   await holdGcLock(t) // gc is host-wide
   const { id, p6 } = ids(t)
   const c = await makeContainer(t, { name: `${id}c` })
@@ -76,23 +77,26 @@ withDocker('set-ip with IPv6 on an interface plumb did not make: turned on, off 
   await sh('ip', ['link', 'set', hostEnd, 'up'])
   await sh('ip', ['addr', 'add', `${p6}:1/64`, 'dev', hostEnd, 'nodad'])
   await shIn(at(c), 'ip', ['link', 'set', 'eth5', 'up'])
-  t.is(await disabled(c, 'eth5'), '1', 'inherited from the container\'s default')
-  const [eth5] = await ipJson(['link', 'show', 'dev', 'eth5'], at(c))
-  const record = `/run/plumb/ipv6/${statSync(c.sandboxKey).ino}-${eth5!.ifindex}.json`
+  t.is(await disabled(c, 'eth5'), '1', "inherited from the container's default")
+  const record = `/run/plumb/guests/${c.id}.json`
+  const key = 'net.ipv6.conf.eth5.disable_ipv6'
+  const recorded = (): unknown => (existsSync(record) ? (JSON.parse(readFileSync(record, 'utf8')) as { sysctl?: Record<string, unknown> }).sysctl?.[key] : undefined)
 
   // rollback: a route the kernel refuses (gateway on no connected subnet) comes after the address
-  const bad = await plumb('set-ip', c.name, 'eth5', `${p6}:20/64`, '--route', `2001:db8:ffff::/48@2001:db8:fffe::1`)
+  const bad = await plumb('set-ip', c.name, 'eth5', `${p6}:20/64`, '--route', '2001:db8:ffff::/48@2001:db8:fffe::1')
   t.is(bad.exitCode, 1, bad.stderr)
   t.regex(bad.stderr, /rolled back: .*disable_ipv6=1/)
   t.is(await disabled(c, 'eth5'), '1', 'the rollback turned IPv6 off again')
   t.deepEqual(await v6Addrs(c, 'eth5'), [])
-  t.false(existsSync(record))
+  t.is(recorded(), undefined)
 
   const r = await plumb('set-ip', c.name, 'eth5', `${p6}:20/64`, `${p6}:21/64`)
   t.is(r.exitCode, 0, r.stderr)
   t.is(await disabled(c, 'eth5'), '0')
-  t.true(existsSync(record), 'what plumb found is remembered')
+  t.deepEqual(recorded(), { found: '1', set: '0' }, 'what plumb found is in the guest record')
   t.deepEqual(await v6Addrs(c, 'eth5'), [`${p6}:20/64`, `${p6}:21/64`])
+  const ls = await plumb('ls', c.name, '--json')
+  t.deepEqual(ls.json.guests[0].sysctl, [{ key, value: '0', found: '1' }])
   await assertTraffic(t, undefined, at(c), `${p6}:20`, 'the host -> the container')
   await assertTraffic(t, at(c), undefined, `${p6}:1`, 'the container -> the host')
 
@@ -101,19 +105,28 @@ withDocker('set-ip with IPv6 on an interface plumb did not make: turned on, off 
   t.is(await disabled(c, 'eth5'), '0', 'an IPv6 address is left: IPv6 stays on')
   const last = await plumb('set-ip', c.name, 'eth5', `${p6}:21/64`, '--del')
   t.is(last.exitCode, 0, last.stderr)
-  t.regex(last.stdout, /turned IPv6 off again on eth5/)
+  t.regex(last.stdout, /restored in .*disable_ipv6=1/)
   t.is(await disabled(c, 'eth5'), '1', 'as plumb found it')
-  t.false(existsSync(record))
+  t.is(recorded(), undefined)
   const again = await plumb('set-ip', c.name, 'eth5', `${p6}:21/64`, '--del')
   t.is(again.exitCode, 0, again.stderr)
   t.is(await disabled(c, 'eth5'), '1')
 
+  // detach --all undoes it too (and the kernel drops the IPv6 addresses with it)
   t.is((await plumb('set-ip', c.name, 'eth5', `${p6}:22/64`)).exitCode, 0)
-  t.true(existsSync(record))
+  t.is(await disabled(c, 'eth5'), '0')
+  const d = await plumb('detach', c.name, '--all')
+  t.is(d.exitCode, 0, d.stderr)
+  t.is(await disabled(c, 'eth5'), '1')
+  t.deepEqual(await v6Addrs(c, 'eth5'), [])
+  t.is(recorded(), undefined)
+
+  t.is((await plumb('set-ip', c.name, 'eth5', `${p6}:22/64`)).exitCode, 0)
+  t.truthy(recorded())
   await sh('docker', ['rm', '-f', c.name])
   const g = await plumb('gc')
   t.is(g.exitCode, 0, g.stderr)
-  t.false(existsSync(record), 'gc forgot the record of a netns that is gone')
+  t.false(existsSync(record), 'gc forgot the record of a container that is gone')
 })
 
 withDockerOvs('every link kind takes an IPv6 address in a container and carries TCP, UDP and ping over it: ovs-port and vlan on OVS, macvlan, p2p-link, move-dev', async (t) => {
