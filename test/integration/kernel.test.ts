@@ -19,6 +19,7 @@ import {
   withNetns,
 } from '../../lib/kernel/index.js'
 import type { NetHandle } from '../../lib/kernel/index.js'
+import { sh } from '../helpers/index.js'
 
 const root = process.geteuid?.() === 0
 const ready = root && addonAvailable()
@@ -482,8 +483,9 @@ maybe('setLink arpNotify sets net.ipv4.conf.IF.arp_notify over netlink, in the h
   t.true((await ns.h.getLink('an0'))!.up, 'with other changes in the same message')
 })
 
-/** TX checksum offload of an interface in a netns, read by python's ioctl (ETHTOOL_GTXCSUM): not plumb's code. */
-function txCsum(ns: string, ifname: string): boolean {
+/** TX checksum offload of an interface in a netns, read by python's ioctl (ETHTOOL_GTXCSUM): not
+ *  plumb's code. Async: a python start blocking the worker would starve the other tests' sockets. */
+async function txCsum(ns: string, ifname: string): Promise<boolean> {
   const py = [
     'import array, fcntl, socket, struct, sys',
     'ev = array.array("I", [0x16, 0])',
@@ -491,7 +493,7 @@ function txCsum(ns: string, ifname: string): boolean {
     'fcntl.ioctl(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 0x8946, ifr)',
     'print(ev[1])',
   ].join('\n')
-  return execFileSync('ip', ['netns', 'exec', ns, 'python3', '-c', py, ifname], { encoding: 'utf8' }).trim() === '1'
+  return (await sh('ip', ['netns', 'exec', ns, 'python3', '-c', py, ifname])) === '1'
 }
 
 maybe('setTxChecksum: ethtool -K IF tx off|on through the handle\'s own socket, in its netns only; errors', async (t) => {
@@ -500,15 +502,15 @@ maybe('setTxChecksum: ethtool -K IF tx off|on through the handle\'s own socket, 
   // the same name in two netns: only the handle's own is changed
   await a.h.createVeth({ name: 'tx0', peer: { name: 'tx1' } })
   await b.h.createVeth({ name: 'tx0', peer: { name: 'tx1' } })
-  t.true(txCsum(a.name, 'tx0'), 'a veth starts with TX checksum offload on')
+  t.true(await txCsum(a.name, 'tx0'), 'a veth starts with TX checksum offload on')
   await a.h.setTxChecksum('tx0', false)
-  t.false(txCsum(a.name, 'tx0'))
-  t.true(txCsum(a.name, 'tx1'), 'the peer is untouched')
-  t.true(txCsum(b.name, 'tx0'), 'the other netns is untouched')
+  t.false(await txCsum(a.name, 'tx0'))
+  t.true(await txCsum(a.name, 'tx1'), 'the peer is untouched')
+  t.true(await txCsum(b.name, 'tx0'), 'the other netns is untouched')
   await a.h.setTxChecksum('tx0', false)
-  t.false(txCsum(a.name, 'tx0'), 'idempotent')
+  t.false(await txCsum(a.name, 'tx0'), 'idempotent')
   await a.h.setTxChecksum('tx0', true)
-  t.true(txCsum(a.name, 'tx0'))
+  t.true(await txCsum(a.name, 'tx0'))
 
   const missing = await t.throwsAsync(a.h.setTxChecksum('nosuch0', false), { instanceOf: PlumbError })
   t.is(missing?.code, 'NOT_FOUND')
