@@ -7,10 +7,9 @@
 
 import { randomInt } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { assertTraffic, hasDocker, hasOvs, ipJson, isRoot, makeContainer, makeNetns, sh, shIn, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { assertTraffic, hasDocker, hasOvs, holdGcLock, ipJson, isRoot, makeContainer, makeNetns, sh, shIn, shQuiet, testIf, uniq } from '../helpers/index.js'
 import type { Teardown, TestContainer } from '../helpers/index.js'
 import { plumb, sweepHost } from '../integration/ops-fixture.js'
-import { holdGcLock } from '../integration/links-fixture.js'
 
 const withDocker = testIf(isRoot && hasDocker(), 'ipv6-docker: needs root and dockerd with plumb-test:busybox (scripts/testbed.sh up)')
 const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'ipv6-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')
