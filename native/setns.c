@@ -8,8 +8,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/netlink.h>
 #include <linux/sockios.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,9 @@ static const char *errno_name(int e) {
     case EUSERS: return "EUSERS";
     case EWOULDBLOCK: return "EWOULDBLOCK";
     case EINTR: return "EINTR";
+    case ENODEV: return "ENODEV";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOTTY: return "ENOTTY";
     default: return "EUNKNOWN";
   }
 }
@@ -300,6 +305,57 @@ static napi_value with_utsns(napi_env env, napi_callback_info info) {
   return st == napi_ok ? result : NULL;
 }
 
+/* txChecksum(fd, ifname[, on]): `ethtool -K IFNAME tx on|off` without the ethtool binary:
+ * SIOCETHTOOL with ETHTOOL_STXCSUM, which flips every TX checksum feature the device lets
+ * userspace toggle (ethtool's "tx"; TSO, which needs it, follows), then ETHTOOL_GTXCSUM to read
+ * back what the kernel kept, returned as a boolean (without `on`: only the read). The ioctl acts in
+ * the netns of the socket `fd`, and any socket reaches the device ioctls (netlink has none of its
+ * own, so the kernel passes them on): a handle's own netlink socket serves, with no setns. */
+static napi_value tx_checksum(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  int32_t fd;
+  char name[IFNAMSIZ + 1];
+  size_t len = 0;
+  napi_valuetype t = napi_undefined;
+
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "txChecksum(fd, ifname[, on]) needs an fd and an interface name");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
+  if (napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) != napi_ok || len == 0 || len >= IFNAMSIZ) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "ifname must be an interface name of 1 to 15 bytes");
+    return NULL;
+  }
+  if (argc >= 3) napi_typeof(env, argv[2], &t);
+
+  struct ethtool_value ev;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, len);
+  ifr.ifr_data = (void *)&ev;
+  if (t == napi_boolean) {
+    bool on;
+    napi_get_value_bool(env, argv[2], &on);
+    ev.cmd = ETHTOOL_STXCSUM;
+    ev.data = on ? 1 : 0;
+    if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
+      throw_errno(env, "SIOCETHTOOL ETHTOOL_STXCSUM", errno);
+      return NULL;
+    }
+  }
+  ev.cmd = ETHTOOL_GTXCSUM;
+  ev.data = 0;
+  if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
+    throw_errno(env, "SIOCETHTOOL ETHTOOL_GTXCSUM", errno);
+    return NULL;
+  }
+  napi_get_boolean(env, ev.data != 0, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -307,6 +363,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "txChecksum", NULL, tx_checksum, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

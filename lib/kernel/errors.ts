@@ -162,6 +162,12 @@ export function toPlumbError(err: unknown, what: string, opts: ToPlumbErrorOptio
   }
   if (code === 'EEXIST') return fail('CONFLICT', `failed to ${what}: ${detail}`)
   if (NOT_FOUND.has(code)) return fail('NOT_FOUND', `failed to ${what}: ${detail}`)
+  // rtnetlink answers a missing capability with EPERM; its EACCES refuses the request itself:
+  // RTM_NEWADDR says so for an IPv6 address on an interface with IPv6 off ("IPv6 is disabled on
+  // this device"), which is how Docker starts containers. "Run it as root" would be wrong there.
+  if (code === 'EACCES' && nl) {
+    return fail('FAILED', `failed to ${what}: ${detail}`, nl.op === 'RTM_NEWADDR' ? 'IPv6 is off on that interface (net.ipv6.conf.IFNAME.disable_ipv6=1): turn it on there first' : undefined)
+  }
   if (code === 'EPERM' || code === 'EACCES') {
     return fail('PERMISSION', `failed to ${what}: ${detail}`, 'plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run it as root (sudo)')
   }

@@ -94,15 +94,18 @@ export interface HandleOptions {
 
 /** Construct the socket (and, for a guest, an fd of its netns) — call inside withNetns for a
  *  guest: both must be created synchronously while the thread is in the target netns. */
-function makeSocket(): { sock: RtSocket; tuned: boolean } {
+function makeSocket(): { sock: RtSocket; tuned: boolean; fd: number | undefined } {
   const sock = new RtSocket()
   let tuned = false
+  let fd: number | undefined
   try {
-    tuned = sock.extAck = !!loadAddon().tuneNetlinkSocket(sock.port)?.extAck
+    const found = loadAddon().tuneNetlinkSocket(sock.port)
+    tuned = sock.extAck = !!found?.extAck
+    fd = found?.fd
   } catch {
     // without the addon (host handle only) errors still carry errno, just no extack text
   }
-  return { sock, tuned }
+  return { sock, tuned, fd }
 }
 
 export class NetlinkHandle implements NetHandle {
@@ -110,34 +113,36 @@ export class NetlinkHandle implements NetHandle {
   /** whether the kernel sends extended-ack text on this socket */
   readonly extAck: boolean
   private readonly sock: RtSocket
+  /** the socket's fd (found by the addon), for device ioctls in this handle's netns */
+  private readonly sockFd: number | undefined
   /** our own fd of this handle's netns (guest handles), for sysctl and helper handles */
   private readonly nsFd: number | undefined
   private readonly timeoutMs: number
   private closed = false
 
-  private constructor(label: string, sock: RtSocket, extAck: boolean, nsFd: number | undefined, opts: HandleOptions) {
+  private constructor(label: string, made: { sock: RtSocket; tuned: boolean; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
     this.label = label
-    this.sock = sock
-    this.extAck = extAck
+    this.sock = made.sock
+    this.sockFd = made.fd
+    this.extAck = made.tuned
     this.nsFd = nsFd
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   }
 
   /** A handle in the process's own netns. */
   static host(label = 'host', opts: HandleOptions = {}): NetlinkHandle {
-    const { sock, tuned } = makeSocket()
-    return new NetlinkHandle(label, sock, tuned, undefined, opts)
+    return new NetlinkHandle(label, makeSocket(), undefined, opts)
   }
 
   /** A handle whose socket is created inside the netns of `nsFd` (via the setns addon). */
   static inside(nsFd: number, label: string, opts: HandleOptions = {}): NetlinkHandle {
     const addon = loadAddon()
-    let made: { sock: RtSocket; tuned: boolean; fd: number }
+    let made: { socket: ReturnType<typeof makeSocket>; nsFd: number }
     try {
       made = addon.withNetns(nsFd, () => {
         const own = openSync('/proc/thread-self/ns/net', 'r')
         try {
-          return { ...makeSocket(), fd: own }
+          return { socket: makeSocket(), nsFd: own }
         } catch (err) {
           closeSync(own)
           throw err
@@ -149,7 +154,7 @@ export class NetlinkHandle implements NetHandle {
         hint: 'the fd must be an open network namespace (/proc/PID/ns/net, /run/netns/NAME)',
       })
     }
-    return new NetlinkHandle(label, made.sock, made.tuned, made.fd, opts)
+    return new NetlinkHandle(label, made.socket, made.nsFd, opts)
   }
 
   // ---- the request path -------------------------------------------------------------------
@@ -413,6 +418,23 @@ export class NetlinkHandle implements NetHandle {
   /** `ip link del #INDEX` */
   async delLink(index: number): Promise<void> {
     await this.req(`delete link #${index}${this.where()}`, T.DELLINK, { kind: 'link', data: { index }, attrs: {} }, 0)
+  }
+
+  /**
+   * `ethtool -K NAME tx on|off`, with no ethtool binary: SIOCETHTOOL on this handle's own socket
+   * (a device ioctl acts in the socket's netns, so a guest's interface needs no setns), then the
+   * kernel's state read back. Synchronous in effect: done before the returned promise settles.
+   */
+  async setTxChecksum(name: string, on: boolean): Promise<void> {
+    const what = `turn ${on ? 'on' : 'off'} TX checksum offload on "${name}"${this.where()}`
+    if (this.sockFd === undefined) throw new PlumbError('FAILED', `failed to ${what}: the netlink socket's fd was not found (setns addon missing?)`)
+    let kept: boolean
+    try {
+      kept = loadAddon().txChecksum(this.sockFd, name, on)
+    } catch (err) {
+      throw toPlumbError(err, what, { overrides: { EOPNOTSUPP: 'UNSUPPORTED' } })
+    }
+    if (kept !== on) throw new PlumbError('FAILED', `failed to ${what}: the kernel kept it ${kept ? 'on' : 'off'}`)
   }
 
   // ---- addresses ----------------------------------------------------------------------------

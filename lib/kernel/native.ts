@@ -18,6 +18,9 @@ export interface SetnsAddon {
   tuneNetlinkSocket(port: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
   /** flock(fd, op | LOCK_NB): true when taken, false when held elsewhere; op 1 shared, 2 exclusive, 8 unlock */
   flock(fd: number, op: 1 | 2 | 8): boolean
+  /** `ethtool -K IFNAME tx on|off` (SIOCETHTOOL) on socket `fd`, in that socket's netns; the
+   *  state read back (without `on`: only the read) */
+  txChecksum(fd: number, ifname: string, on?: boolean): boolean
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')

@@ -191,6 +191,9 @@ export interface NetHandle {
   addRoute(route: RouteSpec, opts?: { replace?: boolean }): Promise<void>
   delRoute(route: RouteSpec): Promise<void>
 
+  /** `ethtool -K NAME tx on|off` in this handle's netns (no ethtool binary), checked by a read-back */
+  setTxChecksum(name: string, on: boolean): Promise<void>
+
   /** write /proc/sys/net/... as seen from this netns (e.g. 'ipv4/conf/eth1/arp_notify') */
   setSysctl(path: string, value: string): Promise<void>
   getSysctl(path: string): Promise<string | undefined>

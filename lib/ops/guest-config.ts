@@ -8,6 +8,7 @@ import type { Netns } from '../guest/index.js'
 import { inGuest, ipIn, whereOf } from './context.js'
 import type { BatchStep, Tx } from './tx.js'
 import type { OpResult } from './result.js'
+import { enableIpv6Step } from './ipv6.js'
 
 export type StaticIp = Extract<IpSpec, { kind: 'static' }>
 
@@ -105,6 +106,12 @@ export interface GuestConfig {
   up: boolean
   /** set with the up step, in the same message: the owner mark of an interface just created */
   alias?: string
+  /**
+   * IPv6 is on already (set-ip saw to it, through the guest record: see ipv6.ts). Otherwise the
+   * interface is one this op made or moved in, and IPv6 is turned on, unread, before an IPv6
+   * address goes on it (Docker starts containers with it off); the link's deletion undoes it.
+   */
+  ipv6On?: boolean
 }
 
 const hostRoute = (family: Family, addr: string): string => `${addr}/${family === 4 ? 32 : 128}`
@@ -121,6 +128,7 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
   const ip = (args: string): string => ipIn(c.netns, args)
   const steps: Array<BatchStep<unknown>> = [...alongside]
 
+  if (!c.ipv6On && c.ips.some((a) => a.family === 6)) steps.push(enableIpv6Step(c.netns, guestNs, ifname))
   for (const addr of c.ips) {
     // IPv6 statics skip DAD (as `ip addr add ... nodad`): usable at once, like an IPv4 address.
     steps.push({

@@ -12,6 +12,7 @@ import { firstFreeEth } from './ifnames.js'
 import { ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import type { StaticIp } from './guest-config.js'
+import { enableIpv6Step } from './ipv6.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -150,6 +151,8 @@ async function configureEnd(tx: Tx, netns: Netns, ns: NetHandle, ifname: string,
   if (link && link.alias !== alias) await ns.setLink(link.index, { alias })
   const idx = (): number => link!.index
   if (ip) {
+    // IPv6 on (a guest of Docker's starts with it off); the link's deletion undoes it
+    if (ip.family === 6) await tx.batch([enableIpv6Step(netns, ns, ifname)])
     await tx.step(line(`addr add ${ip.cidr} dev ${ifname}${ip.family === 6 ? ' nodad' : ''}`), () => ns.addAddr(idx(), ip.cidr, { nodad: ip.family === 6 }))
     result.ips.push({ address: ip.cidr, interface: resultIndex })
   }

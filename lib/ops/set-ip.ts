@@ -10,6 +10,10 @@ import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, pla
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { disableIpv6Key } from './ipv6.js'
+import { readRecord } from './guest-record.js'
+
+const LINK_LOCAL6 = /^fe[89ab][0-9a-f]:/i
 
 export interface SetIpOptions extends CommonOptions {
   guest: string | GuestRef
@@ -67,6 +71,12 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
             run: () => guestNs.addAddr(link.index, s.cidr, { nodad: s.family === 6 }),
           })
         }
+        // The last IPv6 address gone from an interface where set-ip turned IPv6 on: back as it was.
+        const v6Left = have.filter((h) => h.family === 6 && !LINK_LOCAL6.test(h.address) && !present.some((p) => p.address === h.address && p.prefix === h.prefix))
+        const switchKey = disableIpv6Key(v.ifname).key
+        if (present.some((p) => p.family === 6) && v6Left.length === 0 && readRecord(netns)?.sysctl?.[switchKey]) {
+          await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, [switchKey])
+        }
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
         result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...v.routes.map((r) => `route ${r.dst}`)].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
@@ -79,7 +89,14 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     const routes = await guestNs.getRoutes()
     const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
     return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
-      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false }, result, 0)
+      // An interface that was there may have IPv6 off (Docker's own eth0, say). It is turned on as
+      // `plumb sysctl` would, the value found kept in the guest record: the rollback, set-ip --del
+      // of its last IPv6 address and detach --all put it back.
+      const ipv6Switch = disableIpv6Key(v.ifname)
+      if (missing.some((m) => m.family === 6) && (await guestNs.getSysctl(ipv6Switch.path)) === '1') {
+        await (await import('./sysctl.js')).setSysctlsIn(tx, netns, guestNs, [{ ...ipv6Switch, value: '0' }], result)
+      }
+      await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6On: true }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.
       const gw = formatReplacedGateways(gateways)
       const mark = parseMark(link.alias)

@@ -51,7 +51,8 @@ export async function sysctl(opts: SysctlOptions): Promise<OpResult> {
   })
 }
 
-async function setSysctlsIn(tx: Tx, netns: Netns, guestNs: NetHandle, set: SysctlSetting[], result: OpResult): Promise<void> {
+/** Set each KEY=VALUE that differs, the value found kept in the guest record first (set-ip turns IPv6 on this way). */
+export async function setSysctlsIn(tx: Tx, netns: Netns, guestNs: NetHandle, set: SysctlSetting[], result: OpResult): Promise<void> {
   const before = readRecord(netns)
   const record = clone(before) ?? newRecord(netns)
   const entries = (record.sysctl ??= {})

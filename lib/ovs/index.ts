@@ -272,23 +272,31 @@ export async function deleteBridge(name: string): Promise<void> {
 
 const sameList = (a: number[], b: number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
-/**
- * Whether the OVS bridge exists and the port row (if `port` is given), in one OVSDB round trip:
- * what ovs-port needs to know before it creates anything.
- */
-export async function lookupBridgeAndPort(bridge: string, port?: string): Promise<{ bridgeExists: boolean; port: PortInfo | undefined }> {
+/** What ovs-port needs to know of a bridge and a port before it creates anything. */
+export interface BridgeAndPort {
+  bridgeExists: boolean
+  /** the bridge's datapath_type ('system' when unset), when it exists */
+  datapathType?: string
+  port: PortInfo | undefined
+}
+
+/** Whether the OVS bridge exists (and its datapath type) and the port row (if `port` is given), in one OVSDB round trip. */
+export async function lookupBridgeAndPort(bridge: string, port?: string): Promise<BridgeAndPort> {
   checkName(bridge, 'OVS bridge name')
   if (port !== undefined) checkName(port, 'OVS port name')
+  const found = (datapathType: string | undefined, info: PortInfo | undefined): BridgeAndPort =>
+    datapathType === undefined ? { bridgeExists: false, port: info } : { bridgeExists: true, datapathType: datapathType || 'system', port: info }
   if (viaVsctl()) {
-    const [bridgeExists, info] = await Promise.all([isOvsBridge(bridge), port !== undefined ? getPort(port) : undefined])
-    return { bridgeExists, port: info }
+    const [b, info] = await Promise.all([getBridge(bridge), port !== undefined ? getPort(port) : undefined])
+    return found(b?.datapathType, info)
   }
   const c = { verb: 'look up', object: 'OVS bridge', name: bridge }
-  const ops = [selectOp('Bridge', byName(bridge), ['name'])]
+  const ops = [selectOp('Bridge', byName(bridge), ['name', 'datapath_type'])]
   if (port !== undefined) ops.push(selectOp('Port', byName(port), PORT_COLUMNS), selectOp('Bridge', [], ['name', 'ports']), selectOp('Interface', byName(port), IFACE_COLUMNS))
   const [b, ports, bridges, ifaces] = (await ovsdbRead(ops, c)).map(rowsOf) as [Row[], Row[] | undefined, Row[] | undefined, Row[] | undefined]
   const info = ports?.length ? joinPorts(ports, bridges ?? [], await withMemberIfaces(ports, ifaces ?? [], c))[0] : undefined
-  return { bridgeExists: b.length > 0, port: info }
+  const dp = b[0]?.datapath_type
+  return found(b[0] ? (typeof dp === 'string' ? dp : '') : undefined, info)
 }
 
 /** Ask OVSDB for a trunks/tag/external_ids value in its JSON notation. */

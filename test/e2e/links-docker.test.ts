@@ -3,7 +3,7 @@
 // after a container with an OVS port and a bridge port is stopped.
 
 import { randomInt } from 'node:crypto'
-import { getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, plumb, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -24,7 +24,7 @@ async function ovsBridge(t: Teardown, name: string): Promise<void> {
 
 const namesIn = async (sandboxKey: string): Promise<string[]> => (await ipJson(['link', 'show'], { path: sandboxKey })).map((l) => String(l.ifname)).sort()
 
-withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 20: same-tag pairs ping, cross-tag pairs do not; detach removes the rows', async (t) => {
+withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 20: same-tag pairs carry TCP, UDP and ping, cross-tag pairs do not ping; detach removes the rows', async (t) => {
   const { id, net } = ids(t)
   const br = `${id}o`
   await ovsBridge(t, br)
@@ -45,8 +45,11 @@ withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 2
     t.is(p?.bridge, br)
   }
   const at = (i: number): { path: string } => ({ path: cs[i]!.sandboxKey })
-  t.true(await ping(at(0), `${net}.11`, { count: 2 }), 'a <-> b (tag 10)')
-  t.true(await ping(at(2), `${net}.13`, { count: 2 }), 'c <-> d (tag 20)')
+  // TCP and UDP as well as ping: the userspace datapath carried ping while it dropped them
+  await assertTraffic(t, at(0), at(1), `${net}.11`, 'tag 10: ovs-port -> attach-veth --vlan')
+  await assertTraffic(t, at(1), at(0), `${net}.10`, 'tag 10: attach-veth --vlan -> ovs-port')
+  await assertTraffic(t, at(2), at(3), `${net}.13`, 'tag 20: vlan -> ovs-port')
+  await assertTraffic(t, at(3), at(2), `${net}.12`, 'tag 20: ovs-port -> vlan')
   const cross = await Promise.all([
     ping(at(0), `${net}.12`, { count: 1, timeout: 1 }),
     ping(at(1), `${net}.13`, { count: 1, timeout: 1 }),
@@ -65,21 +68,21 @@ withDockerOvs('four containers on one OVS bridge, two on tag 10 and two on tag 2
   for (const c of cs) t.deepEqual(await namesIn(c.sandboxKey), ['lo'])
 })
 
-withDocker('p2p-link: two containers ping over a direct link with no bridge; a container and the host ping over /32 + peer routes', async (t) => {
+withDocker('p2p-link: two containers carry TCP, UDP and ping over a direct link with no bridge; a container and the host too, over /32 + peer routes', async (t) => {
   const { id, net } = ids(t)
   const [a, b] = await Promise.all([makeContainer(t, { name: `${id}a` }), makeContainer(t, { name: `${id}b` })])
   const r = await plumb('p2p-link', a.name, b.name, '--ip-a', `${net}.0/31`, '--ip-b', `${net}.1/31`)
   t.is(r.exitCode, 0, r.stderr)
-  t.true(await ping({ path: a.sandboxKey }, `${net}.1`, { count: 2 }))
-  t.true(await ping({ path: b.sandboxKey }, `${net}.0`))
+  await assertTraffic(t, { path: a.sandboxKey }, { path: b.sandboxKey }, `${net}.1`, 'a -> b')
+  await assertTraffic(t, { path: b.sandboxKey }, { path: a.sandboxKey }, `${net}.0`, 'b -> a')
   const ls = await plumb('ls', b.name, '--json')
   t.like(ls.json.guests[0].interfaces[0], { name: 'eth1', op: 'p2p-link', peerGuest: `docker:${a.name}` })
 
   const hostIf = `${id}h`
   const h = await plumb('p2p-link', a.name, 'host', '--ip-a', `${net}.66/32`, '--ip-b', `${net}.65/32`, '--ifname-b', hostIf)
   t.is(h.exitCode, 0, h.stderr)
-  t.true(await ping(undefined, `${net}.66`, { count: 2 }), 'the host reaches the container')
-  t.true(await ping({ path: a.sandboxKey }, `${net}.65`), 'the container reaches the host')
+  await assertTraffic(t, undefined, { path: a.sandboxKey }, `${net}.66`, 'the host -> the container')
+  await assertTraffic(t, { path: a.sandboxKey }, undefined, `${net}.65`, 'the container -> the host')
 
   t.is((await plumb('detach', a.name, '--all')).exitCode, 0)
   t.deepEqual(await namesIn(a.sandboxKey), ['lo'])
@@ -87,7 +90,7 @@ withDocker('p2p-link: two containers ping over a direct link with no bridge; a c
   t.is(await getLink(hostIf), undefined)
 })
 
-withDocker('macvlan into two containers on a veth "NIC": they reach each other and the far end; move-dev gives a container a NIC and detach gives it back', async (t) => {
+withDocker('macvlan into two containers on a veth "NIC": TCP, UDP and ping to each other and the far end; move-dev gives a container a NIC and detach gives it back', async (t) => {
   const { id, net } = ids(t)
   const nic = `${id}p`
   const far = `${id}q`
@@ -103,9 +106,9 @@ withDocker('macvlan into two containers on a veth "NIC": they reach each other a
     const r = await plumb('macvlan', x.name, nic, `${net}.${h}/24`)
     t.is(r.exitCode, 0, r.stderr)
   }
-  t.true(await ping({ path: a.sandboxKey }, `${net}.11`, { count: 2 }), 'macvlan a <-> b')
-  t.true(await ping({ path: a.sandboxKey }, `${net}.1`), 'a reaches the far end')
-  t.true(await ping({ path: c.sandboxKey }, `${net}.11`), 'the far end reaches b')
+  await assertTraffic(t, { path: a.sandboxKey }, { path: b.sandboxKey }, `${net}.11`, 'macvlan a -> b')
+  await assertTraffic(t, { path: a.sandboxKey }, { path: c.sandboxKey }, `${net}.1`, 'macvlan a -> the far end (move-dev)')
+  await assertTraffic(t, { path: c.sandboxKey }, { path: b.sandboxKey }, `${net}.11`, 'the far end (move-dev) -> macvlan b')
 
   const d = await plumb('detach', c.name, 'lan0')
   t.is(d.exitCode, 0, d.stderr)

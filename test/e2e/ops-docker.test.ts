@@ -3,7 +3,7 @@
 
 import { randomInt } from 'node:crypto'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { getLink, hasDocker, ipJson, isRoot, makeContainer, ping, sh, snapshot, stopContainer, testIf, uniq } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, ipJson, isRoot, makeContainer, ping, sh, snapshot, stopContainer, testIf, uniq } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, hostView, plumb, stable, sweepHost } from '../integration/ops-fixture.js'
 
@@ -26,7 +26,7 @@ async function hostEndsOf(name: string): Promise<string[]> {
   return (await ipJson(['-d', 'link', 'show'])).filter((l) => String(l.ifalias ?? '').includes(`guest=docker:${name} `) || String(l.ifalias ?? '').endsWith(`guest=docker:${name}`)).map((l) => String(l.ifname))
 }
 
-withDocker('two containers on one new bridge reach each other through FORWARD DROP; ls shows both; detach --all leaves nothing', async (t) => {
+withDocker('two containers on one new bridge carry TCP, UDP and ping through FORWARD DROP; ls shows both; detach --all leaves nothing', async (t) => {
   const { id, br, net } = ids(t)
   const [a, b] = await Promise.all([makeContainer(t, { name: `${id}a` }), makeContainer(t, { name: `${id}c` })])
   const ra = await plumb('attach-veth', a.name, br, `${net}.10/24`)
@@ -36,8 +36,8 @@ withDocker('two containers on one new bridge reach each other through FORWARD DR
 
   const drop = await forwardDropActive()
   if (drop) t.is((await firewallRules('iptables', br)).length, 1, 'one ACCEPT rule for the bridge while attached')
-  t.true(await ping({ path: a.sandboxKey }, `${net}.11`, { count: 2 }), 'a reaches b')
-  t.true(await ping({ path: b.sandboxKey }, `${net}.10`), 'b reaches a')
+  await assertTraffic(t, { path: a.sandboxKey }, { path: b.sandboxKey }, `${net}.11`, 'a -> b')
+  await assertTraffic(t, { path: b.sandboxKey }, { path: a.sandboxKey }, `${net}.10`, 'b -> a')
 
   const again = await plumb('attach-veth', a.name, br, `${net}.10/24`)
   t.is(again.exitCode, 0, again.stderr)

@@ -1,8 +1,8 @@
 // macvlan and vlan on `ip netns` guests through the real CLI: children born in the guest on a
-// veth end standing in for a NIC (never eth0), read back with ip -j and pings.
+// veth end standing in for a NIC (never eth0), read back with ip -j, with TCP, UDP and ping.
 
 import { execFileSync } from 'node:child_process'
-import { getLink, hasOvs, isRoot, ping, sh, shQuiet, testIf } from '../helpers/index.js'
+import { assertTraffic, getLink, hasOvs, isRoot, ping, sh, shQuiet, testIf } from '../helpers/index.js'
 import { addrsOf, fixture, guestLinks, plumb, views } from './ops-fixture.js'
 import { bare, extraGuest, nicWithFarEnd, ovsBridgeName, ovsPortsOf, worldView } from './links-fixture.js'
 
@@ -33,7 +33,7 @@ const HAS_8021Q = kernelHasVlan()
 const macvlanMode = (l: { linkinfo?: { info_kind?: string; info_data?: { mode?: string } } } | undefined): string | undefined =>
   l?.linkinfo?.info_kind === 'macvlan' ? l.linkinfo.info_data?.mode : undefined
 
-asRoot('macvlan bridge mode: two guests on one parent reach each other and the far end; ls shows the parent; re-run is "already"; detach leaves the parent alone', async (t) => {
+asRoot('macvlan bridge mode: two guests on one parent carry TCP, UDP and ping to each other and the far end; ls shows the parent; re-run is "already"; detach leaves the parent alone', async (t) => {
   const f = await fixture(t)
   const b = await extraGuest(t, f, 'c')
   const { nic, far } = await nicWithFarEnd(t, f, f.v4(1))
@@ -61,10 +61,10 @@ asRoot('macvlan bridge mode: two guests on one parent reach each other and the f
   t.like(ra.json.interfaces[0], { name: 'eth1', kind: 'macvlan', peer: nic, netns: f.guest })
   t.is(ra.json.interfaces[0].mac, ea?.address)
 
-  t.true(await ping(f.ns, bare(f.v4(11)), { count: 2 }), 'a reaches b (bridge mode)')
-  t.true(await ping(b.ns, bare(f.v4(10))), 'b reaches a')
-  t.true(await ping(f.ns, bare(f.v4(1))), 'a reaches the far end of the parent')
-  t.true(await ping(far, bare(f.v4(11))), 'the far end reaches b')
+  await assertTraffic(t, f.ns, b.ns, bare(f.v4(11)), 'a -> b (bridge mode)')
+  await assertTraffic(t, b.ns, f.ns, bare(f.v4(10)), 'b -> a')
+  await assertTraffic(t, f.ns, far, bare(f.v4(1)), 'a -> the far end of the parent')
+  await assertTraffic(t, far, b.ns, bare(f.v4(11)), 'the far end -> b')
 
   const again = await plumb('macvlan', f.guest, nic, f.v4(10))
   t.is(again.exitCode, 0, again.stderr)
@@ -156,7 +156,7 @@ asRoot('macvlan --dry-run prints the ip plan and changes nothing; @GATEWAY sets 
   t.true(await ping(f.ns, bare(f.v4(1))))
 })
 
-withOvs('vlan on an OVS bridge: an access port tagged VID; same VID pings, another VID does not; ls and detach', async (t) => {
+withOvs('vlan on an OVS bridge: an access port tagged VID; same VID carries TCP, UDP and ping, another VID does not ping; ls and detach', async (t) => {
   const f = await fixture(t)
   const b = await extraGuest(t, f, 'c')
   const c = await extraGuest(t, f, 'd')
@@ -176,7 +176,9 @@ withOvs('vlan on an OVS bridge: an access port tagged VID; same VID pings, anoth
   t.is(byGuest.get(c.guest)?.tag, 20)
   for (const p of ports) t.is(p.bridge, br)
 
-  t.true(await ping(f.ns, bare(f.v4(11)), { count: 2 }), 'VLAN 10 to VLAN 10')
+  // TCP and UDP too: the userspace datapath carried ping while it dropped them
+  await assertTraffic(t, f.ns, b.ns, bare(f.v4(11)), 'VLAN 10 -> VLAN 10')
+  await assertTraffic(t, b.ns, f.ns, bare(f.v4(10)), 'VLAN 10 <- VLAN 10')
   t.false(await ping(f.ns, bare(f.v4(12)), { count: 1, timeout: 1 }), 'VLAN 10 does not reach VLAN 20')
   t.false(await ping(c.ns, bare(f.v4(11)), { count: 1, timeout: 1 }), 'VLAN 20 does not reach VLAN 10')
 

@@ -1,13 +1,14 @@
 // p2p-link (guest<->guest, guest<->host; /31 and /32 + peer routes) and move-dev (a veth end
-// moved into a guest and given back) on `ip netns` guests, read back with ip -j and pings.
+// moved into a guest and given back) on `ip netns` guests, read back with ip -j, and TCP, UDP and
+// ping over each.
 
-import { getLink, ipJson, isRoot, ping, sh, shQuiet, testIf } from '../helpers/index.js'
+import { assertTraffic, getLink, ipJson, isRoot, makeNetns, sh, shQuiet, testIf } from '../helpers/index.js'
 import { addrsOf, fixture, guestLinks, hostView, plumb, views } from './ops-fixture.js'
 import { bare, extraGuest, linkNames, plumbIn, worldView } from './links-fixture.js'
 
 const asRoot = testIf(isRoot, 'links-p2p-move: needs root (ip netns, links)')
 
-asRoot('p2p-link between two guests with /31: ends born in each, they ping with no bridge; ls on each side names the other; detach on either side removes both ends', async (t) => {
+asRoot('p2p-link between two guests with /31: ends born in each, TCP, UDP and ping with no bridge; ls on each side names the other; detach on either side removes both ends', async (t) => {
   const f = await fixture(t)
   const b = await extraGuest(t, f, 'b')
   const r = await plumb('p2p-link', f.guest, b.guest, '--ip-a', f.v4(0, 31), '--ip-b', f.v4(1, 31), '--json')
@@ -23,8 +24,8 @@ asRoot('p2p-link between two guests with /31: ends born in each, they ping with 
   t.deepEqual(await addrsOf('eth1', f.ns), [f.v4(0, 31)])
   t.deepEqual(await addrsOf('eth1', b.ns), [f.v4(1, 31)])
   t.deepEqual((await hostView(f.id)).links, [], 'nothing on the host')
-  t.true(await ping(f.ns, bare(f.v4(1)), { count: 2 }), 'a reaches b')
-  t.true(await ping(b.ns, bare(f.v4(0))), 'b reaches a')
+  await assertTraffic(t, f.ns, b.ns, bare(f.v4(1)), 'a -> b')
+  await assertTraffic(t, b.ns, f.ns, bare(f.v4(0)), 'b -> a')
 
   const again = await plumb('p2p-link', f.guest, b.guest, '--ip-a', f.v4(0, 31), '--ip-b', f.v4(1, 31))
   t.is(again.exitCode, 0, again.stderr)
@@ -41,7 +42,7 @@ asRoot('p2p-link between two guests with /31: ends born in each, they ping with 
   t.deepEqual(await linkNames(b.ns), ['lo'])
 })
 
-asRoot('p2p-link guest <-> host with /32 and peer routes: the host pings the guest; detach on the guest removes the host end and its route', async (t) => {
+asRoot('p2p-link guest <-> host with /32 and peer routes: TCP, UDP and ping both ways; detach on the guest removes the host end and its route', async (t) => {
   const f = await fixture(t)
   const hostIf = `${f.id}h`
   const r = await plumb('p2p-link', f.guest, 'host', '--ip-a', f.v4(2, 32), '--ip-b', f.v4(1, 32), '--ifname-b', hostIf, '--ifname-a', 'up0', '--mtu', '1400', '--json')
@@ -60,8 +61,8 @@ asRoot('p2p-link guest <-> host with /32 and peer routes: the host pings the gue
   t.true(guestRoutes.some((x) => x.dst === bare(f.v4(1)) && x.dev === 'up0' && x.scope === 'link'), JSON.stringify(guestRoutes))
   const hostRoutes = await ipJson(['-4', 'route', 'show', 'dev', hostIf])
   t.true(hostRoutes.some((x) => x.dst === bare(f.v4(2)) && x.scope === 'link'), JSON.stringify(hostRoutes))
-  t.true(await ping(undefined, bare(f.v4(2)), { count: 2 }), 'the host reaches the guest')
-  t.true(await ping(f.ns, bare(f.v4(1))), 'the guest reaches the host')
+  await assertTraffic(t, undefined, f.ns, bare(f.v4(2)), 'the host -> the guest')
+  await assertTraffic(t, f.ns, undefined, bare(f.v4(1)), 'the guest -> the host')
 
   const ls = await plumb('ls', f.guest, '--json')
   t.like(ls.json.guests[0].interfaces[0], { name: 'up0', op: 'p2p-link', peer: hostIf, peerGuest: 'host' })
@@ -106,11 +107,15 @@ asRoot('p2p-link without addresses sets none; --dry-run changes nothing; bad inp
   t.deepEqual(await addrsOf('eth1', b.ns), [])
 })
 
-asRoot("move-dev: a host veth end moves in under its own name with addresses; ls shows it; detach gives it back under its old name, alias and state", async (t) => {
+asRoot("move-dev: a host veth end moves in under its own name with addresses and carries TCP, UDP and ping; ls shows it; detach gives it back under its old name, alias and state", async (t) => {
   const f = await fixture(t)
   const dev = `${f.id}m`
+  // its peer in a netns of its own: the LAN behind the NIC, holding the gateway's address
+  const far = await makeNetns(t, { name: `${f.id}f` })
   t.teardown(async () => void (await shQuiet('ip', ['link', 'del', dev])))
-  await sh('ip', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${f.id}n`])
+  await sh('ip', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${f.id}n`, 'netns', far])
+  await sh('ip', ['-n', far, 'addr', 'add', `${f.gw4}/24`, 'dev', `${f.id}n`])
+  await sh('ip', ['-n', far, 'link', 'set', `${f.id}n`, 'up'])
   await sh('ip', ['link', 'set', dev, 'alias', 'pt test nic', 'up'])
   const mac = (await getLink(dev))?.address
 
@@ -128,6 +133,8 @@ asRoot("move-dev: a host veth end moves in under its own name with addresses; ls
   t.regex(String(inGuest?.ifalias), /role=moved op=move-dev .*orig=/)
   t.deepEqual(await addrsOf(dev, f.ns), [f.v4(10)])
   t.true((await ipJson(['-4', 'route', 'show', 'default'], f.ns)).some((x) => x.gateway === f.gw4 && x.dev === dev))
+  await assertTraffic(t, f.ns, far, f.gw4, 'the guest -> the far end')
+  await assertTraffic(t, far, f.ns, bare(f.v4(10)), 'the far end -> the guest')
 
   const again = await plumb('move-dev', f.guest, dev, f.v4(10))
   t.is(again.exitCode, 0, again.stderr)

@@ -2,7 +2,7 @@
 // read back from the kernel (ip -j) rather than from plumb's own output.
 
 import { attachVeth, parseMac, PlumbError } from '../../lib/index.js'
-import { getLink, ipJson, isRoot, makeBridge, makeVethPair, sh, testIf } from '../helpers/index.js'
+import { assertTraffic, getLink, ipJson, isRoot, makeBridge, makeNetns, makeVethPair, sh, testIf } from '../helpers/index.js'
 import {
   addrsOf,
   defaultRoutes,
@@ -71,6 +71,20 @@ asRoot('attach to a missing bridge: bridge made and marked, both ends up, v4+v6 
   t.true(j.routes.some((x: { dst: string; gw?: string }) => x.dst === route))
 
   if (await forwardDropActive()) t.is((await firewallRules('iptables', f.br)).length, 1, 'one ACCEPT rule for the bridge')
+})
+
+asRoot('two guests on one Linux bridge carry TCP, UDP and ping, IPv4 and IPv6, both ways (through Docker\'s FORWARD DROP where it is set)', async (t) => {
+  const f = await fixture(t)
+  const b = await makeNetns(t, { name: `${f.id}g` })
+  for (const [guest, host] of [[f.guest, 10], [`netns:${b}`, 11]] as const) {
+    const r = await plumb('attach-veth', guest, f.br, f.v4(host), f.v6(host))
+    t.is(r.exitCode, 0, r.stderr)
+  }
+  const at = (cidr: string): string => cidr.split('/')[0]!
+  await assertTraffic(t, f.ns, b, at(f.v4(11)), 'IPv4 a -> b')
+  await assertTraffic(t, b, f.ns, at(f.v4(10)), 'IPv4 b -> a')
+  await assertTraffic(t, f.ns, b, at(f.v6(11)), 'IPv6 a -> b')
+  await assertTraffic(t, b, f.ns, at(f.v6(10)), 'IPv6 b -> a')
 })
 
 asRoot('defaults: the first free ethN, a derived host end (pl…, ≤ 15 bytes) enslaved and up', async (t) => {
@@ -221,12 +235,16 @@ asRoot('--dry-run prints ip lines and changes nothing', async (t) => {
   t.regex(r.stdout, new RegExp(`^ip -n ${f.ns} addr add ${f.v4(10).replace(/\./g, '\\.')} dev eth1$`, 'm'))
   t.regex(r.stdout, new RegExp(`^ip -n ${f.ns} route add default via ${f.gw4.replace(/\./g, '\\.')} dev eth1$`, 'm'))
   for (const l of lines) t.regex(l, /^(ip |iptables |ip6tables |nsenter |ip netns exec |# )/, l)
+  // IPv6 turned on for eth1 (as Docker starts containers it is off) before its IPv6 address
+  const on6 = lines.indexOf(`ip netns exec ${f.ns} sysctl -qw net.ipv6.conf.eth1.disable_ipv6=0`)
+  t.true(on6 >= 0 && on6 < lines.findIndex((l) => l.includes(`addr add ${f.v6(10)}`)), r.stdout)
   t.deepEqual(await views(f), before)
   // --json --dry-run: the plan, changed false... and still nothing done
   const j = await plumb('attach-veth', f.guest, f.br, f.v4(10), '--dry-run', '--json')
   t.is(j.exitCode, 0)
   t.true(j.json.dryRun)
   t.true(j.json.plan.length > 0)
+  t.false((j.json.plan as string[]).some((l) => l.includes('disable_ipv6')), 'IPv6 is left alone when no IPv6 address is asked for')
   t.deepEqual(await views(f), before)
 })
 

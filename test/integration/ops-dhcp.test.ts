@@ -1,20 +1,24 @@
 // DHCP through plumb's commands on `ip netns` guests, against a real dnsmasq on a host bridge:
-// the dhcp IP spec of attach-veth (library API and CLI), macvlan and move-dev; refusals before
+// the dhcp IP spec of attach-veth (library API and CLI), macvlan and move-dev, and of vlan on an
+// OVS bridge (a VLAN, the server a guest too); refusals before
 // anything starts; no server (rollback); the netns deleted (client exits); gc of a dead lease.
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { hasBinary, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { randomInt } from 'node:crypto'
+import { assertTraffic, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, shQuiet, startDnsmasq, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
 import { linkNames } from './links-fixture.js'
+import { sweepHost } from './ops-fixture.js'
 import type { Lease } from '../../lib/dhcp/index.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter') && hasBinary('udhcpc')
 const withLab = testIf(ready, 'ops-dhcp: needs root, dnsmasq, nsenter and udhcpc')
+const withLabOvs = testIf(ready && hasOvs(), 'ops-dhcp: needs root, dnsmasq, nsenter, udhcpc and Open vSwitch')
 // timing tests run before the others of this file, not beside them
 const withLabSerial = ready ? test.serial : test.serial.skip
 
@@ -99,6 +103,35 @@ withLabSerial('no DHCP server: the library API rejects within the timeout + 1 s 
   t.deepEqual(await linkNames(ns), ['lo'])
   t.deepEqual(await lab.guestPorts(), [])
   t.deepEqual(pidsMentioning(lab.id), [], 'no client or supervisor')
+})
+
+withLabOvs('a lease over an OVS VLAN: dnsmasq and the client on access ports tagged 10 of a userspace-datapath bridge; the lease then carries TCP, UDP and ping both ways', async (t) => {
+  const id = uniq()
+  t.teardown(() => sweepHost(id))
+  const net = `198.18.${randomInt(2, 250)}`
+  const br = `${id}o`
+  t.teardown(async () => void (await shQuiet('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', br])))
+  await sh('ovs-vsctl', ['--timeout=10', 'add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev'])
+  // the server is a guest of plumb's too, on the same VLAN
+  const srv = await makeNetns(t, { name: `${id}s`, loUp: true })
+  const rs = await plumb('vlan', `netns:${srv}`, br, '10', `${net}.1/24`, '-i', 'srv0')
+  t.is(rs.exitCode, 0, rs.stderr)
+  const dns = await startDnsmasq(t, srv, 'srv0', net)
+  const ns = await makeNetns(t, { name: `${id}g` })
+  t.teardown(async () => void (await plumb('detach', `netns:${ns}`, '--all')))
+
+  const r = await plumb('vlan', `netns:${ns}`, br, '10', 'dhcp', '--dhcp-timeout', '8', '--json')
+  t.is(r.exitCode, 0, r.stderr)
+  const lease = r.json?.lease as JsonLease | undefined
+  t.true(inRange(lease?.address, net), `leased ${lease?.address} in ${net}.100-150`)
+  t.truthy((await v4(ns, 'eth1')).find((a) => a.local === lease?.address), 'the kernel has the leased address')
+  t.is(dns.count(new RegExp(`DHCPACK\\(srv0\\) ${escapeRe(lease?.address ?? '?')} `)), 1, 'the server acked it')
+  await assertTraffic(t, ns, srv, `${net}.1`, 'the leased guest -> the server')
+  await assertTraffic(t, srv, ns, lease!.address, 'the server -> the leased guest')
+
+  const d = await plumb('detach', `netns:${ns}`, '--all')
+  t.is(d.exitCode, 0, d.stderr)
+  t.deepEqual(pidsMentioning(lease!.stateDir), [], 'the client went with its link')
 })
 
 withLab('plumb dhcp refuses bad input before anything starts: unknown client, bad timeout, bad hostname, missing interface, --resolv on a netns without a filesystem', async (t) => {

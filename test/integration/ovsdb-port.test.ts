@@ -55,7 +55,7 @@ withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl ge
 
   t.like(await ovs.getPort(acc), { name: acc, bridge: br, tag: 10, trunks: [], externalIds: MARKS('pid:4242', 'eth1'), ofport })
   t.like(await ovs.lookupBridgeAndPort(br, acc), { bridgeExists: true, port: { name: acc, bridge: br, tag: 10 } })
-  t.deepEqual(await ovs.lookupBridgeAndPort(br, uniq('n')), { bridgeExists: true, port: undefined })
+  t.deepEqual(await ovs.lookupBridgeAndPort(br, uniq('n')), { bridgeExists: true, datapathType: 'netdev', port: undefined })
   t.deepEqual(await ovs.lookupBridgeAndPort(uniq('n'), acc).then((r) => r.bridgeExists), false)
   t.true(await ovs.isOvsBridge(br))
   t.like(await ovs.getBridge(br), { name: br, datapathType: 'netdev', ofport: 65534 })

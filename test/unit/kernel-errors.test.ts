@@ -14,7 +14,8 @@ const cases: Array<[errno: number, code: string, plumb: ErrorCode, exit: number]
   [2, 'ENOENT', 'NOT_FOUND', 3],
   [3, 'ESRCH', 'NOT_FOUND', 3],
   [1, 'EPERM', 'PERMISSION', 6],
-  [13, 'EACCES', 'PERMISSION', 6],
+  // rtnetlink's EACCES is not about privileges (see the IPv6 case below)
+  [13, 'EACCES', 'FAILED', 1],
   [34, 'ERANGE', 'USAGE', 2],
   [22, 'EINVAL', 'USAGE', 2],
   [99, 'EADDRNOTAVAIL', 'USAGE', 2],
@@ -68,6 +69,18 @@ test('other EOPNOTSUPPs of a create (master not a bridge) are not a missing kind
   // without extended acks there is no telling: the kind is the likely culprit
   t.is(toPlumbError(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'vlan' }), 'x').code, 'UNSUPPORTED')
   t.is(toPlumbError(new NetlinkError(95, 'RTM_SETLINK'), 'x').code, 'FAILED')
+})
+
+test('EACCES on an address add is IPv6 off on the interface, not "run it as root"; EACCES from a file still is a permission problem', (t) => {
+  const nl = new NetlinkError(13, 'RTM_NEWADDR', { extack: 'ipv6: IPv6 is disabled on this device', extackEnabled: true })
+  const err = toPlumbError(nl, 'add address 2001:db8::10/64 on link #2 in docker:web')
+  t.is(err.code, 'FAILED')
+  t.is(err.exitCode, 1)
+  t.is(err.message, 'failed to add address 2001:db8::10/64 on link #2 in docker:web: EACCES: ipv6: IPv6 is disabled on this device')
+  t.regex(err.hint!, /disable_ipv6/)
+  t.notRegex(err.hint!, /root/)
+  const fsErr = Object.assign(new Error("EACCES: permission denied, open '/run/netns/x'"), { code: 'EACCES' })
+  t.is(toPlumbError(fsErr, 'open network namespace').code, 'PERMISSION')
 })
 
 test('per-call overrides: EADDRNOTAVAIL on a delete means "not there"', (t) => {
