@@ -7,7 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomInt } from 'node:crypto'
 import { execa } from 'execa'
-import { hasOvs, isRoot, makeNetns, runCli, sh, shQuiet, uniq, holdGcLock } from '../helpers/index.js'
+import { hasOvs, isRoot, makeNetns, runCli, sh, shQuiet, uniq, holdGcLock, assertTraffic } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { addrsOf } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
@@ -79,32 +79,6 @@ async function pings(from: string, to: string, size?: number): Promise<boolean> 
   return (await execa('ip', args, { reject: false })).exitCode === 0
 }
 
-// A UDP/TCP echo server and client run by node itself inside the netns (the test image's busybox
-// nc has no UDP): the client's token must come back.
-const ECHO_SERVER = `const [proto, port] = process.argv.slice(1); const done = () => setTimeout(() => process.exit(0), 50)
-if (proto === 'udp') { const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(m, r.port, r.address, done)); s.bind(+port, () => console.log('ready')) }
-else { const srv = require('net').createServer((c) => c.on('data', (d) => c.end(d, done))); srv.listen(+port, () => console.log('ready')) }`
-const ECHO_CLIENT = `const [proto, host, port, token] = process.argv.slice(1); const fail = () => process.exit(1); setTimeout(fail, 3000)
-const check = (d) => process.exit(String(d).includes(token) ? 0 : 1)
-if (proto === 'udp') { const s = require('dgram').createSocket('udp4'); s.on('message', check); s.send(token, +port, host) }
-else { const c = require('net').connect(+port, host, () => c.write(token)); c.on('data', check); c.on('error', fail) }`
-
-/** A TCP and a UDP message from `from` reach an echo server in `toNs` and come back. */
-async function carries(from: string, toNs: string, toIp: string): Promise<{ tcp: boolean; udp: boolean }> {
-  const check = async (proto: 'tcp' | 'udp'): Promise<boolean> => {
-    const port = String(randomInt(20000, 40000))
-    const server = execa('ip', ['netns', 'exec', toNs, process.execPath, '-e', ECHO_SERVER, proto, port], { reject: false, timeout: 8000 })
-    try {
-      await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()))
-      const client = await execa('ip', ['netns', 'exec', from, process.execPath, '-e', ECHO_CLIENT, proto, toIp, port, `pt-${randomInt(1e9)}`], { reject: false, timeout: 8000 })
-      return client.exitCode === 0
-    } finally {
-      server.kill('SIGKILL')
-    }
-  }
-  return { tcp: await check('tcp'), udp: await check('udp') }
-}
-
 async function attachGuests(t: ExecutionContext, h: Host, br: string): Promise<void> {
   for (const g of h.guests) ok(t, await h.plumb('attach-veth', `netns:${g.ns}`, br, `${g.ip}/24`), `attach ${g.ns}`)
   t.teardown(async () => {
@@ -149,7 +123,7 @@ rootTest('two hosts: every guest reaches every other across the overlay (ping, T
   ] as const) {
     t.true(await pings(a.ns, b.ip, 1422), `${a.ns} -> ${b.ip}: a 1450-byte packet with DF set crosses`)
     t.false(await pings(a.ns, b.ip, 1423), `${a.ns} -> ${b.ip}: 1451 bytes with DF do not fit the guest's MTU`)
-    t.deepEqual(await carries(a.ns, b.ns, b.ip), { tcp: true, udp: true }, `${a.ns} -> ${b.ip} TCP and UDP`)
+    await assertTraffic(t, a.ns, b.ns, b.ip, `${a.ns} -> ${b.ip}`)
   }
 
   const ls = await h1.plumb('ls', '--json')
@@ -188,7 +162,7 @@ rootTest('a third host joins by adding a remote; removing a remote cuts exactly 
     [g2, g1],
   ] as const) {
     t.true(await pings(a.ns, b.ip), `${a.ns} -> ${b.ip}`)
-    t.deepEqual(await carries(a.ns, b.ns, b.ip), { tcp: true, udp: true }, `${a.ns} -> ${b.ip} TCP and UDP`)
+    await assertTraffic(t, a.ns, b.ns, b.ip, `${a.ns} -> ${b.ip}`)
   }
 
   // h1 and h2 drop h3: h3's guest is cut off, h1 and h2 still talk
@@ -203,7 +177,7 @@ rootTest('a third host joins by adding a remote; removing a remote cuts exactly 
   t.false(await pings(g3.ns, g1.ip), 'h3 -> h1 cut')
   t.false(await pings(g1.ns, g3.ip), 'h1 -> h3 cut')
   t.true(await pings(g1.ns, g2.ip), 'h1 -> h2 still')
-  t.deepEqual(await carries(g2.ns, g1.ns, g1.ip), { tcp: true, udp: true }, 'h2 -> h1 TCP and UDP still')
+  await assertTraffic(t, g2.ns, g1.ns, g1.ip, 'h2 -> h1 still')
 })
 
 rootTest('--del and detach take the port away and give the bridge its MTU back; gc removes a port whose bridge was deleted', async (t) => {
