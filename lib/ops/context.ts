@@ -3,7 +3,7 @@
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
-import type { GuestRef } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { parseGuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
@@ -17,6 +17,13 @@ export interface CommonOptions {
   allowHost?: boolean
   /** each step as it runs, with its time (--verbose) */
   log?: (line: string) => void
+  /** the lab (`plumb lab deploy`) this op works for: its name goes into the owner marks it writes */
+  lab?: string
+}
+
+/** An owner mark with the lab's name in it (`lab=NAME`) when the op works for a lab. */
+export function withLab(mark: OwnerMark, opts: CommonOptions): OwnerMark {
+  return opts.lab === undefined ? mark : { ...mark, extra: { ...mark.extra, lab: opts.lab } }
 }
 
 export interface GuestContext {
