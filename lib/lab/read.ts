@@ -118,7 +118,7 @@ export class Reader {
         continue
       }
       const near = closest(k, known)
-      this.fail([...path, k], `unknown field "${k}"`, near ? `did you mean "${near}"?` : `the fields here are: ${known.join(', ')}`)
+      throw this.src.failAtKey([...path, k], `unknown field "${k}"`, near ? `did you mean "${near}"?` : `the fields here are: ${known.join(', ')}`)
     }
   }
 }

@@ -1,7 +1,7 @@
 // A lab file's YAML with positions: every error names the file, the line and column, and the
 // path inside the document (`topology.links[3].endpoints[1]`), before anything is touched.
 
-import { LineCounter, isNode, parseDocument } from 'yaml'
+import { LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml'
 import type { Document } from 'yaml'
 import { PlumbError, usageError } from '../errors.js'
 
@@ -24,6 +24,8 @@ export interface LabSource {
   value: unknown
   /** a USAGE error (exit 2) at `path`: `FILE:LINE:COL: PATH: message` */
   fail(path: readonly PathPart[], message: string, hint?: string): PlumbError
+  /** the same, positioned at the key of the last path part (an unknown field) rather than its value */
+  failAtKey(path: readonly PathPart[], message: string, hint?: string): PlumbError
   /** re-throw a parser's error (an IP spec, a MAC ...) as one at `path`, keeping its code and hint */
   wrap(path: readonly PathPart[], err: unknown): PlumbError
 }
@@ -53,11 +55,21 @@ export function loadSource(text: string, file: string): LabSource {
     }
     return ''
   }
+  const keyAt = (path: readonly PathPart[]): string | undefined => {
+    const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents
+    if (!isMap(parent)) return undefined
+    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(path[path.length - 1]))
+    const range = isNode(pair?.key) ? pair.key.range : undefined
+    if (!range) return undefined
+    const pos = lineCounter.linePos(range[0])
+    return `:${pos.line}:${pos.col}`
+  }
   const fail = (path: readonly PathPart[], message: string, hint?: string): PlumbError => usageError(`${file}${where(path)}: ${path.length ? `${formatPath(path)}: ` : ''}${message}`, hint)
   return {
     file,
     value: doc.toJS({ maxAliasCount: 1000 }),
     fail,
+    failAtKey: (path, message, hint) => usageError(`${file}${keyAt(path) ?? where(path)}: ${formatPath(path)}: ${message}`, hint),
     wrap(path, err) {
       if (!(err instanceof PlumbError)) return fail(path, err instanceof Error ? err.message : String(err))
       const e = new PlumbError(err.code, `${file}${where(path)}: ${formatPath(path)}: ${err.message}`, { cause: err, ...(err.hint !== undefined ? { hint: err.hint } : {}) })
