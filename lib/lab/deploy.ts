@@ -391,12 +391,14 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const labPorts = ovs ? (await ovs.listPlumbPorts()).filter((x) => x.externalIds[OVS_LAB_KEY] === lab.name) : []
     const ovsBridges = [...[...seen.ovsBridges].filter(([, v]) => v.ours).map(([k]) => k), ...seen.strayOvsBridges]
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
-    const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours)
+    // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
+    // goes, once no plumb port is left on it (as detach does).
+    const ruleBridges = new Set((await (await import('../firewall/index.js')).listRuleBridges()).map((r) => r.bridge))
+    const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]
     const hostLeft = await labHostLinks(hostNs, lab.name)
-    const nothing = unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length === 0
-    if (nothing && foreignBridges.every((b) => b.ips.length === 0)) {
+    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0) {
       result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
       return result
     }
@@ -416,12 +418,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       }
       for (const b of ovsBridges) await step(`OVS bridge ${b}`, `ovs-vsctl --if-exists del-br ${b}`, () => ovs!.deleteBridge(b))
       for (const b of linuxBridges) await progress.step(`bridge ${b}`, 'removed', () => removeLinuxBridge(tx, hostNs, b))
-      for (const b of foreignBridges) {
-        // A bridge the lab did not make stays; the addresses the file gave it and the lab's firewall rule go.
-        const br = seen.nodes.get(b.name)!.hostLink!
-        for (const cidr of b.ips) if (seen.hostAddrs.some((a) => a.index === br.index && `${a.address}/${a.prefix}` === cidr)) await tx.step(`ip addr del ${cidr} dev ${b.runtime}`, () => ignoreGone(hostNs.delAddr(br.index, cidr)))
-        await cleanupBridge(tx, hostNs, b.runtime, emptyResult('lab destroy', lab.name, tx.dryRun))
-      }
+      for (const b of foreignBridges) await cleanupBridge(tx, hostNs, b.runtime, emptyResult('lab destroy', lab.name, tx.dryRun))
       if (!tx.dryRun) {
         // A netns's veths (and so their host ends) are destroyed by the kernel's netns clean-up,
         // a moment after the netns is gone: wait for it, so destroy returns with nothing left.
