@@ -15,7 +15,7 @@ function nodeRef(r: Reader, v: unknown, at: Path, nodes: Map<string, LabNode>, w
   const name = r.str(v, at, 'a node name')
   if (want === 'guest-or-host' && name === 'host') return name
   const n = nodes.get(name)
-  if (!n) r.fail(at, `unknown node "${name}"`, hint(name, nodes.keys()))
+  if (!n) r.unknownNode(name, at, hint(name, nodes.keys()))
   const guest = n.kind === 'linux' || n.kind === 'netns'
   if (want === 'bridge' && n.kind !== 'bridge') r.fail(at, `"${name}" is a ${n.kind} node, not a bridge`)
   if (want !== 'bridge' && !guest) r.fail(at, `"${name}" is a ${n.kind} node: this needs a linux or netns node`)

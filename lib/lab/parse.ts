@@ -47,13 +47,13 @@ export function parseLab(text: string, file = 'lab.yml'): Lab {
   const topo = r.map(top.topology, ['topology'])
   r.fields(topo, ['topology'], TOPOLOGY_FIELDS)
 
-  const unsupportedKinds: PlumbError[] = []
-  const nodes = parseNodes(r, topo, name, prefix, ignored, unsupportedKinds)
+  const nodes = parseNodes(r, topo, name, prefix, ignored)
   const links = parseLinks(r, topo, nodes, ignored)
   const nat = parseNat(r, top.nat, nodes)
   const checks = parseChecks(r, top.checks, nodes)
   // Structure first (exit 2), then what this host cannot deploy (exit 5).
-  if (unsupportedKinds[0]) throw unsupportedKinds[0]
+  const first = r.unsupported.values().next()
+  if (!first.done) throw first.value
   return { name, file, ...(prefix !== undefined ? { prefix } : {}), nodes: [...nodes.values()], links, nat, checks, ignored }
 }
 
@@ -62,7 +62,7 @@ interface Layer {
   at: Path
 }
 
-function parseNodes(r: Reader, topo: Record<string, unknown>, lab: string, prefix: string | undefined, ignored: string[], unsupportedKinds: PlumbError[]): Map<string, LabNode> {
+function parseNodes(r: Reader, topo: Record<string, unknown>, lab: string, prefix: string | undefined, ignored: string[]): Map<string, LabNode> {
   const defaults: Layer = { def: r.optMap(topo.defaults, ['topology', 'defaults']), at: ['topology', 'defaults'] }
   const table = (key: 'kinds' | 'groups'): Map<string, Layer> => {
     const m = new Map<string, Layer>()
@@ -100,7 +100,8 @@ function parseNodes(r: Reader, topo: Record<string, unknown>, lab: string, prefi
     if (!(KINDS as readonly string[]).includes(kind)) {
       const where = kindText(own) !== undefined ? [...at, 'kind'] : at
       const near = closest(kind, KINDS)
-      unsupportedKinds.push(
+      r.unsupported.set(
+        nodeName,
         unsupported(
           r.src.fail(where, `kind "${kind}" is not supported`).message,
           `${near ? `did you mean "${near}"? ` : ''}plumb deploys linux (containers), netns, bridge and ovs-bridge nodes; run the others with containerlab`,
@@ -420,7 +421,7 @@ function parseLink(r: Reader, m: Record<string, unknown>, at: Path, nodes: Map<s
     case 'vxlan': {
       const ep = singleEndpoint(r, m, at)
       const n = nodes.get(ep.node)
-      if (!n) r.fail(ep.at, `unknown node "${ep.node}"`, hintFor(ep.node, nodes.keys()))
+      if (!n) r.unknownNode(ep.node, ep.at, hintFor(ep.node, nodes.keys()))
       if (n.kind !== 'bridge') r.fail(ep.at, `a vxlan link joins a bridge node to the other hosts' bridges; "${ep.node}" is a ${n.kind} node`, 'put the node on a bridge node and give the vxlan link that bridge as its endpoint')
       if (m.vni === undefined) r.fail(at, 'a vxlan link needs vni:')
       if (m.remote === undefined) r.fail(at, 'a vxlan link needs remote: (the other hosts\' addresses)')
@@ -481,7 +482,7 @@ type Role = 'guest' | 'any'
 
 function endpoint(r: Reader, raw: RawEndpoint, nodes: Map<string, LabNode>, role: Role): LabEndpoint {
   const n = raw.node === 'host' ? undefined : nodes.get(raw.node)
-  if (raw.node !== 'host' && !n) r.fail(raw.def ? [...raw.at, 'node'] : raw.at, `unknown node "${raw.node}"`, hintFor(raw.node, [...nodes.keys(), 'host']))
+  if (raw.node !== 'host' && !n) r.unknownNode(raw.node, raw.def ? [...raw.at, 'node'] : raw.at, hintFor(raw.node, [...nodes.keys(), 'host']))
   const guest = n !== undefined && (n.kind === 'linux' || n.kind === 'netns')
   if (role === 'guest' && !guest) r.fail(raw.at, `"${raw.node}" is ${n ? `a ${n.kind} node` : 'the host'}: this endpoint must be a linux or netns node`)
   if (n?.networkMode === 'host') r.fail(raw.at, `node "${raw.node}" uses the host's network (network-mode host): plumb links never go into the host's own namespace`)

@@ -1,6 +1,7 @@
 // Typed reads of a lab document's values: each one checks the shape at its path and fails with
 // that path (exit 2), so parse.ts reads like the format it checks.
 
+import type { PlumbError } from '../errors.js'
 import { formatPath } from './source.js'
 import type { LabSource, PathPart } from './source.js'
 
@@ -41,7 +42,15 @@ export function closest(word: string, known: Iterable<string>): string | undefin
 }
 
 export class Reader {
+  /** nodes of a kind plumb cannot deploy: naming one (an endpoint, a check) is that exit 5, not "unknown node" */
+  readonly unsupported = new Map<string, PlumbError>()
+
   constructor(readonly src: LabSource) {}
+
+  /** Fail for a node name that is not in the lab: its unsupported kind if it has one, else unknown. */
+  unknownNode(name: string, path: Path, hint: string): never {
+    throw this.unsupported.get(name) ?? this.src.fail(path, `unknown node "${name}"`, hint)
+  }
 
   fail(path: Path, message: string, hint?: string): never {
     throw this.src.fail(path, message, hint)

@@ -254,6 +254,12 @@ test('a bad CIDR keeps the hint of the IP spec parser', (t) => {
   t.regex(err.hint ?? '', /did you mean 198\.18\.1\.1\/24\?/)
 })
 
+test('a link to a node of an unsupported kind is that exit 5, not an unknown node', (t) => {
+  const err = t.throws(() => parseLab(lab('  nodes:\n    r1: {kind: ceos}\n    a: {kind: netns}\n  links:\n    - endpoints: ["a:eth1", "r1:eth1"]\n'), 'x.yml'), { instanceOf: PlumbError }) as PlumbError
+  t.is(err.exitCode, 5)
+  t.regex(err.message, /x\.yml:4:16: topology\.nodes\.r1\.kind: kind "ceos" is not supported/)
+})
+
 test('an unsupported kind is reported only once the file is otherwise valid (exit 2 wins)', (t) => {
   const err = t.throws(() => parseLab(lab('  nodes:\n    r1: {kind: ceos}\n    a: {kind: netns}\n  links:\n    - endpoints: ["a:eth1", "zz:eth1"]\n'), 'x.yml'), { instanceOf: PlumbError }) as PlumbError
   t.is(err.exitCode, 2)
