@@ -309,23 +309,41 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         })
 
       await each(p.removals, NODE_CONCURRENCY, 'removed', (s) => removeStep(c, s))
-      for (const wave of p.nodes) await each(wave, NODE_CONCURRENCY, 'created', (s) => createNode(c, s as Extract<Step, { kind: 'create-node' }>))
-      // Docker's FORWARD DROP: one ACCEPT rule per lab bridge, before its ports (attach-veth's own check is off for the lab's links).
-      for (const rules of fw.values()) await ensureFirewall(tx, rules, result)
-      if (tx.dryRun) {
-        // The links' ops cannot plan against nodes that do not exist yet: their plumb lines are the plan.
-        for (const s of p.links) if (s.kind === 'add-link') for (const l of linkLines(s.link, nodes)) tx.lines.push(l)
-      } else {
-        await each(p.links, opts.concurrency ?? LINK_CONCURRENCY, 'linked', async (s) => {
-          const l = (s as Extract<Step, { kind: 'add-link' }>).link
-          const g = l.kind === 'vxlan' ? undefined : guestOf(nodes.get(l.a.node)!)
-          await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, ...(opts.log ? { log: opts.log } : {}) }), {
-            line: `plumb detach ${g} ${l.kind === 'vxlan' ? '' : l.a.ifname}`,
-            run: () => (l.kind === 'vxlan' ? Promise.resolve() : unlink(g!, l.a.ifname)),
-          })
-          result.messages.push(`linked ${describeLink(l)}`)
-        })
+      for (const wave of p.nodes) {
+        const created = (s: Step): Promise<void> => createNode(c, s as Extract<Step, { kind: 'create-node' }>)
+        // Containers are dockerd's work, a few at once; every ip netns of the wave goes into one `ip -batch`.
+        await Promise.all([
+          each(wave.filter((s) => s.kind === 'create-node' && s.node.kind === 'linux'), NODE_CONCURRENCY, 'created', created),
+          each(wave.filter((s) => s.kind === 'create-node' && s.node.kind !== 'linux'), wave.length, 'created', created),
+        ])
       }
+      // Docker's FORWARD DROP: one ACCEPT rule per lab bridge (attach-veth's own check is off for the lab's
+      // links), inserted while the links are made: a frame bridged a moment before it is only dropped.
+      const firewall = (async () => {
+        for (const rules of fw.values()) await ensureFirewall(tx, rules, result)
+      })()
+      firewall.catch(() => undefined) // awaited after the links
+      try {
+        if (tx.dryRun) {
+          // The links' ops cannot plan against nodes that do not exist yet: their plumb lines are the plan.
+          for (const s of p.links) if (s.kind === 'add-link') for (const l of linkLines(s.link, nodes)) tx.lines.push(l)
+        } else {
+          await each(p.links, opts.concurrency ?? LINK_CONCURRENCY, 'linked', async (s) => {
+            const l = (s as Extract<Step, { kind: 'add-link' }>).link
+            const g = l.kind === 'vxlan' ? undefined : guestOf(nodes.get(l.a.node)!)
+            await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, ...(opts.log ? { log: opts.log } : {}) }), {
+              line: `plumb detach ${g} ${l.kind === 'vxlan' ? '' : l.a.ifname}`,
+              run: () => (l.kind === 'vxlan' ? Promise.resolve() : unlink(g!, l.a.ifname)),
+            })
+            result.messages.push(`linked ${describeLink(l)}`)
+          })
+        }
+      } catch (err) {
+        // The rule's undo must be registered before the rollback runs: the link's error is the one to report.
+        await firewall.catch(() => undefined)
+        throw err
+      }
+      await firewall
       await each(p.repairs, LINK_CONCURRENCY, 'repaired', async (s) => {
         if (s.kind === 'bridge-ips') return bridgeIps(c, s.node, s.add)
         if (s.kind !== 'repair') return

@@ -12,7 +12,7 @@ import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { AddrInfo, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
-import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY } from './names.js'
+import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY, runtimeName } from './names.js'
 import type { Lab, LabNode } from './types.js'
 
 /** A guest node's network as read from its netns. */
@@ -129,8 +129,11 @@ export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promis
   const nodes = new Map<string, ObservedNode>()
   const labNetns = new Map<string, string | undefined>()
   const netnsSet = new Set(netnsNames())
+  // The lab's netns are named by its prefix rule: only those names are opened to read their mark
+  // (a busy host has many others). With `prefix: ""` any name may be the lab's.
+  const stem = runtimeName(lab.name, lab.prefix, '')
   await Promise.all(
-    [...netnsSet].map(async (n) => {
+    [...netnsSet].filter((n) => n.startsWith(stem)).map(async (n) => {
       labNetns.set(n, await netnsLab(n))
     }),
   )
@@ -166,7 +169,8 @@ export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promis
           if (strict && !o.ours && !node.existing) {
             throw conflict(`${lab.file}: ${node.at}: a container named "${node.runtime}" exists and is not lab ${lab.name}'s`, `remove it (docker rm -f ${node.runtime}) or change the lab's prefix`)
           }
-          if (c.running) o.state = await readGuest({ kind: 'container', engine: 'docker', name: node.runtime }, `docker:${node.runtime}`)
+          // A node on the host's network (network-mode host) has no netns of its own: no links to read.
+          if (c.running && node.networkMode !== 'host') o.state = await readGuest({ kind: 'container', engine: 'docker', name: node.runtime }, `docker:${node.runtime}`)
         }
       } else if (node.kind === 'netns') {
         if (netnsSet.has(node.runtime)) {
