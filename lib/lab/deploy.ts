@@ -16,7 +16,7 @@ import { runTx } from '../ops/tx.js'
 import type { Tx } from '../ops/tx.js'
 import { formatMark, parseMark } from '../parse/index.js'
 import { run } from '../proc.js'
-import { assertExtrasSupported } from './apply-extras.js'
+import { applyGuestExtras, applyOverlays, assertExtrasSupported, labOverlays, removeExtras } from './apply-extras.js'
 import { linkLines, makeLink, unlink } from './links.js'
 import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY, guestOf, isGuestNode, nodeByName } from './names.js'
 import { observe } from './observe.js'
@@ -269,6 +269,7 @@ async function removeLinuxBridge(tx: Tx, hostNs: NetHandle, name: string): Promi
 }
 
 type FirewallPlans = Map<string, Awaited<ReturnType<typeof plannedFirewall>>>
+const fwChanged = (fw: FirewallPlans): boolean => [...fw.values()].some((rules) => rules.some((r) => !r.present))
 
 /** The firewall rule each of the lab's Linux bridges needs where Docker's FORWARD DROP would block it (read concurrently). */
 async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
@@ -283,11 +284,17 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
   const p = plan(lab, seen)
   const fwMissing = [...fw.values()].some((rules) => rules.some((r) => !r.present))
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
-  if (isEmptyPlan(p) && !fwMissing) {
-    result.messages.push(`lab ${lab.name}: already deployed (${p.inPlace.nodes} nodes, ${p.inPlace.links} links in place); nothing changed`)
-    return result
-  }
+  // Sysctls, names and overlays are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
+  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length)
+  if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
   return applyPlan(lab, p, seen, fw, opts, result)
+}
+
+function alreadyDeployed(result: LabResult, p: Plan): LabResult {
+  result.changed = false
+  result.plan = []
+  result.messages.splice(0, result.messages.length, `lab ${result.lab}: already deployed (${p.inPlace.nodes} nodes, ${p.inPlace.links} links in place); nothing changed`)
+  return result
 }
 
 async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, opts: LabRunOptions, result: LabResult): Promise<LabResult> {
@@ -322,6 +329,9 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
       const firewall = (async () => {
         for (const rules of fw.values()) await ensureFirewall(tx, rules, result)
       })()
+      // Overlays before the links: the bridge takes the overlay's MTU, and so the guests attached to it.
+      const extraMessages: string[] = []
+      await applyOverlays(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
       firewall.catch(() => undefined) // awaited after the links
       try {
         if (tx.dryRun) {
@@ -363,10 +373,14 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         }
         result.messages.push(`repaired ${s.ep.node}:${s.ep.ifname}:${s.add.length ? ` added ${s.add.join(', ')}` : ''}${s.routes.length ? ` routes ${s.routes.join(', ')}` : ''}${s.del.length ? ` removed ${s.del.join(', ')}` : ''}`)
       })
+      await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
       await each(p.after, NODE_CONCURRENCY, 'ran', (s) => runExec(c, (s as Extract<Step, { kind: 'exec' }>).node))
+      const repaired = p.repairs.filter((s) => s.kind === 'repair').length
+      if (total === 0 && extraMessages.length === 0 && !fwChanged(fw) && !tx.dryRun) return alreadyDeployed(result, p)
       result.changed = true
       result.plan = tx.lines
-      result.messages.unshift(`lab ${lab.name}: ${tx.dryRun ? 'would deploy' : 'deployed'} (${p.nodes.flat().length} nodes made, ${p.links.length} links made, ${p.repairs.length} repaired, ${p.removals.length} removed; ${p.inPlace.nodes} nodes and ${p.inPlace.links} links were in place)`)
+      result.messages.push(...extraMessages)
+      result.messages.unshift(`lab ${lab.name}: ${tx.dryRun ? 'would deploy' : 'deployed'} (${p.nodes.flat().length} nodes made, ${p.links.length} links made, ${repaired} repaired, ${p.removals.length} removed; ${p.inPlace.nodes} nodes and ${p.inPlace.links} links were in place)`)
       return result
     })
   } catch (err) {
@@ -416,7 +430,9 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]
     const hostLeft = await labHostLinks(hostNs, lab.name)
-    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0) {
+    const overlays = labOverlays(seen.hostLinks, lab.name)
+    const withExtras = [...seen.nodes.values()].filter((o) => o.exists && (o.node.names || Object.keys(o.node.sysctls).length)).map((o) => o.node)
+    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0) {
       result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
       return result
     }
@@ -424,6 +440,12 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const progress = new Progress(total, opts.onProgress)
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
       const step = (what: string, line: string, fn: () => Promise<unknown>): Promise<unknown> => progress.step(what, 'removed', () => tx.step(line, fn))
+      // Overlays, sysctls and names first, by their ops' --del: a netns node's /etc/netns files outlive it otherwise.
+      const extrasChanged = await removeExtras(tx, lab, withExtras, overlays)
+      if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0 && !extrasChanged) {
+        result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
+        return result
+      }
       await pool(unlinks, LINK_CONCURRENCY, (u) => step(`link ${u.guest} ${u.ifname}`, `plumb detach ${u.guest} ${u.ifname}`, () => unlink(u.guest, u.ifname)))
       const netnsBatch = batcher()
       await Promise.all([

@@ -4,7 +4,25 @@
 // 2 naming the file, line:column and the path in it; a node kind plumb cannot deploy is exit 5.
 
 import { PlumbError, unsupported } from '../errors.js'
-import { parseIpSpec, parseMac, parseMacvlanMode, parseMtu, parseRouteSpec, parseTrunks, parseVid, validateIfname } from '../parse/index.js'
+import {
+  parseAddHost,
+  parseDnsOption,
+  parseDnsSearch,
+  parseDnsServer,
+  parseHostname,
+  parseIpSpec,
+  parseMac,
+  parseMacvlanMode,
+  parseMtu,
+  parseRemotes,
+  parseRouteSpec,
+  parseSysctlSetting,
+  parseTrunks,
+  parseUdpPort,
+  parseVid,
+  parseVni,
+  validateIfname,
+} from '../parse/index.js'
 import type { IpSpec } from '../parse/index.js'
 import { parseChecks, parseNat } from './parse-extras.js'
 import { Reader, closest } from './read.js'
@@ -254,10 +272,9 @@ function mergeNode(r: Reader, name: string, kind: NodeKind, layers: Layer[], lab
     })
   }
   if (kind === 'netns' && (/[/\s]/.test(node.runtime) || node.runtime === '.' || node.runtime === '..')) r.fail(at, `"${node.runtime}" cannot be an ip netns name`)
-  for (const key of Object.keys(node.sysctls)) {
-    // Per-netns keys only: a node's sysctls must never change the host's.
-    if (!/^net\.[A-Za-z0-9_.-]+$/.test(key)) r.fail([...at, 'sysctls', key], `"${key}" is not a per-netns sysctl`, 'only net.* keys live in a network namespace')
-  }
+  // Per-netns keys only (plumb sysctl's own check): a node's sysctls must never change the host's.
+  for (const [key, value] of Object.entries(node.sysctls)) r.parse([...at, 'sysctls', key], () => parseSysctlSetting(`${key}=${value}`))
+  if (node.names?.hostname !== undefined && kind === 'netns') r.fail([...at, 'names', 'hostname'], 'an ip netns has no hostname of its own (it shares the host\'s UTS namespace)', 'give it add-host/dns only, or make the node a container')
   return node
 }
 
@@ -265,29 +282,22 @@ function formatNodeAt(name: string): string {
   return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) ? `topology.nodes.${name}` : `topology.nodes[${JSON.stringify(name)}]`
 }
 
+/** `names:` as `plumb names` takes it, checked by the same parsers. */
 function parseNames(r: Reader, v: unknown, at: Path): NamesSpec {
   const m = r.map(v, at)
   r.fields(m, at, ['hostname', 'add-host', 'dns', 'dns-search', 'dns-option'])
   const out: NamesSpec = { addHost: [], dns: [], dnsSearch: [], dnsOption: [] }
-  if (m.hostname !== undefined) {
-    const h = r.str(m.hostname, [...at, 'hostname'])
-    if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(h)) r.fail([...at, 'hostname'], `invalid hostname "${h}"`, 'letters, digits and "-", dot-separated labels of at most 63')
-    out.hostname = h
+  const each = (field: string, parse: (s: string) => unknown): string[] => {
+    if (m[field] === undefined) return []
+    const list = r.strings(m[field], [...at, field])
+    list.forEach((s, i) => r.parse(typeof m[field] === 'string' ? [...at, field] : [...at, field, i], () => parse(s)))
+    return list
   }
-  if (m['add-host'] !== undefined) {
-    out.addHost = r.strings(m['add-host'], [...at, 'add-host'])
-    out.addHost.forEach((h, i) => {
-      const colon = h.indexOf(':')
-      if (colon <= 0) r.fail([...at, 'add-host', i], `"${h}" is not NAME:ADDR`, 'e.g. db:198.18.1.11')
-      r.parse([...at, 'add-host', i], () => parseIpSpec(`${h.slice(colon + 1)}/${h.includes('.', colon) ? 32 : 128}`))
-    })
-  }
-  if (m.dns !== undefined) {
-    out.dns = r.strings(m.dns, [...at, 'dns'])
-    out.dns.forEach((d, i) => r.parse([...at, 'dns', i], () => parseIpSpec(`${d}/${d.includes(':') ? 128 : 32}`)))
-  }
-  if (m['dns-search'] !== undefined) out.dnsSearch = r.strings(m['dns-search'], [...at, 'dns-search'])
-  if (m['dns-option'] !== undefined) out.dnsOption = r.strings(m['dns-option'], [...at, 'dns-option'])
+  if (m.hostname !== undefined) out.hostname = r.parse([...at, 'hostname'], () => parseHostname(r.str(m.hostname, [...at, 'hostname'])))
+  out.addHost = each('add-host', parseAddHost)
+  out.dns = each('dns', parseDnsServer)
+  out.dnsSearch = each('dns-search', parseDnsSearch)
+  out.dnsOption = each('dns-option', parseDnsOption)
   return out
 }
 
@@ -425,14 +435,12 @@ function parseLink(r: Reader, m: Record<string, unknown>, at: Path, nodes: Map<s
       if (n.kind !== 'bridge') r.fail(ep.at, `a vxlan link joins a bridge node to the other hosts' bridges; "${ep.node}" is a ${n.kind} node`, 'put the node on a bridge node and give the vxlan link that bridge as its endpoint')
       if (m.vni === undefined) r.fail(at, 'a vxlan link needs vni:')
       if (m.remote === undefined) r.fail(at, 'a vxlan link needs remote: (the other hosts\' addresses)')
-      const vni = r.int(m.vni, [...at, 'vni'], 'a VNI', 1, 16777215)
-      const remote = r.strings(m.remote, [...at, 'remote']).map((a, i) => {
-        const ip = r.parse([...at, 'remote', i], () => parseIpSpec(`${a}/${a.includes(':') ? 128 : 32}`))
-        return ip.kind === 'static' ? ip.address : a
-      })
-      const port = m['udp-port'] ?? m.dstport
+      // plumb vxlan's own parsers: a VNI, remotes of one family (and the local address of it)
+      const vni = r.parse([...at, 'vni'], () => parseVni(r.scalar(m.vni, [...at, 'vni'])))
       const local = m.local === undefined ? undefined : r.str(m.local, [...at, 'local'])
-      if (local !== undefined) r.parse([...at, 'local'], () => parseIpSpec(`${local}/${local.includes(':') ? 128 : 32}`))
+      const remote = r.parse([...at, 'remote'], () => parseRemotes(r.strings(m.remote, [...at, 'remote']), local).remotes)
+      const portField = m['udp-port'] !== undefined ? 'udp-port' : 'dstport'
+      const port = m[portField] === undefined ? undefined : r.parse([...at, portField], () => parseUdpPort(r.scalar(m[portField], [...at, portField]), portField))
       const dev = m.dev === undefined ? undefined : r.parse([...at, 'dev'], () => validateIfname(r.str(m.dev, [...at, 'dev']), 'underlay device'))
       return {
         ...base,
@@ -440,7 +448,7 @@ function parseLink(r: Reader, m: Record<string, unknown>, at: Path, nodes: Map<s
         bridge: ep.node,
         vni,
         remote,
-        ...(port !== undefined ? { dstport: r.int(port, [...at, m['udp-port'] !== undefined ? 'udp-port' : 'dstport'], 'a UDP port', 1, 65535) } : {}),
+        ...(port !== undefined ? { dstport: port } : {}),
         ...(local !== undefined ? { local } : {}),
         ...(dev !== undefined ? { dev } : {}),
       }
