@@ -7,7 +7,8 @@ import { PlumbError, asPlumbError } from '../errors.js'
 import { dockerRunLine, removeContainer, runContainer, startContainer } from '../guest/containers.js'
 import type { ContainerSpec } from '../guest/containers.js'
 import { openHandleIn, openHostHandle, openNetnsFd, closeFd } from '../kernel/index.js'
-import type { NetHandle } from '../kernel/types.js'
+import { HandlePool } from '../ops/context.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { cleanupBridge, ensureLinuxBridge } from '../ops/bridge.js'
 import { ensureFirewall, plannedFirewall } from '../ops/firewall.js'
 import { ignoreGone } from '../ops/guest-config.js'
@@ -137,6 +138,7 @@ const nodeMark = (lab: Lab, n: LabNode): string => formatMark({ v: 1, role: 'nod
 interface Ctx {
   lab: Lab
   tx: Tx
+  handles: HandlePool
   hostNs: NetHandle
   nodes: Map<string, LabNode>
   seen: Observed
@@ -233,7 +235,7 @@ async function removeStep(c: Ctx, s: Step): Promise<void> {
   const { tx } = c
   switch (s.kind) {
     case 'remove-link':
-      await tx.step(`plumb detach ${s.guest} ${s.ifname}`, () => unlink(s.guest, s.ifname, c.log ? { log: c.log } : {}))
+      await tx.step(`plumb detach ${s.guest} ${s.ifname}`, () => unlink(s.guest, s.ifname, { handles: c.handles, ...(c.log ? { log: c.log } : {}) }))
       c.messages.push(`removed ${s.guest} ${s.ifname}: ${s.why}`)
       return
     case 'remove-container':
@@ -300,10 +302,11 @@ function alreadyDeployed(result: LabResult, p: Plan): LabResult {
 async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, opts: LabRunOptions, result: LabResult): Promise<LabResult> {
   const nodes = nodeByName(lab)
   const total = p.removals.length + p.nodes.flat().length + p.links.length + p.repairs.length + p.after.length
-  const hostNs = openHostHandle()
+  const handles = new HandlePool()
+  const hostNs = handles.host()
   try {
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
-      const c: Ctx = { lab, tx, hostNs, nodes, seen, progress: new Progress(total, opts.onProgress), netns: batcher(), messages: result.messages, warnings: result.warnings, ...(opts.log ? { log: opts.log } : {}) }
+      const c: Ctx = { lab, tx, handles, hostNs, nodes, seen, progress: new Progress(total, opts.onProgress), netns: batcher(), messages: result.messages, warnings: result.warnings, ...(opts.log ? { log: opts.log } : {}) }
       const at = (s: Step): string | undefined => (s.kind === 'create-node' || s.kind === 'bridge-ips' || s.kind === 'exec' ? s.node.at : s.kind === 'add-link' ? s.link.at : s.kind === 'repair' ? s.ep.at : undefined)
       const each = (steps: Step[], limit: number, outcome: string, fn: (s: Step) => Promise<void>): Promise<void> =>
         pool(steps, limit, async (s) => {
@@ -341,9 +344,9 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
           await each(p.links, opts.concurrency ?? LINK_CONCURRENCY, 'linked', async (s) => {
             const l = (s as Extract<Step, { kind: 'add-link' }>).link
             const g = l.kind === 'vxlan' ? undefined : guestOf(nodes.get(l.a.node)!)
-            await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, ...(opts.log ? { log: opts.log } : {}) }), {
+            await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, handles, ...(opts.log ? { log: opts.log } : {}) }), {
               line: `plumb detach ${g} ${l.kind === 'vxlan' ? '' : l.a.ifname}`,
-              run: () => (l.kind === 'vxlan' ? Promise.resolve() : unlink(g!, l.a.ifname)),
+              run: () => (l.kind === 'vxlan' ? Promise.resolve() : unlink(g!, l.a.ifname, { handles })),
             })
             result.messages.push(`linked ${describeLink(l)}`)
           })
@@ -358,7 +361,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         if (s.kind === 'bridge-ips') return bridgeIps(c, s.node, s.add)
         if (s.kind !== 'repair') return
         const { setIp } = await import('../ops/set-ip.js')
-        const common = { lab: lab.name, ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }
+        const common = { lab: lab.name, handles, ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }
         if (s.del.length) {
           await tx.step(`plumb set-ip ${s.guest} ${s.ep.ifname} ${s.del.join(' ')} --del`, () => setIp({ ...common, guest: s.guest, ifname: s.ep.ifname, ips: s.del, del: true }), {
             line: `plumb set-ip ${s.guest} ${s.ep.ifname} ${s.del.join(' ')}`,
@@ -386,13 +389,14 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
   } catch (err) {
     throw asPlumbError(err)
   } finally {
-    hostNs.close()
+    // after the rollback (which may use them): the run's handles, the host's among them
+    handles.close()
   }
 }
 
-/** The host links a lab made (host ends of its links, its bridges) that the kernel still has. */
-async function labHostLinks(hostNs: NetHandle, lab: string): Promise<string[]> {
-  return (await hostNs.getLinks()).filter((l) => parseMark(l.alias)?.extra?.[MARK_LAB] === lab).map((l) => l.name)
+/** The host links a lab made (host ends of its links, its bridges, its VXLAN ports) that the kernel still has. */
+async function labHostLinks(hostNs: NetHandle, lab: string): Promise<LinkInfo[]> {
+  return (await hostNs.getLinks()).filter((l) => parseMark(l.alias)?.extra?.[MARK_LAB] === lab)
 }
 
 /**
@@ -460,16 +464,19 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       for (const b of linuxBridges) await progress.step(`bridge ${b}`, 'removed', () => removeLinuxBridge(tx, hostNs, b))
       for (const b of foreignBridges) await cleanupBridge(tx, hostNs, b.runtime, emptyResult('lab destroy', lab.name, tx.dryRun))
       if (!tx.dryRun) {
-        // A netns's veths (and so their host ends) are destroyed by the kernel's netns clean-up,
-        // a moment after the netns is gone: wait for it, so destroy returns with nothing left.
-        const deadline = Date.now() + 15_000
-        while ((await labHostLinks(hostNs, lab.name)).length > 0) {
-          if (Date.now() > deadline) {
-            result.warnings.push(`host links of the lab still there after 15 s: ${(await labHostLinks(hostNs, lab.name)).join(' ')}`)
-            break
-          }
+        // The host ends of the links into the nodes just removed go with their peers in the kernel's
+        // asynchronous netns clean-up (~0.25 s for 20 here): wait for it a moment, then delete what
+        // is left one by one (~17 ms each). A netns another mount namespace still holds (one made by
+        // `ip netns exec` keeps a container's) is not cleaned up while it does.
+        const deadline = Date.now() + 1000
+        let left = await labHostLinks(hostNs, lab.name)
+        while (left.length && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 20))
+          left = await labHostLinks(hostNs, lab.name)
         }
+        await pool(left, LINK_CONCURRENCY, (l) => tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index))))
+        left = await labHostLinks(hostNs, lab.name)
+        if (left.length) result.warnings.push(`host links of the lab still there: ${left.map((l) => l.name).join(' ')}`)
       }
       result.changed = true
       result.plan = tx.lines

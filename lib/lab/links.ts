@@ -3,6 +3,7 @@
 // (a p2p end's further addresses and routes). Also the `plumb ...` line each one equals.
 
 import { asPlumbError } from '../errors.js'
+import type { HandlePool } from '../ops/context.js'
 import { attachVeth } from '../ops/attach-veth.js'
 import { detach } from '../ops/detach.js'
 import { macvlan } from '../ops/macvlan.js'
@@ -71,6 +72,8 @@ export function linkLines(l: LabLink, nodes: Map<string, LabNode>): string[] {
 export interface LinkOpOptions {
   lab: string
   log?: (line: string) => void
+  /** the deploy's netlink handles, shared by its links' ops */
+  handles?: HandlePool
 }
 
 /**
@@ -78,7 +81,7 @@ export interface LinkOpOptions {
  * fails takes the link away again, so a link is made whole or not at all.
  */
 export async function makeLink(l: LabLink, nodes: Map<string, LabNode>, o: LinkOpOptions): Promise<void> {
-  const common = { lab: o.lab, ...(o.log ? { log: o.log } : {}) }
+  const common = { lab: o.lab, ...(o.log ? { log: o.log } : {}), ...(o.handles ? { handles: o.handles } : {}) }
   const g = (e: LabEndpoint): string => guestOf(nodes.get(e.node)!)
   const mtu = l.mtu !== undefined ? { mtu: l.mtu } : {}
   const mac = (e: LabEndpoint): { mac?: string } => (e.mac !== undefined ? { mac: e.mac } : {})
@@ -131,6 +134,6 @@ export async function makeLink(l: LabLink, nodes: Map<string, LabNode>, o: LinkO
 }
 
 /** Remove a lab link by its guest side (both ends of a veth go together; OVS rows, DHCP clients and firewall rules with it). */
-export async function unlink(guest: string, ifname: string, o: { log?: (line: string) => void } = {}): Promise<void> {
-  await detach({ guest, ifname, ...(o.log ? { log: o.log } : {}) })
+export async function unlink(guest: string, ifname: string, o: { log?: (line: string) => void; handles?: HandlePool } = {}): Promise<void> {
+  await detach({ guest, ifname, ...(o.log ? { log: o.log } : {}), ...(o.handles ? { handles: o.handles } : {}) })
 }

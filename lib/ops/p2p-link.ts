@@ -2,14 +2,13 @@
 // one RTM_NEWLINK, with optional /31 or /32-plus-peer-route addressing.
 
 import { PlumbError, conflict, usageError } from '../errors.js'
-import { openHandleIn } from '../kernel/index.js'
 import type { Family, NetHandle } from '../kernel/types.js'
 import { deriveHostIfname, formatMark, parseIpSpec, parseMac, parseMark, parseMtu, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
-import { ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
+import { handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions } from './context.js'
 import type { StaticIp } from './guest-config.js'
 import { enableIpv6Step } from './ipv6.js'
@@ -74,14 +73,15 @@ export async function p2pLink(opts: P2pLinkOptions): Promise<OpResult> {
   const v = validateP2p(opts)
   return withGuest(v.a, opts, async (ctxA) => {
     const bNetns = await resolveGuest(v.b, { allowHost: v.b.kind === 'host' || (opts.allowHost ?? false) })
-    const bNs: NetHandle = bNetns.isHost ? ctxA.hostNs : openHandleIn(bNetns.fd, bNetns.label)
+    const b = handleFor(bNetns, opts, ctxA.hostNs)
+    const bNs: NetHandle = b.h
     try {
       if (bNetns.ino === ctxA.netns.ino && bNetns.dev === ctxA.netns.dev) {
         throw usageError(`both ends of the p2p link are in the same network namespace (${ctxA.netns.label} and ${bNetns.label})`, 'give two different guests, or "host" as the second')
       }
       return await linkBoth(ctxA.netns, ctxA.guestNs, bNetns, bNs, v, opts)
     } finally {
-      if (bNs !== ctxA.hostNs) bNs.close()
+      b.release()
       bNetns.close()
     }
   })
