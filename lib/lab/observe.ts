@@ -85,8 +85,10 @@ async function netnsLab(name: string): Promise<string | undefined> {
   let netns: Netns
   try {
     netns = await resolveGuest({ kind: 'netns', name })
-  } catch {
-    return undefined // gone meanwhile, or a stale file: not a lab's
+  } catch (err) {
+    // Gone meanwhile, or a stale file left in /run/netns: no netns, so not a lab's.
+    if (err instanceof PlumbError && err.code === 'NOT_FOUND') return undefined
+    throw err
   }
   let h: NetHandle | undefined
   try {
