@@ -266,6 +266,10 @@ checks:
   const h3 = await inspectContainer(name('h3'))
   t.is((await ipJson(['link', 'show', 'dev', 'eth1'], { path: h3.sandboxKey }))[0]?.address, (await import('../../lib/parse/index.js')).seedMac(`${f.id}-h3`))
   t.truthy((await ipJson(['link', 'show', 'dev', `${f.id}h`]))[0])
+  // ping, TCP and UDP over the OVS access ports (VLAN 30) and over the Linux bridge
+  const h1 = await inspectContainer(name('h1'))
+  await assertTraffic(t, { path: h3.sandboxKey }, { path: h1.sandboxKey }, `${vnet}.11`, 'h3 -> h1 over OVS VLAN 30')
+  await assertTraffic(t, { path: h1.sandboxKey }, { path: (await inspectContainer(name('h2'))).sandboxKey }, `${net}.12`, 'h1 -> h2 over the bridge')
 
   const chk = await f.plumb('lab', 'check', file, '--json')
   t.is(chk.exitCode, 0, JSON.stringify(chk.json, null, 1))

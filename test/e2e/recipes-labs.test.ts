@@ -8,7 +8,7 @@ import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
-import { PLUMB_BIN, hasBinary, hasDocker, hasOvs, inspectContainer, isRoot, makeNetns, sh, tcpAsk, testIf, udpAsk, udpEchoServer, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, assertTraffic, hasBinary, hasDocker, hasOvs, inspectContainer, isRoot, makeNetns, sh, testIf } from '../helpers/index.js'
 import { parseLab } from '../../lib/lab/parse.js'
 import { labFixture, leftovers, nothingLeft } from './lab-fixture.js'
 import type { LabFixture } from './lab-fixture.js'
@@ -111,10 +111,9 @@ serialIf(docker, 'recipes-labs: needs root and dockerd with plumb-test:busybox')
   const c2 = await inspectContainer(`${f.id}b-c2`)
   t.is((await plumbOn(h1, 'lab', 'check', file1)).exitCode, 0)
   t.is((await plumbOn(h2, 'lab', 'check', file2)).exitCode, 0)
-  await udpEchoServer(t, { path: c2.sandboxKey }, '198.18.89.2', 4000)
-  t.is(await udpAsk({ path: c1.sandboxKey }, '198.18.89.2', 4000, 'over'), 'echo:over')
-  await sh('docker', ['exec', '-d', `${f.id}b-c2`, 'nc', '-ll', '-p', '7000', '-e', 'echo', 'over tcp'])
-  t.is((await waitFor(() => tcpAsk({ path: c1.sandboxKey }, '198.18.89.2', 7000), { what: 'the TCP server in c2' })).trim(), 'over tcp')
+  // TCP (256 KiB, segments at the overlay's MTU) and UDP both ways over the VXLAN, not only ping
+  await assertTraffic(t, { path: c1.sandboxKey }, { path: c2.sandboxKey }, '198.18.89.2', 'c1 -> c2 over the overlay')
+  await assertTraffic(t, { path: c2.sandboxKey }, { path: c1.sandboxKey }, '198.18.89.1', 'c2 -> c1 over the overlay')
   // a second deploy changes nothing; destroy takes the port, the bridge and the container
   t.regex((await plumbOn(h1, 'lab', 'deploy', file1)).stdout, /already deployed/)
   t.is((await plumbOn(h1, 'lab', 'destroy', file1)).exitCode, 0)
