@@ -1,10 +1,10 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
 // noisy: trust ratios, not absolute times). Root only.
-// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port]
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab]
 
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { attachVeth, macvlan, ovsPort, p2pLink } from '../lib/index.js'
 import { packageRoot } from '../lib/paths.js'
@@ -18,7 +18,7 @@ const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
 // --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
-const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port'] as const
+const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab'] as const
 const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
@@ -257,6 +257,55 @@ async function linkMenu(): Promise<void> {
   }
 }
 
+/**
+ * The issue's lab: 40 `kind: netns` nodes, 60 links (a ring of 40 p2p links, and a star of 20 on
+ * a bridge), deployed by `plumb lab deploy` against the same topology built by a shell loop of
+ * one-shot commands (`ip netns add` x 40, `plumb p2p-link` x 40, `plumb attach-veth` x 20), in
+ * alternating order; then `plumb lab destroy` of it.
+ */
+async function labBench(): Promise<void> {
+  const N = 40
+  const dir = mkdtempSync(`/tmp/pt-b${tag}-`)
+  const rounds = Math.max(3, Math.ceil(ROUNDS / 3))
+  const d: number[] = [], s: number[] = [], x: number[] = [], again: number[] = []
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const lab = `ptb${tag}l${r}`
+      const br = `ptbl${tag}${r}`
+      const ip = (i: number, end: 0 | 1): string => `198.18.${120 + Math.floor(i / 32)}.${(i % 32) * 8 + end}/31`
+      const file = `${dir}/lab${r}.yml`
+      const yml = [`name: ${lab}`, 'prefix: __lab-name', 'topology:', '  defaults: {kind: netns}', '  nodes:']
+      for (let i = 0; i < N; i++) yml.push(`    n${i}: {}`)
+      yml.push(`    ${br}: {kind: bridge}`, '  links:')
+      for (let i = 0; i < N; i++) yml.push(`    - endpoints: ["n${i}:eth1", "n${(i + 1) % N}:eth2"]`, `      ips: [${ip(i, 0)}, ${ip(i, 1)}]`)
+      for (let i = 0; i < 20; i++) yml.push(`    - endpoints: ["n${i * 2}:eth3", "${br}:${br}h${i}"]`, `      ips: [198.18.125.${i + 10}/24]`)
+      writeFileSync(file, `${yml.join('\n')}\n`)
+      const shNs = (i: number): string => `pt-b${tag}s${r}-${i}`
+      const shBr = `ptbs${tag}${r}`
+      const loop = ['set -e']
+      for (let i = 0; i < N; i++) loop.push(`ip netns add ${shNs(i)}`)
+      for (let i = 0; i < N; i++) loop.push(`node ${CLI} p2p-link netns:${shNs(i)} netns:${shNs((i + 1) % N)} --ifname-a eth1 --ifname-b eth2 --ip-a ${ip(i, 0)} --ip-b ${ip(i, 1)} -q`)
+      for (let i = 0; i < 20; i++) loop.push(`node ${CLI} attach-veth netns:${shNs(i * 2)} ${shBr} 198.18.126.${i + 10}/24 -i eth3 -l ${shBr}h${i} -q`)
+      writeFileSync(`${dir}/loop${r}.sh`, `${loop.join('\n')}\n`)
+      const contenders = [
+        () => d.push(timed(() => run('node', [CLI, 'lab', 'deploy', file, '-q'], envNoCa))),
+        () => s.push(timed(() => run('sh', [`${dir}/loop${r}.sh`], envNoCa))),
+      ]
+      for (const f of r % 2 ? contenders : [...contenders].reverse()) f()
+      again.push(timed(() => run('node', [CLI, 'lab', 'deploy', file, '-q'], envNoCa)))
+      x.push(timed(() => run('node', [CLI, 'lab', 'destroy', file, '-q'], envNoCa)))
+      // The shell's lab goes the shell's way (its bridge and firewall rule were plumb's attach-veth's).
+      quiet(`for i in $(seq 0 ${N - 1}); do ip netns del pt-b${tag}s${r}-$i; done; ip link del ${shBr}; while iptables -w -D DOCKER-USER -i ${shBr} -o ${shBr} -m comment --comment plumb:${shBr} -j ACCEPT 2>/dev/null; do :; done`)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  console.log(report(`lab: deploy of ${N} netns nodes + 60 links vs a shell loop of one-shot plumb commands`, median(d), median(s)))
+  console.log(`${'lab: a second deploy of it (nothing to change)'.padEnd(58)} ${median(again).toFixed(1).padStart(8)} ms`)
+  console.log(`${'lab: destroy of it'.padEnd(58)} ${median(x).toFixed(1).padStart(8)} ms`)
+  rows.push({ name: 'lab deploy 40 netns + 60 links', plumb: median(d), floor: median(s) }, { name: 'lab destroy', plumb: median(x), floor: 0 })
+}
+
 console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
 try {
   // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
@@ -265,6 +314,7 @@ try {
   if (want('library')) await libraryAttach()
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   if (want('macvlan') || want('p2p-link') || want('ovs-port')) await linkMenu()
+  if (want('lab')) await labBench()
 } finally {
   cleanup()
 }

@@ -40,6 +40,26 @@ export { pipework } from './ops/pipework.js'
 export type { PipeworkOptions, PipeworkResult } from './ops/pipework.js'
 export type { CommonOptions } from './ops/context.js'
 export type { OpResult, ResultInterface, ResultIp, ResultRoute } from './ops/result.js'
+export { deployLab, destroyLab, checkLab, inspectLab, graphLab, loadLab, parseLab, formatReport, formatInspect, CHECK_FORMATS, GRAPH_FORMATS } from './lab/index.js'
+export type {
+  Lab,
+  LabNode,
+  LabLink,
+  LabEndpoint,
+  LabCheck,
+  LabNat,
+  LabInput,
+  LabResult,
+  LabRunOptions,
+  LabProgress,
+  CheckOptions,
+  CheckReport,
+  CheckOutcome,
+  CheckFormat,
+  GraphFormat,
+  InspectResult,
+  InspectNode,
+} from './lab/index.js'
 export { PlumbError, EXIT_CODES } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { parseIpSpec, parseGuestRef, parseMac, parsePipework, pipeworkMac } from './parse/index.js'

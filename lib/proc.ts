@@ -23,6 +23,8 @@ export interface RunOptions {
   extendEnv?: boolean
   /** told the child's pid as soon as it runs (an op's journal records it: see lib/ops/journal.ts) */
   onSpawn?: (pid: number) => void
+  /** aborting it kills the program (SIGKILL); the result then has `aborted` */
+  signal?: AbortSignal
 }
 
 export interface RunResult {
@@ -32,6 +34,8 @@ export interface RunResult {
   stdout: string
   stderr: string
   timedOut: boolean
+  /** killed because the caller's signal was aborted */
+  aborted?: boolean
 }
 
 /**
@@ -45,9 +49,13 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
     const child = execFile(
       file,
       args,
-      { timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: environment(opts) },
+      { timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: environment(opts), ...(opts.signal ? { signal: opts.signal } : {}) },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals; code?: unknown }) | null
+        if (e && e.name === 'AbortError') {
+          resolve({ exitCode: -1, stdout: String(stdout), stderr: String(stderr), timedOut: false, aborted: true })
+          return
+        }
         if (e && typeof e.code === 'string') {
           reject(cannotStart(file, e))
           return

@@ -23,6 +23,7 @@ import { vxlanCommand } from './commands/vxlan.js'
 import { namesCommand } from './commands/names.js'
 import { sysctlCommand } from './commands/sysctl.js'
 import { pipeworkCommand } from './commands/pipework.js'
+import { labCommand } from './commands/lab.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -57,6 +58,7 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(namesCommand(state))
     .command(sysctlCommand(state))
     .command(pipeworkCommand(state, argv))
+    .command(labCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

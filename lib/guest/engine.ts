@@ -10,10 +10,10 @@ import type { ContainerInfo, ContainerSummary, EngineName } from './types.js'
 import { run } from '../proc.js'
 
 /** Docker 20.10's API version; newer Dockers and Podman's compat API still serve it. */
-const API = '/v1.41'
+export const API = '/v1.41'
 const TIMEOUT_MS = 5000
 
-const ENGINE_TITLE: Record<EngineName, string> = { docker: 'Docker', podman: 'Podman' }
+export const ENGINE_TITLE: Record<EngineName, string> = { docker: 'Docker', podman: 'Podman' }
 
 /** The socket was not there or nobody listened: the engine is not running (or not at this path). */
 export class EngineUnreachable extends Error {
@@ -26,7 +26,7 @@ export class EngineUnreachable extends Error {
   }
 }
 
-interface ApiAnswer {
+export interface ApiAnswer {
   status: number
   body: unknown
 }
@@ -40,7 +40,29 @@ interface ApiAnswer {
  * `Connection: close`, read to the end; Docker and Podman send JSON, chunked or with a length.
  */
 export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
+  return parseAnswer(ep, await apiRequest(ep, 'GET', p, undefined, timeoutMs))
+}
+
+/** One request with an optional JSON body (POST, DELETE: the lab's containers), read to the end. */
+export async function apiCall(ep: EngineEndpoint, method: 'POST' | 'DELETE', p: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
+  return parseAnswer(ep, await apiRequest(ep, method, p, body, timeoutMs))
+}
+
+function parseAnswer(ep: EngineEndpoint, raw: Buffer): ApiAnswer {
+  try {
+    return parseHttpResponse(raw)
+  } catch (err) {
+    throw new PlumbError('FAILED', `failed to query the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * The whole raw answer to one request (`Connection: close`, read until the engine closes): a
+ * JSON answer, or the stream of a started exec, which the engine writes until the command ends.
+ */
+export async function apiRequest(ep: EngineEndpoint, method: string, p: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<Buffer> {
   const net = await import('node:net')
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     const sock = net.createConnection({ path: ep.socketPath })
@@ -53,16 +75,11 @@ export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_
         }),
       )
     })
+    const head = `${method} ${p} HTTP/1.1\r\nHost: ${ep.engine}\r\nAccept: application/json\r\n${payload ? `Content-Type: application/json\r\nContent-Length: ${payload.length}\r\n` : ''}Connection: close\r\n\r\n`
     // write, not end: a half-closed client can look gone to the server, which may cancel the request
-    sock.on('connect', () => sock.write(`GET ${p} HTTP/1.1\r\nHost: ${ep.engine}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`))
+    sock.on('connect', () => sock.write(payload ? Buffer.concat([Buffer.from(head), payload]) : head))
     sock.on('data', (c: Buffer) => chunks.push(c))
-    sock.on('end', () => {
-      try {
-        resolve(parseHttpResponse(Buffer.concat(chunks)))
-      } catch (err) {
-        reject(new PlumbError('FAILED', `failed to query the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}: ${(err as Error).message}`, { cause: err }))
-      }
-    })
+    sock.on('end', () => resolve(Buffer.concat(chunks)))
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof PlumbError) return reject(err)
       const code = err.code ?? ''
@@ -77,6 +94,17 @@ export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_
 
 /** An HTTP/1.1 response read to its end: status and body (JSON when it parses, else the text). */
 export function parseHttpResponse(raw: Buffer): ApiAnswer {
+  const { status, body } = httpBody(raw)
+  const text = body.toString('utf8')
+  try {
+    return { status, body: JSON.parse(text) as unknown }
+  } catch {
+    return { status, body: text } // not JSON: kept for the message
+  }
+}
+
+/** Status and raw body bytes of an HTTP/1.1 response (de-chunked; cut at Content-Length). */
+export function httpBody(raw: Buffer): { status: number; body: Buffer } {
   const head = raw.indexOf('\r\n\r\n')
   if (head < 0) throw new Error('the answer is not HTTP (no end of headers)')
   const lines = raw.subarray(0, head).toString('latin1').split('\r\n')
@@ -89,12 +117,7 @@ export function parseHttpResponse(raw: Buffer): ApiAnswer {
     const length = Number(header('content-length'))
     if (Number.isInteger(length) && length >= 0) body = body.subarray(0, length)
   }
-  const text = body.toString('utf8')
-  try {
-    return { status: Number(status[1]), body: JSON.parse(text) as unknown }
-  } catch {
-    return { status: Number(status[1]), body: text } // not JSON: kept for the message
-  }
+  return { status: Number(status[1]), body }
 }
 
 /** A chunked body (RFC 9112 7.1): hex size, CRLF, data, CRLF ... up to the zero-size chunk. */
@@ -113,7 +136,7 @@ function unchunk(b: Buffer): Buffer {
   }
 }
 
-function apiFailure(ep: EngineEndpoint, what: string, ans: ApiAnswer): PlumbError {
+export function apiFailure(ep: EngineEndpoint, what: string, ans: ApiAnswer): PlumbError {
   return new PlumbError('FAILED', `failed to ${what}: ${ENGINE_TITLE[ep.engine]} API answered ${ans.status}${apiMessage(ans.body) ? `: ${apiMessage(ans.body)}` : ''}`)
 }
 

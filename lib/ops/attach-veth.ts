@@ -5,7 +5,7 @@ import { PlumbError, conflict } from '../errors.js'
 import type { LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import { deriveHostIfname, formatMark, parseMark, parseVid, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
-import { ipNetnsArg, journalFor, withGuest } from './context.js'
+import { ipNetnsArg, journalFor, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
@@ -181,10 +181,10 @@ async function attachToLinuxBridge(
       return await runTx({ ...opts, journal: journalFor('attach-veth', netns) }, async (tx) => {
         const hostIfname = await (attempt === 0 ? firstHostIfname : pickHostIfname(hostNs, netns, ifname, v.hostIfname))
         const gwPlans = gateways.map((g) => ({ ...g, present: g.present && ifname === v.ifname }))
-        const mark: OwnerMark = { v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
+        const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }, opts)
         const gw = formatReplacedGateways(gwPlans)
         if (gw) mark.gw = gw
-        const hostMark: OwnerMark = { v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
+        const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }, opts)
 
         const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result, made)
         tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth' })

@@ -12,6 +12,15 @@ import type { Tx } from './tx.js'
 export const bridgeMark = (name: string): string => formatMark({ v: 1, role: 'bridge', op: 'attach-veth', bridge: name })
 
 /**
+ * A bridge an op created for its port (marked plumb's): detach and gc delete it once it is empty.
+ * A lab's bridge (its mark names the lab) is the lab's: only `plumb lab destroy` removes it.
+ */
+export function isDisposableBridge(alias: string | undefined): boolean {
+  const m = parseMark(alias)
+  return m?.role === 'bridge' && m.extra?.lab === undefined
+}
+
+/**
  * The bridge exists (bring it up if down) or is created, up, and marked plumb's. With `made`,
  * a bridge this call creates is recorded there and its removal is left to the caller (see
  * dropMadeBridge); without it, its rollback deletes it unless other ports joined it meanwhile.
@@ -23,6 +32,8 @@ export async function ensureLinuxBridge(
   bridge: LinkInfo | undefined,
   result: { messages: string[] },
   made?: { index?: number },
+  /** a lab's bridge: marked with the lab's name, so only `plumb lab destroy` removes it */
+  lab?: string,
 ): Promise<number> {
   if (bridge) {
     if (!bridge.up) {
@@ -34,7 +45,7 @@ export async function ensureLinuxBridge(
     }
     return bridge.index
   }
-  const mark = bridgeMark(name)
+  const mark = lab === undefined ? bridgeMark(name) : formatMark({ v: 1, role: 'bridge', op: 'lab', bridge: name, extra: { lab } })
   tx.intend({ t: 'bridge', name })
   const created = await tx.step(
     `ip link add ${name} up type bridge`,
@@ -95,7 +106,7 @@ export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, r
     const removed = await fw.removeRules(bridge)
     if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
   })
-  if (br && ports.length === 0 && parseMark(br.alias)?.role === 'bridge') {
+  if (br && ports.length === 0 && isDisposableBridge(br.alias)) {
     await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
     result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
   }

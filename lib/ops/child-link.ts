@@ -9,7 +9,7 @@ import { firstFreeEth } from './ifnames.js'
 import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import type { OvsOwner } from './ovs-owner.js'
 import type { ValidatedLinkInput } from './link-input.js'
-import { ipIn, ipNetnsArg, journalFor, whereOf } from './context.js'
+import { ipIn, ipNetnsArg, journalFor, whereOf, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
@@ -99,7 +99,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
   const ifname = v.ifname ?? firstFreeEth(guestLinks)
   const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
   const mtu = v.mtu ?? plan.parent.mtu
-  const mark: OwnerMark = { v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity } }
+  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity } }, opts)
   const gw = formatReplacedGateways(gateways)
   if (gw) mark.gw = gw
   const alias = formatMark(mark)

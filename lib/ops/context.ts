@@ -3,7 +3,7 @@
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
-import type { GuestRef } from '../parse/index.js'
+import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { parseGuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
@@ -17,6 +17,59 @@ export interface CommonOptions {
   allowHost?: boolean
   /** each step as it runs, with its time (--verbose) */
   log?: (line: string) => void
+  /** the lab (`plumb lab deploy`) this op works for: its name goes into the owner marks it writes */
+  lab?: string
+  /** netlink handles shared by the ops of one run (see HandlePool); the op then opens none of its own */
+  handles?: HandlePool
+}
+
+/**
+ * One netlink handle per netns, shared by many ops of one run (a lab deploy's 60 links): a
+ * handle costs a socket, ~1-2 ms of CPU to make on a busy machine, and the ops would open ~3 each.
+ * Their requests share the socket's pipeline (at most 32 in flight: lib/kernel/socket.ts), each op's
+ * in its own order. The pool closes them all at the end of the run.
+ */
+export class HandlePool {
+  private readonly open = new Map<string, NetHandle>()
+
+  host(): NetHandle {
+    let h = this.open.get('host')
+    if (!h) this.open.set('host', (h = openHostHandle()))
+    return h
+  }
+
+  /** The handle of this netns (the host's when it is the host's). */
+  in(netns: Netns): NetHandle {
+    if (netns.isHost) return this.host()
+    const key = `${netns.dev}:${netns.ino}`
+    let h = this.open.get(key)
+    if (!h) this.open.set(key, (h = openHandleIn(netns.fd, netns.label)))
+    return h
+  }
+
+  close(): void {
+    for (const h of this.open.values()) h.close()
+    this.open.clear()
+  }
+}
+
+interface Held {
+  h: NetHandle
+  /** closes the handle if the op opened it; a shared one stays open */
+  release: () => void
+}
+const own = (h: NetHandle): Held => ({ h, release: () => h.close() })
+const shared = (h: NetHandle): Held => ({ h, release: () => undefined })
+
+/** A handle on `netns` for one op: the run's shared one, the op's host handle for the host, or one of its own. */
+export function handleFor(netns: Netns, opts: CommonOptions, host: NetHandle): Held {
+  if (opts.handles) return shared(opts.handles.in(netns))
+  return netns.isHost ? shared(host) : own(openHandleIn(netns.fd, netns.label))
+}
+
+/** An owner mark with the lab's name in it (`lab=NAME`) when the op works for a lab. */
+export function withLab(mark: OwnerMark, opts: CommonOptions): OwnerMark {
+  return opts.lab === undefined ? mark : { ...mark, extra: { ...mark.extra, lab: opts.lab } }
 }
 
 export interface GuestContext {
@@ -32,18 +85,18 @@ export function toGuestRef(guest: string | GuestRef, opts: { allowHostWord?: boo
 /** Resolve the guest, open a handle on each side, run `fn`, close everything. */
 export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx: GuestContext) => Promise<T>): Promise<T> {
   const netns = await resolveGuest(ref, { allowHost: opts.allowHost ?? false })
-  let hostNs: NetHandle | undefined
-  let guestNs: NetHandle | undefined
+  let host: Held | undefined
+  let guest: Held | undefined
   try {
-    const host = (hostNs = openHostHandle())
-    const guest = (guestNs = netns.isHost ? host : openHandleIn(netns.fd, netns.label))
-    const recovered = await recoverFor(host, netns, opts)
-    const result = await fn({ netns, hostNs: host, guestNs: guest })
+    host = opts.handles ? shared(opts.handles.host()) : own(openHostHandle())
+    guest = handleFor(netns, opts, host.h)
+    const recovered = await recoverFor(host.h, netns, opts)
+    const result = await fn({ netns, hostNs: host.h, guestNs: guest.h })
     if (recovered.length && isResult(result)) result.messages.unshift(...recovered)
     return result
   } finally {
-    if (guestNs && guestNs !== hostNs) guestNs.close()
-    hostNs?.close()
+    guest?.release()
+    host?.release()
     netns.close()
   }
 }

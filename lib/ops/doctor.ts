@@ -121,6 +121,11 @@ export async function doctor(): Promise<DoctorReport> {
 
   const nsenter = await onPath('nsenter')
   add({ name: 'nsenter', ok: !!nsenter, detail: nsenter ?? 'missing (plumb exec and DHCP need it)', ...(nsenter ? {} : { hint: 'apt-get install util-linux' }) })
+  // plumb lab check probes with the host's ping; lab graph --format svg draws with Graphviz's dot
+  for (const [tool, what, pkg] of [['ping', 'lab check: ping checks', 'iputils-ping'], ['dot', 'lab graph --format svg', 'graphviz']] as const) {
+    const at = await onPath(tool)
+    add({ name: tool, ok: !!at, detail: at ?? `missing (${what} need${tool === 'dot' ? 's' : ''} it)`, optional: true, ...(at ? {} : { hint: `apt-get install ${pkg}` }) })
+  }
 
   const target = await import('../guest/index.js')
   const docker = await target.engineStatus('docker')

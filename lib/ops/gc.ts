@@ -17,6 +17,7 @@ import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import { listRecords, removeRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
+import { isDisposableBridge } from './bridge.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -283,7 +284,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           return first !== undefined && !links.some((l) => l.master === first.index && !removed.has(l.index))
         }
         const unknownEnds = new Set(kept.filter((k) => k.unknown && k.what === 'host end').map((k) => k.name))
-        const plumbBridges = after.filter((l) => parseMark(l.alias)?.role === 'bridge')
+        const plumbBridges = after.filter((l) => isDisposableBridge(l.alias))
         for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
           const br = after.find((l) => l.name === name)
           const ports = br ? after.filter((l) => l.master === br.index) : []
@@ -293,7 +294,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
             keep({ name, what: 'bridge', reason: `it still has plumb's ports ${hostEnds.map((p) => p.name).join(' ')}`, ...(hostEnds.every((p) => unknownEnds.has(p.name)) ? { unknown: true as const } : {}) })
             continue
           }
-          const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && parseMark(br.alias)?.role === 'bridge'
+          const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && isDisposableBridge(br.alias)
           // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
           // bridge that still exists stays (detach removes it with the last port): an attach-veth
           // that found it in place may be about to add its port.

@@ -28,6 +28,8 @@ export interface LsInterface {
   parent?: string
   /** p2p-link: the guest (or 'host') holding the other end */
   peerGuest?: string
+  /** the lab (`plumb lab deploy`) that made it */
+  lab?: string
   /** move-dev: the device's name on the host, which detach gives back */
   origName?: string
   /** an OVS port: its access VLAN, as OVS has it */
@@ -132,6 +134,7 @@ async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): P
       ...(m.bridge ? { bridge: m.bridge } : {}),
       ...(m.extra?.parent ? { parent: m.extra.parent } : {}),
       ...(m.extra?.peerGuest ? { peerGuest: m.extra.peerGuest } : {}),
+      ...(m.extra?.lab ? { lab: m.extra.lab } : {}),
       ...(m.role === 'moved' && m.extra?.orig ? { origName: m.extra.orig } : {}),
       ...(port?.tag !== undefined ? { tag: port.tag } : {}),
       ...(port?.trunks.length ? { trunks: port.trunks } : {}),
@@ -382,7 +385,7 @@ export function formatLs(r: LsResult): string {
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
-      const orig = i.origName ? ` (host's ${i.origName})` : ''
+      const orig = `${i.origName ? ` (host's ${i.origName})` : ''}${i.lab ? ` [lab ${i.lab}]` : ''}`
       lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${vlanText(i)}${orig}`)
       for (const a of i.addresses) lines.push(`           inet ${a}`)
       for (const rt of i.routes) lines.push(`           route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''}`)

@@ -6,7 +6,7 @@ import { formatMark, parseTrunks, parseVid, validateIfname } from '../parse/inde
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
-import { inGuest, ipNetnsArg, journalFor, withGuest } from './context.js'
+import { inGuest, ipNetnsArg, journalFor, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../parse/index.js'
@@ -99,11 +99,11 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
   if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
   const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
   const mtu = v.mtu ?? 1500
-  const mark: OwnerMark = { v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }
+  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }, opts)
   const gw = formatReplacedGateways(gateways)
   if (gw) mark.gw = gw
-  const hostMark: OwnerMark = { v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }
-  const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' }
+  const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }, opts)
+  const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port', ...(opts.lab !== undefined ? { 'plumb-lab': opts.lab } : {}) }
   const portOpts = { ...(v.tag !== undefined ? { tag: v.tag } : {}), ...(v.trunks ? { trunks: v.trunks } : {}), externalIds }
 
   return runTx({ ...opts, journal: journalFor('ovs-port', netns) }, async (tx) => {

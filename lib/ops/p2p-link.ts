@@ -2,14 +2,13 @@
 // one RTM_NEWLINK, with optional /31 or /32-plus-peer-route addressing.
 
 import { PlumbError, conflict, usageError } from '../errors.js'
-import { openHandleIn } from '../kernel/index.js'
 import type { Family, NetHandle } from '../kernel/types.js'
-import { deriveHostIfname, formatMark, parseIpSpec, parseMark, parseMtu, validateIfname } from '../parse/index.js'
+import { deriveHostIfname, formatMark, parseIpSpec, parseMac, parseMark, parseMtu, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
-import { ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest } from './context.js'
+import { handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions } from './context.js'
 import type { StaticIp } from './guest-config.js'
 import { enableIpv6Step } from './ipv6.js'
@@ -26,6 +25,9 @@ export interface P2pLinkOptions extends CommonOptions {
   ipB?: string
   ifnameA?: string
   ifnameB?: string
+  /** `aa:bb:cc:dd:ee:ff` or `seed:STRING` for each end */
+  macA?: string
+  macB?: string
   mtu?: number | string
 }
 
@@ -53,6 +55,8 @@ export function validateP2p(o: P2pLinkOptions) {
     ...(o.ifnameA !== undefined ? { ifnameA: validateIfname(o.ifnameA, '--ifname-a') } : {}),
     ...(o.ifnameB !== undefined ? { ifnameB: validateIfname(o.ifnameB, '--ifname-b') } : {}),
     ...(o.mtu !== undefined ? { mtu: parseMtu(o.mtu) } : {}),
+    ...(o.macA !== undefined ? { macA: parseMac(o.macA) } : {}),
+    ...(o.macB !== undefined ? { macB: parseMac(o.macB) } : {}),
   }
 }
 
@@ -69,14 +73,15 @@ export async function p2pLink(opts: P2pLinkOptions): Promise<OpResult> {
   const v = validateP2p(opts)
   return withGuest(v.a, opts, async (ctxA) => {
     const bNetns = await resolveGuest(v.b, { allowHost: v.b.kind === 'host' || (opts.allowHost ?? false) })
-    const bNs: NetHandle = bNetns.isHost ? ctxA.hostNs : openHandleIn(bNetns.fd, bNetns.label)
+    const b = handleFor(bNetns, opts, ctxA.hostNs)
+    const bNs: NetHandle = b.h
     try {
       if (bNetns.ino === ctxA.netns.ino && bNetns.dev === ctxA.netns.dev) {
         throw usageError(`both ends of the p2p link are in the same network namespace (${ctxA.netns.label} and ${bNetns.label})`, 'give two different guests, or "host" as the second')
       }
       return await linkBoth(ctxA.netns, ctxA.guestNs, bNetns, bNs, v, opts)
     } finally {
-      if (bNs !== ctxA.hostNs) bNs.close()
+      b.release()
       bNetns.close()
     }
   })
@@ -104,17 +109,20 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
   if (bLinks.some((l) => l.name === ifB)) throw conflict(`"${ifB}" already exists in ${bNetns.label}`, 'choose another --ifname-b')
   const mtu = v.mtu ?? 1500
 
-  const markA: OwnerMark = { v: 1, role: 'guest', op: 'p2p-link', guest: aNetns.label, ifname: ifA, peer: ifB, extra: { peerGuest: bNetns.label } }
-  const markB: OwnerMark = bNetns.isHost
-    ? { v: 1, role: 'host', op: 'p2p-link', guest: aNetns.label, ifname: ifA, peer: ifA }
-    : { v: 1, role: 'guest', op: 'p2p-link', guest: bNetns.label, ifname: ifB, peer: ifA, extra: { peerGuest: aNetns.label } }
+  const markA: OwnerMark = withLab({ v: 1, role: 'guest', op: 'p2p-link', guest: aNetns.label, ifname: ifA, peer: ifB, extra: { peerGuest: bNetns.label } }, opts)
+  const markB: OwnerMark = withLab(
+    bNetns.isHost
+      ? { v: 1, role: 'host', op: 'p2p-link', guest: aNetns.label, ifname: ifA, peer: ifA }
+      : { v: 1, role: 'guest', op: 'p2p-link', guest: bNetns.label, ifname: ifB, peer: ifA, extra: { peerGuest: aNetns.label } },
+    opts,
+  )
 
   return runTx({ ...opts, journal: journalFor('p2p-link', aNetns, bNetns) }, async (tx) => {
     tx.intend({ t: 'link', where: whereOf(aNetns), name: ifA, kind: 'veth' })
     tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth' })
     const nsArg = (n: Netns): string => (n.isHost ? '' : ` netns ${ipNetnsArg(n)}`)
     await tx.step(
-      `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}`,
+      `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu}${v.macA ? ` address ${v.macA}` : ''} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}${v.macB ? ` address ${v.macB}` : ''}`,
       () =>
         // Both ends born where they belong, in one message: the handle is the host's, the top-level
         // nsFd puts end A in guest A, the peer's nsFd puts end B in guest B.
@@ -123,7 +131,8 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
           nsFd: aNetns.fd,
           mtu,
           alias: formatMark(markA),
-          peer: { name: ifB, mtu, alias: formatMark(markB), ...(bNetns.isHost ? {} : { nsFd: bNetns.fd }) },
+          ...(v.macA ? { mac: v.macA } : {}),
+          peer: { name: ifB, mtu, alias: formatMark(markB), ...(v.macB ? { mac: v.macB } : {}), ...(bNetns.isHost ? {} : { nsFd: bNetns.fd }) },
         }),
       {
         line: ipIn(aNetns, `link del ${ifA}`),

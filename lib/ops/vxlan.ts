@@ -9,7 +9,7 @@ import type { OwnerMark } from '../parse/index.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import { removePort } from './vxlan-port.js'
 import { cleanupBridge, ensureLinuxBridge } from './bridge.js'
-import { journalFor, withGuest } from './context.js'
+import { journalFor, withGuest, withLab } from './context.js'
 import type { Netns } from '../guest/index.js'
 import type { CommonOptions } from './context.js'
 import { ignoreGone } from './guest-config.js'
@@ -108,7 +108,7 @@ async function join(hostNs: NetHandle, host: Netns, v: Validated, opts: VxlanOpt
   const family = v.family ?? 4
   const mtu = under.mtu - overhead(family)
   if (mtu < 68) throw usageError(`the underlay ${under.name} has MTU ${under.mtu}: too small to carry VXLAN (${overhead(family)} bytes of headers)`)
-  const mark: OwnerMark = { v: 1, role: 'port', op: 'vxlan', guest: 'host', ifname: name, bridge: v.bridge, extra: { vni: String(v.vni), dstport: String(v.dstport), underlay: under.name, ...(bridge ? { brmtu: String(bridge.mtu) } : {}) } }
+  const mark: OwnerMark = withLab({ v: 1, role: 'port', op: 'vxlan', guest: 'host', ifname: name, bridge: v.bridge, extra: { vni: String(v.vni), dstport: String(v.dstport), underlay: under.name, ...(bridge ? { brmtu: String(bridge.mtu) } : {}) } }, opts)
   const alias = formatMark(mark)
 
   const lock = await acquireBridgeLock('shared', { dryRun: opts.dryRun ?? false })

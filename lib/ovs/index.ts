@@ -449,6 +449,17 @@ export async function listPlumbPorts(): Promise<PortInfo[]> {
   return readPorts(`external_ids:${MARK_OWNER_KEY}=${MARK_OWNER}`, { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` })
 }
 
+/** The names of the bridges whose external_ids hold `key=value` (a lab's: plumb-lab=NAME). */
+export async function listBridgesMarked(key: string, value: string): Promise<string[]> {
+  const c = { verb: 'list', object: 'OVS bridges marked', name: `${key}=${value}` }
+  if (!viaVsctl()) {
+    const [b] = await ovsdbRead([selectOp('Bridge', [['external_ids', 'includes', ['map', [[key, value]]]]], ['name'])], c)
+    return rowsOf(b).map((r) => String(atomOptional(r.name)))
+  }
+  const res = await runVsctl(['--format=json', '--columns=name', 'find', 'Bridge', `external_ids:${key}=${ovsdbString(value)}`], c)
+  return tableRows(parseTables(res.stdout)[0] ?? { headings: [], data: [] }).map((r) => String(atomOptional(r.name)))
+}
+
 /**
  * `ovs-vsctl --if-exists del-port [BR] PORT`. With a bridge that no longer exists there is
  * nothing to remove from it: done. A port on another bridge than the one given is an error.
@@ -477,7 +488,8 @@ export async function listBridgePorts(bridge: string): Promise<string[]> {
  */
 export async function deleteBridgeIfEmptyAndOurs(bridge: string): Promise<boolean> {
   const state = await getBridge(bridge)
-  if (!state || state.externalIds[MARK_OWNER_KEY] !== MARK_OWNER) return false
+  // A lab's OVS bridge (plumb-lab) stays until `plumb lab destroy`, empty or not.
+  if (!state || state.externalIds[MARK_OWNER_KEY] !== MARK_OWNER || state.externalIds['plumb-lab'] !== undefined) return false
   if ((await listBridgePorts(bridge)).length > 0) return false
   await deleteBridge(bridge)
   return true

@@ -3,8 +3,9 @@
 import { PlumbError, usageError } from '../errors.js'
 
 /** guest: a guest's end; host: the host end of a guest's link; bridge: a bridge plumb made;
- *  moved: a host device moved into a guest; port: a host-side port of a bridge of plumb's own (a VXLAN port) */
-export type MarkRole = 'guest' | 'host' | 'bridge' | 'moved' | 'port'
+ *  moved: a host device moved into a guest; port: a host-side port of a bridge of plumb's own (a VXLAN port);
+ *  node: a lab's ip netns node, marked on its `lo` (the netns itself has nowhere to hold a mark) */
+export type MarkRole = 'guest' | 'host' | 'bridge' | 'moved' | 'port' | 'node'
 
 export interface OwnerMark {
   v: 1
@@ -27,7 +28,7 @@ export const MARK_PREFIX = 'plumb:'
 /** IFALIASZ is 256 including the NUL. */
 export const MARK_MAX_BYTES = 255
 
-const ROLES: readonly MarkRole[] = ['guest', 'host', 'bridge', 'moved', 'port']
+const ROLES: readonly MarkRole[] = ['guest', 'host', 'bridge', 'moved', 'port', 'node']
 // Field -> key on the wire, in the order they are written.
 const FIELDS = [
   ['role', 'role'],

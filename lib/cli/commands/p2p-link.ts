@@ -12,6 +12,8 @@ interface Args extends GlobalArgs {
   ipB?: string
   ifnameA?: string
   ifnameB?: string
+  macA?: string
+  macB?: string
   mtu?: string
 }
 
@@ -26,6 +28,8 @@ export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .option('ip-b', { type: 'string', describe: "CIDR for b's end" })
       .option('ifname-a', { type: 'string', describe: "name of a's end (default: first free ethN)" })
       .option('ifname-b', { type: 'string', describe: "name of b's end" })
+      .option('mac-a', { type: 'string', describe: "MAC of a's end: aa:bb:cc:dd:ee:ff or seed:STRING" })
+      .option('mac-b', { type: 'string', describe: "MAC of b's end" })
       .option('mtu', { type: 'string', describe: 'MTU of both ends (default 1500)' })
       .example('$0 p2p-link web db --ip-a 198.18.5.0/31 --ip-b 198.18.5.1/31', 'a direct link, no bridge')
       .example('$0 p2p-link web host --ip-a 198.18.6.2/32 --ip-b 198.18.6.1/32', 'a link to the host, with peer routes') as unknown as Argv<Args>,
@@ -35,7 +39,7 @@ export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args>
         ...commonOptions(args, state.io),
         a: String(args.a),
         b: String(args.b),
-        ...defined({ ipA: args.ipA, ipB: args.ipB, ifnameA: args.ifnameA, ifnameB: args.ifnameB, mtu: args.mtu }),
+        ...defined({ ipA: args.ipA, ipB: args.ipB, ifnameA: args.ifnameA, ifnameB: args.ifnameB, macA: args.macA, macB: args.macB, mtu: args.mtu }),
       }),
     ),
 })
