@@ -9,6 +9,7 @@
 
 import type { Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
+import { ovsdbSocket } from '../config.js'
 import { PlumbError } from '../errors.js'
 import { VSCTL_TIMEOUT_S } from './argv.js'
 import { START_HINT, describeCall } from './run.js'
@@ -24,12 +25,6 @@ export const OVSDB_TIMEOUT_MS = VSCTL_TIMEOUT_S * 1000
 export const APPLY_TIMEOUT_S = 10
 
 const DB = 'Open_vSwitch'
-
-/** Where OVS keeps its sockets and pid files (ovs-ctl creates it; it stays when OVS stops). */
-export const ovsRunDir = (): string => process.env.OVS_RUNDIR ?? '/var/run/openvswitch'
-
-/** PLUMB_OVSDB (a unix socket path) or ovsdb-server's default socket in OVS_RUNDIR. */
-export const ovsdbSocketPath = (): string => process.env.PLUMB_OVSDB || `${ovsRunDir()}/db.sock`
 
 /**
  * Splits a byte stream into JSON texts. ovsdb-server writes messages back to back with no
@@ -136,7 +131,7 @@ class Connection {
 
   constructor(
     readonly socket: Socket,
-    /** the socket path it was opened on (PLUMB_OVSDB may change between calls in tests) */
+    /** the socket path it was opened on (configure() may change it between calls) */
     readonly path: string,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -309,11 +304,11 @@ async function open(path: string): Promise<Connection> {
 
 /** The process's one connection, opened on first use and again if it was closed since. */
 async function connection(): Promise<Connection> {
-  const path = ovsdbSocketPath()
+  const path = ovsdbSocket()
   if (shared) {
     const c = await shared.catch(() => undefined)
     if (c && !c.closed && c.path === path) return c
-    if (c && !c.closed) c.close() // PLUMB_OVSDB changed (tests): a new server
+    if (c && !c.closed) c.close() // configured to another server since
   }
   const p = open(path)
   shared = p
@@ -335,7 +330,7 @@ export function closeOvsdb(): void {
 export function ovsdbPlumbError(c: CallContext, err: unknown): PlumbError {
   if (err instanceof PlumbError) return err
   const what = describeCall(c)
-  const path = ovsdbSocketPath()
+  const path = ovsdbSocket()
   if (err instanceof TransportError) {
     if (err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED') {
       const why = err.errno === 'ENOENT' ? 'No such file or directory' : 'Connection refused'

@@ -4,9 +4,10 @@
 import type { ExecutionContext } from 'ava'
 import { PlumbError } from '../../lib/errors.js'
 import * as ovs from '../../lib/ovs/index.js'
-import { getLink, hasOvs, isRoot, makeNetns, makeVethPair, ping, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { getLink, hasOvs, isRoot, makeNetns, makeVethPair, ping, sh, shQuiet, testIf, uniq, waitFor } from '../helpers/index.js'
 
 const withOvs = testIf(isRoot && hasOvs(), 'lib/ovs integration tests need root and a running Open vSwitch (ovs-vsctl show)')
+const withoutOvsModule = testIf(isRoot && hasOvs() && !ovs.kernelHasOvsDatapath(), 'createBridge with the system datapath: this kernel has the openvswitch datapath (or no root/OVS), so there is nothing to refuse')
 
 /** ovs-vsctl read independently of lib/ovs's parser (plain `get` output). */
 const vsctl = (...args: string[]): Promise<string> => sh('ovs-vsctl', ['--timeout=10', ...args])
@@ -59,8 +60,7 @@ withOvs('createBridge leaves a foreign bridge exactly as it was', async (t) => {
   t.is(await vsctl('get', 'bridge', br, 'external_ids'), '{}')
 })
 
-withOvs('createBridge with the system datapath where the kernel lacks it: PlumbError, nothing left', async (t) => {
-  if (ovs.kernelHasOvsDatapath()) return t.pass('this kernel has the openvswitch datapath: nothing to refuse')
+withoutOvsModule('createBridge with the system datapath where the kernel lacks it: PlumbError, nothing left', async (t) => {
   const br = uniq('b')
   t.teardown(async () => {
     await shQuiet('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', br])
@@ -100,11 +100,13 @@ withOvs('a Port row outlives its interface: listPlumbPorts still finds it (what 
   await sh('ip', ['link', 'del', p])
   t.is(await getLink(p), undefined, 'the device is gone from the kernel')
   // With the userspace datapath the row keeps its ofport; only link_state drops, asynchronously.
-  let info = await ovs.getPort(p)
-  for (let i = 0; i < 40 && info?.linkState !== 'down'; i++) {
-    await new Promise((r) => setTimeout(r, 50))
-    info = await ovs.getPort(p)
-  }
+  const info = await waitFor(
+    async () => {
+      const i = await ovs.getPort(p)
+      return i?.linkState === 'down' ? i : undefined
+    },
+    { timeout: 2000, what: `link_state down on ${p}` },
+  )
   t.is(info?.linkState, 'down')
   t.is(await vsctl('get', 'interface', p, 'link_state'), 'down')
   t.is(await vsctl('port-to-br', p), br, 'the Port row is still there')
