@@ -6,13 +6,15 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
 import { SUPERVISOR_SCRIPT, clientArgv, dhclientConf, dhcpArgv, hookScript, listLeases, resolveClient, startDhcp, stateDirName, statePaths, undoLines } from '../../lib/dhcp/index.js'
 import { which } from '../../lib/dhcp/clients.js'
 import { processAlive } from '../helpers/process.js'
 
 const work = mkdtempSync(join(tmpdir(), 'pt-dhcp-unit-'))
-process.env.PLUMB_DHCP_STATE_DIR = join(work, 'state')
+const stateDir = join(work, 'state')
+configure({ dhcpStateDir: stateDir }) // unit tests run without root: not /run/plumb
 test.after.always(() => rmSync(work, { recursive: true, force: true }))
 
 let seq = 0
@@ -37,7 +39,7 @@ test('state dir names: two guests or two interfaces never collide, and the key i
   t.not(stateDirName('ino:1', 'eth1'), stateDirName('ino:2', 'eth1'))
   t.is(stateDirName('ino:4026532', 'eth1'), 'ino:4026532-eth1')
   t.is(stateDirName('../x', 'eth1'), '..%2fx-eth1')
-  t.true(statePaths('ino:1', 'eth1').dir.startsWith(process.env.PLUMB_DHCP_STATE_DIR!))
+  t.true(statePaths('ino:1', 'eth1').dir.startsWith(`${stateDir}/`))
 })
 
 test('udhcpc argv: foreground, plumb\'s hook in the state dir (never default.script), option 121, hostname', (t) => {
