@@ -3,6 +3,7 @@
 import { accessSync, constants } from 'node:fs'
 import path from 'node:path'
 import { PlumbError, notFound, unsupported } from '../errors.js'
+import { errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
 import { apiMessage, containerFromInspect, summaryFromInfo, summaryFromList } from './inspect.js'
@@ -86,8 +87,8 @@ export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_
       if (settled) return
       settled = true
       const code = err.code ?? ''
-      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK' || code === 'ENOTDIR') return reject(new EngineUnreachable(ep, code))
-      if (code === 'EACCES' || code === 'EPERM') {
+      if (isNoServer(code)) return reject(new EngineUnreachable(ep, code))
+      if (errorCodeOf(code) === 'PERMISSION') {
         return reject(new PlumbError('PERMISSION', `failed to connect to ${what}: permission denied`, { hint: 'run as root', cause: err }))
       }
       reject(new PlumbError('FAILED', `failed to query ${what}: ${err.message}`, { cause: err }))

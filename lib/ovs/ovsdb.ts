@@ -11,6 +11,7 @@ import type { Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
 import { ovsdbSocket } from '../config.js'
 import { PlumbError } from '../errors.js'
+import { describeErrno, errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { VSCTL_TIMEOUT_S } from './argv.js'
 import { START_HINT, describeCall } from './run.js'
 import type { CallContext } from './run.js'
@@ -332,11 +333,11 @@ export function ovsdbPlumbError(c: CallContext, err: unknown): PlumbError {
   const what = describeCall(c)
   const path = ovsdbSocket()
   if (err instanceof TransportError) {
-    if (err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED') {
-      const why = err.errno === 'ENOENT' ? 'No such file or directory' : 'Connection refused'
-      return new PlumbError('UNSUPPORTED', `${what}: Open vSwitch is not running (unix:${path}: database connection failed (${why}))`, { hint: START_HINT, cause: err })
+    // ovs-vsctl's own words for the same causes
+    if (isNoServer(err.errno)) {
+      return new PlumbError('UNSUPPORTED', `${what}: Open vSwitch is not running (unix:${path}: database connection failed (${describeErrno(err.errno!)}))`, { hint: START_HINT, cause: err })
     }
-    if (err.errno === 'EACCES' || err.errno === 'EPERM') {
+    if (err.errno && errorCodeOf(err.errno) === 'PERMISSION') {
       return new PlumbError('PERMISSION', `${what}: unix:${path}: ${err.message}`, { hint: 'run as root (ovsdb and ovs-vswitchd sockets are root-only)', cause: err })
     }
     if (err.errno === 'ETIMEDOUT') return new PlumbError('UNSUPPORTED', `${what}: ${err.message}`, { hint: START_HINT, cause: err })
