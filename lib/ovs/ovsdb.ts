@@ -327,7 +327,7 @@ export function closeOvsdb(): void {
   void c?.then((conn) => conn.close(), () => undefined)
 }
 
-/** A transport or protocol failure as the PlumbError ovs-vsctl's path gives for the same cause. */
+/** A transport or protocol failure as a PlumbError, in the words ovs-vsctl has for the same cause. */
 export function ovsdbPlumbError(c: CallContext, err: unknown): PlumbError {
   if (err instanceof PlumbError) return err
   const what = describeCall(c)
@@ -356,8 +356,6 @@ export function ovsdbSocketMissing(err: unknown): boolean {
 /** An OVSDB operation (RFC 7047 §5.2); loosely typed on purpose, the callers build them. */
 export type Op = Record<string, unknown> & { op: string }
 
-/** A result of `select`: rows of column -> OVSDB JSON value (atoms, ["set",…], ["map",…], ["uuid",…]). */
-export type OvsdbRow = Record<string, unknown>
 
 async function rawTransact(conn: Connection, ops: Op[]): Promise<Array<Record<string, unknown>>> {
   const res = await conn.request('transact', [DB, ...ops])
@@ -375,8 +373,8 @@ async function rawTransact(conn: Connection, ops: Op[]): Promise<Array<Record<st
 
 /**
  * One OVSDB transaction. Resolves to the per-operation results; a failed operation or commit
- * rejects with an OvsdbError (its `opIndex` says which operation), transport failures with the
- * PlumbError ovs-vsctl's path would give (not running, timeout, permission).
+ * rejects with an OvsdbError (its `opIndex` says which operation), transport failures with a
+ * PlumbError (not running, timeout, permission: see ovsdbPlumbError).
  */
 export async function transact(ops: Op[], c: CallContext): Promise<Array<Record<string, unknown>>> {
   return withConnection(c, (conn) => rawTransact(conn, ops))
