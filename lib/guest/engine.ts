@@ -207,12 +207,6 @@ export class HttpResponseReader {
   }
 }
 
-/** A whole response already read (the reader's own tests; apiGet feeds it as bytes arrive). */
-export function parseHttpResponse(raw: Buffer): ApiAnswer {
-  const reader = new HttpResponseReader()
-  return reader.push(raw) ?? reader.end()
-}
-
 function apiFailure(ep: EngineEndpoint, what: string, ans: ApiAnswer): PlumbError {
   return new PlumbError('FAILED', `failed to ${what}: ${ENGINE_TITLE[ep.engine]} API answered ${ans.status}${apiMessage(ans.body) ? `: ${apiMessage(ans.body)}` : ''}`)
 }

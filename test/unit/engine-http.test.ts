@@ -10,7 +10,7 @@ import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
-import { HttpResponseReader, apiGet, parseHttpResponse } from '../../lib/guest/engine.js'
+import { HttpResponseReader, apiGet } from '../../lib/guest/engine.js'
 import type { EngineEndpoint } from '../../lib/guest/endpoint.js'
 
 const JSON_BODY = JSON.stringify({ Id: 'abc', Name: '/wéb', State: { Pid: 4242, Running: true } })
@@ -116,8 +116,16 @@ test('a server that never answers: FAILED after the timeout, with a hint', async
 
 // --- the reader alone ---
 
-/** The same bytes fed whole, and one byte at a time: the same answer (or the same error). */
-function byteByByte(raw: Buffer): ReturnType<typeof parseHttpResponse> {
+type Answer = Awaited<ReturnType<typeof apiGet>>
+
+/** Bytes fed to the reader in one piece, then the connection closed. */
+function whole(raw: Buffer): Answer {
+  const r = new HttpResponseReader()
+  return r.push(raw) ?? r.end()
+}
+
+/** The same bytes fed one at a time: the same answer (or the same error). */
+function byteByByte(raw: Buffer): Answer {
   const r = new HttpResponseReader()
   for (let i = 0; i < raw.length; i++) {
     const ans = r.push(raw.subarray(i, i + 1))
@@ -137,10 +145,10 @@ test('reader: every framing gives the same answer whole and byte by byte; UTF-8 
     ['Transfer-Encoding wins over Content-Length', Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(thirds(JSON_BODY))}`)],
   ]
   for (const [what, raw] of cases) {
-    t.deepEqual(parseHttpResponse(raw), { status: 200, body: JSON.parse(JSON_BODY) }, what)
+    t.deepEqual(whole(raw), { status: 200, body: JSON.parse(JSON_BODY) }, what)
     t.deepEqual(byteByByte(raw), { status: 200, body: JSON.parse(JSON_BODY) }, `${what}, byte by byte`)
   }
-  t.deepEqual(parseHttpResponse(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')), { status: 204, body: '' })
+  t.deepEqual(whole(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')), { status: 204, body: '' })
 })
 
 test('reader: what it refuses', (t) => {
@@ -157,7 +165,7 @@ test('reader: what it refuses', (t) => {
     ['HTTP/1.1 101 Switching Protocols\r\n\r\n', /switched protocols/],
   ]
   for (const [raw, re] of refused) {
-    t.throws(() => parseHttpResponse(Buffer.from(raw)), { message: re }, JSON.stringify(raw))
+    t.throws(() => whole(Buffer.from(raw)), { message: re }, JSON.stringify(raw))
     t.throws(() => byteByByte(Buffer.from(raw)), { message: re }, `${JSON.stringify(raw)}, byte by byte`)
   }
 })
