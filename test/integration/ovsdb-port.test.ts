@@ -5,9 +5,13 @@ import test from 'ava'
 import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
 import * as ovs from '../../lib/ovs/index.js'
-import { getLink, hasOvs, isRoot, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { getLink, hasOvs, isRoot, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, uniq, holdGcLock } from '../helpers/index.js'
 
 const withOvs = testIf(isRoot && hasOvs(), 'lib/ovs OVSDB tests need root and a running Open vSwitch (ovs-vsctl show)')
+
+// The ports these tests mark as plumb's name guests that do not exist (pid:4242, /run/netns/x y)
+// or lose their device on purpose: exactly what a gc collects. Those tests hold the link tests'
+// gc lock, so no gc (of another test file) runs meanwhile.
 // Configures another ovsdb socket (process-wide): serial tests run alone, before the concurrent ones.
 const withOvsSerial = isRoot && hasOvs() ? test.serial : test.skip
 
@@ -17,6 +21,7 @@ const vsctl = (...args: string[]): Promise<string> => sh('ovs-vsctl', ['--timeou
 const MARKS = (guest: string, ifname: string) => ({ 'plumb-owner': 'plumb', 'plumb-guest': guest, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' })
 
 withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl get/list; getPort, lookupBridgeAndPort; delPort', async (t) => {
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const acc = uniq('a')
   const trk = uniq('t')
@@ -82,6 +87,7 @@ withOvs("a port row that is not plumb's (same name, no marks) is refused and lef
 })
 
 withOvs('a plumb port on another bridge is a CONFLICT in ovs-vsctl\'s words; a missing bridge is NOT_FOUND', async (t) => {
+  await holdGcLock(t)
   const br1 = await makeOvsBridge(t, uniq('b', { dash: false }))
   const br2 = await makeOvsBridge(t, uniq('c', { dash: false }))
   const p = uniq('a')
@@ -102,6 +108,7 @@ withOvs('a plumb port on another bridge is a CONFLICT in ovs-vsctl\'s words; a m
 })
 
 withOvs('a missing host device: the same FAILED error as before, and no row left behind', async (t) => {
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const ghost = uniq('g')
   const e = await t.throwsAsync(ovs.addPort(br, ghost, { tag: 10, externalIds: MARKS('pid:1', 'eth1') }), { instanceOf: PlumbError })
@@ -114,6 +121,7 @@ withOvs('a missing host device: the same FAILED error as before, and no row left
 })
 
 withOvs('two ops, one socket: the connection is opened once and reused', async (t) => {
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const p = uniq('r')
   await makeVethPair(t, p, `${p}p`)
