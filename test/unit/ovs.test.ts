@@ -147,10 +147,23 @@ test.serial('getPort, lookupBridgeAndPort, listPlumbPorts: the Port row with its
   // an interface not named like its port is read by uuid, in a second transaction
   t.deepEqual(await ovs.getPort('vp1'), { name: 'vp1', bridge: 'br0', trunks: [10, 20], externalIds: {}, ofport: 4 })
   t.is(await ovs.getPort('vp9'), undefined)
-  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp0'), { bridgeExists: true, port: vp0 })
-  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp9'), { bridgeExists: true, port: undefined })
+  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp0'), { bridgeExists: true, datapathType: 'netdev', port: vp0 })
+  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp9'), { bridgeExists: true, datapathType: 'netdev', port: undefined })
   t.deepEqual(await ovs.lookupBridgeAndPort('nobr', 'vp0'), { bridgeExists: false, port: vp0 })
-  t.deepEqual(await ovs.lookupBridgeAndPort('br1'), { bridgeExists: true, port: undefined })
+  t.deepEqual(await ovs.lookupBridgeAndPort('br1'), { bridgeExists: true, datapathType: 'netdev', port: undefined })
+  // what OVS holds under a name: a bridge, a port, a bond's member interface, nothing
+  t.deepEqual(await ovs.rowsNamed('br1'), { bridge: true })
+  t.deepEqual(await ovs.rowsNamed('vp0'), { bridge: false, port: { name: 'vp0', bridge: 'br0' } })
+  t.deepEqual(await ovs.rowsNamed('vp1i'), { bridge: false, port: { name: 'vp1', bridge: 'br0' } })
+  t.deepEqual(await ovs.rowsNamed('vp9'), { bridge: false })
+  // every bridge with its ports (not its own local port), for ls
+  t.deepEqual(
+    (await ovs.listBridges()).map((b) => [b.name, b.ports.map((p) => `${p.name}:${p.tag ?? p.trunks.join(',')}`)]),
+    [
+      ['br0', ['vp0:10', 'vp1:10,20']],
+      ['br1', ['vp2:']],
+    ],
+  )
   t.deepEqual(
     (await ovs.listPlumbPorts()).map((p) => [p.name, p.bridge, p.ifaceError ?? '']),
     [
