@@ -16,12 +16,10 @@ interface CliBundle {
 
 const file = join(__dirname, 'plumb-cli.cjs')
 let cachedData: Buffer | undefined
-if (!process.env.PLUMB_NO_CODE_CACHE) {
-  try {
-    cachedData = readFileSync(`${file}.cache`)
-  } catch {
-    // not built, or removed: compile from source
-  }
+try {
+  cachedData = readFileSync(`${file}.cache`)
+} catch {
+  // not built, or removed: compile from source
 }
 const script = new Script(wrap(readFileSync(file, 'utf8')), { filename: file, ...(cachedData ? { cachedData } : {}) })
 const mod = { exports: {} as CliBundle }

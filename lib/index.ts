@@ -60,6 +60,8 @@ export type {
   InspectResult,
   InspectNode,
 } from './lab/index.js'
+export { configure } from './config.js'
+export type { PlumbConfig } from './config.js'
 export { PlumbError, EXIT_CODES } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { parseIpSpec, parseGuestRef, parseMac, parsePipework, pipeworkMac } from './parse/index.js'

@@ -17,24 +17,30 @@ export function encodeKey(key: string): string {
   return [...Buffer.from(key, 'utf8')].map((b) => (/[A-Za-z0-9._:]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('')
 }
 
-let root: string | undefined
-
-export function packageRoot(): string {
-  if (root) return root
-  let dir = dirname(fileURLToPath(import.meta.url))
+/** The directory holding plumb's package.json, walking up from `from` (a file: URL or path). */
+export function findPackageRoot(from: string = import.meta.url): string | undefined {
+  let dir = dirname(from.startsWith('file:') ? fileURLToPath(from) : from)
   for (;;) {
-    const pj = join(dir, 'package.json')
-    if (existsSync(pj)) {
+    const pkg = join(dir, 'package.json')
+    if (existsSync(pkg)) {
       try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'plumb') return (root = dir)
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'plumb') return dir
       } catch {
-        /* not ours: keep walking */
+        // an unreadable package.json on the way up is not ours: keep walking
       }
     }
     const up = dirname(dir)
-    if (up === dir) throw new Error('cannot find the plumb package root')
+    if (up === dir) return undefined
     dir = up
   }
+}
+
+let root: string | undefined
+
+export function packageRoot(): string {
+  root ??= findPackageRoot()
+  if (root === undefined) throw new Error('cannot find the plumb package root')
+  return root
 }
 
 export function packageVersion(): string {

@@ -8,6 +8,7 @@
 
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
 import { PlumbError } from './errors.js'
+import { errnoOf, errorCodeOf } from './kernel/errors.js'
 
 /** Where programs are looked up when the caller hands a minimal environment. */
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -87,7 +88,10 @@ function environment(opts: RunOptions): NodeJS.ProcessEnv {
   return opts.env ? { ...process.env, ...opts.env } : process.env
 }
 
-function cannotStart(file: string, e: NodeJS.ErrnoException): PlumbError {
-  const why = e.code === 'ENOENT' ? 'not found' : e.code === 'EACCES' ? 'not executable' : (e.code ?? e.message)
-  return new PlumbError('UNSUPPORTED', `cannot run ${file}: ${why}`, { cause: e, hint: `install the package that provides ${file}` })
+/** A program that could not be started (spawn's error): UNSUPPORTED, exit 5, naming it. */
+export function cannotStart(file: string, e: Error, hint = `install the package that provides ${file}`): PlumbError {
+  const errno = errnoOf(e)
+  const kind = errno && errorCodeOf(errno)
+  const why = kind === 'NOT_FOUND' ? 'not found' : kind === 'PERMISSION' ? 'not executable' : (errno ?? e.message)
+  return new PlumbError('UNSUPPORTED', `cannot run ${file}: ${why}`, { cause: e, hint })
 }

@@ -1,14 +1,17 @@
 // Shared bits of the lab recipes: guests (Docker --net=none containers when an engine and the
 // image are there, `ip netns` stand-ins otherwise), a prefix for every name so a lab can be run
-// by the test suite (PLUMB_LAB_PREFIX=pt-...), and a teardown that always runs.
-import { $, chalk } from 'zx'
+// by the test suite, and a teardown that always runs. Each lab takes the same options:
+//   --prefix P   names everything P-... (default lab; the test suite gives a pt- one)
+//   --image I    the guests' image (default plumb-test:busybox)
+//   --netns      ip netns guests even when Docker is there
+import { $, argv, chalk } from 'zx'
 import { detach } from 'plumb'
 
 $.verbose = false
 $.quiet = true
-export const prefix = process.env.PLUMB_LAB_PREFIX || 'lab'
-const image = process.env.PLUMB_LAB_IMAGE || 'plumb-test:busybox'
-export const docker = process.env.PLUMB_LAB_NETNS ? false : (await $`docker image inspect ${image}`.nothrow()).exitCode === 0
+export const prefix = String(argv.prefix || 'lab')
+const image = String(argv.image || 'plumb-test:busybox')
+export const docker = argv.netns ? false : (await $`docker image inspect ${image}`.nothrow()).exitCode === 0
 
 export const step = (text) => console.log(chalk.bold(`\n==> ${text}`))
 export const ok = (text) => console.log(chalk.green(`ok: ${text}`))
@@ -20,8 +23,8 @@ export const ok = (text) => console.log(chalk.green(`ok: ${text}`))
  */
 export function named(suffix, { ifname = false } = {}) {
   const full = `${prefix}-${suffix}`
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(full)) throw new Error(`bad name "${full}": PLUMB_LAB_PREFIX may hold only letters, digits, '_', '.', '-'`)
-  if (ifname && Buffer.byteLength(full) > 15) throw new Error(`interface name "${full}" is over 15 bytes: use a PLUMB_LAB_PREFIX of at most ${14 - suffix.length} bytes`)
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(full)) throw new Error(`bad name "${full}": --prefix may hold only letters, digits, '_', '.', '-'`)
+  if (ifname && Buffer.byteLength(full) > 15) throw new Error(`interface name "${full}" is over 15 bytes: use a --prefix of at most ${14 - suffix.length} bytes`)
   return full
 }
 /** PREFIX-SUFFIX as an interface name (a bridge): at most 15 bytes. */

@@ -2,24 +2,24 @@
 // The demo: two --net=none guests plumbed onto one bridge by plumb's library API, shown to
 // reach each other, listed with `plumb ls`, and torn down. Docker containers when an engine is
 // reachable, otherwise two `ip netns` stand-ins. Run as root: node recipes/demo.mjs
-// PLUMB_DEMO_PREFIX=P names things P-a, P-b and bridge P-br instead (the test suite runs it with
-// a pt- prefix); PLUMB_LAB_NETNS=1 uses ip netns guests even when Docker is there.
-import { $, chalk } from 'zx'
+// --prefix P names things P-a, P-b and bridge P-br instead (the test suite runs it with a pt-
+// prefix); --netns uses ip netns guests even when Docker is there.
+import { $, argv, chalk } from 'zx'
 import { attachVeth, detach, formatLs, ls } from 'plumb'
 
 $.verbose = false
 $.quiet = true
-const demoPrefix = process.env.PLUMB_DEMO_PREFIX
+const demoPrefix = argv.prefix ? String(argv.prefix) : undefined
 const bridge = demoPrefix ? `${demoPrefix}-br` : 'plumbdemo0'
 const names = demoPrefix ? [`${demoPrefix}-a`, `${demoPrefix}-b`] : ['plumb-demo-a', 'plumb-demo-b']
 if (Buffer.byteLength(bridge) > 15) {
-  console.error(`bridge name "${bridge}" is over 15 bytes (an interface name): use a PLUMB_DEMO_PREFIX of at most 12 bytes`)
+  console.error(`bridge name "${bridge}" is over 15 bytes (an interface name): use a --prefix of at most 12 bytes`)
   process.exit(2)
 }
 const ips = ['198.18.50.10/24', '198.18.50.11/24']
 const step = (text) => console.log(chalk.bold(`\n==> ${text}`))
 
-const haveDocker = !process.env.PLUMB_LAB_NETNS && (await $`docker image inspect plumb-test:busybox`.nothrow()).exitCode === 0
+const haveDocker = !argv.netns && (await $`docker image inspect plumb-test:busybox`.nothrow()).exitCode === 0
 const guests = haveDocker ? names : names.map((n) => `netns:${n}`)
 
 async function cleanup() {

@@ -1,8 +1,11 @@
 // The CLI factory (lerna style): yargs with one module per command, and main() mapping
-// everything to the exit codes of CLI.md. bin/plumb.ts is only argv -> main() -> exit code.
+// everything to the exit codes of CLI.md. The executable (bin/plumb.cts) only loads the bundle
+// and hands argv to main().
 
 import yargs from 'yargs'
 import type { Argv } from 'yargs'
+import { configure } from '../config.js'
+import type { PlumbConfig } from '../config.js'
 import { usageError } from '../errors.js'
 import { packageVersion } from '../paths.js'
 import { attachVethCommand } from './commands/attach-veth.js'
@@ -79,10 +82,23 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     }) as unknown as Argv<GlobalArgs>
 }
 
+/**
+ * The library's settings the CLI takes from its environment, here and nowhere else:
+ * PLUMB_OVSDB (ovsdb-server's socket) and PLUMB_DHCP_STATE_DIR (the DHCP clients' state).
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): PlumbConfig {
+  return {
+    ...(env.PLUMB_OVSDB ? { ovsdbSocket: env.PLUMB_OVSDB } : {}),
+    ...(env.PLUMB_DHCP_STATE_DIR ? { dhcpStateDir: env.PLUMB_DHCP_STATE_DIR } : {}),
+  }
+}
+
 /** Parse and run; resolves to the exit code. */
-export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  configure(configFromEnv(env))
   const state: CliState = { exitCode: 0, io }
   const json = argv.includes('--json')
+  const verbose = argv.includes('--verbose') || argv.includes('-v')
   try {
     const cli = createCli(argv, state)
     // A parse callback makes yargs hand --help/--version/completion text to us instead of
@@ -91,7 +107,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       if (output) io.out(output)
     })
   } catch (err) {
-    return renderError(err, { json }, io)
+    return renderError(err, { json, verbose }, io)
   }
   return state.exitCode
 }

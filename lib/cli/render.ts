@@ -8,6 +8,8 @@ export interface RenderFlags {
   json?: boolean
   quiet?: boolean
   dryRun?: boolean
+  /** an error that is not a PlumbError (a bug) comes with its stack */
+  verbose?: boolean
 }
 
 export function renderResult(result: OpResult, flags: RenderFlags, io: CliIo): void {
@@ -34,6 +36,6 @@ export function renderError(err: unknown, flags: RenderFlags, io: CliIo): number
   io.err(`plumb: ${perr.message}`)
   if (perr.rolledBack?.length) io.err(`rolled back: ${perr.rolledBack.join('; ')}`)
   if (perr.hint) io.err(`hint: ${perr.hint}`)
-  if (!(err instanceof PlumbError) && process.env.PLUMB_DEBUG && err instanceof Error) io.err(err.stack ?? '')
+  if (!(err instanceof PlumbError) && flags.verbose && err instanceof Error) io.err(err.stack ?? '')
   return perr.exitCode
 }

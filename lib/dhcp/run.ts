@@ -6,7 +6,8 @@ import { PlumbError, conflict, notFound, usageError } from '../errors.js'
 import { checkClientChoice, dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
 import { SUPERVISOR_SCRIPT, hookScript } from './scripts.js'
-import { isOurs, readHookLease, readMeta, readPid, stateRoot, statePaths, toLease } from './state.js'
+import { dhcpStateDir } from '../config.js'
+import { isOurs, readHookLease, readMeta, readPid, statePaths, toLease } from './state.js'
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
 import { run, spawnChild } from '../proc.js'
 
@@ -139,7 +140,7 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
   if (watch.path && wpathIno === undefined) throw notFound(`guest netns file "${watch.path}" of ${opts.guestLabel} is gone`)
 
   const p = statePaths(opts.stateKey, opts.ifname)
-  mkdirSync(stateRoot(), { recursive: true, mode: 0o755 })
+  mkdirSync(dhcpStateDir(), { recursive: true, mode: 0o755 })
   const existing = readMeta(p)
   if (existing || existsSync(p.dir)) {
     if (isOurs(readPid(p.supervisorPid), p.dir)) {

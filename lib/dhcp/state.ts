@@ -1,17 +1,10 @@
 // The per-lease state dir (/run/plumb/dhcp/<guest-key>-<ifname>/): its layout, and reading it back.
 
-import { readFileSync, readdirSync } from 'node:fs'
-import { readFile, readdir } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RUN_DIR, encodeKey } from '../paths.js'
-
-/** Where lease dirs live; PLUMB_DHCP_STATE_DIR moves it (unit tests run without root). */
-export function stateRoot(): string {
-  return process.env.PLUMB_DHCP_STATE_DIR || `${RUN_DIR}/dhcp`
-}
-
-// The guest key's file-name form (lib/paths.ts): the lease dirs and the guest records share it.
-export { encodeKey }
+import { dhcpStateDir } from '../config.js'
+import { encodeKey } from '../paths.js'
 
 export function stateDirName(stateKey: string, ifname: string): string {
   return `${encodeKey(stateKey)}-${encodeKey(ifname)}`
@@ -36,7 +29,7 @@ export interface StatePaths {
 }
 
 export function statePaths(stateKey: string, ifname: string): StatePaths {
-  const dir = join(stateRoot(), stateDirName(stateKey, ifname))
+  const dir = join(dhcpStateDir(), stateDirName(stateKey, ifname))
   const f = (n: string) => join(dir, n)
   return {
     dir,
@@ -185,7 +178,7 @@ function decodeKey(s: string): string {
 export async function listLeases(): Promise<LeaseState[]> {
   let names: string[]
   try {
-    names = (await readdir(stateRoot(), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name)
+    names = (await readdir(dhcpStateDir(), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name)
   } catch {
     return []
   }
@@ -218,18 +211,4 @@ export async function listLeases(): Promise<LeaseState[]> {
     out.push(base)
   }
   return out
-}
-
-/** Synchronous existence check of a state dir (used before creating one). */
-export function stateDirExists(p: StatePaths): boolean {
-  try {
-    readdirSync(p.dir)
-    return true
-  } catch {
-    return false
-  }
-}
-
-export async function readLog(p: StatePaths): Promise<string> {
-  return readFile(p.log, 'utf8').catch(() => '')
 }

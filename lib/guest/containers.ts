@@ -3,7 +3,7 @@
 // The docker CLI costs ~26 ms a call and a spawn; the API ~1-5 ms.
 
 import { PlumbError, conflict, notFound } from '../errors.js'
-import { API, ENGINE_TITLE, apiCall, apiFailure, apiGet, apiRequest, httpBody } from './engine.js'
+import { API, ENGINE_TITLE, apiCall, apiFailure, apiGet, apiRequest } from './engine.js'
 import { engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
 import { apiMessage, stripSlash } from './inspect.js'
@@ -197,9 +197,10 @@ export async function execInContainer(idOrName: string, argv: string[], opts: { 
   if (made.status === 409) throw notFound(`container "${idOrName}" is not running`, `start it: docker start ${idOrName}`)
   if (made.status !== 201) throw apiFailure(e, `exec in container "${idOrName}"`, made)
   const id = (made.body as { Id: string }).Id
-  const raw = await apiRequest(e, 'POST', `${API}/exec/${id}/start`, { Detach: false, Tty: false }, opts.timeoutMs ?? 30_000)
-  const { status, body } = httpBody(raw)
-  if (status !== 200 && status !== 101) throw new PlumbError('FAILED', `failed to start exec in "${idOrName}": ${ENGINE_TITLE[e.engine]} API answered ${status}${apiMessage(body.toString()) ? `: ${apiMessage(body.toString())}` : ''}`)
+  const started = await apiRequest(e, 'POST', `${API}/exec/${id}/start`, { Detach: false, Tty: false }, opts.timeoutMs ?? 30_000, { raw: true })
+  const { status } = started
+  const body = started.body as Buffer
+  if (status !== 200) throw new PlumbError('FAILED', `failed to start exec in "${idOrName}": ${ENGINE_TITLE[e.engine]} API answered ${status}${apiMessage(body.toString()) ? `: ${apiMessage(body.toString())}` : ''}`)
   const { stdout, stderr } = demux(body)
   const info = await apiGet(e, `${API}/exec/${id}/json`)
   if (info.status !== 200) throw apiFailure(e, `read the exit code of exec in "${idOrName}"`, info)

@@ -3,6 +3,7 @@
 import { accessSync, constants } from 'node:fs'
 import path from 'node:path'
 import { PlumbError, notFound, unsupported } from '../errors.js'
+import { errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
 import { apiMessage, containerFromInspect, summaryFromInfo, summaryFromList } from './inspect.js'
@@ -36,103 +37,192 @@ export interface ApiAnswer {
  *
  * HTTP/1.1 by hand over node:net rather than node:http: a one-shot `plumb attach-veth NAME`
  * spent ~17 ms of CPU in node:http (loading it, its agent, and the IPv6 regex its agent
- * compiles for a unix socket's "server name"), against ~1 ms here. One GET with
- * `Connection: close`, read to the end; Docker and Podman send JSON, chunked or with a length.
+ * compiles for a unix socket's "server name"), against ~1 ms here. One request with
+ * `Connection: close`; the answer is read by its own framing (HttpResponseReader), so a server
+ * that keeps the connection open anyway is no wait, and one that closes early is an error.
  */
 export async function apiGet(ep: EngineEndpoint, p: string, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
-  return parseAnswer(ep, await apiRequest(ep, 'GET', p, undefined, timeoutMs))
+  return apiRequest(ep, 'GET', p, undefined, timeoutMs)
 }
 
-/** One request with an optional JSON body (POST, DELETE: the lab's containers), read to the end. */
+/** One request with an optional JSON body (POST, DELETE: the lab's containers). */
 export async function apiCall(ep: EngineEndpoint, method: 'POST' | 'DELETE', p: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<ApiAnswer> {
-  return parseAnswer(ep, await apiRequest(ep, method, p, body, timeoutMs))
-}
-
-function parseAnswer(ep: EngineEndpoint, raw: Buffer): ApiAnswer {
-  try {
-    return parseHttpResponse(raw)
-  } catch (err) {
-    throw new PlumbError('FAILED', `failed to query the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}: ${(err as Error).message}`, { cause: err })
-  }
+  return apiRequest(ep, method, p, body, timeoutMs)
 }
 
 /**
- * The whole raw answer to one request (`Connection: close`, read until the engine closes): a
- * JSON answer, or the stream of a started exec, which the engine writes until the command ends.
+ * One request, its answer read by its framing. With `raw`, the body is handed back as bytes
+ * (a started exec's multiplexed output, which the engine writes until the command ends and
+ * then closes), else as JSON when it parses.
  */
-export async function apiRequest(ep: EngineEndpoint, method: string, p: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<Buffer> {
+export async function apiRequest(ep: EngineEndpoint, method: string, p: string, body?: unknown, timeoutMs = TIMEOUT_MS, opts: { raw?: boolean } = {}): Promise<ApiAnswer> {
   const net = await import('node:net')
+  const what = `the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}`
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
+    const reader = new HttpResponseReader({ raw: opts.raw ?? false })
+    let settled = false
+    const settle = (f: () => ApiAnswer): void => {
+      if (settled) return
+      settled = true
+      sock.destroy()
+      try {
+        resolve(f())
+      } catch (err) {
+        reject(err instanceof PlumbError ? err : new PlumbError('FAILED', `failed to query ${what}: ${(err as Error).message}`, { cause: err }))
+      }
+    }
     const sock = net.createConnection({ path: ep.socketPath })
     sock.setTimeout(timeoutMs, () => {
       // The cause says "the engine, not this container": gc and ls then know nothing of any guest of it.
-      sock.destroy(
-        new PlumbError('FAILED', `${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)} did not answer within ${timeoutMs / 1000} s`, {
+      settle(() => {
+        throw new PlumbError('FAILED', `${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)} did not answer within ${timeoutMs / 1000} s`, {
           hint: `is ${ep.engine === 'docker' ? 'dockerd' : 'the Podman service'} hung? try: ${ep.engine} info`,
           cause: new EngineUnreachable(ep, 'ETIMEDOUT'),
-        }),
-      )
+        })
+      })
     })
     const head = `${method} ${p} HTTP/1.1\r\nHost: ${ep.engine}\r\nAccept: application/json\r\n${payload ? `Content-Type: application/json\r\nContent-Length: ${payload.length}\r\n` : ''}Connection: close\r\n\r\n`
     // write, not end: a half-closed client can look gone to the server, which may cancel the request
     sock.on('connect', () => sock.write(payload ? Buffer.concat([Buffer.from(head), payload]) : head))
-    sock.on('data', (c: Buffer) => chunks.push(c))
-    sock.on('end', () => resolve(Buffer.concat(chunks)))
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      if (err instanceof PlumbError) return reject(err)
-      const code = err.code ?? ''
-      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK' || code === 'ENOTDIR') return reject(new EngineUnreachable(ep, code))
-      if (code === 'EACCES' || code === 'EPERM') {
-        return reject(new PlumbError('PERMISSION', `failed to connect to the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}: permission denied`, { hint: 'run as root', cause: err }))
+    sock.on('data', (c: Buffer) => {
+      let ans: ApiAnswer | undefined
+      try {
+        ans = reader.push(c)
+      } catch (err) {
+        settle(() => {
+          throw err
+        })
+        return
       }
-      reject(new PlumbError('FAILED', `failed to query the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}: ${err.message}`, { cause: err }))
+      if (ans) settle(() => ans)
+    })
+    // The server closed its side: the end of a body without a length, else an answer cut short.
+    sock.on('end', () => settle(() => reader.end()))
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (settled) return
+      settled = true
+      const code = err.code ?? ''
+      if (isNoServer(code)) return reject(new EngineUnreachable(ep, code))
+      if (errorCodeOf(code) === 'PERMISSION') {
+        return reject(new PlumbError('PERMISSION', `failed to connect to ${what}: permission denied`, { hint: 'run as root', cause: err }))
+      }
+      reject(new PlumbError('FAILED', `failed to query ${what}: ${err.message}`, { cause: err }))
     })
   })
 }
 
-/** An HTTP/1.1 response read to its end: status and body (JSON when it parses, else the text). */
-export function parseHttpResponse(raw: Buffer): ApiAnswer {
-  const { status, body } = httpBody(raw)
-  const text = body.toString('utf8')
-  try {
-    return { status, body: JSON.parse(text) as unknown }
-  } catch {
-    return { status, body: text } // not JSON: kept for the message
-  }
-}
+/**
+ * Reads one HTTP/1.1 response off a byte stream (RFC 9112): the status line and headers, interim
+ * 1xx answers (100 Continue) skipped, then the body by its framing: chunked, Content-Length, or
+ * (neither) up to the close of the connection. A body shorter than its framing says is an error,
+ * never a truncated JSON. Bytes after a complete response are ignored.
+ */
+export class HttpResponseReader {
+  private buf: Buffer = Buffer.alloc(0)
+  private status = 0
+  /** what the body is delimited by, once the head is read */
+  private framing: { kind: 'length'; left: number } | { kind: 'chunked'; state: 'size' | 'data' | 'trailer'; left: number } | { kind: 'close' } | undefined
+  private readonly body: Buffer[] = []
 
-/** Status and raw body bytes of an HTTP/1.1 response (de-chunked; cut at Content-Length). */
-export function httpBody(raw: Buffer): { status: number; body: Buffer } {
-  const head = raw.indexOf('\r\n\r\n')
-  if (head < 0) throw new Error('the answer is not HTTP (no end of headers)')
-  const lines = raw.subarray(0, head).toString('latin1').split('\r\n')
-  const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')
-  if (!status) throw new Error(`the answer is not HTTP: ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`)
-  const header = (name: string): string | undefined => lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim()
-  let body = raw.subarray(head + 4)
-  if (/\bchunked\b/i.test(header('transfer-encoding') ?? '')) body = unchunk(body)
-  else {
-    const length = Number(header('content-length'))
-    if (Number.isInteger(length) && length >= 0) body = body.subarray(0, length)
-  }
-  return { status: Number(status[1]), body }
-}
+  constructor(private readonly opts: { raw?: boolean } = {}) {}
 
-/** A chunked body (RFC 9112 7.1): hex size, CRLF, data, CRLF ... up to the zero-size chunk. */
-function unchunk(b: Buffer): Buffer {
-  const parts: Buffer[] = []
-  let at = 0
-  for (;;) {
-    const eol = b.indexOf('\r\n', at)
-    if (eol < 0) throw new Error('a chunked answer ended early')
-    const size = parseInt(b.subarray(at, eol).toString('latin1').split(';')[0]!, 16)
-    if (!Number.isInteger(size) || size < 0) throw new Error('a chunked answer has a bad chunk size')
-    if (size === 0) return Buffer.concat(parts)
-    if (eol + 2 + size > b.length) throw new Error('a chunked answer ended early')
-    parts.push(b.subarray(eol + 2, eol + 2 + size))
-    at = eol + 2 + size + 2
+  /** Feed the next bytes; the response once it is complete. Throws on what is not HTTP. */
+  push(chunk: Buffer): ApiAnswer | undefined {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk
+    while (!this.framing) {
+      const head = this.buf.indexOf('\r\n\r\n')
+      if (head < 0) {
+        if (!/^(H(T(T(P(\/.*)?)?)?)?)?$/s.test(this.buf.subarray(0, 8).toString('latin1'))) throw new Error(`the answer is not HTTP: ${JSON.stringify(this.buf.subarray(0, 60).toString('latin1'))}`)
+        return undefined
+      }
+      const lines = this.buf.subarray(0, head).toString('latin1').split('\r\n')
+      this.buf = this.buf.subarray(head + 4)
+      this.readHead(lines)
+    }
+    return this.readBody()
+  }
+
+  /** The connection closed: the response if it is complete by its framing (or delimited by the close), else why not. */
+  end(): ApiAnswer {
+    if (!this.framing) {
+      if (this.buf.length) throw new Error('the answer ended before the end of its headers')
+      throw new Error(this.status ? `the connection closed after an interim ${this.status} answer, before the answer itself` : 'the connection closed without an answer')
+    }
+    if (this.framing.kind === 'close') return this.answer(this.buf)
+    if (this.framing.kind === 'length') throw new Error(`the answer ended early: ${this.buf.length} of ${this.framing.left} body bytes`)
+    throw new Error(`a chunked answer ended early (after ${this.body.reduce((n, b) => n + b.length, 0)} body bytes)`)
+  }
+
+  private readHead(lines: string[]): void {
+    const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? '')
+    if (!m) throw new Error(`the answer is not HTTP: ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`)
+    const status = Number(m[1])
+    if (status === 101) throw new Error('the server switched protocols (101), which plumb never asks for')
+    this.status = status
+    if (status < 200) return // interim (100 Continue, 102, 103): the real answer follows
+    const values = (name: string): string[] =>
+      lines
+        .slice(1)
+        .filter((l) => l.slice(0, name.length + 1).toLowerCase() === `${name}:`)
+        .map((l) => l.slice(name.length + 1).trim())
+    if (status === 204 || status === 304) {
+      this.framing = { kind: 'length', left: 0 }
+      return
+    }
+    // Transfer-Encoding wins over Content-Length (RFC 9112 6.3).
+    const te = values('transfer-encoding').join(',').toLowerCase()
+    if (te) {
+      if (!/(^|,)\s*chunked\s*$/.test(te)) throw new Error(`the answer's transfer coding "${te}" is not chunked`)
+      this.framing = { kind: 'chunked', state: 'size', left: 0 }
+      return
+    }
+    const lengths = [...new Set(values('content-length').flatMap((v) => v.split(',').map((x) => x.trim())))]
+    if (lengths.length > 1 || (lengths.length === 1 && !/^\d+$/.test(lengths[0]!))) throw new Error(`the answer has a bad Content-Length: ${JSON.stringify(values('content-length').join(', '))}`)
+    this.framing = lengths.length ? { kind: 'length', left: Number(lengths[0]) } : { kind: 'close' }
+  }
+
+  private readBody(): ApiAnswer | undefined {
+    const f = this.framing!
+    if (f.kind === 'close') return undefined
+    if (f.kind === 'length') {
+      if (this.buf.length < f.left) return undefined
+      return this.answer(this.buf.subarray(0, f.left))
+    }
+    for (;;) {
+      if (f.state === 'data') {
+        // the chunk's data and its CRLF
+        if (this.buf.length < f.left + 2) return undefined
+        if (this.buf[f.left] !== 0x0d || this.buf[f.left + 1] !== 0x0a) throw new Error('a chunk of the answer does not end where its size says')
+        this.body.push(this.buf.subarray(0, f.left))
+        this.buf = this.buf.subarray(f.left + 2)
+        f.state = 'size'
+        continue
+      }
+      const eol = this.buf.indexOf('\r\n')
+      if (eol < 0) return undefined
+      const line = this.buf.subarray(0, eol).toString('latin1')
+      this.buf = this.buf.subarray(eol + 2)
+      if (f.state === 'trailer') {
+        if (line === '') return this.answer(Buffer.concat(this.body))
+        continue // a trailer field: nothing plumb needs
+      }
+      const size = line.split(';')[0]!.trim()
+      if (!/^[0-9a-fA-F]+$/.test(size)) throw new Error(`a chunked answer has a bad chunk size ${JSON.stringify(line.slice(0, 20))}`)
+      f.left = parseInt(size, 16)
+      f.state = f.left === 0 ? 'trailer' : 'data'
+    }
+  }
+
+  /** The body as JSON when it parses, else as text (kept for the message); the bytes with `raw`. */
+  private answer(body: Buffer): ApiAnswer {
+    if (this.opts.raw) return { status: this.status, body }
+    const text = body.toString('utf8')
+    try {
+      return { status: this.status, body: JSON.parse(text) as unknown }
+    } catch {
+      return { status: this.status, body: text }
+    }
   }
 }
 

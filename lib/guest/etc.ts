@@ -6,6 +6,7 @@
 
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
+import { errnoOf, errorCodeOf } from '../kernel/errors.js'
 import type { Netns } from './types.js'
 
 export type EtcFile = 'hosts' | 'hostname' | 'resolv.conf'
@@ -63,9 +64,10 @@ export function resolveUnder(root: string, rel: string): { path: string; exists:
     try {
       st = lstatSync(path)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if ((code === 'ENOENT' || code === 'ENOTDIR') && todo.length === 0) return { path, exists: false }
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(`the guest has no ${[...done, part].join('/')} (looking for ${rel})`)
+      const code = errnoOf(err)
+      const missing = code !== undefined && errorCodeOf(code) === 'NOT_FOUND'
+      if (missing && todo.length === 0) return { path, exists: false }
+      if (missing) throw notFound(`the guest has no ${[...done, part].join('/')} (looking for ${rel})`)
       throw new PlumbError('FAILED', `failed to look at the guest's ${rel}: ${(err as Error).message}`, { cause: err })
     }
     if (st.isSymbolicLink()) {
@@ -198,11 +200,13 @@ export function writeGuestFile(path: string, content: string, create = false): v
 }
 
 export function fileError(err: unknown, path: string): PlumbError {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+  const code = errnoOf(err)
+  const kind = code && errorCodeOf(code)
+  // as root, a file it may not write is one the guest's mounts make read-only: not a matter of privilege
+  if (code === 'EROFS' || kind === 'PERMISSION') {
     return conflict(`the guest's ${path.replace(/^\/proc\/\d+\/root/, '')} is not writable (${code}${code === 'EROFS' ? ': a read-only mount' : ''})`, 'the guest mounts it read-only: plumb cannot edit it; change how the guest is started')
   }
-  if (code === 'ENOENT') return notFound(`no ${path}`)
+  if (kind === 'NOT_FOUND') return notFound(`no ${path}`)
   return new PlumbError('FAILED', `failed to write ${path}: ${(err as Error).message}`, { cause: err })
 }
 

@@ -2,6 +2,7 @@
 
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { PlumbError, usageError } from '../errors.js'
+import { errnoOf, errorCodeOf } from '../kernel/errors.js'
 
 /** The inode the kernel gives the initial network namespace (PROC_NET_INIT_INO, fixed since Linux 3.8). */
 export const INIT_NET_INO = 0xeffffff9
@@ -57,14 +58,10 @@ export function isHostNs(id: NsId): boolean {
   return id.dev === nsfsDev() && id.ino === INIT_NET_INO
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code
-}
-
 export interface OpenNsErrors {
   /** what is being opened, for messages: 'the network namespace of pid 12', 'container "web"' */
   what: string
-  /** the error for a missing file (ENOENT/ESRCH) */
+  /** the error for a missing file (ENOENT, ESRCH, ENOTDIR) */
   notFound: () => PlumbError
 }
 
@@ -78,8 +75,9 @@ export function openNsFile(path: string, errs: OpenNsErrors): OpenedNs {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     const code = errnoOf(err)
-    if (code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR') throw errs.notFound()
-    if (code === 'EACCES' || code === 'EPERM') {
+    const kind = code && errorCodeOf(code)
+    if (kind === 'NOT_FOUND') throw errs.notFound()
+    if (kind === 'PERMISSION') {
       throw new PlumbError('PERMISSION', `failed to open ${errs.what} "${path}": permission denied`, {
         hint: 'run as root (plumb needs CAP_SYS_ADMIN and CAP_NET_ADMIN; opening another process\'s namespace also needs CAP_SYS_PTRACE)',
         cause: err,

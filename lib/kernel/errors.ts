@@ -1,5 +1,6 @@
 // Kernel errors: NetlinkError (errno + the kernel's extended-ack text) and the ONE mapping
-// from errno to plumb's error codes / exit codes.
+// from errno to plumb's error codes / exit codes, which every errno plumb meets goes through
+// (netlink, the setns addon, fs, and connecting to ovsdb's or an engine's socket).
 
 import { constants } from 'node:os'
 import type { ErrorCode } from '../errors.js'
@@ -45,6 +46,8 @@ const DESCRIPTIONS: Record<string, string> = {
   ENOBUFS: 'No buffer space available',
   ENOTCONN: 'Transport endpoint is not connected',
   ETIMEDOUT: 'Connection timed out',
+  ECONNREFUSED: 'Connection refused',
+  ENOTSOCK: 'Socket operation on non-socket',
   EHOSTUNREACH: 'No route to host',
   ENOTSUP: 'Operation not supported',
   ENXIO: 'No such device or address',
@@ -126,14 +129,46 @@ export interface ToPlumbErrorOptions {
   hint?: string
 }
 
-const NOT_FOUND = new Set(['ENODEV', 'ENOENT', 'ESRCH', 'ENXIO'])
+const NOT_FOUND = new Set(['ENODEV', 'ENOENT', 'ESRCH', 'ENXIO', 'ENOTDIR'])
 const BAD_VALUE = new Set(['ERANGE', 'EINVAL', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EMSGSIZE', 'EAFNOSUPPORT'])
 
-/** errno name of anything thrown: NetlinkError, the addon's and fs's errors ('EINVAL' in .code). */
-function errnoCodeOf(err: unknown): string | undefined {
+export const PERMISSION_HINT = 'plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run it as root (sudo)'
+
+/** errno name of anything thrown: NetlinkError, the addon's, fs's and net's errors ('EINVAL' in .code). */
+export function errnoOf(err: unknown): string | undefined {
   if (err instanceof NetlinkError) return err.code
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined
+}
+
+/** The error code (and so the exit code) an errno means: the table. */
+export function errorCodeOf(errno: string): ErrorCode {
+  if (errno === 'EEXIST') return 'CONFLICT'
+  if (NOT_FOUND.has(errno)) return 'NOT_FOUND'
+  if (errno === 'EPERM' || errno === 'EACCES') return 'PERMISSION'
+  if (BAD_VALUE.has(errno)) return 'USAGE'
+  return 'FAILED'
+}
+
+/** connect(2) to a unix socket found nobody serving it: no such file, not a socket, or refused. */
+export function isNoServer(errno: string | undefined): boolean {
+  return errno === 'ENOENT' || errno === 'ECONNREFUSED' || errno === 'ENOTSOCK' || errno === 'ENOTDIR'
+}
+
+/** What undo steps tolerate: the thing is gone already (a NOT_FOUND PlumbError, or such an errno; an address no longer there). */
+export function isGone(err: unknown): boolean {
+  if (err instanceof PlumbError) return err.code === 'NOT_FOUND'
+  const errno = errnoOf(err)
+  return errno !== undefined && (errorCodeOf(errno) === 'NOT_FOUND' || errno === 'EADDRNOTAVAIL')
+}
+
+/**
+ * The kernel lacks the link kind a create asked for: it says "Unknown device type" (other
+ * EOPNOTSUPPs of a create, e.g. a master that is not a bridge, come without that text). Only a
+ * socket without extended acks leaves us guessing, and then the kind is the likely culprit.
+ */
+export function isMissingKind(err: NetlinkError): boolean {
+  return err.code === 'EOPNOTSUPP' && (err.extack !== undefined ? /unknown device type/i.test(err.extack) : !err.extackEnabled)
 }
 
 /**
@@ -143,7 +178,7 @@ function errnoCodeOf(err: unknown): string | undefined {
  */
 export function toPlumbError(err: unknown, what: string, opts: ToPlumbErrorOptions = {}): PlumbError {
   if (err instanceof PlumbError) return err
-  const code = errnoCodeOf(err)
+  const code = errnoOf(err)
   const nl = err instanceof NetlinkError ? err : undefined
   const detail = nl ? nl.detail : code ? `${code}: ${stripCode((err as Error).message, code)}` : err instanceof Error ? err.message : String(err)
   const fail = (c: ErrorCode, message: string, hint?: string): PlumbError =>
@@ -153,36 +188,28 @@ export function toPlumbError(err: unknown, what: string, opts: ToPlumbErrorOptio
   const override = opts.overrides?.[code]
   if (override) return fail(override, `failed to ${what}: ${detail}`)
 
-  // the kernel says "Unknown device type" for a missing kind; other EOPNOTSUPPs of a create
-  // (e.g. a master that is not a bridge) come without that text. Only a socket without
-  // extended acks leaves us guessing, and then the kind is the likely culprit.
-  if (code === 'EOPNOTSUPP' && nl?.kind && (nl.extack !== undefined ? /unknown device type/i.test(nl.extack) : !nl.extackEnabled)) {
+  if (nl?.kind && isMissingKind(nl)) {
     const mod = KIND_MODULES[nl.kind]
     return fail('UNSUPPORTED', `failed to ${what}: the kernel has no "${nl.kind}" link type${mod && mod !== nl.kind ? ` (${mod})` : ''}: ${detail}`, missingKindHint(nl.kind))
   }
-  if (code === 'EEXIST') return fail('CONFLICT', `failed to ${what}: ${detail}`)
-  if (NOT_FOUND.has(code)) return fail('NOT_FOUND', `failed to ${what}: ${detail}`)
   // rtnetlink answers a missing capability with EPERM; its EACCES refuses the request itself:
   // RTM_NEWADDR says so for an IPv6 address on an interface with IPv6 off ("IPv6 is disabled on
   // this device"), which is how Docker starts containers. "Run it as root" would be wrong there.
   if (code === 'EACCES' && nl) {
     return fail('FAILED', `failed to ${what}: ${detail}`, nl.op === 'RTM_NEWADDR' ? 'IPv6 is off on that interface (net.ipv6.conf.IFNAME.disable_ipv6=1): turn it on there first' : undefined)
   }
-  if (code === 'EPERM' || code === 'EACCES') {
-    return fail('PERMISSION', `failed to ${what}: ${detail}`, 'plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run it as root (sudo)')
-  }
-  if (BAD_VALUE.has(code)) {
-    const hint =
-      code === 'ENETUNREACH'
+  const c = errorCodeOf(code)
+  const hint =
+    c === 'PERMISSION'
+      ? PERMISSION_HINT
+      : code === 'ENETUNREACH'
         ? 'the gateway is not on a connected subnet: add an address in its subnet first, or mark the route onlink'
         : code === 'ERANGE'
           ? 'a value is out of range (interface names are at most 15 bytes)'
           : code === 'EADDRNOTAVAIL'
             ? 'the kernel refused an address (a zero or multicast MAC, or an address that is not there)'
             : undefined
-    return fail('USAGE', `failed to ${what}: ${detail}`, hint)
-  }
-  return fail('FAILED', `failed to ${what}: ${detail}`)
+  return fail(c, `failed to ${what}: ${detail}`, hint)
 }
 
 /** The text after "CODE: " in an errno-bearing message ('setns: EINVAL: Invalid argument',

@@ -5,7 +5,7 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { AttrStream, Flags, FlagsGet, FlagsNew, ifla, rt } from './netlink.js'
 import type { StreamData } from './netlink.js'
 import { PlumbError, usageError } from '../errors.js'
-import { NetlinkError, toPlumbError } from './errors.js'
+import { NetlinkError, errnoOf, isMissingKind, toPlumbError } from './errors.js'
 import type { ToPlumbErrorOptions } from './errors.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
@@ -547,7 +547,7 @@ export class NetlinkHandle implements NetHandle {
       const n = readSync(fd, buf, 0, buf.length, null)
       return buf.subarray(0, n).toString('utf8').trimEnd()
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return undefined
+      if (errnoOf(err) === 'ENOENT') return undefined
       throw toPlumbError(err, `read sysctl net.${path.replace(/\//g, '.')}${this.where()}`)
     } finally {
       if (fd !== undefined) closeSync(fd)
@@ -564,7 +564,7 @@ export class NetlinkHandle implements NetHandle {
       await this.request(T.NEWLINK, { kind: 'link', data: {}, attrs: { ifname: name, link: u32buf(1), linkinfo: flat(ifla.formatInfo({ kind })) } }, FlagsNew.CREATE | FlagsNew.EXCL, kind)
       return true
     } catch (err) {
-      if (err instanceof NetlinkError && err.code === 'EOPNOTSUPP' && (err.extack ? /unknown device type/i.test(err.extack) : !err.extackEnabled)) return false
+      if (err instanceof NetlinkError && isMissingKind(err)) return false
       if (err instanceof NetlinkError) return true
       throw err
     }

@@ -8,11 +8,11 @@ import { loadAddon } from './native.js'
 import type { NetHandle } from './types.js'
 
 export type * from './types.js'
-export { NetlinkError, errnoName, parseNlmsgerr, toPlumbError } from './errors.js'
+export { NetlinkError, errnoName, errnoOf, isGone, parseNlmsgerr, toPlumbError } from './errors.js'
 export type { ToPlumbErrorOptions } from './errors.js'
 export { NetlinkHandle, DEFAULT_TIMEOUT_MS } from './handle.js'
 export type { HandleOptions } from './handle.js'
-export { addonAvailable, findPackageRoot, withNetns } from './native.js'
+export { addonAvailable, withNetns } from './native.js'
 
 /** A handle on the process's own netns (the host, for a CLI run from the host). */
 export function openHostHandle(opts: HandleOptions = {}): NetHandle {

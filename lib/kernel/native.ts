@@ -1,10 +1,9 @@
 // Loads the setns addon (native/setns.c) from the package root, wherever this code runs from.
 
-import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { PlumbError } from '../errors.js'
+import { findPackageRoot } from '../paths.js'
 
 export interface SetnsAddon {
   /** setns(fd, CLONE_NEWNET), fn(), setns(back): fn must be synchronous and must not await */
@@ -24,25 +23,6 @@ export interface SetnsAddon {
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-
-/** The directory holding plumb's package.json, walking up from `from` (a file: URL or path).
- *  The code runs from dist/lib/kernel/*.js and from the bundled dist/plumb-cli.cjs. */
-export function findPackageRoot(from: string = import.meta.url): string | undefined {
-  let dir = dirname(from.startsWith('file:') ? fileURLToPath(from) : from)
-  for (;;) {
-    const pkg = join(dir, 'package.json')
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'plumb') return dir
-      } catch {
-        // an unreadable package.json on the way up is not ours: keep walking
-      }
-    }
-    const up = dirname(dir)
-    if (up === dir) return undefined
-    dir = up
-  }
-}
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

@@ -11,7 +11,7 @@ import type { GuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { toGuestRef } from './context.js'
-import { spawnChild } from '../proc.js'
+import { cannotStart, spawnChild } from '../proc.js'
 
 export interface ExecOptions {
   guest: string | GuestRef
@@ -72,9 +72,7 @@ export async function execIn(opts: ExecOptions): Promise<ExecResult> {
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
     const file = launch.file
     const exitCode = await new Promise<number>((resolve, reject) => {
-      child.on('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'ENOENT' ? new PlumbError('UNSUPPORTED', `${file} is not installed`, { hint: file === 'ip' ? 'apt-get install iproute2' : 'apt-get install util-linux' }) : err),
-      )
+      child.on('error', (err) => reject(cannotStart(file, err, file === 'ip' ? 'apt-get install iproute2' : 'apt-get install util-linux')))
       child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)))
     })
     return { exitCode, stdout, stderr }

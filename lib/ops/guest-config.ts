@@ -2,6 +2,7 @@
 // planned from a read of the guest first, then applied as undoable steps.
 
 import { conflict } from '../errors.js'
+import { isGone } from '../kernel/index.js'
 import type { Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import type { IpSpec, RouteSpec } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
@@ -208,8 +209,7 @@ export async function ignoreGone(p: Promise<unknown>): Promise<void> {
   try {
     await p
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === 'NOT_FOUND' || code === 'ENODEV' || code === 'ESRCH' || code === 'EADDRNOTAVAIL' || code === 'ENOENT') return
+    if (isGone(err)) return
     throw err
   }
 }

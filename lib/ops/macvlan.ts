@@ -1,6 +1,7 @@
 // macvlan: a macvlan child of a host NIC, born inside the guest.
 
 import { PlumbError } from '../errors.js'
+import { errnoOf } from '../kernel/index.js'
 import { parseMacvlanMode, validateIfname } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
 import { validateLinkInput } from './link-input.js'
@@ -44,8 +45,7 @@ export async function macvlan(opts: MacvlanOptions): Promise<OpResult> {
         } catch (err) {
           // The MTU was checked already; the EINVAL left is passthru's rule: a passthru child
           // takes its parent alone (none beside it, and none while others exist).
-          const errno = (err as { cause?: { code?: unknown } }).cause?.code
-          if (err instanceof PlumbError && errno === 'EINVAL') {
+          if (err instanceof PlumbError && errnoOf(err.cause) === 'EINVAL') {
             throw new PlumbError('CONFLICT', `failed to create macvlan "${name}" (mode ${v.mode}) on "${parent.name}": the kernel refused it (EINVAL): ${v.mode === 'passthru' ? `"${parent.name}" already has macvlan children` : `"${parent.name}" already has a passthru macvlan`}`, {
               hint: `a passthru macvlan takes its parent for itself: detach the other macvlans of ${parent.name} (plumb ls) or use another mode`,
               cause: err,

@@ -111,7 +111,7 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     if (!exists) {
       const bridgeMark = { 'plumb-owner': 'plumb', 'plumb-op': 'bridge' }
       tx.intend({ t: 'ovs-bridge', name: v.bridge })
-      const made = await tx.step(`ovs-vsctl ${ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark }).join(' ')}`, () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }, { onSpawn: tx.onSpawn }), {
+      const made = await tx.step(ovs.vsctlLine(ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark })), () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }, { onSpawn: tx.onSpawn }), {
         line: `ovs-vsctl --if-exists del-br ${v.bridge}`,
         run: () => ovs.deleteBridge(v.bridge),
       })
@@ -136,7 +136,7 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
       await tx.step(inGuest(netns, `ethtool -K ${ifname} tx off`), () => guestNs.setTxChecksum(ifname, false))
     }
     tx.intend({ t: 'ovs-port', name: hostIfname })
-    await tx.step(`ovs-vsctl ${ovs.addPortArgv(v.bridge, hostIfname, portOpts).join(' ')}`, () => ovs.addPort(v.bridge, hostIfname, portOpts), {
+    await tx.step(ovs.vsctlLine(ovs.addPortArgv(v.bridge, hostIfname, portOpts)), () => ovs.addPort(v.bridge, hostIfname, portOpts), {
       line: `ovs-vsctl --if-exists del-port ${hostIfname}`,
       run: () => ovs.delPort(hostIfname),
     })

@@ -1,4 +1,5 @@
-// The ovs-vsctl argument vectors plumb runs, built purely so `--dry-run` prints exactly what would run.
+// The ovs-vsctl command lines, built purely: the ones plumb runs (bridges, del-port) and add-port, the
+// equivalent of addPort's OVSDB transaction; `--dry-run` prints them.
 
 import { usageError } from '../errors.js'
 import { resolveDatapathType } from './datapath.js'
@@ -63,7 +64,7 @@ function externalIdArgs(ids: Record<string, string>): string[] {
 /**
  * `add-br BR -- set bridge BR datapath_type=T external_ids:...` as one transaction. No
  * --may-exist on purpose: an existing bridge (maybe someone else's) must never get our marks or
- * datapath; createBridge checks br-exists first and this refuses if it raced.
+ * datapath; createBridge looks the bridge up first and this refuses if it raced.
  */
 export function createBridgeArgv(name: string, opts: CreateBridgeOptions = {}): string[] {
   checkName(name, 'OVS bridge name')
@@ -77,10 +78,11 @@ export function deleteBridgeArgv(name: string): string[] {
 }
 
 /**
- * One transaction: `--may-exist add-port BR P -- set port P tag=.. trunks=.. external_ids:..`.
- * tag and trunks are always both written (the unused one as []), so re-adding a port plumb
- * made earlier leaves it exactly as asked, not with a stale VLAN. The marks go on the Port row:
- * it outlives the interface (ofport -1), which is what `gc` looks for.
+ * `--may-exist add-port BR P -- set port P tag=.. trunks=.. external_ids:..`: what addPort's
+ * transaction does, as one ovs-vsctl line (and addPort's checks of its input). tag and trunks
+ * are always both written (the unused one as []), so re-adding a port plumb made earlier leaves
+ * it exactly as asked, not with a stale VLAN. The marks go on the Port row: it outlives the
+ * interface (ofport -1), which is what `gc` looks for.
  */
 export function addPortArgv(bridge: string, port: string, opts: AddPortOptions): string[] {
   checkName(bridge, 'OVS bridge name')
@@ -101,60 +103,13 @@ export function delPortArgv(port: string, opts: { bridge?: string } = {}): strin
   return ['--if-exists', 'del-port', ...(opts.bridge !== undefined ? [opts.bridge] : []), port]
 }
 
-export const PORT_COLUMNS = ['_uuid', 'name', 'tag', 'trunks', 'external_ids', 'interfaces'] as const
-export const BRIDGE_COLUMNS = ['_uuid', 'name', 'ports'] as const
-export const IFACE_COLUMNS = ['_uuid', 'name', 'ofport', 'error', 'link_state'] as const
-
-/**
- * One read of Port rows matching `condition` (ovs-vsctl `find` syntax), all Bridge rows (to
- * know each port's bridge) and all Interface rows (ofport, error): three JSON tables, one line each.
- */
-export function readPortsArgv(condition: string): string[] {
-  return [
-    '--format=json',
-    '--',
-    `--columns=${PORT_COLUMNS.join(',')}`,
-    'find',
-    'Port',
-    condition,
-    '--',
-    `--columns=${BRIDGE_COLUMNS.join(',')}`,
-    'list',
-    'Bridge',
-    '--',
-    `--columns=${IFACE_COLUMNS.join(',')}`,
-    'list',
-    'Interface',
-  ]
-}
-
-export const BRIDGE_READ_COLUMNS = ['name', 'datapath_type', 'datapath_version', 'external_ids'] as const
-
-/** The Bridge row and the bridge's own (local) Interface row, for createBridge's read-back. */
-export function readBridgeArgv(name: string): string[] {
-  const n = ovsdbString(name)
-  return [
-    '--format=json',
-    '--',
-    `--columns=${BRIDGE_READ_COLUMNS.join(',')}`,
-    'find',
-    'Bridge',
-    `name=${n}`,
-    '--',
-    `--columns=${IFACE_COLUMNS.join(',')}`,
-    'find',
-    'Interface',
-    `name=${n}`,
-  ]
-}
-
 /** Single-quote for a POSIX shell when needed, so a dry-run line can be pasted as is. */
 function shellWord(arg: string): string {
   if (/^[A-Za-z0-9_.,:=@%+\/-]+$/.test(arg)) return arg
   return `'${arg.replace(/'/g, `'\\''`)}'`
 }
 
-/** `ovs-vsctl ARGV...` as a shell line (without --timeout, which every real call adds). */
+/** `ovs-vsctl ARGV...` as a shell line (without --db and --timeout, which every real call adds). */
 export function vsctlLine(argv: string[]): string {
   return ['ovs-vsctl', ...argv].map(shellWord).join(' ')
 }

@@ -2,57 +2,46 @@
 //
 // The hot path (isOvsBridge, getBridge, getPort, listPlumbPorts, lookupBridgeAndPort, addPort)
 // speaks OVSDB JSON-RPC on one kept connection (./ovsdb.ts): an ovs-vsctl spawn costs ~6-10 ms
-// and an ovs-port needed four. The rest (bridges, del-port) stays on ovs-vsctl: rare calls.
-// With PLUMB_OVS_VSCTL set (tests point it at a fake that records its argv) those run through
-// that ovs-vsctl, as before; rowsNamed and listBridges, newer, speak OVSDB only.
+// and an ovs-port needed four. The rest (bridges, del-port) stays on ovs-vsctl: rare calls, and
+// what --dry-run prints.
 
 import { existsSync } from 'node:fs'
 import { access } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { PlumbError } from '../errors.js'
-import {
-  BRIDGE_READ_COLUMNS,
-  IFACE_COLUMNS,
-  MARK_OWNER,
-  MARK_OWNER_KEY,
-  PORT_COLUMNS,
-  addPortArgv,
-  checkName,
-  createBridgeArgv,
-  delPortArgv,
-  deleteBridgeArgv,
-  ovsdbString,
-  readBridgeArgv,
-  readPortsArgv,
-} from './argv.js'
+import { MARK_OWNER, MARK_OWNER_KEY, addPortArgv, checkName, createBridgeArgv, delPortArgv, deleteBridgeArgv } from './argv.js'
 import type { AddPortOptions, CreateBridgeOptions } from './argv.js'
 import { resolveDatapathType } from './datapath.js'
-import { atomMap, atomOptional, atomSet, atomUuid, bridgeFromRows, joinPorts, parseBridge, parsePorts, parseTables, tableRows } from './parse.js'
+import { atomMap, atomOptional, atomSet, atomUuid, bridgeFromRows, joinPorts } from './parse.js'
 import type { BridgeState, PortInfo, Row } from './parse.js'
-import { OvsdbError, ovsRunDir, ovsdbPlumbError, ovsdbSocketMissing, ovsdbSocketPath, transact, transactAndWait } from './ovsdb.js'
+import { ovsRunDir, ovsdbSocket } from '../config.js'
+import { OvsdbError, ovsdbPlumbError, ovsdbSocketMissing, transact, transactAndWait } from './ovsdb.js'
 import type { Op } from './ovsdb.js'
 import { cleanStderr, describeCall as describe, runVsctl } from './run.js'
 import type { CallContext } from './run.js'
 
-export { addPortArgv, createBridgeArgv, delPortArgv, deleteBridgeArgv, ovsdbString, vsctlLine, VSCTL_TIMEOUT_S, MARK_OWNER, MARK_OWNER_KEY } from './argv.js'
+export { addPortArgv, createBridgeArgv, delPortArgv, deleteBridgeArgv, ovsdbString, vsctlLine } from './argv.js'
 export type { AddPortOptions, CreateBridgeOptions } from './argv.js'
 export { kernelHasOvsDatapath, resolveDatapathType } from './datapath.js'
 export type { DatapathType } from './datapath.js'
 export type { PortInfo, BridgeState } from './parse.js'
-export { INSTALL_HINT, START_HINT, vsctlBinary } from './run.js'
-export { closeOvsdb, ovsRunDir, ovsdbConnectionsOpened, ovsdbSocketPath } from './ovsdb.js'
+export { START_HINT } from './run.js'
+export { closeOvsdb, ovsdbConnectionsOpened } from './ovsdb.js'
 
-// How long to wait for ovs-vswitchd's view to settle before calling a change failed. ovs-vsctl
-// already waits for the reconfiguration, so this only covers the kernel device showing up.
+// How long to wait for ovs-vswitchd's view to settle before calling a change failed. A port's
+// transaction already waited for the reconfiguration (cur_cfg), as ovs-vsctl's add-br does, so
+// this mostly covers the kernel device showing up.
 const READBACK_MS = 1_000
 const POLL_MS = 25
 
 const isPlumbs = (ids: Record<string, string>): boolean => ids[MARK_OWNER_KEY] === MARK_OWNER
 
-/** Tests point PLUMB_OVS_VSCTL at a fake ovs-vsctl to check its argv: then nothing goes over OVSDB. */
-const viaVsctl = (): boolean => Boolean(process.env.PLUMB_OVS_VSCTL)
-
 // --- OVSDB operations (RFC 7047 §5.2) ---
+
+/** The columns read: enough for PortInfo (joinPorts) and BridgeState (bridgeFromRows). */
+const PORT_COLUMNS = ['_uuid', 'name', 'tag', 'trunks', 'external_ids', 'interfaces']
+const IFACE_COLUMNS = ['_uuid', 'name', 'ofport', 'error', 'link_state']
+const BRIDGE_READ_COLUMNS = ['name', 'datapath_type', 'datapath_version', 'external_ids']
 
 const byName = (name: string): unknown[][] => [['name', '==', name]]
 const byUuid = (uuid: string): unknown[][] => [['_uuid', '==', ['uuid', uuid]]]
@@ -89,14 +78,7 @@ async function withMemberIfaces(ports: Row[], ifaces: Row[], c: CallContext): Pr
 export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; reason?: string }> {
   const c = { verb: 'reach', object: 'Open vSwitch database', name: 'Open_vSwitch' }
   try {
-    let row: Row | undefined
-    if (!viaVsctl()) {
-      // over the OVSDB socket gc and doctor already talk to: no ovs-vsctl spawn
-      ;[row] = rowsOf((await ovsdbRead([selectOp('Open_vSwitch', [], ['ovs_version'])], c))[0])
-    } else {
-      const res = await runVsctl(['--format=json', '--columns=ovs_version', 'list', 'Open_vSwitch'], c)
-      ;[row] = tableRows(parseTables(res.stdout)[0] ?? { headings: [], data: [] })
-    }
+    const [row] = rowsOf((await ovsdbRead([selectOp('Open_vSwitch', [], ['ovs_version'])], c))[0])
     const version = atomOptional(row?.ovs_version)
     // ovs_version is written by ovs-vswitchd at start: empty means the switch daemon never ran.
     if (typeof version !== 'string' || version === '') return { ok: false, reason: 'ovsdb answers but ovs-vswitchd has not started (ovs_version unset)' }
@@ -115,7 +97,7 @@ export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; r
  * a userspace bridge's tap and a kernel datapath's ports outlive ovsdb-server.
  */
 export function ovsNotHere(err: unknown): boolean {
-  return ovsdbSocketMissing(err) && ![ovsRunDir(), dirname(ovsdbSocketPath()), '/sys/class/net/ovs-system'].some((p) => existsSync(p))
+  return ovsdbSocketMissing(err) && ![ovsRunDir(), dirname(ovsdbSocket()), '/sys/class/net/ovs-system'].some((p) => existsSync(p))
 }
 
 /** What OVS has under one name: its Bridge row, or the Port holding a Port or Interface row of that name. */
@@ -165,26 +147,18 @@ export async function listBridges(): Promise<OvsBridgeInfo[]> {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
-/** `ovs-vsctl br-exists NAME`: exit 0 yes, exit 2 no. */
+/** Is there a Bridge row of that name (what `ovs-vsctl br-exists` answers)? */
 export async function isOvsBridge(name: string): Promise<boolean> {
   checkName(name, 'OVS bridge name')
-  if (!viaVsctl()) {
-    const [r] = await ovsdbRead([selectOp('Bridge', byName(name), ['name'])], { verb: 'look up', object: 'OVS bridge', name })
-    return rowsOf(r).length > 0
-  }
-  const res = await runVsctl(['br-exists', name], { verb: 'look up', object: 'OVS bridge', name }, { okExit: [0, 2] })
-  return res.exitCode === 0
+  const [r] = await ovsdbRead([selectOp('Bridge', byName(name), ['name'])], { verb: 'look up', object: 'OVS bridge', name })
+  return rowsOf(r).length > 0
 }
 
 /** The Bridge row and its local interface, or undefined. */
 export async function getBridge(name: string): Promise<BridgeState | undefined> {
   checkName(name, 'OVS bridge name')
-  if (!viaVsctl()) {
-    const [b, i] = (await ovsdbRead([selectOp('Bridge', byName(name), BRIDGE_READ_COLUMNS), selectOp('Interface', byName(name), IFACE_COLUMNS)], { verb: 'read', object: 'OVS bridge', name })).map(rowsOf)
-    return b?.[0] ? bridgeFromRows(b[0], i?.[0]) : undefined
-  }
-  const res = await runVsctl(readBridgeArgv(name), { verb: 'read', object: 'OVS bridge', name })
-  return parseBridge(res.stdout)
+  const [b, i] = (await ovsdbRead([selectOp('Bridge', byName(name), BRIDGE_READ_COLUMNS), selectOp('Interface', byName(name), IFACE_COLUMNS)], { verb: 'read', object: 'OVS bridge', name })).map(rowsOf)
+  return b?.[0] ? bridgeFromRows(b[0], i?.[0]) : undefined
 }
 
 async function linkExists(name: string): Promise<boolean> {
@@ -286,10 +260,6 @@ export async function lookupBridgeAndPort(bridge: string, port?: string): Promis
   if (port !== undefined) checkName(port, 'OVS port name')
   const found = (datapathType: string | undefined, info: PortInfo | undefined): BridgeAndPort =>
     datapathType === undefined ? { bridgeExists: false, port: info } : { bridgeExists: true, datapathType: datapathType || 'system', port: info }
-  if (viaVsctl()) {
-    const [b, info] = await Promise.all([getBridge(bridge), port !== undefined ? getPort(port) : undefined])
-    return found(b?.datapathType, info)
-  }
   const c = { verb: 'look up', object: 'OVS bridge', name: bridge }
   const ops = [selectOp('Bridge', byName(bridge), ['name', 'datapath_type'])]
   if (port !== undefined) ops.push(selectOp('Port', byName(port), PORT_COLUMNS), selectOp('Bridge', [], ['name', 'ports']), selectOp('Interface', byName(port), IFACE_COLUMNS))
@@ -383,18 +353,15 @@ async function removePortOvsdb(bridge: string, uuid: string, port: string): Prom
 
 /**
  * Add (or re-set) a port as one transaction and read it back: in the bridge, with the tag /
- * trunks asked for, its interface opened (ofport not -1, no `error`). add-port succeeds even
- * when the device is missing, so the read-back is the only real check. A port that fails it is
- * removed again (it is plumb's: we just marked it) and a PlumbError thrown. Over OVSDB, a port
- * row that exists and is not plumb's is refused (CONFLICT) and left untouched.
+ * trunks asked for, its interface opened (ofport not -1, no `error`). The transaction commits
+ * even when the device is missing, so the read-back is the only real check. A port that fails it
+ * is removed again (it is plumb's: we just marked it) and a PlumbError thrown. A port row that
+ * exists and is not plumb's is refused (CONFLICT) and left untouched.
  */
 export async function addPort(bridge: string, port: string, opts: AddPortOptions): Promise<PortInfo> {
-  const argv = addPortArgv(bridge, port, opts) // validates, and is what --dry-run shows
+  addPortArgv(bridge, port, opts) // validates: the same checks as the line --dry-run shows
   const wantTrunks = opts.trunks ? [...new Set(opts.trunks)].sort((a, b) => a - b) : []
-  let stderr = ''
-  let uuid: string | undefined
-  if (viaVsctl()) stderr = (await runVsctl(argv, { verb: 'add', object: 'OVS port', name: port })).stderr
-  else uuid = await addPortOvsdb(bridge, port, opts, wantTrunks)
+  const uuid = await addPortOvsdb(bridge, port, opts, wantTrunks)
   let info: PortInfo | undefined
   const problem = await settle(async () => {
     info = await getPort(port)
@@ -409,17 +376,14 @@ export async function addPort(bridge: string, port: string, opts: AddPortOptions
     return undefined
   })
   if (problem !== undefined) {
-    const said = cleanStderr(stderr) ? ` (ovs-vsctl said: ${cleanStderr(stderr)})` : ''
     let undone: string[] = []
     if (info && info.bridge === bridge && isPlumbs(info.externalIds)) {
-      const line = `ovs-vsctl --if-exists del-port ${bridge} ${port}`
-      const remove = uuid !== undefined ? removePortOvsdb(bridge, uuid, port) : runVsctl(delPortArgv(port, { bridge }), { verb: 'delete', object: 'OVS port', name: port })
-      undone = await remove.then(
-        () => [line],
+      undone = await removePortOvsdb(bridge, uuid, port).then(
+        () => [`ovs-vsctl --if-exists del-port ${bridge} ${port}`],
         () => [],
       )
     }
-    throw new PlumbError('FAILED', `failed to add OVS port "${port}" to bridge "${bridge}": ${problem}${said}${undone.length ? '; the port row was removed again' : ''}`, {
+    throw new PlumbError('FAILED', `failed to add OVS port "${port}" to bridge "${bridge}": ${problem}${undone.length ? '; the port row was removed again' : ''}`, {
       hint: /No such device|could not open network device/.test(problem) ? `create the interface "${port}" in the host's netns first` : 'see /var/log/openvswitch/ovs-vswitchd.log',
       rolledBack: undone,
     })
@@ -427,37 +391,23 @@ export async function addPort(bridge: string, port: string, opts: AddPortOptions
   return info!
 }
 
-async function readPorts(condition: string, c: { verb: string; object: string; name: string }): Promise<PortInfo[]> {
-  const res = await runVsctl(readPortsArgv(condition), c)
-  return parsePorts(res.stdout)
-}
-
 /** One port (its Port row, bridge, and Interface state), or undefined when there is none. */
 export async function getPort(port: string): Promise<PortInfo | undefined> {
   checkName(port, 'OVS port name')
-  if (!viaVsctl()) return (await readPortsOvsdb(byName(port), byName(port), { verb: 'read', object: 'OVS port', name: port }))[0]
-  const [p] = await readPorts(`name=${ovsdbString(port)}`, { verb: 'read', object: 'OVS port', name: port })
-  return p
+  return (await readPortsOvsdb(byName(port), byName(port), { verb: 'read', object: 'OVS port', name: port }))[0]
 }
 
-/** Every port marked external_ids:plumb-owner=plumb, in one ovs-vsctl call. */
+/** Every port marked external_ids:plumb-owner=plumb, in one transaction. */
 export async function listPlumbPorts(): Promise<PortInfo[]> {
-  if (!viaVsctl()) {
-    const c = { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` }
-    return readPortsOvsdb([['external_ids', 'includes', ['map', [[MARK_OWNER_KEY, MARK_OWNER]]]]], [], c)
-  }
-  return readPorts(`external_ids:${MARK_OWNER_KEY}=${MARK_OWNER}`, { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` })
+  const c = { verb: 'list', object: 'OVS ports marked', name: `${MARK_OWNER_KEY}=${MARK_OWNER}` }
+  return readPortsOvsdb([['external_ids', 'includes', ovsdbMap({ [MARK_OWNER_KEY]: MARK_OWNER })]], [], c)
 }
 
 /** The names of the bridges whose external_ids hold `key=value` (a lab's: plumb-lab=NAME). */
 export async function listBridgesMarked(key: string, value: string): Promise<string[]> {
   const c = { verb: 'list', object: 'OVS bridges marked', name: `${key}=${value}` }
-  if (!viaVsctl()) {
-    const [b] = await ovsdbRead([selectOp('Bridge', [['external_ids', 'includes', ['map', [[key, value]]]]], ['name'])], c)
-    return rowsOf(b).map((r) => String(atomOptional(r.name)))
-  }
-  const res = await runVsctl(['--format=json', '--columns=name', 'find', 'Bridge', `external_ids:${key}=${ovsdbString(value)}`], c)
-  return tableRows(parseTables(res.stdout)[0] ?? { headings: [], data: [] }).map((r) => String(atomOptional(r.name)))
+  const [b] = await ovsdbRead([selectOp('Bridge', [['external_ids', 'includes', ovsdbMap({ [key]: value })]], ['name'])], c)
+  return rowsOf(b).map((r) => String(atomOptional(r.name)))
 }
 
 /**

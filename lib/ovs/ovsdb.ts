@@ -9,7 +9,9 @@
 
 import type { Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
+import { ovsdbSocket } from '../config.js'
 import { PlumbError } from '../errors.js'
+import { describeErrno, errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { VSCTL_TIMEOUT_S } from './argv.js'
 import { START_HINT, describeCall } from './run.js'
 import type { CallContext } from './run.js'
@@ -24,12 +26,6 @@ export const OVSDB_TIMEOUT_MS = VSCTL_TIMEOUT_S * 1000
 export const APPLY_TIMEOUT_S = 10
 
 const DB = 'Open_vSwitch'
-
-/** Where OVS keeps its sockets and pid files (ovs-ctl creates it; it stays when OVS stops). */
-export const ovsRunDir = (): string => process.env.OVS_RUNDIR ?? '/var/run/openvswitch'
-
-/** PLUMB_OVSDB (a unix socket path) or ovsdb-server's default socket in OVS_RUNDIR. */
-export const ovsdbSocketPath = (): string => process.env.PLUMB_OVSDB || `${ovsRunDir()}/db.sock`
 
 /**
  * Splits a byte stream into JSON texts. ovsdb-server writes messages back to back with no
@@ -136,7 +132,7 @@ class Connection {
 
   constructor(
     readonly socket: Socket,
-    /** the socket path it was opened on (PLUMB_OVSDB may change between calls in tests) */
+    /** the socket path it was opened on (configure() may change it between calls) */
     readonly path: string,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -309,11 +305,11 @@ async function open(path: string): Promise<Connection> {
 
 /** The process's one connection, opened on first use and again if it was closed since. */
 async function connection(): Promise<Connection> {
-  const path = ovsdbSocketPath()
+  const path = ovsdbSocket()
   if (shared) {
     const c = await shared.catch(() => undefined)
     if (c && !c.closed && c.path === path) return c
-    if (c && !c.closed) c.close() // PLUMB_OVSDB changed (tests): a new server
+    if (c && !c.closed) c.close() // configured to another server since
   }
   const p = open(path)
   shared = p
@@ -331,17 +327,17 @@ export function closeOvsdb(): void {
   void c?.then((conn) => conn.close(), () => undefined)
 }
 
-/** A transport or protocol failure as the PlumbError ovs-vsctl's path gives for the same cause. */
+/** A transport or protocol failure as a PlumbError, in the words ovs-vsctl has for the same cause. */
 export function ovsdbPlumbError(c: CallContext, err: unknown): PlumbError {
   if (err instanceof PlumbError) return err
   const what = describeCall(c)
-  const path = ovsdbSocketPath()
+  const path = ovsdbSocket()
   if (err instanceof TransportError) {
-    if (err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED') {
-      const why = err.errno === 'ENOENT' ? 'No such file or directory' : 'Connection refused'
-      return new PlumbError('UNSUPPORTED', `${what}: Open vSwitch is not running (unix:${path}: database connection failed (${why}))`, { hint: START_HINT, cause: err })
+    // ovs-vsctl's own words for the same causes
+    if (isNoServer(err.errno)) {
+      return new PlumbError('UNSUPPORTED', `${what}: Open vSwitch is not running (unix:${path}: database connection failed (${describeErrno(err.errno!)}))`, { hint: START_HINT, cause: err })
     }
-    if (err.errno === 'EACCES' || err.errno === 'EPERM') {
+    if (err.errno && errorCodeOf(err.errno) === 'PERMISSION') {
       return new PlumbError('PERMISSION', `${what}: unix:${path}: ${err.message}`, { hint: 'run as root (ovsdb and ovs-vswitchd sockets are root-only)', cause: err })
     }
     if (err.errno === 'ETIMEDOUT') return new PlumbError('UNSUPPORTED', `${what}: ${err.message}`, { hint: START_HINT, cause: err })
@@ -360,8 +356,6 @@ export function ovsdbSocketMissing(err: unknown): boolean {
 /** An OVSDB operation (RFC 7047 §5.2); loosely typed on purpose, the callers build them. */
 export type Op = Record<string, unknown> & { op: string }
 
-/** A result of `select`: rows of column -> OVSDB JSON value (atoms, ["set",…], ["map",…], ["uuid",…]). */
-export type OvsdbRow = Record<string, unknown>
 
 async function rawTransact(conn: Connection, ops: Op[]): Promise<Array<Record<string, unknown>>> {
   const res = await conn.request('transact', [DB, ...ops])
@@ -379,8 +373,8 @@ async function rawTransact(conn: Connection, ops: Op[]): Promise<Array<Record<st
 
 /**
  * One OVSDB transaction. Resolves to the per-operation results; a failed operation or commit
- * rejects with an OvsdbError (its `opIndex` says which operation), transport failures with the
- * PlumbError ovs-vsctl's path would give (not running, timeout, permission).
+ * rejects with an OvsdbError (its `opIndex` says which operation), transport failures with a
+ * PlumbError (not running, timeout, permission: see ovsdbPlumbError).
  */
 export async function transact(ops: Op[], c: CallContext): Promise<Array<Record<string, unknown>>> {
   return withConnection(c, (conn) => rawTransact(conn, ops))

@@ -1,12 +1,4 @@
-// Reading OVSDB JSON (ovs-vsctl --format=json tables and OVSDB `select` rows): atoms (uuid, set, map) into plain values.
-
-import { PlumbError } from '../errors.js'
-
-/** One table as ovs-vsctl prints it: {"data":[[...row...]],"headings":[...]} */
-export interface VsctlTable {
-  headings: string[]
-  data: unknown[][]
-}
+// Reading OVSDB `select` rows (RFC 7047 JSON): atoms (uuid, set, map) into plain values, rows into PortInfo and BridgeState.
 
 export type Row = Record<string, unknown>
 
@@ -28,35 +20,6 @@ export interface PortInfo {
    * keeps its ofport and only goes 'down' (and leaves the kernel, which is what gc checks).
    */
   linkState?: string
-}
-
-function bad(what: string, text: string): PlumbError {
-  return new PlumbError('FAILED', `failed to parse ovs-vsctl output: ${what}`, { hint: `output was: ${text.slice(0, 200)}` })
-}
-
-/**
- * ovs-vsctl prints one JSON table per command, one per line. A command printing nothing (e.g.
- * a `set`) contributes no line, so callers only mix read commands.
- */
-export function parseTables(stdout: string): VsctlTable[] {
-  const out: VsctlTable[] = []
-  for (const line of stdout.split('\n')) {
-    if (line.trim() === '') continue
-    let v: unknown
-    try {
-      v = JSON.parse(line)
-    } catch {
-      throw bad('not JSON', line)
-    }
-    const t = v as Partial<VsctlTable>
-    if (!t || !Array.isArray(t.headings) || !Array.isArray(t.data) || !t.data.every(Array.isArray)) throw bad('not a table', line)
-    out.push({ headings: t.headings.map(String), data: t.data })
-  }
-  return out
-}
-
-export function tableRows(t: VsctlTable): Row[] {
-  return t.data.map((cells) => Object.fromEntries(t.headings.map((h, i) => [h, cells[i]])))
 }
 
 const isTagged = (v: unknown, tag: string): v is [string, unknown] => Array.isArray(v) && v.length === 2 && v[0] === tag
@@ -92,20 +55,8 @@ export function atomMap(v: unknown): Record<string, string> {
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
 
 /**
- * Join the three tables of readPortsArgv (ports matched, all bridges, all interfaces) into
- * PortInfo, sorted by name.
- */
-export function parsePorts(stdout: string): PortInfo[] {
-  const tables = parseTables(stdout)
-  if (tables.length !== 3) throw bad(`expected 3 tables (Port, Bridge, Interface), got ${tables.length}`, stdout)
-  const [ports, bridges, ifaces] = tables.map(tableRows) as [Row[], Row[], Row[]]
-  return joinPorts(ports, bridges, ifaces)
-}
-
-/**
  * Port rows (_uuid, name, tag, trunks, external_ids, interfaces), Bridge rows (name, ports) and
- * Interface rows (_uuid, name, ofport, error, link_state) into PortInfo, sorted by name. The
- * rows are OVSDB's JSON, the same from ovs-vsctl --format=json as from an OVSDB `select`.
+ * Interface rows (_uuid, name, ofport, error, link_state) into PortInfo, sorted by name.
  */
 export function joinPorts(ports: Row[], bridges: Row[], ifaces: Row[]): PortInfo[] {
   const bridgeOf = new Map<string, string>()
@@ -156,14 +107,6 @@ export interface BridgeState {
   /** the bridge's local port (ofport 65534 when it works) */
   ofport?: number
   ifaceError?: string
-}
-
-/** The two tables of readBridgeArgv: undefined when there is no such Bridge row. */
-export function parseBridge(stdout: string): BridgeState | undefined {
-  const tables = parseTables(stdout)
-  if (tables.length !== 2) throw bad(`expected 2 tables (Bridge, Interface), got ${tables.length}`, stdout)
-  const [b] = tableRows(tables[0]!)
-  return b ? bridgeFromRows(b, tableRows(tables[1]!)[0]) : undefined
 }
 
 /** A Bridge row (name, datapath_type, datapath_version, external_ids) and its local Interface row (ofport, error). */

@@ -1,5 +1,6 @@
 // Running ovs-vsctl (through lib/proc) and turning its failures into PlumbErrors with a hint.
 
+import { ovsdbSocket } from '../config.js'
 import { PlumbError } from '../errors.js'
 import type { ErrorCode } from '../errors.js'
 import { VSCTL_TIMEOUT_S } from './argv.js'
@@ -13,17 +14,14 @@ export interface CallContext {
   name: string
 }
 
-export interface VsctlResult {
+interface VsctlResult {
   exitCode: number
   stdout: string
   stderr: string
 }
 
-export const INSTALL_HINT = 'install the Debian package openvswitch-switch (apt-get install openvswitch-switch)'
+const INSTALL_HINT = 'install the Debian package openvswitch-switch (apt-get install openvswitch-switch)'
 export const START_HINT = 'start it: /usr/share/openvswitch/scripts/ovs-ctl start'
-
-/** The binary: PLUMB_OVS_VSCTL (tests point it at a fake) or ovs-vsctl on PATH. */
-export const vsctlBinary = (): string => process.env.PLUMB_OVS_VSCTL || 'ovs-vsctl'
 
 /** `failed to <verb> <object> "<name>"`: the head of every error message of lib/ovs. */
 export const describeCall = (c: CallContext): string => `failed to ${c.verb} ${c.object} "${c.name}"`
@@ -63,18 +61,18 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
 }
 
 /**
- * Run `ovs-vsctl --timeout=5 ARGV`. Exit codes in `okExit` (default [0]) return; anything
- * else throws a PlumbError. A missing binary is UNSUPPORTED (exit 5) naming the package.
- * Note a zero exit is not success for add-br/add-port: callers read back what happened.
+ * Run `ovs-vsctl --db=unix:SOCKET --timeout=5 ARGV`, on the database the OVSDB client talks to.
+ * Exit codes in `okExit` (default [0]) return; anything else throws a PlumbError. A missing
+ * binary is UNSUPPORTED (exit 5) naming the package.
+ * Note a zero exit is not success for add-br: callers read back what happened.
  */
 export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[]; onSpawn?: (pid: number) => void } = {}): Promise<VsctlResult> {
-  const bin = vsctlBinary()
   let res: RunResult
   try {
     // A backstop over ovs-vsctl's own --timeout, should it hang before arming its alarm.
-    res = await run(bin, [`--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' }, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
+    res = await run('ovs-vsctl', [`--db=unix:${ovsdbSocket()}`, `--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' }, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
   } catch (err) {
-    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ${bin} not found or not executable (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: err })
+    throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ovs-vsctl not found or not executable (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: err })
   }
   const { stdout, stderr } = res
   if (res.timedOut) {

@@ -27,10 +27,10 @@ interface Run {
 }
 
 /** Run one recipe the way a student would (`node recipes/X.mjs`), with the test's names. */
-async function runRecipe(t: ExecutionContext, file: string, env: Record<string, string>): Promise<Run> {
-  const res = await execa(process.execPath, [`${RECIPES}${file}`], {
+async function runRecipe(t: ExecutionContext, file: string, args: string[]): Promise<Run> {
+  const res = await execa(process.execPath, [`${RECIPES}${file}`, ...args], {
     cwd: ROOT,
-    env: { FORCE_COLOR: '0', ...env },
+    env: { FORCE_COLOR: '0' },
     reject: false,
     all: true,
     // SIGTERM: the recipe's own handler still tears down before it exits.
@@ -128,7 +128,7 @@ for (const netns of [false, true]) {
     serialIf(base && cond, !cond ? reason : netns ? NEEDS_ROOT : NEEDS)(`${lab.file} passes its checks on ${mode} and leaves nothing behind`, async (t) => {
       const prefix = uniq()
       sweepAfter(t, prefix)
-      const run = await runRecipe(t, lab.file, { PLUMB_LAB_PREFIX: prefix, PLUMB_LAB_NETNS: netns ? '1' : '' })
+      const run = await runRecipe(t, lab.file, ['--prefix', prefix, ...(netns ? ['--netns'] : [])])
       t.is(run.exitCode, 0, 'the recipe exits 0 (all its checks passed, its own leftover check too)')
       t.true(run.out.includes(`(${mode}, prefix ${prefix})`), `ran on ${mode} under ${prefix}`)
       const oks = okLines(run.out)
@@ -142,10 +142,10 @@ for (const netns of [false, true]) {
   }
 }
 
-serialIf(docker, NEEDS)('demo.mjs runs under PLUMB_DEMO_PREFIX names and leaves nothing behind', async (t) => {
+serialIf(docker, NEEDS)('demo.mjs runs under --prefix names and leaves nothing behind', async (t) => {
   const prefix = uniq()
   sweepAfter(t, prefix)
-  const run = await runRecipe(t, 'demo.mjs', { PLUMB_DEMO_PREFIX: prefix, PLUMB_LAB_NETNS: '' })
+  const run = await runRecipe(t, 'demo.mjs', ['--prefix', prefix])
   t.is(run.exitCode, 0)
   t.true(run.out.includes(`bridge ${prefix}-br`), 'the bridge carries the prefix, not plumbdemo0')
   t.true(run.out.includes(`docker:${prefix}-a`) && run.out.includes(`docker:${prefix}-b`), 'the guests carry the prefix')

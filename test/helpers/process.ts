@@ -2,7 +2,7 @@
 
 import { execa } from 'execa'
 import type { ResultPromise } from 'execa'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type { Teardown } from './env.js'
 import { nsArgv } from './netns.js'
 import type { NsTarget } from './netns.js'
@@ -30,4 +30,52 @@ export function processAlive(pid: number | undefined): boolean {
   } catch {
     return false
   }
+}
+
+/** A process's argv, NUL-separated words joined by spaces ('' once it is gone). */
+export function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()
+  } catch {
+    return ''
+  }
+}
+
+/** The other processes that have `path` open (from /proc/PID/fd): where another process stands, without a sleep. */
+export function pidsWithOpen(path: string): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    try {
+      if (readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSafe(`/proc/${pid}/fd/${fd}`) === path)) out.push(pid)
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out
+}
+
+function readlinkSafe(p: string): string | undefined {
+  try {
+    return readlinkSync(p)
+  } catch {
+    return undefined
+  }
+}
+
+/** The live children of `pid` (from each /proc/PID/stat's parent field). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, the last ")" ends it
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out
 }

@@ -174,7 +174,8 @@ withDocker('--resolv writes the offered DNS server into the container\'s /etc/re
   const dir = statePaths(stateKey, 'eth1').dir
   await shQuiet('docker', ['rm', '-f', ct.name])
   await waitFor(() => pidsMentioning(dir).length === 0 && !existsSync(dir), { timeout: 6000, what: 'supervisor and client to exit after docker rm' })
-  t.pass()
+  t.deepEqual(pidsMentioning(dir), [], 'supervisor and client gone with the container')
+  t.false(existsSync(dir), 'and their state dir')
 })
 
 withUdhcpc('--resolv into a guest that shares the host\'s mount namespace is refused before anything starts', async (t) => {

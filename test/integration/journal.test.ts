@@ -7,7 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { isRoot, makeNetns, sh, uniq, holdGcLock } from '../helpers/index.js'
+import { cmdlineOf, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
@@ -61,7 +61,8 @@ rootTest('gc undoes the entry of a dead plumb (and removes its half-written temp
   const dead = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
   const sleeper = execa('sleep', ['60'], { reject: false })
   t.teardown(() => void sleeper.kill('SIGKILL'))
-  await new Promise((r) => setTimeout(r, 50)) // let it exec (its start time is read once it runs)
+  // its start time is read once it runs sleep, not while it is still node's fork
+  await waitFor(() => cmdlineOf(sleeper.pid!) === 'sleep 60', { what: 'the sleeper to exec' })
   const live = writeEntry(t, { pid: sleeper.pid!, start: startOf(sleeper.pid!), guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth2', kind: 'veth' }] })
   const tmp = `${DIR}/${await deadPid()}-1.json.tmp`
   writeFileSync(tmp, '{"v":1,')
@@ -82,6 +83,7 @@ rootTest('gc undoes the entry of a dead plumb (and removes its half-written temp
 })
 
 rootTest('an op on a guest first finishes the interrupted runs on that guest, and only those', async (t) => {
+  // a gc meanwhile (this file's, another worker's) would finish guest a's run too: none runs while this does
   await holdGcLock(t)
   const a = await makeNetns(t)
   const b = await makeNetns(t)

@@ -3,10 +3,10 @@
 // and what gc must leave alone. gc is host-wide, so these tests run one at a time.
 
 import test from 'ava'
-import { getLink, hasOvs, isRoot, sh, shQuiet, spawnIn, waitFor, holdGcLock } from '../helpers/index.js'
+import { cmdlineOf, getLink, hasOvs, holdGcLock, isRoot, pidsWithOpen, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
 import { ovsBridgeName, ovsPortsOf } from './links-fixture.js'
-import { acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
+import { BRIDGE_LOCK, acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
 import { PlumbError } from '../../lib/errors.js'
 
 // serial: gc is host-wide, two of these at once would collect each other's leftovers
@@ -145,7 +145,8 @@ asRoot('gc waits for an attach that holds the bridge lock: an empty plumb bridge
   t.teardown(() => lock.release())
   let settled = false
   const collecting = plumb('gc', '--json').finally(() => (settled = true))
-  await new Promise((r) => setTimeout(r, 1500))
+  // gc has the lock file open: it stands at the lock, which our shared hold keeps it from taking
+  await waitFor(() => pidsWithOpen(BRIDGE_LOCK).some((pid) => / gc --json/.test(cmdlineOf(pid))), { timeout: 10_000, what: 'gc to reach the bridge lock' })
   t.false(settled, 'gc waits while an attach holds the lock')
   t.truthy(await getLink(f.br), 'the bridge is still there')
   lock.release()
@@ -163,6 +164,7 @@ asRoot('the bridge lock: shared holders coexist, an exclusive one waits for them
   let got = false
   const ex = acquireBridgeLock('exclusive').then((l) => ((got = true), l))
   a.release()
+  // an absence can only be watched for a while: ten of the waiter's 5 ms retries
   await new Promise((r) => setTimeout(r, 50))
   t.false(got, 'one shared holder is left')
   b.release()

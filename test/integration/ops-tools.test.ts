@@ -1,7 +1,7 @@
 // The commands around the ops: ls, exec, wait, doctor, through the real CLI on `ip netns` guests.
 
 import { execIn, ls } from '../../lib/index.js'
-import { isRoot, sh, testIf } from '../helpers/index.js'
+import { getLink, ipJson, isRoot, sh, testIf } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
 
 const asRoot = testIf(isRoot, 'ops-tools: needs root (ip netns, links)')
@@ -40,8 +40,15 @@ asRoot('ls (human and --json) shows the guest, its interfaces, addresses, routes
   const allHuman = await plumb('ls')
   t.regex(allHuman.stdout, new RegExp(`^bridge ${f.br} \\(plumb made it\\): ports ${hostIf}`, 'm'))
 
-  // after detach the guest has nothing plumb made
+  // after detach the kernel has nothing of it: not in the guest, not on the host
+  const drop = await forwardDropActive()
   t.is((await plumb('detach', f.guest, '--all')).exitCode, 0)
+  t.deepEqual((await ipJson(['link', 'show'], f.ns)).map((l) => l.ifname), ['lo'])
+  t.deepEqual(await ipJson(['-4', 'route', 'show'], f.ns), [])
+  t.is(await getLink(hostIf), undefined, 'the host end went with the guest end')
+  t.is(await getLink(f.br), undefined, 'the bridge plumb made went with its last port')
+  if (drop) t.deepEqual(await firewallRules('iptables', f.br), [], 'and so did its firewall rule')
+  // and ls agrees
   const empty = await plumb('ls', f.guest)
   t.is(empty.exitCode, 0)
   t.regex(empty.stdout, /plumb made nothing here/)

@@ -2,13 +2,17 @@
 // read without ovs-vsctl, read back with ovs-vsctl; foreign rows refused; one connection reused.
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
 import * as ovs from '../../lib/ovs/index.js'
-import { getLink, hasOvs, isRoot, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { getLink, hasOvs, isRoot, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, uniq, holdGcLock } from '../helpers/index.js'
 
 const withOvs = testIf(isRoot && hasOvs(), 'lib/ovs OVSDB tests need root and a running Open vSwitch (ovs-vsctl show)')
-// Changes PLUMB_OVSDB (process-wide): serial tests run alone, before the concurrent ones.
+
+// The ports these tests mark as plumb's name guests that do not exist (pid:4242, /run/netns/x y)
+// or lose their device on purpose: exactly what a gc collects. Those tests hold the link tests'
+// gc lock, so no gc (of another test file) runs meanwhile.
+// Configures another ovsdb socket (process-wide): serial tests run alone, before the concurrent ones.
 const withOvsSerial = isRoot && hasOvs() ? test.serial : test.skip
 
 /** ovs-vsctl's own reading, independent of our client and parser. */
@@ -16,17 +20,8 @@ const vsctl = (...args: string[]): Promise<string> => sh('ovs-vsctl', ['--timeou
 
 const MARKS = (guest: string, ifname: string) => ({ 'plumb-owner': 'plumb', 'plumb-guest': guest, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port' })
 
-/** These tests are about the OVSDB path: make sure no fake ovs-vsctl diverts them. */
-function overOvsdb(t: ExecutionContext): void {
-  const before = process.env.PLUMB_OVS_VSCTL
-  delete process.env.PLUMB_OVS_VSCTL
-  t.teardown(() => {
-    if (before !== undefined) process.env.PLUMB_OVS_VSCTL = before
-  })
-}
-
 withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl get/list; getPort, lookupBridgeAndPort; delPort', async (t) => {
-  overOvsdb(t)
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const acc = uniq('a')
   const trk = uniq('t')
@@ -79,7 +74,6 @@ withOvs('addPort over OVSDB: access and trunk ports, read back with ovs-vsctl ge
 })
 
 withOvs("a port row that is not plumb's (same name, no marks) is refused and left exactly as it was", async (t) => {
-  overOvsdb(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const p = uniq('f')
   await makeVethPair(t, p, `${p}p`)
@@ -93,7 +87,7 @@ withOvs("a port row that is not plumb's (same name, no marks) is refused and lef
 })
 
 withOvs('a plumb port on another bridge is a CONFLICT in ovs-vsctl\'s words; a missing bridge is NOT_FOUND', async (t) => {
-  overOvsdb(t)
+  await holdGcLock(t)
   const br1 = await makeOvsBridge(t, uniq('b', { dash: false }))
   const br2 = await makeOvsBridge(t, uniq('c', { dash: false }))
   const p = uniq('a')
@@ -114,7 +108,7 @@ withOvs('a plumb port on another bridge is a CONFLICT in ovs-vsctl\'s words; a m
 })
 
 withOvs('a missing host device: the same FAILED error as before, and no row left behind', async (t) => {
-  overOvsdb(t)
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const ghost = uniq('g')
   const e = await t.throwsAsync(ovs.addPort(br, ghost, { tag: 10, externalIds: MARKS('pid:1', 'eth1') }), { instanceOf: PlumbError })
@@ -127,7 +121,7 @@ withOvs('a missing host device: the same FAILED error as before, and no row left
 })
 
 withOvs('two ops, one socket: the connection is opened once and reused', async (t) => {
-  overOvsdb(t)
+  await holdGcLock(t)
   const br = await makeOvsBridge(t, uniq('b', { dash: false }))
   const p = uniq('r')
   await makeVethPair(t, p, `${p}p`)
@@ -146,14 +140,9 @@ withOvs('two ops, one socket: the connection is opened once and reused', async (
   t.truthy(await getLink(p))
 })
 
-withOvsSerial('OVS not running (PLUMB_OVSDB at a path nothing listens on): UNSUPPORTED with the start hint', async (t) => {
-  overOvsdb(t)
-  const before = process.env.PLUMB_OVSDB
-  process.env.PLUMB_OVSDB = `/run/${uniq('nosock')}.sock`
-  t.teardown(() => {
-    if (before === undefined) delete process.env.PLUMB_OVSDB
-    else process.env.PLUMB_OVSDB = before
-  })
+withOvsSerial('OVS not running (configured at a path nothing listens on): UNSUPPORTED with the start hint', async (t) => {
+  const before = configure({ ovsdbSocket: `/run/${uniq('nosock')}.sock` })
+  t.teardown(() => void configure(before))
   for (const call of [() => ovs.isOvsBridge('ptbr0'), () => ovs.getPort('ptp0'), () => ovs.addPort('ptbr0', 'ptp0', { externalIds: {} })]) {
     const e = await t.throwsAsync(call(), { instanceOf: PlumbError })
     t.is(e?.code, 'UNSUPPORTED')

@@ -4,6 +4,7 @@
 import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { main } from '../../lib/cli/index.js'
+import { configure, dhcpStateDir, ovsdbSocket } from '../../lib/config.js'
 import { bufferIo } from '../../lib/cli/io.js'
 import { renderError, renderResult } from '../../lib/cli/render.js'
 import { PlumbError } from '../../lib/errors.js'
@@ -149,4 +150,29 @@ test('renderError: exit code from the error, rolled-back lines and hint; unknown
   const json = bufferIo()
   t.is(renderError(new Error('boom'), { json: true }, json), 1)
   t.deepEqual(JSON.parse(json.stderr[0]!), { error: { code: 'FAILED', message: 'boom' } })
+})
+
+test('renderError: an error that is not a PlumbError (a bug) shows its stack with --verbose only', (t) => {
+  const bug = new TypeError('x is undefined')
+  const quiet = bufferIo()
+  t.is(renderError(bug, {}, quiet), 1)
+  t.deepEqual(quiet.stderr, ['plumb: x is undefined'])
+  const verbose = bufferIo()
+  t.is(renderError(bug, { verbose: true }, verbose), 1)
+  t.is(verbose.stderr[0], 'plumb: x is undefined')
+  t.is(verbose.stderr[1], bug.stack)
+  // a PlumbError is a verdict, not a bug: no stack even with --verbose
+  const perr = bufferIo()
+  renderError(new PlumbError('USAGE', 'bad'), { verbose: true }, perr)
+  t.deepEqual(perr.stderr, ['plumb: bad'])
+})
+
+test.serial('main() takes the library settings from PLUMB_OVSDB and PLUMB_DHCP_STATE_DIR, and only from there', async (t) => {
+  t.teardown(() => void configure({}))
+  t.is((await main(['--version'], bufferIo(), { PLUMB_OVSDB: '/run/pt-x/db.sock', PLUMB_DHCP_STATE_DIR: '/run/pt-x/dhcp' })), 0)
+  t.is(ovsdbSocket(), '/run/pt-x/db.sock')
+  t.is(dhcpStateDir(), '/run/pt-x/dhcp')
+  await main(['--version'], bufferIo(), {})
+  t.is(ovsdbSocket(), `${process.env.OVS_RUNDIR || '/var/run/openvswitch'}/db.sock`, "unset: Open vSwitch's own default")
+  t.is(dhcpStateDir(), '/run/plumb/dhcp')
 })

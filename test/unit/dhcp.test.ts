@@ -6,13 +6,16 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
 import { SUPERVISOR_SCRIPT, clientArgv, dhclientConf, dhcpArgv, hookScript, listLeases, resolveClient, startDhcp, stateDirName, statePaths, undoLines } from '../../lib/dhcp/index.js'
 import { which } from '../../lib/dhcp/clients.js'
-import { processAlive } from '../helpers/process.js'
+import { childrenOf, cmdlineOf, processAlive } from '../helpers/process.js'
+import { testIf, waitFor } from '../helpers/env.js'
 
 const work = mkdtempSync(join(tmpdir(), 'pt-dhcp-unit-'))
-process.env.PLUMB_DHCP_STATE_DIR = join(work, 'state')
+const stateDir = join(work, 'state')
+configure({ dhcpStateDir: stateDir }) // unit tests run without root: not /run/plumb
 test.after.always(() => rmSync(work, { recursive: true, force: true }))
 
 let seq = 0
@@ -22,22 +25,13 @@ const freshDir = (name: string) => {
   return d
 }
 
-const poll = async (cond: () => boolean, ms: number) => {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return true
-}
-
 test('state dir names: two guests or two interfaces never collide, and the key is escaped', (t) => {
   t.not(stateDirName('a-b', 'c'), stateDirName('a', 'b-c'))
   t.not(stateDirName('ino:1', 'eth1'), stateDirName('ino:1', 'eth2'))
   t.not(stateDirName('ino:1', 'eth1'), stateDirName('ino:2', 'eth1'))
   t.is(stateDirName('ino:4026532', 'eth1'), 'ino:4026532-eth1')
   t.is(stateDirName('../x', 'eth1'), '..%2fx-eth1')
-  t.true(statePaths('ino:1', 'eth1').dir.startsWith(process.env.PLUMB_DHCP_STATE_DIR!))
+  t.true(statePaths('ino:1', 'eth1').dir.startsWith(`${stateDir}/`))
 })
 
 test('udhcpc argv: foreground, plumb\'s hook in the state dir (never default.script), option 121, hostname', (t) => {
@@ -84,8 +78,7 @@ test('an unknown client name is a usage error (exit 2) from the library function
   t.true(started instanceof PlumbError && started.exitCode === 2, String(started))
 })
 
-test('a requested client that is missing is UNSUPPORTED (exit 5) naming the Debian package', (t) => {
-  if (which('dhcpcd')) return t.pass('dhcpcd is installed here: nothing to check')
+testIf(!which('dhcpcd'), 'a missing DHCP client: dhcpcd is installed here, so its absence cannot be checked')('a requested client that is missing is UNSUPPORTED (exit 5) naming the Debian package', (t) => {
   const err = t.throws(() => resolveClient('dhcpcd'), { instanceOf: PlumbError })
   t.is((err as PlumbError).exitCode, 5)
   t.regex((err as PlumbError).hint ?? '', /dhcpcd-base/)
@@ -223,16 +216,26 @@ test('supervisor: when the watched netns file goes away it stops the client and 
   const watched = join(work, `netns-${++seq}`)
   writeFileSync(watched, '')
   const sup = startSupervisor(d, watched)
-  t.true(await poll(() => existsSync(join(d, 'client.pid')), 3000))
+  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 3000, what: 'the supervisor to start the client' })
   const clientPid = Number(readFileSync(join(d, 'client.pid'), 'utf8'))
   t.teardown(() => {
     for (const pid of [sup.pid!, clientPid]) if (alive(pid)) process.kill(pid, 'SIGKILL')
   })
   t.true(alive(clientPid))
-  await new Promise((r) => setTimeout(r, 1200))
+  // each round of the watch loop checks the guest, then sleeps in a `sleep 1` child: two of them
+  // mean the supervisor looked at least twice and found the guest there
+  const rounds = new Set<number>()
+  await waitFor(
+    () => {
+      for (const pid of childrenOf(sup.pid!)) if (cmdlineOf(pid) === 'sleep 1') rounds.add(pid)
+      return rounds.size >= 2
+    },
+    { timeout: 4000, interval: 20, what: "two rounds of the supervisor's watch loop" },
+  )
   t.true(alive(clientPid), 'guest still there: client keeps running')
   rmSync(watched)
-  t.true(await poll(() => !existsSync(d) && !alive(clientPid) && !alive(sup.pid!), 4000), 'client, supervisor and state dir gone within a few seconds')
+  await waitFor(() => !existsSync(d) && !alive(clientPid) && !alive(sup.pid!), { timeout: 4000, what: 'client, supervisor and state dir to go' })
+  t.false(existsSync(d), 'client, supervisor and state dir gone within a few seconds')
 })
 
 test('supervisor: a client that exits by itself takes the supervisor and the state dir with it', async (t) => {
@@ -243,7 +246,9 @@ test('supervisor: a client that exits by itself takes the supervisor and the sta
   t.teardown(() => {
     if (alive(sup.pid!)) process.kill(sup.pid!, 'SIGKILL')
   })
-  t.true(await poll(() => !existsSync(d) && !alive(sup.pid!), 3000))
+  await waitFor(() => !existsSync(d) && !alive(sup.pid!), { timeout: 3000, what: 'the supervisor and the state dir to go' })
+  t.false(alive(sup.pid!))
+  t.false(existsSync(d))
 })
 
 test('supervisor: a `stopping` file makes it step aside without touching the client (stopDhcp is in charge)', async (t) => {
@@ -251,15 +256,15 @@ test('supervisor: a `stopping` file makes it step aside without touching the cli
   const watched = join(work, `netns-${++seq}`)
   writeFileSync(watched, '')
   const sup = startSupervisor(d, watched)
-  t.true(await poll(() => existsSync(join(d, 'client.pid')), 3000))
+  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 3000, what: 'the supervisor to start the client' })
   const clientPid = Number(readFileSync(join(d, 'client.pid'), 'utf8'))
   t.teardown(() => {
     for (const pid of [sup.pid!, clientPid]) if (alive(pid)) process.kill(pid, 'SIGKILL')
   })
-  // listLeases sees it alive (supervisor and client both ours) under the state root it reads
   writeFileSync(join(d, 'stopping'), '')
   process.kill(sup.pid!, 'SIGTERM')
-  t.true(await poll(() => !alive(sup.pid!), 2000), 'supervisor exits promptly on TERM (its sleep is interruptible)')
+  // promptly: its sleep is interruptible
+  await waitFor(() => !alive(sup.pid!), { timeout: 2000, what: 'the supervisor to exit on TERM' })
   t.true(alive(clientPid), 'client left for stopDhcp to release')
   t.true(existsSync(d), 'state dir left for stopDhcp')
 })

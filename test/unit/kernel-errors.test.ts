@@ -1,12 +1,18 @@
-// Unit tests (no root) for the one errno -> exit code mapping, NLMSGERR parsing and addon lookup.
+// Unit tests (no root) for the one errno -> exit code mapping (and the places that ask it), NLMSGERR parsing and addon lookup.
 
 import test from 'ava'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
 import type { ErrorCode } from '../../lib/errors.js'
-import { NetlinkError, errnoName, parseNlmsgerr, toPlumbError } from '../../lib/kernel/errors.js'
-import { findPackageRoot } from '../../lib/kernel/native.js'
+import { inspectContainer, resolveGuest } from '../../lib/guest/index.js'
+import { NetlinkError, errnoName, errnoOf, errorCodeOf, isGone, isMissingKind, isNoServer, parseNlmsgerr, toPlumbError } from '../../lib/kernel/errors.js'
+import { transact } from '../../lib/ovs/ovsdb.js'
+import { run } from '../../lib/proc.js'
+import { findPackageRoot } from '../../lib/paths.js'
 
 const cases: Array<[errno: number, code: string, plumb: ErrorCode, exit: number]> = [
   [17, 'EEXIST', 'CONFLICT', 4],
@@ -161,4 +167,79 @@ test('findPackageRoot walks up to the package.json named "plumb" (dist/lib/kerne
   t.is(findPackageRoot(join(root, 'dist', 'lib', 'kernel', 'native.js')), root)
   t.is(findPackageRoot(`file://${join(root, 'dist', 'plumb-cli.cjs')}`), root)
   t.is(findPackageRoot('/'), undefined)
+})
+
+// --- the table every errno goes through, and the places that ask it ---
+
+const table: Array<[errno: string, plumb: ErrorCode, noServer: boolean, gone: boolean]> = [
+  ['EEXIST', 'CONFLICT', false, false],
+  ['ENODEV', 'NOT_FOUND', false, true],
+  ['ENOENT', 'NOT_FOUND', true, true],
+  ['ESRCH', 'NOT_FOUND', false, true],
+  ['ENXIO', 'NOT_FOUND', false, true],
+  ['ENOTDIR', 'NOT_FOUND', true, true],
+  ['EPERM', 'PERMISSION', false, false],
+  ['EACCES', 'PERMISSION', false, false],
+  ['EINVAL', 'USAGE', false, false],
+  ['ERANGE', 'USAGE', false, false],
+  ['EADDRNOTAVAIL', 'USAGE', false, true],
+  ['ENETUNREACH', 'USAGE', false, false],
+  ['ECONNREFUSED', 'FAILED', true, false],
+  ['ENOTSOCK', 'FAILED', true, false],
+  ['EBUSY', 'FAILED', false, false],
+  ['EOPNOTSUPP', 'FAILED', false, false],
+]
+
+for (const [errno, plumb, noServer, gone] of table) {
+  test(`table: ${errno} is ${plumb}${noServer ? ', nobody serving a socket' : ''}${gone ? ', gone for an undo' : ''}`, (t) => {
+    t.is(errorCodeOf(errno), plumb)
+    t.is(isNoServer(errno), noServer)
+    t.is(isGone(Object.assign(new Error(errno), { code: errno })), gone)
+    // toPlumbError says the same as the table (EOPNOTSUPP without a kind is no missing kind)
+    t.is(toPlumbError(Object.assign(new Error('x'), { code: errno }), 'x').code, plumb)
+  })
+}
+
+test('isGone: a NOT_FOUND PlumbError is gone, other PlumbErrors and errors without errno are not', (t) => {
+  t.true(isGone(new PlumbError('NOT_FOUND', 'no link')))
+  t.false(isGone(new PlumbError('USAGE', 'bad')))
+  t.false(isGone(new Error('socket exploded')))
+  t.true(isGone(new NetlinkError(19, 'RTM_DELLINK')))
+  t.is(errnoOf(new NetlinkError(19, 'RTM_DELLINK')), 'ENODEV')
+  t.is(errnoOf(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), undefined)
+})
+
+test('isMissingKind: "Unknown device type", or EOPNOTSUPP from a socket without extended acks', (t) => {
+  t.true(isMissingKind(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'vlan', extack: 'Unknown device type', extackEnabled: true })))
+  t.false(isMissingKind(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'veth', extackEnabled: true })))
+  t.true(isMissingKind(new NetlinkError(95, 'RTM_NEWLINK', { kind: 'vlan' })))
+  t.false(isMissingKind(new NetlinkError(22, 'RTM_NEWLINK', { kind: 'vlan' })))
+})
+
+test('a socket path that is a plain file (ECONNREFUSED): the engine is unreachable and OVS "not running", as for a missing one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-errno-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'not-a-socket')
+  writeFileSync(file, '')
+  const engine = await t.throwsAsync(inspectContainer('web', 'docker', { DOCKER_HOST: `unix://${file}` }), { instanceOf: PlumbError })
+  t.is(engine?.code, 'NOT_FOUND')
+  t.regex(engine?.message ?? '', /the Docker API is not reachable \(ECONNREFUSED\)/)
+  const before = configure({ ovsdbSocket: file })
+  t.teardown(() => void configure(before))
+  const o = await t.throwsAsync(transact([], { verb: 'read', object: 'OVS port', name: 'vp0' }), { instanceOf: PlumbError })
+  t.is(o?.code, 'UNSUPPORTED')
+  t.regex(o?.message ?? '', /Open vSwitch is not running \(unix:.*: database connection failed \(Connection refused\)\)$/)
+})
+
+test('opening a netns path through a file (ENOTDIR) is not found; a program that is not executable (EACCES) cannot run', async (t) => {
+  const e = await t.throwsAsync(resolveGuest({ kind: 'path', path: '/etc/passwd/net' }), { instanceOf: PlumbError })
+  t.is(e?.code, 'NOT_FOUND')
+  const dir = mkdtempSync(join(tmpdir(), 'pt-errno-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'prog'), '#!/bin/sh\n', { mode: 0o644 })
+  const noexec = await t.throwsAsync(run(join(dir, 'prog'), []), { instanceOf: PlumbError })
+  t.is(noexec?.code, 'UNSUPPORTED')
+  t.regex(noexec?.message ?? '', /cannot run .*prog: not executable$/)
+  const missing = await t.throwsAsync(run(join(dir, 'nope'), []), { instanceOf: PlumbError })
+  t.regex(missing?.message ?? '', /cannot run .*nope: not found$/)
 })

@@ -20,16 +20,20 @@ test('the build wrote a code cache that V8 accepts for the bundle', (t) => {
 })
 
 test('the CLI runs without the code cache, and with a corrupt one', async (t) => {
-  const without = await execa(process.execPath, [PLUMB_BIN, '--version'], { env: { PLUMB_NO_CODE_CACHE: '1' }, reject: false })
-  t.is(without.exitCode, 0)
+  // Copies of the two files, inside dist/ so node_modules resolve: one with no cache beside the
+  // bundle, one with garbage where the cache goes.
+  const launch = async (cache: string | undefined, argv: string[]) => {
+    const dir = mkdtempSync(join(dist, 'pt-launch-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    copyFileSync(PLUMB_BIN, join(dir, 'plumb.cjs'))
+    copyFileSync(bundle, join(dir, 'plumb-cli.cjs'))
+    if (cache !== undefined) writeFileSync(join(dir, 'plumb-cli.cjs.cache'), cache)
+    return execa(process.execPath, [join(dir, 'plumb.cjs'), ...argv], { reject: false })
+  }
+  const without = await launch(undefined, ['--version'])
+  t.is(without.exitCode, 0, without.stderr)
   t.is(without.stdout.trim(), packageVersion())
-  // A copy of the two files with garbage where the cache goes, inside dist/ so node_modules resolve.
-  const dir = mkdtempSync(join(dist, 'pt-launch-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  copyFileSync(PLUMB_BIN, join(dir, 'plumb.cjs'))
-  copyFileSync(bundle, join(dir, 'plumb-cli.cjs'))
-  writeFileSync(join(dir, 'plumb-cli.cjs.cache'), 'not a code cache')
-  const corrupt = await execa(process.execPath, [join(dir, 'plumb.cjs'), 'attach-veth', '--help'], { reject: false })
+  const corrupt = await launch('not a code cache', ['attach-veth', '--help'])
   t.is(corrupt.exitCode, 0, corrupt.stderr)
   t.regex(corrupt.stdout, /plumb attach-veth <guest> <bridge>/)
 })

@@ -1,82 +1,20 @@
-// lib/ovs without OVS: argv construction, OVSDB JSON parsing, datapath choice and error mapping,
-// driven through a fake ovs-vsctl (PLUMB_OVS_VSCTL) that records its argv and plays canned answers.
+// lib/ovs without OVS: argv construction and datapath choice (pure); the driver over OVSDB against
+// an in-memory fake ovsdb-server; the ovs-vsctl calls it still makes (bridges, del-port) against a
+// fake ovs-vsctl on PATH that records its argv and, like the real one, writes through the database.
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
+import type { ErrorCode } from '../../lib/errors.js'
 import * as ovs from '../../lib/ovs/index.js'
-import { parseBridge, parsePorts, parseTables } from '../../lib/ovs/parse.js'
-
-interface Answer {
-  stdout?: string
-  stderr?: string
-  code?: number
-}
-
-/**
- * A fake ovs-vsctl answering call N with answers[N-1] (the last answer repeats), recording each
- * call's argv. PLUMB_OVS_VSCTL points at it for the test (tests here are serial: env is global).
- */
-async function fakeVsctl(t: ExecutionContext, answers: Answer[]): Promise<{ calls: () => Promise<string[][]> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'pt-ovsfake-'))
-  await writeFile(join(dir, 'count'), '0')
-  for (const [i, a] of answers.entries()) {
-    await writeFile(join(dir, `${i + 1}.out`), a.stdout ?? '')
-    await writeFile(join(dir, `${i + 1}.err`), a.stderr ?? '')
-    await writeFile(join(dir, `${i + 1}.code`), String(a.code ?? 0))
-  }
-  const script = `#!/bin/sh
-d='${dir}'
-n=$(( $(cat "$d/count") + 1 )); echo "$n" > "$d/count"
-: > "$d/argv.$n"; for a in "$@"; do printf '%s\\n' "$a" >> "$d/argv.$n"; done
-i=$n; [ "$i" -gt ${answers.length} ] && i=${answers.length}
-cat "$d/$i.out"; cat "$d/$i.err" >&2
-exit "$(cat "$d/$i.code")"
-`
-  const bin = join(dir, 'ovs-vsctl')
-  await writeFile(bin, script)
-  await chmod(bin, 0o755)
-  const before = process.env.PLUMB_OVS_VSCTL
-  process.env.PLUMB_OVS_VSCTL = bin
-  t.teardown(async () => {
-    if (before === undefined) delete process.env.PLUMB_OVS_VSCTL
-    else process.env.PLUMB_OVS_VSCTL = before
-    await rm(dir, { recursive: true, force: true })
-  })
-  return {
-    calls: async () => {
-      const n = Number(await readFile(join(dir, 'count'), 'utf8'))
-      const out: string[][] = []
-      for (let i = 1; i <= n; i++) out.push((await readFile(join(dir, `argv.${i}`), 'utf8')).split('\n').filter((l) => l !== ''))
-      return out
-    },
-  }
-}
-
-const table = (headings: string[], rows: unknown[][]): string => JSON.stringify({ data: rows, headings })
-const uuid = (u: string): unknown => ['uuid', u]
-const EMPTY_SET = ['set', []]
-
-// The three tables readPortsArgv asks for, shaped as OVS 3.1 prints them (a one-member set is the bare atom).
-function portTables(ports: unknown[][], bridges: unknown[][], ifaces: unknown[][]): string {
-  return [
-    table(['_uuid', 'name', 'tag', 'trunks', 'external_ids', 'interfaces'], ports),
-    table(['_uuid', 'name', 'ports'], bridges),
-    table(['_uuid', 'name', 'ofport', 'error', 'link_state'], ifaces),
-  ].join('\n') + '\n'
-}
+import { joinPorts } from '../../lib/ovs/parse.js'
+import { vsctlError } from '../../lib/ovs/run.js'
+import { fakeOvsdb, fakeVsctl } from '../helpers/fake-ovsdb.js'
 
 const MARKS = { 'plumb-owner': 'plumb', 'plumb-guest': 'pid:12', 'plumb-ifname': 'eth1', 'plumb-op': 'ovs-port' }
-const marksMap = ['map', Object.entries(MARKS).sort()]
-
-const GOOD_PORT = portTables(
-  [[uuid('p1'), 'vp0', 10, EMPTY_SET, marksMap, uuid('i1')]],
-  [[uuid('b1'), 'br0', ['set', [uuid('p0'), uuid('p1')]]]],
-  [[uuid('i0'), 'br0', 65534, EMPTY_SET, 'down'], [uuid('i1'), 'vp0', 3, EMPTY_SET, 'up']],
-)
 
 // --- argv (pure) ---
 
@@ -151,192 +89,307 @@ test('resolveDatapathType: system with a loaded or installed openvswitch module,
   t.is(ovs.resolveDatapathType('auto', loaded), 'system')
 })
 
-// --- parsing ---
 
-test('parsePorts joins Port, Bridge and Interface rows; one-member sets are bare atoms', (t) => {
-  const stdout = portTables(
-    [
-      [uuid('p2'), 'vp2', EMPTY_SET, 30, ['map', [['plumb-owner', 'plumb']]], uuid('i2')],
-      [uuid('p1'), 'vp1', EMPTY_SET, ['set', [20, 10]], ['map', []], uuid('i1')],
-      [uuid('p3'), 'vp3', 7, EMPTY_SET, ['map', [['plumb-owner', 'plumb']]], uuid('i3')],
-    ],
-    [
-      [uuid('b1'), 'br1', ['set', [uuid('p1'), uuid('p2')]]],
-      [uuid('b2'), 'br2', uuid('p3')],
-    ],
-    [
-      [uuid('i1'), 'vp1', 1, EMPTY_SET, 'up'],
-      [uuid('i2'), 'vp2', -1, 'could not open network device vp2 (No such device)', EMPTY_SET],
-      [uuid('i3'), 'vp3', EMPTY_SET, EMPTY_SET],
-    ],
-  )
-  t.deepEqual(parsePorts(stdout), [
+// --- OVSDB rows ---
+
+const uuid = (u: string): unknown => ['uuid', u]
+const EMPTY_SET = ['set', []]
+
+test('joinPorts joins Port, Bridge and Interface rows; one-member sets are bare atoms', (t) => {
+  const ports = [
+    { _uuid: uuid('p2'), name: 'vp2', tag: EMPTY_SET, trunks: 30, external_ids: ['map', [['plumb-owner', 'plumb']]], interfaces: uuid('i2') },
+    { _uuid: uuid('p1'), name: 'vp1', tag: EMPTY_SET, trunks: ['set', [20, 10]], external_ids: ['map', []], interfaces: uuid('i1') },
+    { _uuid: uuid('p3'), name: 'vp3', tag: 7, trunks: EMPTY_SET, external_ids: ['map', [['plumb-owner', 'plumb']]], interfaces: ['set', [uuid('i4'), uuid('i3')]] },
+  ]
+  const bridges = [
+    { name: 'br1', ports: ['set', [uuid('p1'), uuid('p2')]] },
+    { name: 'br2', ports: uuid('p3') },
+  ]
+  const ifaces = [
+    { _uuid: uuid('i1'), name: 'vp1', ofport: 1, error: EMPTY_SET, link_state: 'up' },
+    { _uuid: uuid('i2'), name: 'vp2', ofport: -1, error: 'could not open network device vp2 (No such device)', link_state: EMPTY_SET },
+    { _uuid: uuid('i3'), name: 'vp3', ofport: EMPTY_SET, error: EMPTY_SET },
+    { _uuid: uuid('i4'), name: 'vp3b', ofport: 9, error: EMPTY_SET },
+  ]
+  t.deepEqual(joinPorts(ports, bridges, ifaces), [
     { name: 'vp1', bridge: 'br1', trunks: [10, 20], externalIds: {}, ofport: 1, linkState: 'up' },
     { name: 'vp2', bridge: 'br1', trunks: [30], externalIds: { 'plumb-owner': 'plumb' }, ifaceError: 'could not open network device vp2 (No such device)', ofport: -1 },
+    // of a bond's interfaces, the one named like the port
     { name: 'vp3', bridge: 'br2', tag: 7, trunks: [], externalIds: { 'plumb-owner': 'plumb' } },
   ])
 })
 
-test('parseBridge reads datapath, marks and the local port; no row is undefined', (t) => {
-  const row = [
-    table(['name', 'datapath_type', 'datapath_version', 'external_ids'], [['br0', 'netdev', '<built-in>', ['map', [['plumb-owner', 'plumb']]]]]),
-    table(['_uuid', 'name', 'ofport', 'error'], [[uuid('i0'), 'br0', 65534, EMPTY_SET]]),
-  ].join('\n')
-  t.deepEqual(parseBridge(row), { name: 'br0', datapathType: 'netdev', datapathVersion: '<built-in>', externalIds: { 'plumb-owner': 'plumb' }, ofport: 65534 })
-  t.is(parseBridge(`${table(['name'], [])}\n${table(['name'], [])}\n`), undefined)
-})
+// --- the driver over OVSDB (serial: the database setting and the connection are process-wide) ---
 
-test('malformed output is a FAILED PlumbError, not a crash', (t) => {
-  t.throws(() => parseTables('Port vp0\n    tag: 10\n'), { instanceOf: PlumbError, message: /not JSON/ })
-  t.throws(() => parseTables('{"rows":[]}'), { instanceOf: PlumbError, message: /not a table/ })
-  t.throws(() => parsePorts(table(['name'], [])), { instanceOf: PlumbError, message: /expected 3 tables/ })
-})
-
-// --- through the fake binary ---
-
-test.serial('isOvsBridge: br-exists with --timeout=5; exit 2 is "no", other failures throw', async (t) => {
-  const fake = await fakeVsctl(t, [{ code: 0 }, { code: 2 }, { code: 1, stderr: 'ovs-vsctl: something broke\n' }])
+test.serial('isOvsBridge and getBridge read the Bridge row over OVSDB, without ovs-vsctl', async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ code: 99 }])
+  db.addBridge('br0', { externalIds: { 'plumb-owner': 'plumb' } })
   t.true(await ovs.isOvsBridge('br0'))
   t.false(await ovs.isOvsBridge('br1'))
-  const e = await t.throwsAsync(ovs.isOvsBridge('br2'), { instanceOf: PlumbError })
-  t.is(e?.message, 'failed to look up OVS bridge "br2": something broke')
-  t.deepEqual(await fake.calls(), [
-    ['--timeout=5', 'br-exists', 'br0'],
-    ['--timeout=5', 'br-exists', 'br1'],
-    ['--timeout=5', 'br-exists', 'br2'],
-  ])
+  t.deepEqual(await ovs.getBridge('br0'), { name: 'br0', datapathType: 'netdev', datapathVersion: '<built-in>', externalIds: { 'plumb-owner': 'plumb' }, ofport: 65534 })
+  t.is(await ovs.getBridge('br1'), undefined)
+  t.deepEqual(await vsctl.calls(), [])
+  t.true(db.transactions().every((ops) => ops.every((op) => op.op === 'select')), 'reads only')
 })
 
-test.serial('getPort and listPlumbPorts: one JSON call each, by name / by the owner mark', async (t) => {
-  const fake = await fakeVsctl(t, [{ stdout: GOOD_PORT }, { stdout: portTables([], [], []) }, { stdout: GOOD_PORT }])
-  const want = { name: 'vp0', bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3, linkState: 'up' }
-  t.deepEqual(await ovs.getPort('vp0'), want)
+test.serial('getPort, lookupBridgeAndPort, listPlumbPorts: the Port row with its bridge and Interface', async (t) => {
+  const db = await fakeOvsdb(t)
+  db.addBridge('br0', {
+    ports: [
+      { name: 'vp0', tag: 10, externalIds: MARKS, ofport: 3, linkState: 'up' },
+      { name: 'vp1', iface: 'vp1i', trunks: [20, 10], ofport: 4 },
+    ],
+  })
+  db.addBridge('br1', { ports: [{ name: 'vp2', externalIds: { 'plumb-owner': 'plumb' }, ofport: -1, error: 'could not open network device vp2 (No such device)' }] })
+  const vp0 = { name: 'vp0', bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3, linkState: 'up' }
+  t.deepEqual(await ovs.getPort('vp0'), vp0)
+  // an interface not named like its port is read by uuid, in a second transaction
+  t.deepEqual(await ovs.getPort('vp1'), { name: 'vp1', bridge: 'br0', trunks: [10, 20], externalIds: {}, ofport: 4 })
   t.is(await ovs.getPort('vp9'), undefined)
-  t.deepEqual(await ovs.listPlumbPorts(), [want])
-  const calls = await fake.calls()
-  const tail = ['--', '--columns=_uuid,name,ports', 'list', 'Bridge', '--', '--columns=_uuid,name,ofport,error,link_state', 'list', 'Interface']
-  t.deepEqual(calls[0], ['--timeout=5', '--format=json', '--', '--columns=_uuid,name,tag,trunks,external_ids,interfaces', 'find', 'Port', 'name=vp0', ...tail])
-  t.is(calls[1]![6], 'name=vp9')
-  t.is(calls[2]![6], 'external_ids:plumb-owner=plumb')
-})
-
-test.serial('addPort runs the transaction, then reads the port back', async (t) => {
-  const fake = await fakeVsctl(t, [{ code: 0 }, { stdout: GOOD_PORT }])
-  const info = await ovs.addPort('br0', 'vp0', { tag: 10, externalIds: MARKS })
-  t.is(info.ofport, 3)
-  const calls = await fake.calls()
-  t.is(calls.length, 2)
-  t.deepEqual(calls[0], ['--timeout=5', ...ovs.addPortArgv('br0', 'vp0', { tag: 10, externalIds: MARKS })])
-  t.is(calls[1]![6], 'name=vp0')
-})
-
-test.serial('addPort: exit 0 with an error on stderr, read-back shows ofport -1 -> PlumbError, and the row is removed again', async (t) => {
-  const broken = portTables(
-    [[uuid('p1'), 'vp0', 10, EMPTY_SET, marksMap, uuid('i1')]],
-    [[uuid('b1'), 'br0', uuid('p1')]],
-    [[uuid('i1'), 'vp0', -1, 'could not open network device vp0 (No such device)']],
+  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp0'), { bridgeExists: true, datapathType: 'netdev', port: vp0 })
+  t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp9'), { bridgeExists: true, datapathType: 'netdev', port: undefined })
+  t.deepEqual(await ovs.lookupBridgeAndPort('nobr', 'vp0'), { bridgeExists: false, port: vp0 })
+  t.deepEqual(await ovs.lookupBridgeAndPort('br1'), { bridgeExists: true, datapathType: 'netdev', port: undefined })
+  // what OVS holds under a name: a bridge, a port, a bond's member interface, nothing
+  t.deepEqual(await ovs.rowsNamed('br1'), { bridge: true })
+  t.deepEqual(await ovs.rowsNamed('vp0'), { bridge: false, port: { name: 'vp0', bridge: 'br0' } })
+  t.deepEqual(await ovs.rowsNamed('vp1i'), { bridge: false, port: { name: 'vp1', bridge: 'br0' } })
+  t.deepEqual(await ovs.rowsNamed('vp9'), { bridge: false })
+  // every bridge with its ports (not its own local port), for ls
+  t.deepEqual(
+    (await ovs.listBridges()).map((b) => [b.name, b.ports.map((p) => `${p.name}:${p.tag ?? p.trunks.join(',')}`)]),
+    [
+      ['br0', ['vp0:10', 'vp1:10,20']],
+      ['br1', ['vp2:']],
+    ],
   )
-  const fake = await fakeVsctl(t, [
-    { code: 0, stderr: "ovs-vsctl: Error detected while setting up 'vp0': could not open network device vp0 (No such device).  See ovs-vswitchd log for details.\novs-vsctl: The default log directory is \"/var/log/openvswitch\".\n" },
-    { stdout: broken },
-  ])
+  t.deepEqual(
+    (await ovs.listPlumbPorts()).map((p) => [p.name, p.bridge, p.ifaceError ?? '']),
+    [
+      ['vp0', 'br0', ''],
+      ['vp2', 'br1', 'could not open network device vp2 (No such device)'],
+    ],
+  )
+})
+
+/** A Port row of the fake database, its columns as plain values. */
+function portRow(db: Awaited<ReturnType<typeof fakeOvsdb>>, name: string) {
+  const r = db.row('Port', name)
+  if (!r) return undefined
+  const set = (v: unknown): unknown[] => (Array.isArray(v) && v[0] === 'set' ? (v[1] as unknown[]) : [v])
+  return {
+    uuid: r._uuid,
+    tag: set(r.tag ?? EMPTY_SET),
+    trunks: set(r.trunks ?? EMPTY_SET),
+    externalIds: Object.fromEntries((r.external_ids as [string, [string, string][]])[1]),
+    bridge: db.rows('Bridge').find((b) => JSON.stringify(b.ports).includes(String(r._uuid)))?.name,
+  }
+}
+
+test.serial('addPort of a new port: one transaction inserts the marked rows, waits for ovs-vswitchd, reads the port back', async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ code: 99 }])
+  db.addBridge('br0')
+  const info = await ovs.addPort('br0', 'vp0', { trunks: [20, 10, 20], externalIds: MARKS })
+  t.like(info, { name: 'vp0', bridge: 'br0', trunks: [10, 20], externalIds: MARKS })
+  t.true((info.ofport ?? 0) > 0, 'ovs-vswitchd numbered it before addPort returned')
+  t.deepEqual(portRow(db, 'vp0'), { uuid: portRow(db, 'vp0')?.uuid, tag: [], trunks: [10, 20], externalIds: MARKS, bridge: 'br0' })
+  t.truthy(db.row('Interface', 'vp0'))
+  const ovsRow = db.rows('Open_vSwitch')[0]!
+  t.is(ovsRow.cur_cfg, ovsRow.next_cfg, 'the change was applied')
+  // The one write: refuses (wait) rather than touch an existing row, and asks vswitchd to apply it.
+  const writes = db.transactions().filter((ops) => ops.some((op) => op.op !== 'select'))
+  t.is(writes.length, 1)
+  t.deepEqual(
+    writes[0]!.map((op) => `${String(op.op)} ${String(op.table)}`),
+    ['wait Bridge', 'wait Port', 'wait Interface', 'insert Interface', 'insert Port', 'mutate Bridge', 'mutate Open_vSwitch', 'select Open_vSwitch'],
+  )
+  t.deepEqual(await vsctl.calls(), [], 'no ovs-vsctl on the way')
+})
+
+test.serial('addPort: ovs-vswitchd cannot open the device -> FAILED with a hint, and the rows are removed again', async (t) => {
+  const db = await fakeOvsdb(t, { vswitchd: (name) => ({ ofport: -1, error: `could not open network device ${name} (No such device)` }) })
+  db.addBridge('br0')
   const e = await t.throwsAsync(ovs.addPort('br0', 'vp0', { tag: 10, externalIds: MARKS }), { instanceOf: PlumbError })
   t.is(e?.code, 'FAILED')
-  t.regex(e?.message ?? '', /^failed to add OVS port "vp0" to bridge "br0": could not open network device vp0 \(No such device\)/)
-  t.notRegex(e?.message ?? '', /default log directory/)
+  t.is(e?.message, 'failed to add OVS port "vp0" to bridge "br0": could not open network device vp0 (No such device); the port row was removed again')
   t.regex(e?.hint ?? '', /create the interface "vp0"/)
   t.deepEqual(e?.rolledBack, ['ovs-vsctl --if-exists del-port br0 vp0'])
-  const calls = await fake.calls()
-  t.deepEqual(calls.at(-1), ['--timeout=5', '--if-exists', 'del-port', 'br0', 'vp0'])
+  t.is(db.row('Port', 'vp0'), undefined)
+  t.is(db.row('Interface', 'vp0'), undefined)
 })
 
-test.serial('addPort: a read-back with another tag than asked fails (and a foreign row is not removed)', async (t) => {
-  const other = portTables([[uuid('p1'), 'vp0', 20, EMPTY_SET, ['map', []], uuid('i1')]], [[uuid('b1'), 'br0', uuid('p1')]], [[uuid('i1'), 'vp0', 1, EMPTY_SET]])
-  const fake = await fakeVsctl(t, [{ code: 0 }, { stdout: other }])
+test.serial("addPort onto a port row that is not plumb's: CONFLICT, and the row is left exactly as it was", async (t) => {
+  const db = await fakeOvsdb(t)
+  db.addBridge('br0', { ports: [{ name: 'vp0', tag: 5, externalIds: { owner: 'someone' }, ofport: 3 }] })
+  const before = portRow(db, 'vp0')
   const e = await t.throwsAsync(ovs.addPort('br0', 'vp0', { tag: 10, externalIds: MARKS }), { instanceOf: PlumbError })
-  t.regex(e?.message ?? '', /its tag is 20, not 10/)
-  t.false((await fake.calls()).some((c) => c.includes('del-port')))
+  t.is(e?.code, 'CONFLICT')
+  t.is(e?.message, `failed to add OVS port "vp0": OVS port "vp0" exists and is not plumb's (no external_ids:plumb-owner=plumb)`)
+  t.deepEqual(portRow(db, 'vp0'), before)
 })
 
-test.serial('createBridge: an existing bridge is left alone, with whether it is plumb\'s', async (t) => {
-  const existing = [
-    table(['name', 'datapath_type', 'datapath_version', 'external_ids'], [['br0', '', '<unknown>', ['map', []]]]),
-    table(['_uuid', 'name', 'ofport', 'error'], [[uuid('i0'), 'br0', 65534, EMPTY_SET]]),
-  ].join('\n')
-  const fake = await fakeVsctl(t, [{ stdout: existing }])
+test.serial("re-adding plumb's own port re-sets that row in place: tag and trunks as asked, marks given replaced, others kept", async (t) => {
+  const db = await fakeOvsdb(t)
+  db.addBridge('br0', { ports: [{ name: 'vp0', trunks: [20], externalIds: { ...MARKS, 'plumb-extra': 'x' }, ofport: 3 }] })
+  const before = portRow(db, 'vp0')
+  const info = await ovs.addPort('br0', 'vp0', { tag: 30, externalIds: { 'plumb-owner': 'plumb', 'plumb-guest': 'pid:7' } })
+  t.like(info, { tag: 30, trunks: [] })
+  t.deepEqual(portRow(db, 'vp0'), { uuid: before?.uuid, tag: [30], trunks: [], externalIds: { ...MARKS, 'plumb-guest': 'pid:7', 'plumb-extra': 'x' }, bridge: 'br0' })
+})
+
+test.serial('addPort refusals: plumb\'s port on another bridge (in ovs-vsctl\'s words), a missing bridge, an interface in another port', async (t) => {
+  const db = await fakeOvsdb(t)
+  db.addBridge('br1', { ports: [{ name: 'vp0', tag: 10, externalIds: MARKS, ofport: 3 }, { name: 'bond0', iface: 'vx', ofport: 4 }] })
+  db.addBridge('br2')
+  const moved = await t.throwsAsync(ovs.addPort('br2', 'vp0', { tag: 20, externalIds: MARKS }), { instanceOf: PlumbError })
+  t.is(moved?.code, 'CONFLICT')
+  t.is(moved?.message, 'failed to add OVS port "vp0": "--may-exist add-port br2 vp0" but vp0 is actually attached to bridge br1')
+  t.like(portRow(db, 'vp0'), { tag: [10], bridge: 'br1' })
+  const nf = await t.throwsAsync(ovs.addPort('nobr', 'vq', { externalIds: MARKS }), { instanceOf: PlumbError })
+  t.is(nf?.code, 'NOT_FOUND')
+  t.is(nf?.message, 'failed to add OVS port "vq": no bridge named nobr')
+  const taken = await t.throwsAsync(ovs.addPort('br2', 'vx', { externalIds: MARKS }), { instanceOf: PlumbError })
+  t.is(taken?.code, 'CONFLICT')
+  t.regex(taken?.message ?? '', /an interface named vx already exists \(in another port\)/)
+  t.is(db.row('Port', 'vq'), undefined)
+  t.is(db.row('Port', 'vx'), undefined)
+})
+
+test.serial('ovsAvailable: the version over OVSDB', async (t) => {
+  await fakeOvsdb(t, { version: '3.1.0' })
+  t.deepEqual(await ovs.ovsAvailable(), { ok: true, version: '3.1.0' })
+})
+
+test.serial('ovsAvailable: ovs_version unset means ovs-vswitchd never ran', async (t) => {
+  await fakeOvsdb(t, { version: '' })
+  const a = await ovs.ovsAvailable()
+  t.false(a.ok)
+  t.regex(a.reason ?? '', /ovs-vswitchd has not started/)
+})
+
+test.serial('ovsAvailable: nothing listening is "not running" with the start hint, never a throw', async (t) => {
+  const before = configure({ ovsdbSocket: '/nonexistent/pt-ovsdb.sock' })
+  t.teardown(() => void configure(before))
+  const a = await ovs.ovsAvailable()
+  t.false(a.ok)
+  t.regex(a.reason ?? '', /Open vSwitch is not running.*\(start it: .*ovs-ctl start\)/)
+})
+
+// --- what still runs ovs-vsctl: bridges and del-port ---
+
+/** The argv every ovs-vsctl call starts with: the database the OVSDB client uses, and a timeout. */
+const vsctlHead = (db: { path: string }): string[] => [`--db=unix:${db.path}`, '--timeout=5']
+
+test.serial("createBridge leaves an existing bridge as it is, saying whether it is plumb's; no ovs-vsctl runs", async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ code: 99 }])
+  db.addBridge('br0', { datapathType: '' })
+  db.addBridge('br1', { externalIds: { 'plumb-owner': 'plumb' } })
   t.deepEqual(await ovs.createBridge('br0', { datapathType: 'netdev', mark: { 'plumb-owner': 'plumb' } }), { created: false, owned: false, datapathType: 'system' })
-  const calls = await fake.calls()
-  t.is(calls.length, 1)
-  t.false(calls[0]!.includes('add-br'))
+  t.deepEqual(await ovs.createBridge('br1', { datapathType: 'netdev' }), { created: false, owned: true, datapathType: 'netdev' })
+  t.deepEqual(await vsctl.calls(), [])
 })
 
-test.serial('createBridge: add-br exits 0 but the datapath never opened -> PlumbError and del-br', async (t) => {
-  const none = `${table(['name'], [])}\n${table(['name'], [])}\n`
-  const half = [
-    table(['name', 'datapath_type', 'datapath_version', 'external_ids'], [['pt-nobr', 'system', '', ['map', [['plumb-owner', 'plumb']]]]]),
-    table(['_uuid', 'name', 'ofport', 'error'], [[uuid('i0'), 'pt-nobr', EMPTY_SET, EMPTY_SET]]),
-  ].join('\n')
-  const fake = await fakeVsctl(t, [{ stdout: none }, { code: 0, stderr: "ovs-vsctl: Error detected while setting up 'pt-nobr'.  See ovs-vswitchd log for details.\n" }, { stdout: half }])
-  const e = await t.throwsAsync(ovs.createBridge('pt-nobr', { datapathType: 'system', mark: { 'plumb-owner': 'plumb' } }), { instanceOf: PlumbError })
+/** What `ovs-vsctl add-br NAME -- set bridge NAME datapath_type=T` writes (the local Interface: as ovs-vswitchd left it). */
+const addBrOps = (name: string, dp: string, version: string, iface: Record<string, unknown>, ids: Array<[string, string]> = []) => [
+  { op: 'insert', table: 'Interface', row: { name, ...iface }, 'uuid-name': 'i' },
+  { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
+  { op: 'insert', table: 'Bridge', row: { name, ports: ['set', [['named-uuid', 'p']]], datapath_type: dp, datapath_version: version, external_ids: ['map', ids] } },
+]
+
+test.serial('createBridge: add-br exits 0 but the datapath never opened -> PlumbError naming why, and del-br', async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [
+    { code: 0, stderr: "ovs-vsctl: Error detected while setting up 'ptnobr'.  See ovs-vswitchd log for details.\n", transact: addBrOps('ptnobr', 'system', '', {}, [['plumb-owner', 'plumb']]) },
+    { code: 0 },
+  ])
+  const e = await t.throwsAsync(ovs.createBridge('ptnobr', { datapathType: 'system', mark: { 'plumb-owner': 'plumb' } }), { instanceOf: PlumbError })
   t.is(e?.code, 'FAILED')
-  t.regex(e?.message ?? '', /^failed to create OVS bridge "pt-nobr": ovs-vswitchd could not open its datapath/)
-  t.regex(e?.message ?? '', /Error detected while setting up/)
+  t.regex(e?.message ?? '', /^failed to create OVS bridge "ptnobr": ovs-vswitchd could not open its datapath \(system: is the openvswitch kernel module there\?/)
+  t.regex(e?.message ?? '', /\(ovs-vsctl said: Error detected while setting up 'ptnobr'/)
+  t.regex(e?.message ?? '', /the half-made bridge was deleted again$/)
   t.regex(e?.hint ?? '', /netdev/)
-  const calls = await fake.calls()
-  t.deepEqual(calls[1], ['--timeout=5', 'add-br', 'pt-nobr', '--', 'set', 'bridge', 'pt-nobr', 'datapath_type=system', 'external_ids:plumb-owner=plumb'])
-  t.deepEqual(calls.at(-1), ['--timeout=5', '--if-exists', 'del-br', 'pt-nobr'])
+  t.deepEqual(e?.rolledBack, ['ovs-vsctl --if-exists del-br ptnobr'])
+  t.deepEqual(await vsctl.calls(), [
+    [...vsctlHead(db), 'add-br', 'ptnobr', '--', 'set', 'bridge', 'ptnobr', 'datapath_type=system', 'external_ids:plumb-owner=plumb'],
+    [...vsctlHead(db), '--if-exists', 'del-br', 'ptnobr'],
+  ])
 })
 
 test.serial('createBridge: success needs the row, the datapath, the local port and the kernel device', async (t) => {
   // "lo" stands in for the bridge's kernel device: the one interface every netns has.
-  const none = `${table(['name'], [])}\n${table(['name'], [])}\n`
-  const good = [
-    table(['name', 'datapath_type', 'datapath_version', 'external_ids'], [['lo', 'netdev', '<built-in>', ['map', []]]]),
-    table(['_uuid', 'name', 'ofport', 'error'], [[uuid('i0'), 'lo', 65534, EMPTY_SET]]),
-  ].join('\n')
-  const fake = await fakeVsctl(t, [{ stdout: none }, { code: 0 }, { stdout: good }])
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ code: 0, transact: addBrOps('lo', 'netdev', '<built-in>', { ofport: 65534 }) }])
   t.deepEqual(await ovs.createBridge('lo', { datapathType: 'netdev' }), { created: true, owned: false, datapathType: 'netdev' })
-  t.is((await fake.calls()).length, 3)
+  t.is((await vsctl.calls()).length, 1)
+  t.like(db.row('Bridge', 'lo'), { datapath_type: 'netdev' })
 })
 
-test.serial('error mapping: ovsdb down and a missing binary are UNSUPPORTED (exit 5) with a hint', async (t) => {
-  await fakeVsctl(t, [{ code: 1, stderr: 'ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed (No such file or directory)\n' }])
-  const down = await t.throwsAsync(ovs.getPort('vp0'), { instanceOf: PlumbError })
-  t.is(down?.code, 'UNSUPPORTED')
-  t.is(down?.exitCode, 5)
-  t.regex(down?.message ?? '', /^failed to read OVS port "vp0": Open vSwitch is not running/)
-  t.is(down?.hint, 'start it: /usr/share/openvswitch/scripts/ovs-ctl start')
-  const avail = await ovs.ovsAvailable()
-  t.false(avail.ok)
-  t.regex(avail.reason ?? '', /not running.*ovs-ctl start/)
-
-  process.env.PLUMB_OVS_VSCTL = '/nonexistent/pt-ovs-vsctl'
-  const missing = await t.throwsAsync(ovs.isOvsBridge('br0'), { instanceOf: PlumbError })
-  t.is(missing?.code, 'UNSUPPORTED')
-  t.is(missing?.exitCode, 5)
-  t.regex(missing?.message ?? '', /not found/)
-  t.regex(missing?.hint ?? '', /openvswitch-switch/)
-  t.false((await ovs.ovsAvailable()).ok)
-})
-
-test.serial('error mapping: not found, conflict, and a timeout', async (t) => {
-  await fakeVsctl(t, [
-    { code: 1, stderr: 'ovs-vsctl: no bridge named br9\n' },
-    { code: 1, stderr: 'ovs-vsctl: "--may-exist add-port br0 vp0" but vp0 is actually attached to bridge br1\n' },
-    { code: 142, stderr: 'ovs-vsctl: timeout after 5 seconds\n' },
+test.serial('deleteBridgeIfEmptyAndOurs: only an empty bridge plumb made goes, through list-ports and del-br', async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ stdout: 'vp9\n' }, { stdout: '' }, { code: 0 }])
+  db.addBridge('fb')
+  db.addBridge('pb', { externalIds: { 'plumb-owner': 'plumb' } })
+  t.false(await ovs.deleteBridgeIfEmptyAndOurs('fb'), "not plumb's")
+  t.false(await ovs.deleteBridgeIfEmptyAndOurs('pb'), 'still has a port')
+  t.true(await ovs.deleteBridgeIfEmptyAndOurs('pb'))
+  t.false(await ovs.deleteBridgeIfEmptyAndOurs('nobr'), 'gone already')
+  t.deepEqual(await vsctl.calls(), [
+    [...vsctlHead(db), 'list-ports', 'pb'],
+    [...vsctlHead(db), 'list-ports', 'pb'],
+    [...vsctlHead(db), '--if-exists', 'del-br', 'pb'],
   ])
-  const nf = await t.throwsAsync(ovs.delPort('vp0'), { instanceOf: PlumbError })
-  t.is(nf?.code, 'NOT_FOUND')
-  const cf = await t.throwsAsync(ovs.addPort('br0', 'vp0', { externalIds: {} }), { instanceOf: PlumbError })
-  t.is(cf?.code, 'CONFLICT')
-  t.is(cf?.message, 'failed to add OVS port "vp0": "--may-exist add-port br0 vp0" but vp0 is actually attached to bridge br1')
-  const to = await t.throwsAsync(ovs.deleteBridge('br0'), { instanceOf: PlumbError })
-  t.is(to?.code, 'UNSUPPORTED')
-  t.regex(to?.message ?? '', /timed out after 5 s/)
 })
 
-test.serial('delPort with a bridge that is gone is done, not an error', async (t) => {
-  const fake = await fakeVsctl(t, [{ code: 1, stderr: 'ovs-vsctl: no bridge named br9\n' }])
+test.serial('delPort: a bridge that is gone is done, not an error; without a bridge the same words are NOT_FOUND', async (t) => {
+  const db = await fakeOvsdb(t)
+  const vsctl = await fakeVsctl(t, [{ code: 1, stderr: 'ovs-vsctl: no bridge named br9\n' }])
   await t.notThrowsAsync(ovs.delPort('vp0', { bridge: 'br9' }))
-  t.deepEqual(await fake.calls(), [['--timeout=5', '--if-exists', 'del-port', 'br9', 'vp0']])
+  const e = await t.throwsAsync(ovs.deleteBridge('br9'), { instanceOf: PlumbError })
+  t.is(e?.code, 'NOT_FOUND')
+  t.is(e?.message, 'failed to delete OVS bridge "br9": no bridge named br9')
+  t.deepEqual(await vsctl.calls(), [
+    [...vsctlHead(db), '--if-exists', 'del-port', 'br9', 'vp0'],
+    [...vsctlHead(db), '--if-exists', 'del-br', 'br9'],
+  ])
 })
+
+test.serial('ovs-vsctl not installed: UNSUPPORTED (exit 5) naming the package', async (t) => {
+  const empty = await mkdtemp(join(tmpdir(), 'pt-nopath-'))
+  const before = process.env.PATH
+  process.env.PATH = empty
+  t.teardown(async () => {
+    process.env.PATH = before
+    await rm(empty, { recursive: true, force: true })
+  })
+  const e = await t.throwsAsync(ovs.deleteBridge('br0'), { instanceOf: PlumbError })
+  t.is(e?.code, 'UNSUPPORTED')
+  t.is(e?.exitCode, 5)
+  t.regex(e?.message ?? '', /^failed to delete OVS bridge "br0": ovs-vsctl not found/)
+  t.regex(e?.hint ?? '', /openvswitch-switch/)
+})
+
+// --- ovs-vsctl's failures, from its exit and its words ---
+
+const C = { verb: 'add', object: 'OVS bridge', name: 'br0' }
+const vsctlCases: Array<[what: string, res: { exitCode?: number; signal?: string; stderr: string }, code: ErrorCode, message: RegExp]> = [
+  ['ovsdb down', { exitCode: 1, stderr: 'ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed (No such file or directory)\n' }, 'UNSUPPORTED', /^failed to add OVS bridge "br0": Open vSwitch is not running \(unix:.*No such file or directory\)\)$/],
+  ['its own alarm', { signal: 'SIGALRM', stderr: '' }, 'UNSUPPORTED', /ovs-vsctl timed out after 5 s \(is ovs-vswitchd running\?\)$/],
+  ['timeout text', { exitCode: 142, stderr: 'ovs-vsctl: timeout after 5 seconds\n' }, 'UNSUPPORTED', /timed out after 5 s/],
+  ['not root', { exitCode: 1, stderr: 'ovs-vsctl: unix:/run/x: Permission denied\n' }, 'PERMISSION', /Permission denied$/],
+  ['no bridge', { exitCode: 1, stderr: 'ovs-vsctl: no bridge named br9\n' }, 'NOT_FOUND', /: no bridge named br9$/],
+  ['no row', { exitCode: 1, stderr: 'ovs-vsctl: no row "vp9" in table Port\n' }, 'NOT_FOUND', /no row "vp9" in table Port$/],
+  ['exists', { exitCode: 1, stderr: 'ovs-vsctl: cannot create a bridge named br0 because a bridge named br0 already exists\n' }, 'CONFLICT', /already exists$/],
+  ['other', { exitCode: 1, stderr: 'ovs-vsctl: something broke\novs-vsctl: The default log directory is "/var/log/openvswitch".\n' }, 'FAILED', /^failed to add OVS bridge "br0": something broke$/],
+  ['silent', { exitCode: 3, stderr: '' }, 'FAILED', /: exit status 3$/],
+]
+for (const [what, res, code, message] of vsctlCases) {
+  test(`vsctlError: ${what} -> ${code}`, (t) => {
+    const e = vsctlError(C, res)
+    t.is(e.code, code)
+    t.regex(e.message, message)
+    if (code === 'UNSUPPORTED') t.regex(e.hint ?? '', /ovs-ctl start/)
+  })
+}

@@ -2,14 +2,11 @@
 // ovsdb-server on a unix socket (echo answered, replies cut into pieces, errors, reuse, timeouts).
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import type { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { configure } from '../../lib/config.js'
 import { PlumbError } from '../../lib/errors.js'
-import { JsonSplitter, OvsdbError, closeOvsdb, ovsdbConnectionsOpened, transact, transactAndWait } from '../../lib/ovs/ovsdb.js'
+import { JsonSplitter, OvsdbError, ovsdbConnectionsOpened, transact, transactAndWait } from '../../lib/ovs/ovsdb.js'
+import { fakeOvsdbServer as fakeServer } from '../helpers/fake-ovsdb.js'
+import { waitFor } from '../helpers/env.js'
 
 const C = { verb: 'read', object: 'OVS port', name: 'vp0' }
 
@@ -63,45 +60,6 @@ test('splitter: something that is not a JSON object between messages is an error
 
 // --- the client, against a fake server ---
 
-type Handler = (msg: { method: string; params: unknown[]; id: unknown }, send: (m: unknown, pieces?: number) => void, sock: Socket) => void
-
-/** A fake ovsdb-server: `handler` sees each request; PLUMB_OVSDB points at it for the test. */
-async function fakeServer(t: ExecutionContext, handler: Handler): Promise<{ connections: () => number; seen: unknown[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'pt-ovsdb-'))
-  const path = join(dir, 'db.sock')
-  let connections = 0
-  const seen: unknown[] = []
-  const server = createServer((sock) => {
-    connections++
-    const split = new JsonSplitter()
-    // Replies cut into `pieces` writes, a few ms apart, so the client sees partial messages.
-    const send = (m: unknown, pieces = 1): void => {
-      const buf = Buffer.from(JSON.stringify(m))
-      const size = Math.ceil(buf.length / pieces)
-      for (let i = 0; i < pieces; i++) setTimeout(() => sock.writable && sock.write(buf.subarray(i * size, (i + 1) * size)), i * 2)
-    }
-    sock.on('data', (chunk) => {
-      for (const text of split.push(chunk)) {
-        const msg = JSON.parse(text) as { method: string; params: unknown[]; id: unknown }
-        seen.push(msg)
-        handler(msg, send, sock)
-      }
-    })
-    sock.on('error', () => undefined)
-  })
-  await new Promise<void>((resolve) => server.listen(path, resolve))
-  const before = process.env.PLUMB_OVSDB
-  process.env.PLUMB_OVSDB = path
-  t.teardown(async () => {
-    closeOvsdb()
-    if (before === undefined) delete process.env.PLUMB_OVSDB
-    else process.env.PLUMB_OVSDB = before
-    await new Promise((r) => server.close(r))
-    await rm(dir, { recursive: true, force: true })
-  })
-  return { connections: () => connections, seen }
-}
-
 test.serial('transact: the reply arrives in pieces after an echo request, which the client answers', async (t) => {
   const srv = await fakeServer(t, (msg, send) => {
     if (msg.method === 'transact') {
@@ -113,8 +71,7 @@ test.serial('transact: the reply arrives in pieces after an echo request, which 
   t.deepEqual(res, [{ rows: [{ name: 'vp0 — ✓ {"}' }] }])
   t.like(srv.seen[0], { method: 'transact', params: ['Open_vSwitch', { op: 'select', table: 'Port', where: [], columns: ['name'] }] })
   // The echo reply goes back with the same id and params.
-  await new Promise((r) => setTimeout(r, 20))
-  t.deepEqual(srv.seen[1], { result: ['ping', 7], error: null, id: 'echo' })
+  t.deepEqual(await waitFor(() => srv.seen[1], { what: 'the echo reply' }), { result: ['ping', 7], error: null, id: 'echo' })
 })
 
 test.serial('one connection is reused across calls, and reopened (the call retried once) when the server dropped it', async (t) => {
@@ -202,12 +159,8 @@ test.serial('the monitor reply, the transaction reply and the cur_cfg update in 
 })
 
 test.serial('nothing listening: UNSUPPORTED "Open vSwitch is not running" with the start hint, like ovs-vsctl', async (t) => {
-  const before = process.env.PLUMB_OVSDB
-  process.env.PLUMB_OVSDB = '/nonexistent/pt-ovsdb.sock'
-  t.teardown(() => {
-    if (before === undefined) delete process.env.PLUMB_OVSDB
-    else process.env.PLUMB_OVSDB = before
-  })
+  const before = configure({ ovsdbSocket: '/nonexistent/pt-ovsdb.sock' })
+  t.teardown(() => void configure(before))
   const e = await t.throwsAsync(transact([], C), { instanceOf: PlumbError })
   t.is(e?.code, 'UNSUPPORTED')
   t.is(e?.message, 'failed to read OVS port "vp0": Open vSwitch is not running (unix:/nonexistent/pt-ovsdb.sock: database connection failed (No such file or directory))')

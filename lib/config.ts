@@ -1,0 +1,32 @@
+// The library's host-wide settings (where ovsdb-server listens, where DHCP leases are kept): set by
+// the program through configure(), the CLI from its environment at start; library code never reads PLUMB_*.
+
+import { RUN_DIR } from './paths.js'
+
+export interface PlumbConfig {
+  /** ovsdb-server's unix socket; default `$OVS_RUNDIR/db.sock` (/var/run/openvswitch/db.sock), where ovs-vsctl looks */
+  ovsdbSocket?: string
+  /** where the DHCP clients' state dirs live; default /run/plumb/dhcp */
+  dhcpStateDir?: string
+}
+
+let current: PlumbConfig = {}
+
+/**
+ * Replace the settings: a setting left out goes back to its default. Returns the previous ones
+ * (to restore them). Every op reads them when it runs, so a change applies to the next op.
+ */
+export function configure(config: PlumbConfig): PlumbConfig {
+  const before = current
+  current = { ...config }
+  return before
+}
+
+/** Where Open vSwitch keeps its sockets and pid files (OVS_RUNDIR is its own variable; ovs-ctl creates the dir, and it stays when OVS stops). */
+export const ovsRunDir = (): string => process.env.OVS_RUNDIR ?? '/var/run/openvswitch'
+
+/** ovsdb-server's socket: the configured one, else ovs-vsctl's own default. */
+export const ovsdbSocket = (): string => current.ovsdbSocket || `${ovsRunDir()}/db.sock`
+
+/** The root of the DHCP state dirs. */
+export const dhcpStateDir = (): string => current.dhcpStateDir || `${RUN_DIR}/dhcp`
