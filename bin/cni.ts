@@ -1,0 +1,17 @@
+// The CNI bundle's entry (dist/plumb-cni.cjs): plumb answering as a CNI plugin (dist/plumb.cjs
+// loads it when CNI_COMMAND is set). Its own bundle, so a runtime's every ADD and DEL loads
+// neither yargs nor the CLI's commands; cniMain is there for the build's code-cache training run.
+
+import { readFileSync } from 'node:fs'
+import { cniMain } from '../lib/cni/plugin.js'
+
+const io = {
+  out: (text: string) => void process.stdout.write(`${text}\n`),
+  err: (text: string) => void process.stderr.write(`${text}\n`),
+}
+
+export function main(): Promise<number> {
+  return cniMain(process.env, () => readFileSync(0, 'utf8'), io)
+}
+
+export { cniMain }
