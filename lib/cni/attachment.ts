@@ -118,12 +118,19 @@ export async function removeAttachment(a: AttachmentId, opts: { netns?: string; 
       if (opts.made && op.op === 'attach-veth' && !ovsBridges.has(op.bridge)) bridges.add(op.bridge)
       if (bridges.size || ovsBridges.size) {
         // As gc does: no attach-veth is between finding a bridge and giving it its port meanwhile.
-        const lock = await acquireBridgeLock('exclusive')
-        try {
-          for (const b of bridges) await cleanupBridge(tx, hostNs, b, result)
-          for (const b of ovsBridges) await cleanupOvsBridge(tx, b, result)
-        } finally {
-          lock.release()
+        // A DEL must not fail (and keep its address from IPAM) over housekeeping: when another
+        // plumb holds the lock that long, an empty bridge and its rule are left for `plumb gc`.
+        const lock = await acquireBridgeLock('exclusive', { timeoutMs: 2_000 }).catch((err: unknown) => {
+          result.messages.push(`left the bridge clean-up to plumb gc: ${err instanceof Error ? err.message : String(err)}`)
+          return undefined
+        })
+        if (lock) {
+          try {
+            for (const b of bridges) await cleanupBridge(tx, hostNs, b, result)
+            for (const b of ovsBridges) await cleanupOvsBridge(tx, b, result)
+          } finally {
+            lock.release()
+          }
         }
       }
       result.plan = tx.lines

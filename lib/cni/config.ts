@@ -120,7 +120,11 @@ export function parseEnv(env: Record<string, string | undefined>): CniEnv {
   }
   const missing = need[cmd].filter((k) => !env[k])
   if (missing.length) throw badEnv(`required environment variables missing: ${missing.join(', ')}`, `CNI_COMMAND=${cmd} needs ${need[cmd].join(', ')}`)
-  const out: CniEnv = { command: cmd, args: parseCniArgs(env.CNI_ARGS ?? ''), path: (env.CNI_PATH ?? '').split(':').filter(Boolean) }
+  const out: CniEnv = { command: cmd, args: {}, path: (env.CNI_PATH ?? '').split(':').filter(Boolean) }
+  // The rest concerns one container; VERSION, GC and STATUS ignore it (libcni's config validation
+  // asks VERSION with "dummy" in every variable).
+  if (cmd !== 'ADD' && cmd !== 'DEL' && cmd !== 'CHECK') return out
+  out.args = parseCniArgs(env.CNI_ARGS ?? '')
   if (env.CNI_CONTAINERID) {
     if (!ID.test(env.CNI_CONTAINERID)) throw badEnv(`invalid CNI_CONTAINERID "${env.CNI_CONTAINERID}"`, 'a container id starts with a letter or digit, then letters, digits, "_", "." or "-"')
     out.containerId = env.CNI_CONTAINERID

@@ -34,6 +34,10 @@ test('parseEnv: DEL without CNI_NETNS (containerd sends it empty once the task i
   t.is(e.netns, undefined)
 })
 
+test('parseEnv: VERSION ignores the container variables (libcni validates a config with "dummy" in each)', (t) => {
+  t.deepEqual(parseEnv({ CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'dummy', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: '/usr/lib/cni' }), { command: 'VERSION', args: {}, path: ['/usr/lib/cni'] })
+})
+
 test('parseEnv: VERSION, GC and STATUS need no container', (t) => {
   t.is(parseEnv({ CNI_COMMAND: 'VERSION' }).command, 'VERSION')
   t.deepEqual(parseEnv({ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }).path, ['/usr/lib/cni'])
