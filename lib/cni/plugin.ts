@@ -151,6 +151,7 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
     throw new CniError(CNI_CODES.UNSUPPORTED_FIELD, `runtimeConfig.portMappings (${ports.join(', ')}) need plumb's expose op, which this plumb does not have yet`, 'leave the portMappings capability out of plumb\'s config, or chain the portmap plugin after plumb')
   }
   const nsId = netnsIdentity(netns)
+  if (conf.op.op === 'attach-veth' && conf.op.firewall !== false) (await import('../ops/firewall.js')).prefetchFirewall(conf.op.bridge)
   const ipam = conf.ipam ? await delegateFor(conf.ipam.type, env.path) : undefined
 
   return runTx({ ...(log ? { log } : {}) }, async (tx) => {
