@@ -116,11 +116,17 @@ export async function removeAttachment(a: AttachmentId, opts: { netns?: string; 
       // With its netns gone the host end went too, unseen: the config names the bridge.
       if (opts.made && op.op === 'ovs-port') ovsBridges.add(op.bridge)
       if (opts.made && op.op === 'attach-veth' && !ovsBridges.has(op.bridge)) bridges.add(op.bridge)
+      // A bridge that still has a plumb port keeps its rule and itself: no lock needed for that.
+      const after = bridges.size ? await hostNs.getLinks() : []
+      for (const b of bridges) {
+        const br = after.find((l) => l.name === b)
+        if (br && after.some((l) => l.master === br.index && parseMark(l.alias)?.role === 'host')) bridges.delete(b)
+      }
       if (bridges.size || ovsBridges.size) {
         // As gc does: no attach-veth is between finding a bridge and giving it its port meanwhile.
         // A DEL must not fail (and keep its address from IPAM) over housekeeping: when another
         // plumb holds the lock that long, an empty bridge and its rule are left for `plumb gc`.
-        const lock = await acquireBridgeLock('exclusive', { timeoutMs: 2_000 }).catch((err: unknown) => {
+        const lock = await acquireBridgeLock('exclusive').catch((err: unknown) => {
           result.messages.push(`left the bridge clean-up to plumb gc: ${err instanceof Error ? err.message : String(err)}`)
           return undefined
         })
