@@ -151,8 +151,9 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
     throw new CniError(CNI_CODES.UNSUPPORTED_FIELD, `runtimeConfig.portMappings (${ports.join(', ')}) need plumb's expose op, which this plumb does not have yet`, 'leave the portMappings capability out of plumb\'s config, or chain the portmap plugin after plumb')
   }
   const nsId = netnsIdentity(netns)
-  if (conf.op.op === 'attach-veth' && conf.op.firewall !== false) (await import('../ops/firewall.js')).prefetchFirewall(conf.op.bridge)
   const ipam = conf.ipam ? await delegateFor(conf.ipam.type, env.path) : undefined
+  // attach-veth's firewall read (an iptables spawn) is started right after IPAM's, to run beside it.
+  const prefetch = conf.op.op === 'attach-veth' && conf.op.firewall !== false ? (await import('../ops/firewall.js')).prefetchFirewall.bind(undefined, conf.op.bridge) : () => undefined
 
   return runTx({ ...(log ? { log } : {}) }, async (tx) => {
     await tx.step(`# record ${conf.dataDir}/${conf.name}/${id.containerId}:${id.ifname}`, async () =>
@@ -160,10 +161,14 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
     { line: `# remove the record`, run: async () => removeRecord(conf.dataDir, conf.name, id.containerId, id.ifname) })
     let fromIpam: CniResult | undefined
     if (ipam) {
-      fromIpam = await tx.step(`# ${ipam.type} ADD (CNI ${ipam.version})`, () => invoke(ipam, 'ADD', conf.raw), {
+      const adding = tx.step(`# ${ipam.type} ADD (CNI ${ipam.version})`, () => invoke(ipam, 'ADD', conf.raw), {
         line: `# ${ipam.type} DEL`,
         run: () => invoke(ipam, 'DEL', conf.raw),
       })
+      prefetch()
+      fromIpam = await adding
+    } else {
+      prefetch()
     }
     const specs = fromIpam && !tx.dryRun ? ipamToSpecs(fromIpam) : { ips: staticIps, routes: [] }
     const runOp = await validateOp(conf, o, specs.ips, specs.routes)
