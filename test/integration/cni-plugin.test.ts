@@ -5,10 +5,12 @@
 
 import test from 'ava'
 import { existsSync } from 'node:fs'
-import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, ipJson, isRoot, makeNetns, makeVethPair, sh, testIf, uniq } from '../helpers/index.js'
+import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, testIf, uniq } from '../helpers/index.js'
+import { probeLinkKind } from '../../lib/kernel/index.js'
 import { addrsIn, installPlumb, markedLinks, network, records, reserved } from './cni-fixture.js'
 
 const asRoot = testIf(isRoot && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root and the reference plugins in ${REFERENCE_PLUGINS} (containernetworking-plugins)`)
+const withOvs = testIf(isRoot && hasOvs() && existsSync(`${REFERENCE_PLUGINS}/host-local`), 'needs root, Open vSwitch and the reference plugins')
 const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0']
 
 let bin = ''
@@ -286,4 +288,62 @@ asRoot('100 ADD+DEL cycles leave no address in host-local\'s store, no link and 
   const left = (await ipJson(['link', 'show'])).filter((l) => typeof l.ifalias === 'string' && l.ifalias.includes(` cni=${ns}-`))
   t.deepEqual(left, [])
   t.is(await getLink(net.bridge), undefined)
+})
+
+asRoot('move-dev through CNI (host-device): the stand-in NIC becomes the guest\'s eth0; DEL gives it back under its own name; plumb ls names the attachment', async (t) => {
+  const net = network(t, bin)
+  const ns = await makeNetns(t)
+  const dev = uniq('d', { dash: false })
+  await makeVethPair(t, dev, uniq('e', { dash: false }))
+  const rt = net.runtime('1.0.0', [net.plumb({ op: 'move-dev', bridge: undefined, device: dev })])
+  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  const res = await rt.add(call)
+  t.teardown(() => rt.del(call).catch(() => undefined))
+  t.is(await getLink(dev), undefined, 'moved out of the host')
+  t.deepEqual(await addrsIn(ns, 'eth0'), [res.ips[0].address])
+  const ls = await runCli(['ls', `netns:${ns}`, '--json'])
+  t.deepEqual(ls.json.guests[0].interfaces[0].cni, { containerId: call.containerId, ifname: 'eth0' })
+  await rt.del(call)
+  t.truthy(await getLink(dev), 'back on the host under its old name')
+  t.is(await getLink('eth0', ns), undefined)
+  t.deepEqual(reserved(net), [])
+})
+
+asRoot('a kernel without 802.1q: the vlan op is CNI error 105 (unsupported here) and IPAM\'s address is released', async (t) => {
+  const net = network(t, bin)
+  const ns = await makeNetns(t)
+  const parent = uniq('p', { dash: false })
+  await makeVethPair(t, parent, uniq('q', { dash: false }))
+  if (await probeLinkKind('vlan')) {
+    t.log('this kernel has 802.1q: checking the success path instead')
+    const res = await net.runtime('1.0.0', [net.plumb({ op: 'vlan', bridge: undefined, parent, vid: 10 })]).add({ containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' })
+    t.is((await getLink('eth0', ns))?.linkinfo?.info_data?.id, 10)
+    t.truthy(res.ips[0])
+    return
+  }
+  const err = await t.throwsAsync(net.runtime('1.0.0', [net.plumb({ op: 'vlan', bridge: undefined, parent, vid: 10 })]).add({ containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }), { instanceOf: CniCallError })
+  t.is(err!.code, 105)
+  t.regex(err!.run.json.msg, /no 802\.1q VLAN support/)
+  t.deepEqual(reserved(net), [])
+  t.deepEqual(records(net), [])
+})
+
+withOvs('ovs-port through CNI: the port row carries the attachment; DEL with the netns gone removes the row and the bridge plumb made', async (t) => {
+  const net = network(t, bin)
+  const ns = await makeNetns(t)
+  const ovsBr = uniq('o', { dash: false })
+  t.teardown(() => sh('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', ovsBr]).then(() => undefined))
+  const rt = net.runtime('1.0.0', [net.plumb({ op: 'ovs-port', bridge: ovsBr, createBridge: true, tag: 10 })])
+  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  const res = await rt.add(call)
+  const hostEnd = res.interfaces.find((i: { sandbox?: string }) => !i.sandbox).name
+  const ids = await sh('ovs-vsctl', ['--timeout=10', 'get', 'port', hostEnd, 'external_ids'])
+  t.regex(ids, new RegExp(`plumb-cni=${call.containerId.replace(/-/g, '\\-')}`))
+  t.regex(ids, /plumb-cniif=eth0/)
+  t.is(await sh('ovs-vsctl', ['--timeout=10', 'get', 'port', hostEnd, 'tag']), '10')
+  await sh('ip', ['netns', 'del', ns])
+  await rt.del({ ...call, netns: '' })
+  t.is((await sh('ovs-vsctl', ['--timeout=10', 'list-ports', ovsBr]).catch(() => '')).trim(), '')
+  t.not((await sh('ovs-vsctl', ['--timeout=10', 'br-exists', ovsBr]).then(() => 0, () => 2)), 0, 'the OVS bridge plumb made went with its last port')
+  t.deepEqual(reserved(net), [])
 })
