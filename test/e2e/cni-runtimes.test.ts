@@ -82,6 +82,11 @@ withCtr("containerd's ctr run --cni: two containers reach each other; a foregrou
   const conf = `/etc/cni/net.d/00-${ns}.conflist`
   const hadLauncher = existsSync(`${DEFAULT_CNI_BIN_DIR}/plumb`)
   t.teardown(() => rmSync(conf, { force: true }))
+  // go-cni keeps each ADD's result in libcni's cache; a `-d` container's never meets a DEL.
+  t.teardown(() => {
+    const cache = '/var/lib/cni/results'
+    if (existsSync(cache)) for (const f of readdirSync(cache)) if (f.startsWith(`${ns}-`)) rmSync(`${cache}/${f}`, { force: true })
+  })
   if (!hadLauncher) t.teardown(() => runCli(['cni', 'install', '--del']).then(() => undefined))
   const first = readdirSync('/etc/cni/net.d').filter((f) => /\.(conf|conflist|json)$/.test(f)).sort()[0]
   if (first && first < `00-${ns}.conflist`) t.log(`note: ${first} sorts before this test's config`)
