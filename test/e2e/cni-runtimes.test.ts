@@ -81,6 +81,12 @@ withCtr("containerd's ctr run --cni: two containers reach each other; a foregrou
   // /opt/cni/bin: ours sorts first, and goes; the launcher goes only if this test wrote it.
   const conf = `/etc/cni/net.d/00-${ns}.conflist`
   const hadLauncher = existsSync(`${DEFAULT_CNI_BIN_DIR}/plumb`)
+  // Dirs made here for the launcher go once it has (teardowns run last-registered first; rmdir
+  // refuses a dir that holds anything).
+  const made = [DEFAULT_CNI_BIN_DIR, '/opt/cni'].filter((d) => !existsSync(d))
+  t.teardown(async () => {
+    for (const d of made) await shQuiet('rmdir', [d])
+  })
   t.teardown(() => rmSync(conf, { force: true }))
   // go-cni keeps each ADD's result in libcni's cache; a `-d` container's never meets a DEL.
   t.teardown(() => {
