@@ -7,7 +7,7 @@
 import { execa } from 'execa'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { randomInt } from 'node:crypto'
-import { REFERENCE_PLUGINS, TEST_IMAGE, execPlugin, hasBinary, hasDocker, isRoot, ping, reaches, runCli, sh, shQuiet, testIf, uniq, waitFor } from '../helpers/index.js'
+import { REFERENCE_PLUGINS, TEST_IMAGE, assertTraffic, execPlugin, hasBinary, hasDocker, isRoot, runCli, sh, shQuiet, testIf, uniq, waitFor } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { removeRules } from '../../lib/firewall/index.js'
 import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
@@ -123,9 +123,8 @@ withCtr("containerd's ctr run --cni: two containers reach each other; a foregrou
   t.regex(ia, new RegExp(`^198\\.18\\.${net.octet}\\.`))
   t.deepEqual(net.reserved().sort(), [ia, ib].sort())
   t.deepEqual(net.records().sort(), [`${ns}-pt-a:eth0`, `${ns}-pt-b:eth0`].sort(), "the container id is ctr's namespace-name")
-  t.true(await ping({ pid: pa }, ib, { count: 2 }))
-  t.true(await reaches(t, 'tcp', { pid: pa }, { pid: pb }, ib))
-  t.true(await reaches(t, 'udp', { pid: pb }, { pid: pa }, ia))
+  await assertTraffic(t, { pid: pa }, { pid: pb }, ib, 'pt-a to pt-b')
+  await assertTraffic(t, { pid: pb }, { pid: pa }, ia, 'pt-b to pt-a')
   // The container's own busybox, too.
   t.regex(await ctr('task', 'exec', '--exec-id', uniq(), 'pt-b', 'ping', '-c', '1', '-W', '2', ia), /1 packets received/)
 
@@ -175,8 +174,8 @@ withPodman("Podman's CNI backend: two containers reach each other; podman stop a
   t.regex(ib, new RegExp(`^198\\.18\\.${net.octet}\\.`))
   t.deepEqual(net.records().sort(), [`${ida}:eth0`, `${idb}:eth0`].sort(), "the container id is podman's")
   t.regex(await podman('exec', 'pt-a', 'ping', '-c', '1', '-W', '2', ib), /1 packets received/)
-  t.true(await reaches(t, 'tcp', { pid: pb }, { pid: pa }, ia))
-  t.true(await reaches(t, 'udp', { pid: pa }, { pid: pb }, ib))
+  await assertTraffic(t, { pid: pb }, { pid: pa }, ia, 'pt-b to pt-a')
+  await assertTraffic(t, { pid: pa }, { pid: pb }, ib, 'pt-a to pt-b')
 
   // stop: the netns goes and podman tears the network down (DEL) with it.
   await podman('stop', '-t', '0', 'pt-b')
