@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import { existsSync } from 'node:fs'
-import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, testIf, uniq } from '../helpers/index.js'
+import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
 import { probeLinkKind } from '../../lib/kernel/index.js'
 import { addrsIn, installPlumb, markedLinks, network, records, reserved } from './cni-fixture.js'
 
@@ -20,6 +20,26 @@ test.before(async () => {
 })
 test.after.always(async () => {
   for (const fn of binTeardown) await fn()
+})
+
+// The reference portmap plugin (in the chains below) creates its nat chains and their jumps once
+// and never removes them: they go after this file's tests when they were not there before.
+const PORTMAP_JUMPS: Array<[string, string[]]> = [
+  ['PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']],
+  ['OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT']],
+  ['POSTROUTING', ['-m', 'comment', '--comment', 'CNI portfwd requiring masquerade', '-j', 'CNI-HOSTPORT-MASQ']],
+]
+let portmapChainsBefore = true
+test.before(async () => {
+  if (isRoot) portmapChainsBefore = (await sh('iptables-save', ['-t', 'nat'])).includes(':CNI-HOSTPORT-DNAT ')
+})
+test.after.always(async () => {
+  if (!isRoot || portmapChainsBefore) return
+  for (const [chain, args] of PORTMAP_JUMPS) while ((await shQuiet('iptables', ['-w', '-t', 'nat', '-D', chain, ...args])).exitCode === 0);
+  for (const chain of ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK']) {
+    await shQuiet('iptables', ['-w', '-t', 'nat', '-F', chain])
+    await shQuiet('iptables', ['-w', '-t', 'nat', '-X', chain])
+  }
 })
 
 asRoot('VERSION lists 0.3.1, 0.4.0, 1.0.0 and 1.1.0', async (t) => {
