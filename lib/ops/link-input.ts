@@ -59,7 +59,7 @@ export function validateLinkInput(o: {
 /** Tags ride in owner marks (and OVS external_ids) beside plumb's own fields: keys must not collide. */
 function validateTags(tags: Record<string, string>): Record<string, string> {
   for (const [k, val] of Object.entries(tags)) {
-    if (!isMarkExtraKey(k) || ['parent', 'mode', 'vid', 'orig', 'up', 'alias', 'peerGuest', 'vni', 'dstport', 'underlay', 'brmtu'].includes(k)) throw usageError(`invalid tag key "${k}"`, 'tag keys are [A-Za-z0-9_.-]+ and not one of plumb\'s own mark fields')
+    if (!isMarkExtraKey(k) || ['parent', 'mode', 'vid', 'orig', 'up', 'alias', 'peerGuest', 'vni', 'dstport', 'underlay', 'brmtu', 'lab'].includes(k)) throw usageError(`invalid tag key "${k}"`, 'tag keys are [A-Za-z0-9_.-]+ and not one of plumb\'s own mark fields')
     if (typeof val !== 'string' || val === '') throw usageError(`tag "${k}" needs a non-empty string value`)
   }
   return { ...tags }
