@@ -1,10 +1,10 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
 // noisy: trust ratios, not absolute times). Root only.
-// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab]
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab,cni]
 
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { attachVeth, macvlan, ovsPort, p2pLink } from '../lib/index.js'
 import { packageRoot } from '../lib/paths.js'
@@ -18,7 +18,7 @@ const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
 // --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
-const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab'] as const
+const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab', 'cni'] as const
 const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
@@ -73,10 +73,13 @@ function cleanup(): void {
   for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`]) quiet(`ip link del ${br}`)
   quiet(`ovs-vsctl --if-exists del-br ptbo${tag}`)
   quiet(`ip link del ptbm${tag}`)
+  for (const br of [`ptbq${tag}`, `ptbr${tag}`]) quiet(`ip link del ${br}`)
+  for (const d of cniDirs.splice(0)) rmSync(d, { recursive: true, force: true })
   for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
 }
 process.on('exit', cleanup)
 
+const cniDirs: string[] = []
 const envNoCa = { ...process.env }
 delete envNoCa.NODE_EXTRA_CA_CERTS
 
@@ -306,6 +309,57 @@ async function labBench(): Promise<void> {
   rows.push({ name: 'lab deploy 40 netns + 60 links', plumb: median(d), floor: median(s) }, { name: 'lab destroy', plumb: median(x), floor: 0 })
 }
 
+/**
+ * The issue's CNI comparison: one ADD of plumb as a runtime runs it (the launcher `plumb cni
+ * install` writes: sh, node's start, the CNI bundle, host-local, the op) against the reference
+ * `bridge` plugin with the same host-local IPAM, on fresh netns, paired, alternating order. Then
+ * every attachment is deleted and host-local's stores must be empty and no link left.
+ */
+async function cniPlugin(): Promise<void> {
+  const dir = mkdtempSync(`/tmp/ptb${tag}-`)
+  cniDirs.push(dir)
+  run('node', [CLI, 'cni', 'install', '--dir', `${dir}/bin`], envNoCa)
+  const conf = (type: string, bridge: string, octet: number, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: `ptb${tag}${type === 'plumb' ? 'p' : 'r'}`,
+      type,
+      bridge,
+      ...extra,
+      ipam: { type: 'host-local', dataDir: `${dir}/ipam`, ranges: [[{ subnet: `198.18.${octet}.0/24`, gateway: `198.18.${octet}.1` }]], routes: [{ dst: '0.0.0.0/0' }] },
+    })
+  const plumbConf = conf('plumb', `ptbq${tag}`, 220, { op: 'attach-veth', dataDir: `${dir}/plumb` })
+  const bridgeConf = conf('bridge', `ptbr${tag}`, 221)
+  const env = (command: string, guest: string) => ({ ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: guest, CNI_NETNS: `/run/netns/${guest}`, CNI_IFNAME: 'eth0', CNI_PATH: `${dir}/bin:/usr/lib/cni` })
+  const launcher = `${dir}/bin/plumb`
+  const added: Array<[string, string, string]> = []
+  const add = (file: string, config: string, guest: string, envOf = env): void => {
+    run(file, file === process.execPath ? [CLI] : [], envOf('ADD', guest), config)
+    added.push([file === process.execPath ? launcher : file, config, guest])
+  }
+  // Warm the page cache and make both bridges (and host-local's VERSION answer for plumb).
+  add(launcher, plumbConf, newGuest())
+  add(`${CNI}`, bridgeConf, newGuest())
+  const p: number[] = [], pCa: number[] = [], b: number[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const [g1, g2, g3] = [newGuest(), newGuest(), newGuest()]
+    const contenders: Array<() => void> = [
+      () => p.push(timed(() => add(launcher, plumbConf, g1))),
+      // node dist/plumb.cjs directly, with this environment's NODE_EXTRA_CA_CERTS (the launcher unsets it)
+      () => pCa.push(timed(() => add(process.execPath, plumbConf, g2, (c, g) => ({ ...env(c, g), NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '' })))),
+      () => b.push(timed(() => add(CNI, bridgeConf, g3))),
+    ]
+    for (const f of i % 2 ? contenders : [...contenders].reverse()) f()
+  }
+  console.log(report('CNI ADD: plumb (launcher, node start included) vs bridge plugin, host-local both', median(p), median(b)))
+  console.log(report('CNI ADD: plumb run with NODE_EXTRA_CA_CERTS set vs bridge plugin', median(pCa), median(b)))
+  rows.push({ name: 'CNI ADD (host-local) vs the bridge plugin', plumb: median(p), floor: median(b) })
+  for (const [file, config, guest] of added.reverse()) run(file, [], env('DEL', guest), config)
+  const left = readdirSync(`${dir}/ipam`).flatMap((n) => readdirSync(`${dir}/ipam/${n}`).filter((f) => f.startsWith('198.18.')))
+  const links = sh(`ip -o link show | grep -c 'cni=ptb' || true`).trim()
+  console.log(`${'CNI DEL of every ADD above: addresses left in host-local, marked links left'.padEnd(58)} ${left.length} / ${links}`)
+}
+
 console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
 try {
   // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
@@ -315,6 +369,8 @@ try {
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   if (want('macvlan') || want('p2p-link') || want('ovs-port')) await linkMenu()
   if (want('lab')) await labBench()
+  for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
+  if (want('cni')) await cniPlugin()
 } finally {
   cleanup()
 }

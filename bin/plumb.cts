@@ -4,6 +4,8 @@
 // compiling 1 MB of JavaScript on every run. Node 20 has no compile cache of its own
 // (module.enableCompileCache is Node 22), hence this loader over vm.Script's cachedData. A
 // missing or rejected cache (say, another node binary) only costs that time; it is never an error.
+// With CNI_COMMAND set, a container runtime is calling plumb as a CNI plugin: the CNI bundle
+// (dist/plumb-cni.cjs, no yargs) answers instead.
 
 import { readFileSync } from 'node:fs'
 import { createRequire, wrap } from 'node:module'
@@ -14,7 +16,7 @@ interface CliBundle {
   main(argv: string[]): Promise<number>
 }
 
-const file = join(__dirname, 'plumb-cli.cjs')
+const file = join(__dirname, process.env.CNI_COMMAND ? 'plumb-cni.cjs' : 'plumb-cli.cjs')
 let cachedData: Buffer | undefined
 try {
   cachedData = readFileSync(`${file}.cache`)

@@ -72,6 +72,9 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
       },
     )
     if (child.pid !== undefined) opts.onSpawn?.(child.pid)
+    // A program that exits without reading its input (a CNI plugin asked VERSION ignores stdin)
+    // makes the write fail with EPIPE: its exit status says how it went, the pipe does not.
+    child.stdin?.on('error', () => undefined)
     if (opts.input !== undefined) child.stdin?.end(opts.input)
     else child.stdin?.end()
   })

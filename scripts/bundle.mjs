@@ -38,9 +38,7 @@ const yargsAssert = {
 
 await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
 await rm('dist/plumb.mjs.map', { force: true })
-await build({
-  entryPoints: ['bin/cli.ts'],
-  outfile: 'dist/plumb-cli.cjs',
+const bundled = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -55,7 +53,10 @@ await build({
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
-})
+}
+await build({ ...bundled, entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs' })
+// The CNI plugin's face: its own bundle without yargs and the CLI commands (bin/cni.ts).
+await build({ ...bundled, entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
 await build({
   entryPoints: ['bin/plumb.cts'],
   outfile: 'dist/plumb.cjs',
@@ -65,6 +66,8 @@ await build({
   format: 'cjs',
   logLevel: 'warning',
 })
-const cache = spawnSync(process.execPath, ['scripts/code-cache.cjs', 'dist/plumb-cli.cjs'], { stdio: 'inherit' })
-if (cache.status !== 0) throw new Error('writing the code cache of dist/plumb-cli.cjs failed')
+for (const bundle of ['dist/plumb-cli.cjs', 'dist/plumb-cni.cjs']) {
+  const cache = spawnSync(process.execPath, ['scripts/code-cache.cjs', bundle], { stdio: 'inherit' })
+  if (cache.status !== 0) throw new Error(`writing the code cache of ${bundle} failed`)
+}
 await chmod('dist/plumb.cjs', 0o755)

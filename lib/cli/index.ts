@@ -27,6 +27,7 @@ import { namesCommand } from './commands/names.js'
 import { sysctlCommand } from './commands/sysctl.js'
 import { pipeworkCommand } from './commands/pipework.js'
 import { labCommand } from './commands/lab.js'
+import { cniCommand } from './commands/cni.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -62,6 +63,7 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(sysctlCommand(state))
     .command(pipeworkCommand(state, argv))
     .command(labCommand(state))
+    .command(cniCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

@@ -47,6 +47,8 @@ export interface AttachVethOptions extends CommonOptions {
   firewall?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
+  /** extra owner-mark fields on both ends (the CNI plugin's attachment id: see lib/cni) */
+  tags?: Record<string, string>
 }
 
 export interface ValidatedAttachVeth extends ValidatedLinkInput {
@@ -181,10 +183,11 @@ async function attachToLinuxBridge(
       return await runTx({ ...opts, journal: journalFor('attach-veth', netns) }, async (tx) => {
         const hostIfname = await (attempt === 0 ? firstHostIfname : pickHostIfname(hostNs, netns, ifname, v.hostIfname))
         const gwPlans = gateways.map((g) => ({ ...g, present: g.present && ifname === v.ifname }))
-        const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }, opts)
+        const tags = v.tags ? { extra: v.tags } : {}
+        const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'attach-veth', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge, ...tags }, opts)
         const gw = formatReplacedGateways(gwPlans)
         if (gw) mark.gw = gw
-        const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }, opts)
+        const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'attach-veth', guest: netns.label, ifname, peer: ifname, bridge: v.bridge, ...tags }, opts)
 
         const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result, made)
         tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth' })

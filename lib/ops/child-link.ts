@@ -99,7 +99,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
   const ifname = v.ifname ?? firstFreeEth(guestLinks)
   const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
   const mtu = v.mtu ?? plan.parent.mtu
-  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity } }, opts)
+  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity, ...v.tags } }, opts)
   const gw = formatReplacedGateways(gateways)
   if (gw) mark.gw = gw
   const alias = formatMark(mark)

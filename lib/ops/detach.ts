@@ -6,15 +6,14 @@ import { conflict, usageError } from '../errors.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
-import { ipIn, toGuestRef, withGuest } from './context.js'
-import type { CommonOptions, GuestContext } from './context.js'
+import { toGuestRef, withGuest } from './context.js'
+import type { CommonOptions } from './context.js'
 import { cleanupBridge, cleanupOvsBridge } from './bridge.js'
-import { ignoreGone, parseReplacedGateways, restoreDefaultRoute } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { readRecord } from './guest-record.js'
-import type { Tx } from './tx.js'
+import { teardownLink } from './teardown.js'
 
 export interface DetachOptions extends CommonOptions {
   guest: string | GuestRef
@@ -87,50 +86,4 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
       return result
     })
   })
-}
-
-/** Remove one plumb link from a guest, with what hangs off it. */
-export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, mark: OwnerMark, result: OpResult): Promise<void> {
-  const { netns, hostNs, guestNs } = ctx
-  const ip = (args: string): string => ipIn(netns, args)
-  result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: netns.label, kind: link.kind ?? 'device', ...(mark.peer ? { peer: mark.peer } : {}) })
-
-  const dhcp = await import('./dhcp.js')
-  await dhcp.stopLeaseOf(tx, netns, link.name, result)
-
-  if (mark.op === 'ovs-port' && mark.peer) {
-    const peer = mark.peer
-    const ovs = await import('../ovs/index.js')
-    await tx.step(`ovs-vsctl --if-exists del-port ${peer}`, () => ovs.delPort(peer))
-  }
-  if (mark.op === 'vxlan') {
-    const { removePort } = await import('./vxlan-port.js')
-    await removePort(tx, hostNs, link, mark, result)
-    return
-  }
-  if (mark.role === 'moved') {
-    // move-dev: give the device back to the host under its old name.
-    const orig = mark.extra?.orig ?? mark.peer ?? link.name
-    const hostFd = await (await import('../guest/index.js')).resolveGuest({ kind: 'host' }, { allowHost: true })
-    try {
-      await tx.step(ip(`link set ${link.name} down`), () => guestNs.setLink(link.index, { up: false }))
-      await tx.step(ip(`link set ${link.name} netns 1 name ${orig}`), () => guestNs.setLink(link.index, { nsFd: hostFd.fd, name: orig, alias: mark.extra?.alias ?? '' }))
-      if (mark.extra?.up === '1') {
-        await tx.step(`ip link set ${orig} up`, async () => {
-          const back = await hostNs.getLink(orig)
-          if (back) await hostNs.setLink(back.index, { up: true })
-        })
-      }
-    } finally {
-      hostFd.close()
-    }
-  } else {
-    // Deleting one end of a veth deletes both; a macvlan/vlan child goes alone.
-    await tx.step(ip(`link del ${link.name}`), () => ignoreGone(guestNs.delLink(link.index)))
-  }
-  for (const old of parseReplacedGateways(mark.gw)) {
-    await tx.step(ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`), async () => {
-      if (await restoreDefaultRoute(guestNs, old.family, old)) result.messages.push(`restored the IPv${old.family} default route${old.gateway ? ` via ${old.gateway}` : ''}`)
-    })
-  }
 }

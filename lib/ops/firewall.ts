@@ -6,7 +6,27 @@ import type { Tx } from './tx.js'
 
 export type PlannedRule = FirewallRule & { present: boolean }
 
+const early = new Map<string, Promise<PlannedRule[]>>()
+
+/**
+ * Start the firewall read for `bridge` now, to be taken by this process's next
+ * plannedFirewall(bridge): the CNI plugin starts it before its IPAM call, so the iptables spawn
+ * (~10-20 ms) runs beside the IPAM plugin's instead of after it. As stale as the op's own read:
+ * addRule checks again under its lock.
+ */
+export function prefetchFirewall(bridge: string): void {
+  if (early.has(bridge)) return
+  const p = plannedRules(bridge)
+  p.catch(() => undefined) // awaited by the op, unless the ADD stops first
+  early.set(bridge, p)
+}
+
 export function plannedFirewall(bridge: string): Promise<PlannedRule[]> {
+  const p = early.get(bridge)
+  if (p) {
+    early.delete(bridge)
+    return p
+  }
   return plannedRules(bridge)
 }
 

@@ -18,6 +18,7 @@ import { acquireBridgeLock } from './bridge-lock.js'
 import { listRecords, removeRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
+import { returnMovedDevice } from './teardown.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -238,15 +239,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
         result.messages.push(`removed ${l.name}: its guest ${guest ?? '?'} is gone (${reason})`)
       }
-      for (const l of returned) {
-        const m = parseMark(l.alias)!
-        const orig = m.extra?.orig ?? l.name
-        const taken = orig !== l.name && links.some((x) => x.name === orig)
-        await tx.step(`ip link set ${l.name}${taken ? '' : ` name ${orig}`} alias '${m.extra?.alias ?? ''}'${m.extra?.up === '1' ? ' up' : ''}`, () =>
-          hostNs.setLink(l.index, { ...(taken ? {} : { name: orig }), alias: m.extra?.alias ?? '', ...(m.extra?.up === '1' ? { up: true } : {}) }),
-        )
-        result.messages.push(`gave ${orig} back to the host (its guest ${m.guest} is gone)`)
-      }
+      for (const l of returned) await returnMovedDevice(tx, hostNs, l, parseMark(l.alias)!, links, result)
       for (const l of detachedPorts) {
         await tx.step(`ip link del ${l.name}`, () => ignoreGone(hostNs.delLink(l.index)))
         result.messages.push(`removed ${l.name}: its bridge ${parseMark(l.alias)!.bridge} is gone`)

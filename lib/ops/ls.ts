@@ -36,6 +36,8 @@ export interface LsInterface {
   tag?: number
   /** an OVS port: its trunk VLANs, as OVS has them */
   trunks?: number[]
+  /** made by the CNI plugin: the attachment's container id and CNI_IFNAME */
+  cni?: { containerId: string; ifname: string }
   addresses: string[]
   routes: Array<{ dst: string; gw?: string }>
   lease?: unknown
@@ -138,6 +140,7 @@ async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): P
       ...(m.role === 'moved' && m.extra?.orig ? { origName: m.extra.orig } : {}),
       ...(port?.tag !== undefined ? { tag: port.tag } : {}),
       ...(port?.trunks.length ? { trunks: port.trunks } : {}),
+      ...(m.extra?.cni && m.extra.cniif ? { cni: { containerId: m.extra.cni, ifname: m.extra.cniif } } : {}),
       addresses: addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`),
       routes: routes
         .filter((r) => r.oif === l.index && r.table === 254 && r.protocol !== 'kernel')
@@ -386,7 +389,8 @@ export function formatLs(r: LsResult): string {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
       const orig = `${i.origName ? ` (host's ${i.origName})` : ''}${i.lab ? ` [lab ${i.lab}]` : ''}`
-      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${vlanText(i)}${orig}`)
+      const cni = i.cni ? ` cni ${i.cni.containerId.slice(0, 12)}/${i.cni.ifname}` : ''
+      lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${vlanText(i)}${orig}${cni}`)
       for (const a of i.addresses) lines.push(`           inet ${a}`)
       for (const rt of i.routes) lines.push(`           route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''}`)
       if (i.lease) {

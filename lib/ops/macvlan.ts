@@ -24,6 +24,8 @@ export interface MacvlanOptions extends CommonOptions {
   replaceGateway?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
+  /** extra owner-mark fields (the CNI plugin's attachment id: see lib/cni) */
+  tags?: Record<string, string>
 }
 
 export function validateMacvlan(o: MacvlanOptions) {

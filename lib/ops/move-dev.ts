@@ -29,6 +29,8 @@ export interface MoveDevOptions extends CommonOptions {
   replaceGateway?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
+  /** extra owner-mark fields (the CNI plugin's attachment id: see lib/cni) */
+  tags?: Record<string, string>
 }
 
 export function validateMoveDev(o: MoveDevOptions) {
@@ -80,7 +82,7 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
       op: 'move-dev',
       guest: netns.label,
       ifname,
-      extra: { orig: v.device, up: dev.up ? '1' : '0', ...(dev.alias ? { alias: dev.alias } : {}) },
+      extra: { orig: v.device, up: dev.up ? '1' : '0', ...(dev.alias ? { alias: dev.alias } : {}), ...v.tags },
     }
     const gw = formatReplacedGateways(gateways)
     if (gw) mark.gw = gw

@@ -32,6 +32,8 @@ export interface OvsPortOptions extends CommonOptions {
   replaceGateway?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
+  /** extra owner-mark fields on both ends and `plumb-KEY` external_ids on the port (the CNI plugin's attachment id) */
+  tags?: Record<string, string>
 }
 
 export type ValidatedOvsPort = ReturnType<typeof validateOvsPort>
@@ -99,11 +101,19 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
   if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
   const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
   const mtu = v.mtu ?? 1500
-  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge }, opts)
+  const tags = v.tags ? { extra: v.tags } : {}
+  const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge, ...tags }, opts)
   const gw = formatReplacedGateways(gateways)
   if (gw) mark.gw = gw
-  const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge }, opts)
-  const externalIds = { 'plumb-owner': 'plumb', 'plumb-guest': netns.label, 'plumb-ifname': ifname, 'plumb-op': 'ovs-port', ...(opts.lab !== undefined ? { 'plumb-lab': opts.lab } : {}) }
+  const hostMark: OwnerMark = withLab({ v: 1, role: 'host', op: 'ovs-port', guest: netns.label, ifname, peer: ifname, bridge: v.bridge, ...tags }, opts)
+  const externalIds = {
+    'plumb-owner': 'plumb',
+    'plumb-guest': netns.label,
+    'plumb-ifname': ifname,
+    'plumb-op': 'ovs-port',
+    ...(opts.lab !== undefined ? { 'plumb-lab': opts.lab } : {}),
+    ...Object.fromEntries(Object.entries(v.tags ?? {}).map(([k, val]) => [`plumb-${k}`, val])),
+  }
   const portOpts = { ...(v.tag !== undefined ? { tag: v.tag } : {}), ...(v.trunks ? { trunks: v.trunks } : {}), externalIds }
 
   return runTx({ ...opts, journal: journalFor('ovs-port', netns) }, async (tx) => {

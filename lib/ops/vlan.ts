@@ -26,6 +26,8 @@ export interface VlanOptions extends CommonOptions {
   replaceGateway?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
+  /** extra owner-mark fields (the CNI plugin's attachment id: see lib/cni) */
+  tags?: Record<string, string>
 }
 
 export function validateVlan(o: VlanOptions) {

@@ -9,7 +9,7 @@ export { MACVLAN_MODES, MTU_MAX, MTU_MIN, MTU_MIN_IPV6, checkMtuForFamilies, par
 export type { MacvlanMode } from './link.js'
 export { formatGuestRef, parseGuestRef } from './guest.js'
 export type { GuestRef, GuestRefOptions } from './guest.js'
-export { MARK_MAX_BYTES, MARK_PREFIX, formatMark, isPlumbMark, parseMark } from './mark.js'
+export { MARK_MAX_BYTES, MARK_PREFIX, formatMark, isMarkExtraKey, isPlumbMark, parseMark } from './mark.js'
 export type { MarkRole, OwnerMark } from './mark.js'
 export { VNI_MAX, VXLAN_PORT, parseEndpointAddr, parseRemotes, parseUdpPort, parseVni } from './overlay.js'
 export { HOSTS_MARK, RESOLV_BEGIN, RESOLV_END, RESOLV_REPLACED, addHosts, hostsLine, parseAddHost, parseDnsOption, parseDnsSearch, parseDnsServer, parseHostname, plumbHosts, plumbResolv, removeHosts, renderResolv, stripResolv } from './names.js'

@@ -52,6 +52,9 @@ function dec(v: string): string | undefined {
   return v.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
 }
 
+/** A key formatMark accepts in `extra` (not one of the fixed fields). */
+export const isMarkExtraKey = (k: string): boolean => KEY.test(k) && !RESERVED.has(k)
+
 /** `plumb:1 role=guest op=attach-veth guest=docker:web if=eth1 peer=plab12cd34 br=br0`. */
 export function formatMark(m: OwnerMark): string {
   const parts = [`${MARK_PREFIX}${m.v}`]

@@ -59,3 +59,40 @@ test('the bundle exports main() for the launcher', async (t) => {
   t.is(typeof mod.exports.main, 'function')
   t.is(typeof mod.exports.bufferIo, 'function')
 })
+
+const cniBundle = join(dist, 'plumb-cni.cjs')
+
+test("the CNI plugin's bundle has a code cache V8 accepts, and no yargs or CLI commands inside", (t) => {
+  const text = readFileSync(cniBundle, 'utf8')
+  const script = new Script(Module.wrap(text), { filename: cniBundle, cachedData: readFileSync(`${cniBundle}.cache`) })
+  t.false(script.cachedDataRejected)
+  t.true(readFileSync(bundle, 'utf8').includes('node_modules/yargs/'), 'the CLI bundle does carry yargs (the check below can fail)')
+  t.false(text.includes('node_modules/yargs/'), 'a runtime calls the plugin for every container: it must not load the CLI')
+  t.false(text.includes('lib/cli/commands/'))
+})
+
+test('with CNI_COMMAND set the executable answers as a CNI plugin from its own bundle, without crypto, assert or child_process at start-up', async (t) => {
+  const dir = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const out = join(dir, 'modules.txt')
+  const hook = join(dir, 'hook.cjs')
+  // Which bundle ran: the launcher reads it with readFileSync; record the paths read.
+  writeFileSync(
+    hook,
+    `const fs = require('node:fs'); const read = fs.readFileSync; const seen = []
+fs.readFileSync = function (p, ...rest) { seen.push(String(p)); return read.call(this, p, ...rest) }
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, [...process.moduleLoadList, ...seen].join('\\n')))`,
+  )
+  const r = await execa(process.execPath, ['-r', hook, PLUMB_BIN], { env: { CNI_COMMAND: 'VERSION' }, reject: false })
+  t.is(r.exitCode, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] })
+  const loaded = readFileSync(out, 'utf8').split('\n')
+  t.true(loaded.includes(cniBundle))
+  t.false(loaded.includes(bundle), 'the CLI bundle was not read')
+  for (const mod of ['crypto', 'assert', 'child_process']) t.false(loaded.includes(`NativeModule ${mod}`), `VERSION loaded node:${mod}`)
+  // A refused config: the spec's error object on stdout, the reason on stderr too, exit 1.
+  const bad = await execa(process.execPath, [PLUMB_BIN], { env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, input: '{"cniVersion":"0.4.0","name":"n","op":"nope"}', reject: false })
+  t.is(bad.exitCode, 1)
+  t.deepEqual(JSON.parse(bad.stdout), { cniVersion: '0.4.0', code: 7, msg: 'unknown op "nope"', details: "plumb's CNI ops: attach-veth, ovs-port, macvlan, vlan, move-dev" })
+  t.regex(bad.stderr, /^plumb: CNI ADD failed: unknown op "nope"/)
+})

@@ -1,0 +1,19 @@
+// The CNI bundle's entry (dist/plumb-cni.cjs): plumb answering as a CNI plugin (dist/plumb.cjs
+// loads it when CNI_COMMAND is set). Its own bundle, so a runtime's every ADD and DEL loads
+// neither yargs nor the CLI's commands; cniMain and attachVeth are there for the build's
+// code-cache training run (scripts/code-cache.cjs), which plans an attach with --dry-run.
+
+import { readFileSync } from 'node:fs'
+import { cniMain } from '../lib/cni/plugin.js'
+
+const io = {
+  out: (text: string) => void process.stdout.write(`${text}\n`),
+  err: (text: string) => void process.stderr.write(`${text}\n`),
+}
+
+export function main(): Promise<number> {
+  return cniMain(process.env, () => readFileSync(0, 'utf8'), io)
+}
+
+export { cniMain }
+export { attachVeth } from '../lib/ops/attach-veth.js'

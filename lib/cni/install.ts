@@ -1,0 +1,104 @@
+// `plumb cni install`: put a launcher named `plumb` where runtimes look for CNI plugins (a small
+// sh script that finds node and runs this package's dist/plumb.cjs), and print a sample conflist.
+// Idempotent; `--del` removes a launcher plumb wrote and nothing else.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { conflict, usageError } from '../errors.js'
+import { emptyResult } from '../ops/result.js'
+import type { OpResult } from '../ops/result.js'
+import { packageRoot } from '../paths.js'
+
+/** Where containerd, CRI-O and Multus look first. */
+export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin'
+const MARKER = '# plumb-cni-launcher v1'
+
+export interface CniInstallOptions {
+  /** default /opt/cni/bin */
+  dir?: string
+  /** remove the launcher instead (only one plumb wrote) */
+  del?: boolean
+  dryRun?: boolean
+  /** the node binary the launcher tries first (default: the one running now) */
+  node?: string
+}
+
+const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/** The launcher's text: the node that ran the install first, then node on PATH and the usual places. */
+export function launcherScript(node: string, entry: string): string {
+  return [
+    '#!/bin/sh',
+    MARKER,
+    `# plumb as a CNI plugin ("type": "plumb"): runs ${entry} with node. Written by \`plumb cni install\`.`,
+    '# Runtimes start plugins with a bare environment, so node is searched for here, not assumed on PATH.',
+    '# The plugin makes no TLS connection: a CA bundle from the environment would only cost each start (~50-80 ms).',
+    'unset NODE_EXTRA_CA_CERTS',
+    `for n in ${q(node)} "$(command -v node 2>/dev/null)" /usr/local/bin/node /usr/bin/node; do`,
+    `  if [ -n "$n" ] && [ -x "$n" ]; then exec "$n" ${q(entry)} "$@"; fi`,
+    'done',
+    // The spec's error object on stdout: the runtime shows it as the reason.
+    `echo '{"cniVersion":"1.1.0","code":105,"msg":"plumb: no node binary found (tried ${node.replace(/'/g, '')}, PATH, /usr/local/bin, /usr/bin)"}'`,
+    'exit 1',
+    '',
+  ].join('\n')
+}
+
+/** A conflist to start from: plumb makes the veth and addresses, the reference portmap publishes ports. */
+export function sampleConflist(): Record<string, unknown> {
+  return {
+    cniVersion: '1.0.0',
+    name: 'plumb',
+    plugins: [
+      {
+        type: 'plumb',
+        op: 'attach-veth',
+        bridge: 'plumb0',
+        ipam: { type: 'host-local', ranges: [[{ subnet: '198.18.10.0/24', gateway: '198.18.10.1' }]], routes: [{ dst: '0.0.0.0/0' }] },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  }
+}
+
+export function cniInstall(opts: CniInstallOptions = {}): OpResult {
+  const dir = opts.dir ?? DEFAULT_CNI_BIN_DIR
+  if (!dir.startsWith('/')) throw usageError(`--dir "${dir}" is not an absolute path`, `runtimes are configured with absolute plugin dirs, e.g. --dir ${DEFAULT_CNI_BIN_DIR}`)
+  const file = join(dir, 'plumb')
+  const entry = join(packageRoot(), 'dist', 'plumb.cjs')
+  const text = launcherScript(opts.node ?? process.execPath, entry)
+  const result = emptyResult(opts.del ? 'cni-uninstall' : 'cni-install', 'host', opts.dryRun ?? false)
+  result.file = file
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined
+  if (current !== undefined && !current.includes(MARKER)) {
+    throw conflict(`${file} exists and is not plumb's launcher`, `another plugin is installed as "plumb" there: move it, or install into another dir with --dir`)
+  }
+  if (opts.del) {
+    if (current === undefined) {
+      result.messages.push(`nothing to remove: no ${file}`)
+      return result
+    }
+    result.plan.push(`rm ${file}`)
+    if (!opts.dryRun) rmSync(file, { force: true })
+    result.changed = true
+    result.messages.push(`removed ${file}`)
+    return result
+  }
+  const conflist = sampleConflist()
+  result.conflist = conflist
+  if (current === text) {
+    result.messages.push(`already installed: ${file} runs ${entry}`)
+  } else {
+    result.plan.push(`mkdir -p ${dir}`, `install -m 0755 /dev/stdin ${file} <<'EOF'\n${text}EOF`)
+    if (!opts.dryRun) {
+      mkdirSync(dir, { recursive: true })
+      // A runtime may exec the plugin at any moment: it sees the old file or the new, never half.
+      writeFileSync(`${file}.tmp`, text, { mode: 0o755 })
+      renameSync(`${file}.tmp`, file)
+    }
+    result.changed = true
+    result.messages.push(`${current === undefined ? 'installed' : 'updated'} ${file}: runs ${entry} with node`)
+  }
+  result.messages.push(`a conflist to start from (e.g. /etc/cni/net.d/10-plumb.conflist):\n${JSON.stringify(conflist, null, 2)}`)
+  return result
+}

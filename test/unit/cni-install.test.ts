@@ -1,0 +1,59 @@
+// `plumb cni install`: the launcher runtimes exec as the `plumb` plugin, written idempotently,
+// refused over a file that is not plumb's, removed with --del; --dry-run writes nothing.
+
+import test from 'ava'
+import { execa } from 'execa'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runCli } from '../helpers/index.js'
+
+function tmpDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync('/tmp/pt-cniinst-')
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return join(dir, 'bin')
+}
+
+test('install writes an executable launcher that answers VERSION; a rerun says "already"; --del removes it', async (t) => {
+  const dir = tmpDir(t)
+  const first = await runCli(['cni', 'install', '--dir', dir, '--json'])
+  t.is(first.exitCode, 0, first.stderr)
+  t.true(first.json.changed)
+  t.is(first.json.file, join(dir, 'plumb'))
+  t.is(first.json.conflist.plugins[0].type, 'plumb')
+  t.is(statSync(join(dir, 'plumb')).mode & 0o111, 0o111)
+  // Run it as a runtime does: a bare environment, no node on PATH.
+  const v = await execa(join(dir, 'plumb'), [], { env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, extendEnv: false, reject: false })
+  t.is(v.exitCode, 0, v.stdout + v.stderr)
+  t.is(JSON.parse(v.stdout).cniVersion, '1.1.0')
+  const again = await runCli(['cni', 'install', '--dir', dir])
+  t.is(again.exitCode, 0)
+  t.regex(again.stdout, /^already installed: /)
+  const del = await runCli(['cni', 'install', '--dir', dir, '--del'])
+  t.is(del.exitCode, 0)
+  t.false(existsSync(join(dir, 'plumb')))
+  t.regex((await runCli(['cni', 'install', '--dir', dir, '--del'])).stdout, /nothing to remove/)
+})
+
+test("a `plumb` there that is not plumb's launcher: exit 4, left as it was (install and --del)", async (t) => {
+  const dir = tmpDir(t)
+  await execa('mkdir', ['-p', dir])
+  writeFileSync(join(dir, 'plumb'), '#!/bin/sh\necho other\n')
+  for (const args of [[], ['--del']]) {
+    const r = await runCli(['cni', 'install', '--dir', dir, ...args])
+    t.is(r.exitCode, 4)
+    t.regex(r.stderr, /exists and is not plumb's launcher/)
+  }
+  t.is(readFileSync(join(dir, 'plumb'), 'utf8'), '#!/bin/sh\necho other\n')
+})
+
+test('--dry-run prints the launcher and writes nothing; a relative --dir is exit 2', async (t) => {
+  const dir = tmpDir(t)
+  const r = await runCli(['cni', 'install', '--dir', dir, '--dry-run'])
+  t.is(r.exitCode, 0)
+  t.regex(r.stdout, /install -m 0755 \/dev\/stdin .*\/plumb <<'EOF'/)
+  t.regex(r.stdout, /exec "\$n" '.*\/dist\/plumb\.cjs' "\$@"/)
+  t.false(existsSync(dir))
+  const rel = await runCli(['cni', 'install', '--dir', 'bin'])
+  t.is(rel.exitCode, 2)
+  t.regex(rel.stderr, /--dir "bin" is not an absolute path/)
+})
