@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs'
 import { cniMain } from '../lib/cni/plugin.js'
+import { configFromEnv, configure } from '../lib/config.js'
 
 const io = {
   out: (text: string) => void process.stdout.write(`${text}\n`),
@@ -12,6 +13,7 @@ const io = {
 }
 
 export function main(): Promise<number> {
+  configure(configFromEnv(process.env))
   return cniMain(process.env, () => readFileSync(0, 'utf8'), io)
 }
 

@@ -30,3 +30,14 @@ export const ovsdbSocket = (): string => current.ovsdbSocket || `${ovsRunDir()}/
 
 /** The root of the DHCP state dirs. */
 export const dhcpStateDir = (): string => current.dhcpStateDir || `${RUN_DIR}/dhcp`
+
+/**
+ * The settings plumb's programs (the CLI, the CNI plugin) take from their environment, there
+ * and nowhere else: PLUMB_OVSDB (ovsdb-server's socket) and PLUMB_DHCP_STATE_DIR.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): PlumbConfig {
+  return {
+    ...(env.PLUMB_OVSDB ? { ovsdbSocket: env.PLUMB_OVSDB } : {}),
+    ...(env.PLUMB_DHCP_STATE_DIR ? { dhcpStateDir: env.PLUMB_DHCP_STATE_DIR } : {}),
+  }
+}

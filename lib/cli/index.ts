@@ -4,8 +4,7 @@
 
 import yargs from 'yargs'
 import type { Argv } from 'yargs'
-import { configure } from '../config.js'
-import type { PlumbConfig } from '../config.js'
+import { configFromEnv, configure } from '../config.js'
 import { usageError } from '../errors.js'
 import { packageVersion } from '../paths.js'
 import { attachVethCommand } from './commands/attach-veth.js'
@@ -82,17 +81,6 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
       // Usage errors (unknown command or flag, missing argument): exit 2.
       throw usageError(msg, 'see plumb --help, or plumb <command> --help')
     }) as unknown as Argv<GlobalArgs>
-}
-
-/**
- * The library's settings the CLI takes from its environment, here and nowhere else:
- * PLUMB_OVSDB (ovsdb-server's socket) and PLUMB_DHCP_STATE_DIR (the DHCP clients' state).
- */
-export function configFromEnv(env: NodeJS.ProcessEnv): PlumbConfig {
-  return {
-    ...(env.PLUMB_OVSDB ? { ovsdbSocket: env.PLUMB_OVSDB } : {}),
-    ...(env.PLUMB_DHCP_STATE_DIR ? { dhcpStateDir: env.PLUMB_DHCP_STATE_DIR } : {}),
-  }
 }
 
 /** Parse and run; resolves to the exit code. */
