@@ -86,10 +86,11 @@ static int get_int_arg(napi_env env, napi_value v, const char *name, int32_t *ou
   return 0;
 }
 
-/* withNetns(fd, fn): setns(fd), fn(), setns(back). The thread is restored even when fn
- * throws; if restoring fails we abort(), since a main thread left in a guest's netns would
- * silently create every later socket and file in the wrong place. */
-static napi_value with_netns(napi_env env, napi_callback_info info) {
+/* with_ns(fd, fn) for one namespace type: setns(fd), fn(), setns(back). The thread is restored
+ * even when fn throws; if restoring fails we abort(), since a main thread left in a guest's
+ * namespace would silently create every later socket and file (or read every hostname) in the
+ * wrong place. */
+static napi_value with_ns(napi_env env, napi_callback_info info, int nstype, const char *self_path, const char *usage) {
   size_t argc = 2;
   napi_value argv[2], global, result = NULL;
   napi_valuetype t;
@@ -97,7 +98,7 @@ static napi_value with_netns(napi_env env, napi_callback_info info) {
 
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "withNetns(fd, fn) needs two arguments");
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
     return NULL;
   }
   if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
@@ -106,12 +107,14 @@ static napi_value with_netns(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int self = open(self_path, O_RDONLY | O_CLOEXEC);
   if (self < 0) {
-    throw_errno(env, "open /proc/thread-self/ns/net", errno);
+    char what[64];
+    snprintf(what, sizeof what, "open %s", self_path);
+    throw_errno(env, what, errno);
     return NULL;
   }
-  if (setns(target, CLONE_NEWNET) < 0) {
+  if (setns(target, nstype) < 0) {
     int e = errno;
     close(self);
     throw_errno(env, "setns", e);
@@ -121,13 +124,18 @@ static napi_value with_netns(napi_env env, napi_callback_info info) {
   napi_get_global(env, &global);
   napi_status st = napi_call_function(env, global, argv[1], 0, NULL, &result);
 
-  if (setns(self, CLONE_NEWNET) < 0) {
-    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
+  if (setns(self, nstype) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's %s namespace: %s\n", nstype == CLONE_NEWNET ? "network" : "UTS", strerror(errno));
     abort();
   }
   close(self);
   /* on failure the callback's exception is pending and propagates to the caller */
   return st == napi_ok ? result : NULL;
+}
+
+/* withNetns(fd, fn): fn() with the calling thread in the network namespace of fd. */
+static napi_value with_netns(napi_env env, napi_callback_info info) {
+  return with_ns(env, info, CLONE_NEWNET, "/proc/thread-self/ns/net", "withNetns(fd, fn) needs two arguments");
 }
 
 /* newNetns(): a fresh, empty network namespace, as an fd (it lives while the fd is open):
@@ -269,40 +277,7 @@ static napi_value flock_fd(napi_env env, napi_callback_info info) {
  * that shares its fs attributes); /proc/sys/kernel/hostname read or written inside fn is the
  * target's, since the kernel looks at the calling thread's UTS namespace on each read/write. */
 static napi_value with_utsns(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], global, result = NULL;
-  napi_valuetype t;
-  int32_t target;
-
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "withUtsns(fd, fn) needs two arguments");
-    return NULL;
-  }
-  if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
-  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fn must be a function");
-    return NULL;
-  }
-  int self = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
-  if (self < 0) {
-    throw_errno(env, "open /proc/thread-self/ns/uts", errno);
-    return NULL;
-  }
-  if (setns(target, CLONE_NEWUTS) < 0) {
-    int e = errno;
-    close(self);
-    throw_errno(env, "setns", e);
-    return NULL;
-  }
-  napi_get_global(env, &global);
-  napi_status st = napi_call_function(env, global, argv[1], 0, NULL, &result);
-  if (setns(self, CLONE_NEWUTS) < 0) {
-    fprintf(stderr, "plumb: FATAL: cannot restore the thread's UTS namespace: %s\n", strerror(errno));
-    abort();
-  }
-  close(self);
-  return st == napi_ok ? result : NULL;
+  return with_ns(env, info, CLONE_NEWUTS, "/proc/thread-self/ns/uts", "withUtsns(fd, fn) needs two arguments");
 }
 
 /* txChecksum(fd, ifname[, on]): `ethtool -K IFNAME tx on|off` without the ethtool binary:
