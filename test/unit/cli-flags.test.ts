@@ -127,7 +127,7 @@ test('a yargs usage error with --json=true is JSON too; --no-json after --json i
 
 // --- 19: each command takes (and shows) only the shared flags that mean something for it ---
 
-const OPS = ['attach-veth', 'set-ip', 'detach', 'macvlan', 'vlan', 'ovs-port', 'dhcp', 'p2p-link', 'move-dev']
+const OPS = ['attach-veth', 'set-ip', 'detach', 'macvlan', 'vlan', 'ovs-port', 'dhcp', 'p2p-link', 'move-dev', 'names', 'sysctl', 'pipework']
 const TAKES: Record<string, string[]> = {
   ...Object.fromEntries(OPS.map((c) => [c, ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']])),
   ls: ['json', 'allow-host'],
@@ -135,6 +135,7 @@ const TAKES: Record<string, string[]> = {
   wait: ['json', 'quiet'],
   doctor: ['json'],
   gc: ['json', 'dry-run', 'verbose', 'quiet'],
+  vxlan: ['json', 'dry-run', 'verbose', 'quiet'],
 }
 const SHARED = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']
 
@@ -149,7 +150,7 @@ for (const [cmd, takes] of Object.entries(TAKES)) {
   if (refused.length) {
     test(`${cmd} refuses the shared flags it does not take: ${refused.join(', ')} (exit 2)`, async (t) => {
       for (const flag of refused) {
-        const r = await run(cmd, ...(cmd === 'ls' || cmd === 'doctor' || cmd === 'gc' ? [] : [G, 'eth1']), `--${flag}`)
+        const r = await run(cmd, ...(cmd === 'ls' || cmd === 'doctor' || cmd === 'gc' ? [] : cmd === 'vxlan' ? ['pt-br', '--vni', '42'] : [G, 'eth1']), `--${flag}`)
         t.is(r.code, 2, `${cmd} --${flag}: ${r.stderr}`)
         t.regex(r.stderr, new RegExp(`^plumb: Unknown arguments?: ${flag}$`, 'm'))
       }
