@@ -6,7 +6,7 @@ import type { GuestRef } from '../parse/index.js'
 import { ipIn, journalFor, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { validateLinkInput } from './link-input.js'
-import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, ignoreGone, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -91,7 +91,19 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       })
     }
 
-    const [missing, routes] = await Promise.all([missingAddrs(guestNs, link.index, v.statics), guestNs.getRoutes()])
+    const [have, routes] = await Promise.all([guestNs.getAddrs({ index: link.index }), guestNs.getRoutes()])
+    const missing = v.statics.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+    // The same address with another prefix is a different configuration in place: the kernel
+    // would take both (two subnet routes for one address), which nobody means.
+    for (const w of missing) {
+      const other = have.find((h) => h.family === w.family && h.address === w.address)
+      if (other) {
+        throw conflict(
+          `${netns.label} ${v.ifname} already has ${other.address}/${other.prefix}, not /${w.prefix}`,
+          `remove it first (plumb set-ip ${netns.label} ${v.ifname} ${other.address}/${other.prefix} --del), then add ${w.cidr}`,
+        )
+      }
+    }
     const gateways = await planGateways(guestNs, v.defaults, v.ifname, opts.replaceGateway ?? false, undefined, Promise.resolve(routes))
     const newRoutes = v.routes.filter((r) => !routes.some((x) => x.family === r.family && x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
     // A route to the same destination by another way is a different configuration in place

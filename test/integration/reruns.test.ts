@@ -177,3 +177,14 @@ asRoot('set-ip --route to a destination already routed another way: exit 4 befor
   t.notRegex(r.stderr, /rolled back/)
   t.deepEqual(await views(f), before)
 })
+
+asRoot('set-ip with an address already there at another prefix: exit 4 naming both, nothing changed', async (t) => {
+  const f = await fixture(t)
+  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(10))).exitCode, 0)
+  const before = await views(f)
+  const r = await plumb('set-ip', f.guest, 'eth1', f.v4(10, 16))
+  t.is(r.exitCode, 4, r.stderr)
+  t.regex(r.stderr, new RegExp(`already has ${f.v4(10).replace(/\./g, '\\.')}, not /16`))
+  t.regex(r.stderr, /^hint: remove it first/m)
+  t.deepEqual(await views(f), before)
+})
