@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { main } from '../../lib/cli/index.js'
 import { bufferIo } from '../../lib/cli/io.js'
 import { runCli } from '../helpers/cli.js'
+import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
 
 async function run(...argv: string[]) {
   const io = bufferIo()
@@ -141,6 +142,7 @@ const TAKES: Record<string, string[]> = {
   'lab check': ['json', 'quiet'],
   'lab inspect': ['json'],
   'lab graph': [],
+  'cni install': ['json', 'dry-run', 'quiet'],
 }
 const SHARED = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']
 
@@ -155,7 +157,7 @@ for (const [cmd, takes] of Object.entries(TAKES)) {
   if (refused.length) {
     test(`${cmd} refuses the shared flags it does not take: ${refused.join(', ')} (exit 2)`, async (t) => {
       for (const flag of refused) {
-        const operands = cmd === 'ls' || cmd === 'doctor' || cmd === 'gc' ? [] : cmd === 'vxlan' ? ['pt-br', '--vni', '42'] : cmd.startsWith('lab ') ? ['/nonexistent/pt-lab.yml'] : [G, 'eth1']
+        const operands = cmd === 'ls' || cmd === 'doctor' || cmd === 'gc' ? [] : cmd === 'vxlan' ? ['pt-br', '--vni', '42'] : cmd.startsWith('lab ') ? ['/nonexistent/pt-lab.yml'] : cmd === 'cni install' ? ['--dir', '/nonexistent/pt-cni'] : [G, 'eth1']
         const r = await run(...cmd.split(' '), ...operands, `--${flag}`)
         t.is(r.code, 2, `${cmd} --${flag}: ${r.stderr}`)
         // a refused --json is still asked for: the refusal comes as JSON
@@ -185,7 +187,9 @@ const sourceText = [cliDir, join(cliDir, 'commands')].flatMap((d) => readdirSync
 const YARGS_WORDS = 'Commands: Positionals: Options: Examples: Show help version number [boolean] [string] [array] [number] [required] [default: false] true] []] [command] <command> [options] generate completion script'
 /** A word without the punctuation around it: `(--net=host),` -> `net=host`, `guest's` stays. */
 const bare = (w: string): string => w.replace(/^[-()[\]<>,.;:'"`{}]+|[-()[\]<>,.;:'"`{}]+$/g, '')
-const corpus = new Set([sourceText.replace(/\\'/g, "'"), YARGS_WORDS].join(' ').split(/[\s(){}]+|\\n/).map(bare))
+// (and the values the CLI interpolates into its texts)
+const INTERPOLATED = `${DEFAULT_CNI_BIN_DIR} ${DEFAULT_CNI_BIN_DIR}/plumb`
+const corpus = new Set([sourceText.replace(/\\'/g, "'"), YARGS_WORDS, INTERPOLATED].join(' ').split(/[\s(){}]+|\\n/).map(bare))
 const known = (word: string): boolean => corpus.has(bare(word))
 
 // (`completion --help` prints the completion script, which no width changes)
