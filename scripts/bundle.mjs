@@ -4,7 +4,10 @@
 // can be run from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts).
 import { spawnSync } from 'node:child_process'
 import { chmod, readFile, rm } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { build } from 'esbuild'
+
+const require = createRequire(import.meta.url)
 
 // netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
 // binding is found at run time, from the installed package, instead of from __dirname.
@@ -36,6 +39,26 @@ const yargsAssert = {
   },
 }
 
+// yargs's ESM build (what `import yargs` bundles) takes cliui's ESM entry, made for Deno and
+// browsers: its wrap cuts every N characters, mid-word ("inter" / "face"), and counts UTF-16
+// units as columns. cliui's CommonJS entry wraps at word boundaries (wrap-ansi) and measures
+// with string-width: the same cliui, given the real helpers. One fix in it: a right-aligned
+// column ("[boolean]") is put on the previous line when its padding is at least as wide as that
+// line's text, so a description that fills its column exactly runs into it with no space
+// ("in the guest[boolean]"); it must be wider.
+const cliuiCjs = {
+  name: 'cliui-cjs',
+  setup(b) {
+    b.onResolve({ filter: /^cliui$/ }, () => ({ path: require.resolve('cliui') }))
+    b.onLoad({ filter: /node_modules[\\/]cliui[\\/]build[\\/]index\.cjs$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      const patched = src.replace('if (leadingWhitespace < targetTextWidth) {', 'if (leadingWhitespace <= targetTextWidth) {')
+      if (patched === src) throw new Error('cliui/build/index.cjs changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+  },
+}
+
 await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
 await rm('dist/plumb.mjs.map', { force: true })
 const bundled = {
@@ -49,7 +72,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert],
+  plugins: [netlinkBinding, yargsAssert, cliuiCjs],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',

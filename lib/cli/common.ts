@@ -1,19 +1,65 @@
-// What every command module shares: the global flags, and running an op with rendering and
-// the exit code it earns.
+// What every command module shares: the flags each opts into, and running an op with rendering
+// and the exit code it earns.
 
-import type { Argv } from 'yargs'
+import type { Argv, Options } from 'yargs'
+import { usageError } from '../errors.js'
 import type { CommonOptions } from '../ops/context.js'
 import type { DhcpClient, DhcpLeaseOptions } from '../ops/dhcp.js'
 import type { OpResult } from '../ops/result.js'
 import type { CliIo } from './io.js'
 import { renderError, renderResult } from './render.js'
 
+/** The flags a command may opt into (absent: the command does not take it). */
 export interface GlobalArgs {
-  json: boolean
-  dryRun: boolean
-  verbose: boolean
-  quiet: boolean
-  allowHost: boolean
+  json?: boolean
+  dryRun?: boolean
+  verbose?: boolean
+  quiet?: boolean
+  allowHost?: boolean
+}
+
+/**
+ * The flags shared by the commands, each defined only on the commands where it means
+ * something: a `--dry-run` on `ls` or an `--allow-host` on `gc` would be accepted and ignored,
+ * and every command's help would list them. They are also known to the top level (not global),
+ * so `plumb --json attach-veth ...` parses as well as `plumb attach-veth ... --json`.
+ */
+export const SHARED_FLAGS = {
+  json: { type: 'boolean', describe: 'print a JSON result (errors as JSON on stderr)' },
+  'dry-run': { type: 'boolean', describe: 'print the steps as ip/ovs-vsctl commands; change nothing' },
+  verbose: { alias: 'v', type: 'boolean', describe: 'echo each step with its time on stderr' },
+  quiet: { alias: 'q', type: 'boolean', describe: 'print nothing on success' },
+  'allow-host': { type: 'boolean', describe: "allow a guest whose netns is the host's own (--net=host)" },
+} as const satisfies Record<string, Options>
+export type SharedFlag = keyof typeof SHARED_FLAGS
+
+/** What an operation on a guest takes: all of them. */
+export const OP_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']
+
+/**
+ * A command's builder starts here: the shared flags it takes (default false), and no
+ * `--version`, which is the top level's (yargs makes it global).
+ */
+export function sharedFlags<T>(y: Argv<T>, names: SharedFlag[]): Argv<T> {
+  for (const name of names) y = y.option(name, { ...SHARED_FLAGS[name], default: false })
+  return y.version(false)
+}
+
+/**
+ * Refuse a single-valued flag given more than once (exit 2, naming it): yargs collects a
+ * repeated flag into an array, which `--mac X --mac Y` would hand the op as a list. Run as
+ * middleware, when the command's own options are known; flags declared `array` are meant to repeat.
+ */
+export function refuseRepeatedFlags(args: Record<string, unknown>, options: { key: Record<string, unknown>; array: string[]; alias: Record<string, string[]> }): void {
+  const aliases = new Set(Object.values(options.alias).flat())
+  for (const key of Object.keys(options.key)) {
+    if (aliases.has(key) || options.array.includes(key)) continue
+    const v = args[key]
+    if (!Array.isArray(v) || v.length < 2) continue
+    // booleans collapse (--json --json is true): only values given twice can disagree
+    const short = options.alias[key]?.find((a) => a.length === 1)
+    throw usageError(`--${key}${short ? ` (-${short})` : ''} given more than once (${v.map(String).join(', ')})`, `give --${key} once`)
+  }
 }
 
 /** Set by a command's handler; read by main() once parsing is done. */
@@ -24,8 +70,8 @@ export interface CliState {
 
 export function commonOptions(args: GlobalArgs, io: CliIo): CommonOptions {
   return {
-    dryRun: args.dryRun,
-    allowHost: args.allowHost,
+    dryRun: args.dryRun ?? false,
+    allowHost: args.allowHost ?? false,
     ...(args.verbose ? { log: (line: string) => io.err(`+ ${line}`) } : {}),
   }
 }
@@ -51,9 +97,9 @@ export async function runCustom<T>(state: CliState, args: GlobalArgs, op: () => 
   }
 }
 
-/** The IP-spec / link flags the link commands share. */
+/** The IP-spec / link flags the link commands share (with the shared flags of an op). */
 export function linkFlags<T>(y: Argv<T>) {
-  return dhcpFlags(y)
+  return dhcpFlags(sharedFlags(y, OP_FLAGS))
     .option('ifname', { alias: 'i', type: 'string', describe: 'name inside the guest (default: the first free ethN)' })
     .option('mac', { type: 'string', describe: 'aa:bb:cc:dd:ee:ff, or seed:STRING for a stable derived MAC' })
     .option('mtu', { type: 'string', describe: 'MTU (default: the bridge\'s / parent\'s)' })
@@ -88,7 +134,7 @@ export function linkOptions(args: LinkArgs, io: CliIo) {
 /** The parsed dhcpFlags (absent when not given). */
 export interface DhcpArgs {
   dhcpClient?: string
-  dhcpTimeout?: number
+  dhcpTimeout?: string
   hostname?: string
   resolv?: boolean
 }
@@ -97,7 +143,7 @@ export interface DhcpArgs {
 export function dhcpFlags<T>(y: Argv<T>) {
   return y
     .option('dhcp-client', { type: 'string', describe: 'with dhcp: auto | udhcpc | dhclient | dhcpcd (default auto)' })
-    .option('dhcp-timeout', { type: 'number', describe: 'with dhcp: seconds to wait for a lease (default 10)' })
+    .option('dhcp-timeout', { type: 'string', describe: 'with dhcp: seconds to wait for a lease (default 10)' })
     .option('hostname', { type: 'string', describe: 'with dhcp: hostname to send to the server' })
     .option('resolv', { type: 'boolean', describe: "with dhcp: write the offered DNS servers into the guest's own /etc/resolv.conf" })
 }

@@ -3,7 +3,8 @@
 // and hands argv to main().
 
 import yargs from 'yargs'
-import type { Argv } from 'yargs'
+import { Parser } from 'yargs/helpers'
+import type { Argv, MiddlewareFunction } from 'yargs'
 import { configFromEnv, configure } from '../config.js'
 import { usageError } from '../errors.js'
 import { packageVersion } from '../paths.js'
@@ -27,6 +28,7 @@ import { sysctlCommand } from './commands/sysctl.js'
 import { pipeworkCommand } from './commands/pipework.js'
 import { labCommand } from './commands/lab.js'
 import { cniCommand } from './commands/cni.js'
+import { SHARED_FLAGS, refuseRepeatedFlags } from './common.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -36,12 +38,12 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
   const cli = yargs(argv)
     .scriptName('plumb')
     .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP,\np2p links for --net=none containers, as transactions with undo.')
-    .parserConfiguration({ 'parse-positional-numbers': false, 'populate--': true })
-    .option('json', { type: 'boolean', default: false, global: true, describe: 'print a JSON result (errors as JSON on stderr)' })
-    .option('dry-run', { type: 'boolean', default: false, global: true, describe: 'print the steps as ip/ovs-vsctl commands; change nothing' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'echo each step with its time on stderr' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, global: true, describe: 'print nothing on success' })
-    .option('allow-host', { type: 'boolean', default: false, global: true, describe: "allow a guest whose netns is the host's own (--net=host)" }) as unknown as Argv<GlobalArgs>
+    .parserConfiguration(PARSER_CONFIG)
+    // Known here so that they may come before the command; each command defines the ones it takes.
+    .options(Object.fromEntries(Object.entries(SHARED_FLAGS).map(([k, o]) => [k, { ...o, global: false }])))
+    // yargs hands middleware its instance too (not in @types/yargs): the command's options, to tell
+    // a repeated single-valued flag from a repeatable one.
+    .middleware(((args: Record<string, unknown>, y: { getOptions(): Parameters<typeof refuseRepeatedFlags>[1] }) => refuseRepeatedFlags(args, y.getOptions())) as unknown as MiddlewareFunction, true) as unknown as Argv<GlobalArgs>
   cli
     .command(attachVethCommand(state))
     .command(setIpCommand(state))
@@ -74,21 +76,43 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .alias('help', 'h')
     // yargs renders the command's help on every run (cacheHelpMessage): without wrapping that is
     // ~8 ms cheaper, and the width only matters when help is shown.
-    .wrap(argv.includes('--help') || argv.includes('-h') ? Math.min(110, process.stdout.columns || 100) : null)
+    .wrap(argv.includes('--help') || argv.includes('-h') ? helpWidth() : null)
     .exitProcess(false)
     .fail((msg, err) => {
       if (err) throw err
-      // Usage errors (unknown command or flag, missing argument): exit 2.
-      throw usageError(msg, 'see plumb --help, or plumb <command> --help')
+      // Usage errors (unknown command or flag, missing argument): exit 2. yargs names an unknown
+      // flag twice, as typed and camel-cased ("dry-run, dryRun"): once is enough.
+      const text = /^Unknown arguments?: /.test(msg) ? msg.replace(/, [a-z]+(?:[A-Z][a-z0-9]*)+(?=,|$)/g, '') : msg
+      throw usageError(text, 'see plumb --help, or plumb <command> --help')
     }) as unknown as Argv<GlobalArgs>
+}
+
+const PARSER_CONFIG = { 'parse-positional-numbers': false, 'populate--': true } as const
+
+/**
+ * The width help is wrapped to: the terminal's, else $COLUMNS (a pipe has no width; the
+ * variable is how a user says one), at most 120; unwrapped when neither says.
+ */
+function helpWidth(): number | null {
+  const cols = process.stdout.columns || Number(process.env.COLUMNS) || 0
+  return cols > 0 ? Math.min(cols, 120) : null
+}
+
+/**
+ * --json and --verbose as yargs reads them (`--json=true`, `--no-json`, `-v`, the last one
+ * winning, nothing after `--`): for errors raised while yargs parses, before any handler has
+ * the parsed flags.
+ */
+export function renderFlags(argv: string[]): { json: boolean; verbose: boolean } {
+  const parsed = Parser(argv, { boolean: ['json', 'verbose'], alias: { verbose: ['v'] }, configuration: PARSER_CONFIG })
+  return { json: parsed.json === true, verbose: parsed.verbose === true }
 }
 
 /** Parse and run; resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   configure(configFromEnv(env))
   const state: CliState = { exitCode: 0, io }
-  const json = argv.includes('--json')
-  const verbose = argv.includes('--verbose') || argv.includes('-v')
+  const { json, verbose } = renderFlags(argv)
   try {
     const cli = createCli(argv, state)
     // A parse callback makes yargs hand --help/--version/completion text to us instead of

@@ -13,7 +13,6 @@ import { ignoreGone } from '../ops/guest-config.js'
 import { emptyResult } from '../ops/result.js'
 import type { OpResult } from '../ops/result.js'
 import { runTx } from '../ops/tx.js'
-import { acquireBridgeLock } from '../ops/bridge-lock.js'
 import { cleanupBridge, cleanupOvsBridge } from '../ops/bridge.js'
 import { returnMovedDevice, teardownLink } from '../ops/teardown.js'
 import { CniError, PLUMB_CODE_BASE } from './errors.js'
@@ -116,29 +115,11 @@ export async function removeAttachment(a: AttachmentId, opts: { netns?: string; 
       // With its netns gone the host end went too, unseen: the config names the bridge.
       if (opts.made && op.op === 'ovs-port') ovsBridges.add(op.bridge)
       if (opts.made && op.op === 'attach-veth' && !ovsBridges.has(op.bridge)) bridges.add(op.bridge)
-      // A bridge that still has a plumb port keeps its rule and itself: no lock needed for that.
-      const after = bridges.size ? await hostNs.getLinks() : []
-      for (const b of bridges) {
-        const br = after.find((l) => l.name === b)
-        if (br && after.some((l) => l.master === br.index && parseMark(l.alias)?.role === 'host')) bridges.delete(b)
-      }
-      if (bridges.size || ovsBridges.size) {
-        // As gc does: no attach-veth is between finding a bridge and giving it its port meanwhile.
-        // A DEL must not fail (and keep its address from IPAM) over housekeeping: when another
-        // plumb holds the lock that long, an empty bridge and its rule are left for `plumb gc`.
-        const lock = await acquireBridgeLock('exclusive').catch((err: unknown) => {
-          result.messages.push(`left the bridge clean-up to plumb gc: ${err instanceof Error ? err.message : String(err)}`)
-          return undefined
-        })
-        if (lock) {
-          try {
-            for (const b of bridges) await cleanupBridge(tx, hostNs, b, result)
-            for (const b of ovsBridges) await cleanupOvsBridge(tx, b, result)
-          } finally {
-            lock.release()
-          }
-        }
-      }
+      // A bridge left without a plumb port loses its rule, and itself if plumb made it:
+      // cleanupBridge does that under the bridge lock, and leaves it to plumb gc rather than
+      // fail the DEL (which must release its address) when another plumb holds the lock too long.
+      for (const b of bridges) await cleanupBridge(tx, hostNs, b, result)
+      for (const b of ovsBridges) await cleanupOvsBridge(tx, b, result)
       result.plan = tx.lines
       result.changed = tx.lines.length > 0
       return result

@@ -141,9 +141,20 @@ function str(buf: Buffer, at: number, len: number): string {
   return buf.toString('utf8', at, stop)
 }
 
+/** ifi_type (ARPHRD_*) as iproute2 names it (`link/ether`); others as it prints unknown ones. */
+const LINK_TYPES: Record<number, string> = { 1: 'ether', 768: 'ipip', 769: 'tunnel6', 772: 'loopback', 776: 'sit', 778: 'gre', 823: 'ip6gre', 65534: 'none', 65535: 'void' }
+export const linkTypeName = (arphrd: number): string => LINK_TYPES[arphrd] ?? `[${arphrd}]`
+
 /** An RTM_NEWLINK payload (struct ifinfomsg, then attributes) as a LinkInfo. */
 export function linkFromWire(data: Buffer): LinkInfo {
-  const info: LinkInfo = { index: data.readInt32LE(4), name: '', mtu: 0, up: (data.readUInt32LE(8) & IFF_UP) !== 0, operState: 'UNKNOWN' }
+  const info: LinkInfo = {
+    index: data.readInt32LE(4),
+    name: '',
+    mtu: 0,
+    up: (data.readUInt32LE(8) & IFF_UP) !== 0,
+    operState: 'UNKNOWN',
+    linkType: linkTypeName(data.readUInt16LE(2)),
+  }
   let linkinfo: [number, number] | undefined
   forEachAttr(data, 16, data.length, (type, at, len) => {
     switch (type) {

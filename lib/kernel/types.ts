@@ -16,6 +16,8 @@ export interface LinkInfo {
   up: boolean
   /** operstate string: 'UP', 'DOWN', 'UNKNOWN', 'LOWERLAYERDOWN', ... */
   operState: string
+  /** the hardware type (ifi_type) as `ip link` names it: 'ether', 'loopback', 'none' (a tun), ... */
+  linkType?: string
   /** ifindex of the master (bridge), if enslaved */
   master?: number
   /** IFLA_IFALIAS: plumb's owner mark lives here ('plumb:...') */
@@ -160,7 +162,8 @@ export interface NetHandle {
   /** human label for messages: 'host' or the guest's description */
   readonly label: string
 
-  getLinks(): Promise<LinkInfo[]>
+  /** all links, or with `master` only the ports of that bridge */
+  getLinks(filter?: { master?: number }): Promise<LinkInfo[]>
   /** undefined when absent */
   getLink(name: string): Promise<LinkInfo | undefined>
   getLinkByIndex(index: number): Promise<LinkInfo | undefined>
@@ -183,7 +186,8 @@ export interface NetHandle {
   setLink(index: number, change: LinkChange): Promise<void>
   delLink(index: number): Promise<void>
 
-  getAddrs(filter?: { index?: number; family?: Family }): Promise<AddrInfo[]>
+  /** `netnsId`: the addresses of the netns with that id as seen from this one (a veth peer's IFLA_LINK_NETNSID) */
+  getAddrs(filter?: { index?: number; family?: Family; netnsId?: number }): Promise<AddrInfo[]>
   addAddr(index: number, cidr: string, opts?: AddrOptions): Promise<void>
   delAddr(index: number, cidr: string): Promise<void>
 

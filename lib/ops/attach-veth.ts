@@ -7,7 +7,7 @@ import { deriveHostIfname, formatMark, parseMark, parseVid, validateIfname } fro
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { ipNetnsArg, journalFor, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, putGuestMac } from './guest-config.js'
+import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
 import type { PlannedRule } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -21,6 +21,7 @@ import { dropMadeBridge, ensureLinuxBridge } from './bridge.js'
 import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
+import { addressHolders, refuseHeld } from './segment.js'
 import type { ValidatedLinkInput } from './link-input.js'
 
 export interface AttachVethOptions extends CommonOptions {
@@ -137,7 +138,7 @@ function firstReads(ctx: GuestContext, v: ValidatedAttachVeth): FirstReads {
   const guess = v.ifname ?? 'eth1'
   return {
     links: quiet(ctx.guestNs.getLinks()),
-    ...(v.statics.some((s) => s.gateway !== undefined) ? { routes: quiet(ctx.guestNs.getRoutes()) } : {}),
+    ...(v.defaults.length ? { routes: quiet(ctx.guestNs.getRoutes()) } : {}),
     ...(v.hostIfname === undefined ? { hostName: { ifname: guess, lookup: quiet(ctx.hostNs.getLink(deriveHostIfname(ctx.netns.key, guess))) } } : {}),
   }
 }
@@ -152,21 +153,34 @@ async function attachToLinuxBridge(
   lock: BridgeLock,
 ): Promise<OpResult> {
   const { netns, hostNs, guestNs } = ctx
-  const guestLinks = await reads.links
+  let guestLinks = await reads.links
   const result = emptyResult('attach-veth', netns.label, opts.dryRun ?? false)
   const wantAddrs = v.statics.map((s) => s.cidr)
 
-  // Idempotency: the same attach done before is found by its owner mark.
-  const existing = v.ifname
-    ? guestLinks.find((l) => l.name === v.ifname)
-    : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs)
-  if (existing) return alreadyAttached(ctx, v, existing, result)
+  // Idempotency: the same attach done before is found by its owner mark. A concurrent detach
+  // may delete it between the listing and the reads of its addresses: then it is gone, and
+  // the guest is read again (not "no such device", exit 3).
+  for (let reread = 0; ; reread++) {
+    const existing = v.ifname ? guestLinks.find((l) => l.name === v.ifname) : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs)
+    if (!existing) break
+    try {
+      return await alreadyAttached(ctx, v, existing, result, guestLinks)
+    } catch (err) {
+      if (reread >= 3 || !(err instanceof PlumbError && err.code === 'NOT_FOUND') || (await guestNs.getLinkByIndex(existing.index))) throw err
+      guestLinks = await guestNs.getLinks()
+    }
+  }
 
-  // The host end's name (a host read) is looked up while the gateways are planned (guest reads).
+  // The host end's name and the addresses on the bridge's segment (host reads) are looked up
+  // while the gateways are planned (guest reads).
   const firstIfname = v.ifname ?? firstFreeEth(guestLinks)
   const firstHostIfname = pickHostIfname(hostNs, netns, firstIfname, v.hostIfname, reads.hostName)
   firstHostIfname.catch(() => undefined) // awaited in the first attempt below
-  const gateways = await planGateways(guestNs, v.statics, v.ifname ?? 'eth?', opts.replaceGateway ?? false, guestLinks, reads.routes)
+  const br = bridge
+  const held = br && v.statics.length ? hostNs.getLinks({ master: br.index }).then((ports) => addressHolders(hostNs, v.statics, { index: br.index, holder: `the bridge ${v.bridge} itself` }, ports)) : Promise.resolve([])
+  held.catch(() => undefined) // awaited below
+  const gateways = await planGateways(guestNs, v.defaults, v.ifname ?? 'eth?', opts.replaceGateway ?? false, guestLinks, reads.routes)
+  refuseHeld(await held, `bridge ${v.bridge}`)
   const mtu = v.mtu ?? bridge?.mtu ?? 1500
 
   // Ten attaches to one guest at once all pick "the first free ethN": the losers of that race
@@ -238,18 +252,26 @@ async function attachToLinuxBridge(
   }
 }
 
+/**
+ * The attach of the same addresses to the same bridge, done before. One address dump of the
+ * whole guest, not one per candidate: a per-link query fails (ENODEV) when a concurrent detach
+ * deleted the link after the listing, and this way there is one round trip whatever the count.
+ */
 async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[]): Promise<LinkInfo | undefined> {
-  for (const l of links) {
+  const candidates = links.filter((l) => {
     const m = parseMark(l.alias)
-    if (!m || m.role !== 'guest' || m.op !== 'attach-veth' || m.bridge !== bridge) continue
-    const have = (await guestNs.getAddrs({ index: l.index })).filter((a) => !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`)
-    if (sameSet(have, wantAddrs)) return l
-  }
-  return undefined
+    return m?.role === 'guest' && m.op === 'attach-veth' && m.bridge === bridge
+  })
+  if (candidates.length === 0) return undefined
+  const addrs = await guestNs.getAddrs()
+  return candidates.find((l) => {
+    const have = addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`)
+    return sameSet(have, wantAddrs)
+  })
 }
 
 /** A re-run: exit 0 and say so when the state is the same; exit 4 when it differs. */
-async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: LinkInfo, result: OpResult): Promise<OpResult> {
+async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: LinkInfo, result: OpResult, guestLinks: LinkInfo[]): Promise<OpResult> {
   const mark = parseMark(link.alias)
   if (!mark || mark.role !== 'guest') {
     throw conflict(`"${link.name}" already exists in ${ctx.netns.label} and is not plumb's`, 'choose another name with -i, or leave -i out to take the first free ethN')
@@ -257,13 +279,7 @@ async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: 
   if (mark.op !== 'attach-veth' || mark.bridge !== v.bridge) {
     throw conflict(`"${link.name}" in ${ctx.netns.label} is plumb's ${mark.op}${mark.bridge ? ` on ${mark.bridge}` : ''}, not an attach to ${v.bridge}`, `detach it first: plumb detach ${ctx.netns.label} ${link.name}`)
   }
-  const missing = await missingAddrs(ctx.guestNs, link.index, v.statics)
-  const differs: string[] = []
-  if (missing.length) differs.push(`lacks ${missing.map((m) => m.cidr).join(', ')}`)
-  if (v.mtu !== undefined && link.mtu !== v.mtu) differs.push(`has mtu ${link.mtu}, not ${v.mtu}`)
-  if (v.mac !== undefined && link.mac !== v.mac) differs.push(`has mac ${link.mac}, not ${v.mac}`)
-  const gws = await planGateways(ctx.guestNs, v.statics, link.name, false).catch(() => [{ present: false, gateway: '?' }])
-  for (const g of gws) if (!g.present) differs.push(`has no default route via ${g.gateway}`)
+  const differs = await configDiff(ctx.guestNs, link, { ips: v.statics, mtu: v.mtu, mac: v.mac, defaults: v.defaults, routes: v.routes }, guestLinks)
   if (differs.length) {
     throw conflict(`${ctx.netns.label} ${link.name} is already attached to ${v.bridge} with a different configuration: it ${differs.join('; ')}`, `change addresses with plumb set-ip, or detach first: plumb detach ${ctx.netns.label} ${link.name}`)
   }

@@ -24,6 +24,18 @@ export interface BridgeLock {
  * make or delete bridges either), gets a lock that holds nothing. Waits at most `timeoutMs`.
  */
 export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
+  const timeoutMs = opts.timeoutMs ?? 10_000
+  const lock = await tryBridgeLock(mode, { ...opts, timeoutMs })
+  if (!lock) {
+    throw new PlumbError('FAILED', `failed to take the bridge lock ${BRIDGE_LOCK}: another plumb held it for over ${timeoutMs / 1000} s`, {
+      hint: `see who holds it: fuser -v ${BRIDGE_LOCK}`,
+    })
+  }
+  return lock
+}
+
+/** As acquireBridgeLock, but undefined when it stayed taken for `timeoutMs`: for work that may be left to gc. */
+export async function tryBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock | undefined> {
   const none: BridgeLock = { release: () => undefined }
   if (opts.dryRun) return none
   let fd: number
@@ -44,9 +56,8 @@ export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dr
     const deadline = Date.now() + timeoutMs
     while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
       if (Date.now() > deadline) {
-        throw new PlumbError('FAILED', `failed to take the bridge lock ${BRIDGE_LOCK}: another plumb held it for over ${timeoutMs / 1000} s`, {
-          hint: `see who holds it: fuser -v ${BRIDGE_LOCK}`,
-        })
+        release()
+        return undefined
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
     }

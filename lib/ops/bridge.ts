@@ -5,6 +5,7 @@ import { PlumbError } from '../errors.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { formatMark, parseMark } from '../parse/index.js'
 import { ignoreGone } from './guest-config.js'
+import { BRIDGE_LOCK, tryBridgeLock } from './bridge-lock.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
@@ -95,20 +96,42 @@ export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { in
   return err
 }
 
-/** A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is deleted. */
+/**
+ * A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is
+ * deleted. Both under the bridge lock, exclusive, as gc: an attach-veth holds it (shared) from
+ * finding the bridge until its port exists, so the ports are read again once it is ours, and an
+ * attach that is about to plug in keeps its bridge and rule.
+ */
 export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
-  const br = await hostNs.getLink(bridge)
-  const links = await hostNs.getLinks()
-  const ports = br ? links.filter((l) => l.master === br.index) : []
-  if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return
-  const fw = await import('../firewall/index.js')
-  await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
-    const removed = await fw.removeRules(bridge)
-    if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
-  })
-  if (br && ports.length === 0 && isDisposableBridge(br.alias)) {
-    await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
-    result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
+  const withoutPlumbPort = async (): Promise<{ br: LinkInfo | undefined; ports: LinkInfo[] } | undefined> => {
+    const [br, links] = await Promise.all([hostNs.getLink(bridge), hostNs.getLinks()])
+    const ports = br ? links.filter((l) => l.master === br.index) : []
+    return ports.some((p) => parseMark(p.alias)?.role === 'host') ? undefined : { br, ports }
+  }
+  if (!(await withoutPlumbPort())) return
+  // Attaches hold it shared for milliseconds; overlapping ones can keep an exclusive taker out
+  // for longer. The port is gone already: the bridge (and its rule) may wait for gc, said so,
+  // rather than fail a detach that did its job.
+  const lock = await tryBridgeLock('exclusive', { dryRun: tx.dryRun })
+  if (!lock) {
+    result.messages.push(`left bridge ${bridge} and its firewall rule for now: the bridge lock (${BRIDGE_LOCK}) stayed taken; plumb gc removes them once the bridge is empty`)
+    return
+  }
+  try {
+    const now = await withoutPlumbPort()
+    if (!now) return
+    const { br, ports } = now
+    const fw = await import('../firewall/index.js')
+    await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
+      const removed = await fw.removeRules(bridge)
+      if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
+    })
+    if (br && ports.length === 0 && isDisposableBridge(br.alias)) {
+      await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
+      result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
+    }
+  } finally {
+    lock.release()
   }
 }
 

@@ -11,7 +11,7 @@ import type { OvsOwner } from './ovs-owner.js'
 import type { ValidatedLinkInput } from './link-input.js'
 import { ipIn, ipNetnsArg, journalFor, whereOf, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
+import { applyGuestConfig, configDiff, formatReplacedGateways, ignoreGone, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -43,6 +43,11 @@ export async function hostParent(ctx: GuestContext, name: string, op: string, kn
   if (mayBeOvsDevice(parent) && (known?.owner ?? (await ovsOwner(name, parent))).role === 'bridge') {
     throw conflict(`"${name}" is an Open vSwitch bridge; a ${op} needs a NIC as its parent`, op === 'vlan' ? `plumb vlan GUEST ${name} VID makes an access port on it` : `to put the guest on it use: plumb ovs-port GUEST ${name}`)
   }
+  // A macvlan/802.1q child is an Ethernet device on an Ethernet parent: lo (loopback) or a tun
+  // (none) makes the kernel say EINVAL, which reads as a passthru clash.
+  if (parent.linkType !== undefined && parent.linkType !== 'ether') {
+    throw conflict(`"${name}" is not an Ethernet device (link/${parent.linkType}); a ${op} needs an Ethernet NIC as its parent`, 'the parent is a host NIC (or one end of a veth pair standing in for one): see ip link')
+  }
   return parent
 }
 
@@ -64,13 +69,17 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
       )
     }
   } else {
+    // One address dump for every candidate (a per-link query would also fail on a link a
+    // concurrent detach has just deleted).
+    const addrs = v.statics.length && guestLinks.some((l) => parseMark(l.alias)?.op === plan.op) ? await guestNs.getAddrs() : []
+    const missing = (l: LinkInfo): number => v.statics.filter((w) => !addrs.some((h) => h.index === l.index && h.family === w.family && h.address === w.address && h.prefix === w.prefix)).length
     for (const l of guestLinks) {
       const m = parseMark(l.alias)
       if (!same(m)) {
         // The same child asked again with another mode/VID: a second child with the same
         // addresses would be a duplicate, not what the user means.
         const sibling = m !== undefined && m.role === 'guest' && m.op === plan.op && m.extra?.parent === plan.parent.name
-        if (sibling && v.statics.length > 0 && (await missingAddrs(guestNs, l.index, v.statics)).length < v.statics.length) {
+        if (sibling && v.statics.length > 0 && missing(l) < v.statics.length) {
           throw conflict(
             `${netns.label} ${l.name} is already plumb's ${describeMark(m)} with ${v.statics.map((s) => s.cidr).join(', ')}, not${describeIdentity(plan.identity)}`,
             `detach it first: plumb detach ${netns.label} ${l.name}`,
@@ -78,13 +87,16 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
         }
         continue
       }
-      if ((await missingAddrs(guestNs, l.index, v.statics)).length === 0) existing = l
+      if (missing(l) === 0) existing = l
     }
   }
   if (existing) {
-    const missing = await missingAddrs(guestNs, existing.index, v.statics)
-    if (missing.length) {
-      throw conflict(`${netns.label} ${existing.name} is already a ${plan.op} of ${plan.parent.name} without ${missing.map((m) => m.cidr).join(', ')}`, `add addresses with plumb set-ip ${netns.label} ${existing.name} ...`)
+    const differs = await configDiff(guestNs, existing, { ips: v.statics, mtu: v.mtu, mac: v.mac, defaults: v.defaults, routes: v.routes }, guestLinks)
+    if (differs.length) {
+      throw conflict(
+        `${netns.label} ${existing.name} is already a ${plan.op} of ${plan.parent.name}${describeIdentity(plan.identity)} with a different configuration: it ${differs.join('; ')}`,
+        `change addresses with plumb set-ip ${netns.label} ${existing.name} ..., or detach it first: plumb detach ${netns.label} ${existing.name}`,
+      )
     }
     result.interfaces.push({ name: existing.name, ...(existing.mac ? { mac: existing.mac } : {}), mtu: existing.mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
     result.messages.push(`already so: ${netns.label} ${existing.name} is a ${plan.op} of ${plan.parent.name}; nothing changed`)
@@ -97,7 +109,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
     throw usageError(`MTU ${v.mtu} is more than the ${plan.op} parent "${plan.parent.name}" carries (${plan.parent.mtu})`, `use --mtu ${plan.parent.mtu} or less, or raise the parent's MTU first`)
   }
   const ifname = v.ifname ?? firstFreeEth(guestLinks)
-  const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+  const gateways = await planGateways(guestNs, v.defaults, ifname, opts.replaceGateway ?? false, guestLinks)
   const mtu = v.mtu ?? plan.parent.mtu
   const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: plan.op, guest: netns.label, ifname, extra: { parent: plan.parent.name, ...plan.identity, ...v.tags } }, opts)
   const gw = formatReplacedGateways(gateways)

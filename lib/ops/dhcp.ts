@@ -2,10 +2,11 @@
 // `dhcp` IP spec of the link commands, and the lease teardown detach runs.
 
 import { notFound, usageError } from '../errors.js'
-import { validateIfname } from '../parse/index.js'
+import { parseSeconds, validateIfname } from '../parse/index.js'
 import type { GuestRef, IpSpec } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
 import { ipIn, journalFor, toGuestRef, withGuest } from './context.js'
+import { ignoreGone } from './guest-config.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -16,8 +17,8 @@ export type DhcpClient = 'auto' | 'udhcpc' | 'dhclient' | 'dhcpcd'
 
 export interface DhcpLeaseOptions {
   client?: DhcpClient
-  /** seconds to wait for a lease; default 10 */
-  timeout?: number
+  /** seconds to wait for a lease (a number, or its decimal text); default 10 */
+  timeout?: number | string
   hostname?: string
   /** write the offered DNS servers into the guest's own /etc/resolv.conf */
   resolv?: boolean
@@ -31,14 +32,18 @@ export interface DhcpOptions extends CommonOptions, DhcpLeaseOptions {
 }
 
 const CLIENTS: DhcpClient[] = ['auto', 'udhcpc', 'dhclient', 'dhcpcd']
+const DEFAULT_LEASE_TIMEOUT_S = 10
+const MAX_LEASE_TIMEOUT_S = 3600
+
+/** The lease wait in seconds: more than 0, at most an hour. */
+const leaseTimeout = (o: DhcpLeaseOptions, flag = '--timeout'): number =>
+  o.timeout === undefined ? DEFAULT_LEASE_TIMEOUT_S : parseSeconds(o.timeout, flag, { min: 0, minExclusive: true, max: MAX_LEASE_TIMEOUT_S })
 
 /** The lease options alone (the dhcp op's flags, and the link commands' dhcp spec): pure, before anything runs. */
 export function validateLeaseOptions(o: DhcpLeaseOptions, flag: { client: string; timeout: string } = { client: '--client', timeout: '--timeout' }): DhcpClient {
   const client = o.client ?? 'auto'
   if (!CLIENTS.includes(client)) throw usageError(`unknown DHCP client "${client}" (${flag.client})`, `one of ${CLIENTS.join(', ')}`)
-  if (o.timeout !== undefined && !(Number.isFinite(o.timeout) && o.timeout > 0 && o.timeout <= 3600)) {
-    throw usageError(`${flag.timeout} must be a number of seconds between 0 and 3600, not "${o.timeout}"`)
-  }
+  leaseTimeout(o, flag.timeout)
   if (o.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(o.hostname)) {
     throw usageError(`"${o.hostname}" is not a valid hostname`, 'letters, digits and dashes, dot-separated')
   }
@@ -84,7 +89,7 @@ function startOptions(netns: Netns, ifname: string, o: DhcpLeaseOptions) {
     stateKey: netns.key,
     ifname,
     client: o.client ?? 'auto',
-    timeoutSec: o.timeout ?? 10,
+    timeoutSec: leaseTimeout(o),
     ...(o.hostname ? { hostname: o.hostname } : {}),
     resolv: o.resolv && mnt ? { mntNsPath: mnt } : (false as const),
     watch: { ...(netns.pid !== undefined ? { pid: netns.pid } : {}), path: netns.path },
@@ -144,7 +149,13 @@ export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
         result.lease = existing
         result.messages.push(`already leased: ${ctx.netns.label} ${v.ifname} has ${existing.address ?? '?'} (client pid ${existing.pid}); nothing changed`)
       } else {
-        if (!link.up) await tx.step(ipIn(ctx.netns, `link set ${v.ifname} up`), () => ctx.guestNs.setLink(link.index, { up: true }))
+        // A client needs the link up; a failed lease leaves it down again, as it was.
+        if (!link.up) {
+          await tx.step(ipIn(ctx.netns, `link set ${v.ifname} up`), () => ctx.guestNs.setLink(link.index, { up: true }), {
+            line: ipIn(ctx.netns, `link set ${v.ifname} down`),
+            run: () => ignoreGone(ctx.guestNs.setLink(link.index, { up: false })),
+          })
+        }
         await leaseInto(tx, ctx, v.ifname, opts, result)
         result.changed = true
       }

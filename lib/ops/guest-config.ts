@@ -13,10 +13,18 @@ import { enableIpv6Step } from './ipv6.js'
 
 export type StaticIp = Extract<IpSpec, { kind: 'static' }>
 
-export interface GatewayPlan {
+/**
+ * A default route asked for: the @GATEWAY of an IP spec, or `--route default@GW` (a
+ * `--route 0.0.0.0/0` has no gateway: a device route). One per family (validateLinkInput).
+ */
+export interface DefaultWant {
   family: Family
-  gateway: string
+  gateway?: string
+  /** outside the address's subnet: an on-link host route to it first */
   onLink: boolean
+}
+
+export interface GatewayPlan extends DefaultWant {
   /** the default route this one replaces (--replace-gateway), restored by detach */
   replaces?: { gateway?: string; dev?: string }
   /** already in place: nothing to do */
@@ -29,13 +37,16 @@ function defaultRoutes(routes: RouteInfo[], family: Family): RouteInfo[] {
   return routes.filter((r) => r.family === family && r.dst === 'default' && r.table === 254)
 }
 
+const describeDefault = (r: { gateway?: string }, dev?: string): string => `${r.gateway ? ` via ${r.gateway}` : ''}${dev ? ` dev ${dev}` : ''}`
+
 /**
- * Read phase: what each @GATEWAY means in this guest. An existing default route to another
- * gateway is a conflict unless --replace-gateway; then it is recorded so detach restores it.
+ * Read phase: what each wanted default route means in this guest. An existing default route
+ * to another gateway is a conflict unless --replace-gateway; then it is recorded so detach
+ * restores it. (Two gateways of one family were refused as bad input before.)
  */
 export async function planGateways(
   guestNs: NetHandle,
-  ips: StaticIp[],
+  wants: DefaultWant[],
   ifname: string,
   replaceGateway: boolean,
   /** the guest's links, when the caller has just read them (one dump less) */
@@ -43,30 +54,21 @@ export async function planGateways(
   /** the guest's routes, when the caller has already asked for them */
   knownRoutes?: Promise<RouteInfo[]>,
 ): Promise<GatewayPlan[]> {
-  const wanted = ips.filter((ip) => ip.gateway !== undefined)
-  if (wanted.length === 0) return []
-  const seen = new Map<Family, StaticIp>()
-  for (const ip of wanted) {
-    const prev = seen.get(ip.family)
-    if (prev && prev.gateway !== ip.gateway) {
-      throw conflict(`two IPv${ip.family} gateways given (${prev.gateway} and ${ip.gateway})`, 'a guest has one default route per family: give @GATEWAY once')
-    }
-    seen.set(ip.family, ip)
-  }
+  if (wants.length === 0) return []
   const [routes, links] = await Promise.all([knownRoutes ?? guestNs.getRoutes(), knownLinks ?? guestNs.getLinks()])
   const nameOf = (index?: number): string | undefined => links.find((l) => l.index === index)?.name
   const plans: GatewayPlan[] = []
-  for (const ip of seen.values()) {
-    const current = defaultRoutes(routes, ip.family)[0]
-    const plan: GatewayPlan = { family: ip.family, gateway: ip.gateway!, onLink: ip.gatewayOnLink, present: false }
+  for (const want of wants) {
+    const current = defaultRoutes(routes, want.family)[0]
+    const plan: GatewayPlan = { ...want, present: false }
     if (current) {
       const dev = nameOf(current.oif)
-      if (current.gateway === ip.gateway && dev === ifname) {
+      if (current.gateway === want.gateway && dev === ifname) {
         plan.present = true
       } else if (!replaceGateway) {
         throw conflict(
-          `the guest already has an IPv${ip.family} default route${current.gateway ? ` via ${current.gateway}` : ''}${dev ? ` dev ${dev}` : ''}`,
-          `pass --replace-gateway to replace it (detach restores it), or drop @${ip.gateway}`,
+          `the guest already has an IPv${want.family} default route${describeDefault(current, dev)}`,
+          `pass --replace-gateway to replace it (detach restores it), or drop ${want.gateway ? `@${want.gateway}` : 'the default route'}`,
         )
       } else {
         plan.replaces = { ...(current.gateway ? { gateway: current.gateway } : {}), ...(dev ? { dev } : {}) }
@@ -124,10 +126,18 @@ const hostRoute = (family: Family, addr: string): string => `${addr}/${family ==
  * host end's owner mark) join the batch ahead of the guest's.
  */
 export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult, ifIndexInResult: number, alongside: Array<BatchStep<unknown>> = []): Promise<void> {
+  await tx.batch([...alongside, ...guestConfigSteps(tx, c, result, ifIndexInResult)])
+}
+
+/**
+ * The steps of applyGuestConfig, for a caller that batches two interfaces' at once (p2p-link's
+ * two ends); `tx` only hears what they are about to replace (its journal), it runs nothing.
+ */
+export function guestConfigSteps(tx: Tx, c: GuestConfig, result: OpResult, ifIndexInResult: number): Array<BatchStep<unknown>> {
   const { guestNs, ifname } = c
   const idx = (): number => c.index!
   const ip = (args: string): string => ipIn(c.netns, args)
-  const steps: Array<BatchStep<unknown>> = [...alongside]
+  const steps: Array<BatchStep<unknown>> = []
 
   if (!c.ipv6On && c.ips.some((a) => a.family === 6)) steps.push(enableIpv6Step(c.netns, guestNs, ifname))
   for (const addr of c.ips) {
@@ -141,16 +151,22 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
   }
   if (c.up) {
     // arp_notify=1: the kernel sends the gratuitous ARP itself when the link comes up, instead
-    // of pipework's blocking `arping -c 1` (a full second per attach).
+    // of pipework's blocking `arping -c 1` (a full second per attach). No undo: `up` is only
+    // asked for an interface this transaction created or moved in, whose rollback deletes it
+    // or moves it out (a netns move re-creates its IPv4 settings with the new netns's defaults).
     if (c.ips.some((a) => a.family === 4)) {
       steps.push({ line: inGuest(c.netns, `sysctl -qw net.ipv4.conf.${ifname}.arp_notify=1`), run: () => guestNs.setLink(idx(), { arpNotify: true }) })
     }
     const alias = c.alias
-    steps.push({ line: ip(`link set ${ifname}${alias ? ` alias '${alias}'` : ''} up`), run: () => guestNs.setLink(idx(), { up: true, ...(alias ? { alias } : {}) }) })
+    steps.push({
+      line: ip(`link set ${ifname}${alias ? ` alias '${alias}'` : ''} up`),
+      run: () => guestNs.setLink(idx(), { up: true, ...(alias ? { alias } : {}) }),
+      undo: { line: ip(`link set ${ifname} down`), run: () => ignoreGone(guestNs.setLink(idx(), { up: false })) },
+    })
   }
   for (const gw of c.gateways) {
     if (gw.present) continue
-    if (gw.onLink) {
+    if (gw.onLink && gw.gateway) {
       // A gateway outside the address's subnet is reachable through an on-link host route, as pipework did.
       const dst = hostRoute(gw.family, gw.gateway)
       steps.push({
@@ -159,26 +175,27 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
         undo: { line: ip(`route del ${dst} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ family: gw.family, dst, oif: idx() })) },
       })
     }
-    const route = { family: gw.family, dst: 'default', gateway: gw.gateway, oif: c.index ?? 0 }
+    const via = gw.gateway ? ` via ${gw.gateway}` : ''
+    const route = { family: gw.family, dst: 'default', ...(gw.gateway ? { gateway: gw.gateway } : {}) }
     if (gw.replaces) {
       const old = gw.replaces
       tx.intend({ t: 'gw', where: whereOf(c.netns), family: gw.family, ...old })
       steps.push({
-        line: ip(`route replace default via ${gw.gateway} dev ${ifname}`),
+        line: ip(`route replace default${via} dev ${ifname}`),
         run: () => guestNs.addRoute({ ...route, oif: idx() }, { replace: true }),
         undo: {
-          line: ip(`route replace default${old.gateway ? ` via ${old.gateway}` : ''}${old.dev ? ` dev ${old.dev}` : ''}`),
+          line: ip(`route replace default${describeDefault(old, old.dev)}`),
           run: () => restoreDefaultRoute(guestNs, gw.family, old),
         },
       })
     } else {
       steps.push({
-        line: ip(`route add default via ${gw.gateway} dev ${ifname}`),
+        line: ip(`route add default${via} dev ${ifname}`),
         run: () => guestNs.addRoute({ ...route, oif: idx() }),
-        undo: { line: ip(`route del default via ${gw.gateway} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ ...route, oif: idx() })) },
+        undo: { line: ip(`route del default${via} dev ${ifname}`), run: () => ignoreGone(guestNs.delRoute({ ...route, oif: idx() })) },
       })
     }
-    result.routes.push({ dst: gw.family === 4 ? '0.0.0.0/0' : '::/0', gw: gw.gateway })
+    result.routes.push({ dst: gw.family === 4 ? '0.0.0.0/0' : '::/0', ...(gw.gateway ? { gw: gw.gateway } : {}) })
   }
   for (const r of c.routes) {
     const line = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`
@@ -190,7 +207,7 @@ export async function applyGuestConfig(tx: Tx, c: GuestConfig, result: OpResult,
     })
     result.routes.push({ dst: r.dst === 'default' ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })
   }
-  await tx.batch(steps)
+  return steps
 }
 
 /** Put back a default route plumb replaced (detach, or the rollback of a replace). */
@@ -218,6 +235,53 @@ export async function ignoreGone(p: Promise<unknown>): Promise<void> {
 export async function missingAddrs(guestNs: NetHandle, index: number, ips: StaticIp[]): Promise<StaticIp[]> {
   const have = await guestNs.getAddrs({ index })
   return ips.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+}
+
+/** What a re-run asks of an interface that is already there (what it leaves out is not compared). */
+export interface WantedConfig {
+  ips: StaticIp[]
+  /** undefined: not asked, so not compared */
+  mtu?: number | undefined
+  mac?: string | undefined
+  defaults?: DefaultWant[]
+  routes?: RouteSpec[]
+}
+
+/**
+ * Idempotency, one rule for every op: how the interface in place differs from what is asked,
+ * as phrases ("lacks 198.18.0.10/24", "has mtu 1400, not 1500"); none means "already so". An
+ * address, MTU, MAC, default route or route asked for must be there as asked; what was added
+ * since (another address, say) is no difference. The caller says exit 4 with these.
+ */
+export async function configDiff(guestNs: NetHandle, link: LinkInfo, want: WantedConfig, knownLinks?: LinkInfo[]): Promise<string[]> {
+  const needRoutes = (want.defaults?.length ?? 0) + (want.routes?.length ?? 0) > 0
+  const [addrs, routes, links] = await Promise.all([
+    want.ips.length ? guestNs.getAddrs({ index: link.index }) : [],
+    needRoutes ? guestNs.getRoutes() : [],
+    // names for the interfaces other routes use, in the phrases
+    needRoutes && !knownLinks ? guestNs.getLinks() : (knownLinks ?? []),
+  ])
+  const differs: string[] = []
+  for (const w of want.ips) {
+    if (addrs.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix)) continue
+    const other = addrs.find((h) => h.family === w.family && h.address === w.address)
+    differs.push(other ? `has ${other.address}/${other.prefix}, not /${w.prefix}` : `lacks ${w.cidr}`)
+  }
+  if (want.mtu !== undefined && link.mtu !== want.mtu) differs.push(`has mtu ${link.mtu}, not ${want.mtu}`)
+  if (want.mac !== undefined && link.mac !== want.mac) differs.push(`has mac ${link.mac ?? 'none'}, not ${want.mac}`)
+  const nameOf = (index?: number): string | undefined => links.find((l) => l.index === index)?.name
+  for (const d of want.defaults ?? []) {
+    const current = defaultRoutes(routes, d.family)[0]
+    if (current && current.gateway === d.gateway && current.oif === link.index) continue
+    differs.push(current ? `the IPv${d.family} default route is${describeDefault(current, nameOf(current.oif))}, not${describeDefault(d, link.name)}` : `has no IPv${d.family} default route${describeDefault(d)}`)
+  }
+  for (const r of want.routes ?? []) {
+    const there = routes.filter((x) => x.family === r.family && x.dst === r.dst && x.table === 254)
+    if (there.some((x) => x.oif === link.index && x.gateway === r.gateway)) continue
+    const other = there[0]
+    differs.push(other ? `the route to ${r.dst} is${describeDefault(other, nameOf(other.oif) ?? `#${other.oif}`)}, not${describeDefault(r, link.name)}` : `has no route to ${r.dst}${describeDefault(r)}`)
+  }
+  return differs
 }
 
 /** The guest end's MAC into the result (the kernel chose it unless --mac was given): one read. */

@@ -7,6 +7,7 @@ import type { GuestRef } from '../parse/index.js'
 import { validateLinkInput } from './link-input.js'
 import { createChildLink, hostParent } from './child-link.js'
 import { withGuest } from './context.js'
+import { addressHolders, refuseHeld } from './segment.js'
 import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
@@ -36,6 +37,9 @@ export async function macvlan(opts: MacvlanOptions): Promise<OpResult> {
   const v = validateMacvlan(opts)
   return withGuest(v.guest, opts, async (ctx) => {
     const parent = await hostParent(ctx, v.parent, 'macvlan')
+    // The parent's own address is on the LAN the macvlan joins (one dump). Its macvlan siblings
+    // live in netns the host has no view of: not checked.
+    refuseHeld(await addressHolders(ctx.hostNs, v.statics, { index: parent.index, holder: `the parent ${parent.name} itself (the host's address)` }, []), `the LAN of ${parent.name}`)
     return createChildLink(ctx, v, {
       op: 'macvlan',
       parent,

@@ -8,7 +8,7 @@ import { resolveGuest } from '../guest/index.js'
 import { validateLinkInput } from './link-input.js'
 import { ipIn, ipNetnsArg, journalFor, whereOf, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, planGateways } from './guest-config.js'
+import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -47,6 +47,13 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
     const inGuest = guestLinks.find((l) => l.name === ifname)
     const dev = await hostNs.getLink(v.device)
     if (!dev && inGuest && parseMark(inGuest.alias)?.op === 'move-dev' && parseMark(inGuest.alias)?.extra?.orig === v.device) {
+      const differs = await configDiff(guestNs, inGuest, { ips: v.statics, defaults: v.defaults, routes: v.routes }, guestLinks)
+      if (differs.length) {
+        throw conflict(
+          `${v.device} is already moved into ${netns.label} as ${ifname} with a different configuration: it ${differs.join('; ')}`,
+          `change addresses with plumb set-ip ${netns.label} ${ifname} ..., or give it back first: plumb detach ${netns.label} ${ifname}`,
+        )
+      }
       result.interfaces.push({ name: ifname, mtu: inGuest.mtu, netns: netns.label, kind: inGuest.kind ?? 'device' })
       result.messages.push(`already moved: ${v.device} is ${netns.label} ${ifname}; nothing changed`)
       return result
@@ -74,7 +81,7 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
         throw conflict(`"${v.device}" carries the host's default route: moving it would cut the host off`, 'pass --force if you really mean it')
       }
     }
-    const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+    const gateways = await planGateways(guestNs, v.defaults, ifname, opts.replaceGateway ?? false, guestLinks)
     // What detach needs to give the device back as it was: its name, alias and state.
     const mark: OwnerMark = {
       v: 1,
@@ -99,7 +106,12 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
             line: ipIn(netns, `link set ${ifname} netns 1 name ${v.device}`),
             run: async () => {
               const l = await guestNs.getLink(ifname)
-              if (l) await guestNs.setLink(l.index, { nsFd: hostNetns.fd, name: v.device, alias: dev.alias ?? '' })
+              if (!l) return
+              await guestNs.setLink(l.index, { nsFd: hostNetns.fd, name: v.device, alias: dev.alias ?? '' })
+              // A netns move takes a device down: one that was up on the host goes up again.
+              if (!dev.up) return
+              const back = await hostNs.getLink(v.device)
+              if (back) await hostNs.setLink(back.index, { up: true })
             },
           },
         )

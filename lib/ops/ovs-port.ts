@@ -8,12 +8,15 @@ import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
 import { inGuest, ipNetnsArg, journalFor, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
+import { applyGuestConfig, configDiff, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../parse/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { leaseIfAsked } from './dhcp.js'
+import { addressHolders, refuseHeld } from './segment.js'
+import type { AddressHolder } from './segment.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import type { DhcpLeaseOptions } from './dhcp.js'
 
 export interface OvsPortOptions extends CommonOptions {
@@ -80,16 +83,28 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     const m = parseMark(l.alias)
     return m?.role === 'guest' && m.op === 'ovs-port' && m.bridge === v.bridge && (v.ifname === undefined || l.name === v.ifname)
   })
-  if (same && (await missingAddrs(guestNs, same.index, v.statics)).length === 0) {
+  // Without -i, a port of the same bridge with other addresses is another port, not this one.
+  if (same && (v.ifname !== undefined || (await missingAddrs(guestNs, same.index, v.statics)).length === 0)) {
     const m = parseMark(same.alias)!
-    const { bridgeExists, port } = await ovs.lookupBridgeAndPort(v.bridge, m.peer)
+    const [{ bridgeExists, port }, differs] = await Promise.all([
+      ovs.lookupBridgeAndPort(v.bridge, m.peer),
+      configDiff(guestNs, same, { ips: v.statics, mtu: v.mtu, mac: v.mac, defaults: v.defaults, routes: v.routes }, guestLinks),
+    ])
     await checkBridge(bridgeExists)
-    if (port && (port.tag ?? undefined) === v.tag && sameList(port.trunks, v.trunks ?? [])) {
+    if (!port) differs.push(`has no OVS port row ${m.peer ?? '?'}`)
+    else if ((port.tag ?? undefined) !== v.tag || !sameList(port.trunks, v.trunks ?? [])) {
+      const vlans = (tag: number | undefined, trunks: number[]): string => (tag !== undefined ? `tag ${tag}` : trunks.length ? `trunks ${trunks.join(',')}` : 'no VLAN settings')
+      differs.push(`has ${vlans(port.tag, port.trunks)}, not ${vlans(v.tag, v.trunks ?? [])}`)
+    }
+    if (differs.length === 0) {
       result.interfaces.push({ name: same.name, mtu: same.mtu, netns: netns.label, kind: 'veth', peer: m.peer!, bridge: v.bridge })
       result.messages.push(`already so: ${netns.label} ${same.name} is a port of OVS bridge ${v.bridge}; nothing changed`)
       return result
     }
-    throw conflict(`${netns.label} ${same.name} is already on OVS bridge ${v.bridge} with different VLAN settings`, `detach it first: plumb detach ${netns.label} ${same.name}`)
+    throw conflict(
+      `${netns.label} ${same.name} is already on OVS bridge ${v.bridge} with a different configuration: it ${differs.join('; ')}`,
+      `change addresses with plumb set-ip ${netns.label} ${same.name} ..., or detach it first: plumb detach ${netns.label} ${same.name}`,
+    )
   }
   if (v.ifname && guestLinks.some((l) => l.name === v.ifname)) {
     throw conflict(`"${v.ifname}" already exists in ${netns.label}${parseMark(guestLinks.find((l) => l.name === v.ifname)!.alias) ? '' : " and is not plumb's"}`, 'choose another name with -i')
@@ -99,7 +114,10 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
   const { bridgeExists, datapathType, port: existingPort } = await ovs.lookupBridgeAndPort(v.bridge, hostIfname)
   const exists = await checkBridge(bridgeExists)
   if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
-  const gateways = await planGateways(guestNs, v.statics, ifname, opts.replaceGateway ?? false)
+  const held = exists && v.statics.length && v.trunks === undefined ? segmentHolders(ovs, hostNs, v) : Promise.resolve([])
+  held.catch(() => undefined) // awaited below
+  const gateways = await planGateways(guestNs, v.defaults, ifname, opts.replaceGateway ?? false, guestLinks)
+  refuseHeld(await held, `OVS bridge ${v.bridge}${v.tag !== undefined ? ` (VLAN ${v.tag})` : ''}`)
   const mtu = v.mtu ?? 1500
   const tags = v.tags ? { extra: v.tags } : {}
   const mark: OwnerMark = withLab({ v: 1, role: 'guest', op: 'ovs-port', guest: netns.label, ifname, peer: hostIfname, bridge: v.bridge, ...tags }, opts)
@@ -165,6 +183,20 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     )
     return result
   })
+}
+
+/**
+ * The wanted addresses already used on this port's segment of an OVS bridge: the ports with the
+ * same access tag (untagged: the untagged, non-trunk ports and the bridge's own local port).
+ * A trunk port's segments are its VLANs' sub-interfaces in the guest: not checked.
+ */
+async function segmentHolders(ovs: typeof import('../ovs/index.js'), hostNs: NetHandle, v: ValidatedOvsPort): Promise<AddressHolder[]> {
+  const ports = (await ovs.bridgePortVlans(v.bridge)).filter((p) => p.tag === v.tag && (v.tag !== undefined || p.trunks.length === 0))
+  // The kernel side of the ports: one dump for all, or only the bridge's own when alone.
+  const links = ports.length ? await hostNs.getLinks() : [await hostNs.getLink(v.bridge)].filter((l): l is LinkInfo => l !== undefined)
+  const byName = new Map(links.map((l) => [l.name, l]))
+  const local = v.tag === undefined ? byName.get(v.bridge) : undefined
+  return addressHolders(hostNs, v.statics, local ? { index: local.index, holder: `the bridge ${v.bridge} itself` } : undefined, ports.flatMap((p) => byName.get(p.name) ?? []))
 }
 
 const sameList = (a: number[], b: number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])

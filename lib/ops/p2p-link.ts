@@ -1,21 +1,20 @@
 // p2p-link: a veth pair whose two ends are born in two guests (or a guest and the host) in
 // one RTM_NEWLINK, with optional /31 or /32-plus-peer-route addressing.
 
-import { PlumbError, conflict, usageError } from '../errors.js'
-import type { Family, NetHandle } from '../kernel/types.js'
-import { deriveHostIfname, formatMark, parseIpSpec, parseMac, parseMark, parseMtu, validateIfname } from '../parse/index.js'
-import type { GuestRef, OwnerMark } from '../parse/index.js'
+import { conflict, usageError } from '../errors.js'
+import type { Family, LinkInfo, NetHandle } from '../kernel/types.js'
+import { deriveHostIfname, formatMark, parseIpSpec, parseMac, parseMark, parseMtu, subnetContains, validateIfname } from '../parse/index.js'
+import type { GuestRef, OwnerMark, RouteSpec } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
 import { handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions } from './context.js'
-import type { StaticIp } from './guest-config.js'
-import { enableIpv6Step } from './ipv6.js'
+import { configDiff, guestConfigSteps, ignoreGone } from './guest-config.js'
+import type { GuestConfig, StaticIp } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import type { Tx } from './tx.js'
 
 export interface P2pLinkOptions extends CommonOptions {
   a: string | GuestRef
@@ -64,9 +63,7 @@ const hostPrefix = (f: Family): number => (f === 4 ? 32 : 128)
 
 /** Does `ip`'s own subnet contain `peer`? If not (a /32), a host route to the peer is needed. */
 export function needsPeerRoute(ip: StaticIp, peer: StaticIp): boolean {
-  if (ip.prefix === hostPrefix(ip.family)) return true
-  const probe = parseIpSpec(`${peer.address}/${ip.prefix}`)
-  return probe.kind === 'static' && probe.network !== ip.network
+  return ip.prefix === hostPrefix(ip.family) || !subnetContains(ip, peer.address)
 }
 
 export async function p2pLink(opts: P2pLinkOptions): Promise<OpResult> {
@@ -91,17 +88,43 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
   const result = emptyResult('p2p-link', aNetns.label, opts.dryRun ?? false)
   result.peerGuest = bNetns.label
   const [aLinks, bLinks] = await Promise.all([aNs.getLinks(), bNs.getLinks()])
+  const routeA = peerRoutes(v.ipA, v.ipB)
+  const routeB = peerRoutes(v.ipB, v.ipA)
 
-  // Idempotency: an existing p2p end in A whose peer is in B with the same names.
-  const existing = aLinks.find((l) => {
+  // Idempotency: an existing p2p end in A whose peer is in B (with the name asked for, if one
+  // was). It is this link only if both ends are configured as asked; otherwise exit 4.
+  const candidates = aLinks.filter((l) => {
     const m = parseMark(l.alias)
     return m?.op === 'p2p-link' && m.role === 'guest' && m.extra?.peerGuest === bNetns.label && (v.ifnameA === undefined || l.name === v.ifnameA)
   })
-  if (existing) {
-    const m = parseMark(existing.alias)!
-    result.interfaces.push({ name: existing.name, mtu: existing.mtu, netns: aNetns.label, kind: 'veth', ...(m.peer ? { peer: m.peer } : {}) })
-    result.messages.push(`already linked: ${aNetns.label} ${existing.name} <-> ${bNetns.label} ${m.peer ?? '?'}; nothing changed`)
-    return result
+  let firstDiff: { link: LinkInfo; differs: string[] } | undefined
+  for (const existing of candidates) {
+    const peerName = parseMark(existing.alias)!.peer
+    const peerEnd = bLinks.find((l) => l.name === peerName)
+    const differs: string[] = []
+    if (v.ifnameB !== undefined && peerName !== v.ifnameB) differs.push(`its other end is ${bNetns.label} ${peerName ?? '?'}, not ${v.ifnameB}`)
+    const [diffA, diffB] = await Promise.all([
+      configDiff(aNs, existing, { ips: v.ipA ? [v.ipA] : [], mtu: v.mtu, mac: v.macA, routes: routeA }),
+      peerEnd ? configDiff(bNs, peerEnd, { ips: v.ipB ? [v.ipB] : [], mtu: v.mtu, mac: v.macB, routes: routeB }) : [`its other end ${peerName ?? '?'} is gone from ${bNetns.label}`],
+    ])
+    differs.push(...diffA.map((d) => `${existing.name} ${d}`), ...diffB.map((d) => (peerEnd ? `${bNetns.label} ${peerEnd.name} ${d}` : d)))
+    if (differs.length === 0) {
+      result.interfaces.push(
+        { name: existing.name, mtu: existing.mtu, netns: aNetns.label, kind: 'veth', ...(peerName ? { peer: peerName } : {}) },
+        ...(peerEnd ? [{ name: peerEnd.name, mtu: peerEnd.mtu, netns: bNetns.label, kind: 'veth', peer: existing.name }] : []),
+      )
+      result.mark = existing.alias
+      result.messages.push(`already linked: ${aNetns.label} ${existing.name} <-> ${bNetns.label} ${peerName ?? '?'}; nothing changed`)
+      return result
+    }
+    firstDiff ??= { link: existing, differs }
+  }
+  if (firstDiff) {
+    const { link, differs } = firstDiff
+    throw conflict(
+      `${aNetns.label} ${link.name} is already a p2p link to ${bNetns.label} with a different configuration: ${differs.join('; ')}`,
+      `detach it first (plumb detach ${aNetns.label} ${link.name}), or give --ifname-a for a second link`,
+    )
   }
   const ifA = v.ifnameA ?? firstFreeEth(aLinks)
   if (aLinks.some((l) => l.name === ifA)) throw conflict(`"${ifA}" already exists in ${aNetns.label}`, 'choose another --ifname-a')
@@ -121,30 +144,31 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
     tx.intend({ t: 'link', where: whereOf(aNetns), name: ifA, kind: 'veth' })
     tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth' })
     const nsArg = (n: Netns): string => (n.isHost ? '' : ` netns ${ipNetnsArg(n)}`)
-    await tx.step(
+    const created = await tx.step(
       `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu}${v.macA ? ` address ${v.macA}` : ''} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}${v.macB ? ` address ${v.macB}` : ''}`,
-      () =>
-        // Both ends born where they belong, in one message: the handle is the host's, the top-level
-        // nsFd puts end A in guest A, the peer's nsFd puts end B in guest B.
-        (bNetns.isHost ? bNs : aNs).createVeth({
-          name: ifA,
-          nsFd: aNetns.fd,
-          mtu,
-          alias: formatMark(markA),
-          ...(v.macA ? { mac: v.macA } : {}),
-          peer: { name: ifB, mtu, alias: formatMark(markB), ...(v.macB ? { mac: v.macB } : {}), ...(bNetns.isHost ? {} : { nsFd: bNetns.fd }) },
-        }),
-      {
-        line: ipIn(aNetns, `link del ${ifA}`),
-        run: async () => {
-          const l = await aNs.getLink(ifA)
-          if (l) await aNs.delLink(l.index)
-        },
+      // Both ends born where they belong, in one message. Between two guests it is sent from
+      // inside A: end A is born there, the peer's nsFd puts end B in B, and the echo gives both
+      // indexes. With the host, from the host's handle (plumb's own netns: what "host" means
+      // here, also under `ip netns exec`), the top-level nsFd sending end A to A.
+      () => {
+        const macA = v.macA ? { mac: v.macA } : {}
+        const macB = v.macB ? { mac: v.macB } : {}
+        return bNetns.isHost
+          ? bNs.createVeth({ name: ifA, nsFd: aNetns.fd, mtu, ...macA, peer: { name: ifB, mtu, ...macB } })
+          : aNs.createVeth({ name: ifA, mtu, ...macA, peer: { name: ifB, mtu, ...macB, nsFd: bNetns.fd } })
       },
+      { line: ipIn(aNetns, `link del ${ifA}`), run: (r) => ignoreGone(aNs.delLink(r.index)) },
     )
     result.interfaces.push({ name: ifA, mtu, netns: aNetns.label, kind: 'veth', peer: ifB }, { name: ifB, mtu, netns: bNetns.label, kind: 'veth', peer: ifA })
-    await configureEnd(tx, aNetns, aNs, ifA, formatMark(markA), v.ipA, v.ipB, result, 0)
-    await configureEnd(tx, bNetns, bNs, ifB, formatMark(markB), v.ipB, v.ipA, result, 1)
+    // Both ends' addresses, marks, up and peer routes in one batch: the marks go with `up`, as
+    // the kernel ignores IFLA_IFALIAS on create.
+    const end = (netns: Netns, guestNs: NetHandle, ifname: string, index: number | undefined, mark: OwnerMark, ip: StaticIp | undefined, routes: RouteSpec[]): GuestConfig => ({
+      netns, guestNs, ifname, index, alias: formatMark(mark), ips: ip ? [ip] : [], routes, gateways: [], up: true,
+    })
+    await tx.batch([
+      ...guestConfigSteps(tx, end(aNetns, aNs, ifA, created?.index, markA, v.ipA, routeA), result, 0),
+      ...guestConfigSteps(tx, end(bNetns, bNs, ifB, created?.peerIndex, markB, v.ipB, routeB), result, 1),
+    ])
     result.changed = true
     result.mark = formatMark(markA)
     result.plan = tx.lines
@@ -153,23 +177,8 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
   })
 }
 
-async function configureEnd(tx: Tx, netns: Netns, ns: NetHandle, ifname: string, alias: string, ip: StaticIp | undefined, peer: StaticIp | undefined, result: OpResult, resultIndex: number): Promise<void> {
-  const line = (args: string): string => ipIn(netns, args)
-  const link = tx.dryRun ? undefined : await ns.getLink(ifname)
-  if (!tx.dryRun && !link) throw new PlumbError('FAILED', `the p2p end "${ifname}" did not appear in ${netns.label}`)
-  if (link && link.alias !== alias) await ns.setLink(link.index, { alias })
-  const idx = (): number => link!.index
-  if (ip) {
-    // IPv6 on (a guest of Docker's starts with it off); the link's deletion undoes it
-    if (ip.family === 6) await tx.batch([enableIpv6Step(netns, ns, ifname)])
-    await tx.step(line(`addr add ${ip.cidr} dev ${ifname}${ip.family === 6 ? ' nodad' : ''}`), () => ns.addAddr(idx(), ip.cidr, { nodad: ip.family === 6 }))
-    result.ips.push({ address: ip.cidr, interface: resultIndex })
-  }
-  await tx.step(line(`link set ${ifname} up`), () => ns.setLink(idx(), { up: true }))
-  if (ip && peer && needsPeerRoute(ip, peer)) {
-    // /32 (or /128) addressing: the peer is reachable only through a host route on the link.
-    const dst = `${peer.address}/${hostPrefix(peer.family)}`
-    await tx.step(line(`route add ${dst} dev ${ifname} scope link`), () => ns.addRoute({ family: peer.family, dst, oif: idx(), scope: 'link' }))
-    result.routes.push({ dst })
-  }
+/** /32 (or /128) addressing: the peer is reachable only through a host route on the link. */
+function peerRoutes(ip: StaticIp | undefined, peer: StaticIp | undefined): RouteSpec[] {
+  if (!ip || !peer || !needsPeerRoute(ip, peer)) return []
+  return [{ family: peer.family, dst: `${peer.address}/${hostPrefix(peer.family)}` }]
 }

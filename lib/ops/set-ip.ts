@@ -1,12 +1,12 @@
 // set-ip: add (or with --del remove) addresses and routes on an interface already in the guest.
 
-import { notFound, usageError } from '../errors.js'
+import { conflict, notFound, usageError } from '../errors.js'
 import { formatMark, parseMark, validateIfname } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
 import { ipIn, journalFor, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { validateLinkInput } from './link-input.js'
-import { applyGuestConfig, formatReplacedGateways, ignoreGone, missingAddrs, planGateways } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, ignoreGone, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -31,7 +31,7 @@ export function validateSetIp(o: SetIpOptions) {
   if (v.ips.some((ip) => ip.kind === 'dhcp')) {
     throw usageError('set-ip takes static addresses only', `for a DHCP lease run: plumb dhcp ${typeof o.guest === 'string' ? o.guest : 'GUEST'} ${ifname}`)
   }
-  if (v.statics.length === 0 && v.routes.length === 0) throw usageError('set-ip needs at least one address or --route', 'e.g. plumb set-ip web eth1 198.18.0.10/24')
+  if (v.statics.length === 0 && v.routes.length === 0 && v.defaults.length === 0) throw usageError('set-ip needs at least one address or --route', 'e.g. plumb set-ip web eth1 198.18.0.10/24')
   return { ...v, ifname }
 }
 
@@ -48,10 +48,17 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       const have = await guestNs.getAddrs({ index: link.index })
       const present = v.statics.filter((s) => have.some((h) => h.address === s.address && h.prefix === s.prefix))
       const routes = await guestNs.getRoutes()
+      // `--route default@GW` was taken for a default route; with --del it is a route to remove like
+      // the others (an address's @GW default goes with its address, below).
+      const routeDefaults = v.defaults
+        .filter((d) => !v.statics.some((s) => s.family === d.family && s.gateway === d.gateway))
+        .map((d) => ({ family: d.family, dst: 'default', ...(d.gateway ? { gateway: d.gateway } : {}) }))
+      const removed: string[] = []
       return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
-        for (const r of v.routes) {
-          const exists = routes.some((x) => x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
+        for (const r of [...v.routes, ...routeDefaults]) {
+          const exists = routes.some((x) => x.family === r.family && x.dst === r.dst && x.oif === link.index && (r.gateway === undefined || x.gateway === r.gateway))
           if (!exists) continue
+          removed.push(`route ${r.dst}`)
           const spec = { family: r.family, dst: r.dst, oif: link.index, ...(r.gateway ? { gateway: r.gateway } : {}) }
           await tx.step(ip(`route del ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${v.ifname}`), () => guestNs.delRoute(spec), {
             line: ip(`route add ${r.dst} dev ${v.ifname}`),
@@ -79,15 +86,38 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
         }
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
-        result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...v.routes.map((r) => `route ${r.dst}`)].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
+        result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...removed].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
         return result
       })
     }
 
-    const missing = await missingAddrs(guestNs, link.index, v.statics)
-    const gateways = await planGateways(guestNs, v.statics, v.ifname, opts.replaceGateway ?? false)
-    const routes = await guestNs.getRoutes()
-    const newRoutes = v.routes.filter((r) => !routes.some((x) => x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
+    const [have, routes] = await Promise.all([guestNs.getAddrs({ index: link.index }), guestNs.getRoutes()])
+    const missing = v.statics.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+    // The same address with another prefix is a different configuration in place: the kernel
+    // would take both (two subnet routes for one address), which nobody means.
+    for (const w of missing) {
+      const other = have.find((h) => h.family === w.family && h.address === w.address)
+      if (other) {
+        throw conflict(
+          `${netns.label} ${v.ifname} already has ${other.address}/${other.prefix}, not /${w.prefix}`,
+          `remove it first (plumb set-ip ${netns.label} ${v.ifname} ${other.address}/${other.prefix} --del), then add ${w.cidr}`,
+        )
+      }
+    }
+    const gateways = await planGateways(guestNs, v.defaults, v.ifname, opts.replaceGateway ?? false, undefined, Promise.resolve(routes))
+    const newRoutes = v.routes.filter((r) => !routes.some((x) => x.family === r.family && x.dst === r.dst && x.oif === link.index && x.gateway === r.gateway))
+    // A route to the same destination by another way is a different configuration in place
+    // (the kernel would say EEXIST half-way): found before anything is touched.
+    for (const r of newRoutes) {
+      const other = routes.find((x) => x.family === r.family && x.dst === r.dst)
+      if (other) {
+        const dev = other.oif === link.index ? v.ifname : ((await guestNs.getLinkByIndex(other.oif ?? 0))?.name ?? `#${other.oif}`)
+        throw conflict(
+          `${netns.label} already has a route to ${r.dst}${other.gateway ? ` via ${other.gateway}` : ''} dev ${dev}`,
+          `remove it first (plumb set-ip ${netns.label} ${dev} --del --route ${r.dst}${other.gateway ? `@${other.gateway}` : ''}), then add yours`,
+        )
+      }
+    }
     return runTx({ ...opts, journal: journalFor('set-ip', netns) }, async (tx) => {
       // An interface that was there may have IPv6 off (Docker's own eth0, say). It is turned on as
       // `plumb sysctl` would, the value found kept in the guest record: the rollback, set-ip --del
@@ -111,7 +141,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       }
       result.plan = tx.lines
       result.changed = tx.lines.length > 0
-      const added = [...missing.map((m) => m.cidr), ...newRoutes.map((r) => `route ${r.dst}`), ...gateways.filter((g) => !g.present).map((g) => `default via ${g.gateway}`)]
+      const added = [...missing.map((m) => m.cidr), ...newRoutes.map((r) => `route ${r.dst}`), ...gateways.filter((g) => !g.present).map((g) => `default${g.gateway ? ` via ${g.gateway}` : ` dev ${v.ifname}`}`)]
       result.messages.push(result.changed ? `set on ${netns.label} ${v.ifname}: ${added.join(', ')}` : `already set on ${netns.label} ${v.ifname}; nothing changed`)
       return result
     })

@@ -269,6 +269,24 @@ export async function lookupBridgeAndPort(bridge: string, port?: string): Promis
   return found(b[0] ? (typeof dp === 'string' ? dp : '') : undefined, info)
 }
 
+/**
+ * The ports of a bridge with their VLAN settings (its own local port left out), in one OVSDB
+ * read: which guests share a segment with a new port. [] when there is no such bridge.
+ */
+export async function bridgePortVlans(bridge: string): Promise<Array<{ name: string; tag?: number; trunks: number[] }>> {
+  checkName(bridge, 'OVS bridge name')
+  const c = { verb: 'list', object: 'ports of OVS bridge', name: bridge }
+  const [b, ports] = (await ovsdbRead([selectOp('Bridge', byName(bridge), ['ports']), selectOp('Port', [], ['_uuid', 'name', 'tag', 'trunks'])], c)).map(rowsOf) as [Row[], Row[]]
+  const members = new Set(atomSet(b[0]?.ports).map(atomUuid))
+  return ports
+    .filter((p) => members.has(atomUuid(p._uuid)) && p.name !== bridge)
+    .map((p) => {
+      const tag = atomOptional(p.tag)
+      const trunks = atomSet(p.trunks).filter((n): n is number => typeof n === 'number')
+      return { name: String(p.name), ...(typeof tag === 'number' ? { tag } : {}), trunks: trunks.sort((x, y) => x - y) }
+    })
+}
+
 /** Ask OVSDB for a trunks/tag/external_ids value in its JSON notation. */
 const ovsdbSet = (xs: unknown[]): unknown[] => ['set', xs]
 const ovsdbMap = (ids: Record<string, string>): unknown[] => ['map', Object.entries(ids)]

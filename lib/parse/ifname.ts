@@ -20,7 +20,8 @@ function describeChar(c: string): string {
 
 /** Validate an interface name; returns it unchanged. `what` names it in the error ("host interface name"...). */
 export function validateIfname(s: string, what = 'interface name'): string {
-  if (typeof s !== 'string' || s === '') throw usageError(`empty ${what}`, 'give a name of 1..15 bytes, e.g. eth1')
+  if (typeof s !== 'string') throw usageError(`invalid ${what} ${JSON.stringify(s)}: not a string`, 'give one name of 1..15 bytes, e.g. eth1')
+  if (s === '') throw usageError(`empty ${what}`, 'give a name of 1..15 bytes, e.g. eth1')
   const bytes = Buffer.byteLength(s, 'utf8')
   if (bytes > IFNAME_MAX_BYTES) {
     throw usageError(`${what} "${s}" is ${bytes} bytes, the kernel allows at most ${IFNAME_MAX_BYTES}`, 'use a shorter name (IFNAMSIZ counts bytes, not characters)')

@@ -1,12 +1,14 @@
 // lib/parse: pure parsing and validation of everything a user types (no I/O, imports only ../errors.js).
 
 export type { Family } from './addr.js'
-export { parseIpSpec, parseRouteSpec } from './ip.js'
+export { parseIpSpec, parseRouteSpec, subnetContains } from './ip.js'
 export type { IpSpec, RouteSpec } from './ip.js'
 export { parseMac, seedMac } from './mac.js'
 export { IFNAME_MAX_BYTES, deriveHostIfname, validateIfname } from './ifname.js'
 export { MACVLAN_MODES, MTU_MAX, MTU_MIN, MTU_MIN_IPV6, checkMtuForFamilies, parseMacvlanMode, parseMtu, parseTrunks, parseVid } from './link.js'
 export type { MacvlanMode } from './link.js'
+export { parseSeconds } from './seconds.js'
+export type { SecondsBounds } from './seconds.js'
 export { formatGuestRef, parseGuestRef } from './guest.js'
 export type { GuestRef, GuestRefOptions } from './guest.js'
 export { MARK_MAX_BYTES, MARK_PREFIX, formatMark, isMarkExtraKey, isPlumbMark, parseMark } from './mark.js'

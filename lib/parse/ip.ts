@@ -59,6 +59,7 @@ function isLinkLocal6(a: Addr): boolean {
  * the guest no on-link subnet.
  */
 export function parseIpSpec(s: string): IpSpec {
+  if (typeof s !== 'string') throw usageError(`invalid IP spec ${JSON.stringify(s)}: not a string`, 'one spec per item: ADDR/PREFIX[@GATEWAY], or dhcp')
   const spec = s.trim()
   if (spec.toLowerCase() === 'dhcp') return { kind: 'dhcp' }
   const [cidr, gwText] = splitAt(spec, spec)
@@ -104,6 +105,7 @@ export function parseIpSpec(s: string): IpSpec {
  * `default` (a device route when no gateway); a bare `default` needs a gateway to tell its family.
  */
 export function parseRouteSpec(s: string): RouteSpec {
+  if (typeof s !== 'string') throw usageError(`invalid route ${JSON.stringify(s)}: not a string`, 'one route per item: DST[@GW]')
   const spec = s.trim()
   const [dstText, gwText] = splitAt(spec, spec)
   if (dstText.toLowerCase() === 'default') {
@@ -128,4 +130,11 @@ export function parseRouteSpec(s: string): RouteSpec {
   const dst = prefix === 0 ? 'default' : `${addr.text}/${prefix}`
   if (gwText === undefined) return { family, dst }
   return { family, dst, gateway: parseGateway(gwText, family, spec).text }
+}
+
+/** Is `address` inside the subnet of `ip` (an address and its prefix)? Pure: no spec rules apply. */
+export function subnetContains(ip: { address: string; prefix: number }, address: string): boolean {
+  const a = parseAddr(ip.address, 'address', ip.address)
+  const b = parseAddr(address, 'address', address)
+  return a.family === b.family && inSubnet(b.bytes, a.bytes, ip.prefix)
 }

@@ -21,6 +21,7 @@ export function seedMac(seed: string): string {
 
 /** Parse `aa:bb:cc:dd:ee:ff` (or `-` separators) into lowercase colon form, unicast only; or `seed:STRING`. */
 export function parseMac(s: string): string {
+  if (typeof s !== 'string') throw usageError(`invalid MAC address ${JSON.stringify(s)}: not a string`, 'give one MAC, e.g. 02:42:c6:12:00:0a')
   const text = s.trim()
   if (text.startsWith('seed:')) {
     const seed = text.slice('seed:'.length)

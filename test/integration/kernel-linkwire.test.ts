@@ -32,7 +32,7 @@ interface IpLink {
 
 /** What `ip -j -d` says of a link, in LinkInfo's terms. */
 function fromIp(l: IpLink, byName: Map<string, number>): LinkInfo {
-  const info: LinkInfo = { index: l.ifindex, name: l.ifname, mtu: l.mtu, up: l.flags.includes('UP'), operState: l.operstate }
+  const info: LinkInfo = { index: l.ifindex, name: l.ifname, mtu: l.mtu, up: l.flags.includes('UP'), operState: l.operstate, linkType: l.link_type }
   if (l.address && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(l.address)) info.mac = l.address
   if (l.master) info.master = byName.get(l.master)!
   if (l.ifalias) info.alias = l.ifalias

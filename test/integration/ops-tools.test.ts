@@ -86,7 +86,7 @@ asRoot('wait returns at once when eth1 is up with an address, and times out with
   t.is((await plumb('attach-veth', f.guest, f.br)).exitCode, 0)
   const noAddr = await plumb('wait', f.guest, 'eth1', '--timeout', '1')
   t.is(noAddr.exitCode, 1)
-  t.regex(noAddr.stderr, /^hint: it is up but has no address/m)
+  t.regex(noAddr.stderr, /^hint: eth1 is up but has no address$/m)
 
   await sh('ip', ['-n', f.ns, 'addr', 'add', f.v4(10), 'dev', 'eth1'])
   const ok = await plumb('wait', f.guest, 'eth1', '--timeout', '5', '--json')

@@ -51,19 +51,22 @@ test('linkFromWire: kind, slave kind, macvlan mode, vlan id, master, alias, peer
   const l = linkFromWire(
     wire({
       kind: 'link',
-      data: { index: 7, flags: { up: true } },
+      data: { index: 7, type: 1, flags: { up: true } },
       attrs: { ifname: 'mv0', mtu: 1400, address: Buffer.from([2, 0, 0, 0, 0, 1]), operstate: 6, master: 3, ifalias: 'plumb:x', link: u32(5), linkNetnsid: 0, linkinfo },
     }),
   )
-  t.deepEqual(l, { index: 7, name: 'mv0', mtu: 1400, up: true, operState: 'UP', mac: '02:00:00:00:00:01', master: 3, alias: 'plumb:x', link: 5, linkNetnsId: 0, kind: 'macvlan', slaveKind: 'bridge', macvlanMode: 'bridge' })
+  t.deepEqual(l, { index: 7, name: 'mv0', mtu: 1400, up: true, operState: 'UP', linkType: 'ether', mac: '02:00:00:00:00:01', master: 3, alias: 'plumb:x', link: 5, linkNetnsId: 0, kind: 'macvlan', slaveKind: 'bridge', macvlanMode: 'bridge' })
 
   const vlan = linkFromWire(wire({ kind: 'link', data: { index: 9 }, attrs: { ifname: 'eth0.5', linkinfo: flat(ifla.formatInfo({ kind: 'vlan', data: flat(ifla.formatVlan({ id: 5 })) })) } }))
   t.is(vlan.vlanId, 5)
   t.is(vlan.up, false)
   t.is(vlan.operState, 'UNKNOWN')
 
-  const lo = linkFromWire(wire({ kind: 'link', data: { index: 1, flags: { up: true, loopback: true } }, attrs: { ifname: 'lo', mtu: 65536, operstate: 0, ifalias: '' } }))
-  t.deepEqual(lo, { index: 1, name: 'lo', mtu: 65536, up: true, operState: 'UNKNOWN' }, 'no kind, master, link or empty alias')
+  const lo = linkFromWire(wire({ kind: 'link', data: { index: 1, type: 772, flags: { up: true, loopback: true } }, attrs: { ifname: 'lo', mtu: 65536, operstate: 0, ifalias: '' } }))
+  t.deepEqual(lo, { index: 1, name: 'lo', mtu: 65536, up: true, operState: 'UNKNOWN', linkType: 'loopback' }, 'no kind, master, link or empty alias')
+  // ifi_type as `ip link` names it: link/none for a tun, [N] for one it has no name for
+  t.is(linkFromWire(wire({ kind: 'link', data: { index: 4, type: 65534 }, attrs: { ifname: 'tun0' } })).linkType, 'none')
+  t.is(linkFromWire(wire({ kind: 'link', data: { index: 5, type: 9999 as never }, attrs: { ifname: 'x' } })).linkType, '[9999]')
 })
 
 test('toAddrInfo: IFA_LOCAL preferred, lifetimes (forever omitted), IFA_FLAGS over ifa_flags', (t) => {

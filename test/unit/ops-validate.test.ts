@@ -14,11 +14,11 @@ import { validateDhcp } from '../../lib/ops/dhcp.js'
 import { validateMacvlan } from '../../lib/ops/macvlan.js'
 import { validateMoveDev } from '../../lib/ops/move-dev.js'
 import { validateOvsPort } from '../../lib/ops/ovs-port.js'
-import { validateP2p } from '../../lib/ops/p2p-link.js'
+import { needsPeerRoute, validateP2p } from '../../lib/ops/p2p-link.js'
 import { validateSetIp } from '../../lib/ops/set-ip.js'
 import { validateVlan } from '../../lib/ops/vlan.js'
 import { waitScript } from '../../lib/ops/wait.js'
-import { parseMac } from '../../lib/parse/index.js'
+import { parseIpSpec, parseMac } from '../../lib/parse/index.js'
 
 const G = 'netns:pt-unit'
 
@@ -147,4 +147,14 @@ test('waitScript times out with exit 1 on an interface that is not there', (t) =
   const err = t.throws(() => execFileSync('sh', ['-c', script], { stdio: 'pipe', timeout: 10_000 })) as { status?: number; stderr?: Buffer }
   t.is(err.status, 1)
   t.regex(String(err.stderr), /not ready after 1s/)
+})
+
+test('needsPeerRoute: a /32 always, a subnet without the peer; the peer at another prefix is no bad input (it was: parsed as a spec)', (t) => {
+  const ip = (s: string) => parseIpSpec(s) as Extract<ReturnType<typeof parseIpSpec>, { kind: 'static' }>
+  t.false(needsPeerRoute(ip('198.18.5.0/31'), ip('198.18.5.1/31')))
+  t.true(needsPeerRoute(ip('198.18.5.2/32'), ip('198.18.5.1/32')))
+  t.true(needsPeerRoute(ip('198.18.5.1/30'), ip('198.18.6.1/30')))
+  // 198.18.5.0 is the network address of a /30: as the peer of a /30 end it is still in its subnet
+  t.false(needsPeerRoute(ip('198.18.5.1/30'), ip('198.18.5.0/31')))
+  t.false(needsPeerRoute(ip('2001:db8::1/64'), ip('2001:db8::2/127')))
 })

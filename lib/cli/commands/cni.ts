@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { cniInstall, DEFAULT_CNI_BIN_DIR } from '../../cni/install.js'
-import { runOp } from '../common.js'
+import { runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface CniInstallArgs extends GlobalArgs {
@@ -14,7 +14,7 @@ export const cniCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
   command: 'cni <action>',
   describe: 'plumb as a CNI plugin: `install` puts it where container runtimes look and prints a sample conflist',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'dry-run', 'quiet'])
       .positional('action', { type: 'string', choices: ['install'], describe: 'install (or with --del remove) the plugin launcher' })
       .option('dir', { type: 'string', describe: `the runtime's CNI plugin dir (default ${DEFAULT_CNI_BIN_DIR})` })
       .option('del', { type: 'boolean', default: false, describe: 'remove the launcher plumb wrote' })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { detach } from '../../ops/detach.js'
-import { commonOptions, runOp } from '../common.js'
+import { OP_FLAGS, commonOptions, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -15,7 +15,7 @@ export const detachCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
   command: 'detach <guest> [ifname]',
   describe: "undo plumb's work on a guest: links, OVS ports, DHCP clients, replaced routes",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('ifname', { type: 'string', describe: 'one interface plumb made' })
       .option('all', { type: 'boolean', default: false, describe: 'everything plumb made in the guest' })

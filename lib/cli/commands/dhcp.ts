@@ -3,14 +3,14 @@
 import type { Argv, CommandModule } from 'yargs'
 import { dhcp } from '../../ops/dhcp.js'
 import type { DhcpClient } from '../../ops/dhcp.js'
-import { commonOptions, defined, runOp } from '../common.js'
+import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   guest: string
   ifname: string
   client: string
-  timeout: number
+  timeout?: string
   hostname?: string
   resolv: boolean
   release: boolean
@@ -20,11 +20,11 @@ export const dhcpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
   command: 'dhcp <guest> <ifname>',
   describe: "run a real DHCP client inside the guest's netns, renewed for the guest's life",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('ifname', { type: 'string', describe: 'an interface inside the guest' })
       .option('client', { type: 'string', default: 'auto', describe: 'auto | udhcpc | dhclient | dhcpcd' })
-      .option('timeout', { type: 'number', default: 10, describe: 'seconds to wait for a lease' })
+      .option('timeout', { type: 'string', describe: 'seconds to wait for a lease (default 10)' })
       .option('hostname', { type: 'string', describe: 'hostname to send' })
       .option('resolv', { type: 'boolean', default: false, describe: "write the offered DNS servers into the guest's own /etc/resolv.conf" })
       .option('release', { type: 'boolean', default: false, describe: 'release the lease and stop the client' })
@@ -37,10 +37,9 @@ export const dhcpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
         guest: String(args.guest),
         ifname: String(args.ifname),
         client: args.client as DhcpClient,
-        timeout: args.timeout,
         resolv: args.resolv,
         release: args.release,
-        ...defined({ hostname: args.hostname }),
+        ...defined({ hostname: args.hostname, timeout: args.timeout }),
       }),
     ),
 })

@@ -2,13 +2,13 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { doctor, formatDoctor } from '../../ops/doctor.js'
-import { runCustom } from '../common.js'
+import { runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 export const doctorCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'doctor',
   describe: 'what this host supports: link kinds, OVS, DHCP clients, Docker/Podman, the firewall, the setns addon',
-  builder: (y: Argv<GlobalArgs>) => y.example('$0 doctor', 'check this host'),
+  builder: (y: Argv<GlobalArgs>) => sharedFlags(y, ['json']).example('$0 doctor', 'check this host'),
   handler: (args) =>
     runCustom(state, args, doctor, (r) => {
       state.io.out(args.json ? JSON.stringify(r, null, 2) : formatDoctor(r))

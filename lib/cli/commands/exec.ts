@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { execIn } from '../../ops/exec.js'
-import { runCustom, strings } from '../common.js'
+import { runCustom, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -16,7 +16,7 @@ export const execCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
   command: 'exec <guest> [cmd..]',
   describe: "run a HOST command in the guest's network namespace only (--mount: the guest's own files and programs)",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'allow-host'])
       .positional('guest', { type: 'string', describe: 'the guest' })
       .option('mount', {
         type: 'boolean',

@@ -2,7 +2,7 @@
 // when a lab command runs: the one-shot link commands never pay for it.
 
 import type { Argv, CommandModule } from 'yargs'
-import { runCustom } from '../common.js'
+import { runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 import type { CliIo } from '../io.js'
 
@@ -59,11 +59,11 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
   command: 'lab <command>',
   describe: 'lab files: deploy, check (grade), destroy, inspect, graph a topology',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, [])
       .command({
         command: 'deploy <file>',
         describe: 'build the lab (reconciles: a second deploy changes nothing)',
-        builder: (b: Argv<GlobalArgs>) => fileArg(b).example('$0 lab deploy lesson12.yml', 'start its containers, make its bridges and links') as unknown as Argv<FileArgs>,
+        builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet'])).example('$0 lab deploy lesson12.yml', 'start its containers, make its bridges and links') as unknown as Argv<FileArgs>,
         handler: async (args: FileArgs) => {
           const onProgress = await progressFor(args, state.io)
           await runCustom(state, args, async () => (await lab()).deployLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
@@ -73,7 +73,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
         command: 'check <file>',
         describe: 'grade the lab as it is (deployed or built by hand): exit 0 all passed, 1 some failed, 2 bad file',
         builder: (b: Argv<GlobalArgs>) =>
-          fileArg(b)
+          fileArg(sharedFlags(b, ['json', 'quiet']))
             .option('format', { type: 'string', choices: ['text', 'tap', 'junit', 'json'], describe: 'report format (default text; --json means json)' })
             .option('out', { type: 'string', describe: 'write the report to FILE (the score still goes to stdout)' })
             .option('timeout', { type: 'number', describe: 'seconds a reachability check retries, and a must-not-reach window (default 5)' })
@@ -103,7 +103,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
       .command({
         command: 'destroy <file>',
         describe: 'remove everything the lab made, and nothing else (idempotent)',
-        builder: (b: Argv<GlobalArgs>) => fileArg(b).example('$0 lab destroy lesson12.yml', 'containers, netns, links, bridges, rules of the lab') as unknown as Argv<FileArgs>,
+        builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet'])).example('$0 lab destroy lesson12.yml', 'containers, netns, links, bridges, rules of the lab') as unknown as Argv<FileArgs>,
         handler: async (args: FileArgs) => {
           const onProgress = await progressFor(args, state.io)
           await runCustom(state, args, async () => (await lab()).destroyLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
@@ -112,7 +112,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
       .command({
         command: 'inspect <file>',
         describe: 'the lab\'s nodes as they are now: containers/netns, interfaces, addresses',
-        builder: (b: Argv<GlobalArgs>) => fileArg(b) as unknown as Argv<FileArgs>,
+        builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json'])) as unknown as Argv<FileArgs>,
         handler: (args: FileArgs) =>
           runCustom(
             state,
@@ -129,7 +129,8 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
         command: 'graph <file>',
         describe: 'draw the topology: Mermaid, DOT, or SVG (through Graphviz)',
         builder: (b: Argv<GlobalArgs>) =>
-          fileArg(b)
+          // its output is the drawing: no --json
+          fileArg(sharedFlags(b, []))
             .option('format', { type: 'string', choices: ['mermaid', 'dot', 'svg'], default: 'mermaid', describe: 'output format' })
             .option('out', { type: 'string', describe: 'write to FILE instead of stdout' })
             .example('$0 lab graph lesson12.yml --format svg --out lesson12.svg', 'a picture for the handout') as unknown as Argv<GraphArgs>,

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { formatLs, ls } from '../../ops/ls.js'
-import { runCustom } from '../common.js'
+import { runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -13,7 +13,7 @@ export const lsCommand = (state: CliState): CommandModule<GlobalArgs, Args> => (
   command: 'ls [guest]',
   describe: 'what plumb made: both ends, addresses, routes, leases, owner marks',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'allow-host'])
       .positional('guest', { type: 'string', describe: 'only this guest' })
       .example('$0 ls', 'everything plumb made on this host')
       .example('$0 ls web --json', 'one guest, as JSON') as unknown as Argv<Args>,

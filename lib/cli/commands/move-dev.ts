@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { moveDev } from '../../ops/move-dev.js'
-import { dhcpFlags, linkOptions, runOp } from '../common.js'
+import { OP_FLAGS, dhcpFlags, linkOptions, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -14,7 +14,7 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
   command: 'move-dev <guest> <device> [ips..]',
   describe: 'move a host interface into the guest; detach gives it back under its old name',
   builder: (y: Argv<GlobalArgs>) =>
-    dhcpFlags(y)
+    dhcpFlags(sharedFlags(y, OP_FLAGS))
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('device', { type: 'string', describe: 'a host interface' })
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY], or dhcp' })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { names } from '../../ops/names.js'
-import { commonOptions, defined, runOp, strings } from '../common.js'
+import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -19,7 +19,7 @@ export const namesCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
   command: 'names <guest>',
   describe: "Docker's -h, --add-host, --dns, --dns-search, --dns-option on a running guest: its own /etc/hosts, /etc/hostname, /etc/resolv.conf",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('guest', { type: 'string', describe: 'the guest (a container, pid:N with its own mount namespace, or netns:NAME: /etc/netns/NAME)' })
       .option('hostname', { type: 'string', describe: "the guest's hostname (/etc/hostname and its UTS namespace)" })
       .option('add-host', { type: 'string', array: true, describe: 'NAME:ADDR, a line in /etc/hosts (repeatable)' })

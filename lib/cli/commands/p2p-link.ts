@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { p2pLink } from '../../ops/p2p-link.js'
-import { commonOptions, defined, runOp } from '../common.js'
+import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -21,7 +21,7 @@ export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args>
   command: 'p2p-link <a> <b>',
   describe: 'a veth pair whose ends are born in two guests (or a guest and the host)',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('a', { type: 'string', describe: 'the first guest' })
       .positional('b', { type: 'string', describe: 'the second guest, or host' })
       .option('ip-a', { type: 'string', describe: "CIDR for a's end (/31, or /32 with a peer route)" })

@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { pipework } from '../../ops/pipework.js'
 import { renderResult } from '../render.js'
-import { commonOptions, runCustom } from '../common.js'
+import { OP_FLAGS, commonOptions, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -25,7 +25,7 @@ export const pipeworkCommand = (state: CliState, argv: string[]): CommandModule<
   command: 'pipework [args..]',
   describe: "pipework's command lines, done through plumb's operations (transactions, undone by detach)",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .strict(false)
       .parserConfiguration({ 'unknown-options-as-args': true })
       .positional('args', { type: 'string', array: true, describe: 'what you would have given pipework' })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { setIp } from '../../ops/set-ip.js'
-import { commonOptions, runOp, strings } from '../common.js'
+import { OP_FLAGS, commonOptions, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -18,7 +18,7 @@ export const setIpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
   command: 'set-ip <guest> <ifname> [ips..]',
   describe: 'add (or --del remove) addresses and routes on an interface already in the guest',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('ifname', { type: 'string', describe: 'an interface inside the guest' })
       .positional('ips', { type: 'string', array: true, describe: 'ADDR/PREFIX[@GATEWAY]' })

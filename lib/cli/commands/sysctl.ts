@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { sysctl } from '../../ops/sysctl.js'
-import { commonOptions, runOp, strings } from '../common.js'
+import { OP_FLAGS, commonOptions, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -15,7 +15,7 @@ export const sysctlCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
   command: 'sysctl <guest> [settings..]',
   describe: "set a guest's per-netns sysctls (net.ipv4.ip_forward, net.ipv4.conf.IF.KEY, net.ipv6.conf.IF.KEY ...); --del puts back the values plumb found",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, OP_FLAGS)
       .positional('guest', { type: 'string', describe: 'the guest' })
       .positional('settings', { type: 'string', array: true, describe: 'KEY=VALUE (with --del: KEY, or nothing for all of plumb\'s)' })
       .option('del', { type: 'boolean', default: false, describe: 'put back the values plumb found' })

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { vxlan } from '../../ops/vxlan.js'
-import { commonOptions, defined, runOp, strings } from '../common.js'
+import { commonOptions, defined, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -19,7 +19,8 @@ export const vxlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
   command: 'vxlan <bridge>',
   describe: "join a local Linux bridge to the same VNI's bridges on other hosts (a VXLAN port, static flood entries)",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    // a host-side op: no guest, so no --allow-host
+    sharedFlags(y, ['json', 'dry-run', 'verbose', 'quiet'])
       .positional('bridge', { type: 'string', describe: 'a Linux bridge (created and marked plumb\'s when missing)' })
       .option('vni', { type: 'string', demandOption: true, describe: 'the VXLAN network id, 1..16777215 (the same on every host)' })
       .option('remote', { type: 'string', array: true, describe: "the other hosts' underlay addresses (repeatable, or comma-separated)" })

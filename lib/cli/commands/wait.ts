@@ -2,13 +2,13 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { waitFor, waitScript } from '../../ops/wait.js'
-import { runCustom } from '../common.js'
+import { defined, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   guest: string
   ifname?: string
-  timeout: number
+  timeout?: string
   printSh: boolean
 }
 
@@ -16,22 +16,21 @@ export const waitCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
   command: 'wait <guest> [ifname]',
   describe: 'wait until IFNAME (default eth1) is up and has an address',
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'quiet'])
       .positional('guest', { type: 'string', describe: 'the guest, or self (inside a container)' })
       .positional('ifname', { type: 'string', describe: 'default eth1' })
-      .option('timeout', { type: 'number', default: 30, describe: 'seconds' })
+      .option('timeout', { type: 'string', describe: 'seconds (default 30)' })
       .option('print-sh', { type: 'boolean', default: false, describe: "print a dependency-free sh loop for an image's entrypoint" })
       .example('$0 wait web eth1 --timeout 10', 'from the host')
       .example('$0 wait self --print-sh > /wait-net.sh', 'for an entrypoint: sh /wait-net.sh && exec app') as unknown as Argv<Args>,
   handler: (args) => {
     if (args.printSh) {
-      state.io.out(waitScript(args.ifname ?? 'eth1', args.timeout))
-      return
+      return runCustom(state, args, async () => waitScript(args.ifname ?? 'eth1', args.timeout), (script) => state.io.out(script))
     }
     return runCustom(
       state,
       args,
-      () => waitFor({ guest: String(args.guest), timeout: args.timeout, ...(args.ifname ? { ifname: args.ifname } : {}) }),
+      () => waitFor({ guest: String(args.guest), ...defined({ timeout: args.timeout, ifname: args.ifname }) }),
       (r) => state.io.out(args.json ? JSON.stringify(r) : args.quiet ? '' : `${r.ifname} in ${r.guest} is up: ${r.addresses.join(', ')} (waited ${r.waitedMs} ms)`),
     )
   },

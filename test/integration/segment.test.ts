@@ -1,0 +1,100 @@
+// Issue 8, item 12: an address already used on the same L2 segment is a conflict (exit 4) that
+// names its holder, found before anything is touched: another guest on the Linux bridge (by
+// plumb's mark, or by netns id for a port plumb did not make), the bridge's own address, the
+// guests on the same VLAN of an OVS bridge (not another VLAN's), a macvlan's parent.
+
+import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, testIf } from '../helpers/index.js'
+import { fixture, plumb } from './ops-fixture.js'
+import { extraGuest, nicWithFarEnd, ovsBridgeName, worldView } from './links-fixture.js'
+
+const asRoot = testIf(isRoot, 'segment: needs root (ip netns, links)')
+const withOvs = testIf(isRoot && hasOvs(), 'segment: needs root and a running Open vSwitch')
+
+const re = (s: string): RegExp => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+
+asRoot('Linux bridge: a second guest with the same address (v4 or v6, any prefix) is exit 4 naming the first; nothing changed; another address is fine', async (t) => {
+  const f = await fixture(t)
+  const b = await extraGuest(t, f, 'b')
+  const first = await plumb('attach-veth', f.guest, f.br, f.v4(10), f.v6(10), '--json')
+  t.is(first.exitCode, 0, first.stderr)
+  const port = first.json.interfaces[0].name as string
+  const before = await worldView(f.id, [f.ns, b.ns])
+
+  for (const addrs of [[f.v4(10)], [f.v4(10, 16)], [f.v4(11), f.v6(10)]]) {
+    for (const dry of [[], ['--dry-run']]) {
+      const r = await plumb('attach-veth', b.guest, f.br, ...addrs, ...dry)
+      t.is(r.exitCode, 4, `${addrs.join(' ')} ${dry.join(' ')}: ${r.stderr}`)
+      t.regex(r.stderr, re(`plumb: address already in use on bridge ${f.br}: `))
+      t.regex(r.stderr, re(`is used by ${f.guest} eth1 (port ${port})`))
+      t.regex(r.stderr, /^hint: /m)
+    }
+  }
+  t.deepEqual(await worldView(f.id, [f.ns, b.ns]), before, 'nothing changed')
+
+  const ok = await plumb('attach-veth', b.guest, f.br, f.v4(11), f.v6(11))
+  t.is(ok.exitCode, 0, ok.stderr)
+  // the first guest's re-run is still "already" (its own address is not a conflict with itself)
+  const again = await plumb('attach-veth', f.guest, f.br, f.v4(10), f.v6(10))
+  t.is(again.exitCode, 0, again.stderr)
+  t.regex(again.stdout, /already/)
+})
+
+asRoot("Linux bridge: the bridge's own address, and a guest behind a port plumb did not make (named by netns id)", async (t) => {
+  const f = await fixture(t)
+  const br = await makeBridge(t, f.br)
+  await sh('ip', ['addr', 'add', f.v4(1), 'dev', br])
+  const other = await extraGuest(t, f, 'o')
+  await makeVethPair(t, `${f.id}x`, 'eth0', other.ns)
+  await sh('ip', ['link', 'set', `${f.id}x`, 'master', br])
+  await sh('ip', ['-n', other.ns, 'addr', 'add', f.v4(20), 'dev', 'eth0'])
+  const before = await worldView(f.id, [f.ns])
+
+  const own = await plumb('attach-veth', f.guest, br, f.v4(1))
+  t.is(own.exitCode, 4, own.stderr)
+  t.regex(own.stderr, re(`${f.v4(1).split('/')[0]} is used by the bridge ${br} itself`))
+  const foreign = await plumb('attach-veth', f.guest, br, f.v4(20))
+  t.is(foreign.exitCode, 4, foreign.stderr)
+  t.regex(foreign.stderr, new RegExp(`is used by the guest behind port ${f.id}x \\(netns id \\d+\\)`))
+  t.deepEqual(await worldView(f.id, [f.ns]), before)
+  t.is((await plumb('attach-veth', f.guest, br, f.v4(21))).exitCode, 0)
+})
+
+withOvs('OVS: the same address on the same VLAN is exit 4 naming the holder; on another VLAN it is another segment', async (t) => {
+  const f = await fixture(t)
+  const br = ovsBridgeName(t, f)
+  const b = await extraGuest(t, f, 'b')
+  const c = await extraGuest(t, f, 'c')
+  const first = await plumb('ovs-port', f.guest, br, f.v4(10), '--tag', '10', '--create-bridge', '--json')
+  t.is(first.exitCode, 0, first.stderr)
+  const port = first.json.interfaces[0].name as string
+  const before = await worldView(f.id, [f.ns, b.ns, c.ns], { ovs: true })
+
+  for (const argv of [['ovs-port', b.guest, br, f.v4(10), '--tag', '10'], ['attach-veth', b.guest, br, f.v4(10), '--vlan', '10'], ['vlan', b.guest, br, '10', f.v4(10)]]) {
+    const r = await plumb(...argv)
+    t.is(r.exitCode, 4, `${argv.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, re(`address already in use on OVS bridge ${br} (VLAN 10): ${f.v4(10).split('/')[0]} is used by ${f.guest} eth1 (port ${port})`))
+  }
+  t.deepEqual(await worldView(f.id, [f.ns, b.ns, c.ns], { ovs: true }), before, 'nothing changed')
+  const otherVlan = await plumb('ovs-port', c.guest, br, f.v4(10), '--tag', '20')
+  t.is(otherVlan.exitCode, 0, otherVlan.stderr)
+})
+
+withOvs("OVS: the bridge's own (local port) address is taken for untagged ports", async (t) => {
+  const f = await fixture(t)
+  const br = await makeOvsBridge(t, `${f.id}o`)
+  await sh('ip', ['addr', 'add', f.v4(1), 'dev', br])
+  const r = await plumb('ovs-port', f.guest, br, f.v4(1))
+  t.is(r.exitCode, 4, r.stderr)
+  t.regex(r.stderr, re(`is used by the bridge ${br} itself`))
+})
+
+asRoot("macvlan: the parent's own address (the host's, on the same LAN) is exit 4", async (t) => {
+  const f = await fixture(t)
+  const { nic } = await nicWithFarEnd(t, f)
+  await sh('ip', ['addr', 'add', f.v4(5), 'dev', nic])
+  const before = await worldView(f.id, [f.ns])
+  const r = await plumb('macvlan', f.guest, nic, f.v4(5))
+  t.is(r.exitCode, 4, r.stderr)
+  t.regex(r.stderr, re(`address already in use on the LAN of ${nic}: ${f.v4(5).split('/')[0]} is used by the parent ${nic} itself`))
+  t.deepEqual(await worldView(f.id, [f.ns]), before)
+})
