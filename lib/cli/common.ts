@@ -19,10 +19,11 @@ export interface GlobalArgs {
 }
 
 /**
- * The flags shared by the commands, each defined only on the commands where it means
- * something: a `--dry-run` on `ls` or an `--allow-host` on `gc` would be accepted and ignored,
- * and every command's help would list them. They are also known to the top level (not global),
- * so `plumb --json attach-veth ...` parses as well as `plumb attach-veth ... --json`.
+ * The flags shared by the commands. CLI.md promises --json, --dry-run, -v and -q on every
+ * command, so scripts may always pass them; each command's help lists only those that mean
+ * something for it (a `--dry-run` on `ls`, which changes nothing anyway, is accepted and not
+ * shown). --allow-host is defined only where a guest is resolved. They are also known to the top
+ * level (not global), so `plumb --json attach-veth ...` parses as well as `plumb attach-veth ... --json`.
  */
 export const SHARED_FLAGS = {
   json: { type: 'boolean', describe: 'print a JSON result (errors as JSON on stderr)' },
@@ -36,12 +37,20 @@ export type SharedFlag = keyof typeof SHARED_FLAGS
 /** What an operation on a guest takes: all of them. */
 export const OP_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']
 
+/** What CLI.md promises every command takes. */
+export const CONTRACT_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet']
+
 /**
- * A command's builder starts here: the shared flags it takes (default false), and no
- * `--version`, which is the top level's (yargs makes it global).
+ * A command's builder starts here: the shared flags that mean something for it (default false,
+ * listed in its help), CLI.md's others accepted but not listed, and no `--version`, which is the
+ * top level's (yargs makes it global).
  */
 export function sharedFlags<T>(y: Argv<T>, names: SharedFlag[]): Argv<T> {
-  for (const name of names) y = y.option(name, { ...SHARED_FLAGS[name], default: false })
+  for (const name of Object.keys(SHARED_FLAGS) as SharedFlag[]) {
+    const takes = names.includes(name)
+    if (!takes && !CONTRACT_FLAGS.includes(name)) continue
+    y = y.option(name, { ...SHARED_FLAGS[name], default: false, ...(takes ? {} : { hidden: true }) })
+  }
   return y.version(false)
 }
 
