@@ -262,8 +262,8 @@ async function removeStep(c: Ctx, s: Step): Promise<void> {
 }
 
 async function removeLinuxBridge(tx: Tx, hostNs: NetHandle, name: string): Promise<void> {
-  const fw = await import('../firewall/index.js')
-  await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
+  const { bridgeRules, removeRules } = await import('../ops/firewall.js')
+  await removeRules(tx, hostNs, bridgeRules(name, true))
   await tx.step(`ip link del ${name}`, async () => {
     const br = await hostNs.getLink(name)
     if (br) await ignoreGone(hostNs.delLink(br.index))
@@ -271,7 +271,7 @@ async function removeLinuxBridge(tx: Tx, hostNs: NetHandle, name: string): Promi
 }
 
 type FirewallPlans = Map<string, Awaited<ReturnType<typeof plannedFirewall>>>
-const fwChanged = (fw: FirewallPlans): boolean => [...fw.values()].some((rules) => rules.some((r) => !r.present))
+const fwChanged = (fw: FirewallPlans): boolean => [...fw.values()].some((p) => p.rules.some((r) => !r.present))
 
 /** The firewall rule each of the lab's Linux bridges needs where Docker's FORWARD DROP would block it (read concurrently). */
 async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
@@ -284,7 +284,7 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
   assertExtrasSupported(lab)
   const [seen, fw] = await Promise.all([observe(lab), firewallPlans(lab)])
   const p = plan(lab, seen)
-  const fwMissing = [...fw.values()].some((rules) => rules.some((r) => !r.present))
+  const fwMissing = fwChanged(fw)
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
   // Sysctls, names and overlays are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
   const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length)
@@ -330,7 +330,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
       // Docker's FORWARD DROP: one ACCEPT rule per lab bridge (attach-veth's own check is off for the lab's
       // links), inserted while the links are made: a frame bridged a moment before it is only dropped.
       const firewall = (async () => {
-        for (const rules of fw.values()) await ensureFirewall(tx, rules, result)
+        for (const [bridge, p] of fw) await ensureFirewall(tx, p, bridge, result)
       })()
       // Overlays before the links: the bridge takes the overlay's MTU, and so the guests attached to it.
       const extraMessages: string[] = []
@@ -429,7 +429,9 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
     // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
     // goes, once no plumb port is left on it (as detach does).
-    const ruleBridges = new Set((await (await import('../firewall/index.js')).listRuleBridges()).map((r) => r.bridge))
+    const { readTables } = await import('../ops/firewall.js')
+    const { plumbRules } = await import('../firewall/index.js')
+    const ruleBridges = new Set([...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).flatMap((r) => (r.mark.op === 'bridge' ? [r.mark.bridge] : []))))
     const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]

@@ -214,8 +214,8 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
         const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
         if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return undefined
       }
-      const fw = await import('../firewall/index.js')
-      const removed = await fw.removeRules(intent.bridge)
+      const { removeBridgeRules } = await import('./firewall.js')
+      const removed = await removeBridgeRules(intent.bridge)
       return removed.length ? removed.join('; ') : undefined
     }
     case 'ovs-port': {
