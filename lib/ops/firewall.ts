@@ -251,7 +251,7 @@ export function sayRemoved(marks: RuleMark[], result: { messages: string[] }): v
     const key = ruleKey(m)
     if (seen.has(key)) continue
     seen.add(key)
-    if (m.op === 'expose') result.messages.push(`unpublished ${m.hostIp || '*'}:${m.hostPort}/${m.proto} (to ${m.guest} ${m.to})`)
+    if (m.op === 'expose') result.messages.push(`unpublished ${m.hostIp || '0.0.0.0'}:${m.hostPort}/${m.proto} (to ${m.guest} ${m.to})`)
     else if (m.op === 'allow') result.messages.push(`removed the allowed pair ${m.a},${m.b} of isolated bridge ${m.bridge}`)
     else if (m.op === 'isolate') result.messages.push(`lifted the isolation of bridge ${m.bridge}`)
     else if (m.op === 'masquerade') result.messages.push(`removed the masquerade of ${m.src}`)
