@@ -124,6 +124,21 @@ export function planChange(tables: Tables, change: Change): Cmd[] {
   return cmds
 }
 
+/** The commands deleting plumb chains that hold no rule (left by a crash or by hand), with their hooks. */
+export function planEmptyChains(tables: Tables): Cmd[] {
+  const cmds: Cmd[] = []
+  for (const table of ['filter', 'nat'] as const) {
+    const state = tables[table]
+    if (!state) continue
+    for (const chain of PLUMB_CHAINS[table]) {
+      if (!state.chains.has(chain) || state.rules.some((r) => r.chain === chain)) continue
+      for (const h of state.rules.filter((r) => r.target === chain)) cmds.push({ table, kind: 'delete', chain: h.chain, spec: h.spec })
+      cmds.push({ table, kind: 'del-chain', chain })
+    }
+  }
+  return cmds
+}
+
 /** The batch for `iptables-restore --noflush`: one block per table, new chains declared first. */
 export function restoreText(cmds: readonly Cmd[]): string {
   const out: string[] = []

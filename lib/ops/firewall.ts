@@ -4,7 +4,7 @@
 // and remove marked rules as ONE iptables-restore batch, and set (or put back) the sysctls the
 // rules need, recording in the rules' marks what plumb found.
 
-import { addRule, applyCmds, bridgeFirewall, commandLines, planChange, plumbRules, ruleLine, saveTables, FIREWALL_LOCK } from '../firewall/index.js'
+import { addRule, applyCmds, bridgeFirewall, commandLines, planChange, planEmptyChains, plumbRules, ruleLine, saveTables, FIREWALL_LOCK } from '../firewall/index.js'
 import type { Binary, BridgeFirewall, NewRule, SavedRule, Tables } from '../firewall/index.js'
 import { ruleKey } from '../parse/index.js'
 import type { RecordKey, Records, RuleMark } from '../parse/index.js'
@@ -237,6 +237,20 @@ export function bridgeRules(bridge: string, all: boolean): (m: RuleMark) => bool
     if (!all) return false
     return (m.op === 'isolate' || m.op === 'allow' || m.op === 'masquerade') && m.bridge === bridge
   }
+}
+
+/** gc: delete plumb's chains that hold no rule (a crash between a rule's removal and its chain's, or a hand's). */
+export async function dropEmptyChains(tx: Tx): Promise<string[]> {
+  return withFirewallLock(tx.dryRun, async () => {
+    const dropped: string[] = []
+    for (const [binary, t] of await readTables(['iptables', 'ip6tables'])) {
+      const cmds = planEmptyChains(t)
+      if (cmds.length === 0) continue
+      await tx.step(commandLines(binary, cmds), () => applyCmds(binary, cmds))
+      dropped.push(...cmds.filter((c) => c.kind === 'del-chain').map((c) => `${binary} ${c.chain}`))
+    }
+    return dropped
+  })
 }
 
 /** detach/gc: remove the rules `pick` selects, in both families, under the lock, as steps of `tx`. */

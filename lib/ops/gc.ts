@@ -16,7 +16,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
-import { readTables, removeRules } from './firewall.js'
+import { dropEmptyChains, readTables, removeRules } from './firewall.js'
 import { listRecords, removeRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
@@ -318,6 +318,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           await tx.step(`ip link del ${br.name}`, () => ignoreGone(hostNs.delLink(br.index)))
           result.messages.push(`deleted empty plumb bridge ${br.name}`)
         }
+        for (const c of await dropEmptyChains(tx)) result.messages.push(`deleted plumb's empty chain ${c}`)
       } finally {
         lock.release()
       }

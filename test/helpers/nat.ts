@@ -58,8 +58,8 @@ export const tcpAsk = (from: NsTarget, addr: string, port: number, opts: { timeo
 /** What a UDP echo server answers (`NAME PEERADDR`), or undefined; `srcPort` keeps one flow (one conntrack entry). */
 export const udpAsk = (from: NsTarget, addr: string, port: number, opts: { timeout?: number; srcPort?: number } = {}): Promise<string | undefined> => client(from, 'udp', addr, port, opts)
 
-/** An echo server (TCP or UDP) in a netns or container's netns, answering "NAME PEERADDR"; ready when this resolves. */
-export async function startEcho(t: Teardown, where: NonNullable<NsTarget>, port: number, name: string, proto: 'tcp' | 'udp'): Promise<void> {
+/** An echo server (TCP or UDP) in a netns or container's netns (undefined: here), answering "NAME PEERADDR"; ready when this resolves. */
+export async function startEcho(t: Teardown, where: NsTarget, port: number, name: string, proto: 'tcp' | 'udp'): Promise<void> {
   const proc = spawnIn(t, where, process.execPath, ['-e', ECHO, name, String(port), proto])
   await waitFor(() => readyOf(proc), { timeout: 10_000, what: `the ${proto} echo ${name} to listen` })
 }

@@ -3,7 +3,7 @@
 // deleted with the last, rank order inside PLUMB-FORWARD, Docker's bridges and published ports.
 
 import test from 'ava'
-import { commandLines, dockerPublishes, isDockerBridge, parseSave, planChange, plumbRules, restoreText, ruleSpec } from '../../lib/firewall/index.js'
+import { commandLines, dockerPublishes, isDockerBridge, parseSave, planChange, planEmptyChains, plumbRules, restoreText, ruleSpec } from '../../lib/firewall/index.js'
 import type { NewRule } from '../../lib/firewall/index.js'
 import { formatRuleMark, parseRuleMark, ruleKey } from '../../lib/parse/index.js'
 import type { RuleMark } from '../../lib/parse/index.js'
@@ -200,4 +200,25 @@ test('PLUMB-FORWARD keeps its order: exposes and allowed pairs, then isolation D
   )
   // resulting order: expose 1, expose 2, allow, isolate, bridge, masquerade, masquerade
   t.true(lines[0]!.includes('plumb:expose') && lines[1]!.includes('plumb:allow') && lines[2]!.includes('plumb:isolate'))
+})
+
+test('an empty plumb chain (a crash, a hand) is found with its hooks; one with a rule is not', (t) => {
+  const tables = parseSave(
+    [
+      '*filter',
+      ':FORWARD DROP [0:0]',
+      ':DOCKER-USER - [0:0]',
+      ':PLUMB-FORWARD - [0:0]',
+      '-A DOCKER-USER -j PLUMB-FORWARD',
+      '-A DOCKER-USER -j RETURN',
+      'COMMIT',
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':PLUMB-POSTROUTING - [0:0]',
+      '-A POSTROUTING -j PLUMB-POSTROUTING',
+      `-A PLUMB-POSTROUTING -s 198.18.0.0/24 -m comment --comment "${formatRuleMark({ op: 'masquerade', src: '198.18.0.0/24', rec: {} })}" -j MASQUERADE`,
+      'COMMIT',
+    ].join('\n'),
+  )
+  t.deepEqual(commandLines('iptables', planEmptyChains(tables)), ['iptables -w -D DOCKER-USER -j PLUMB-FORWARD', 'iptables -w -X PLUMB-FORWARD'])
 })
