@@ -65,6 +65,35 @@ export function insideWithFiles(ref, ...cmd) {
   return $`${process.execPath} ${new URL('../dist/plumb.cjs', import.meta.url).pathname} exec --mount ${ref} -- ${cmd}`.nothrow()
 }
 
+/** The netns file of a guest, for nsenter (a container's init, or /run/netns/NAME). */
+async function netnsPath(ref) {
+  const [kind, name] = [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)]
+  if (kind === 'netns') return `/run/netns/${name}`
+  const pid = (await $`docker inspect -f {{.State.Pid}} ${name}`).stdout.trim()
+  return `/proc/${pid}/ns/net`
+}
+
+/**
+ * A long-running command inside a guest's netns (with the host's binaries, as inside()), e.g. a
+ * server; stopped by its pid at teardown. nsenter execs the command, so the pid is the server's.
+ */
+export async function background(ref, ...cmd) {
+  checkRunning()
+  const p = $`nsenter --net=${await netnsPath(ref)} -- ${cmd}`.nothrow()
+  // (zx throws "Too late to kill" once it has ended by itself: nothing left to stop then)
+  onTeardown(() => p.kill().catch(() => {}))
+  // not returned: an async function handing back the process would wait for it to end
+}
+
+/** Poll `check` (async, truthy when done) for up to `seconds`; true if it came true. */
+export async function eventually(check, seconds = 10) {
+  for (const end = Date.now() + seconds * 1000; Date.now() < end; ) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return false
+}
+
 export async function pingable(ref, addr) {
   return (await inside(ref, 'ping', '-c', '1', '-W', '2', addr)).exitCode === 0
 }

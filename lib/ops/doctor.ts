@@ -127,6 +127,9 @@ export async function doctor(): Promise<DoctorReport> {
     add({ name: tool, ok: !!at, detail: at ?? `missing (${what} need${tool === 'dot' ? 's' : ''} it)`, optional: true, ...(at ? {} : { hint: `apt-get install ${pkg}` }) })
   }
 
+  const conntrack = await onPath('conntrack')
+  add({ name: 'conntrack', ok: !!conntrack, optional: true, detail: conntrack ?? 'missing (plumb expose needs it to forget the flows of a port it (un)publishes)', ...(conntrack ? {} : { hint: 'apt-get install conntrack' }) })
+
   const target = await import('../guest/index.js')
   const docker = await target.engineStatus('docker')
   add({ name: 'Docker', ok: docker.ok, detail: docker.detail, optional: true, ...(docker.ok ? {} : { hint: 'start dockerd (or set DOCKER_HOST=unix://...)' }) })
