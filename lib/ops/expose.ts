@@ -10,9 +10,9 @@ import type { NewRule, Tables } from '../firewall/index.js'
 import { forgetFlows, forgetLines } from '../firewall/conntrack.js'
 import { covers, hostSockets, localPortRange, socketHolder } from '../firewall/sockets.js'
 import type { NetHandle } from '../kernel/types.js'
-import { formatMapping, inNetwork, networkOf, parseGuestAddress, parsePortSpecs, parseMark, ruleKey } from '../parse/index.js'
+import { formatMapping, networkOf, parseGuestAddress, parsePortSpecs, parseMark, ruleKey } from '../parse/index.js'
 import type { GuestRef, PortMapping, RuleMark } from '../parse/index.js'
-import { toGuestRef, withGuest } from './context.js'
+import { journalFor, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { editRules, readTables, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -74,7 +74,7 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
       result.messages.push(`nothing to publish: ${ctx.netns.label}'s image exposes no ports`)
       return result
     }
-    return runTx(opts, async (tx) => {
+    return runTx({ ...opts, journal: journalFor('expose', ctx.netns) }, async (tx) => {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
@@ -140,18 +140,15 @@ async function findTarget(ctx: GuestContext, to: string | undefined): Promise<Ta
   return { address: found.address, network, ...(found.ifname ? { ifname: found.ifname } : {}), dev }
 }
 
-/** The host interface of the longest-prefix route to `address` (main table). */
+/** The host interface the kernel would send to `address` through (`ip route get`). */
 async function egress(hostNs: NetHandle, address: string): Promise<string | undefined> {
-  let best: { prefix: number; oif: number } | undefined
-  for (const r of await hostNs.getRoutes({ family: 4 })) {
-    if (r.oif === undefined) continue
-    const cidr = r.dst === 'default' ? '0.0.0.0/0' : r.dst
-    const len = Number(cidr.split('/')[1])
-    if (!inNetwork(address, cidr)) continue
-    if (!best || len > best.prefix) best = { prefix: len, oif: r.oif }
-  }
-  if (!best) return undefined
-  return (await hostNs.getLinkByIndex(best.oif))?.name
+  const r = await hostNs.routeGet(address).catch((err: unknown) => {
+    // no route at all is an answer (unreachable); anything else is not
+    if (err instanceof PlumbError && err.code === 'NOT_FOUND') return undefined
+    throw err
+  })
+  if (r?.oif === undefined) return undefined
+  return (await hostNs.getLinkByIndex(r.oif))?.name
 }
 
 /** A HOSTIP must be one of the host's addresses (or loopback), as Docker's bind would require. */

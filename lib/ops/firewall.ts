@@ -112,6 +112,8 @@ interface SysctlWrite {
   value: string
   /** what it was (for the step's undo) */
   was: string
+  /** set for a new rule (not put back for a removed one): journaled */
+  sets: boolean
 }
 
 export interface RuleEdit {
@@ -147,12 +149,16 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
     const cmds = planChange(t, { add, remove: removed })
     if (cmds.length) {
       const addedKeys = new Set(add.map((r) => ruleKey(r.mark)))
-      await tx.step(commandLines(binary, cmds), () => applyCmds(binary, cmds), {
+      // Write-ahead (./journal.ts): a plumb killed from here on leaves rules whose removal the
+      // next op on the guest, or gc, knows to do. A removal needs none: it leaves less, not more.
+      if (addedKeys.size) tx.intend({ t: 'rules', binary, keys: [...addedKeys] })
+      await tx.step(commandLines(binary, cmds), () => applyCmds(binary, cmds, tx.onSpawn), {
         line: `${binary}-restore --noflush  # put back: ${[...addedKeys, ...new Set(removed.map((r) => ruleKey(r.mark)))].join('; ')}`,
         run: () => withFirewallLock(false, () => putBack(binary, addedKeys, removed)),
       })
     }
     for (const w of writes) {
+      if (w.sets) tx.intend({ t: 'sysctl', path: w.path, was: w.was })
       await tx.step(sysctlLine(w.path, w.value), () => hostNs.setSysctl(w.path, w.value), { line: sysctlLine(w.path, w.was), run: () => hostNs.setSysctl(w.path, w.was) })
       out.sysctls.push(sysctlLine(w.path, w.value))
     }
@@ -188,7 +194,7 @@ async function planSysctls(hostNs: NetHandle, kept: RuleMark[], gone: RuleMark[]
     if (now === undefined) continue // no such device: the rule works without (or not at all) either way
     const record = recorded ?? (now !== n.want ? now : undefined)
     if (record !== undefined) for (const m of needing(fresh, n.path)) recOf(m)[n.key] = record
-    if (now !== n.want) writes.push({ path: n.path, value: n.want, was: now })
+    if (now !== n.want) writes.push({ path: n.path, value: n.want, was: now, sets: true })
   }
   const after = [...kept, ...fresh]
   const released = new Map<string, Need>()
@@ -198,17 +204,20 @@ async function planSysctls(hostNs: NetHandle, kept: RuleMark[], gone: RuleMark[]
     if (record === undefined) continue // plumb did not change it: not plumb's to put back
     const now = await hostNs.getSysctl(n.path)
     if (now === undefined || now === record) continue // the device is gone, or it is back already
-    writes.push({ path: n.path, value: record, was: now })
+    writes.push({ path: n.path, value: record, was: now, sets: false })
   }
   return writes
 }
 
-/** A killed attach's recovery (no transaction): attach-veth's rule for `bridge` out of both families; the lines done. */
-export async function removeBridgeRules(bridge: string): Promise<string[]> {
+/**
+ * A killed op's recovery (no transaction): plumb's rules that `pick` selects out of the tables of
+ * `binaries`, under the lock; the lines done.
+ */
+export async function removeRulesNow(binaries: Binary | Binary[], pick: (m: RuleMark) => boolean): Promise<string[]> {
   return withFirewallLock(false, async () => {
     const done: string[] = []
-    for (const [binary, t] of await readTables(['iptables', 'ip6tables'])) {
-      const remove = plumbRules(t).filter((r) => r.mark.op === 'bridge' && r.mark.bridge === bridge)
+    for (const [binary, t] of await readTables(typeof binaries === 'string' ? [binaries] : binaries)) {
+      const remove = plumbRules(t).filter((r) => pick(r.mark))
       if (remove.length === 0) continue
       const cmds = planChange(t, { add: [], remove })
       await applyCmds(binary, cmds)
@@ -217,6 +226,9 @@ export async function removeBridgeRules(bridge: string): Promise<string[]> {
     return done
   })
 }
+
+/** A killed attach's recovery: attach-veth's rule for `bridge` out of both families. */
+export const removeBridgeRules = (bridge: string): Promise<string[]> => removeRulesNow(['iptables', 'ip6tables'], (m) => m.op === 'bridge' && m.bridge === bridge)
 
 /** Remove one copy of attach-veth's rule for `bridge` (the rollback of one addRule). */
 async function removeOneBridgeRule(binary: Binary, bridge: string): Promise<void> {

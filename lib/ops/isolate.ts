@@ -62,7 +62,7 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
     }
     const pairs = await Promise.all(v.pairs.map(async ([a, b]) => [await member(a, v.bridge, opts.allowHost ?? false), await member(b, v.bridge, opts.allowHost ?? false)] as const))
     const result = emptyResult('isolate', 'host', opts.dryRun ?? false)
-    return await runTx(opts, async (tx) => {
+    return await runTx({ ...opts, journal: { op: 'isolate', guests: [] } }, async (tx) => {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })

@@ -45,7 +45,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
     const result = emptyResult('masquerade', 'host', opts.dryRun ?? false)
     const nets = v.del ? [] : await sourceNetworks(hostNs, v.source)
     if (v.out && !(await hostNs.getLink(v.out))) throw notFound(`no interface "${v.out}" on this host (--out)`, 'ip link shows the interfaces')
-    return await runTx(opts, async (tx) => {
+    return await runTx({ ...opts, journal: { op: 'masquerade', guests: [] } }, async (tx) => {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })

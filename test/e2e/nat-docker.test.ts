@@ -8,7 +8,7 @@
 // (hostSave). nat-netns.test.ts checks the exact save of a host of its own.
 
 import { randomInt } from 'node:crypto'
-import { conntrackEntries, hasBinary, hasDocker, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq } from '../helpers/index.js'
+import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq } from '../helpers/index.js'
 import type { TestContainer, Teardown } from '../helpers/index.js'
 import { dropEmptyPlumbChains, forwardDropActive, plumb } from '../integration/ops-fixture.js'
 import { normalizeSave } from '../integration/nat-fixture.js'
@@ -275,6 +275,7 @@ withDocker("attach-veth onto a Docker network's bridge (enable_icc=false) adds n
 })
 
 withDocker("detach --all removes a container's published ports; gc removes those of a container that is gone", async (t) => {
+  await holdGcLock(t) // a host-wide gc: one at a time across the test files
   const s = await site(t)
   const a = await guest(t, `${s.id}a`, s.br, s.net, 10)
   const b = await guest(t, `${s.id}b2`, s.br, s.net, 11)
