@@ -14,8 +14,8 @@ import { PlumbError } from '../errors.js'
 import { RUN_DIR } from '../paths.js'
 import { run as runProgram } from '../proc.js'
 import { formatRuleMark } from '../parse/index.js'
-import { commandLines, planChange, restoreText } from './plan.js'
-import type { Change, Cmd } from './plan.js'
+import { restoreText } from './plan.js'
+import type { Cmd } from './plan.js'
 import { forwardDrops, hasDockerUser, isDockerBridge, parseSave } from './tables.js'
 import type { Binary, Tables } from './tables.js'
 
@@ -91,12 +91,6 @@ export async function applyCmds(binary: Binary, cmds: readonly Cmd[], onSpawn?: 
       hint: `the batch was:\n${text}`,
     })
   }
-}
-
-/** Plan a change against `tables`: the commands, and their `iptables` lines. */
-export function planLines(binary: Binary, tables: Tables, change: Change): { cmds: Cmd[]; lines: string[] } {
-  const cmds = planChange(tables, change)
-  return { cmds, lines: commandLines(binary, cmds) }
 }
 
 // ---- attach-veth's rule --------------------------------------------------------------------

@@ -261,7 +261,7 @@ async function unpublish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: Po
 }
 
 /** The rules of one published port (see the top of this file). */
-export function exposeRules(mark: ExposeMark, target: Pick<Target, 'address' | 'network' | 'dev'>, port: number): NewRule[] {
+function exposeRules(mark: ExposeMark, target: Pick<Target, 'address' | 'network' | 'dev'>, port: number): NewRule[] {
   const { proto, hostIp, hostPort } = mark
   const H = String(hostPort)
   const P = String(port)

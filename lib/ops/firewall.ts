@@ -69,7 +69,7 @@ export async function withFirewallLock<T>(dryRun: boolean, fn: () => Promise<T>)
   }
 }
 
-/** The IPv4 tables (filter, nat); empty when iptables-save cannot run. */
+/** The tables (filter, nat) of each family asked for (default IPv4); a family whose iptables-save failed is absent. */
 export async function readTables(binaries: readonly Binary[] = ['iptables']): Promise<Map<Binary, Tables>> {
   return saveTables(binaries)
 }

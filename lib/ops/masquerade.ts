@@ -111,7 +111,7 @@ function dockerBridges(tables: Tables): string[] {
 }
 
 /** MASQUERADE per subnet, the accept of the way out and of the replies, and a RETURN for each Docker bridge. */
-export function masqueradeRules(mark: MasqMark, source: MasqueradeSource, nets: string[], docker: string[]): NewRule[] {
+function masqueradeRules(mark: MasqMark, source: MasqueradeSource, nets: string[], docker: string[]): NewRule[] {
   const rules: NewRule[] = []
   const br = source.kind === 'bridge' ? source.bridge : undefined
   for (const net of nets) {

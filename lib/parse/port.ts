@@ -122,12 +122,6 @@ export function networkOf(address: string, prefix: number): string {
   return `${bytesToText(maskBytes(address.split('.').map(Number), prefix))}/${prefix}`
 }
 
-/** Whether IPv4 `address` is inside network `cidr`. */
-export function inNetwork(address: string, cidr: string): boolean {
-  const [net = '', len = '0'] = cidr.split('/')
-  return sameBytes(maskBytes(address.split('.').map(Number), Number(len)), maskBytes(net.split('.').map(Number), Number(len)))
-}
-
 /** An IPv4 network `ADDR/PREFIX`, host bits clear (masquerade's CIDR form). */
 export interface Network {
   /** canonical `198.18.0.0/24` */
@@ -137,7 +131,7 @@ export interface Network {
 }
 
 /** Whether a masquerade source looks like an address rather than a bridge name. */
-export function looksLikeCidr(s: string): boolean {
+function looksLikeCidr(s: string): boolean {
   return s.includes('/') || /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || s.includes(':')
 }
 

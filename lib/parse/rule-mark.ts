@@ -15,7 +15,7 @@ export const RULE_MARK_MAX_BYTES = 255
  */
 export type RecordKey = 'fwd' | 'rl' | 'pvlan' | 'pdelay'
 export type Records = Partial<Record<RecordKey, string>>
-export const RECORD_KEYS: readonly RecordKey[] = ['fwd', 'rl', 'pvlan', 'pdelay']
+const RECORD_KEYS: readonly RecordKey[] = ['fwd', 'rl', 'pvlan', 'pdelay']
 
 export type RuleMark =
   /** a published port: DNAT, its FORWARD accept, the hairpin and 127.0.0.1 masquerades */
@@ -46,7 +46,7 @@ export type RuleMark =
   | { op: 'bridge'; bridge: string }
 
 export type RuleOp = RuleMark['op']
-export const RULE_MARK_PREFIX = 'plumb:'
+const RULE_MARK_PREFIX = 'plumb:'
 
 // Field -> key, in the order they are written, per op.
 const FIELDS: Record<Exclude<RuleOp, 'bridge'>, ReadonlyArray<readonly [string, string]>> = {
@@ -72,9 +72,9 @@ const FIELDS: Record<Exclude<RuleOp, 'bridge'>, ReadonlyArray<readonly [string, 
   ],
 }
 
-/** Percent-encode what would break `k=v k=v` or the quoting of iptables-save/-restore. */
+/** Percent-encode what would break `k=v k=v`, the quoting of iptables-save/-restore, or a dry-run line in a shell. */
 function enc(v: string): string {
-  return v.replace(/[%= "'\\\u0000-\u001f\u007f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`)
+  return v.replace(/[%= "'\\$`\u0000-\u001f\u007f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`)
 }
 
 function dec(v: string): string | undefined {
