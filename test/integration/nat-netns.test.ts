@@ -25,6 +25,14 @@ withRoot('expose without Docker: TCP and UDP answer from another machine, the ho
   const before = await lab.save()
   t.is(await lab.sysctl('net.ipv4.ip_forward'), '0')
 
+  const dry = await lab.plumb('expose', `netns:${g1}`, '8080:80', '5353:53/udp', '--dry-run')
+  t.is(dry.exitCode, 0, dry.stderr)
+  t.regex(dry.stdout, /^iptables -w -t nat -A PLUMB-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "plumb:expose [^"]+" -j DNAT --to-destination 198\.18\.1\.10:80$/m)
+  t.regex(dry.stdout, /^sysctl -w net\.ipv4\.ip_forward=1$/m)
+  t.regex(dry.stdout, /^conntrack -D -p udp --orig-dst 198\.18\.250\.1 --orig-port-dst 5353$/m)
+  t.is(await lab.save(), before, 'the dry run changed nothing')
+  t.is(await lab.sysctl('net.ipv4.ip_forward'), '0')
+
   const r = await lab.plumb('expose', `netns:${g1}`, '8080:80', '5353:53/udp', '--json')
   t.is(r.exitCode, 0, r.stderr)
   t.deepEqual(
@@ -176,6 +184,8 @@ withRoot('masquerade without Docker: the far end, with no route back, sees the h
   t.is(await udpAsk(g1, lab.farAddr, 7001), `far ${lab.upAddr}`, 'UDP too')
   const again = await lab.plumb('masquerade', lab.br)
   t.regex(again.stdout, /already masqueraded/)
+  const ls = await lab.plumb('ls', '--json')
+  t.deepEqual(ls.json.masquerades, [{ source: lab.br, bridge: lab.br }])
   const other = await lab.plumb('masquerade', lab.br, '--out', lab.uplink)
   t.is(other.exitCode, 4, 'a different configuration in place')
 
