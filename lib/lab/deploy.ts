@@ -17,7 +17,7 @@ import { runTx } from '../ops/tx.js'
 import type { Tx } from '../ops/tx.js'
 import { formatMark, parseMark } from '../parse/index.js'
 import { run } from '../proc.js'
-import { applyGuestExtras, applyOverlays, assertExtrasSupported, labOverlays, removeExtras } from './apply-extras.js'
+import { applyGuestExtras, applyNat, applyOverlays, labOverlays, removeExtras, removeNat } from './apply-extras.js'
 import { linkLines, makeLink, unlink } from './links.js'
 import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY, guestOf, isGuestNode, nodeByName } from './names.js'
 import { observe } from './observe.js'
@@ -281,13 +281,12 @@ async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
 }
 
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
-  assertExtrasSupported(lab)
   const [seen, fw] = await Promise.all([observe(lab), firewallPlans(lab)])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
   // Sysctls, names and overlays are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
-  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length)
+  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab)
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
   return applyPlan(lab, p, seen, fw, opts, result)
 }
@@ -377,6 +376,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         result.messages.push(`repaired ${s.ep.node}:${s.ep.ifname}:${s.add.length ? ` added ${s.add.join(', ')}` : ''}${s.routes.length ? ` routes ${s.routes.join(', ')}` : ''}${s.del.length ? ` removed ${s.del.join(', ')}` : ''}`)
       })
       await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
+      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
       await each(p.after, NODE_CONCURRENCY, 'ran', (s) => runExec(c, (s as Extract<Step, { kind: 'exec' }>).node))
       const repaired = p.repairs.filter((s) => s.kind === 'repair').length
       if (total === 0 && extraMessages.length === 0 && !fwChanged(fw) && !tx.dryRun) return alreadyDeployed(result, p)
@@ -438,7 +438,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const hostLeft = await labHostLinks(hostNs, lab.name)
     const overlays = labOverlays(seen.hostLinks, lab.name)
     const withExtras = [...seen.nodes.values()].filter((o) => o.exists && (o.node.names || Object.keys(o.node.sysctls).length)).map((o) => o.node)
-    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0) {
+    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0 && !hasNat(lab)) {
       result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
       return result
     }
@@ -447,7 +447,8 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
       const step = (what: string, line: string, fn: () => Promise<unknown>): Promise<unknown> => progress.step(what, 'removed', () => tx.step(line, fn))
       // Overlays, sysctls and names first, by their ops' --del: a netns node's /etc/netns files outlive it otherwise.
-      const extrasChanged = await removeExtras(tx, lab, withExtras, overlays)
+      const natChanged = await removeNat(tx, lab, nodeByName(lab), (name) => seen.nodes.get(name)?.exists ?? false)
+      const extrasChanged = (await removeExtras(tx, lab, withExtras, overlays)) || natChanged
       if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0 && !extrasChanged) {
         result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
         return result
@@ -489,3 +490,6 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     hostNs.close()
   }
 }
+
+/** The file has a `nat:` section: its ops run on every deploy (each says when nothing changed). */
+const hasNat = (lab: Lab): boolean => lab.nat.expose.length + lab.nat.masquerade.length + lab.nat.isolate.length > 0

@@ -65,8 +65,9 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
   const v = validateExpose(opts)
   return withGuest(v.guest, opts, async (ctx) => {
     const mappings = v.all ? await exposedList(ctx) : v.mappings
-    const target = await findTarget(ctx, v.to)
-    await checkHostIps(ctx.hostNs, mappings)
+    // Unpublishing needs no address of the guest: its interface may be gone already (a CNI DEL).
+    const target = v.del ? undefined : await findTarget(ctx, v.to)
+    if (!v.del) await checkHostIps(ctx.hostNs, mappings)
     const result = emptyResult('expose', ctx.netns.label, opts.dryRun ?? false)
     const published: PublishedMapping[] = []
     result.published = published
@@ -78,8 +79,8 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
-        if (v.del) await unpublish(tx, ctx, tables, mappings, target, published)
-        else await publish(tx, ctx, tables, mappings, target, published)
+        if (target) await publish(tx, ctx, tables, mappings, target, published)
+        else await unpublish(tx, ctx, tables, mappings, v.to, published)
       })
       for (const p of published) {
         const what = `${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.proto} -> ${ctx.netns.label} ${p.to}`
@@ -235,25 +236,28 @@ async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: Port
   await forget(tx, ctx.hostNs, out.filter((p) => p.state === 'published'))
 }
 
-async function unpublish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: PortMapping[], target: Target, out: PublishedMapping[]): Promise<void> {
+/**
+ * Remove the guest's published ports: a host port given is matched by itself (another guest's
+ * is exit 4); one left out by the guest port it was chosen for. `to` narrows to one guest address.
+ */
+async function unpublish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: PortMapping[], to: string | undefined, out: PublishedMapping[]): Promise<void> {
   const plumbs = exposesIn(tables)
   const label = ctx.netns.label
   const going = new Set<string>()
+  const guestPort = (e: ExposeMark): number => Number(e.to.slice(e.to.lastIndexOf(':') + 1))
+  const ours = (e: ExposeMark, port: number): boolean => e.guest === label && guestPort(e) === port && (to === undefined || e.to === `${to}:${port}`)
   for (const m of mappings) {
     const hostIp = m.hostIp ?? ''
-    const to = `${target.address}:${m.port}`
     const found =
       m.hostPort === undefined
-        ? plumbs.filter((e) => e.auto && e.guest === label && e.proto === m.proto && e.hostIp === hostIp && e.to === to)
+        ? plumbs.filter((e) => e.auto && e.proto === m.proto && e.hostIp === hostIp && ours(e, m.port))
         : plumbs.filter((e) => e.proto === m.proto && e.hostPort === m.hostPort && e.hostIp === hostIp)
     for (const e of found) {
-      if (e.guest !== label || e.to !== to) {
-        throw conflict(`host port ${shown(e)} is published to ${e.guest} ${e.to}, not to ${label} ${to}`, `see what is published: plumb ls`)
-      }
+      if (!ours(e, m.port)) throw conflict(`host port ${shown(e)} is published to ${e.guest} ${e.to}, not to ${label}${to ? ` ${to}` : ''} port ${m.port}`, 'see what is published: plumb ls')
       going.add(ruleKey(e))
       out.push({ proto: e.proto, hostIp: e.hostIp, hostPort: e.hostPort, to: e.to, port: m.port, state: 'unpublished' })
     }
-    if (found.length === 0) out.push({ proto: m.proto, hostIp, ...(m.hostPort !== undefined ? { hostPort: m.hostPort } : { hostPort: 0 }), to, port: m.port, state: 'absent' })
+    if (found.length === 0) out.push({ proto: m.proto, hostIp, hostPort: m.hostPort ?? 0, to: to ? `${to}:${m.port}` : `:${m.port}`, port: m.port, state: 'absent' })
   }
   if (going.size === 0) return
   await editRules(tx, ctx.hostNs, new Map([['iptables', tables]]), { remove: (mk) => mk.op === 'expose' && going.has(ruleKey(mk)) })

@@ -73,7 +73,7 @@ export function parsePortSpec(s: string): PortMapping[] {
     proto = p
     body = spec.slice(0, slash)
   }
-  if (body.startsWith('[')) parseHostIp(body, spec)
+  if (body.startsWith('[')) parseHostIp(body.includes(']') ? body.slice(0, body.indexOf(']') + 1) : body, spec)
   const parts = body.split(':')
   if (parts.length > 3) throw usageError(`too many ":" in PORTSPEC "${spec}"`, `the forms are PORT, HOSTPORT:PORT and HOSTIP:[HOSTPORT]:PORT (${EXAMPLES})`)
   const portText = parts[parts.length - 1]!
