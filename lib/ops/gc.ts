@@ -318,10 +318,11 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           await tx.step(`ip link del ${br.name}`, () => ignoreGone(hostNs.delLink(br.index)))
           result.messages.push(`deleted empty plumb bridge ${br.name}`)
         }
-        for (const c of await dropEmptyChains(tx)) result.messages.push(`deleted plumb's empty chain ${c}`)
       } finally {
         lock.release()
       }
+      // Not under the bridge lock: no attach waits on it (an attach adds its rule under the firewall lock alone).
+      for (const c of await dropEmptyChains(tx)) result.messages.push(`deleted plumb's empty chain ${c}`)
       result.changed = tx.lines.length > 0 || recovered.undone.length > 0
       result.plan = [...result.plan, ...tx.lines]
       return result
