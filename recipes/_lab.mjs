@@ -4,6 +4,7 @@
 //   --prefix P   names everything P-... (default lab; the test suite gives a pt- one)
 //   --image I    the guests' image (default plumb-test:busybox)
 //   --netns      ip netns guests even when Docker is there
+import { spawn } from 'node:child_process'
 import { $, argv, chalk } from 'zx'
 import { detach } from 'plumb'
 
@@ -79,10 +80,14 @@ async function netnsPath(ref) {
  */
 export async function background(ref, ...cmd) {
   checkRunning()
-  const p = $`nsenter --net=${await netnsPath(ref)} -- ${cmd}`.nothrow()
-  // (zx throws "Too late to kill" once it has ended by itself: nothing left to stop then)
-  onTeardown(() => p.kill().catch(() => {}))
-  // not returned: an async function handing back the process would wait for it to end
+  // spawned directly, not through zx's shell: its pid is then the command's own (nsenter execs it),
+  // and a signal to it is one to the server, not to a shell that would leave it running
+  const child = spawn('nsenter', [`--net=${await netnsPath(ref)}`, '--', ...cmd], { stdio: 'ignore' })
+  const ended = new Promise((resolve) => child.once('exit', resolve))
+  onTeardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    await ended
+  })
 }
 
 /** Poll `check` (async, truthy when done) for up to `seconds`; true if it came true. */
