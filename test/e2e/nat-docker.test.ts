@@ -8,7 +8,7 @@
 // (hostSave). nat-netns.test.ts checks the exact save of a host of its own.
 
 import { randomInt } from 'node:crypto'
-import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq } from '../helpers/index.js'
+import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, traffic, udpAsk, uniq } from '../helpers/index.js'
 import type { TestContainer, Teardown } from '../helpers/index.js'
 import { dropEmptyPlumbChains, forwardDropActive, plumb } from '../integration/ops-fixture.js'
 import { normalizeSave } from '../integration/nat-fixture.js'
@@ -209,14 +209,15 @@ withDocker('masquerade and isolate under FORWARD DROP: out with the host\'s addr
   const a = await guest(t, `${s.id}a`, s.br, s.net, 10)
   const b = await guest(t, `${s.id}b2`, s.br, s.net, 11)
   const c = await guest(t, `${s.id}c2`, s.br, s.net, 12)
-  for (const g of [a, b, c]) {
-    await startEcho(t, { container: g.name }, 7000, g.name, 'tcp')
-    await startEcho(t, { container: g.name }, 7001, g.name, 'udp')
-  }
   await startEcho(t, s.far, 7000, 'far', 'tcp')
   await startEcho(t, s.far, 7001, 'far', 'udp')
   const at = (g: TestContainer): { container: string } => ({ container: g.name })
-  const reach = async (from: TestContainer, to: string): Promise<boolean[]> => [await ping(at(from), to, { timeout: 1 }), (await tcpAsk(at(from), to, 7000, { timeout: 1000 })) !== undefined, (await udpAsk(at(from), to, 7001, { timeout: 1000 })) !== undefined]
+  // ping, a TCP echo and a UDP echo (the shared traffic helper), the server in the container holding `to`
+  const holder = (to: string): TestContainer => [a, b, c].find((g) => to === `${s.net}.${10 + [a, b, c].indexOf(g)}`)!
+  const reach = async (from: TestContainer, to: string): Promise<boolean[]> => {
+    const r = await traffic(at(from), at(holder(to)), to, { timeoutMs: 1500, bytes: 4096 })
+    return [r.ping, r.tcp, r.udp]
+  }
   const before = await hostSave(s.id)
   t.is(await tcpAsk(at(a), s.farAddr, 7000, { timeout: 1000 }), undefined, 'the far end has no route back: no answer before masquerade')
 

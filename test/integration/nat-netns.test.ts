@@ -3,7 +3,7 @@
 // answer (busybox httpd, UDP and TCP echoes); the truth is read back from the traffic, from
 // iptables-save of the host netns, its sysctls, conntrack and `ip -d link`.
 
-import { conntrackEntries, getLink, hasBinary, httpGet, isRoot, ping, sh, startEcho, startHttpd, tcpAsk, testIf, udpAsk } from '../helpers/index.js'
+import { conntrackEntries, getLink, hasBinary, httpGet, isRoot, ping, sh, startEcho, startHttpd, tcpAsk, testIf, traffic, udpAsk } from '../helpers/index.js'
 import { natLab } from './nat-fixture.js'
 import type { NatLab } from './nat-fixture.js'
 
@@ -207,12 +207,13 @@ withRoot('isolate without Docker: guests cannot reach each other (ICMP, TCP, UDP
   const g1 = await lab.guest('1', lab.br, '198.18.1.10')
   const g2 = await lab.guest('2', lab.br, '198.18.1.11')
   const g3 = await lab.guest('3', lab.br, '198.18.1.12')
-  for (const [g, name] of [[g1, 'g1'], [g2, 'g2'], [g3, 'g3']] as const) {
-    await startEcho(t, g, 7000, name, 'tcp')
-    await startEcho(t, g, 7001, name, 'udp')
-  }
   await startEcho(t, lab.far, 7000, 'far', 'tcp')
-  const reach = async (from: string, to: string): Promise<boolean[]> => [await ping(from, to, { timeout: 1 }), (await tcpAsk(from, to, 7000, { timeout: 1000 })) !== undefined, (await udpAsk(from, to, 7001, { timeout: 1000 })) !== undefined]
+  // ping, a TCP echo and a UDP echo (the shared traffic helper); a server in the guest of `to`
+  const addrs: Record<string, string> = { '198.18.1.10': g1, '198.18.1.11': g2, '198.18.1.12': g3, '198.18.1.13': `${lab.id}4` }
+  const reach = async (from: string, to: string): Promise<boolean[]> => {
+    const r = await traffic(from, addrs[to], to, { timeoutMs: 1500, bytes: 4096 })
+    return [r.ping, r.tcp, r.udp]
+  }
   t.deepEqual(await reach(g1, '198.18.1.11'), [true, true, true], 'before: g1 reaches g2')
   const before = await lab.save()
   t.is((await lab.plumb('masquerade', lab.br)).exitCode, 0)
