@@ -4,6 +4,7 @@
 //   --prefix P   names everything P-... (default lab; the test suite gives a pt- one)
 //   --image I    the guests' image (default plumb-test:busybox)
 //   --netns      ip netns guests even when Docker is there
+import { spawn } from 'node:child_process'
 import { $, argv, chalk } from 'zx'
 import { detach } from 'plumb'
 
@@ -63,6 +64,39 @@ export function inside(ref, ...cmd) {
 /** Run a command with the guest's own files (and, for a container, its own programs): plumb exec --mount. */
 export function insideWithFiles(ref, ...cmd) {
   return $`${process.execPath} ${new URL('../dist/plumb.cjs', import.meta.url).pathname} exec --mount ${ref} -- ${cmd}`.nothrow()
+}
+
+/** The netns file of a guest, for nsenter (a container's init, or /run/netns/NAME). */
+async function netnsPath(ref) {
+  const [kind, name] = [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)]
+  if (kind === 'netns') return `/run/netns/${name}`
+  const pid = (await $`docker inspect -f {{.State.Pid}} ${name}`).stdout.trim()
+  return `/proc/${pid}/ns/net`
+}
+
+/**
+ * A long-running command inside a guest's netns (with the host's binaries, as inside()), e.g. a
+ * server; stopped by its pid at teardown. nsenter execs the command, so the pid is the server's.
+ */
+export async function background(ref, ...cmd) {
+  checkRunning()
+  // spawned directly, not through zx's shell: its pid is then the command's own (nsenter execs it),
+  // and a signal to it is one to the server, not to a shell that would leave it running
+  const child = spawn('nsenter', [`--net=${await netnsPath(ref)}`, '--', ...cmd], { stdio: 'ignore' })
+  const ended = new Promise((resolve) => child.once('exit', resolve))
+  onTeardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    await ended
+  })
+}
+
+/** Poll `check` (async, truthy when done) for up to `seconds`; true if it came true. */
+export async function eventually(check, seconds = 10) {
+  for (const end = Date.now() + seconds * 1000; Date.now() < end; ) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return false
 }
 
 export async function pingable(ref, addr) {

@@ -29,6 +29,9 @@ import { pipeworkCommand } from './commands/pipework.js'
 import { labCommand } from './commands/lab.js'
 import { cniCommand } from './commands/cni.js'
 import { SHARED_FLAGS, refuseRepeatedFlags } from './common.js'
+import { exposeCommand } from './commands/expose.js'
+import { masqueradeCommand } from './commands/masquerade.js'
+import { isolateCommand } from './commands/isolate.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -37,7 +40,7 @@ import { renderError } from './render.js'
 export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
   const cli = yargs(argv)
     .scriptName('plumb')
-    .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP,\np2p links for --net=none containers, as transactions with undo.')
+    .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP,\np2p links, published ports, NAT and isolation for --net=none containers,\nas transactions with undo.')
     .parserConfiguration(PARSER_CONFIG)
     // Known here so that they may come before the command; each command defines the ones it takes.
     .options(Object.fromEntries(Object.entries(SHARED_FLAGS).map(([k, o]) => [k, { ...o, global: false }])))
@@ -65,6 +68,9 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(pipeworkCommand(state, argv))
     .command(labCommand(state))
     .command(cniCommand(state))
+    .command(exposeCommand(state))
+    .command(masqueradeCommand(state))
+    .command(isolateCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

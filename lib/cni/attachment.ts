@@ -162,8 +162,8 @@ export async function checkAttachment(a: AttachmentId, opts: { netns: string; op
         if (!bridge || hostEnd.master !== bridge.index) throw fail(`${mark.peer} is not a port of bridge ${mark.bridge}`)
         if (opts.op.op === 'attach-veth' && opts.op.firewall !== false) {
           const { plannedFirewall } = await import('../ops/firewall.js')
-          const missing = (await plannedFirewall(mark.bridge!)).filter((r) => !r.present)
-          if (missing.length) throw fail(`Docker's FORWARD DROP is in force and plumb's ACCEPT rule for ${mark.bridge} is missing`, missing.map((r) => `${r.binary} ${r.chain}`).join(', '))
+          const missing = (await plannedFirewall(mark.bridge!)).rules.filter((r) => !r.present)
+          if (missing.length) throw fail(`Docker's FORWARD DROP is in force and plumb's ACCEPT rule for ${mark.bridge} is missing`, missing.map((r) => `${r.binary} ${r.hook}`).join(', '))
         }
       }
     }

@@ -30,13 +30,9 @@ export interface CniRequest {
 /** `expose`'s shape: publish (or with `del`, unpublish) Docker-style PORTSPECs of a guest. */
 export type ExposeFn = (o: { guest: string | GuestRef; ports: string[]; del?: boolean }) => Promise<unknown>
 
-/**
- * The `expose` op, for the `portMappings` capability. Not in plumb yet: until it lands, an ADD
- * with port mappings is refused (error 2) before anything is touched, and this is the one place
- * to wire it (`return (await import('../ops/expose.js')).expose`).
- */
-async function exposeOp(): Promise<ExposeFn | undefined> {
-  return undefined
+/** The `expose` op, for the `portMappings` capability. */
+async function exposeOp(): Promise<ExposeFn> {
+  return (await import('../ops/expose.js')).expose
 }
 
 /** Docker's PORTSPEC for a CNI port mapping: `[HOSTIP:]HOSTPORT:PORT/PROTO`. */
@@ -146,10 +142,9 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
   const staticIps = conf.ipam ? [] : conf.runtimeConfig.ips
   await validateOp(conf, o, staticIps, [])
   const ports = conf.runtimeConfig.portMappings.map(portSpec)
+  // an IPv6 hostIP is refused here, before anything is touched (plumb publishes IPv4)
+  if (ports.length) (await import('../parse/index.js')).parsePortSpecs(ports)
   const expose = ports.length ? await exposeOp() : undefined
-  if (ports.length && !expose) {
-    throw new CniError(CNI_CODES.UNSUPPORTED_FIELD, `runtimeConfig.portMappings (${ports.join(', ')}) need plumb's expose op, which this plumb does not have yet`, 'leave the portMappings capability out of plumb\'s config, or chain the portmap plugin after plumb')
-  }
   const nsId = netnsIdentity(netns)
   const ipam = conf.ipam ? await delegateFor(conf.ipam.type, env.path) : undefined
   // attach-veth's firewall read (an iptables spawn) is started right after IPAM's, to run beside it.

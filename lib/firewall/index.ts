@@ -1,38 +1,115 @@
+// iptables through the backend Docker uses (iptables-nft on Debian 12): reading the tables
+// (iptables-save, one spawn for both families), applying a change (iptables-restore --noflush:
+// one atomic batch, one spawn), and attach-veth's rule for Docker's FORWARD DROP.
+//
 // Docker's FORWARD DROP vs. plumb's bridges: with br_netfilter on, frames bridged between two
 // ports of one Linux bridge traverse iptables FORWARD, and Docker sets its policy to DROP, so
 // two containers on a user bridge silently can't talk (pipework's most common complaint).
-// plumb adds one marked ACCEPT rule per bridge (DOCKER-USER, else FORWARD) and removes it with
-// the bridge's last plumb port.
+// attach-veth adds one marked ACCEPT per bridge (in PLUMB-FORWARD) and detach removes it with
+// the bridge's last plumb port. A bridge that is Docker's own gets none: its forwarding is
+// Docker's policy (--icc=false closes it on purpose).
 
 import { mkdirSync, readFileSync } from 'node:fs'
+import { PlumbError } from '../errors.js'
 import { RUN_DIR } from '../paths.js'
 import { run as runProgram } from '../proc.js'
+import { formatRuleMark } from '../parse/index.js'
+import { restoreText } from './plan.js'
+import type { Cmd } from './plan.js'
+import { forwardDrops, hasDockerUser, isDockerBridge, parseSave } from './tables.js'
+import type { Binary, Tables } from './tables.js'
 
-export interface FirewallRule {
-  binary: 'iptables' | 'ip6tables'
-  chain: 'DOCKER-USER' | 'FORWARD'
-  bridge: string
-}
+export * from './tables.js'
+export * from './plan.js'
 
-export const ruleComment = (bridge: string): string => `plumb:${bridge}`
+/** The one lock of every plumb change to the firewall (flock(2): the flock binary and the addon share it). */
+export const FIREWALL_LOCK = `${RUN_DIR}/firewall.lock`
 
 /** A program's exit status and output; one that cannot be started is status 127, as in a shell. */
-async function run(binary: string, args: string[], onSpawn?: (pid: number) => void): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(binary: string, args: string[], opts: { input?: string; onSpawn?: (pid: number) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await runProgram(binary, args, onSpawn ? { onSpawn } : {})
+    const r = await runProgram(binary, args, { ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
     return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr }
   } catch {
     return { code: 127, stdout: '', stderr: '' }
   }
 }
 
+// Several programs' output from ONE spawn: this sits on every attach, and forking node costs
+// ~5 ms of main-thread time per spawn, a shell's fork a fraction of that. Each output is
+// followed by a line carrying its program's exit status.
+const END = '#plumb-end'
+const DUMP = `for p; do eval "$p" 2>/dev/null; echo "${END} $?"; done`
+
+async function dumpAll(commands: readonly string[]): Promise<Array<string | undefined>> {
+  if (commands.length === 0) return []
+  const res = await run('sh', ['-c', DUMP, 'sh', ...commands])
+  const out: Array<string | undefined> = []
+  let lines: string[] = []
+  for (const line of res.stdout.split('\n')) {
+    if (!line.startsWith(`${END} `)) {
+      lines.push(line)
+      continue
+    }
+    out.push(line.slice(END.length + 1) === '0' ? lines.join('\n') : undefined)
+    lines = []
+  }
+  while (out.length < commands.length) out.push(undefined)
+  return out
+}
+
+/** `iptables -S` (and/or ip6tables) output per binary, for the binaries that answered (exit 0). */
+export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
+  const texts = await dumpAll(binaries.map((b) => `${b} -w -S`))
+  const tables = new Map<Binary, string>()
+  binaries.forEach((b, i) => {
+    const t = texts[i]
+    if (t !== undefined) tables.set(b, t)
+  })
+  return tables
+}
+
+/** Both families' tables (all of them: filter, nat) from one spawn; a family whose save failed is absent. */
+export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
+  const texts = await dumpAll(binaries.map((b) => `${b}-save`))
+  const out = new Map<Binary, Tables>()
+  binaries.forEach((b, i) => {
+    const t = texts[i]
+    if (t !== undefined) out.set(b, parseSave(t))
+  })
+  return out
+}
+
+/** Apply planned commands as one iptables-restore --noflush batch: all of them or none. */
+export async function applyCmds(binary: Binary, cmds: readonly Cmd[], onSpawn?: (pid: number) => void): Promise<void> {
+  const text = restoreText(cmds)
+  if (!text) return
+  const r = await run(`${binary}-restore`, ['-w', '--noflush'], { input: text, ...(onSpawn ? { onSpawn } : {}) })
+  if (r.code === 127 && r.stderr === '') throw new PlumbError('UNSUPPORTED', `cannot run ${binary}-restore`, { hint: 'install iptables (the nft backend Docker uses)' })
+  if (r.code !== 0) {
+    throw new PlumbError('FAILED', `failed to change the firewall (${binary}-restore): ${r.stderr.trim() || `exit ${r.code}`}`, {
+      hint: `the batch was:\n${text}`,
+    })
+  }
+}
+
+// ---- attach-veth's rule --------------------------------------------------------------------
+
+export interface FirewallRule {
+  binary: Binary
+  /** where PLUMB-FORWARD is hooked from if the rule creates it */
+  hook: 'DOCKER-USER' | 'FORWARD'
+  bridge: string
+}
+
+export const ruleComment = (bridge: string): string => formatRuleMark({ op: 'bridge', bridge })
+
 const ruleArgs = (r: FirewallRule): string[] => ['-i', r.bridge, '-o', r.bridge, '-m', 'comment', '--comment', ruleComment(r.bridge), '-j', 'ACCEPT']
 
-export const ruleLine = (r: FirewallRule, verb: '-I' | '-D'): string =>
-  `${r.binary} -w ${verb} ${r.chain}${verb === '-I' ? ' 1' : ''} ${ruleArgs(r).map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`
+export const ruleLine = (r: FirewallRule, verb: '-A' | '-D'): string => `${r.binary} -w ${verb} PLUMB-FORWARD ${ruleArgs(r).join(' ')}`
 
 /** br_netfilter hands bridged IPv4 (IPv6) frames to iptables (ip6tables) only when this sysctl is 1. */
-function bridgeNetfilterOn(binary: FirewallRule['binary']): boolean {
+function bridgeNetfilterOn(binary: Binary): boolean {
   const key = binary === 'iptables' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables'
   try {
     return readFileSync(`/proc/sys/net/bridge/${key}`, 'utf8').trim() === '1'
@@ -41,62 +118,60 @@ function bridgeNetfilterOn(binary: FirewallRule['binary']): boolean {
   }
 }
 
-// Both families' filter tables from ONE spawn: this sits on every attach, and forking node costs
-// ~5 ms of main-thread time per spawn, a shell's fork a fraction of that. Each table is followed
-// by a line carrying its binary's exit status.
-const END = '#plumb-end'
-const DUMP_TABLES = `for b; do "$b" -w -S 2>/dev/null; echo "${END} $b $?"; done`
-
-/** `iptables -S` (and/or ip6tables) output per binary, for the binaries that answered (exit 0). */
-export async function dumpTables(binaries: ReadonlyArray<FirewallRule['binary']>): Promise<Map<FirewallRule['binary'], string>> {
-  const tables = new Map<FirewallRule['binary'], string>()
-  if (binaries.length === 0) return tables
-  const res = await run('sh', ['-c', DUMP_TABLES, 'sh', ...binaries])
-  let lines: string[] = []
-  for (const line of res.stdout.split('\n')) {
-    if (!line.startsWith(`${END} `)) {
-      lines.push(line)
-      continue
-    }
-    const [, binary, code] = line.split(' ')
-    if (code === '0' && (binary === 'iptables' || binary === 'ip6tables')) tables.set(binary, lines.join('\n'))
-    lines = []
-  }
-  return tables
+export interface BridgeFirewall {
+  /** the ACCEPT rules the bridge needs here (one per family whose FORWARD drops bridged frames), present or not */
+  rules: Array<FirewallRule & { present: boolean }>
+  /** `plumb isolate` is in force on the bridge: new guest ports are isolated too */
+  isolated: boolean
+  /** the bridge is Docker's own: no rule (its forwarding is Docker's policy) */
+  dockerBridge: boolean
 }
 
 /**
- * The rules a bridge needs on this host: one per family whose FORWARD policy is DROP while
- * br_netfilter is on. Present ones are reported with `present: true`. Never rejects.
+ * What a bridge needs from the firewall on this host, from one `-S` dump of the filter tables
+ * (IPv4 always: it says whether the bridge is isolated; IPv6 when br_netfilter hands it
+ * bridged frames). Never rejects: a dump that fails plans nothing.
  */
-export async function plannedRules(bridge: string): Promise<Array<FirewallRule & { present: boolean }>> {
-  const families = (['iptables', 'ip6tables'] as const).filter(bridgeNetfilterOn)
-  const tables = await dumpTables(families).catch(() => new Map<FirewallRule['binary'], string>())
-  const planned: Array<FirewallRule & { present: boolean }> = []
-  for (const binary of families) {
-    const table = tables.get(binary)
-    if (table === undefined) continue // no such binary or no filter table: nothing drops
-    // One `-S` of the whole filter table answers all three questions.
-    if (!/^-P FORWARD DROP$/m.test(table)) continue
-    const chain = /^-N DOCKER-USER$/m.test(table) ? 'DOCKER-USER' : 'FORWARD'
-    const present = table
-      .split('\n')
-      .some((l) => l.startsWith(`-A ${chain} `) && (l.includes(`--comment "${ruleComment(bridge)}" `) || l.includes(`--comment ${ruleComment(bridge)} `)) && l.includes(`-i ${bridge} -o ${bridge} `))
-    planned.push({ binary, chain, bridge, present })
+export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
+  const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
+  const v4On = bridgeNetfilterOn('iptables')
+  const dumps = await dumpTables(families).catch(() => new Map<Binary, string>())
+  const v4 = parseSave(dumps.get('iptables') ?? '')
+  const out: BridgeFirewall = {
+    rules: [],
+    isolated: (v4.filter?.rules ?? []).some((r) => r.mark?.op === 'isolate' && r.mark.bridge === bridge),
+    dockerBridge: isDockerBridge(v4, bridge),
   }
-  return planned
+  if (out.dockerBridge) return out
+  for (const binary of families) {
+    if (binary === 'iptables' && !v4On) continue
+    const text = dumps.get(binary)
+    if (text === undefined) continue // no such binary or no filter table: nothing drops
+    const tables = binary === 'iptables' ? v4 : parseSave(text)
+    if (!forwardDrops(tables)) continue
+    const present = (tables.filter?.rules ?? []).some((r) => r.mark?.op === 'bridge' && r.mark.bridge === bridge)
+    out.rules.push({ binary, hook: hasDockerUser(tables) ? 'DOCKER-USER' : 'FORWARD', bridge, present })
+  }
+  return out
 }
 
-// Our own lock, not /run/xtables.lock: `iptables -w` takes that one itself and would wait on us.
-const LOCK = `${RUN_DIR}/firewall.lock`
 const PRESENT = 99
-// check-then-insert as one step under the lock: $1 binary, $2 chain, the rest the rule
-const CHECK_INSERT = `b=$1; c=$2; shift 2; "$b" -w -C "$c" "$@" 2>/dev/null && exit ${PRESENT}; exec "$b" -w -I "$c" 1 "$@"`
+// check-then-append as one step under the lock: $1 binary, $2 hook chain, the rest the rule.
+// PLUMB-FORWARD and its hook are made in one restore batch when the chain is missing.
+const ENSURE = [
+  'b=$1; h=$2; shift 2',
+  `"$b" -w -C PLUMB-FORWARD "$@" 2>/dev/null && exit ${PRESENT}`,
+  'if "$b" -w -S PLUMB-FORWARD >/dev/null 2>&1; then',
+  '  "$b" -w -C "$h" -j PLUMB-FORWARD 2>/dev/null || "$b" -w -I "$h" 1 -j PLUMB-FORWARD || exit',
+  '  exec "$b" -w -A PLUMB-FORWARD "$@"',
+  'fi',
+  `printf '*filter\\n:PLUMB-FORWARD - [0:0]\\n-I %s 1 -j PLUMB-FORWARD\\n-A PLUMB-FORWARD %s\\nCOMMIT\\n' "$h" "$*" | "$b-restore" -w --noflush`,
+].join('\n')
 
 /**
- * Insert the rule unless it is there; true when this call inserted it. Check and insert run
+ * Append the rule unless it is there; true when this call added it. Check and append run
  * under one flock: parallel attaches to one new bridge all planned "absent", and a bare -C
- * then -I still let two of ten insert a copy each.
+ * then -A still let two of ten add a copy each.
  */
 export async function addRule(r: FirewallRule, opts: { onSpawn?: (pid: number) => void } = {}): Promise<boolean> {
   try {
@@ -104,50 +179,9 @@ export async function addRule(r: FirewallRule, opts: { onSpawn?: (pid: number) =
   } catch {
     // flock reports a lock it cannot create
   }
-  let res = await run('flock', ['-w', '10', LOCK, 'sh', '-c', CHECK_INSERT, 'sh', r.binary, r.chain, ...ruleArgs(r)], opts.onSpawn)
-  if (res.code === 127 && res.stderr === '') {
-    // flock itself could not be spawned (no util-linux): check and insert unlocked
-    if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code === 0) return false
-    res = await run(r.binary, ['-w', '-I', r.chain, '1', ...ruleArgs(r)], opts.onSpawn)
-  }
+  const res = await run('flock', ['-w', '10', FIREWALL_LOCK, 'sh', '-c', ENSURE, 'sh', r.binary, r.hook, ...ruleArgs(r)], opts)
   if (res.code === PRESENT) return false
-  if (res.code !== 0) throw new Error(`failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)
+  if (res.code === 127 && res.stderr === '') throw new PlumbError('UNSUPPORTED', `cannot run flock to add the firewall rule for bridge "${r.bridge}"`, { hint: 'install util-linux' })
+  if (res.code !== 0) throw new PlumbError('FAILED', `failed to add firewall rule for bridge "${r.bridge}": ${res.stderr.trim() || `exit ${res.code}`}`)
   return true
-}
-
-/** Delete one copy of the rule (the rollback of one addRule), if there is one. */
-export async function removeRule(r: FirewallRule): Promise<void> {
-  if ((await run(r.binary, ['-w', '-C', r.chain, ...ruleArgs(r)])).code !== 0) return
-  await run(r.binary, ['-w', '-D', r.chain, ...ruleArgs(r)])
-}
-
-/** Remove every plumb rule for this bridge, in both families and both chains. Idempotent. */
-export async function removeRules(bridge: string): Promise<string[]> {
-  const removed: string[] = []
-  for (const binary of ['iptables', 'ip6tables'] as const) {
-    for (const chain of ['DOCKER-USER', 'FORWARD'] as const) {
-      const r: FirewallRule = { binary, chain, bridge }
-      // -C first: -D on a missing rule is an error, and there may be duplicates (a crash, or
-      // attaches racing between -C and -I): bounded only against a rule that will not go.
-      for (let i = 0; i < 64; i++) {
-        if ((await run(binary, ['-w', '-C', chain, ...ruleArgs(r)])).code !== 0) break
-        if ((await run(binary, ['-w', '-D', chain, ...ruleArgs(r)])).code !== 0) break
-        removed.push(ruleLine(r, '-D'))
-      }
-    }
-  }
-  return removed
-}
-
-/** All plumb rules on the host: the bridges they are for (for ls and gc). */
-export async function listRuleBridges(): Promise<Array<{ binary: FirewallRule['binary']; bridge: string }>> {
-  const found: Array<{ binary: FirewallRule['binary']; bridge: string }> = []
-  for (const binary of ['iptables', 'ip6tables'] as const) {
-    const res = await run(`${binary}-save`, ['-t', 'filter'])
-    if (res.code !== 0) continue
-    for (const m of res.stdout.matchAll(/--comment "?plumb:([^\s"]+)"?/g)) {
-      if (!found.some((f) => f.binary === binary && f.bridge === m[1])) found.push({ binary, bridge: m[1]! })
-    }
-  }
-  return found
 }

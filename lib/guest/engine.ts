@@ -6,8 +6,8 @@ import { PlumbError, notFound, unsupported } from '../errors.js'
 import { errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
-import { apiMessage, containerFromInspect, summaryFromInfo, summaryFromList } from './inspect.js'
-import type { ContainerInfo, ContainerSummary, EngineName } from './types.js'
+import { apiMessage, containerFromInspect, publishedFromList, summaryFromInfo, summaryFromList } from './inspect.js'
+import type { ContainerInfo, ContainerSummary, EngineName, PublishedPort } from './types.js'
 import { run } from '../proc.js'
 
 /** Docker 20.10's API version; newer Dockers and Podman's compat API still serve it. */
@@ -373,6 +373,14 @@ export async function listContainers(engine: EngineName = 'docker', env: NodeJS.
     if (err instanceof EngineUnreachable && bin) return await listViaPodmanCli(bin, env)
     throw err
   }
+}
+
+/** The host ports an engine publishes (-p) for its running containers: through its API only. */
+export async function publishedPorts(engine: EngineName = 'docker', env: NodeJS.ProcessEnv = process.env): Promise<PublishedPort[]> {
+  const ep = engineEndpoint(engine, env)
+  const ans = await apiGet(ep, `${API}/containers/json`)
+  if (ans.status !== 200) throw apiFailure(ep, 'list containers', ans)
+  return publishedFromList(ans.body)
 }
 
 /** For `doctor`: can we reach this engine, and how. */

@@ -1,7 +1,7 @@
 // Mapping the engines' inspect/list JSON (Docker Engine API, Podman's compat API, `podman inspect`) to plain records (pure).
 
 import { PlumbError } from '../errors.js'
-import type { ContainerInfo, ContainerSummary, EngineName } from './types.js'
+import type { ContainerInfo, ContainerSummary, EngineName, PublishedPort } from './types.js'
 
 type Json = Record<string, unknown>
 
@@ -21,7 +21,9 @@ export function containerFromInspect(engine: EngineName, json: unknown): Contain
   if (!id) throw new PlumbError('FAILED', `failed to read the ${engine} inspect answer: no container Id in it`)
   const state = obj(j.State)
   const running = state.Running === true
+  const exposed = Object.keys(obj(obj(j.Config).ExposedPorts))
   return {
+    ...(exposed.length ? { exposedPorts: exposed } : {}),
     engine,
     id,
     name: stripSlash(str(j.Name)),
@@ -72,6 +74,23 @@ export function summaryFromList(engine: EngineName, json: unknown): ContainerSum
 
 export function summaryFromInfo(info: ContainerInfo): ContainerSummary {
   return { engine: info.engine, id: info.id, name: info.name, running: info.running, pid: info.pid, sandboxKey: info.sandboxKey, networkMode: info.networkMode }
+}
+
+/** The published ports of GET /containers/json rows (their `Ports` with a PublicPort). */
+export function publishedFromList(json: unknown): PublishedPort[] {
+  const out: PublishedPort[] = []
+  for (const row of Array.isArray(json) ? json : []) {
+    const j = obj(row)
+    const names = Array.isArray(j.Names) ? j.Names.filter((n): n is string => typeof n === 'string') : []
+    const container = stripSlash(names.find((n) => !stripSlash(n).includes('/')) ?? str(j.Id).slice(0, 12))
+    for (const p of Array.isArray(j.Ports) ? j.Ports : []) {
+      const q = obj(p)
+      if (!num(q.PublicPort)) continue
+      const ip = str(q.IP)
+      out.push({ container, hostIp: ip === '0.0.0.0' || ip === '::' ? '' : ip, hostPort: num(q.PublicPort), proto: str(q.Type) || 'tcp', port: num(q.PrivatePort) })
+    }
+  }
+  return out
 }
 
 /** The `message` of an Engine API error body ({"message":"No such container: x"}). */

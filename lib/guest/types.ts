@@ -22,6 +22,18 @@ export interface ContainerInfo {
   sandboxKey: string
   /** HostConfig.NetworkMode: 'none', 'bridge', 'default', 'host', 'container:<id>', a network name, ... */
   networkMode: string
+  /** Config.ExposedPorts ('80/tcp', '53/udp'): the image's EXPOSE list and --expose, what -P publishes */
+  exposedPorts?: string[]
+}
+
+/** A host port an engine publishes for a container (-p), from its container list. */
+export interface PublishedPort {
+  container: string
+  /** '' for every address */
+  hostIp: string
+  hostPort: number
+  proto: string
+  port: number
 }
 
 /** One row of listContainers(): enough for `ls` and `gc` to name guests and match netns paths. */

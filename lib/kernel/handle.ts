@@ -426,6 +426,15 @@ export class NetlinkHandle implements NetHandle {
     await this.req(`set ${parts.join(', ') || 'nothing'} on link #${index}${this.where()}`, T.SETLINK, { kind: 'link', data, attrs }, 0)
   }
 
+  /** `ip link set #INDEX type bridge_slave isolated on|off` (IFLA_BRPORT_ISOLATED): an isolated
+   *  port forwards only to ports that are not. RTM_NEWLINK on the existing link, as ip sends it:
+   *  RTM_SETLINK ignores a port's IFLA_INFO_SLAVE_DATA. */
+  async setPortIsolated(index: number, isolated: boolean): Promise<void> {
+    const slaveData = flat(ifla.formatBridgePort({ isolated: Buffer.from([isolated ? 1 : 0]) }))
+    const linkinfo = flat(ifla.formatInfo({ slaveKind: 'bridge', slaveData }))
+    await this.req(`set bridge port #${index} isolated ${isolated ? 'on' : 'off'}${this.where()}`, T.NEWLINK, { kind: 'link', data: { index }, attrs: { linkinfo } }, 0)
+  }
+
   /** `ip link del #INDEX` */
   async delLink(index: number): Promise<void> {
     await this.req(`delete link #${index}${this.where()}`, T.DELLINK, { kind: 'link', data: { index }, attrs: {} }, 0)
@@ -528,6 +537,26 @@ export class NetlinkHandle implements NetHandle {
     const { data, attrs } = routeMessage(route, what)
     data.scope = RT_SCOPE_NOWHERE
     await this.req(what, T.DELROUTE, { kind: 'route', data, attrs }, 0)
+  }
+
+  // ---- neighbours ---------------------------------------------------------------------------
+
+  /** `ip -4 neigh flush dev #INDEX`: the learned IPv4 entries go (permanent ones stay); how many went. */
+  async flushNeighbors(index: number): Promise<number> {
+    // A strictly checked dump takes the device as NDA_IFINDEX: a non-zero ndm_ifindex is EINVAL.
+    const msgs = await this.req(`list the neighbours of link #${index}${this.where()}`, T.GETNEIGH, { kind: 'neighbor', data: { family: AF_INET }, attrs: { ifindex: u32buf(index) } }, FlagsGet.DUMP)
+    let gone = 0
+    for (const m of msgs) {
+      if (m.kind !== 'neighbor' || m.data.ifindex !== index || !m.attrs.dst || m.data.state?.permanent || m.data.state?.noarp) continue
+      try {
+        await this.req(`delete a neighbour of link #${index}${this.where()}`, T.DELNEIGH, { kind: 'neighbor', data: { family: AF_INET, ifindex: index }, attrs: { dst: m.attrs.dst } }, 0)
+        gone++
+      } catch (err) {
+        // gone meanwhile (expired, or the link itself): nothing to flush
+        if (!(err instanceof PlumbError && err.code === 'NOT_FOUND')) throw err
+      }
+    }
+    return gone
   }
 
   // ---- sysctl -------------------------------------------------------------------------------

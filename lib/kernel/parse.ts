@@ -119,7 +119,9 @@ export function toRouteInfo(m: rt.RouteMessage): RouteInfo | undefined {
 // `ip -j -d link show` on a real dump).
 
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, OPERSTATE: 16, LINKINFO: 18, IFALIAS: 20, LINK_NETNSID: 37 } as const
-const INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4 } as const
+const INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4, SLAVE_DATA: 5 } as const
+/** IFLA_BRPORT_ISOLATED in a bridge port's IFLA_INFO_SLAVE_DATA */
+const BRPORT_ISOLATED = 33
 const IFF_UP = 1
 const NLA_TYPE_MASK = 0x3fff
 
@@ -193,12 +195,19 @@ export function linkFromWire(data: Buffer): LinkInfo {
   })
   if (linkinfo) {
     let kindData: [number, number] | undefined
+    let slaveData: [number, number] | undefined
     forEachAttr(data, linkinfo[0], linkinfo[0] + linkinfo[1], (type, at, len) => {
       if (type === INFO.KIND) info.kind = str(data, at, len)
       else if (type === INFO.SLAVE_KIND) info.slaveKind = str(data, at, len)
       else if (type === INFO.DATA) kindData = [at, len]
+      else if (type === INFO.SLAVE_DATA) slaveData = [at, len]
     })
     if (kindData && info.kind === 'vxlan') info.vxlan = vxlanFromWire(data, kindData[0], kindData[0] + kindData[1])
+    if (slaveData && info.slaveKind === 'bridge') {
+      forEachAttr(data, slaveData[0], slaveData[0] + slaveData[1], (type, at, len) => {
+        if (type === BRPORT_ISOLATED && len >= 1) info.isolated = data[at] === 1
+      })
+    }
     if (kindData && (info.kind === 'macvlan' || info.kind === 'vlan')) {
       // IFLA_MACVLAN_MODE (u32) and IFLA_VLAN_ID (u16) are both attribute 1 of the kind's data
       forEachAttr(data, kindData[0], kindData[0] + kindData[1], (type, at, len) => {

@@ -32,6 +32,8 @@ export interface LinkInfo {
   vlanId?: number
   /** kind === 'vxlan': its VNI, UDP port, local address, underlay ifindex and whether it learns */
   vxlan?: VxlanInfo
+  /** a bridge port's IFLA_BRPORT_ISOLATED (when slaveKind === 'bridge') */
+  isolated?: boolean
 }
 
 export interface VxlanInfo {
@@ -184,6 +186,8 @@ export interface NetHandle {
   /** `ip route get DST`: the output interface (and gateway) the kernel would use */
   routeGet(dst: string): Promise<{ oif?: number; gateway?: string; prefsrc?: string }>
   setLink(index: number, change: LinkChange): Promise<void>
+  /** `ip link set #INDEX type bridge_slave isolated on|off` */
+  setPortIsolated(index: number, isolated: boolean): Promise<void>
   delLink(index: number): Promise<void>
 
   /** `netnsId`: the addresses of the netns with that id as seen from this one (a veth peer's IFLA_LINK_NETNSID) */
@@ -197,6 +201,8 @@ export interface NetHandle {
 
   /** `ethtool -K NAME tx on|off` in this handle's netns (no ethtool binary), checked by a read-back */
   setTxChecksum(name: string, on: boolean): Promise<void>
+  /** `ip -4 neigh flush dev #INDEX` (learned entries only); how many went */
+  flushNeighbors(index: number): Promise<number>
 
   /** write /proc/sys/net/... as seen from this netns (e.g. 'ipv4/conf/eth1/arp_notify') */
   setSysctl(path: string, value: string): Promise<void>

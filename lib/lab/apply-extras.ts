@@ -3,40 +3,12 @@
 // masquerade, isolate). Each op is idempotent and undoable by its own --del: deploy runs it every
 // time (a rerun changes nothing), destroy runs its --del.
 //
-// TODO(lead): `nat:` (expose, masquerade, isolate) waits for issue 9 part 1. It is parsed and
-// validated in full (parse-extras.ts); until the ops land, deploying a lab with it is refused before
-// anything is touched, naming the op (assertExtrasSupported). Wiring one is the shape below:
-//   deploy:  tx.step(`plumb expose GUEST 8080:80`, () => expose({ guest, ports, lab }), { run: (r) => r.changed ? expose({ guest, ports, del: true }) : ... })
-//   destroy: expose({ guest, ports, del: true }) (and masquerade --del, isolate --del)
-
-import { unsupported } from '../errors.js'
 import type { OpResult } from '../ops/result.js'
 import type { Tx } from '../ops/tx.js'
 import { parseMark } from '../parse/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { MARK_LAB, guestOf, isGuestNode } from './names.js'
-import type { Lab, LabLink, LabNode } from './types.js'
-
-/** What of the file needs an op that is not here, as [path in the file, the op it needs]. */
-export function pendingExtras(lab: Lab): Array<[string, string]> {
-  const out: Array<[string, string]> = []
-  for (const e of lab.nat.expose) out.push([e.at, 'plumb expose'])
-  for (const m of lab.nat.masquerade) out.push([m.at, 'plumb masquerade'])
-  for (const i of lab.nat.isolate) out.push([i.at, 'plumb isolate'])
-  return out
-}
-
-/** Refuse (exit 5, nothing touched) a lab that needs an op this build lacks. */
-export function assertExtrasSupported(lab: Lab): void {
-  const pending = pendingExtras(lab)
-  if (pending.length === 0) return
-  const [at, op] = pending[0]!
-  const more = pending.length > 1 ? ` (and ${pending.slice(1).map(([a, o]) => `${a}: ${o}`).join(', ')})` : ''
-  throw unsupported(
-    `${lab.file}: ${at} needs \`${op}\`, which this build of plumb does not have yet${more}`,
-    `deploy the rest by hand, or drop that section for now; \`plumb lab check\` grades the lab all the same`,
-  )
-}
+import type { Lab, LabLink, LabNat, LabNode } from './types.js'
 
 interface ExtrasOptions {
   log?: (line: string) => void
@@ -115,6 +87,80 @@ function namesFlags(n: LabNode): string {
   ]
     .map((w) => ` ${quote(w)}`)
     .join('')
+}
+
+/** `nat:` after the links and the bridges' addresses: an expose needs its guest's address, isolate its ports, masquerade the bridge's address. */
+export async function applyNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, o: ExtrasOptions): Promise<void> {
+  const common = o.log ? { log: o.log } : {}
+  const say = (at: string, r: OpResult | undefined): void => {
+    if (r?.changed) o.messages.push(`${at}: ${r.messages.join('; ')}`)
+  }
+  if (lab.nat.expose.length) {
+    const { expose } = await import('../ops/expose.js')
+    for (const e of lab.nat.expose) {
+      const args = { guest: guestOf(nodes.get(e.node)!), ports: e.ports, ...(e.to ? { to: e.to } : {}) }
+      const line = `plumb expose ${args.guest} ${e.ports.map(quote).join(' ')}${e.to ? ` --to ${e.to}` : ''}`
+      say(e.at, await tx.step(line, () => expose({ ...common, ...args }), { line: `${line} --del`, run: (r: OpResult) => (r.changed ? expose({ ...args, del: true }) : Promise.resolve()) }))
+    }
+  }
+  if (lab.nat.masquerade.length) {
+    const { masquerade } = await import('../ops/masquerade.js')
+    for (const m of lab.nat.masquerade) {
+      const args = { source: masqueradeSource(m.target, nodes), ...(m.out ? { out: m.out } : {}) }
+      const line = `plumb masquerade ${args.source}${m.out ? ` --out ${m.out}` : ''}`
+      say(m.at, await tx.step(line, () => masquerade({ ...common, ...args }), { line: `${line} --del`, run: (r: OpResult) => (r.changed ? masquerade({ ...args, del: true }) : Promise.resolve()) }))
+    }
+  }
+  if (lab.nat.isolate.length) {
+    const { isolate } = await import('../ops/isolate.js')
+    for (const i of lab.nat.isolate) {
+      const args = isolateArgs(i, nodes)
+      const line = `plumb isolate ${args.bridge}${args.allow.map((a) => ` --allow ${a}`).join('')}`
+      say(i.at, await tx.step(line, () => isolate({ ...common, ...args }), { line: `plumb isolate ${args.bridge} --del`, run: (r: OpResult) => (r.changed ? isolate({ bridge: args.bridge, del: true }) : Promise.resolve()) }))
+    }
+  }
+}
+
+const masqueradeSource = (target: string, nodes: Map<string, LabNode>): string => nodes.get(target)?.runtime ?? target
+
+function isolateArgs(i: LabNat['isolate'][number], nodes: Map<string, LabNode>): { bridge: string; allow: string[] } {
+  return { bridge: nodes.get(i.bridge)!.runtime, allow: i.allow.map(([a, b]) => `${guestOf(nodes.get(a)!)},${guestOf(nodes.get(b)!)}`) }
+}
+
+/**
+ * destroy: `nat:` by its ops' --del, before the nodes go (an expose of a node already gone is
+ * gc's: its guest can no more be named); `exists` says which nodes are there.
+ */
+export async function removeNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, exists: (node: string) => boolean): Promise<boolean> {
+  let changed = false
+  const ran = (r: OpResult | undefined): void => {
+    changed ||= r?.changed ?? tx.dryRun
+  }
+  if (lab.nat.isolate.length) {
+    const { isolate } = await import('../ops/isolate.js')
+    for (const i of lab.nat.isolate) {
+      if (!exists(i.bridge)) continue
+      const bridge = nodes.get(i.bridge)!.runtime
+      ran(await tx.step(`plumb isolate ${bridge} --del`, () => isolate({ bridge, del: true })))
+    }
+  }
+  if (lab.nat.masquerade.length) {
+    const { masquerade } = await import('../ops/masquerade.js')
+    for (const m of lab.nat.masquerade) {
+      if (nodes.has(m.target) && !exists(m.target)) continue
+      const source = masqueradeSource(m.target, nodes)
+      ran(await tx.step(`plumb masquerade ${source}${m.out ? ` --out ${m.out}` : ''} --del`, () => masquerade({ source, ...(m.out ? { out: m.out } : {}), del: true })))
+    }
+  }
+  if (lab.nat.expose.length) {
+    const { expose } = await import('../ops/expose.js')
+    for (const e of lab.nat.expose) {
+      if (!exists(e.node)) continue
+      const guest = guestOf(nodes.get(e.node)!)
+      ran(await tx.step(`plumb expose ${guest} ${e.ports.map(quote).join(' ')} --del`, () => expose({ guest, ports: e.ports, del: true })))
+    }
+  }
+  return changed
 }
 
 /** The lab's VXLAN ports on the host (marked with its name), as `plumb vxlan --del` takes them. */

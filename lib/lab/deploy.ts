@@ -17,7 +17,7 @@ import { runTx } from '../ops/tx.js'
 import type { Tx } from '../ops/tx.js'
 import { formatMark, parseMark } from '../parse/index.js'
 import { run } from '../proc.js'
-import { applyGuestExtras, applyOverlays, assertExtrasSupported, labOverlays, removeExtras } from './apply-extras.js'
+import { applyGuestExtras, applyNat, applyOverlays, labOverlays, removeExtras, removeNat } from './apply-extras.js'
 import { linkLines, makeLink, unlink } from './links.js'
 import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY, guestOf, isGuestNode, nodeByName } from './names.js'
 import { observe } from './observe.js'
@@ -262,8 +262,8 @@ async function removeStep(c: Ctx, s: Step): Promise<void> {
 }
 
 async function removeLinuxBridge(tx: Tx, hostNs: NetHandle, name: string): Promise<void> {
-  const fw = await import('../firewall/index.js')
-  await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
+  const { bridgeRules, removeRules } = await import('../ops/firewall.js')
+  await removeRules(tx, hostNs, bridgeRules(name, true))
   await tx.step(`ip link del ${name}`, async () => {
     const br = await hostNs.getLink(name)
     if (br) await ignoreGone(hostNs.delLink(br.index))
@@ -271,7 +271,7 @@ async function removeLinuxBridge(tx: Tx, hostNs: NetHandle, name: string): Promi
 }
 
 type FirewallPlans = Map<string, Awaited<ReturnType<typeof plannedFirewall>>>
-const fwChanged = (fw: FirewallPlans): boolean => [...fw.values()].some((rules) => rules.some((r) => !r.present))
+const fwChanged = (fw: FirewallPlans): boolean => [...fw.values()].some((p) => p.rules.some((r) => !r.present))
 
 /** The firewall rule each of the lab's Linux bridges needs where Docker's FORWARD DROP would block it (read concurrently). */
 async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
@@ -281,13 +281,12 @@ async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
 }
 
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
-  assertExtrasSupported(lab)
   const [seen, fw] = await Promise.all([observe(lab), firewallPlans(lab)])
   const p = plan(lab, seen)
-  const fwMissing = [...fw.values()].some((rules) => rules.some((r) => !r.present))
+  const fwMissing = fwChanged(fw)
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
   // Sysctls, names and overlays are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
-  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length)
+  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab)
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
   return applyPlan(lab, p, seen, fw, opts, result)
 }
@@ -330,7 +329,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
       // Docker's FORWARD DROP: one ACCEPT rule per lab bridge (attach-veth's own check is off for the lab's
       // links), inserted while the links are made: a frame bridged a moment before it is only dropped.
       const firewall = (async () => {
-        for (const rules of fw.values()) await ensureFirewall(tx, rules, result)
+        for (const [bridge, p] of fw) await ensureFirewall(tx, p, bridge, result)
       })()
       // Overlays before the links: the bridge takes the overlay's MTU, and so the guests attached to it.
       const extraMessages: string[] = []
@@ -377,6 +376,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         result.messages.push(`repaired ${s.ep.node}:${s.ep.ifname}:${s.add.length ? ` added ${s.add.join(', ')}` : ''}${s.routes.length ? ` routes ${s.routes.join(', ')}` : ''}${s.del.length ? ` removed ${s.del.join(', ')}` : ''}`)
       })
       await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
+      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
       await each(p.after, NODE_CONCURRENCY, 'ran', (s) => runExec(c, (s as Extract<Step, { kind: 'exec' }>).node))
       const repaired = p.repairs.filter((s) => s.kind === 'repair').length
       if (total === 0 && extraMessages.length === 0 && !fwChanged(fw) && !tx.dryRun) return alreadyDeployed(result, p)
@@ -429,14 +429,16 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
     // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
     // goes, once no plumb port is left on it (as detach does).
-    const ruleBridges = new Set((await (await import('../firewall/index.js')).listRuleBridges()).map((r) => r.bridge))
+    const { readTables } = await import('../ops/firewall.js')
+    const { plumbRules } = await import('../firewall/index.js')
+    const ruleBridges = new Set([...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).flatMap((r) => (r.mark.op === 'bridge' ? [r.mark.bridge] : []))))
     const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]
     const hostLeft = await labHostLinks(hostNs, lab.name)
     const overlays = labOverlays(seen.hostLinks, lab.name)
     const withExtras = [...seen.nodes.values()].filter((o) => o.exists && (o.node.names || Object.keys(o.node.sysctls).length)).map((o) => o.node)
-    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0) {
+    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0 && !hasNat(lab)) {
       result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
       return result
     }
@@ -445,7 +447,8 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
       const step = (what: string, line: string, fn: () => Promise<unknown>): Promise<unknown> => progress.step(what, 'removed', () => tx.step(line, fn))
       // Overlays, sysctls and names first, by their ops' --del: a netns node's /etc/netns files outlive it otherwise.
-      const extrasChanged = await removeExtras(tx, lab, withExtras, overlays)
+      const natChanged = await removeNat(tx, lab, nodeByName(lab), (name) => seen.nodes.get(name)?.exists ?? false)
+      const extrasChanged = (await removeExtras(tx, lab, withExtras, overlays)) || natChanged
       if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0 && !extrasChanged) {
         result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
         return result
@@ -487,3 +490,6 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     hostNs.close()
   }
 }
+
+/** The file has a `nat:` section: its ops run on every deploy (each says when nothing changed). */
+const hasNat = (lab: Lab): boolean => lab.nat.expose.length + lab.nat.masquerade.length + lab.nat.isolate.length > 0

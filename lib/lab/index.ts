@@ -62,7 +62,6 @@ export type { CheckFormat } from './report.js'
 export { formatInspect } from './inspect.js'
 export { GRAPH_FORMATS } from './graph.js'
 export { barRenderer, lineRenderer } from './progress.js'
-export { pendingExtras } from './apply-extras.js'
 export type { GraphFormat, CheckOptions, CheckReport, InspectResult, LabResult, LabRunOptions }
 export type { CheckOutcome } from './check.js'
 export type { InspectNode, InspectInterface } from './inspect.js'

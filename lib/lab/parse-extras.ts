@@ -1,7 +1,7 @@
 // The parts of a lab file that are plumb's own: `nat:` (expose, masquerade, isolate) and `checks:`
 // (reachability with retries and must-not-reach windows, state, exec; points and names).
 
-import { parseIpSpec, parseRouteSpec } from '../parse/index.js'
+import { parseIpSpec, parsePortSpec, parseRouteSpec } from '../parse/index.js'
 import { closest } from './read.js'
 import type { Path, Reader } from './read.js'
 import type { CheckKind, LabCheck, LabNat, LabNode, ProbeTarget } from './types.js'
@@ -22,9 +22,6 @@ function nodeRef(r: Reader, v: unknown, at: Path, nodes: Map<string, LabNode>, w
   return name
 }
 
-/** Docker's -p forms: `8080:80`, `127.0.0.1:8080:80`, `127.0.0.1::80`, `80`, each with /tcp or /udp. */
-const PORTSPEC = /^(?:(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(\d{1,5})?:)?(\d{1,5})(?:\/(tcp|udp))?$/
-
 export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): LabNat {
   const nat: LabNat = { expose: [], masquerade: [], isolate: [] }
   if (v === undefined || v === null) return nat
@@ -39,10 +36,10 @@ export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): La
       if (x.ports === undefined) r.fail(at, 'expose needs ports: (Docker -p forms, e.g. "8080:80")')
       const node = nodeRef(r, x.node, [...at, 'node'], nodes, 'guest')
       const ports = (Array.isArray(x.ports) ? x.ports : [x.ports]).map((p, j) => {
-        const text = r.scalar(p, Array.isArray(x.ports) ? [...at, 'ports', j] : [...at, 'ports'], 'a port spec')
-        const mm = PORTSPEC.exec(text)
-        const bad = (n: string | undefined): boolean => n !== undefined && (Number(n) < 1 || Number(n) > 65535)
-        if (!mm || bad(mm[2]) || bad(mm[3])) r.fail(Array.isArray(x.ports) ? [...at, 'ports', j] : [...at, 'ports'], `invalid port spec "${text}"`, "Docker's -p forms: 8080:80, 127.0.0.1:8080:80, 127.0.0.1::80, 80, with /tcp or /udp")
+        const path = Array.isArray(x.ports) ? [...at, 'ports', j] : [...at, 'ports']
+        const text = r.scalar(p, path, 'a port spec')
+        // plumb expose's own parser: what deploy would refuse is refused here, with the file's path
+        r.parse(path, () => parsePortSpec(text))
         return text
       })
       const to = x.to === undefined ? undefined : r.str(x.to, [...at, 'to'])

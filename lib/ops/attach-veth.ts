@@ -9,7 +9,7 @@ import { ipNetnsArg, journalFor, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
-import type { PlannedRule } from './firewall.js'
+import type { BridgeFirewall } from '../firewall/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -44,7 +44,8 @@ export interface AttachVethOptions extends CommonOptions {
   routes?: string[]
   /** replace an existing default route for @GATEWAY's family (detach restores it) */
   replaceGateway?: boolean
-  /** add an ACCEPT rule for the bridge when Docker's FORWARD DROP would block it (default true) */
+  /** add an ACCEPT rule for the bridge when Docker's FORWARD DROP would block it (default true);
+   *  the port is isolated on a bridge under `plumb isolate` either way */
   firewall?: boolean
   /** how the `dhcp` IP spec runs its client */
   dhcp?: DhcpLeaseOptions
@@ -71,8 +72,8 @@ const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && 
 export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   const v = validateAttachVeth(opts)
   // The firewall check spawns iptables: it runs while the guest is resolved and the veth made,
-  // and is awaited only by the step that needs it (it never rejects; an OVS bridge ignores it).
-  const firewallPlan = opts.firewall === false ? Promise.resolve([]) : plannedFirewall(v.bridge)
+  // and is awaited only by the steps that need it (it never rejects; an OVS bridge ignores it).
+  const firewallPlan = plannedFirewall(v.bridge)
   return withGuest(v.guest, opts, async (ctx) => {
     // Held from the bridge's lookup until its port exists, so gc cannot delete it in between.
     const lock = await acquireBridgeLock('shared', { dryRun: opts.dryRun ?? false })
@@ -84,7 +85,7 @@ export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   })
 }
 
-async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachVethOptions, firewallPlan: Promise<PlannedRule[]>, lock: BridgeLock): Promise<OpResult> {
+async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachVethOptions, firewallPlan: Promise<BridgeFirewall>, lock: BridgeLock): Promise<OpResult> {
   const reads = firstReads(ctx, v)
   const bridge = await ctx.hostNs.getLink(v.bridge)
   if (!bridge || bridge.kind !== 'bridge') {
@@ -148,7 +149,7 @@ async function attachToLinuxBridge(
   v: ValidatedAttachVeth,
   bridge: LinkInfo | undefined,
   opts: AttachVethOptions,
-  firewallPlan: Promise<PlannedRule[]>,
+  firewallPlan: Promise<BridgeFirewall>,
   reads: FirstReads,
   lock: BridgeLock,
 ): Promise<OpResult> {
@@ -227,9 +228,15 @@ async function attachToLinuxBridge(
         guestEnd?.catch(() => undefined) // awaited below
         // The kernel ignores IFLA_IFALIAS on create: the host end's mark is set in the guest's batch.
         const hostAlias = formatMark(hostMark)
-        const markHost = { line: `ip link set ${hostIfname} alias '${hostAlias}'`, run: () => hostNs.setLink(created!.index, { alias: hostAlias }) }
-        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, [markHost])
-        await ensureFirewall(tx, await firewallPlan, result)
+        const hostSteps = [{ line: `ip link set ${hostIfname} alias '${hostAlias}'`, run: () => hostNs.setLink(created!.index, { alias: hostAlias }) }]
+        // On a bridge under `plumb isolate` the port is isolated before the guest end comes up.
+        const fw = await firewallPlan
+        if (fw.isolated) {
+          hostSteps.push({ line: `ip link set ${hostIfname} type bridge_slave isolated on`, run: () => hostNs.setPortIsolated(created!.index, true) })
+          result.messages.push(`bridge ${v.bridge} is isolated (plumb isolate): ${hostIfname} is an isolated port`)
+        }
+        await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, hostSteps)
+        if (opts.firewall !== false) await ensureFirewall(tx, fw, v.bridge, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         putGuestMac(await guestEnd, result, 1)
         result.changed = true

@@ -23,25 +23,34 @@ export interface BridgeLock {
  * Take the lock. A dry run, or a caller that cannot create the lock file (not root: it cannot
  * make or delete bridges either), gets a lock that holds nothing. Waits at most `timeoutMs`.
  */
-export async function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
+export function acquireBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
+  return acquireFileLock('the bridge lock', BRIDGE_LOCK, mode, opts)
+}
+
+/** As acquireBridgeLock, but undefined when it stayed taken for `timeoutMs`: for work that may be left to gc. */
+export function tryBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock | undefined> {
+  return tryFileLock(BRIDGE_LOCK, mode, opts)
+}
+
+/** flock(2) on `file` (under /run/plumb), as acquireBridgeLock: an error naming `what` when it stays taken. Also the firewall's lock. */
+export async function acquireFileLock(what: string, file: string, mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
   const timeoutMs = opts.timeoutMs ?? 10_000
-  const lock = await tryBridgeLock(mode, { ...opts, timeoutMs })
+  const lock = await tryFileLock(file, mode, { ...opts, timeoutMs })
   if (!lock) {
-    throw new PlumbError('FAILED', `failed to take the bridge lock ${BRIDGE_LOCK}: another plumb held it for over ${timeoutMs / 1000} s`, {
-      hint: `see who holds it: fuser -v ${BRIDGE_LOCK}`,
+    throw new PlumbError('FAILED', `failed to take ${what} ${file}: another plumb held it for over ${timeoutMs / 1000} s`, {
+      hint: `see who holds it: fuser -v ${file}`,
     })
   }
   return lock
 }
 
-/** As acquireBridgeLock, but undefined when it stayed taken for `timeoutMs`: for work that may be left to gc. */
-export async function tryBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock | undefined> {
+async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock | undefined> {
   const none: BridgeLock = { release: () => undefined }
   if (opts.dryRun) return none
   let fd: number
   try {
     mkdirSync(RUN_DIR, { recursive: true })
-    fd = openSync(BRIDGE_LOCK, 'a')
+    fd = openSync(file, 'a')
   } catch {
     return none
   }

@@ -4,8 +4,10 @@
 import { PlumbError } from '../errors.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { formatMark, parseMark } from '../parse/index.js'
+import type { RuleMark } from '../parse/index.js'
 import { ignoreGone } from './guest-config.js'
 import { BRIDGE_LOCK, tryBridgeLock } from './bridge-lock.js'
+import type { BridgeLock } from './bridge-lock.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
@@ -96,43 +98,76 @@ export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { in
   return err
 }
 
+/** A bridge left with no plumb port: cleanupBridges for one. */
+export function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
+  return cleanupBridges(tx, hostNs, [bridge], result)
+}
+
 /**
- * A bridge left with no plumb port loses plumb's firewall rule; a plumb-made one left empty is
- * deleted. Both under the bridge lock, exclusive, as gc: an attach-veth holds it (shared) from
- * finding the bridge until its port exists, so the ports are read again once it is ours, and an
- * attach that is about to plug in keeps its bridge and rule.
+ * Bridges left with no plumb port lose plumb's firewall rules (all of them, isolation and
+ * masquerade too, when plumb deletes the bridge); a plumb-made one left empty is deleted. Both
+ * under the bridge lock, exclusive, as gc: an attach-veth holds it (shared) from finding the
+ * bridge until its port exists, so the ports are read again once it is ours, and an attach that
+ * is about to plug in keeps its bridge and rule. `alsoRules`: more of plumb's rules to remove in
+ * the same batch (a detached guest's published ports); `removing`: host ends the caller removes
+ * (in a dry run they are still there).
  */
-export async function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
-  const withoutPlumbPort = async (): Promise<{ br: LinkInfo | undefined; ports: LinkInfo[] } | undefined> => {
-    const [br, links] = await Promise.all([hostNs.getLink(bridge), hostNs.getLinks()])
-    const ports = br ? links.filter((l) => l.master === br.index) : []
-    return ports.some((p) => parseMark(p.alias)?.role === 'host') ? undefined : { br, ports }
-  }
-  if (!(await withoutPlumbPort())) return
-  // Attaches hold it shared for milliseconds; overlapping ones can keep an exclusive taker out
-  // for longer. The port is gone already: the bridge (and its rule) may wait for gc, said so,
-  // rather than fail a detach that did its job.
-  const lock = await tryBridgeLock('exclusive', { dryRun: tx.dryRun })
-  if (!lock) {
-    result.messages.push(`left bridge ${bridge} and its firewall rule for now: the bridge lock (${BRIDGE_LOCK}) stayed taken; plumb gc removes them once the bridge is empty`)
-    return
+export async function cleanupBridges(
+  tx: Tx,
+  hostNs: NetHandle,
+  bridges: readonly string[],
+  result: OpResult,
+  opts: { removing?: ReadonlySet<string>; alsoRules?: (m: RuleMark) => boolean } = {},
+): Promise<void> {
+  const removing = opts.removing ?? new Set<string>()
+  let emptied = await bridgesLeft(tx, hostNs, bridges, removing)
+  let lock: BridgeLock | undefined
+  if (emptied.length) {
+    // Attaches hold it shared for milliseconds; overlapping ones can keep an exclusive taker out
+    // for longer. The port is gone already: the bridge (and its rules) may wait for gc, said so,
+    // rather than fail a detach that did its job.
+    lock = await tryBridgeLock('exclusive', { dryRun: tx.dryRun })
+    if (!lock) {
+      result.messages.push(`left bridge ${emptied.map((e) => e.bridge).join(', ')} and its firewall rules for now: the bridge lock (${BRIDGE_LOCK}) stayed taken; plumb gc removes them once the bridge is empty`)
+      emptied = []
+    } else emptied = await bridgesLeft(tx, hostNs, bridges, removing)
   }
   try {
-    const now = await withoutPlumbPort()
-    if (!now) return
-    const { br, ports } = now
-    const fw = await import('../firewall/index.js')
-    await tx.step(`# remove plumb's firewall rules for ${bridge}`, async () => {
-      const removed = await fw.removeRules(bridge)
-      if (removed.length) result.messages.push(`removed the firewall rule for bridge ${bridge}`)
-    })
-    if (br && ports.length === 0 && isDisposableBridge(br.alias)) {
-      await tx.step(`ip link del ${bridge}`, () => ignoreGone(hostNs.delLink(br.index)))
-      result.messages.push(`deleted bridge ${bridge} (plumb made it and it is now empty)`)
-    }
+    if (emptied.length === 0 && !opts.alsoRules) return
+    const { bridgeRules, removeRules, sayRemoved } = await import('./firewall.js')
+    const pick = (m: RuleMark): boolean => (opts.alsoRules?.(m) ?? false) || emptied.some((e) => bridgeRules(e.bridge, e.deleted)(m))
+    sayRemoved((await removeRules(tx, hostNs, pick)).removed, result)
+    for (const e of emptied) if (e.deleted) await deleteBridge(tx, hostNs, e, result)
   } finally {
-    lock.release()
+    lock?.release()
   }
+}
+
+interface EmptiedBridge {
+  bridge: string
+  /** plumb made it for a port and it has none left: it is deleted (its rules all go with it) */
+  deleted: boolean
+  index?: number
+}
+
+/** The bridges left without a plumb port (their firewall rules go), and whether plumb deletes them. */
+async function bridgesLeft(tx: Tx, hostNs: NetHandle, bridges: readonly string[], removing: ReadonlySet<string>): Promise<EmptiedBridge[]> {
+  const out: EmptiedBridge[] = []
+  if (bridges.length === 0) return out
+  const links = await hostNs.getLinks()
+  for (const bridge of bridges) {
+    const br = links.find((l) => l.name === bridge)
+    const ports = br ? links.filter((l) => l.master === br.index && !(tx.dryRun && removing.has(l.name))) : []
+    if (ports.some((p) => parseMark(p.alias)?.role === 'host')) continue
+    const deleted = br !== undefined && ports.length === 0 && isDisposableBridge(br.alias)
+    out.push({ bridge, deleted, ...(br ? { index: br.index } : {}) })
+  }
+  return out
+}
+
+async function deleteBridge(tx: Tx, hostNs: NetHandle, e: EmptiedBridge, result: OpResult): Promise<void> {
+  await tx.step(`ip link del ${e.bridge}`, () => ignoreGone(hostNs.delLink(e.index!)))
+  result.messages.push(`deleted bridge ${e.bridge} (plumb made it and it is now empty)`)
 }
 
 /** An OVS bridge plumb created (--create-bridge) goes with its last port, like a Linux one. */

@@ -5,10 +5,10 @@
 import { conflict, usageError } from '../errors.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
-import type { GuestRef, OwnerMark } from '../parse/index.js'
+import type { GuestRef, OwnerMark, RuleMark } from '../parse/index.js'
 import { toGuestRef, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
-import { cleanupBridge, cleanupOvsBridge } from './bridge.js'
+import { cleanupBridges, cleanupOvsBridge } from './bridge.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -42,23 +42,17 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
     let targets: LinkInfo[]
     if (v.ifname) {
       const link = links.find((l) => l.name === v.ifname)
-      if (!link) {
-        result.messages.push(`nothing to detach: no "${v.ifname}" in ${netns.label} (already detached)`)
-        return result
-      }
-      if (!isGuestMark(parseMark(link.alias))) {
+      if (link && !isGuestMark(parseMark(link.alias))) {
         throw conflict(`"${v.ifname}" in ${netns.label} is not plumb's: plumb never deletes what it did not create`, `see plumb's interfaces there: plumb ls ${netns.label}`)
       }
-      targets = [link]
+      // Gone already: its published ports may still be there (found in the firewall below).
+      targets = link ? [link] : []
     } else {
       targets = links.filter((l) => isGuestMark(parseMark(l.alias)))
     }
-    // detach --all also puts back what plumb changed that is not a link: sysctls, name edits.
+    // detach --all also puts back what plumb changed that is not a link: sysctls, name edits,
+    // published ports (those are found in the firewall, inside the transaction).
     const state = v.all ? readRecord(netns) : undefined
-    if (targets.length === 0 && !state) {
-      result.messages.push(`nothing to detach: plumb made nothing in ${netns.label}`)
-      return result
-    }
     return runTx(opts, async (tx) => {
       if (state?.sysctl && Object.keys(state.sysctl).length) {
         // Before the links go: an interface's keys are restored while it still exists.
@@ -78,12 +72,28 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
         await teardownLink(tx, ctx, link, mark, result)
         if (mark.bridge) (mark.op === 'ovs-port' ? ovsBridges : bridges).add(mark.bridge)
       }
-      for (const bridge of bridges) await cleanupBridge(tx, ctx.hostNs, bridge, result)
+      // The guest's published ports and allowed pairs (of that interface, or all), and the
+      // rules of bridges left without a plumb port: one read of the tables, one batch.
+      await cleanupBridges(tx, ctx.hostNs, [...bridges], result, {
+        removing: new Set(targets.map((l) => parseMark(l.alias)!.peer ?? '')),
+        alsoRules: (m) => guestRule(m, netns.label, v.ifname, bridges),
+      })
       for (const bridge of ovsBridges) await cleanupOvsBridge(tx, bridge, result)
+      if (targets.length === 0 && tx.lines.length === 0) {
+        result.messages.push(v.ifname ? `nothing to detach: no "${v.ifname}" in ${netns.label} (already detached)` : `nothing to detach: plumb made nothing in ${netns.label}`)
+        return result
+      }
       result.plan = tx.lines
       result.changed = tx.lines.length > 0
       if (targets.length) result.messages.unshift(`detached ${targets.map((l) => l.name).join(', ')} from ${netns.label}`)
       return result
     })
   })
+}
+
+/** A firewall rule that belongs to this guest (or to one of its interfaces, and the bridges it was on). */
+function guestRule(m: RuleMark, label: string, ifname: string | undefined, bridges: Set<string>): boolean {
+  if (m.op === 'expose') return m.guest === label && (ifname === undefined || m.ifname === ifname)
+  if (m.op === 'allow') return (m.a === label || m.b === label) && (ifname === undefined || bridges.has(m.bridge))
+  return false
 }

@@ -127,6 +127,9 @@ export async function doctor(): Promise<DoctorReport> {
     add({ name: tool, ok: !!at, detail: at ?? `missing (${what} need${tool === 'dot' ? 's' : ''} it)`, optional: true, ...(at ? {} : { hint: `apt-get install ${pkg}` }) })
   }
 
+  const conntrack = await onPath('conntrack')
+  add({ name: 'conntrack', ok: !!conntrack, optional: true, detail: conntrack ?? 'missing (plumb expose needs it to forget the flows of a port it (un)publishes)', ...(conntrack ? {} : { hint: 'apt-get install conntrack' }) })
+
   const target = await import('../guest/index.js')
   const docker = await target.engineStatus('docker')
   add({ name: 'Docker', ok: docker.ok, detail: docker.detail, optional: true, ...(docker.ok ? {} : { hint: 'start dockerd (or set DOCKER_HOST=unix://...)' }) })
@@ -136,12 +139,12 @@ export async function doctor(): Promise<DoctorReport> {
   const brnf = readOr('/proc/sys/net/bridge/bridge-nf-call-iptables', '0').trim() === '1'
   if (brnf) {
     const fw = await import('../firewall/index.js')
-    const rules = await fw.plannedRules('plumb-doctor')
+    const { rules } = await fw.bridgeFirewall('plumb-doctor')
     const drop = rules.length > 0
     add({
       name: 'br_netfilter + FORWARD',
       ok: true,
-      detail: drop ? `br_netfilter is on and the FORWARD policy is DROP: plumb adds an ACCEPT rule per bridge in ${rules[0]!.chain} (--no-firewall to opt out)` : 'br_netfilter is on; FORWARD does not drop',
+      detail: drop ? `br_netfilter is on and the FORWARD policy is DROP: plumb adds an ACCEPT rule per bridge in PLUMB-FORWARD, hooked from ${rules[0]!.hook} (--no-firewall to opt out)` : 'br_netfilter is on; FORWARD does not drop',
     })
   } else {
     add({ name: 'br_netfilter + FORWARD', ok: true, detail: 'br_netfilter off: bridged traffic does not traverse iptables' })

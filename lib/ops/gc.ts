@@ -7,7 +7,8 @@ import { readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { parseGuestRef, parseMark, removeHosts, stripResolv } from '../parse/index.js'
+import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
+import { plumbRules } from '../firewall/index.js'
 import { guestProbe } from '../guest/index.js'
 import { PlumbError, asPlumbError } from '../errors.js'
 import { ignoreGone } from './guest-config.js'
@@ -15,6 +16,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
+import { dropEmptyChains, readTables, removeRules } from './firewall.js'
 import { listRecords, removeRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
@@ -29,7 +31,7 @@ export interface GcOptions {
 export interface GcKept {
   /** the interface, OVS port row or bridge */
   name: string
-  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'bridge'
+  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'bridge' | 'firewall rules'
   guest?: string
   /** gc could not find out whether it is a leftover (an engine or OVS did not answer) */
   unknown?: true
@@ -259,11 +261,17 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         await tx.step(`# stop the DHCP client of ${l.stateKey} ${l.ifname}`, () => dhcpMod!.stopDhcp({ stateKey: l.stateKey, ifname: l.ifname, release: false }))
         result.messages.push(`cleaned the DHCP state of ${l.ifname} (${l.stateKey})`)
       }
-      // Bridges and firewall rules left without any plumb port.
-      // Rules before links: attach-veth inserts its rule after its port exists, so a rule seen here
+      // Bridges and firewall rules left without any plumb port, and rules whose guest is gone.
+      // Rules before links: attach-veth adds its rule after its port exists, so a rule seen here
       // has its port in the links read next unless the port is really gone.
-      const fw = await import('../firewall/index.js')
-      const ruleBridges = new Set((await fw.listRuleBridges()).map((r) => r.bridge))
+      const marks = [...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+      const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' || m.op === 'isolate' || m.op === 'allow' || (m.op === 'masquerade' && m.bridge) ? [m.bridge!] : [])))
+      const deadGuests = new Map<string, string>()
+      for (const g of new Set(marks.flatMap(ruleGuests))) {
+        const f = await fate(g)
+        if (f.state === 'gone') deadGuests.set(g, f.reason)
+        else if (f.state === 'unknown') keep(keptFor(`the rules of ${g}`, 'firewall rules', g, f), f.error)
+      }
       // No attach-veth is between finding a bridge and giving it a port while gc holds this.
       const lock = await acquireBridgeLock('exclusive', { dryRun: tx.dryRun })
       try {
@@ -277,6 +285,9 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
           return first !== undefined && !links.some((l) => l.master === first.index && !removed.has(l.index))
         }
         const unknownEnds = new Set(kept.filter((k) => k.unknown && k.what === 'host end').map((k) => k.name))
+        const deleting: LinkInfo[] = []
+        // A rule goes with its bridge (or host interface): when it is gone, or gc deletes it now.
+        const gone = new Set(marks.map(ruleDevice).filter((d): d is string => d !== undefined && !after.some((l) => l.name === d)))
         const plumbBridges = after.filter((l) => isDisposableBridge(l.alias))
         for (const name of new Set([...ruleBridges, ...plumbBridges.map((b) => b.name)])) {
           const br = after.find((l) => l.name === name)
@@ -287,22 +298,31 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
             keep({ name, what: 'bridge', reason: `it still has plumb's ports ${hostEnds.map((p) => p.name).join(' ')}`, ...(hostEnds.every((p) => unknownEnds.has(p.name)) ? { unknown: true as const } : {}) })
             continue
           }
-          const deleteBridge = br !== undefined && ports.length === 0 && emptyAtStart(name) && isDisposableBridge(br.alias)
-          // A rule goes with its bridge: when the bridge is gone, or gc deletes it now. The rule of a
-          // bridge that still exists stays (detach removes it with the last port): an attach-veth
-          // that found it in place may be about to add its port.
-          if (ruleBridges.has(name) && (!br || deleteBridge)) {
-            await tx.step(`# remove plumb's firewall rules for ${name}`, () => fw.removeRules(name))
-            result.messages.push(`removed the firewall rule of bridge ${name}`)
+          if (br !== undefined && ports.length === 0 && emptyAtStart(name) && isDisposableBridge(br.alias)) {
+            deleting.push(br)
+            gone.add(name)
           }
-          if (br && deleteBridge) {
-            await tx.step(`ip link del ${name}`, () => ignoreGone(hostNs.delLink(br.index)))
-            result.messages.push(`deleted empty plumb bridge ${name}`)
-          }
+        }
+        // The rule of a bridge that still exists stays (detach removes it with the last port):
+        // an attach-veth that found it in place may be about to add its port.
+        const done = await removeRules(tx, hostNs, (m) => {
+          const dev = ruleDevice(m)
+          return (dev !== undefined && gone.has(dev)) || ruleGuests(m).some((g) => deadGuests.has(g))
+        })
+        for (const key of new Set(done.removed.map(ruleKey))) {
+          const m = done.removed.find((x) => ruleKey(x) === key)!
+          const dead = ruleGuests(m).find((g) => deadGuests.has(g))
+          result.messages.push(`removed plumb's ${m.op === 'bridge' ? 'ACCEPT' : m.op} rule ${key}: ${dead ? `its guest ${dead} is gone (${deadGuests.get(dead)})` : `${ruleDevice(m)} is gone`}`)
+        }
+        for (const br of deleting) {
+          await tx.step(`ip link del ${br.name}`, () => ignoreGone(hostNs.delLink(br.index)))
+          result.messages.push(`deleted empty plumb bridge ${br.name}`)
         }
       } finally {
         lock.release()
       }
+      // Not under the bridge lock: no attach waits on it (an attach adds its rule under the firewall lock alone).
+      for (const c of await dropEmptyChains(tx)) result.messages.push(`deleted plumb's empty chain ${c}`)
       result.changed = tx.lines.length > 0 || recovered.undone.length > 0
       result.plan = [...result.plan, ...tx.lines]
       return result

@@ -32,6 +32,10 @@ export type Intent =
   | { t: 'bridge'; name: string }
   /** plumb's FORWARD ACCEPT rule for a bridge */
   | { t: 'fw'; bridge: string }
+  /** marked firewall rules about to be added (expose, masquerade, isolate): their keys (parse/rule-mark.ts ruleKey) */
+  | { t: 'rules'; binary: 'iptables' | 'ip6tables'; keys: string[] }
+  /** a host sysctl about to be set for those rules (`path` under /proc/sys/net): what to put back */
+  | { t: 'sysctl'; path: string; was: string }
   /** an OVS bridge created by --create-bridge */
   | { t: 'ovs-bridge'; name: string }
   /** an OVS port row */

@@ -3,13 +3,15 @@
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { parseGuestRef, parseMark } from '../parse/index.js'
-import type { GuestRef, OwnerMark } from '../parse/index.js'
+import { parseGuestRef, parseMark, ruleKey } from '../parse/index.js'
+import type { GuestRef, OwnerMark, RuleMark } from '../parse/index.js'
 import { guestProbe, listContainers, resolveGuest } from '../guest/index.js'
 import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
 import { asPlumbError } from '../errors.js'
 import { toGuestRef } from './context.js'
+import { readTables } from './firewall.js'
+import { plumbRules } from '../firewall/index.js'
 import { isGuestMark } from './detach.js'
 import { listRecords, readRecord } from './guest-record.js'
 import { namesState } from './names.js'
@@ -64,6 +66,34 @@ export interface LsGuest {
   names?: NamesState
   /** state 'unknown': plumb's host ends naming this guest (gc keeps them) */
   hostEnds?: string[]
+  /** `plumb expose`: the guest's published ports */
+  exposes: LsExpose[]
+}
+
+/** A published port (plumb expose). */
+export interface LsExpose {
+  proto: 'tcp' | 'udp'
+  /** '' for every host address */
+  hostIp: string
+  hostPort: number
+  /** guest ADDR:PORT */
+  to: string
+  ifname?: string
+  /** the host port was chosen by plumb */
+  auto: boolean
+}
+
+/** plumb masquerade: outbound NAT of a bridge's subnets or a CIDR. */
+export interface LsMasquerade {
+  source: string
+  bridge?: string
+  out?: string
+}
+
+/** plumb isolate: a bridge whose guest ports are isolated, and the pairs let through. */
+export interface LsIsolate {
+  bridge: string
+  allow: Array<[string, string]>
 }
 
 export interface LsBridge {
@@ -97,6 +127,9 @@ export interface LsResult {
   bridges: LsBridge[]
   /** host ends whose guest is gone (gc removes them) */
   orphans: string[]
+  /** plumb masquerade and plumb isolate in force */
+  masquerades: LsMasquerade[]
+  isolates: LsIsolate[]
   /** what could not be read, and so is not shown (a container list, OVS, the firewall) */
   warnings: string[]
 }
@@ -114,6 +147,8 @@ type PortVlans = Map<string, { tag?: number; trunks: number[] }>
 interface Extras {
   leases: Map<string, unknown>
   ovsPorts: () => Promise<PortVlans>
+  /** plumb's firewall marks (its published ports) */
+  marks: RuleMark[]
 }
 
 async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): Promise<LsInterface[]> {
@@ -170,6 +205,7 @@ async function describeGuest(netns: Netns, x: Extras, others: Netns[] = []): Pro
       interfaces,
       ...(sysctl.length ? { sysctl } : {}),
       ...(names ? { names } : {}),
+      exposes: exposesOf(x.marks, netns.label),
     }
   } finally {
     guestNs.close()
@@ -231,8 +267,8 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
   if (opts.guest !== undefined) {
     // A named guest is resolved once, and its errors (not found, not running, host) are the answer.
     const netns = await resolveGuest(toGuestRef(opts.guest), { allowHost: opts.allowHost ?? false })
-    const guest = await describeGuest(netns, { leases, ovsPorts: async () => portsByName(await loadOvs(warnings)) })
-    return { guests: [guest], bridges: [], orphans: [], warnings }
+    const guest = await describeGuest(netns, { leases, ovsPorts: async () => portsByName(await loadOvs(warnings)), marks: (await loadMarks(warnings)) ?? [] })
+    return { guests: [guest], bridges: [], orphans: [], masquerades: [], isolates: [], warnings }
   }
   const hostNs = openHostHandle()
   try {
@@ -270,9 +306,19 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
     }
 
-    const [ovsBridges, rules] = await Promise.all([loadOvs(warnings), loadRules(warnings)])
+    const [ovsBridges, rules] = await Promise.all([loadOvs(warnings), loadMarks(warnings)])
+    const marks = rules ?? []
+    // Guests plumb published ports for, with no link of plumb's (--to an address of their own).
+    for (const m of marks) {
+      if (m.op !== 'expose' || candidates.has(m.guest)) continue
+      try {
+        candidates.set(m.guest, parseGuestRef(m.guest))
+      } catch {
+        /* a mark from another version: skip */
+      }
+    }
     const vlans = portsByName(ovsBridges)
-    const extras: Extras = { leases, ovsPorts: async () => vlans }
+    const extras: Extras = { leases, ovsPorts: async () => vlans, marks }
 
     // Every candidate resolved, then grouped by netns identity (st_dev, st_ino): one netns is one
     // guest, shown under its most telling name, whatever else names it.
@@ -299,12 +345,12 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
       const g = await describeGuest(best!, extras, others)
       for (const o of others) o.close()
-      if (g.interfaces.length > 0 || g.sysctl || g.names) guests.push(g)
+      if (g.interfaces.length > 0 || g.sysctl || g.names || g.exposes.length) guests.push(g)
     }
     for (const [label, s] of states) {
       if (s.state !== 'unknown') continue
       const hostEnds = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest === label).map(({ link }) => link.name)
-      guests.push({ guest: label, state: 'unknown', reason: s.reason, interfaces: [], hostEnds })
+      guests.push({ guest: label, state: 'unknown', reason: s.reason, interfaces: [], hostEnds, exposes: exposesOf(marks, label) })
     }
 
     const bridges: LsBridge[] = []
@@ -323,7 +369,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
         type: 'linux',
         plumbMade: parseMark(br.alias)?.role === 'bridge',
         ports: hostLinks.filter((l) => l.master === br.index).map((l) => l.name),
-        ...(rules ? { firewallRule: rules.some((r) => r.bridge === name) } : {}),
+        ...(rules ? { firewallRule: rules.some((m) => m.op === 'bridge' && m.bridge === name) } : {}),
         ...(overlays.length ? { overlays } : {}),
       })
     }
@@ -340,7 +386,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       })
     }
     const orphans = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && states.get(mark.guest)?.state === 'gone').map(({ link }) => link.name)
-    return { guests, bridges, orphans, warnings }
+    return { guests, bridges, orphans, masquerades: masqueradesOf(marks), isolates: isolatesOf(marks), warnings }
   } finally {
     hostNs.close()
   }
@@ -360,15 +406,43 @@ async function overlaysOf(hostNs: NetHandle, ports: Array<{ link: LinkInfo; mark
   )
 }
 
-/** plumb's firewall rules, or undefined (and a warning) when they could not be read. */
-async function loadRules(warnings: string[]): Promise<Array<{ bridge: string }> | undefined> {
-  const fw = await import('../firewall/index.js')
-  try {
-    return await fw.listRuleBridges()
-  } catch (err) {
-    warnings.push(`could not read the firewall, so plumb's ACCEPT rules are not shown: ${asPlumbError(err).message}`)
+/** plumb's firewall marks (both families), or undefined (and a warning) when they could not be read. */
+async function loadMarks(warnings: string[]): Promise<RuleMark[] | undefined> {
+  const tables = await readTables(['iptables', 'ip6tables'])
+  if (!tables.has('iptables')) {
+    warnings.push("could not read the firewall (iptables-save failed), so plumb's rules and published ports are not shown")
     return undefined
   }
+  return [...tables.values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+}
+
+function exposesOf(marks: RuleMark[], guest: string): LsExpose[] {
+  const seen = new Set<string>()
+  const out: LsExpose[] = []
+  for (const m of marks) {
+    if (m.op !== 'expose' || m.guest !== guest || seen.has(ruleKey(m))) continue
+    seen.add(ruleKey(m))
+    out.push({ proto: m.proto, hostIp: m.hostIp, hostPort: m.hostPort, to: m.to, ...(m.ifname ? { ifname: m.ifname } : {}), auto: m.auto })
+  }
+  return out.sort((a, b) => a.hostPort - b.hostPort)
+}
+
+function masqueradesOf(marks: RuleMark[]): LsMasquerade[] {
+  const out = new Map<string, LsMasquerade>()
+  for (const m of marks) if (m.op === 'masquerade') out.set(ruleKey(m), { source: m.src, ...(m.bridge ? { bridge: m.bridge } : {}), ...(m.out ? { out: m.out } : {}) })
+  return [...out.values()]
+}
+
+function isolatesOf(marks: RuleMark[]): LsIsolate[] {
+  const out = new Map<string, LsIsolate>()
+  for (const m of marks) if (m.op === 'isolate') out.set(m.bridge, { bridge: m.bridge, allow: [] })
+  for (const m of marks) {
+    if (m.op !== 'allow') continue
+    const iso = out.get(m.bridge) ?? { bridge: m.bridge, allow: [] }
+    out.set(m.bridge, iso)
+    if (!iso.allow.some(([a, b]) => a === m.a && b === m.b)) iso.allow.push([m.a, m.b])
+  }
+  return [...out.values()]
 }
 
 const vlanText = (v: { tag?: number; trunks?: number[] }): string => `${v.tag !== undefined ? ` tag ${v.tag}` : ''}${v.trunks?.length ? ` trunks ${v.trunks.join(',')}` : ''}`
@@ -384,7 +458,7 @@ export function formatLs(r: LsResult): string {
     const aka = g.alsoKnownAs?.length ? ` (also ${g.alsoKnownAs.join(', ')})` : ''
     lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}${aka}`)
     // `ls GUEST` after a detach: say so rather than print a bare name
-    if (g.interfaces.length === 0 && !g.sysctl && !g.names) lines.push('  plumb made nothing here')
+    if (g.interfaces.length === 0 && !g.sysctl && !g.names && g.exposes.length === 0) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
@@ -405,6 +479,7 @@ export function formatLs(r: LsResult): string {
     if (rv?.nameservers) lines.push(`  names    nameserver ${rv.nameservers.join(' ')}`)
     if (rv?.search) lines.push(`  names    search ${rv.search.join(' ')}`)
     if (rv?.options) lines.push(`  names    options ${rv.options.join(' ')}`)
+    for (const x of g.exposes) lines.push(`  expose   ${x.hostIp || '0.0.0.0'}:${x.hostPort}/${x.proto} -> ${x.to}${x.auto ? ' (host port chosen by plumb)' : ''}`)
   }
   for (const b of r.bridges) {
     const made = b.plumbMade ? ' (plumb made it)' : ''
@@ -419,6 +494,8 @@ export function formatLs(r: LsResult): string {
       for (const o of b.overlays ?? []) lines.push(`  vxlan ${o.name} vni ${o.vni} dstport ${o.dstport} mtu ${o.mtu}${o.underlay ? ` underlay ${o.underlay}` : ''}${o.local ? ` local ${o.local}` : ''} remotes ${o.remotes.join(',') || '-'}`)
     }
   }
+  for (const m of r.masquerades ?? []) lines.push(`masquerade ${m.source}${m.bridge && m.source !== m.bridge ? ` (bridge ${m.bridge})` : ''} out ${m.out ?? 'any other interface'}`)
+  for (const i of r.isolates ?? []) lines.push(`isolate  bridge ${i.bridge}${i.allow.length ? `; allowed: ${i.allow.map(([a, b]) => `${a},${b}`).join(' ')}` : ''}`)
   if (r.orphans.length) lines.push(`orphaned host ends (plumb gc removes them): ${r.orphans.join(' ')}`)
   return lines.join('\n')
 }

@@ -9,7 +9,7 @@ import { renameSync, rmSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
-import { parseMark } from '../parse/index.js'
+import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, readJournal, selfIdentity, stillRunning } from './journal.js'
 import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
@@ -214,9 +214,21 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
         const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
         if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return undefined
       }
-      const fw = await import('../firewall/index.js')
-      const removed = await fw.removeRules(intent.bridge)
+      const { removeBridgeRules } = await import('./firewall.js')
+      const removed = await removeBridgeRules(intent.bridge)
       return removed.length ? removed.join('; ') : undefined
+    }
+    case 'rules': {
+      const { removeRulesNow } = await import('./firewall.js')
+      const keys = new Set(intent.keys)
+      const removed = await removeRulesNow(intent.binary, (m) => keys.has(ruleKey(m)))
+      return removed.length ? removed.join('; ') : undefined
+    }
+    case 'sysctl': {
+      if ((await hostNs.getSysctl(intent.path)) === undefined) return undefined // its device is gone
+      await hostNs.setSysctl(intent.path, intent.was)
+      const { sysctlLine } = await import('./firewall.js')
+      return sysctlLine(intent.path, intent.was)
     }
     case 'ovs-port': {
       const ovs = await import('../ovs/index.js')
@@ -249,6 +261,10 @@ function describe(i: Intent): string {
       return `bridge ${i.name}`
     case 'fw':
       return `the firewall rule of ${i.bridge}`
+    case 'rules':
+      return `the firewall rules ${i.keys.join(', ')}`
+    case 'sysctl':
+      return `sysctl ${i.path} (was ${i.was})`
     case 'ovs-port':
       return `OVS port ${i.name}`
     case 'ovs-bridge':

@@ -56,16 +56,18 @@ export class Tx {
   }
 
   /**
-   * One step. `line` is its iproute2/ovs-vsctl equivalent; `undo` (given the step's result)
-   * is pushed only once the step succeeded. In dry-run the step is recorded, not run, and
-   * `undefined` is returned: later steps must not need its result to be planned.
+   * One step. `line` is its iproute2/ovs-vsctl/iptables equivalent (several lines for one
+   * batch, e.g. an iptables-restore); `undo` (given the step's result) is pushed only once the
+   * step succeeded. In dry-run the step is recorded, not run, and `undefined` is returned:
+   * later steps must not need its result to be planned.
    */
-  async step<T>(line: string, run: () => Promise<T>, undo?: { line: string; run: (result: T) => Promise<unknown> }): Promise<T> {
-    this.lines.push(line)
+  async step<T>(line: string | readonly string[], run: () => Promise<T>, undo?: { line: string; run: (result: T) => Promise<unknown> }): Promise<T> {
+    const lines = typeof line === 'string' ? [line] : line
+    this.lines.push(...lines)
     if (this.dryRun) return undefined as T
     const started = this.log ? performance.now() : 0
     const result = await run()
-    if (this.log) this.log(`${line}  (${(performance.now() - started).toFixed(1)} ms)`)
+    if (this.log) this.log(`${lines.join('\n')}  (${(performance.now() - started).toFixed(1)} ms)`)
     if (undo) this.undos.push({ line: undo.line, run: () => undo.run(result) })
     return result
   }

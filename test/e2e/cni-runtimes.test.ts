@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { randomInt } from 'node:crypto'
 import { REFERENCE_PLUGINS, TEST_IMAGE, assertTraffic, execPlugin, hasBinary, hasDocker, isRoot, runCli, sh, shQuiet, testIf, uniq, waitFor } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
-import { removeRules } from '../../lib/firewall/index.js'
+import { removeBridgeRules } from '../../lib/ops/firewall.js'
 import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
 
 const CONTAINERD = '/var/run/docker/containerd/containerd.sock'
@@ -33,7 +33,7 @@ function network(t: Teardown): Net {
   const octet = randomInt(100, 250)
   t.teardown(async () => {
     await shQuiet('ip', ['link', 'del', bridge])
-    await removeRules(bridge).catch(() => undefined)
+    await removeBridgeRules(bridge).catch(() => undefined)
     rmSync(dir, { recursive: true, force: true })
   })
   const list = (d: string): string[] => {

@@ -114,6 +114,18 @@ const LABS: Case[] = [
     file: 'lab6-names.mjs',
     oks: ["web's own /etc/hosts has db", "plain exec shows the host's /etc/hosts", 'web reaches db by name', 'db ignores pings now', 'db answers again', 'no longer resolves', 'never changed'],
   },
+  {
+    file: 'lab7-publish.mjs',
+    oks: ['the host reaches it through 127.0.0.1:8080', 'through its own address', 'the neighbour on the same bridge reaches it through the host (hairpin)', 'and it answers there', 'unpublished: 8080 answers no more'],
+  },
+  {
+    file: 'lab8-nat-router.mjs',
+    oks: ['the server has no route back', 'without NAT the inner container gets no answer', 'the inner container reaches the server through the host', "the server sees the host's address", 'after --del: no way out again'],
+  },
+  {
+    file: 'lab9-icc.mjs',
+    oks: ['isolated: web does not reach db', 'isolated: web still reaches the host', 'the link: web reaches db', 'the link: db reaches web', 'only that pair', 'lifted: other reaches web again'],
+  },
 ]
 
 function okLines(out: string): string[] {

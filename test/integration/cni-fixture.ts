@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { randomInt } from 'node:crypto'
 import { CniRuntime, REFERENCE_PLUGINS, ipJson, runCli, shQuiet, uniq } from '../helpers/index.js'
 import type { Conflist, Teardown } from '../helpers/index.js'
-import { removeRules } from '../../lib/firewall/index.js'
+import { removeBridgeRules } from '../../lib/ops/firewall.js'
 
 /** A private plugin dir holding plumb's launcher, written by the real `plumb cni install --dir`. */
 export async function installPlumb(t: Teardown): Promise<string> {
@@ -45,7 +45,7 @@ export function network(t: Teardown, bin: string, opts: { octet?: number } = {})
   const octet = opts.octet ?? randomInt(100, 250)
   t.teardown(async () => {
     await shQuiet('ip', ['link', 'del', bridge])
-    await removeRules(bridge).catch(() => undefined)
+    await removeBridgeRules(bridge).catch(() => undefined)
     rmSync(dir, { recursive: true, force: true })
   })
   const subnet = `198.18.${octet}.0/24`

@@ -4,8 +4,9 @@
 // and plumb's records; traffic is ping, TCP and UDP.
 
 import test from 'ava'
+import { randomInt } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, httpGet, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, shQuiet, startEcho, startHttpd, testIf, udpAsk, uniq } from '../helpers/index.js'
 import { probeLinkKind } from '../../lib/kernel/index.js'
 import { addrsIn, installPlumb, markedLinks, network, records, reserved } from './cni-fixture.js'
 
@@ -113,7 +114,7 @@ asRoot('the `ips` and `mac` capabilities without IPAM: plumb sets them itself', 
   t.deepEqual(res.ips, [{ address: `198.18.${net.octet}.77/24`, interface: 1 }])
 })
 
-asRoot('refusals before anything is touched: bad op (7), old version (1), missing env (4), netns missing (3), IPAM plugin missing (103), portMappings without expose (2)', async (t) => {
+asRoot('refusals before anything is touched: bad op (7), old version (1), missing env (4), netns missing (3), IPAM plugin missing (103), an IPv6 port mapping (7)', async (t) => {
   const net = network(t, bin)
   const ns = await makeNetns(t)
   const plumb = findInPath('plumb', [bin])
@@ -125,7 +126,7 @@ asRoot('refusals before anything is touched: bad op (7), old version (1), missin
     ['missing env', base, { ...call, netns: '' }, 4, /CNI_NETNS/],
     ['netns missing', base, { ...call, netns: `/run/netns/${uniq()}` }, 3, /no network namespace at CNI_NETNS/],
     ['IPAM plugin missing', { ...base, ipam: { ...net.ipam, type: 'pt-no-such-ipam' } }, call, 103, /failed to find IPAM plugin "pt-no-such-ipam"/],
-    ['portMappings', { ...base, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }] } }, call, 2, /portMappings \(18080:80\/tcp\) need plumb's expose op/],
+    ['portMappings', { ...base, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIP: '::1' }] } }, call, 7, /IPv6 host address "\[::1\]" in "\[::1\]:18080:80\/tcp": plumb publishes IPv4 only/],
     ['a bad MAC', { ...base, mac: 'ff:ff:ff:ff:ff:ff' }, call, 7, /MAC/],
   ]
   for (const [what, conf, c, code, msg] of cases) {
@@ -140,6 +141,32 @@ asRoot('refusals before anything is touched: bad op (7), old version (1), missin
   t.deepEqual(reserved(net), [])
   t.deepEqual(records(net), [])
   t.deepEqual((await ipJson(['link', 'show'], ns)).map((l) => l.ifname), ['lo'])
+})
+
+asRoot('the `portMappings` capability publishes through plumb expose: the host port answers TCP and UDP; DEL unpublishes', async (t) => {
+  const net = network(t, bin)
+  // The host is the guests' gateway (the bridge has its address), so the published flows come back.
+  await sh('ip', ['link', 'add', net.bridge, 'type', 'bridge'])
+  await sh('ip', ['addr', 'add', `${net.gateway}/24`, 'dev', net.bridge])
+  await sh('ip', ['link', 'set', net.bridge, 'up'])
+  const ns = await makeNetns(t, { loUp: true })
+  const rt = net.runtime('1.0.0', [net.plumb({ capabilities: { portMappings: true } })])
+  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  const hostPort = randomInt(20_000, 30_000)
+  const portMappings = [
+    { hostPort, containerPort: 80, protocol: 'tcp' },
+    { hostPort, containerPort: 53, protocol: 'udp' },
+  ]
+  await rt.add(call, { portMappings })
+  t.teardown(() => rt.del(call, { portMappings }).catch(() => undefined))
+  await startHttpd(t, ns, 80, 'cni-web')
+  await startEcho(t, ns, 53, 'cni-udp', 'udp')
+  t.is(await httpGet(undefined, '127.0.0.1', hostPort), 'cni-web', 'TCP through the published port')
+  t.regex((await udpAsk(undefined, '127.0.0.1', hostPort)) ?? 'no answer', /^cni-udp /, 'UDP too')
+  t.regex(await sh('iptables-save', ['-t', 'nat']), new RegExp(`plumb:expose guest=/run/netns/${ns} if=eth0 \\S+ host=:${hostPort} proto=tcp`))
+  await rt.del(call, { portMappings })
+  t.is(await httpGet(undefined, '127.0.0.1', hostPort, { timeout: 1000 }), undefined, 'DEL unpublished it')
+  t.false((await sh('iptables-save', [])).includes(`host=:${hostPort} `), "no rule of plumb's names the port")
 })
 
 asRoot('an ADD that fails after IPAM gave an address rolls back everything and releases it (the exit code names the cause)', async (t) => {

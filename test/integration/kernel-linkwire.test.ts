@@ -27,7 +27,7 @@ interface IpLink {
   link?: string | null
   link_index?: number
   link_netnsid?: number
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: { mode?: string; id?: number } }
+  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: { mode?: string; id?: number }; info_slave_data?: { isolated?: boolean } }
 }
 
 /** What `ip -j -d` says of a link, in LinkInfo's terms. */
@@ -44,6 +44,7 @@ function fromIp(l: IpLink, byName: Map<string, number>): LinkInfo {
   if (li?.info_slave_kind) info.slaveKind = li.info_slave_kind
   if (li?.info_kind === 'macvlan' && li.info_data?.mode) info.macvlanMode = li.info_data.mode as LinkInfo['macvlanMode']
   if (li?.info_kind === 'vlan' && li.info_data?.id !== undefined) info.vlanId = li.info_data.id
+  if (li?.info_slave_kind === 'bridge' && li.info_slave_data?.isolated !== undefined) info.isolated = li.info_slave_data.isolated
   return info
 }
 
@@ -62,6 +63,7 @@ maybe('linkFromWire reads every link of a real dump as `ip -j -d link show` does
   ip('link', 'set', `${id}b`, 'alias', 'plumb:1 role=bridge op=attach-veth br=x%20y')
   ip('link', 'add', `${id}a`, 'mtu', '1400', 'master', `${id}b`, 'up', 'type', 'veth', 'peer', 'name', `${id}p`)
   ip('link', 'add', `${id}m`, 'link', `${id}p`, 'type', 'macvlan', 'mode', 'private')
+  ip('link', 'set', `${id}a`, 'type', 'bridge_slave', 'isolated', 'on')
 
   const sock = new RtSocket()
   t.teardown(() => sock.close())
@@ -78,6 +80,6 @@ maybe('linkFromWire reads every link of a real dump as `ip -j -d link show` does
   // the links made here are among them, with the fields this test is about
   const mine = new Map(ours.map((l) => [l.name, l]))
   t.like(mine.get(`${id}b`), { kind: 'bridge', alias: 'plumb:1 role=bridge op=attach-veth br=x%20y' })
-  t.like(mine.get(`${id}a`), { mtu: 1400, master: mine.get(`${id}b`)!.index, slaveKind: 'bridge', link: mine.get(`${id}p`)!.index, up: true })
+  t.like(mine.get(`${id}a`), { mtu: 1400, master: mine.get(`${id}b`)!.index, slaveKind: 'bridge', isolated: true, link: mine.get(`${id}p`)!.index, up: true })
   t.like(mine.get(`${id}m`), { kind: 'macvlan', macvlanMode: 'private', link: mine.get(`${id}p`)!.index })
 })

@@ -119,15 +119,12 @@ asRoot('--dry-run prints the ip / plumb lines of the deploy and changes nothing'
   t.deepEqual(await leftovers(f.id), nothingLeft)
 })
 
-asRoot('kinds and ops plumb cannot deploy are exit 5 naming them, before anything is touched', async (t) => {
+asRoot('kinds plumb cannot deploy are exit 5 naming them, before anything is touched', async (t) => {
   const f = labFixture(t)
   const net = `198.18.${randomInt(2, 250)}`
   const kind = await f.plumb('lab', 'deploy', f.write('srl.yml', threeNodes(f.id, net).replace('    c: {}', '    c: {kind: nokia_srlinux, image: srl}')))
   t.is(kind.exitCode, 5)
   t.regex(kind.stderr, /topology\.nodes\.c\.kind: kind "nokia_srlinux" is not supported/)
-  const nat = await f.plumb('lab', 'deploy', f.write('nat.yml', `${threeNodes(f.id, net)}nat:\n  masquerade: [${f.id}br]\n`))
-  t.is(nat.exitCode, 5)
-  t.regex(nat.stderr, /nat\.masquerade\[0\] needs `plumb masquerade`, which this build of plumb does not have yet/)
   t.deepEqual(await leftovers(f.id), nothingLeft)
 })
 

@@ -65,6 +65,21 @@ export async function removeFirewallRules(id: string): Promise<void> {
       await shQuiet(bin, ['-w', ...args])
     }
   }
+  await dropEmptyPlumbChains()
+}
+
+// Under plumb's firewall lock, so no plumb is adding a rule to a chain between the check and the -X.
+const DROP_EMPTY = `for b in iptables ip6tables; do for tc in filter:PLUMB-FORWARD nat:PLUMB-DNAT nat:PLUMB-POSTROUTING; do
+  t=\${tc%%:*}; c=\${tc#*:}
+  "$b" -w -t "$t" -S "$c" >/dev/null 2>&1 || continue
+  "$b" -w -t "$t" -S "$c" | grep -q '^-A' && continue
+  "$b" -w -t "$t" -S | grep -- "-j $c\$" | sed 's/^-A /-D /' | while read -r rule; do eval "$b -w -t $t $rule"; done
+  "$b" -w -t "$t" -X "$c"
+done; done`
+
+/** A sweep that removed plumb rules by hand may leave plumb's chains empty: they go too, as plumb's last rule takes them. */
+export async function dropEmptyPlumbChains(): Promise<void> {
+  await shQuiet('flock', ['-w', '10', '/run/plumb/firewall.lock', 'sh', '-c', DROP_EMPTY])
 }
 
 /** `iptables -S` lines whose comment names test `id` (plumb's rules are commented plumb:BRIDGE). */

@@ -28,7 +28,7 @@ test('--version prints the package version through the io, exit 0', async (t) =>
 test('--help lists the seven commands and the tools around them', async (t) => {
   const r = await run('--help')
   t.is(r.code, 0)
-  for (const cmd of ['attach-veth', 'set-ip', 'macvlan', 'vlan', 'ovs-port', 'dhcp', 'p2p-link', 'ls', 'detach', 'exec', 'wait', 'doctor', 'gc', 'move-dev']) {
+  for (const cmd of ['attach-veth', 'set-ip', 'macvlan', 'vlan', 'ovs-port', 'dhcp', 'p2p-link', 'ls', 'detach', 'exec', 'wait', 'doctor', 'gc', 'move-dev', 'expose', 'masquerade', 'isolate']) {
     t.regex(r.stdout, new RegExp(`plumb ${cmd}\\b`), cmd)
   }
 })

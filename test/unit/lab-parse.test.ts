@@ -234,7 +234,7 @@ const BAD: Bad[] = [
   { what: 'a tcp check without a port', text: `${lab('  nodes: {a: {kind: netns}}\n')}checks:\n  - {from: a, tcp: a}\n`, at: /checks\[0\]\.tcp: /, message: /has no port/ },
   { what: 'a bad regex', text: `${lab('  nodes: {a: {kind: netns}}\n')}checks:\n  - {node: a, exec: ls, stdout: "("}\n`, at: /checks\[0\]\.stdout: /, message: /invalid regular expression/ },
   { what: 'two checks with one name', text: `${lab('  nodes: {a: {kind: netns}}\n')}checks:\n  - {node: a, has-route: default}\n  - {node: a, has-route: default}\n`, at: /checks\[1\]: /, message: /a second check named "a has route default"/ },
-  { what: 'a bad port spec', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  expose: [{node: a, ports: ["80:99999"]}]\n`, at: /nat\.expose\[0\]\.ports\[0\]: /, message: /invalid port spec/ },
+  { what: 'a bad port spec', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  expose: [{node: a, ports: ["80:99999"]}]\n`, at: /nat\.expose\[0\]\.ports\[0\]: /, message: /guest port 99999 out of range in "80:99999"/ },
   { what: 'isolate on a node that is not a bridge', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  isolate: [a]\n`, at: /nat\.isolate\[0\]: /, message: /not a bridge/ },
   { what: 'an unsupported kind', text: lab('  nodes:\n    r1: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}\n'), at: /^bad\.yml:4:16: topology\.nodes\.r1\.kind: /, message: /kind "nokia_srlinux" is not supported/, exit: 5 },
   { what: 'a mgmt-net endpoint', text: lab('  nodes: {a: {kind: netns}}\n  links:\n    - endpoints: ["a:eth1", "mgmt-net:pt-m"]\n'), at: /topology\.links\[0\]: /, message: /mgmt-net endpoints are not supported/, exit: 5 },
