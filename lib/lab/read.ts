@@ -80,15 +80,23 @@ export class Reader {
     return v
   }
 
+  /**
+   * A string. A plain scalar YAML reads as a number or boolean (`name: 2e6912`, a node `1:`) is
+   * taken as written, as containerlab's Go YAML does for a string field.
+   */
   str(v: unknown, path: Path, what = 'a string'): string {
-    if (typeof v !== 'string') this.fail(path, `expected ${what}, got ${typeName(v)}`)
-    return v
+    if (typeof v === 'string') return v
+    if (typeof v === 'number' || typeof v === 'boolean') {
+      const written = this.src.written(path)
+      if (written !== undefined) return written
+    }
+    return this.fail(path, `expected ${what}, got ${typeName(v)}`)
   }
 
-  /** A string, or a number written without quotes (ports, values), as text. */
+  /** A string, or a number written without quotes (ports, values), as text: as written. */
   scalar(v: unknown, path: Path, what = 'a string or a number'): string {
     if (typeof v === 'string') return v
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+    if (typeof v === 'number' || typeof v === 'boolean') return this.src.written(path) ?? String(v)
     return this.fail(path, `expected ${what}, got ${typeName(v)}`)
   }
 

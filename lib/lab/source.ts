@@ -28,6 +28,8 @@ export interface LabSource {
   failAtKey(path: readonly PathPart[], message: string, hint?: string): PlumbError
   /** re-throw a parser's error (an IP spec, a MAC ...) as one at `path`, keeping its code and hint */
   wrap(path: readonly PathPart[], err: unknown): PlumbError
+  /** the scalar at `path` exactly as written (`2e6912`, not the number it reads as), if it is one */
+  written(path: readonly PathPart[]): string | undefined
 }
 
 export function loadSource(text: string, file: string): LabSource {
@@ -70,6 +72,10 @@ export function loadSource(text: string, file: string): LabSource {
     value: doc.toJS({ maxAliasCount: 1000 }),
     fail,
     failAtKey: (path, message, hint) => usageError(`${file}${keyAt(path) ?? where(path)}: ${formatPath(path)}: ${message}`, hint),
+    written(path) {
+      const node = doc.getIn(path, true)
+      return isScalar(node) && typeof node.source === 'string' ? node.source : undefined
+    },
     wrap(path, err) {
       if (!(err instanceof PlumbError)) return fail(path, err instanceof Error ? err.message : String(err))
       const e = new PlumbError(err.code, `${file}${where(path)}: ${formatPath(path)}: ${err.message}`, { cause: err, ...(err.hint !== undefined ? { hint: err.hint } : {}) })

@@ -154,6 +154,12 @@ test('link forms: brief with special endpoints, extended host/macvlan, either or
   t.like(l.links[3], { kind: 'macvlan', mode: 'private' })
 })
 
+test("a plain scalar YAML reads as a number or boolean is taken as written where a string is due, as containerlab's Go YAML does", (t) => {
+  const l = parseLab('name: 2e6912\nprefix: 007\ntopology: {nodes: {1: {kind: netns}, true: {kind: netns}}}\n')
+  t.is(l.name, '2e6912', 'not Infinity')
+  t.deepEqual(l.nodes.map((n) => n.runtime).sort(), ['007-2e6912-1', '007-2e6912-true'])
+})
+
 test('shellWords splits as containerlab does: quotes, escapes, no expansion', (t) => {
   t.deepEqual(shellWords(`sh -c 'ip a | grep "x y"'`), ['sh', '-c', 'ip a | grep "x y"'])
   t.deepEqual(shellWords('echo "a \\"b\\"" c\\ d $HOME'), ['echo', 'a "b"', 'c d', '$HOME'])
