@@ -4,7 +4,7 @@
 import type { Argv, Options } from 'yargs'
 import { usageError } from '../errors.js'
 import type { CommonOptions } from '../ops/context.js'
-import type { DhcpClient, DhcpLeaseOptions } from '../ops/dhcp.js'
+import type { DhcpClient, DhcpLeaseOptions } from '../ops/lease.js'
 import type { OpResult } from '../ops/result.js'
 import type { CliIo } from './io.js'
 import { renderError, renderResult } from './render.js'

@@ -15,8 +15,8 @@ import { applyGuestConfig, configDiff, formatReplacedGateways, ignoreGone, planG
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseIfAsked } from './dhcp.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import { leaseIfAsked } from './lease.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface ChildLinkPlan {
   op: 'macvlan' | 'vlan'

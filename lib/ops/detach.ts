@@ -4,8 +4,8 @@
 
 import { conflict, usageError } from '../errors.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
-import type { GuestRef, OwnerMark, RuleMark } from '../parse/index.js'
+import { isGuestMark, parseMark, parseSysctlKey, validateIfname } from '../parse/index.js'
+import type { GuestRef, RuleMark } from '../parse/index.js'
 import { toGuestRef, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { cleanupBridges, cleanupOvsBridge } from './bridge.js'
@@ -30,8 +30,6 @@ export function validateDetach(o: DetachOptions): { guest: GuestRef; ifname?: st
   return { guest, all: o.all ?? false, ...(o.ifname !== undefined ? { ifname: validateIfname(o.ifname) } : {}) }
 }
 
-/** What `detach GUEST` undoes: a guest's ends, devices moved into it, and (on `detach host`) the host's own plumb ports (VXLAN). */
-export const isGuestMark = (m: OwnerMark | undefined): m is OwnerMark => m !== undefined && (m.role === 'guest' || m.role === 'moved' || m.role === 'port')
 
 export async function detach(opts: DetachOptions): Promise<OpResult> {
   const v = validateDetach(opts)
@@ -56,14 +54,14 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
     return runTx(opts, async (tx) => {
       if (state?.sysctl && Object.keys(state.sysctl).length) {
         // Before the links go: an interface's keys are restored while it still exists.
-        const { restoreSysctlsIn } = await import('./sysctl.js')
+        const { restoreSysctlsIn } = await import('./guest-sysctl.js')
         await restoreSysctlsIn(tx, netns, guestNs, result)
       }
-      if (state?.names) await (await import('./names.js')).undoNamesOf(tx, netns, result)
+      if (state?.names) await (await import('./guest-names.js')).undoNamesOf(tx, netns, result)
       if (!v.all) {
         // The sysctls plumb set on this interface go with it: put back (and forget) while it exists.
         const keys = Object.keys(readRecord(netns)?.sysctl ?? {}).filter((k) => targets.some((l) => parseSysctlKey(k).ifname === l.name))
-        if (keys.length) await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, keys)
+        if (keys.length) await (await import('./guest-sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, keys)
       }
       const bridges = new Set<string>()
       const ovsBridges = new Set<string>()

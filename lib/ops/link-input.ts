@@ -7,8 +7,8 @@ import type { GuestRef, IpSpec, RouteSpec } from '../parse/index.js'
 import { toGuestRef } from './context.js'
 import { isStatic } from './guest-config.js'
 import type { DefaultWant, StaticIp } from './guest-config.js'
-import { validateLinkDhcp } from './dhcp.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import { validateLinkDhcp } from './lease.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface ValidatedLinkInput {
   guest: GuestRef

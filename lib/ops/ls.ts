@@ -3,7 +3,7 @@
 
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { parseGuestRef, parseMark, ruleKey } from '../parse/index.js'
+import { isGuestMark, parseGuestRef, parseMark, ruleKey } from '../parse/index.js'
 import type { GuestRef, OwnerMark, RuleMark } from '../parse/index.js'
 import { guestProbe, listContainers, resolveGuest } from '../guest/index.js'
 import type { GuestVerdict, Netns } from '../guest/index.js'
@@ -12,10 +12,9 @@ import { asPlumbError } from '../errors.js'
 import { toGuestRef } from './context.js'
 import { readTables } from './firewall.js'
 import { plumbRules } from '../firewall/index.js'
-import { isGuestMark } from './detach.js'
 import { listRecords, readRecord } from './guest-record.js'
-import { namesState } from './names.js'
-import type { NamesState } from './names.js'
+import { namesState } from './guest-names.js'
+import type { NamesState } from './guest-names.js'
 import { openGuestEtc } from '../guest/etc.js'
 
 export interface LsInterface {

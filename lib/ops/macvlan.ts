@@ -10,7 +10,7 @@ import { withGuest } from './context.js'
 import { addressHolders, refuseHeld } from './segment.js'
 import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface MacvlanOptions extends CommonOptions {
   guest: string | GuestRef

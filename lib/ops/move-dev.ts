@@ -12,9 +12,9 @@ import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways } fr
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseIfAsked } from './dhcp.js'
+import { leaseIfAsked } from './lease.js'
 import { ovsOwner } from './ovs-owner.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface MoveDevOptions extends CommonOptions {
   guest: string | GuestRef

@@ -13,11 +13,11 @@ import { parseMark } from '../parse/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseIfAsked } from './dhcp.js'
+import { leaseIfAsked } from './lease.js'
 import { addressHolders, refuseHeld } from './segment.js'
 import type { AddressHolder } from './segment.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface OvsPortOptions extends CommonOptions {
   guest: string | GuestRef

@@ -82,7 +82,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
         const v6Left = have.filter((h) => h.family === 6 && !LINK_LOCAL6.test(h.address) && !present.some((p) => p.address === h.address && p.prefix === h.prefix))
         const switchKey = disableIpv6Key(v.ifname).key
         if (present.some((p) => p.family === 6) && v6Left.length === 0 && readRecord(netns)?.sysctl?.[switchKey]) {
-          await (await import('./sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, [switchKey])
+          await (await import('./guest-sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, [switchKey])
         }
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
@@ -124,7 +124,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       // of its last IPv6 address and detach --all put it back.
       const ipv6Switch = disableIpv6Key(v.ifname)
       if (missing.some((m) => m.family === 6) && (await guestNs.getSysctl(ipv6Switch.path)) === '1') {
-        await (await import('./sysctl.js')).setSysctlsIn(tx, netns, guestNs, [{ ...ipv6Switch, value: '0' }], result)
+        await (await import('./guest-sysctl.js')).setSysctlsIn(tx, netns, guestNs, [{ ...ipv6Switch, value: '0' }], result)
       }
       await applyGuestConfig(tx, { netns, guestNs, ifname: v.ifname, index: link.index, ips: missing, routes: newRoutes, gateways, up: false, ipv6On: true }, result, 0)
       // detach restores a default route this replaced, when the interface is plumb's.

@@ -15,7 +15,7 @@ export async function teardownLink(tx: Tx, ctx: GuestContext, link: LinkInfo, ma
   const ip = (args: string): string => ipIn(netns, args)
   result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: netns.label, kind: link.kind ?? 'device', ...(mark.peer ? { peer: mark.peer } : {}) })
 
-  const dhcp = await import('./dhcp.js')
+  const dhcp = await import('./lease.js')
   await dhcp.stopLeaseOf(tx, netns, link.name, result)
 
   if (mark.op === 'ovs-port' && mark.peer) {

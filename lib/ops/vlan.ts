@@ -11,7 +11,7 @@ import { withGuest } from './context.js'
 import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
-import type { DhcpLeaseOptions } from './dhcp.js'
+import type { DhcpLeaseOptions } from './lease.js'
 
 export interface VlanOptions extends CommonOptions {
   guest: string | GuestRef

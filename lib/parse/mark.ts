@@ -111,3 +111,6 @@ export function parseMark(alias: string | undefined): OwnerMark | undefined {
 export function isPlumbMark(alias?: string): boolean {
   return typeof alias === 'string' && alias.startsWith(MARK_PREFIX)
 }
+
+/** What `detach GUEST` undoes: a guest's ends, devices moved into it, and (on `detach host`) the host's own plumb ports (VXLAN). */
+export const isGuestMark = (m: OwnerMark | undefined): m is OwnerMark => m !== undefined && (m.role === 'guest' || m.role === 'moved' || m.role === 'port')

@@ -2,7 +2,7 @@
 
 import type { Argv, CommandModule } from 'yargs'
 import { dhcp } from '../../ops/dhcp.js'
-import type { DhcpClient } from '../../ops/dhcp.js'
+import type { DhcpClient } from '../../ops/lease.js'
 import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
