@@ -41,6 +41,13 @@ async function run(binary: string, args: string[], opts: { input?: string; onSpa
 const END = '#plumb-end'
 const DUMP = `for p; do eval "$p" 2>/dev/null; echo "${END} $?"; done`
 
+/**
+ * Each command's output, or undefined when there is no such table here: the program is not
+ * installed (127), or iptables says the table is missing (3, as iptables-nft does for a family
+ * without one). Any other failure (1, 2, 4: no permission, the lock, ...) is an error, never "no
+ * rules": a table that could not be read planned as empty would skip the ACCEPT Docker's DROP
+ * needs, or have iptables-restore declare (and so flush) a chain that exists.
+ */
 async function dumpAll(commands: readonly string[]): Promise<Array<string | undefined>> {
   if (commands.length === 0) return []
   const res = await run('sh', ['-c', DUMP, 'sh', ...commands])
@@ -51,14 +58,19 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
       lines.push(line)
       continue
     }
-    out.push(line.slice(END.length + 1) === '0' ? lines.join('\n') : undefined)
+    const status = Number(line.slice(END.length + 1))
+    const cmd = commands[out.length]!
+    if (status !== 0 && status !== 127 && status !== 3) {
+      throw new PlumbError('FAILED', `failed to read the firewall: \`${cmd}\` exited ${status}`, { hint: 'is another program holding the xtables lock? try again, or run it by hand to see why' })
+    }
+    out.push(status === 0 ? lines.join('\n') : undefined)
     lines = []
   }
-  while (out.length < commands.length) out.push(undefined)
+  if (out.length < commands.length) throw new PlumbError('FAILED', `failed to read the firewall: the shell reading it stopped after ${out.length} of ${commands.length} tables`)
   return out
 }
 
-/** `iptables -S` (and/or ip6tables) output per binary, for the binaries that answered (exit 0). */
+/** `iptables -S` (and/or ip6tables) output per binary, for the binaries installed. */
 export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
   const texts = await dumpAll(binaries.map((b) => `${b} -w -S`))
   const tables = new Map<Binary, string>()
@@ -69,7 +81,7 @@ export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binar
   return tables
 }
 
-/** Both families' tables (all of them: filter, nat) from one spawn; a family whose save failed is absent. */
+/** Both families' tables (all of them: filter, nat) from one spawn; a family not installed is absent. */
 export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
   const texts = await dumpAll(binaries.map((b) => `${b}-save`))
   const out = new Map<Binary, Tables>()
@@ -130,12 +142,12 @@ export interface BridgeFirewall {
 /**
  * What a bridge needs from the firewall on this host, from one `-S` dump of the filter tables
  * (IPv4 always: it says whether the bridge is isolated; IPv6 when br_netfilter hands it
- * bridged frames). Never rejects: a dump that fails plans nothing.
+ * bridged frames). A table that cannot be read rejects (see dumpAll): the op fails and rolls back.
  */
 export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
   const v4On = bridgeNetfilterOn('iptables')
-  const dumps = await dumpTables(families).catch(() => new Map<Binary, string>())
+  const dumps = await dumpTables(families)
   const v4 = parseSave(dumps.get('iptables') ?? '')
   const out: BridgeFirewall = {
     rules: [],

@@ -139,13 +139,17 @@ export async function doctor(): Promise<DoctorReport> {
   const brnf = readOr('/proc/sys/net/bridge/bridge-nf-call-iptables', '0').trim() === '1'
   if (brnf) {
     const fw = await import('../firewall/index.js')
-    const { rules } = await fw.bridgeFirewall('plumb-doctor')
-    const drop = rules.length > 0
-    add({
-      name: 'br_netfilter + FORWARD',
-      ok: true,
-      detail: drop ? `br_netfilter is on and the FORWARD policy is DROP: plumb adds an ACCEPT rule per bridge in PLUMB-FORWARD, hooked from ${rules[0]!.hook} (--no-firewall to opt out)` : 'br_netfilter is on; FORWARD does not drop',
-    })
+    try {
+      const { rules } = await fw.bridgeFirewall('plumb-doctor')
+      const drop = rules.length > 0
+      add({
+        name: 'br_netfilter + FORWARD',
+        ok: true,
+        detail: drop ? `br_netfilter is on and the FORWARD policy is DROP: plumb adds an ACCEPT rule per bridge in PLUMB-FORWARD, hooked from ${rules[0]!.hook} (--no-firewall to opt out)` : 'br_netfilter is on; FORWARD does not drop',
+      })
+    } catch (err) {
+      add({ name: 'br_netfilter + FORWARD', ok: false, detail: `br_netfilter is on, and the firewall could not be read: ${err instanceof Error ? err.message : String(err)}` })
+    }
   } else {
     add({ name: 'br_netfilter + FORWARD', ok: true, detail: 'br_netfilter off: bridged traffic does not traverse iptables' })
   }
