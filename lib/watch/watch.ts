@@ -134,7 +134,7 @@ class Watcher {
     if (e.action === 'start') {
       if (this.hasRecord(engine, e.id)) this.schedule(engine, e.id, 'start', e.timeNano)
     } else if (e.action === 'destroy') {
-      void this.forget(engine, e.id, `${engine}:${e.name ?? short(e.id)} was removed`)
+      void this.forget(engine, e.id, `${engine}:${e.name ?? short(e.id)}`, 'the container was removed')
     }
     // die: nothing to do until it starts again (its netns, and plumb's work in it, went with it)
   }
@@ -169,7 +169,7 @@ class Watcher {
       stored.map(async (s) => {
         if ('error' in s) return this.reportUnreadable(s.file, s.error)
         const f = await containerFate(engine, s.id)
-        if (f.state === 'gone') return this.forget(engine, s.id, `${engine}:${s.record.name ?? short(s.id)} no longer exists`)
+        if (f.state === 'gone') return this.forget(engine, s.id, `${engine}:${s.record.name ?? short(s.id)}`, 'the container no longer exists')
         if (f.state === 'unknown') {
           if (strict) throw f.error
           return this.log(`left ${engine}:${s.record.name ?? short(s.id)} as it is: ${f.reason}`)
@@ -180,11 +180,11 @@ class Watcher {
   }
 
   /** Forget a removed container's record, then let gc collect what it left on the host (once for a burst of removals). */
-  private async forget(engine: EngineName, id: string, why: string): Promise<void> {
+  private async forget(engine: EngineName, id: string, label: string, why: string): Promise<void> {
     try {
       if (!(await forgetContainer(engine, id))) return
       this.summary.forgotten++
-      this.log(`forgot the record of ${why} (${short(id)})`)
+      this.log(`forgot the record of ${label} (${short(id)}): ${why}`)
       this.collect()
     } catch (err) {
       this.log(`could not forget the record of ${short(id)}: ${asPlumbError(err).message}`)
@@ -261,7 +261,7 @@ class Watcher {
       const waiting = r.entries.filter((e) => e.outcome === 'waiting')
       line = made.length
         ? `replayed ${r.guest} (${short(id)}) ${trigger === 'start' ? 'after its start' : 'found running'}: made ${made.map((e) => `${e.ifname ? `${e.ifname} ` : ''}${e.op}`).join(', ')}`
-        : `${r.guest} (${short(id)}) ${trigger === 'start' ? 'started' : 'is running'} with its record in place (${r.entries.length} entries)`
+        : `${r.guest} (${short(id)}) ${trigger === 'start' ? 'started' : 'is running'} with its record in place (${r.entries.length} ${r.entries.length === 1 ? 'entry' : 'entries'})`
       if (waiting.length) line += `; ${waiting.map((e) => `${e.ifname} waits for its peer`).join(', ')}`
       if (r.cleared.length) line += `; removed ${r.cleared.length} leftover(s) of its previous netns first`
     } catch (err) {
