@@ -4,6 +4,7 @@
 // container that did not restart, a replay run twice) is left alone and says "already".
 
 import { PlumbError, asPlumbError, usageError } from '../errors.js'
+import { errnoOf } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestRef, parseMark } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
@@ -54,6 +55,8 @@ export interface ReplayedEntry {
    */
   outcome: 'made' | 'already' | 'waiting' | 'failed'
   message: string
+  /** the op's steps, as `ip`/`ovs-vsctl` lines */
+  plan?: string[]
   error?: ReturnType<PlumbError['toJSON']>
 }
 
@@ -174,7 +177,7 @@ async function replayIn(netns: Netns, opts: ReplayOptions & { handles: HandlePoo
   } finally {
     for (const p of peers.values()) if (p.netns) p.netns.close()
   }
-  result.plan = [...result.cleared]
+  result.plan = [...result.cleared, ...result.entries.flatMap((e) => e.plan ?? [])]
   const made = result.entries.filter((e) => e.outcome === 'made').length
   result.messages.unshift(`replayed ${netns.label}: ${made} made, ${result.entries.filter((e) => e.outcome === 'already').length} already there${countOf(result, 'waiting', 'waiting for their peer')}${countOf(result, 'failed', 'failed')}`)
   for (const e of result.entries) result.messages.push(`  ${e.ifname ? `${e.ifname} ` : ''}${e.op}: ${e.outcome}: ${e.message}`)
@@ -214,6 +217,12 @@ async function peersOf(record: ContainerRecord, self: string): Promise<Map<strin
   return out
 }
 
+const done = (r: OpResult): Omit<ReplayedEntry, 'op' | 'ifname'> => ({
+  outcome: r.changed || (r.dryRun && r.plan.length > 0) ? 'made' : 'already',
+  message: r.messages.filter((m) => !m.startsWith('warning')).join('; '),
+  ...(r.plan.length ? { plan: r.plan } : {}),
+})
+
 async function replayEntry(e: RecordEntry, common: CommonOptions & { guest: GuestRef }, self: string, peers: Map<string, Peer>): Promise<Omit<ReplayedEntry, 'op' | 'ifname'>> {
   try {
     if (e.op === 'p2p-link') {
@@ -223,13 +232,43 @@ async function replayEntry(e: RecordEntry, common: CommonOptions & { guest: Gues
         return { outcome: 'waiting', message: `its other side ${peer?.ref ?? '?'} is not running (${there?.absent ?? 'not in the record'}): the link is made when it starts` }
       }
       const r = await onePairAtATime(e, () => OPS[e.op](e.args, common))
-      return { outcome: r.changed ? 'made' : 'already', message: r.messages.join('; ') }
+      return done(r)
     }
-    const r = await OPS[e.op](e.args, common)
-    return { outcome: r.changed ? 'made' : 'already', message: r.messages.filter((m) => !m.startsWith('warning')).join('; ') }
+    return done(e.op === 'macvlan' ? await whileMacHeld(() => OPS[e.op](e.args, common)) : await OPS[e.op](e.args, common))
   } catch (err) {
     const perr = asPlumbError(err)
     return { outcome: 'failed', message: perr.message, error: perr.toJSON() }
+  }
+}
+
+const MAC_HELD_MS = 3000
+
+/**
+ * A macvlan made again with its recorded MAC, retried while that MAC is held. The kernel
+ * dismantles a dead netns asynchronously (150-250 ms after `docker restart` returned, measured
+ * here), and until then the old netns's macvlan holds the MAC on the parent: the new one cannot
+ * come up (EADDRINUSE; its op rolls it back). A veth's old end, which the replay can reach from
+ * the host, is deleted instead (clearLeftovers); a macvlan in a netns nothing can enter any more
+ * can only be waited for. An old netns a process keeps alive holds it for good: the error stands.
+ */
+async function whileMacHeld(run: () => Promise<OpResult>): Promise<OpResult> {
+  const deadline = Date.now() + MAC_HELD_MS
+  for (;;) {
+    try {
+      return await run()
+    } catch (err) {
+      const held = err instanceof PlumbError && (errnoOf(err.cause) === 'EADDRINUSE' || /EADDRINUSE/.test(err.message))
+      if (!held || Date.now() > deadline) {
+        if (held && err instanceof PlumbError) {
+          throw new PlumbError(err.code, `${err.message} (for ${MAC_HELD_MS / 1000} s: another macvlan of the parent holds its MAC)`, {
+            hint: "a process may keep the container's previous netns alive (and its macvlan with it): find it with ls -l /proc/*/ns/net, or give the macvlan another MAC",
+            cause: err,
+          })
+        }
+        throw err
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
   }
 }
 
