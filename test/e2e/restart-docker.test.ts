@@ -7,10 +7,11 @@
 // records an older plumb or a newer one wrote.
 
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs'
-import { assertTraffic, cmdlineOf, shIn, hasBinary, hasDocker, hasOvs, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, cmdlineOf, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { makeHostDhcpLab } from '../integration/ops-dhcp-fixture.js'
 import { interfacesOf, recordsIn, restartLab, restarted, routesOf } from './restart-fixture.js'
+import { labFixture } from './lab-fixture.js'
 
 const ready = isRoot && hasDocker() && hasOvs()
 const withAll = testIf(ready && hasBinary('dnsmasq') && hasBinary('udhcpc'), 'restart-docker: needs root, dockerd with plumb-test:busybox, Open vSwitch, dnsmasq and udhcpc')
@@ -264,4 +265,53 @@ withDocker('records of an older plumb (fewer fields) replay; an unreadable one a
   t.regex(once.stdout, new RegExp(`skipped .*docker-${b.id}\\.json: .*newer plumb`))
   t.regex(once.stdout, new RegExp(`skipped .*docker-${c.id}\\.json: .*not JSON`))
   t.regex(once.stdout, new RegExp(`docker:${a.name} \\(${a.id.slice(0, 12)}\\) is running with its record in place`))
+})
+
+withDocker("a lab's nodes come back too: deploy records the links it makes, a restarted node is replayed and the lab's checks pass again; destroy forgets the records", async (t) => {
+  const fx = labFixture(t)
+  const lab = restartLab(t)
+  const [net, p2p] = [lab.net(), lab.net()]
+  const id = fx.id
+  const file = fx.write('lab.yml', `name: ${id}
+prefix: __lab-name
+topology:
+  defaults: {kind: linux, image: ${TEST_IMAGE}, cmd: sleep 1000000}
+  nodes:
+    web: {}
+    db: {}
+    ${id}l: {kind: bridge, ips: [${net}.1/24]}
+  links:
+    - endpoints: ["web:eth1", "${id}l:${id}w1"]
+      ips: [${net}.10/24@${net}.1]
+    - endpoints: ["db:eth1", "${id}l:${id}d1"]
+      ips: [${net}.11/24]
+    - endpoints: ["web:eth2", "db:eth2"]
+      ips: [${p2p}.0/31, ${p2p}.1/31]
+checks:
+  - {from: web, ping: db}
+  - {node: web, ifname: eth2, has-address: ${p2p}.0/31}
+  - {node: web, has-route: "default via ${net}.1"}
+  - {from: db, ping: "${p2p}.0"}
+`)
+  const d = await lab.plumb('lab', 'deploy', file)
+  t.is(d.exitCode, 0, d.stderr)
+  const web = await inspectContainer(`${id}-web`)
+  t.deepEqual(Object.values(recordsIn(lab.records)).find((r) => r.name === web.name)?.entries.map((e) => [e.op, e.args.lab]), [
+    ['attach-veth', id],
+    ['p2p-link', id],
+  ])
+  await sh('docker', ['restart', '-t', '0', web.name])
+  await restarted(web)
+  const failing = await lab.plumb('lab', 'check', file, '--timeout', '1')
+  t.is(failing.exitCode, 1, 'a restart breaks the lab')
+  const r = await lab.plumb('replay', web.name)
+  t.is(r.exitCode, 0, r.stderr)
+  const check = await lab.plumb('lab', 'check', file)
+  t.is(check.exitCode, 0, check.stdout)
+  t.regex(check.stdout, /score 4\/4/)
+  const ls = await lab.plumb('ls', web.name, '--json')
+  t.deepEqual(ls.json.guests[0].interfaces.map((i: { name: string; lab?: string }) => [i.name, i.lab]), [['eth1', id], ['eth2', id]], 'replayed with the lab in its marks')
+  const gone = await lab.plumb('lab', 'destroy', file)
+  t.is(gone.exitCode, 0, gone.stderr)
+  t.deepEqual(recordsIn(lab.records), {}, 'destroy forgets the records of the containers it removed')
 })

@@ -39,6 +39,7 @@ async function progressFor(args: GlobalArgs, io: CliIo) {
 function runOptions(args: GlobalArgs, io: CliIo) {
   return {
     dryRun: args.dryRun,
+    ...(args.persist === false ? { persist: false } : {}),
     ...(args.verbose ? { log: (line: string) => io.err(`+ ${line}`) } : {}),
   }
 }
