@@ -22,9 +22,15 @@ interface PrivateDockerd {
   docker(...args: string[]): Promise<string>
 }
 
-/** A dockerd of the test's own under /run/<id>-dockerd, removed (stopped by its pid first) in teardown. */
+/**
+ * A dockerd of the test's own under /run/<id>-dockerd, removed (stopped by its pid first) in
+ * teardown. It runs in a network namespace of its own: started with --bridge=none, dockerd
+ * deletes any `docker0` it finds in its netns (moby's removeDefaultBridgeInterface), and in the
+ * host's that is the machine's dockerd's default bridge.
+ */
 function privateDockerd(t: Teardown, id: string): PrivateDockerd {
   const dir = `/run/${id}-dockerd`
+  const netns = `${id}-dn`
   const sock = `${dir}/docker.sock`
   mkdirSync(dir, { recursive: true })
   let pid: number | undefined
@@ -34,10 +40,13 @@ function privateDockerd(t: Teardown, id: string): PrivateDockerd {
     host: `unix://${sock}`,
     docker,
     async start() {
+      if ((await shQuiet('ip', ['netns', 'pids', netns])).exitCode !== 0) await sh('ip', ['netns', 'add', netns])
       const log = openSync(`${dir}/dockerd.log`, 'a')
+      // `ip netns exec` execs dockerd: the pid is the daemon's own, stopped by it
       const proc = spawn(
-        'dockerd',
+        'ip',
         [
+          'netns', 'exec', netns, 'dockerd',
           '--data-root', `${dir}/data`,
           '--exec-root', `${dir}/exec`,
           '--pidfile', `${dir}/docker.pid`,
@@ -65,6 +74,7 @@ function privateDockerd(t: Teardown, id: string): PrivateDockerd {
       await d.stop()
     }
     rmSync(dir, { recursive: true, force: true })
+    await shQuiet('ip', ['netns', 'del', netns])
   })
   return d
 }
