@@ -174,6 +174,9 @@ withDocker('detach: what it removed leaves the record and is not replayed; set-i
   }
   t.is((await plumb('detach', a.name, 'eth2')).exitCode, 0)
   t.is((await plumb('set-ip', a.name, 'eth1', `${net}.12/24`, '--del')).exitCode, 0)
+  const ls = await plumb('ls', a.name, '--json')
+  t.like(ls.json.guests[0], { interfaces: [{ name: 'eth1', recorded: true }], record: { ops: ['attach-veth', 'set-ip'] } })
+  t.regex((await plumb('ls', a.name)).stdout, /eth1 .*\[recorded\]\n[^]*record   attach-veth, set-ip \(replayed on restart; /)
   const [record] = Object.values(recordsIn(lab.records))
   t.deepEqual(record?.entries.map((e) => [e.op, e.args.ifname, e.args.ips]), [
     ['attach-veth', 'eth1', [`${net}.10/24`]],

@@ -5,7 +5,7 @@
 // read back from the kernel, OVS and the store, and carries ping, TCP and UDP.
 
 import { existsSync } from 'node:fs'
-import { assertTraffic, getLink, hasDocker, hasOvs, holdGcLock, ipJson, isRoot, makeContainer, sh, testIf } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, hasOvs, holdGcLock, inspectContainer, ipJson, isRoot, makeContainer, runCli, sh, shQuiet, testIf } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { interfacesOf, recordsIn, restartLab, restarted, startWatch } from './restart-fixture.js'
 
@@ -89,4 +89,52 @@ withDockerOvs('docker rm -f while watch runs: the record is forgotten, and the g
   t.deepEqual(left, [], 'no host end marked for the container')
   await w.stop()
   t.false(existsSync(`${lab.records}/docker-${a.id}.json`))
+})
+
+withDocker('watch --once: a container whose replay fails is reported (exit 1) and the others are still replayed', async (t) => {
+  const lab = restartLab(t)
+  const { id, plumb } = lab
+  const net = lab.net()
+  const nic = `${id}N`
+  t.teardown(async () => void (await shQuiet('ip', ['link', 'del', nic])))
+  await sh('ip', ['link', 'add', nic, 'type', 'veth', 'peer', 'name', `${id}F`])
+  await sh('ip', ['link', 'set', nic, 'up'])
+  const [a, b] = await Promise.all([makeContainer(t, { name: `${id}a` }), makeContainer(t, { name: `${id}b` })])
+  t.is((await plumb('macvlan', a.name, nic, `${net}.10/24`)).exitCode, 0)
+  t.is((await plumb('attach-veth', b.name, `${id}L`, `${net}.11/24`)).exitCode, 0)
+  await sh('docker', ['restart', '-t', '0', a.name, b.name])
+  await Promise.all([restarted(a), restarted(b)])
+  await sh('ip', ['link', 'del', nic]) // a's macvlan parent is gone: its replay cannot succeed
+
+  const once = await plumb('watch', '--once')
+  t.is(once.exitCode, 1, once.stdout)
+  t.regex(once.stdout, new RegExp(`replay of docker:${a.name} \\(${a.id.slice(0, 12)}\\) failed: .*eth1 macvlan: no interface "${nic}" on the host`))
+  t.regex(once.stdout, new RegExp(`replayed docker:${b.name} \\(${b.id.slice(0, 12)}\\) found running: made eth1 attach-veth`))
+  t.regex(once.stdout, /watch --once: 2 replayed, 1 failed, 0 records forgotten/)
+  t.deepEqual((await interfacesOf(await inspectContainer(b.name))).eth1?.addrs, [`${net}.11/24`])
+})
+
+withDocker('gc forgets the record of a container the engine no longer has (and the p2p links to it in other records), keeps a stopped one\'s, and keeps all while Docker cannot be asked', async (t) => {
+  await holdGcLock(t) // gc is host-wide
+  const lab = restartLab(t)
+  const { id, plumb } = lab
+  const net = lab.net()
+  const [a, b] = await Promise.all([makeContainer(t, { name: `${id}a` }), makeContainer(t, { name: `${id}b` })])
+  t.is((await plumb('attach-veth', a.name, `${id}L`, `${lab.net()}.10/24`)).exitCode, 0)
+  t.is((await plumb('p2p-link', a.name, b.name, '--ip-a', `${net}.0/31`, '--ip-b', `${net}.1/31`)).exitCode, 0)
+  await sh('docker', ['stop', '-t', '0', a.name])
+  await sh('docker', ['rm', '-f', b.name])
+  t.is(Object.keys(recordsIn(lab.records)).length, 2)
+
+  const blind = await runCli(['gc', '--dry-run', '--json'], { env: { ...lab.env, DOCKER_HOST: `unix:///run/${id}-no-docker.sock` } })
+  t.false(JSON.stringify(blind.json ?? {}).includes(`forget the replay record of docker:${b.name}`), `Docker unreachable: nothing forgotten (${blind.stderr})`)
+  t.regex(blind.stderr + JSON.stringify(blind.json ?? {}), new RegExp(`kept replay record .*docker-${b.id}\\.json: cannot tell whether container docker:${b.name} still exists`))
+  t.is(Object.keys(recordsIn(lab.records)).length, 2)
+
+  const g = await plumb('gc', '--json')
+  t.is(g.exitCode, 0, g.stderr)
+  t.true(g.json.messages.includes(`forgot the replay record of docker:${b.name}: the container no longer exists`), JSON.stringify(g.json.messages))
+  const left = recordsIn(lab.records)
+  t.deepEqual(Object.keys(left), [`docker-${a.id}.json`], 'the stopped container keeps its record')
+  t.deepEqual(left[`docker-${a.id}.json`]?.entries.map((e) => e.op), ['attach-veth'], 'without the p2p link to the removed one')
 })
