@@ -8,7 +8,7 @@ import { errnoOf } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestRef, parseMark } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
-import { resolveGuest } from '../guest/index.js'
+import { guestVerdict, resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { HandlePool, toGuestRef } from '../ops/context.js'
 import type { CommonOptions } from '../ops/context.js'
@@ -191,8 +191,12 @@ const countOf = (r: ReplayResult, outcome: ReplayedEntry['outcome'], words: stri
   return n ? `, ${n} ${words}` : ''
 }
 
-/** The other side of each p2p entry: its netns when it is there (a running container, an ip netns, the host), else why not. */
-type Peer = { netns?: Netns; absent?: string }
+/**
+ * The other side of each p2p entry: its netns when it is there (a running container, an ip netns,
+ * the host); `absent` when its engine or the kernel said it is not (the link waits for it);
+ * `unknown` when that could not be asked (the entry fails with it: "don't know" is not "not running").
+ */
+type Peer = { netns?: Netns; absent?: string; unknown?: PlumbError }
 
 async function peersOf(record: ContainerRecord, self: string): Promise<Map<string, Peer>> {
   const out = new Map<string, Peer>()
@@ -203,15 +207,14 @@ async function peersOf(record: ContainerRecord, self: string): Promise<Map<strin
     try {
       ref = parseGuestRef(peer.ref, { allowHostWord: true })
     } catch (err) {
-      out.set(peer.ref, { absent: asPlumbError(err).message })
+      out.set(peer.ref, { unknown: asPlumbError(err) })
       continue
     }
     try {
       out.set(peer.ref, { netns: await resolveGuest(ref, { allowHost: true }) })
     } catch (err) {
-      const e2 = asPlumbError(err)
-      if (e2.code !== 'NOT_FOUND') throw e2
-      out.set(peer.ref, { absent: e2.message })
+      const v = guestVerdict(err)
+      out.set(peer.ref, v.state === 'gone' ? { absent: v.reason } : { unknown: v.error })
     }
   }
   return out
@@ -228,6 +231,7 @@ async function replayEntry(e: RecordEntry, common: CommonOptions & { guest: Gues
     if (e.op === 'p2p-link') {
       const peer = p2pPeer(e, self)
       const there = peer ? peers.get(peer.ref) : undefined
+      if (there?.unknown) throw there.unknown
       if (!peer || there?.absent !== undefined) {
         return { outcome: 'waiting', message: `its other side ${peer?.ref ?? '?'} is not running (${there?.absent ?? 'not in the record'}): the link is made when it starts` }
       }
