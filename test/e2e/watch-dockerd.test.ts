@@ -42,11 +42,13 @@ function privateDockerd(t: Teardown, id: string): PrivateDockerd {
     async start() {
       if ((await shQuiet('ip', ['netns', 'pids', netns])).exitCode !== 0) await sh('ip', ['netns', 'add', netns])
       const log = openSync(`${dir}/dockerd.log`, 'a')
-      // `ip netns exec` execs dockerd: the pid is the daemon's own, stopped by it
+      // nsenter --net only, not `ip netns exec`: that one remounts /sys for the netns, and dockerd
+      // then finds no cgroup mounted ("Devices cgroup isn't mounted"). nsenter execs dockerd: the
+      // pid is the daemon's own, stopped by it.
       const proc = spawn(
-        'ip',
+        'nsenter',
         [
-          'netns', 'exec', netns, 'dockerd',
+          `--net=/run/netns/${netns}`, '--', 'dockerd',
           '--data-root', `${dir}/data`,
           '--exec-root', `${dir}/exec`,
           '--pidfile', `${dir}/docker.pid`,
@@ -83,6 +85,8 @@ withDocker('dockerd restarted while watch runs: the watch says it lost the strea
   const lab = restartLab(t)
   const { id } = lab
   const net = lab.net()
+  // the machine's dockerd's default bridge: a private dockerd must never touch it
+  const docker0 = (await shQuiet('ip', ['-j', 'link', 'show', 'docker0'])).stdout
   const d = privateDockerd(t, id)
   await d.start()
   await promisify(execFile)('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${d.sock} load -q`])
@@ -112,5 +116,6 @@ withDocker('dockerd restarted while watch runs: the watch says it lost the strea
   t.not(a2.pid, a.pid, 'the daemon started the container again')
   t.deepEqual(await interfacesOf(a2), before, 'same name, MAC and address in the new netns')
   t.is(w.lines.slice(from).filter((l) => /lost Docker's event stream/.test(l)).length, 1, 'one line for the outage, not one per retry')
+  t.is((await shQuiet('ip', ['-j', 'link', 'show', 'docker0'])).stdout, docker0, "the host's docker0 is as it was")
   await w.stop()
 })

@@ -1,7 +1,7 @@
 // plumb replay <guest>
 
 import type { Argv, CommandModule } from 'yargs'
-import { commonOptions, runCustom } from '../common.js'
+import { commonOptions, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 import { renderError, renderResult } from '../render.js'
 
@@ -13,7 +13,7 @@ export const replayCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
   command: 'replay <guest>',
   describe: "re-apply the recorded plumbing of a container now (after it restarted: same names, addresses, MACs)",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'dry-run', 'verbose', 'quiet', 'allow-host'])
       .positional('guest', { type: 'string', describe: 'a Docker or Podman container' })
       .example('$0 replay web', "what plumb did to web, done again in its new netns (what is there is left alone)")
       .example('$0 replay web --dry-run', 'the steps a replay would take') as unknown as Argv<Args>,

@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { usageError } from '../../errors.js'
 import type { EngineName } from '../../guest/types.js'
-import { runCustom, strings } from '../common.js'
+import { runCustom, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -17,7 +17,7 @@ export const watchCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
   command: 'watch',
   describe: "follow the engine's container events and re-plumb each container when it starts (a restart empties its netns)",
   builder: (y: Argv<GlobalArgs>) =>
-    y
+    sharedFlags(y, ['json', 'verbose', 'quiet'])
       .option('once', { type: 'boolean', default: false, describe: 'replay every running container with a record, forget removed ones, and exit' })
       .option('engine', { type: 'string', array: true, describe: 'docker (default) and/or podman' })
       .example('$0 watch', 'run for ever (packaging/plumb-watch.service runs it under systemd)')
