@@ -3,6 +3,7 @@
 // transaction, under the store's lock. Only Docker/Podman containers are recorded (the key is
 // their id, which a restart keeps); an ip netns or a pid has nothing to come back as.
 
+import { existsSync } from 'node:fs'
 import { PlumbError, asPlumbError } from '../errors.js'
 import type { Netns } from '../guest/index.js'
 import { ipSpecText, routeSpecText } from '../parse/index.js'
@@ -14,6 +15,7 @@ import type { CommonOptions } from './context.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
+/** A change to a record, in place. It may be run on an empty record first (to tell an edit that records nothing). */
 export type RecordEdit = (r: ContainerRecord) => void
 
 /** A container whose record is edited, as the op knows it. */
@@ -68,6 +70,11 @@ export async function persist(tx: Tx, opts: CommonOptions, result: OpResult, cha
     if (!c) continue
     const label = 'netns' in change ? change.netns.label : change.label
     const { edit } = change
+    // An edit that records nothing on an empty record (a detach, a --del) of a container with no
+    // record: nothing to write, so no store to create and no lock to take.
+    const probe = newContainerRecord(c.engine, c.id)
+    edit(probe)
+    if (probe.entries.length === 0 && !existsSync(recordPath(c.engine, c.id))) continue
     const started = performance.now()
     const done = await withStoreLock(() => {
       let before: ContainerRecord | undefined
