@@ -93,7 +93,7 @@ function namesFlags(n: LabNode): string {
 
 /** `nat:` after the links and the bridges' addresses: an expose needs its guest's address, isolate its ports, masquerade the bridge's address. */
 export async function applyNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, o: ExtrasOptions): Promise<void> {
-  const common = o.log ? { log: o.log } : {}
+  const common = { ...(o.persist === false ? { persist: false } : {}), ...(o.log ? { log: o.log } : {}) }
   const say = (at: string, r: OpResult | undefined): void => {
     if (r?.changed) o.messages.push(`${at}: ${r.messages.join('; ')}`)
   }

@@ -388,7 +388,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         result.messages.push(`repaired ${s.ep.node}:${s.ep.ifname}:${s.add.length ? ` added ${s.add.join(', ')}` : ''}${s.routes.length ? ` routes ${s.routes.join(', ')}` : ''}${s.del.length ? ` removed ${s.del.join(', ')}` : ''}`)
       })
       await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) })
-      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
+      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) })
       await each(p.after, NODE_CONCURRENCY, 'ran', (s) => runExec(c, (s as Extract<Step, { kind: 'exec' }>).node))
       const repaired = p.repairs.filter((s) => s.kind === 'repair').length
       if (total === 0 && extraMessages.length === 0 && !fwChanged(fw) && !tx.dryRun) return alreadyDeployed(result, p)

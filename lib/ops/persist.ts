@@ -141,7 +141,7 @@ export async function forgetInRecord(tx: Tx, opts: CommonOptions, result: OpResu
           return
         }
         links.push(...r.entries.filter((e) => e.op === 'p2p-link'))
-        r.entries = []
+        r.entries = [] // the published ports too: detach --all unpublishes them
       },
     },
   ])

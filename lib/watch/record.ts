@@ -7,7 +7,8 @@
 // it on a fresh netns makes the same thing under the same names (a DHCP lease and the peers'
 // ARP caches stay valid). The marks on the kernel's objects stay the truth of what exists now.
 
-import { parseIpSpec, parseRouteSpec, parseSysctlKey } from '../parse/index.js'
+import { parseIpSpec, parsePortSpecs, parseRouteSpec, parseSysctlKey } from '../parse/index.js'
+import type { PortMapping } from '../parse/index.js'
 import type { EngineName } from '../guest/types.js'
 
 /**
@@ -18,7 +19,7 @@ import type { EngineName } from '../guest/types.js'
 export const RECORD_VERSION = 1
 
 /** The ops a record can hold: the per-container ones. (vxlan, masquerade, isolate are host-side; CNI attachments are the runtime's.) */
-export const RECORDED_OPS = ['attach-veth', 'ovs-port', 'macvlan', 'vlan', 'p2p-link', 'move-dev', 'set-ip', 'dhcp', 'sysctl', 'names'] as const
+export const RECORDED_OPS = ['attach-veth', 'ovs-port', 'macvlan', 'vlan', 'p2p-link', 'move-dev', 'set-ip', 'dhcp', 'sysctl', 'names', 'expose'] as const
 export type RecordedOp = (typeof RECORDED_OPS)[number]
 
 /** The ops that make an interface (its `ifname` is the slot: a second op on the same name replaces the entry). */
@@ -306,6 +307,15 @@ export function removeNames(r: ContainerRecord, what?: { hostname?: unknown; add
 export function removeInterface(r: ContainerRecord, ifname: string): RecordEntry[] {
   const self = containerRef(r.engine, r.id)
   const p2p = r.entries.filter((e) => e.op === 'p2p-link' && entryIfname(e, self) === ifname)
+  // its published ports go with it (detach IFNAME unpublishes those DNATed to its addresses)
+  const addresses = r.entries
+    .filter((e) => entryIfname(e, self) === ifname && e.op !== 'sysctl' && e.op !== 'names' && e.op !== 'expose')
+    .flatMap((e) => [...strs(e.args.ips), ...(e.op === 'p2p-link' ? [str(e.args[p2pSide(e, self) === 'a' ? 'ipA' : 'ipB'])] : [])])
+    .flatMap((spec) => {
+      const ip = spec === undefined || spec === 'dhcp' ? undefined : parseIpSpec(spec)
+      return ip?.kind === 'static' ? [ip.address] : []
+    })
+  r.entries = r.entries.filter((e) => !(e.op === 'expose' && typeof e.args.to === 'string' && addresses.includes(e.args.to)))
   r.entries = r.entries.filter((e) => !(e.op !== 'sysctl' && e.op !== 'names' && entryIfname(e, self) === ifname))
   const keys = r.entries.flatMap((e) => (e.op === 'sysctl' ? strs(e.args.settings).map(sysctlKeyOf) : [])).filter((k) => parseSysctlKey(k).ifname === ifname)
   if (keys.length) removeSysctl(r, keys)
@@ -322,4 +332,37 @@ export function removeP2pTo(r: ContainerRecord, ref: string): boolean {
   const before = r.entries.length
   r.entries = r.entries.filter((e) => !(e.op === 'p2p-link' && (e.args.a === ref || e.args.b === ref)))
   return r.entries.length !== before
+}
+
+/** One published port's identity: a host port is published once, whatever it leads to. */
+const hostKey = (m: PortMapping): string => `${m.proto} ${m.hostIp ?? '*'}:${m.hostPort ?? `auto->${m.port}`}`
+
+/**
+ * `plumb expose`: the mappings as published (host ports resolved, so a replay takes the same
+ * ones), at the end; the same host ports leave earlier entries.
+ */
+export function putExpose(r: ContainerRecord, args: Record<string, unknown>, at?: string): void {
+  const keys = new Set(parsePortSpecs(strs(args.ports)).map(hostKey))
+  dropMappings(r, (m) => keys.has(hostKey(m)))
+  r.entries.push({ op: 'expose', args, ...(at ? { at } : {}) })
+}
+
+/**
+ * `expose --del` (`gone` as it was given: a mapping without a host port names whatever host
+ * port was chosen for that guest port), or `detach --all` (every one: `gone` undefined).
+ */
+export function removeExposed(r: ContainerRecord, gone?: PortMapping[]): void {
+  dropMappings(r, (m) =>
+    gone === undefined ||
+    gone.some((g) => g.proto === m.proto && g.port === m.port && (g.hostPort === undefined || g.hostPort === m.hostPort) && (g.hostIp === undefined || g.hostIp === m.hostIp)),
+  )
+}
+
+function dropMappings(r: ContainerRecord, drop: (m: PortMapping) => boolean): void {
+  for (const e of r.entries) {
+    if (e.op !== 'expose') continue
+    const ports = strs(e.args.ports)
+    e.args = { ...e.args, ports: ports.filter((spec) => !parsePortSpecs([spec]).some(drop)) }
+  }
+  r.entries = r.entries.filter((e) => !(e.op === 'expose' && strs(e.args.ports).length === 0))
 }

@@ -35,6 +35,8 @@ import { sysctl } from '../ops/sysctl.js'
 import type { SysctlOptions } from '../ops/sysctl.js'
 import { names } from '../ops/names.js'
 import type { NamesOptions } from '../ops/names.js'
+import { expose } from '../ops/expose.js'
+import type { ExposeOptions } from '../ops/expose.js'
 import { containerRef, entryIfname, p2pPeer } from './record.js'
 import type { ContainerRecord, RecordEntry, RecordedOp } from './record.js'
 import { loadRecord, recordPath } from './store.js'
@@ -96,6 +98,7 @@ const OPS: Record<RecordedOp, Run> = {
   dhcp: (a, c) => dhcp({ ...a, ...c } as DhcpOptions),
   sysctl: (a, c) => sysctl({ ...a, ...c } as SysctlOptions),
   names: (a, c) => names({ ...a, ...c } as NamesOptions),
+  expose: (a, c) => expose({ ...a, ...c } as ExposeOptions),
   // both sides are in the args (a and b): no guest of the replay's own
   'p2p-link': (a, { guest: _guest, ...c }) => p2pLink({ ...a, ...c } as unknown as P2pLinkOptions),
 }

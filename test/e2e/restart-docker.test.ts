@@ -7,11 +7,12 @@
 // records an older plumb or a newer one wrote.
 
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs'
-import { TEST_IMAGE, assertTraffic, cmdlineOf, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, cmdlineOf, httpGet, makeBridge, runCli, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { makeHostDhcpLab } from '../integration/ops-dhcp-fixture.js'
 import { interfacesOf, recordsIn, restartLab, restarted, routesOf } from './restart-fixture.js'
 import { labFixture } from './lab-fixture.js'
+import { dropEmptyPlumbChains } from '../integration/ops-fixture.js'
 
 const ready = isRoot && hasDocker() && hasOvs()
 const withAll = testIf(ready && hasBinary('dnsmasq') && hasBinary('udhcpc'), 'restart-docker: needs root, dockerd with plumb-test:busybox, Open vSwitch, dnsmasq and udhcpc')
@@ -317,4 +318,38 @@ checks:
   const gone = await lab.plumb('lab', 'destroy', file)
   t.is(gone.exitCode, 0, gone.stderr)
   t.deepEqual(recordsIn(lab.records), {}, 'destroy forgets the records of the containers it removed')
+})
+
+withDocker('expose: the published port (a host port plumb chose) is recorded as published and answers again after a restart and a replay; expose --del takes it out of the record', async (t) => {
+  const lab = restartLab(t)
+  const { id, plumb } = lab
+  const net = lab.net()
+  const br = await makeBridge(t, `${id}L`)
+  await sh('ip', ['addr', 'add', `${net}.1/24`, 'dev', br]) // the host reaches the guest through it
+  const web = await makeContainer(t, { name: `${id}a`, cmd: ['sh', '-c', 'mkdir -p /tmp/www && echo web > /tmp/www/index.html && exec busybox httpd -f -p 80 -h /tmp/www'] })
+  // published ports are undone with the guest's plumbing (before the container goes: teardowns run last-first)
+  t.teardown(async () => {
+    await runCli(['detach', web.name, '--all', '-q'], { env: lab.env })
+    await dropEmptyPlumbChains()
+  })
+  t.is((await plumb('attach-veth', web.name, br, `${net}.10/24@${net}.1`)).exitCode, 0)
+  const e = await plumb('expose', web.name, '80', '--json')
+  t.is(e.exitCode, 0, e.stderr)
+  const chosen = (e.json.published as Array<{ hostPort: number }>)[0]!.hostPort
+  t.is(await waitFor(() => httpGet(undefined, '127.0.0.1', chosen, { timeout: 1000 }), { timeout: 10_000, what: 'the published port to answer' }), 'web')
+  t.deepEqual(Object.values(recordsIn(lab.records))[0]?.entries.map((x) => [x.op, x.args.ports, x.args.to]), [
+    ['attach-veth', undefined, undefined],
+    ['expose', [`${chosen}:80/tcp`], `${net}.10`],
+  ])
+
+  await sh('docker', ['restart', '-t', '0', web.name])
+  await restarted(web)
+  t.is(await httpGet(undefined, '127.0.0.1', chosen, { timeout: 1000 }), undefined, 'no answer while the container has no interface')
+  const r = await plumb('replay', web.name, '--json')
+  t.is(r.exitCode, 0, r.stderr)
+  t.deepEqual(r.json.entries.map((x: { op: string; outcome: string }) => [x.op, x.outcome]), [['attach-veth', 'made'], ['expose', 'already']], 'the DNAT to the same address was still in place')
+  t.is(await waitFor(() => httpGet(undefined, '127.0.0.1', chosen, { timeout: 1000 }), { timeout: 10_000, what: 'the published port to answer again' }), 'web', 'the same host port answers again')
+
+  t.is((await plumb('expose', web.name, '80', '--del')).exitCode, 0)
+  t.deepEqual(Object.values(recordsIn(lab.records))[0]?.entries.map((x) => x.op), ['attach-veth'])
 })

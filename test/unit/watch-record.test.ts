@@ -14,6 +14,7 @@ import {
   parseRecord,
   parseRecordFileName,
   putDhcp,
+  putExpose,
   putLink,
   putNames,
   putSysctl,
@@ -21,6 +22,7 @@ import {
   recordedInterfaces,
   removeAddresses,
   removeDhcp,
+  removeExposed,
   removeInterface,
   removeNames,
   removeP2p,
@@ -188,4 +190,19 @@ test('removeP2pTo: links to a removed container leave the record; others stay', 
   t.true(removeP2pTo(r, gone))
   t.false(removeP2pTo(r, gone))
   t.deepEqual(ops(r), ['p2p-link:eth2'])
+})
+
+test('putExpose / removeExposed: one entry per run, host ports as published; the same host port leaves an earlier entry; --del by guest port (a chosen host port) or exactly; detach of the interface takes the ports DNATed to its addresses', (t) => {
+  const r = rec(e('attach-veth', { ifname: 'eth1', ips: ['198.18.0.10/24@198.18.0.1'] }), e('set-ip', { ifname: 'eth2', ips: ['198.18.1.10/24'] }))
+  putExpose(r, { ports: ['8080:80/tcp', '127.0.0.1:40001:80/tcp', '5353:53/udp'], to: '198.18.0.10' })
+  putExpose(r, { ports: ['8080:8000/tcp'], to: '198.18.0.10' })
+  putExpose(r, { ports: ['9090:90/tcp'], to: '198.18.1.10' })
+  t.deepEqual(r.entries.filter((x) => x.op === 'expose').map((x) => x.args.ports), [['127.0.0.1:40001:80/tcp', '5353:53/udp'], ['8080:8000/tcp'], ['9090:90/tcp']])
+  removeExposed(r, [{ proto: 'tcp', port: 80 }]) // `expose web 80 --del`: whatever host port was chosen
+  removeExposed(r, [{ proto: 'udp', port: 53, hostPort: 5354 }]) // another host port: not this one
+  t.deepEqual(r.entries.filter((x) => x.op === 'expose').map((x) => x.args.ports), [['5353:53/udp'], ['8080:8000/tcp'], ['9090:90/tcp']])
+  removeInterface(r, 'eth1')
+  t.deepEqual(ops(r), ['set-ip:eth2', 'expose'], "eth1's published ports went with it")
+  removeExposed(r)
+  t.deepEqual(ops(r), ['set-ip:eth2'])
 })
