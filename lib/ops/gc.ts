@@ -199,16 +199,16 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // A VXLAN port whose bridge was deleted under it joins nothing any more.
       if (m.role === 'port' && m.op === 'vxlan' && !links.some((b) => b.index === l.master && b.name === m.bridge)) detachedPorts.push(l)
     }
-    const stalePorts: Array<{ name: string; bridge: string; why: string }> = []
+    const stalePorts: Array<{ port: PortInfo; name: string; bridge: string; why: string }> = []
     const names = new Set(links.map((l) => l.name))
     for (const p of plumbPorts) {
       const guest = p.externalIds['plumb-guest']
       if (!names.has(p.name)) {
-        stalePorts.push({ name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
+        stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
         continue
       }
       const f = await fate(guest)
-      if (f.state === 'gone') stalePorts.push({ name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
@@ -255,7 +255,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         result.messages.push(`removed ${l.name}: its bridge ${parseMark(l.alias)!.bridge} is gone`)
       }
       for (const p of stalePorts) {
-        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs.delPort(p.name))
+        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs.delPortRow(p.port))
         result.messages.push(`removed stale OVS port ${p.name}: ${p.why}`)
       }
       // Only bridges that just lost a stale port: a plumb OVS bridge seen empty for another reason

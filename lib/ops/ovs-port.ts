@@ -152,7 +152,8 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
       // name): the container restarted, or its host end was deleted under it. A port re-set under
       // such a row carried no traffic for ~20 s after a restart here (issue 11); deleted first and
       // added anew, traffic flows at once.
-      await tx.step(`ovs-vsctl --if-exists del-port ${hostIfname}`, () => ovs.delPort(hostIfname))
+      const stale = existingPort
+      await tx.step(`ovs-vsctl --if-exists del-port ${hostIfname}`, () => ovs.delPortRow(stale))
     }
     tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth' })
     const created = await tx.step(

@@ -7,7 +7,7 @@
 // records an older plumb or a newer one wrote.
 
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs'
-import { TEST_IMAGE, assertTraffic, cmdlineOf, httpGet, makeBridge, runCli, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, cmdlineOf, holdGcLock, httpGet, makeBridge, runCli, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { makeHostDhcpLab } from '../integration/ops-dhcp-fixture.js'
 import { interfacesOf, recordsIn, restartLab, restarted, routesOf } from './restart-fixture.js'
@@ -28,6 +28,8 @@ async function ovsPort(name: string): Promise<{ tag: number | undefined; ofport:
 }
 
 withAll('docker restart: attach-veth, ovs-port, macvlan, p2p to a container and to the host, DHCP, names and sysctl all come back with the same names, MACs, addresses, routes, host ends and lease; ping, TCP and UDP pass on each', async (t) => {
+  // it checks that the OVS row the restart left is there for the replay to delete: no gc meanwhile
+  await holdGcLock(t)
   const lab = restartLab(t)
   const { id, plumb } = lab
   const dhcpLab = await makeHostDhcpLab(t)
