@@ -1,12 +1,15 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
 // noisy: trust ratios, not absolute times). Root only.
-// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab,cni]
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--replay-concurrency N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab,cni,restart]
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { attachVeth, macvlan, ovsPort, p2pLink } from '../lib/index.js'
+import { attachVeth, configure, macvlan, ovsPort, p2pLink, watch } from '../lib/index.js'
+import type { WatchReplay } from '../lib/index.js'
+import { API, apiCall } from '../lib/guest/engine.js'
+import { engineEndpoint } from '../lib/guest/endpoint.js'
 import { packageRoot } from '../lib/paths.js'
 
 const args = process.argv.slice(2)
@@ -18,7 +21,7 @@ const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
 // --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
-const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab', 'cni'] as const
+const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab', 'cni', 'restart'] as const
 const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
@@ -80,6 +83,14 @@ function cleanup(): void {
 process.on('exit', cleanup)
 
 const cniDirs: string[] = []
+
+// What the ops record for replay goes to a store of the benchmark's own (its containers are
+// removed without a detach), for the CLI runs and the library calls alike.
+const RECORDS = mkdtempSync(`/run/pt-b${tag}-records-`)
+process.env.PLUMB_RECORDS_DIR = RECORDS
+configure({ recordsDir: RECORDS })
+process.on('exit', () => rmSync(RECORDS, { recursive: true, force: true }))
+
 const envNoCa = { ...process.env }
 delete envNoCa.NODE_EXTRA_CA_CERTS
 
@@ -360,6 +371,104 @@ async function cniPlugin(): Promise<void> {
   console.log(`${'CNI DEL of every ADD above: addresses left in host-local, marked links left'.padEnd(58)} ${left.length} / ${links}`)
 }
 
+/**
+ * Surviving restarts (issue 11): `plumb watch` (the library's watch(), in this process) replays
+ * a container's record when its `start` event comes. Measured: from the event's own time (the
+ * engine's timeNano) to the end of the replay, when its last interface is up and addressed (the
+ * ops end with their transaction; read back from the kernel after each round). Containers with
+ * three interfaces each: attach-veth to a Linux bridge, ovs-port (tag 10) and a p2p link to the
+ * host; a second series with a macvlan instead of the p2p link. Then 20 such containers restarted
+ * together (20 concurrent restart calls on the Engine API): from the first start event, and from
+ * the last, to the last replay's end.
+ */
+async function restartBench(): Promise<void> {
+  if (spawnSync('docker', ['image', 'inspect', 'plumb-test:busybox'], { stdio: 'ignore' }).status !== 0) {
+    console.log('restart: no engine or no plumb-test:busybox image (scripts/testbed.sh up): skipped')
+    return
+  }
+  const haveOvs = spawnSync('ovs-vsctl', ['--timeout=2', 'show'], { stdio: 'ignore' }).status === 0
+  const br = `ptbr${tag}`
+  const ovs = `ptbq${tag}`
+  const nic = `ptbk${tag}`
+  sh(`ip link add ${nic} type veth peer name ptbj${tag} && ip link set ${nic} up && ip link set ptbj${tag} up`)
+  if (haveOvs) sh(`ovs-vsctl add-br ${ovs} -- set bridge ${ovs} datapath_type=netdev`)
+  const replays = new Map<string, (r: WatchReplay) => void>()
+  const stop = new AbortController()
+  let subscribed!: () => void
+  const following = new Promise<void>((r) => (subscribed = r))
+  const watching = watch({ signal: stop.signal, concurrency: opt('replay-concurrency', 16), log: (l) => (/following/.test(l) ? subscribed() : undefined), onReplay: (r) => replays.get(r.id)?.(r) })
+  await following
+  const ep = engineEndpoint('docker')
+  const nextReplay = (id: string): Promise<WatchReplay> => new Promise((resolve) => replays.set(id, (r) => (r.trigger === 'start' ? resolve(r) : undefined)))
+  const plumbed = async (name: string, i: number, third: 'p2p' | 'macvlan'): Promise<string> => {
+    await attachVeth({ guest: name, bridge: br, ips: [`198.18.160.${i + 10}/24`], firewall: false })
+    if (haveOvs) await ovsPort({ guest: name, bridge: ovs, ips: [`198.18.161.${i + 10}/24`], tag: 10 })
+    else await attachVeth({ guest: name, bridge: br, ips: [`198.18.161.${i + 10}/24`], firewall: false })
+    if (third === 'p2p') await p2pLink({ a: name, b: 'host', ipA: `198.18.162.${i * 2 + 2}/32`, ipB: `198.18.163.${i * 2 + 2}/32`, ifnameB: `ptbh${tag}${i}` })
+    else await macvlan({ guest: name, parent: nic, ips: [`198.18.162.${i + 10}/24`] })
+    return sh(`docker inspect -f '{{.Id}}' ${name}`).trim()
+  }
+  /** the container's interfaces besides lo, each up with an IPv4 address: the replay's work, read from the kernel */
+  const allBack = (name: string): boolean => {
+    const pid = sh(`docker inspect -f '{{.State.Pid}}' ${name}`).trim()
+    const links = JSON.parse(sh(`nsenter --net=/proc/${pid}/ns/net ip -j addr show`)) as Array<{ ifname: string; flags: string[]; addr_info: Array<{ family: string }> }>
+    const mine = links.filter((l) => l.ifname !== 'lo')
+    return mine.length === 3 && mine.every((l) => l.flags.includes('UP') && l.addr_info.some((a) => a.family === 'inet'))
+  }
+  const ms = (r: WatchReplay): number => r.endedAt - Number(r.eventTimeNano! / 1_000_000n)
+  try {
+    for (const third of ['p2p', 'macvlan'] as const) {
+      const name = newContainer()
+      const id = await plumbed(name, third === 'p2p' ? 0 : 1, third)
+      const times: number[] = []
+      for (let i = 0; i < ROUNDS; i++) {
+        const back = nextReplay(id)
+        run('docker', ['restart', '-t', '0', name])
+        const r = await back
+        if (r.error) throw new Error(`replay failed: ${r.error.message}`)
+        if (!allBack(name)) throw new Error(`${name} is not back after its replay`)
+        times.push(ms(r))
+      }
+      const sorted = [...times].sort((a, b) => a - b)
+      console.log(`${`restart: start event -> 3 interfaces up (attach-veth, ${haveOvs ? 'ovs-port' : 'attach-veth'}, ${third === 'p2p' ? 'p2p to the host' : 'macvlan'})`.padEnd(58)} ${median(times).toFixed(1).padStart(8)} ms median (min ${sorted[0]!.toFixed(0)}, max ${sorted[sorted.length - 1]!.toFixed(0)}; target < 150 ms)`)
+      rows.push({ name: `restart -> 3 interfaces back (${third})`, plumb: median(times), floor: 0 })
+    }
+    const N = 20
+    const many: Array<{ name: string; id: string }> = []
+    for (let i = 0; i < N; i++) {
+      const name = newContainer()
+      many.push({ name, id: await plumbed(name, i + 2, 'p2p') })
+    }
+    const rounds = Math.max(3, Math.ceil(ROUNDS / 3))
+    const firstToLast: number[] = [], lastStartToLast: number[] = [], issuedToLast: number[] = []
+    for (let r = 0; r < rounds; r++) {
+      const backs = many.map((c) => nextReplay(c.id))
+      const issued = Date.now()
+      await Promise.all(many.map((c) => apiCall(ep, 'POST', `${API}/containers/${c.id}/restart?t=0`, undefined, 60_000)))
+      const done = await Promise.all(backs)
+      const failed = done.filter((d) => d.error)
+      if (failed.length) throw new Error(`${failed.length} replays failed: ${failed[0]!.error!.message}`)
+      for (const c of many) if (!allBack(c.name)) throw new Error(`${c.name} is not back`)
+      const starts = done.map((d) => Number(d.eventTimeNano! / 1_000_000n))
+      const end = Math.max(...done.map((d) => d.endedAt))
+      firstToLast.push(end - Math.min(...starts))
+      lastStartToLast.push(end - Math.max(...starts))
+      issuedToLast.push(end - issued)
+    }
+    console.log(`${`restart: ${N} containers at once, first start -> all back`.padEnd(58)} ${median(firstToLast).toFixed(1).padStart(8)} ms median (target < 2000 ms; the engine's own starts span ${(median(firstToLast) - median(lastStartToLast)).toFixed(0)} ms of it)`)
+    console.log(`${`restart: ${N} containers at once, last start -> all back`.padEnd(58)} ${median(lastStartToLast).toFixed(1).padStart(8)} ms median`)
+    console.log(`${`restart: ${N} containers at once, restart calls -> all back`.padEnd(58)} ${median(issuedToLast).toFixed(1).padStart(8)} ms median`)
+    rows.push({ name: `restart ${N} at once, first start -> all back`, plumb: median(firstToLast), floor: 0 })
+  } finally {
+    stop.abort()
+    await watching
+    for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
+    quiet(`ip link del ${nic}; ip link del ${br}`)
+    for (let i = 0; i < 40; i++) quiet(`ip link del ptbh${tag}${i} 2>/dev/null`)
+    if (haveOvs) quiet(`ovs-vsctl --if-exists del-br ${ovs}`)
+  }
+}
+
 console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
 try {
   // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
@@ -371,6 +480,7 @@ try {
   if (want('lab')) await labBench()
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   if (want('cni')) await cniPlugin()
+  if (want('restart')) await restartBench()
 } finally {
   cleanup()
 }

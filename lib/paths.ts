@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url'
 /** Where plumb keeps its host-wide runtime state and locks (tmpfs: gone with a reboot, as they should be). */
 export const RUN_DIR = '/run/plumb'
 
+/** Where plumb keeps what must survive a reboot: the records of what it did to each container (lib/watch/records.ts). */
+export const STATE_DIR = '/var/lib/plumb'
+
 /**
  * A guest key (a container id or `ino:<netns inode>`) as a file name under RUN_DIR: every byte
  * outside a small safe set (including "-") escaped, so the first "-" of a DHCP lease dir's name

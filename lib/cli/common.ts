@@ -16,6 +16,8 @@ export interface GlobalArgs {
   verbose?: boolean
   quiet?: boolean
   allowHost?: boolean
+  /** --no-persist: false */
+  persist?: boolean
 }
 
 /**
@@ -31,25 +33,26 @@ export const SHARED_FLAGS = {
   verbose: { alias: 'v', type: 'boolean', describe: 'echo each step with its time on stderr' },
   quiet: { alias: 'q', type: 'boolean', describe: 'print nothing on success' },
   'allow-host': { type: 'boolean', describe: "allow a guest whose netns is the host's own (--net=host)" },
+  persist: { type: 'boolean', default: true, describe: 'record what is done to a container, to replay it after a restart (--no-persist: do not)' },
 } as const satisfies Record<string, Options>
 export type SharedFlag = keyof typeof SHARED_FLAGS
 
 /** What an operation on a guest takes: all of them. */
-export const OP_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host']
+export const OP_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet', 'allow-host', 'persist']
 
 /** What CLI.md promises every command takes. */
 export const CONTRACT_FLAGS: SharedFlag[] = ['json', 'dry-run', 'verbose', 'quiet']
 
 /**
  * A command's builder starts here: the shared flags that mean something for it (default false,
- * listed in its help), CLI.md's others accepted but not listed, and no `--version`, which is the
+ * but --persist's true; listed in its help), CLI.md's others accepted but not listed, and no `--version`, which is the
  * top level's (yargs makes it global).
  */
 export function sharedFlags<T>(y: Argv<T>, names: SharedFlag[]): Argv<T> {
   for (const name of Object.keys(SHARED_FLAGS) as SharedFlag[]) {
     const takes = names.includes(name)
     if (!takes && !CONTRACT_FLAGS.includes(name)) continue
-    y = y.option(name, { ...SHARED_FLAGS[name], default: false, ...(takes ? {} : { hidden: true }) })
+    y = y.option(name, { default: false, ...SHARED_FLAGS[name], ...(takes ? {} : { hidden: true }) })
   }
   return y.version(false)
 }
@@ -81,6 +84,7 @@ export function commonOptions(args: GlobalArgs, io: CliIo): CommonOptions {
   return {
     dryRun: args.dryRun ?? false,
     allowHost: args.allowHost ?? false,
+    ...(args.persist === false ? { persist: false } : {}),
     ...(args.verbose ? { log: (line: string) => io.err(`+ ${line}`) } : {}),
   }
 }

@@ -32,6 +32,8 @@ import { SHARED_FLAGS, refuseRepeatedFlags } from './common.js'
 import { exposeCommand } from './commands/expose.js'
 import { masqueradeCommand } from './commands/masquerade.js'
 import { isolateCommand } from './commands/isolate.js'
+import { replayCommand } from './commands/replay.js'
+import { watchCommand } from './commands/watch.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
@@ -71,6 +73,8 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .command(exposeCommand(state))
     .command(masqueradeCommand(state))
     .command(isolateCommand(state))
+    .command(replayCommand(state))
+    .command(watchCommand(state))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')

@@ -76,6 +76,8 @@ function opOptions(conf: NetConf, env: CniEnv, log?: (line: string) => void) {
   const mac = conf.runtimeConfig.mac ?? ('mac' in op ? op.mac : undefined)
   return {
     guest: { kind: 'path', path: env.netns! } as GuestRef,
+    // the runtime re-attaches on restart (another ADD): nothing for plumb's replay to record
+    persist: false,
     ifname: conf.ifname ?? env.ifname!,
     tags: attachmentTags(idOf(env)),
     ...(mac !== undefined ? { mac } : {}),

@@ -143,7 +143,11 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
   mkdirSync(dhcpStateDir(), { recursive: true, mode: 0o755 })
   const existing = readMeta(p)
   if (existing || existsSync(p.dir)) {
-    if (isOurs(readPid(p.supervisorPid), p.dir)) {
+    // The same key (a container's id) in another netns: the container restarted, and the old
+    // netns's supervisor takes about a second to see its guest gone. Its client runs in a netns
+    // that is no more the guest's: a leftover, stopped here, not a client already running.
+    const sameNetns = existing === undefined || existing.netnsIno === netnsIno
+    if (sameNetns && isOurs(readPid(p.supervisorPid), p.dir)) {
       throw conflict(`a DHCP client already runs for ${opts.guestLabel} ${opts.ifname} (supervisor pid ${readPid(p.supervisorPid)})`, `release it first: plumb dhcp ${opts.guestLabel} ${opts.ifname} --release`)
     }
     await stopDhcp({ stateKey: opts.stateKey, ifname: opts.ifname, release: false }) // a leftover

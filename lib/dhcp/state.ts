@@ -109,6 +109,8 @@ export interface LeaseState extends Partial<Omit<Lease, 'ifname' | 'pid' | 'stat
   pid: number
   /** supervisor and client both running (false: a leftover for gc) */
   alive: boolean
+  /** the inode of the netns the client was started in (a restarted container's new netns has another) */
+  netnsIno?: number
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -197,7 +199,7 @@ export async function listLeases(): Promise<LeaseState[]> {
     const base: LeaseState = {
       stateKey: meta?.stateKey ?? stateKey0,
       ifname: meta?.ifname ?? ifname0,
-      ...(meta ? { guestLabel: meta.guestLabel, nsPath: meta.nsPath, client: meta.client } : {}),
+      ...(meta ? { guestLabel: meta.guestLabel, nsPath: meta.nsPath, client: meta.client, netnsIno: meta.netnsIno } : {}),
       stateDir: p.dir,
       dns: [],
       pid: pid ?? 0,

@@ -50,17 +50,42 @@ export async function apiCall(ep: EngineEndpoint, method: 'POST' | 'DELETE', p: 
   return apiRequest(ep, method, p, body, timeoutMs)
 }
 
+/** A never-ending answer (`GET /events`), read as it comes: see apiRequest's `stream`. */
+export interface ApiStreaming {
+  /** the answer's status, once its head is in: from then on the timeout no longer applies */
+  onHead?: (status: number) => void
+  /** a 2xx answer's body bytes as they arrive (de-chunked); another status's body is read whole into the answer */
+  onData: (chunk: Buffer) => void
+  /** close the connection: the request then resolves with the status and an empty body */
+  signal?: AbortSignal
+}
+
 /**
  * One request, its answer read by its framing. With `raw`, the body is handed back as bytes
  * (a started exec's multiplexed output, which the engine writes until the command ends and
- * then closes), else as JSON when it parses.
+ * then closes), else as JSON when it parses. With `stream`, a 2xx body goes to `stream.onData`
+ * as it arrives and the request resolves when the body ends (an engine that closes the
+ * connection mid-body, as a restarting dockerd does, rejects it); the timeout bounds only the
+ * wait for the head.
  */
-export async function apiRequest(ep: EngineEndpoint, method: string, p: string, body?: unknown, timeoutMs = TIMEOUT_MS, opts: { raw?: boolean } = {}): Promise<ApiAnswer> {
+export async function apiRequest(ep: EngineEndpoint, method: string, p: string, body?: unknown, timeoutMs = TIMEOUT_MS, opts: { raw?: boolean; stream?: ApiStreaming } = {}): Promise<ApiAnswer> {
   const net = await import('node:net')
   const what = `the ${ENGINE_TITLE[ep.engine]} API at ${endpointUrl(ep)}`
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+  const stream = opts.stream
   return new Promise((resolve, reject) => {
-    const reader = new HttpResponseReader({ raw: opts.raw ?? false })
+    const reader = new HttpResponseReader({
+      raw: opts.raw ?? false,
+      ...(stream
+        ? {
+            onBody: stream.onData,
+            onHead: (status: number) => {
+              sock.setTimeout(0) // an event stream may be silent for hours
+              stream.onHead?.(status)
+            },
+          }
+        : {}),
+    })
     let settled = false
     const settle = (f: () => ApiAnswer): void => {
       if (settled) return
@@ -73,6 +98,11 @@ export async function apiRequest(ep: EngineEndpoint, method: string, p: string, 
       }
     }
     const sock = net.createConnection({ path: ep.socketPath })
+    if (stream?.signal) {
+      const abort = (): void => settle(() => ({ status: reader.status, body: '' }))
+      if (stream.signal.aborted) queueMicrotask(abort)
+      else stream.signal.addEventListener('abort', abort, { once: true })
+    }
     sock.setTimeout(timeoutMs, () => {
       // The cause says "the engine, not this container": gc and ls then know nothing of any guest of it.
       settle(() => {
@@ -120,12 +150,16 @@ export async function apiRequest(ep: EngineEndpoint, method: string, p: string, 
  */
 export class HttpResponseReader {
   private buf: Buffer = Buffer.alloc(0)
-  private status = 0
+  /** the last status line's code (0 before one is read) */
+  status = 0
   /** what the body is delimited by, once the head is read */
-  private framing: { kind: 'length'; left: number } | { kind: 'chunked'; state: 'size' | 'data' | 'trailer'; left: number } | { kind: 'close' } | undefined
+  private framing: { kind: 'length'; left: number } | { kind: 'chunked'; state: 'size' | 'data' | 'crlf' | 'trailer'; left: number } | { kind: 'close' } | undefined
   private readonly body: Buffer[] = []
+  private bodyBytes = 0
+  /** a 2xx answer with `onBody`: its bytes go there as they come, not into `body` */
+  private streaming = false
 
-  constructor(private readonly opts: { raw?: boolean } = {}) {}
+  constructor(private readonly opts: { raw?: boolean; onBody?: (chunk: Buffer) => void; onHead?: (status: number) => void } = {}) {}
 
   /** Feed the next bytes; the response once it is complete. Throws on what is not HTTP. */
   push(chunk: Buffer): ApiAnswer | undefined {
@@ -149,9 +183,12 @@ export class HttpResponseReader {
       if (this.buf.length) throw new Error('the answer ended before the end of its headers')
       throw new Error(this.status ? `the connection closed after an interim ${this.status} answer, before the answer itself` : 'the connection closed without an answer')
     }
-    if (this.framing.kind === 'close') return this.answer(this.buf)
-    if (this.framing.kind === 'length') throw new Error(`the answer ended early: ${this.buf.length} of ${this.framing.left} body bytes`)
-    throw new Error(`a chunked answer ended early (after ${this.body.reduce((n, b) => n + b.length, 0)} body bytes)`)
+    if (this.framing.kind === 'close') {
+      this.take(this.buf)
+      return this.answer()
+    }
+    if (this.framing.kind === 'length') throw new Error(`the answer ended early: ${this.bodyBytes + this.buf.length} of ${this.bodyBytes + this.framing.left} body bytes`)
+    throw new Error(`a chunked answer ended early (after ${this.bodyBytes} body bytes)`)
   }
 
   private readHead(lines: string[]): void {
@@ -166,6 +203,8 @@ export class HttpResponseReader {
         .slice(1)
         .filter((l) => l.slice(0, name.length + 1).toLowerCase() === `${name}:`)
         .map((l) => l.slice(name.length + 1).trim())
+    this.streaming = this.opts.onBody !== undefined && status < 300
+    this.opts.onHead?.(status)
     if (status === 204 || status === 304) {
       this.framing = { kind: 'length', left: 0 }
       return
@@ -182,20 +221,43 @@ export class HttpResponseReader {
     this.framing = lengths.length ? { kind: 'length', left: Number(lengths[0]) } : { kind: 'close' }
   }
 
+  /** Body bytes, as they are read: handed on (streaming) or kept for the answer. */
+  private take(bytes: Buffer): void {
+    if (bytes.length === 0) return
+    this.bodyBytes += bytes.length
+    if (this.streaming) this.opts.onBody!(bytes)
+    else this.body.push(bytes)
+  }
+
+  /** Up to `left` bytes of what is buffered, taken; how many. */
+  private takeUpTo(left: number): number {
+    const n = Math.min(this.buf.length, left)
+    this.take(this.buf.subarray(0, n))
+    this.buf = this.buf.subarray(n)
+    return n
+  }
+
   private readBody(): ApiAnswer | undefined {
     const f = this.framing!
-    if (f.kind === 'close') return undefined
+    if (f.kind === 'close') {
+      if (this.streaming) this.takeUpTo(this.buf.length)
+      return undefined
+    }
     if (f.kind === 'length') {
-      if (this.buf.length < f.left) return undefined
-      return this.answer(this.buf.subarray(0, f.left))
+      f.left -= this.takeUpTo(f.left)
+      return f.left === 0 ? this.answer() : undefined
     }
     for (;;) {
       if (f.state === 'data') {
-        // the chunk's data and its CRLF
-        if (this.buf.length < f.left + 2) return undefined
-        if (this.buf[f.left] !== 0x0d || this.buf[f.left + 1] !== 0x0a) throw new Error('a chunk of the answer does not end where its size says')
-        this.body.push(this.buf.subarray(0, f.left))
-        this.buf = this.buf.subarray(f.left + 2)
+        // as much of the chunk's data as is here (a stream's consumer gets it at once)
+        f.left -= this.takeUpTo(f.left)
+        if (f.left > 0) return undefined
+        f.state = 'crlf'
+      }
+      if (f.state === 'crlf') {
+        if (this.buf.length < 2) return undefined
+        if (this.buf[0] !== 0x0d || this.buf[1] !== 0x0a) throw new Error('a chunk of the answer does not end where its size says')
+        this.buf = this.buf.subarray(2)
         f.state = 'size'
         continue
       }
@@ -204,7 +266,7 @@ export class HttpResponseReader {
       const line = this.buf.subarray(0, eol).toString('latin1')
       this.buf = this.buf.subarray(eol + 2)
       if (f.state === 'trailer') {
-        if (line === '') return this.answer(Buffer.concat(this.body))
+        if (line === '') return this.answer()
         continue // a trailer field: nothing plumb needs
       }
       const size = line.split(';')[0]!.trim()
@@ -214,8 +276,9 @@ export class HttpResponseReader {
     }
   }
 
-  /** The body as JSON when it parses, else as text (kept for the message); the bytes with `raw`. */
-  private answer(body: Buffer): ApiAnswer {
+  /** The body as JSON when it parses, else as text (kept for the message); the bytes with `raw`; '' when it was streamed. */
+  private answer(): ApiAnswer {
+    const body = Buffer.concat(this.body)
     if (this.opts.raw) return { status: this.status, body }
     const text = body.toString('utf8')
     try {

@@ -2,8 +2,8 @@
 
 export type { ContainerInfo, ContainerSummary, EngineName, GuestRef, Netns, NetnsContainer, PublishedPort, ResolveOptions } from './types.js'
 export { resolveGuest } from './resolve.js'
-export { guestProbe, guestVerdict } from './probe.js'
-export type { GuestProbe, GuestState, GuestVerdict } from './probe.js'
+export { containerFate, guestProbe, guestVerdict } from './probe.js'
+export type { ContainerFate, GuestProbe, GuestState, GuestVerdict } from './probe.js'
 export { engineStatus, inspectContainer, listContainers, publishedPorts } from './engine.js'
 export { DOCKER_SOCKET, PODMAN_SOCKET, endpointUrl, engineEndpoint, parseEngineHost } from './endpoint.js'
 export type { EngineEndpoint } from './endpoint.js'

@@ -2,7 +2,7 @@
 // asked (down, hung, not allowed) means "don't know", never "gone".
 
 import { PlumbError, asPlumbError } from '../errors.js'
-import { EngineUnreachable } from './engine.js'
+import { EngineUnreachable, lookupContainer } from './engine.js'
 import { resolveGuest } from './resolve.js'
 import type { EngineName, GuestRef, Netns, ResolveOptions } from './types.js'
 
@@ -74,4 +74,28 @@ export function guestProbe(opts: Omit<ResolveOptions, 'allowHost'> = {}): GuestP
       down.set(engine, v.state === 'unknown' ? v : { state: 'unknown', reason: v.reason, error: asPlumbError(err) })
     },
   })
+}
+
+export type ContainerFate =
+  | { state: 'exists'; running: boolean; name: string; pid: number }
+  /** the engine answered: no such container (removed) */
+  | { state: 'gone'; reason: string }
+  | { state: 'unknown'; reason: string; error: PlumbError }
+
+/**
+ * Does the engine still have this container, running or not? What a replay record lives by: a
+ * stopped container keeps its record (it may start again), a removed one does not, and an
+ * engine that cannot be asked says nothing either way.
+ */
+export async function containerFate(engine: EngineName, id: string, env: NodeJS.ProcessEnv = process.env): Promise<ContainerFate> {
+  try {
+    const { info } = await lookupContainer(id, engine, env)
+    if (!info) return { state: 'gone', reason: `${engine} has no container ${id.slice(0, 12)}` }
+    return { state: 'exists', running: info.running, name: info.name, pid: info.pid }
+  } catch (err) {
+    const v = guestVerdict(err)
+    // NOT_FOUND that is not "the engine said 404" (lookupContainer answers undefined for that) is
+    // the engine not answering: unknown, whatever guestVerdict made of it.
+    return v.state === 'unknown' ? v : { state: 'unknown', reason: v.reason, error: asPlumbError(err) }
+  }
 }

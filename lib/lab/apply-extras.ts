@@ -12,6 +12,8 @@ import type { Lab, LabLink, LabNat, LabNode } from './types.js'
 
 interface ExtrasOptions {
   log?: (line: string) => void
+  /** false: record nothing for replay (--no-persist) */
+  persist?: boolean
   /** what changed, for the deploy's messages */
   messages: string[]
 }
@@ -41,7 +43,7 @@ export async function applyOverlays(tx: Tx, lab: Lab, nodes: Map<string, LabNode
 /** A guest node's sysctls and names, after its links (an `ip netns` node's names go into /etc/netns/NAME). */
 export async function applyGuestExtras(tx: Tx, lab: Lab, o: ExtrasOptions): Promise<void> {
   const [{ sysctl }, { names }] = await Promise.all([import('../ops/sysctl.js'), import('../ops/names.js')])
-  const common = { lab: lab.name, ...(o.log ? { log: o.log } : {}) }
+  const common = { lab: lab.name, ...(o.persist === false ? { persist: false } : {}), ...(o.log ? { log: o.log } : {}) }
   for (const n of lab.nodes) {
     if (!isGuestNode(n)) continue
     const guest = guestOf(n)
@@ -91,7 +93,7 @@ function namesFlags(n: LabNode): string {
 
 /** `nat:` after the links and the bridges' addresses: an expose needs its guest's address, isolate its ports, masquerade the bridge's address. */
 export async function applyNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, o: ExtrasOptions): Promise<void> {
-  const common = o.log ? { log: o.log } : {}
+  const common = { ...(o.persist === false ? { persist: false } : {}), ...(o.log ? { log: o.log } : {}) }
   const say = (at: string, r: OpResult | undefined): void => {
     if (r?.changed) o.messages.push(`${at}: ${r.messages.join('; ')}`)
   }

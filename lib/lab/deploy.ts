@@ -27,6 +27,7 @@ import type { Plan, Step } from './plan.js'
 import { Progress, pool } from './progress.js'
 import type { ProgressFn } from './progress.js'
 import { execInNode } from './exec.js'
+import { forgetContainer } from '../watch/store.js'
 import type { Lab, LabNode } from './types.js'
 
 export interface LabRunOptions {
@@ -38,6 +39,8 @@ export interface LabRunOptions {
   onProgress?: ProgressFn
   /** links plumbed at once (default 16) */
   concurrency?: number
+  /** false: the ops record nothing for replay after a container restarts (--no-persist) */
+  persist?: boolean
 }
 
 export interface LabResult {
@@ -149,6 +152,15 @@ interface Ctx {
   log?: (line: string) => void
 }
 
+/**
+ * A container the lab removes takes its replay record with it (what plumb recorded to re-plumb it
+ * after a restart), and the p2p links other nodes' records hold to it: nothing will start again.
+ */
+async function removeNodeContainer(id: string): Promise<void> {
+  await removeContainer(id)
+  await forgetContainer('docker', id)
+}
+
 async function createNode(c: Ctx, s: Extract<Step, { kind: 'create-node' }>): Promise<void> {
   const { tx, lab } = c
   const n = s.node
@@ -160,7 +172,7 @@ async function createNode(c: Ctx, s: Extract<Step, { kind: 'create-node' }>): Pr
         return
       }
       const spec = containerSpec(lab, n)
-      await tx.step(await dockerRunLine(spec), () => runContainer(spec), { line: `docker rm -f ${n.runtime}`, run: (id) => removeContainer(id) })
+      await tx.step(await dockerRunLine(spec), () => runContainer(spec), { line: `docker rm -f ${n.runtime}`, run: (id) => removeNodeContainer(id) })
       c.messages.push(`started container ${n.runtime} (node ${n.name})`)
       return
     }
@@ -239,7 +251,7 @@ async function removeStep(c: Ctx, s: Step): Promise<void> {
       c.messages.push(`removed ${s.guest} ${s.ifname}: ${s.why}`)
       return
     case 'remove-container':
-      await tx.step(`docker rm -f ${s.name}`, () => removeContainer(s.id))
+      await tx.step(`docker rm -f ${s.name}`, () => removeNodeContainer(s.id))
       c.messages.push(`removed container ${s.name} (no longer in the file)`)
       return
     case 'remove-netns':
@@ -343,7 +355,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
           await each(p.links, opts.concurrency ?? LINK_CONCURRENCY, 'linked', async (s) => {
             const l = (s as Extract<Step, { kind: 'add-link' }>).link
             const g = l.kind === 'vxlan' ? undefined : guestOf(nodes.get(l.a.node)!)
-            await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, handles, ...(opts.log ? { log: opts.log } : {}) }), {
+            await tx.step(linkLines(l, nodes).join(' && '), () => makeLink(l, nodes, { lab: lab.name, handles, ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) }), {
               line: `plumb detach ${g} ${l.kind === 'vxlan' ? '' : l.a.ifname}`,
               run: () => (l.kind === 'vxlan' ? Promise.resolve() : unlink(g!, l.a.ifname, { handles })),
             })
@@ -360,7 +372,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         if (s.kind === 'bridge-ips') return bridgeIps(c, s.node, s.add)
         if (s.kind !== 'repair') return
         const { setIp } = await import('../ops/set-ip.js')
-        const common = { lab: lab.name, handles, ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }
+        const common = { lab: lab.name, handles, ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) }
         if (s.del.length) {
           await tx.step(`plumb set-ip ${s.guest} ${s.ep.ifname} ${s.del.join(' ')} --del`, () => setIp({ ...common, guest: s.guest, ifname: s.ep.ifname, ips: s.del, del: true }), {
             line: `plumb set-ip ${s.guest} ${s.ep.ifname} ${s.del.join(' ')}`,
@@ -375,8 +387,8 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
         }
         result.messages.push(`repaired ${s.ep.node}:${s.ep.ifname}:${s.add.length ? ` added ${s.add.join(', ')}` : ''}${s.routes.length ? ` routes ${s.routes.join(', ')}` : ''}${s.del.length ? ` removed ${s.del.join(', ')}` : ''}`)
       })
-      await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
-      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
+      await applyGuestExtras(tx, lab, { messages: extraMessages, ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) })
+      await applyNat(tx, lab, nodes, { messages: extraMessages, ...(opts.persist === false ? { persist: false } : {}), ...(opts.log ? { log: opts.log } : {}) })
       await each(p.after, NODE_CONCURRENCY, 'ran', (s) => runExec(c, (s as Extract<Step, { kind: 'exec' }>).node))
       const repaired = p.repairs.filter((s) => s.kind === 'repair').length
       if (total === 0 && extraMessages.length === 0 && !fwChanged(fw) && !tx.dryRun) return alreadyDeployed(result, p)
@@ -456,7 +468,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       await pool(unlinks, LINK_CONCURRENCY, (u) => step(`link ${u.guest} ${u.ifname}`, `plumb detach ${u.guest} ${u.ifname}`, () => unlink(u.guest, u.ifname)))
       const netnsBatch = batcher()
       await Promise.all([
-        pool(containers, NODE_CONCURRENCY, (ct) => step(`container ${ct.name}`, `docker rm -f ${ct.name}`, () => removeContainer(ct.id))),
+        pool(containers, NODE_CONCURRENCY, (ct) => step(`container ${ct.name}`, `docker rm -f ${ct.name}`, () => removeNodeContainer(ct.id))),
         pool(netns, netns.length || 1, (n) => step(`netns ${n}`, `ip netns del ${n}`, () => netnsBatch(`netns del ${n}`))),
       ])
       for (const port of labPorts) {

@@ -71,6 +71,8 @@ export function linkLines(l: LabLink, nodes: Map<string, LabNode>): string[] {
 
 export interface LinkOpOptions {
   lab: string
+  /** false: record nothing for replay (--no-persist) */
+  persist?: boolean
   log?: (line: string) => void
   /** the deploy's netlink handles, shared by its links' ops */
   handles?: HandlePool
@@ -81,7 +83,7 @@ export interface LinkOpOptions {
  * fails takes the link away again, so a link is made whole or not at all.
  */
 export async function makeLink(l: LabLink, nodes: Map<string, LabNode>, o: LinkOpOptions): Promise<void> {
-  const common = { lab: o.lab, ...(o.log ? { log: o.log } : {}), ...(o.handles ? { handles: o.handles } : {}) }
+  const common = { lab: o.lab, ...(o.persist === false ? { persist: false } : {}), ...(o.log ? { log: o.log } : {}), ...(o.handles ? { handles: o.handles } : {}) }
   const g = (e: LabEndpoint): string => guestOf(nodes.get(e.node)!)
   const mtu = l.mtu !== undefined ? { mtu: l.mtu } : {}
   const mac = (e: LabEndpoint): { mac?: string } => (e.mac !== undefined ? { mac: e.mac } : {})

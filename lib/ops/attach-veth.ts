@@ -22,6 +22,7 @@ import { mayBeOvsDevice, ovsOwner } from './ovs-owner.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
 import { addressHolders, refuseHeld } from './segment.js'
+import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
 import type { ValidatedLinkInput } from './link-input.js'
 
 export interface AttachVethOptions extends CommonOptions {
@@ -239,6 +240,25 @@ async function attachToLinuxBridge(
         if (opts.firewall !== false) await ensureFirewall(tx, fw, v.bridge, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         putGuestMac(await guestEnd, result, 1)
+        await persist(tx, opts, result, [
+          {
+            netns,
+            edit: linkEdit('attach-veth', {
+              bridge: v.bridge,
+              ifname,
+              hostIfname,
+              // the MAC it ended up with: a replay makes the same one, so leases and ARP caches hold
+              mac: result.interfaces[1]?.mac ?? v.mac,
+              mtu: v.mtu,
+              ips: ipTexts(v.ips),
+              routes: routeTexts(v.routes),
+              replaceGateway: opts.replaceGateway || undefined,
+              firewall: opts.firewall === false ? false : undefined,
+              dhcp: opts.dhcp,
+              ...commonArgs(opts),
+            }),
+          },
+        ])
         result.changed = true
         result.mark = formatMark(mark)
         result.plan = tx.lines

@@ -15,6 +15,7 @@ import { applyGuestConfig, configDiff, formatReplacedGateways, ignoreGone, planG
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
 import { leaseIfAsked } from './lease.js'
 import type { DhcpLeaseOptions } from './lease.js'
 
@@ -26,6 +27,8 @@ export interface ChildLinkPlan {
   /** `ip link add` tail: 'type macvlan mode bridge' */
   ipType: string
   create: (name: string, mtu: number, alias: string) => Promise<void>
+  /** what the op's record entry holds besides the link input (the parent and mode or VID, as the op's options name them) */
+  recordArgs: Record<string, unknown>
 }
 
 /**
@@ -135,6 +138,22 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
     result.interfaces.push({ name: ifname, ...(link?.mac ? { mac: link.mac } : {}), mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
     await applyGuestConfig(tx, { netns, guestNs, ifname, index: link?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
     await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
+    await persist(tx, opts, result, [
+      {
+        netns,
+        edit: linkEdit(plan.op, {
+          ...plan.recordArgs,
+          ifname,
+          mac: link?.mac ?? v.mac,
+          mtu: v.mtu,
+          ips: ipTexts(v.ips),
+          routes: routeTexts(v.routes),
+          replaceGateway: opts.replaceGateway || undefined,
+          dhcp: opts.dhcp,
+          ...commonArgs(opts),
+        }),
+      },
+    ])
     result.changed = true
     result.mark = alias
     result.plan = tx.lines

@@ -21,6 +21,11 @@ export interface CommonOptions {
   lab?: string
   /** netlink handles shared by the ops of one run (see HandlePool); the op then opens none of its own */
   handles?: HandlePool
+  /**
+   * record what the op did to a Docker/Podman container, for `replay` and `watch` after a restart
+   * (lib/ops/persist.ts); default true. false: --no-persist, and replay itself (it re-applies the record).
+   */
+  persist?: boolean
 }
 
 /**

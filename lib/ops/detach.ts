@@ -12,6 +12,7 @@ import { cleanupBridges, cleanupOvsBridge } from './bridge.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { forgetInRecord } from './persist.js'
 import { readRecord } from './guest-record.js'
 import { teardownLink } from './teardown.js'
 
@@ -77,8 +78,16 @@ export async function detach(opts: DetachOptions): Promise<OpResult> {
         alsoRules: (m) => guestRule(m, netns.label, v.ifname, bridges),
       })
       for (const bridge of ovsBridges) await cleanupOvsBridge(tx, bridge, result)
+      // Undone, so not to be done again after a restart; and what a restart already took (an
+      // interface the container lost stays in its record, to be made again, until detach names it).
+      const forgot = await forgetInRecord(tx, opts, result, netns, v.all ? 'all' : [v.ifname!])
       if (targets.length === 0 && tx.lines.length === 0) {
-        result.messages.push(v.ifname ? `nothing to detach: no "${v.ifname}" in ${netns.label} (already detached)` : `nothing to detach: plumb made nothing in ${netns.label}`)
+        if (forgot) {
+          result.changed = true
+          result.messages.push(`nothing to detach in ${netns.label}; forgot ${v.ifname ?? 'everything'} in its record: not made again after a restart`)
+        } else {
+          result.messages.push(v.ifname ? `nothing to detach: no "${v.ifname}" in ${netns.label} (already detached)` : `nothing to detach: plumb made nothing in ${netns.label}`)
+        }
         return result
       }
       result.plan = tx.lines

@@ -12,6 +12,8 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { leaseInto, refuseResolvWithoutFs, stopLeaseOf, validateLeaseOptions } from './lease.js'
 import type { DhcpLeaseOptions } from './lease.js'
+import { commonArgs, entry, persist } from './persist.js'
+import { putDhcp, removeDhcp } from '../watch/record.js'
 
 export interface DhcpOptions extends CommonOptions, DhcpLeaseOptions {
   guest: string | GuestRef
@@ -35,7 +37,9 @@ export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
     if (!link) throw notFound(`no interface "${v.ifname}" in ${ctx.netns.label}`, `create one first, e.g. plumb attach-veth ${ctx.netns.label} BRIDGE dhcp`)
     result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: link.kind ?? 'device' })
     const mod = await import('../dhcp/index.js')
-    const existing = (await mod.listLeases()).find((l) => l.stateKey === ctx.netns.key && l.ifname === v.ifname)
+    // A lease of an older netns under the same key (the container restarted) is not this one's:
+    // startDhcp stops that leftover client instead of calling this one leased.
+    const existing = (await mod.listLeases()).find((l) => l.stateKey === ctx.netns.key && l.ifname === v.ifname && (l.netnsIno === undefined || l.netnsIno === ctx.netns.ino))
     return runTx({ ...opts, journal: journalFor('dhcp', ctx.netns) }, async (tx) => {
       if (opts.release) {
         if (!existing) {
@@ -58,6 +62,14 @@ export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
         await leaseInto(tx, ctx, v.ifname, opts, result)
         result.changed = true
       }
+      await persist(tx, opts, result, [
+        {
+          netns: ctx.netns,
+          edit: opts.release
+            ? (r) => removeDhcp(r, v.ifname)
+            : (r) => putDhcp(r, entry('dhcp', { ifname: v.ifname, client: opts.client, timeout: opts.timeout, hostname: opts.hostname, resolv: opts.resolv || undefined, ...commonArgs(opts) })),
+        },
+      ])
       result.plan = tx.lines
       return result
     })

@@ -18,6 +18,8 @@ import { editRules, readTables, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { commonArgs, persist, recordArgs } from './persist.js'
+import { putExpose, removeExposed } from '../watch/record.js'
 import type { Tx } from './tx.js'
 
 export interface ExposeOptions extends CommonOptions {
@@ -82,6 +84,18 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
         if (target) await publish(tx, ctx, tables, mappings, target, published)
         else await unpublish(tx, ctx, tables, mappings, v.to, published)
       })
+      // The host ports as published (a chosen one too): a replay after a restart takes the same.
+      const kept = published.filter((p) => p.state === 'published' || p.state === 'already')
+      await persist(tx, opts, result, [
+        {
+          netns: ctx.netns,
+          edit: !target
+            ? (r) => removeExposed(r, mappings)
+            : kept.length === 0
+              ? () => undefined
+              : (r) => putExpose(r, recordArgs({ ports: kept.map((p) => formatMapping({ proto: p.proto, ...(p.hostIp ? { hostIp: p.hostIp } : {}), hostPort: p.hostPort, port: p.port })), to: target.address, ...commonArgs(opts) }), new Date().toISOString()),
+        },
+      ])
       for (const p of published) {
         const what = `${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.proto} -> ${ctx.netns.label} ${p.to}`
         result.messages.push(p.state === 'published' ? `published ${what}` : p.state === 'already' ? `already published ${what}` : p.state === 'unpublished' ? `unpublished ${what}` : `not published: ${what}`)

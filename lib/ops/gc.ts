@@ -9,7 +9,9 @@ import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
 import { plumbRules } from '../firewall/index.js'
-import { guestProbe } from '../guest/index.js'
+import { containerFate, guestProbe } from '../guest/index.js'
+import type { ContainerFate, EngineName } from '../guest/index.js'
+import { forgetContainer, listStoredRecords } from '../watch/store.js'
 import { PlumbError, asPlumbError } from '../errors.js'
 import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
@@ -31,7 +33,7 @@ export interface GcOptions {
 export interface GcKept {
   /** the interface, OVS port row or bridge */
   name: string
-  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'bridge' | 'firewall rules'
+  what: 'host end' | 'OVS port' | 'OVS port rows' | 'DHCP clients' | 'record' | 'replay record' | 'bridge' | 'firewall rules'
   guest?: string
   /** gc could not find out whether it is a leftover (an engine or OVS did not answer) */
   unknown?: true
@@ -197,16 +199,16 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // A VXLAN port whose bridge was deleted under it joins nothing any more.
       if (m.role === 'port' && m.op === 'vxlan' && !links.some((b) => b.index === l.master && b.name === m.bridge)) detachedPorts.push(l)
     }
-    const stalePorts: Array<{ name: string; bridge: string; why: string }> = []
+    const stalePorts: Array<{ port: PortInfo; name: string; bridge: string; why: string }> = []
     const names = new Set(links.map((l) => l.name))
     for (const p of plumbPorts) {
       const guest = p.externalIds['plumb-guest']
       if (!names.has(p.name)) {
-        stalePorts.push({ name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
+        stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
         continue
       }
       const f = await fate(guest)
-      if (f.state === 'gone') stalePorts.push({ name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []
@@ -229,7 +231,13 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       else if (f.state === 'unknown') keep(keptFor(r.key, 'record', r.guest, f), f.error)
     }
 
+    const goneContainers = await removedContainers(keep)
+
     await runTx(opts, async (tx) => {
+      for (const g of goneContainers) {
+        await tx.step(`# forget the replay record of ${g.label} (and p2p links to it in other records)`, () => forgetContainer(g.engine, g.id))
+        result.messages.push(`forgot the replay record of ${g.label}: the container no longer exists`)
+      }
       for (const { record: r, why } of deadRecords) {
         await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
           cleanNamesFiles(r)
@@ -247,7 +255,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         result.messages.push(`removed ${l.name}: its bridge ${parseMark(l.alias)!.bridge} is gone`)
       }
       for (const p of stalePorts) {
-        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs.delPort(p.name))
+        await tx.step(`ovs-vsctl --if-exists del-port ${p.name}`, () => ovs.delPortRow(p.port))
         result.messages.push(`removed stale OVS port ${p.name}: ${p.why}`)
       }
       // Only bridges that just lost a stale port: a plumb OVS bridge seen empty for another reason
@@ -331,6 +339,26 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     hostNs.close()
   }
   return explainKept(result, kept, unknownErrors, journalKept > 0)
+}
+
+/**
+ * The containers with a replay record (lib/watch) that their engine no longer has. A stopped
+ * container keeps its record (it may start again); an engine that cannot be asked keeps them
+ * all, asked once (a hung engine costs its timeout once, not per record).
+ */
+async function removedContainers(keep: (k: GcKept, error?: PlumbError) => void): Promise<Array<{ engine: EngineName; id: string; label: string }>> {
+  const out: Array<{ engine: EngineName; id: string; label: string }> = []
+  const down = new Map<EngineName, Extract<ContainerFate, { state: 'unknown' }>>()
+  for (const s of listStoredRecords()) {
+    const label = `${s.engine}:${'record' in s ? (s.record.name ?? s.id.slice(0, 12)) : s.id.slice(0, 12)}`
+    const f = down.get(s.engine) ?? (await containerFate(s.engine, s.id))
+    if (f.state === 'gone') out.push({ engine: s.engine, id: s.id, label })
+    else if (f.state === 'unknown') {
+      if (f.error.code === 'UNSUPPORTED') down.set(s.engine, f)
+      keep({ name: s.file, what: 'replay record', guest: label, unknown: true, reason: `cannot tell whether container ${label} still exists: ${f.reason}` }, f.error)
+    }
+  }
+  return out
 }
 
 /**

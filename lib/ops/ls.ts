@@ -16,6 +16,9 @@ import { listRecords, readRecord } from './guest-record.js'
 import { namesState } from './guest-names.js'
 import type { NamesState } from './guest-names.js'
 import { openGuestEtc } from '../guest/etc.js'
+import { recordedContainer } from './persist.js'
+import { recordedInterfaces } from '../watch/record.js'
+import { loadRecord, recordPath } from '../watch/store.js'
 
 export interface LsInterface {
   name: string
@@ -42,7 +45,20 @@ export interface LsInterface {
   addresses: string[]
   routes: Array<{ dst: string; gw?: string }>
   lease?: unknown
+  /** in the container's replay record: a restart brings it back (`plumb replay`, `plumb watch`) */
+  recorded?: boolean
   mark: string
+}
+
+/** A container's replay record, as ls shows it. */
+export interface LsRecord {
+  file: string
+  /** its entries' ops, in order */
+  ops: string[]
+  /** interfaces the record makes that the container does not have now (a p2p link waiting for its peer, say): a replay makes them */
+  missing?: string[]
+  /** the record could not be read: why (it is skipped by replay, never fatal) */
+  error?: string
 }
 
 export interface LsGuest {
@@ -67,6 +83,8 @@ export interface LsGuest {
   hostEnds?: string[]
   /** `plumb expose`: the guest's published ports */
   exposes: LsExpose[]
+  /** a container's replay record (lib/watch), when it has one */
+  record?: LsRecord
 }
 
 /** A published port (plumb expose). */
@@ -192,6 +210,7 @@ async function describeGuest(netns: Netns, x: Extras, others: Netns[] = []): Pro
   const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
   try {
     const interfaces = await guestInterfaces([netns.key, ...others.map((o) => o.key)], guestNs, x)
+    const replay = replayRecordOf(netns, interfaces)
     const record = readRecord(netns)
     const sysctl = Object.entries(record?.sysctl ?? {}).map(([key, e]) => ({ key, value: e.set, found: e.found }))
     const names = record?.names ? guestNames(netns) : undefined
@@ -205,11 +224,29 @@ async function describeGuest(netns: Netns, x: Extras, others: Netns[] = []): Pro
       ...(sysctl.length ? { sysctl } : {}),
       ...(names ? { names } : {}),
       exposes: exposesOf(x.marks, netns.label),
+      ...(replay ? { record: replay } : {}),
     }
   } finally {
     guestNs.close()
     netns.close()
   }
+}
+
+/** A container's replay record, its interfaces marked `recorded` in `interfaces`. */
+function replayRecordOf(netns: Netns, interfaces: LsInterface[]): LsRecord | undefined {
+  const c = recordedContainer(netns)
+  if (!c) return undefined
+  let r
+  try {
+    r = loadRecord(c.engine, c.id)
+  } catch (err) {
+    return { file: recordPath(c.engine, c.id), ops: [], error: (err as Error).message }
+  }
+  if (!r) return undefined
+  const made = recordedInterfaces(r)
+  for (const i of interfaces) if (made.has(i.name)) i.recorded = true
+  const missing = [...made.keys()].filter((n) => !interfaces.some((i) => i.name === n))
+  return { file: recordPath(c.engine, c.id), ops: r.entries.map((e) => e.op), ...(missing.length ? { missing } : {}) }
 }
 
 /** plumb's name edits on a guest, read back from the files' marks (undefined when it has no /etc of its own now). */
@@ -344,7 +381,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
       const g = await describeGuest(best!, extras, others)
       for (const o of others) o.close()
-      if (g.interfaces.length > 0 || g.sysctl || g.names || g.exposes.length) guests.push(g)
+      if (g.interfaces.length > 0 || g.sysctl || g.names || g.exposes.length || g.record) guests.push(g)
     }
     for (const [label, s] of states) {
       if (s.state !== 'unknown') continue
@@ -457,11 +494,11 @@ export function formatLs(r: LsResult): string {
     const aka = g.alsoKnownAs?.length ? ` (also ${g.alsoKnownAs.join(', ')})` : ''
     lines.push(`${g.guest}${g.sharedWith ? ` (shares the netns of ${g.sharedWith})` : ''}${aka}`)
     // `ls GUEST` after a detach: say so rather than print a bare name
-    if (g.interfaces.length === 0 && !g.sysctl && !g.names && g.exposes.length === 0) lines.push('  plumb made nothing here')
+    if (g.interfaces.length === 0 && !g.sysctl && !g.names && g.exposes.length === 0 && !g.record) lines.push('  plumb made nothing here')
     for (const i of g.interfaces) {
       const where = i.bridge ? ` bridge ${i.bridge}` : i.parent ? ` parent ${i.parent}` : ''
       const peer = i.peer ? ` peer ${i.peerGuest ? `${i.peerGuest} ` : ''}${i.peer}` : ''
-      const orig = `${i.origName ? ` (host's ${i.origName})` : ''}${i.lab ? ` [lab ${i.lab}]` : ''}`
+      const orig = `${i.origName ? ` (host's ${i.origName})` : ''}${i.lab ? ` [lab ${i.lab}]` : ''}${i.recorded ? ' [recorded]' : ''}`
       const cni = i.cni ? ` cni ${i.cni.containerId.slice(0, 12)}/${i.cni.ifname}` : ''
       lines.push(`  ${i.name.padEnd(8)} ${i.op.padEnd(11)} ${i.up ? 'up  ' : 'down'} ${i.mac ?? ''} mtu ${i.mtu}${peer}${where}${vlanText(i)}${orig}${cni}`)
       for (const a of i.addresses) lines.push(`           inet ${a}`)
@@ -479,6 +516,9 @@ export function formatLs(r: LsResult): string {
     if (rv?.search) lines.push(`  names    search ${rv.search.join(' ')}`)
     if (rv?.options) lines.push(`  names    options ${rv.options.join(' ')}`)
     for (const x of g.exposes) lines.push(`  expose   ${x.hostIp || '0.0.0.0'}:${x.hostPort}/${x.proto} -> ${x.to}${x.auto ? ' (host port chosen by plumb)' : ''}`)
+    const rec = g.record
+    if (rec?.error) lines.push(`  record   ${rec.error}`)
+    else if (rec) lines.push(`  record   ${rec.ops.join(', ')} (replayed on restart; ${rec.file})${rec.missing ? `; not here now: ${rec.missing.join(' ')}` : ''}`)
   }
   for (const b of r.bridges) {
     const made = b.plumbMade ? ' (plumb made it)' : ''

@@ -45,6 +45,7 @@ export async function macvlan(opts: MacvlanOptions): Promise<OpResult> {
       parent,
       identity: { mode: v.mode },
       ipType: `type macvlan mode ${v.mode}`,
+      recordArgs: { parent: parent.name, mode: v.mode },
       create: async (name, mtu, alias) => {
         try {
           await ctx.hostNs.createMacvlan({ name, parent: parent.index, nsFd: ctx.netns.fd, mode: v.mode, mtu, alias, ...(v.mac ? { mac: v.mac } : {}) })

@@ -12,6 +12,8 @@ import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways } fr
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { returnMovedDevice } from './teardown.js'
+import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
 import { leaseIfAsked } from './lease.js'
 import { ovsOwner } from './ovs-owner.js'
 import type { DhcpLeaseOptions } from './lease.js'
@@ -45,7 +47,18 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
     const ifname = v.ifname ?? v.device
     const guestLinks = await guestNs.getLinks()
     const inGuest = guestLinks.find((l) => l.name === ifname)
-    const dev = await hostNs.getLink(v.device)
+    let dev = await hostNs.getLink(v.device)
+    // Moved into a guest that died since: back on the host under another name, still marked.
+    // Given its name back first (as gc would), it moves again: the replay after a restart.
+    const hostLinks = dev ? [] : await hostNs.getLinks()
+    const returned = hostLinks.find((l) => {
+      const m = parseMark(l.alias)
+      return m?.role === 'moved' && (m.extra?.orig ?? l.name) === v.device
+    })
+    if (returned) {
+      const was = parseMark(returned.alias)?.extra
+      dev = { ...returned, name: v.device, alias: was?.alias ?? '', up: was?.up === '1' }
+    }
     if (!dev && inGuest && parseMark(inGuest.alias)?.op === 'move-dev' && parseMark(inGuest.alias)?.extra?.orig === v.device) {
       const differs = await configDiff(guestNs, inGuest, { ips: v.statics, defaults: v.defaults, routes: v.routes }, guestLinks)
       if (differs.length) {
@@ -97,6 +110,7 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
     const hostNetns = await resolveGuest({ kind: 'host' }, { allowHost: true })
     try {
       return await runTx({ ...opts, journal: journalFor('move-dev', netns) }, async (tx) => {
+        if (returned) await returnMovedDevice(tx, hostNs, returned, parseMark(returned.alias)!, hostLinks, result)
         // A move and a rename in one RTM_SETLINK: the device arrives under its guest name.
         tx.intend({ t: 'moved', where: whereOf(netns), name: ifname, orig: v.device, ...(dev.mac ? { mac: dev.mac } : {}), ...(dev.alias ? { alias: dev.alias } : {}), up: dev.up })
         await tx.step(
@@ -120,6 +134,21 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
         result.interfaces.push({ name: ifname, ...(dev.mac ? { mac: dev.mac } : {}), mtu: dev.mtu, netns: netns.label, kind: dev.kind ?? 'device' })
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: moved?.index, ips: v.statics, routes: v.routes, gateways, up: true }, result, 0)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
+        await persist(tx, opts, result, [
+          {
+            netns,
+            edit: linkEdit('move-dev', {
+              device: v.device,
+              ifname,
+              ips: ipTexts(v.ips),
+              routes: routeTexts(v.routes),
+              force: opts.force || undefined,
+              replaceGateway: opts.replaceGateway || undefined,
+              dhcp: opts.dhcp,
+              ...commonArgs(opts),
+            }),
+          },
+        ])
         result.changed = true
         result.mark = alias
         result.plan = tx.lines

@@ -19,6 +19,8 @@ import type { FileState, ValidatedNames } from './guest-names.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { persist, recordArgs } from './persist.js'
+import { putNames, removeNames } from '../watch/record.js'
 import type { Tx } from './tx.js'
 
 export interface NamesOptions extends CommonOptions {
@@ -62,8 +64,10 @@ export async function names(opts: NamesOptions): Promise<OpResult> {
     try {
       const result = emptyResult(v.del ? 'names --del' : 'names', netns.label, opts.dryRun ?? false)
       return await runTx(opts, async (tx) => {
-        if (v.del) await removeNamesIn(tx, netns, etc, result, v.hostname !== undefined || v.hosts.length > 0 || Object.keys(v.resolv).length > 0 ? v : undefined)
+        const some = v.hostname !== undefined || v.hosts.length > 0 || Object.keys(v.resolv).length > 0
+        if (v.del) await removeNamesIn(tx, netns, etc, result, some ? v : undefined)
         else await setNamesIn(tx, netns, etc, v, result)
+        await persist(tx, opts, result, [{ netns, edit: v.del ? (r) => removeNames(r, some ? namesArgs(v) : undefined) : (r) => putNames(r, namesArgs(v), new Date().toISOString()) }])
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
         result.names = namesState(netns, etc)
@@ -157,3 +161,14 @@ async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames
 }
 
 export type { NamesState, ValidatedNames } from './guest-names.js'
+
+/** The options a record keeps for a names run, in NamesOptions' spelling (what a replay passes back). */
+function namesArgs(v: ValidatedNames): Record<string, unknown> {
+  return recordArgs({
+    hostname: v.hostname,
+    addHosts: v.hosts.map((h) => `${h.name}:${h.address}`),
+    dns: v.resolv.nameservers,
+    dnsSearch: v.resolv.search,
+    dnsOptions: v.resolv.options,
+  })
+}

@@ -13,6 +13,7 @@ import { parseMark } from '../parse/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
 import { leaseIfAsked } from './lease.js'
 import { addressHolders, refuseHeld } from './segment.js'
 import type { AddressHolder } from './segment.js'
@@ -146,6 +147,14 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
       datapath = made?.datapathType ?? ovs.resolveDatapathType('auto')
       result.messages.push(`created OVS bridge ${v.bridge}`)
     }
+    if (existingPort) {
+      // plumb's row from before, whose interface is gone (pickHostIfname found no link of that
+      // name): the container restarted, or its host end was deleted under it. A port re-set under
+      // such a row carried no traffic for ~20 s after a restart here (issue 11); deleted first and
+      // added anew, traffic flows at once.
+      const stale = existingPort
+      await tx.step(`ovs-vsctl --if-exists del-port ${hostIfname}`, () => ovs.delPortRow(stale))
+    }
     tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth' })
     const created = await tx.step(
       `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
@@ -175,6 +184,27 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways, up: true }, result, 1)
     await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
     await recordGuestMac(guestNs, created?.peerIndex, result, 1)
+    // Recorded as ovs-port whichever command asked (attach-veth or vlan onto an OVS bridge): the same port again.
+    await persist(tx, opts, result, [
+      {
+        netns,
+        edit: linkEdit('ovs-port', {
+          bridge: v.bridge,
+          ifname,
+          hostIfname,
+          mac: result.interfaces[1]?.mac ?? v.mac,
+          mtu: v.mtu,
+          tag: v.tag,
+          trunks: v.trunks,
+          createBridge: opts.createBridge || undefined,
+          ips: ipTexts(v.ips),
+          routes: routeTexts(v.routes),
+          replaceGateway: opts.replaceGateway || undefined,
+          dhcp: opts.dhcp,
+          ...commonArgs(opts),
+        }),
+      },
+    ])
     result.changed = true
     result.mark = formatMark(mark)
     result.plan = tx.lines

@@ -15,6 +15,8 @@ import type { GuestConfig, StaticIp } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { commonArgs, entry, persist, recordedContainer } from './persist.js'
+import { containerRef, putLink } from '../watch/record.js'
 
 export interface P2pLinkOptions extends CommonOptions {
   a: string | GuestRef
@@ -60,6 +62,12 @@ export function validateP2p(o: P2pLinkOptions) {
 }
 
 const hostPrefix = (f: Family): number => (f === 4 ? 32 : 128)
+
+/** How a record names a side of the link: a container by its id (a restart keeps it), else as the op was given it. */
+const p2pRef = (n: Netns): string => {
+  const c = recordedContainer(n)
+  return c ? containerRef(c.engine, c.id) : n.isHost ? 'host' : n.label
+}
 
 /** Does `ip`'s own subnet contain `peer`? If not (a /32), a host route to the peer is needed. */
 export function needsPeerRoute(ip: StaticIp, peer: StaticIp): boolean {
@@ -169,6 +177,28 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
       ...guestConfigSteps(tx, end(aNetns, aNs, ifA, created?.index, markA, v.ipA, routeA), result, 0),
       ...guestConfigSteps(tx, end(bNetns, bNs, ifB, created?.peerIndex, markB, v.ipB, routeB), result, 1),
     ])
+    // The MACs the ends got (the kernel's, unless given): recorded, so a replay makes the same ones.
+    if (created) {
+      const ends = await Promise.all([aNs.getLinkByIndex(created.index), bNs.getLinkByIndex(created.peerIndex)])
+      ends.forEach((l, at) => {
+        const iface = result.interfaces[at]
+        if (l?.mac && iface) iface.mac = l.mac
+      })
+    }
+    // The same entry on both sides: whichever container starts second makes the link again.
+    const link = entry('p2p-link', {
+      a: p2pRef(aNetns),
+      b: p2pRef(bNetns),
+      ifnameA: ifA,
+      ifnameB: ifB,
+      ipA: v.ipA?.cidr,
+      ipB: v.ipB?.cidr,
+      macA: result.interfaces[0]?.mac ?? v.macA,
+      macB: result.interfaces[1]?.mac ?? v.macB,
+      mtu: v.mtu,
+      ...commonArgs(opts),
+    })
+    await persist(tx, opts, result, [aNetns, bNetns].map((netns) => ({ netns, edit: (r) => putLink(r, link) })))
     result.changed = true
     result.mark = formatMark(markA)
     result.plan = tx.lines

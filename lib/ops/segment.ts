@@ -2,7 +2,8 @@
 // itself, found from the host without opening any guest (an address given twice on one L2
 // segment is a conflict, exit 4, naming its holder).
 
-import { conflict } from '../errors.js'
+import { PlumbError, conflict } from '../errors.js'
+import { errnoOf } from '../kernel/index.js'
 import type { AddrInfo, LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import type { StaticIp } from './guest-config.js'
@@ -35,7 +36,7 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
   }
   const [ownAddrs, ...peers] = await Promise.all([
     own ? hostNs.getAddrs({ index: own.index }) : Promise.resolve([] as AddrInfo[]),
-    ...[...byNsid.keys()].map((netnsId) => (netnsId === 'host' ? hostNs.getAddrs() : hostNs.getAddrs({ netnsId }))),
+    ...[...byNsid.keys()].map((netnsId) => (netnsId === 'host' ? hostNs.getAddrs() : peerAddrs(hostNs, netnsId))),
   ])
   const found: AddressHolder[] = []
   const held = (addrs: AddrInfo[], w: StaticIp): boolean => addrs.some((a) => a.family === w.family && a.address === w.address)
@@ -55,6 +56,21 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
     }
   }
   return found
+}
+
+/**
+ * The addresses of the netns behind a port. EINVAL is the kernel's answer for a netns id that
+ * names no live netns: the port's guest is being dismantled (a container restarting: the kernel
+ * tears a dead netns down asynchronously, its veths last), so it holds no address any more.
+ * Seen with 20 containers restarted at once, each replay checking the bridge the others are on.
+ */
+async function peerAddrs(hostNs: NetHandle, netnsId: number): Promise<AddrInfo[]> {
+  try {
+    return await hostNs.getAddrs({ netnsId })
+  } catch (err) {
+    if (err instanceof PlumbError && errnoOf(err.cause) === 'EINVAL') return []
+    throw err
+  }
 }
 
 /** The guest behind a port, from plumb's mark on the host end when it carries one. */

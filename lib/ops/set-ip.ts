@@ -10,6 +10,8 @@ import { applyGuestConfig, formatReplacedGateways, ignoreGone, planGateways } fr
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { commonArgs, entry, ipTexts, persist, routeTexts } from './persist.js'
+import { addSetIp, removeAddresses } from '../watch/record.js'
 import { disableIpv6Key } from './ipv6.js'
 import { readRecord } from './guest-record.js'
 
@@ -84,6 +86,8 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
         if (present.some((p) => p.family === 6) && v6Left.length === 0 && readRecord(netns)?.sysctl?.[switchKey]) {
           await (await import('./guest-sysctl.js')).restoreSysctlsIn(tx, netns, guestNs, result, [switchKey])
         }
+        // What a replay would put back leaves the record: this set-ip's and the interface's own op's.
+        await persist(tx, opts, result, [{ netns, edit: (r) => removeAddresses(r, v.ifname, ipTexts(v.statics), routeTexts(v.routes)) }])
         result.plan = tx.lines
         result.changed = tx.lines.length > 0
         result.messages.push(result.changed ? `removed from ${netns.label} ${v.ifname}: ${[...present.map((s) => s.cidr), ...removed].join(', ')}` : `nothing to remove on ${netns.label} ${v.ifname}: already absent`)
@@ -139,6 +143,9 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
       } else if (gw) {
         result.messages.push(`note: ${v.ifname} is not plumb's, so detach cannot restore the replaced default route`)
       }
+      await persist(tx, opts, result, [
+        { netns, edit: (r) => addSetIp(r, entry('set-ip', { ifname: v.ifname, ips: ipTexts(v.statics), routes: routeTexts(v.routes), replaceGateway: opts.replaceGateway || undefined, ...commonArgs(opts) })) },
+      ])
       result.plan = tx.lines
       result.changed = tx.lines.length > 0
       const added = [...missing.map((m) => m.cidr), ...newRoutes.map((r) => `route ${r.dst}`), ...gateways.filter((g) => !g.present).map((g) => `default${g.gateway ? ` via ${g.gateway}` : ` dev ${v.ifname}`}`)]

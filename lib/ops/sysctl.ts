@@ -11,6 +11,8 @@ import { restoreSysctlsIn, setSysctlsIn } from './guest-sysctl.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { persist } from './persist.js'
+import { putSysctl, removeSysctl } from '../watch/record.js'
 
 export interface SysctlOptions extends CommonOptions {
   guest: string | GuestRef
@@ -38,6 +40,13 @@ export async function sysctl(opts: SysctlOptions): Promise<OpResult> {
     return runTx(opts, async (tx) => {
       if (v.del) await restoreSysctlsIn(tx, netns, guestNs, result, v.keys.length ? v.keys.map((k) => k.key) : undefined)
       else await setSysctlsIn(tx, netns, guestNs, v.set, result)
+      const keys = v.keys.map((k) => k.key)
+      await persist(tx, opts, result, [
+        {
+          netns,
+          edit: v.del ? (r) => removeSysctl(r, keys.length ? keys : undefined) : (r) => putSysctl(r, v.set.map((s) => `${s.key}=${s.value}`), new Date().toISOString()),
+        },
+      ])
       result.plan = tx.lines
       result.changed = tx.lines.length > 0
       result.sysctl = readRecord(netns)?.sysctl ?? {}

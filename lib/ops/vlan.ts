@@ -64,6 +64,7 @@ export async function vlan(opts: VlanOptions): Promise<OpResult> {
       parent,
       identity: { vid: String(v.vid) },
       ipType: `type vlan id ${v.vid}`,
+      recordArgs: { parent: parent.name, vid: v.vid },
       create: async (name, mtu, alias) => {
         try {
           await ctx.hostNs.createVlan({ name, parent: parent.index, nsFd: ctx.netns.fd, vid: v.vid, mtu, alias, ...(v.mac ? { mac: v.mac } : {}) })

@@ -441,6 +441,23 @@ export async function delPort(port: string, opts: { bridge?: string } = {}): Pro
   }
 }
 
+/**
+ * Remove exactly this Port row (as listPlumbPorts read it): in one OVSDB transaction, only while
+ * the row of that uuid is still plumb's on its bridge. A row made since under the same name (a
+ * container's port added again after its restart, between gc's reads) is another uuid and stays;
+ * a row already gone is nothing to do. By name, `del-port` would take the new one.
+ */
+export async function delPortRow(port: PortInfo): Promise<void> {
+  if (!port.uuid || !port.bridge) return delPort(port.name)
+  try {
+    await removePortOvsdb(port.bridge, port.uuid, port.name)
+  } catch (err) {
+    // the `wait` (operation 0) failed: that row is no longer there as it was read
+    if (err instanceof OvsdbError && err.opIndex === 0) return
+    throw err
+  }
+}
+
 /** `ovs-vsctl list-ports BR`: the bridge's ports (not its own local port); [] when it is gone. */
 export async function listBridgePorts(bridge: string): Promise<string[]> {
   const res = await runVsctl(['list-ports', bridge], { verb: 'list', object: 'ports of OVS bridge', name: bridge }).catch((err: unknown) => {

@@ -4,6 +4,8 @@ export type Row = Record<string, unknown>
 
 export interface PortInfo {
   name: string
+  /** the Port row's uuid: what gc removes is the row it judged stale, not another made since under the name */
+  uuid?: string
   /** the bridge holding the port ('' only if ovsdb has an orphan row, which it garbage-collects) */
   bridge: string
   /** access VLAN, if any */
@@ -84,6 +86,7 @@ export function joinPorts(ports: Row[], bridges: Row[], ifaces: Row[]): PortInfo
       const linkState = iface ? atomOptional(iface.link_state) : undefined
       return {
         name,
+        ...(uuid ? { uuid } : {}),
         bridge: (uuid && bridgeOf.get(uuid)) || '',
         ...(tag !== undefined ? { tag } : {}),
         trunks: atomSet(p.trunks)

@@ -1,7 +1,7 @@
 // lib/parse: pure parsing and validation of everything a user types (no I/O, imports only ../errors.js).
 
 export type { Family } from './addr.js'
-export { parseIpSpec, parseRouteSpec, subnetContains } from './ip.js'
+export { ipSpecText, parseIpSpec, parseRouteSpec, routeSpecText, subnetContains } from './ip.js'
 export type { IpSpec, RouteSpec } from './ip.js'
 export { parseMac, seedMac } from './mac.js'
 export { IFNAME_MAX_BYTES, deriveHostIfname, validateIfname } from './ifname.js'

@@ -138,3 +138,14 @@ export function subnetContains(ip: { address: string; prefix: number }, address:
   const b = parseAddr(address, 'address', address)
   return a.family === b.family && inSubnet(b.bytes, a.bytes, ip.prefix)
 }
+
+/** An IP spec written back as the text parseIpSpec reads (canonical): what a record keeps. */
+export function ipSpecText(ip: IpSpec): string {
+  return ip.kind === 'dhcp' ? 'dhcp' : `${ip.cidr}${ip.gateway !== undefined ? `@${ip.gateway}` : ''}`
+}
+
+/** A route spec written back as the text parseRouteSpec reads (a device default route as 0.0.0.0/0 or ::/0). */
+export function routeSpecText(r: RouteSpec): string {
+  const dst = r.dst === 'default' && r.gateway === undefined ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst
+  return `${dst}${r.gateway !== undefined ? `@${r.gateway}` : ''}`
+}

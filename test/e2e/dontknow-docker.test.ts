@@ -98,7 +98,8 @@ serialDocker('nothing gc can decide, only an unreachable Docker: gc and gc --dry
   t.is(a.exitCode, 0, a.stderr)
   const hostEnd = hostEndOf(a)
   // nor OVS rows or DHCP state (both host-wide): no OVS on this "host", an empty DHCP state dir
-  const env = { OVS_RUNDIR: `/run/${id}-no-ovs`, PLUMB_OVSDB: `/run/${id}-no-ovs/db.sock`, PLUMB_DHCP_STATE_DIR: `/run/${id}-dhcp` }
+  // nor the replay records of other tests' containers (a store of its own, empty)
+  const env = { OVS_RUNDIR: `/run/${id}-no-ovs`, PLUMB_OVSDB: `/run/${id}-no-ovs/db.sock`, PLUMB_DHCP_STATE_DIR: `/run/${id}-dhcp`, PLUMB_RECORDS_DIR: `/run/${id}-records` }
   const before = stable(await snapshot({ netns: h }))
 
   const dead = deadSocket(t)

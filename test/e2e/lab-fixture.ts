@@ -4,7 +4,7 @@
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { hasBinary, hasOvs, runCli, sh, shQuiet, uniq } from '../helpers/index.js'
+import { forgetRecordsNamed, hasBinary, hasOvs, runCli, sh, shQuiet, uniq } from '../helpers/index.js'
 import type { CliResult, Teardown } from '../helpers/index.js'
 
 export interface LabFixture {
@@ -42,7 +42,10 @@ export function labFixture(t: Teardown): LabFixture {
 /** Remove what carries `id` (containers, netns, links, OVS bridges, firewall rules). */
 export async function sweep(id: string): Promise<void> {
   const left = await leftovers(id)
-  for (const c of left.containers) await shQuiet('docker', ['rm', '-f', '-v', c])
+  for (const c of left.containers) {
+    await shQuiet('docker', ['rm', '-f', '-v', c])
+    forgetRecordsNamed(c)
+  }
   for (const n of left.netns) await shQuiet('ip', ['netns', 'del', n])
   for (const l of left.links) await shQuiet('ip', ['link', 'del', l])
   for (const b of left.ovs) await shQuiet('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', b])

@@ -98,3 +98,17 @@ asRoot("macvlan: the parent's own address (the host's, on the same LAN) is exit 
   t.regex(r.stderr, re(`address already in use on the LAN of ${nic}: ${f.v4(5).split('/')[0]} is used by the parent ${nic} itself`))
   t.deepEqual(await worldView(f.id, [f.ns]), before)
 })
+
+asRoot('a port whose guest netns is being dismantled (its netns id names no netns any more: EINVAL) holds no address: the check goes on', async (t) => {
+  const { openHostHandle } = await import('../../lib/kernel/index.js')
+  const { addressHolders } = await import('../../lib/ops/segment.js')
+  const { parseIpSpec } = await import('../../lib/parse/index.js')
+  const hostNs = openHostHandle()
+  t.teardown(() => hostNs.close())
+  const gone = 2_000_000_000 // a netns id nothing has
+  const e = await t.throwsAsync(hostNs.getAddrs({ netnsId: gone }))
+  t.regex(e!.message, /EINVAL/, 'the kernel answers EINVAL for it')
+  const port = { index: 999_999, name: 'pt-gone', mtu: 1500, up: true, operState: 'DOWN', link: 2, linkNetnsId: gone }
+  const wanted = [parseIpSpec('198.18.0.10/24')].filter((ip) => ip.kind === 'static')
+  t.deepEqual(await addressHolders(hostNs, wanted as Parameters<typeof addressHolders>[1], undefined, [port]), [])
+})

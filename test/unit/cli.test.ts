@@ -4,7 +4,7 @@
 import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { main } from '../../lib/cli/index.js'
-import { configure, dhcpStateDir, ovsdbSocket } from '../../lib/config.js'
+import { configure, dhcpStateDir, ovsdbSocket, recordsDir } from '../../lib/config.js'
 import { bufferIo } from '../../lib/cli/io.js'
 import { renderError, renderResult } from '../../lib/cli/render.js'
 import { PlumbError } from '../../lib/errors.js'
@@ -167,12 +167,45 @@ test('renderError: an error that is not a PlumbError (a bug) shows its stack wit
   t.deepEqual(perr.stderr, ['plumb: bad'])
 })
 
-test.serial('main() takes the library settings from PLUMB_OVSDB and PLUMB_DHCP_STATE_DIR, and only from there', async (t) => {
+test.serial('main() takes the library settings from PLUMB_OVSDB, PLUMB_DHCP_STATE_DIR and PLUMB_RECORDS_DIR, and only from there', async (t) => {
   t.teardown(() => void configure({}))
-  t.is((await main(['--version'], bufferIo(), { PLUMB_OVSDB: '/run/pt-x/db.sock', PLUMB_DHCP_STATE_DIR: '/run/pt-x/dhcp' })), 0)
+  t.is((await main(['--version'], bufferIo(), { PLUMB_OVSDB: '/run/pt-x/db.sock', PLUMB_DHCP_STATE_DIR: '/run/pt-x/dhcp', PLUMB_RECORDS_DIR: '/run/pt-x/records' })), 0)
   t.is(ovsdbSocket(), '/run/pt-x/db.sock')
   t.is(dhcpStateDir(), '/run/pt-x/dhcp')
+  t.is(recordsDir(), '/run/pt-x/records')
   await main(['--version'], bufferIo(), {})
   t.is(ovsdbSocket(), `${process.env.OVS_RUNDIR || '/var/run/openvswitch'}/db.sock`, "unset: Open vSwitch's own default")
   t.is(dhcpStateDir(), '/run/plumb/dhcp')
+  t.is(recordsDir(), '/var/lib/plumb/records')
+})
+
+test('replay and watch are in --help, with their examples', async (t) => {
+  const r = await run('--help')
+  t.regex(r.stdout, /plumb replay <guest>/)
+  t.regex(r.stdout, /plumb watch\b/)
+  const w = await run('watch', '--help')
+  t.is(w.code, 0)
+  for (const s of ['--once', '--engine', 'plumb watch --once', 'plumb-watch.service']) t.true(w.stdout.includes(s), s)
+})
+
+test('replay takes a container: an ip netns, a pid or the host is exit 2 before anything is asked', async (t) => {
+  for (const guest of ['netns:pt-none', 'pid:1', '/proc/1/ns/net']) {
+    const r = await run('replay', guest)
+    t.is(r.code, 2, guest)
+    t.regex(r.stderr, /^plumb: replay takes a Docker or Podman container/m)
+    t.regex(r.stderr, /^hint: plumb records what it does to containers/m)
+  }
+  t.is((await run('replay')).code, 2, 'no guest')
+})
+
+test('watch --engine takes docker or podman (exit 2 otherwise)', async (t) => {
+  const r = await run('watch', '--once', '--engine', 'lxc')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /unknown engine "lxc" \(--engine\)/)
+})
+
+test('--no-persist is a global flag every command takes (exit 2 comes from the bad input, not the flag)', async (t) => {
+  const r = await run('attach-veth', 'netns:pt-none', 'br0', '198.18.0.10', '--no-persist')
+  t.is(r.code, 2)
+  t.regex(r.stderr, /did you mean 198\.18\.0\.10\/24/)
 })

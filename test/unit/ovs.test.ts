@@ -112,10 +112,10 @@ test('joinPorts joins Port, Bridge and Interface rows; one-member sets are bare 
     { _uuid: uuid('i4'), name: 'vp3b', ofport: 9, error: EMPTY_SET },
   ]
   t.deepEqual(joinPorts(ports, bridges, ifaces), [
-    { name: 'vp1', bridge: 'br1', trunks: [10, 20], externalIds: {}, ofport: 1, linkState: 'up' },
-    { name: 'vp2', bridge: 'br1', trunks: [30], externalIds: { 'plumb-owner': 'plumb' }, ifaceError: 'could not open network device vp2 (No such device)', ofport: -1 },
+    { name: 'vp1', uuid: 'p1', bridge: 'br1', trunks: [10, 20], externalIds: {}, ofport: 1, linkState: 'up' },
+    { name: 'vp2', uuid: 'p2', bridge: 'br1', trunks: [30], externalIds: { 'plumb-owner': 'plumb' }, ifaceError: 'could not open network device vp2 (No such device)', ofport: -1 },
     // of a bond's interfaces, the one named like the port
-    { name: 'vp3', bridge: 'br2', tag: 7, trunks: [], externalIds: { 'plumb-owner': 'plumb' } },
+    { name: 'vp3', uuid: 'p3', bridge: 'br2', tag: 7, trunks: [], externalIds: { 'plumb-owner': 'plumb' } },
   ])
 })
 
@@ -142,10 +142,12 @@ test.serial('getPort, lookupBridgeAndPort, listPlumbPorts: the Port row with its
     ],
   })
   db.addBridge('br1', { ports: [{ name: 'vp2', externalIds: { 'plumb-owner': 'plumb' }, ofport: -1, error: 'could not open network device vp2 (No such device)' }] })
-  const vp0 = { name: 'vp0', bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3, linkState: 'up' }
+  // the Port row's uuid, as the fake database made it
+  const uuidOf = (name: string): string => db.rows('Port').find((r) => r.name === name)!._uuid as string
+  const vp0 = { name: 'vp0', uuid: uuidOf('vp0'), bridge: 'br0', tag: 10, trunks: [], externalIds: MARKS, ofport: 3, linkState: 'up' }
   t.deepEqual(await ovs.getPort('vp0'), vp0)
   // an interface not named like its port is read by uuid, in a second transaction
-  t.deepEqual(await ovs.getPort('vp1'), { name: 'vp1', bridge: 'br0', trunks: [10, 20], externalIds: {}, ofport: 4 })
+  t.deepEqual(await ovs.getPort('vp1'), { name: 'vp1', uuid: uuidOf('vp1'), bridge: 'br0', trunks: [10, 20], externalIds: {}, ofport: 4 })
   t.is(await ovs.getPort('vp9'), undefined)
   t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp0'), { bridgeExists: true, datapathType: 'netdev', port: vp0 })
   t.deepEqual(await ovs.lookupBridgeAndPort('br0', 'vp9'), { bridgeExists: true, datapathType: 'netdev', port: undefined })

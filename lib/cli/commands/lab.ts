@@ -39,6 +39,7 @@ async function progressFor(args: GlobalArgs, io: CliIo) {
 function runOptions(args: GlobalArgs, io: CliIo) {
   return {
     dryRun: args.dryRun,
+    ...(args.persist === false ? { persist: false } : {}),
     ...(args.verbose ? { log: (line: string) => io.err(`+ ${line}`) } : {}),
   }
 }
@@ -63,7 +64,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
       .command({
         command: 'deploy <file>',
         describe: 'build the lab (reconciles: a second deploy changes nothing)',
-        builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet'])).example('$0 lab deploy lesson12.yml', 'start its containers, make its bridges and links') as unknown as Argv<FileArgs>,
+        builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet', 'persist'])).example('$0 lab deploy lesson12.yml', 'start its containers, make its bridges and links') as unknown as Argv<FileArgs>,
         handler: async (args: FileArgs) => {
           const onProgress = await progressFor(args, state.io)
           await runCustom(state, args, async () => (await lab()).deployLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
