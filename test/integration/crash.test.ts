@@ -98,8 +98,16 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     await detachAll()
     t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `K=${k}: rerun then detach leaves the world as it was`)
 
-    // (b) gc removes the remains
-    t.is(await runKilledAt(k, c.args), 137, `K=${k}: killed again`)
+    // (b) gc removes the remains. The same command may make fewer calls this time (a bridge a
+    // busy bridge lock left for gc is there already, so no "created" line): a run that gets
+    // through must have made exactly the intended state, and there is nothing for gc at this K.
+    const again2 = await runKilledAt(k, c.args)
+    if (again2 === 0) {
+      await c.intended(t)
+      await detachAll()
+      continue
+    }
+    t.is(again2, 137, `K=${k}: killed again`)
     const gc = await plumb('gc')
     t.is(gc.exitCode, 0, `K=${k}: gc: ${gc.stderr}`)
     t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: gc finished the killed run's journal entry`)
