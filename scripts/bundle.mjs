@@ -75,6 +75,22 @@ const cliuiCjs = {
 
 await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
 await rm('dist/plumb.mjs.map', { force: true })
+// yargs renders the full help of the command that ran, right after its handler starts, and keeps
+// it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of ~250 M
+// instructions for a dry-run attach) for a text plumb never shows (its fail handler throws;
+// nothing calls showHelp). The call goes.
+const yargsNoHelpCache = {
+  name: 'yargs-no-help-cache',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      const patched = src.replace('yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */')
+      if (patched === src) throw new Error('yargs/build/lib/command.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+  },
+}
+
 const bundled = {
   bundle: true,
   platform: 'node',
@@ -86,7 +102,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert, cliuiCjs],
+  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',

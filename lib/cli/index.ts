@@ -86,8 +86,8 @@ export function createCli(argv: string[], state: CliState, commands: CommandFact
     .version(packageVersion())
     .help()
     .alias('help', 'h')
-    // yargs renders the command's help on every run (cacheHelpMessage): without wrapping that is
-    // ~8 ms cheaper, and the width only matters when help is shown.
+    // the width only matters when help is shown (wrapping costs ~8 ms; yargs' own render of the
+    // command's help on every run is patched out of the bundle: scripts/bundle.mjs)
     .wrap(argv.includes('--help') || argv.includes('-h') ? helpWidth() : null)
     .exitProcess(false)
     .fail((msg, err) => {
