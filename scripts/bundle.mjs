@@ -15,9 +15,8 @@ const require = createRequire(import.meta.url)
 // netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
 // binding is found at run time, from the installed package, and only when the first socket is
 // made: a start-up snapshot (bin/snapshot.ts) cannot hold a native binding, and --help or a
-// usage error never needs one. node-gyp-build, which picks the prebuilt binary, is loaded from
-// netlink's own node_modules by a real require (the snapshot's `require` knows only node's
-// built-in modules).
+// usage error never needs one. node-gyp-build, which picks the prebuilt binary, is bundled, its
+// require of the binary made a real one (the snapshot's `require` knows only node's built-ins).
 const netlinkBinding = {
   name: 'netlink-binding',
   setup(b) {
@@ -26,12 +25,22 @@ const netlinkBinding = {
       const lazy = [
         'let loaded;',
         'const binding = { get NativeNetlink() {',
-        "  if (!loaded) { const { createRequire } = require('node:module'); const pkg = createRequire(__plumbModuleUrl).resolve('netlink/package.json'); loaded = createRequire(pkg)('node-gyp-build')(require('node:path').dirname(pkg)) }",
+        "  loaded ??= require('node-gyp-build')(require('node:path').dirname(require('node:module').createRequire(__plumbModuleUrl).resolve('netlink/package.json')));",
         '  return loaded.NativeNetlink',
         '} };',
       ].join('\n')
       const patched = src.replace("const binding = require('node-gyp-build')(__dirname + '/..');", lazy)
       if (patched === src) throw new Error('netlink/dist/raw.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+    b.onLoad({ filter: /node_modules[\\/]node-gyp-build[\\/]node-gyp-build\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      // it requires absolute paths only: the binary and a package.json
+      const patched = src.replace(
+        "var runtimeRequire = typeof __webpack_require__ === 'function' ? __non_webpack_require__ : require // eslint-disable-line",
+        "var runtimeRequire = function (file) { return require('node:module').createRequire(file)(file) }",
+      )
+      if (patched === src) throw new Error('node-gyp-build/node-gyp-build.js changed: update the bundle plugin')
       return { contents: patched, loader: 'js' }
     })
   },

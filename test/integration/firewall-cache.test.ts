@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bridgeFirewall, ruleComment } from '../../lib/firewall/index.js'
+import { TABLES_CACHE, bridgeFirewall, ruleComment } from '../../lib/firewall/index.js'
 import { nftGeneration } from '../../lib/kernel/index.js'
 import { findOnPath } from '../../lib/proc.js'
 import { isRoot, testIf, uniq } from '../helpers/index.js'
@@ -42,15 +42,28 @@ function standIns(t: { teardown(fn: () => void): void }): { reads: () => number 
 
 /**
  * bridgeFirewall with the generation read around it: `quiet` when nothing changed the rules
- * meanwhile (this machine is shared: other suites change iptables at any time).
+ * meanwhile (this machine is shared: other suites change iptables at any time) and the cache
+ * held this process's key when it began (another plumb, with the real binaries on its PATH,
+ * may have written its own in between: the cache keeps one key).
  */
 async function planned(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean; quiet: boolean }> {
   const [gen, before] = [await nftGeneration(), reads()]
+  const ours = cacheKeyedBy(gen)
   const { rules } = await bridgeFirewall(bridge)
-  return { present: rules.map((r) => r.present), read: reads() > before, quiet: (await nftGeneration()) === gen }
+  return { present: rules.map((r) => r.present), read: reads() > before, quiet: ours && (await nftGeneration()) === gen }
 }
 
-/** The first of up to 50 runs during which nobody else changed the rules. */
+/** Whether the cache file holds generation `gen` for this process's stand-ins. */
+function cacheKeyedBy(gen: number | undefined): boolean {
+  try {
+    const c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as { gen: number; bins: Record<string, string> }
+    return c.gen === gen && Object.values(c.bins).every((b) => b.includes('/pt-fwc-'))
+  } catch {
+    return false
+  }
+}
+
+/** The first of up to 50 runs during which nobody else changed the rules or the cache. */
 async function quietRun(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean } | undefined> {
   for (let i = 0; i < 50; i++) {
     const r = await planned(bridge, reads)
