@@ -14,6 +14,7 @@ NSPID=pt-pw$DOCKERPID
 mkdir -p /var/run/netns
 rm -f "/var/run/netns/$NSPID"
 ln -s "/proc/$DOCKERPID/ns/net" "/var/run/netns/$NSPID"
+trap 'rm -f "/var/run/netns/$NSPID"' EXIT
 LOCAL_IFNAME=ptpl$DOCKERPID
 GUEST_IFNAME=ptpg$DOCKERPID
 MTU=$(ip link show "$IFNAME" | awk '{print $5; exit}')
@@ -28,4 +29,3 @@ ip netns exec "$NSPID" ip addr add "$IPADDR" dev "$CONTAINER_IFNAME"
 ip netns exec "$NSPID" ip route delete default >/dev/null 2>&1 || true
 ip netns exec "$NSPID" ip link set "$CONTAINER_IFNAME" up
 ip netns exec "$NSPID" ip route replace default via "$GATEWAY"
-rm -f "/var/run/netns/$NSPID"
