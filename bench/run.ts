@@ -83,7 +83,8 @@ function cleanup(): void {
   quiet(`ip link del ptbm${tag}`)
   for (const br of [`ptbq${tag}`, `ptbr${tag}`]) quiet(`ip link del ${br}`)
   for (const d of cniDirs.splice(0)) rmSync(d, { recursive: true, force: true })
-  for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
+  // plumb's ACCEPT rules for the bridges its attaches made (PLUMB-FORWARD now; DOCKER-USER before)
+  for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`for c in PLUMB-FORWARD DOCKER-USER; do while iptables -w -D $c -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done; done`)
 }
 process.on('exit', cleanup)
 
@@ -349,7 +350,7 @@ async function labBench(): Promise<void> {
       again.push(timed(() => run(CLI, ['lab', 'deploy', file, '-q'], envNoCa)))
       x.push(timed(() => run(CLI, ['lab', 'destroy', file, '-q'], envNoCa)))
       // The shell's lab goes the shell's way (its bridge and firewall rule were plumb's attach-veth's).
-      quiet(`for i in $(seq 0 ${N - 1}); do ip netns del pt-b${tag}s${r}-$i; done; ip link del ${shBr}; while iptables -w -D DOCKER-USER -i ${shBr} -o ${shBr} -m comment --comment plumb:${shBr} -j ACCEPT 2>/dev/null; do :; done`)
+      quiet(`for i in $(seq 0 ${N - 1}); do ip netns del pt-b${tag}s${r}-$i; done; ip link del ${shBr}; for c in PLUMB-FORWARD DOCKER-USER; do while iptables -w -D $c -i ${shBr} -o ${shBr} -m comment --comment plumb:${shBr} -j ACCEPT 2>/dev/null; do :; done; done`)
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
