@@ -1,7 +1,8 @@
 // Paired benchmarks: plumb against the fewest-`ip`-calls shell floor and the CNI bridge plugin,
 // run side by side in alternating order on fresh guests, printed as ratios (the machines are
 // noisy: trust ratios, not absolute times). Root only.
-// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--replay-concurrency N] [--only attach,docker,library,macvlan,p2p-link,ovs-port,lab,cni,restart]
+// Usage: node dist/bench/run.js [--rounds N] [--library N] [--links N] [--replay-concurrency N] [--only startup,attach,docker,library,macvlan,p2p-link,ovs-port,lab,cni,restart]
+// PIPEWORK=/path/to/pipework adds pipework's own script to the docker part (its row is skipped without it).
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -21,12 +22,16 @@ const ROUNDS = opt('rounds', 10)
 const LIBRARY_N = opt('library', 100)
 const LINKS_N = opt('links', 50)
 // --only NAME[,NAME]: run just those parts (one part takes minutes; a change to one op needs only its own)
-const PARTS = ['attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab', 'cni', 'restart'] as const
+const PARTS = ['startup', 'attach', 'docker', 'library', 'macvlan', 'p2p-link', 'ovs-port', 'lab', 'cni', 'restart'] as const
 const onlyAt = args.indexOf('--only')
 const ONLY = new Set(onlyAt >= 0 ? String(args[onlyAt + 1] ?? '').split(',').filter(Boolean) : PARTS)
 for (const name of ONLY) if (!(PARTS as readonly string[]).includes(name)) throw new Error(`--only: unknown part "${name}" (parts: ${PARTS.join(', ')})`)
 const want = (name: (typeof PARTS)[number]): boolean => ONLY.has(name)
-const CLI = join(packageRoot(), 'dist', 'plumb.cjs')
+// `plumb` as users run it: the launcher, which starts node from the start-up snapshot when it can
+const CLI = join(packageRoot(), 'dist', 'plumb')
+// the same CLI from its code cache (what the launcher falls back to): node dist/plumb.cjs
+const CLI_CACHE = join(packageRoot(), 'dist', 'plumb.cjs')
+const PIPEWORK = process.env.PIPEWORK
 const CNI = '/usr/lib/cni/bridge'
 const tag = Math.random().toString(16).slice(2, 6)
 
@@ -78,7 +83,8 @@ function cleanup(): void {
   quiet(`ip link del ptbm${tag}`)
   for (const br of [`ptbq${tag}`, `ptbr${tag}`]) quiet(`ip link del ${br}`)
   for (const d of cniDirs.splice(0)) rmSync(d, { recursive: true, force: true })
-  for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`while iptables -w -D DOCKER-USER -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done`)
+  // plumb's ACCEPT rules for the bridges its attaches made (PLUMB-FORWARD now; DOCKER-USER before)
+  for (const br of [`ptbp${tag}`, `ptbd${tag}`]) quiet(`for c in PLUMB-FORWARD DOCKER-USER; do while iptables -w -D $c -i ${br} -o ${br} -m comment --comment plumb:${br} -j ACCEPT 2>/dev/null; do :; done; done`)
 }
 process.on('exit', cleanup)
 
@@ -117,20 +123,24 @@ interface Row {
   cni?: number
 }
 const rows: Row[] = []
+/** What plumb adds on top of node's own start (`node -e 0` of the same rounds), against 1.5 × the floor. */
+const adds = (label: string, plumb: number, node: number, floor: number): string =>
+  `${label.padEnd(58)} ${(plumb - node).toFixed(1).padStart(8)} ms vs ${floor.toFixed(1).padStart(8)} ms  ratio ${((plumb - node) / floor).toFixed(2)} (target ≤ 1.5)`
 const report = (label: string, a: number, b: number): string => `${label.padEnd(58)} ${a.toFixed(1).padStart(8)} ms vs ${b.toFixed(1).padStart(8)} ms  ratio ${(a / b).toFixed(2)}`
 
 async function oneShotAttach(): Promise<void> {
   // Make sure the bridges exist and warm the page cache once.
   sh(`ip link add ptbs${tag} type bridge && ip link set ptbs${tag} up`)
-  run('node', [CLI, 'attach-veth', `netns:${newGuest()}`, `ptbp${tag}`, '198.18.200.250/24'], envNoCa)
+  run(CLI, ['attach-veth', `netns:${newGuest()}`, `ptbp${tag}`, '198.18.200.250/24'], envNoCa)
   cniAdd(newGuest(), '198.18.202.250/24')
-  const p: number[] = [], pCa: number[] = [], s: number[] = [], c: number[] = [], n: number[] = []
+  const p: number[] = [], pCa: number[] = [], pCc: number[] = [], s: number[] = [], c: number[] = [], n: number[] = []
   for (let i = 0; i < ROUNDS; i++) {
-    const [g1, g2, g3, g4] = [newGuest(), newGuest(), newGuest(), newGuest()]
+    const [g1, g2, g3, g4, g5] = [newGuest(), newGuest(), newGuest(), newGuest(), newGuest()]
     const host = `ptbsh${tag}${i}`
     const contenders: Array<() => void> = [
-      () => p.push(timed(() => run('node', [CLI, 'attach-veth', `netns:${g1}`, `ptbp${tag}`, `198.18.200.${i + 10}/24@198.18.200.1`], envNoCa))),
-      () => pCa.push(timed(() => run('node', [CLI, 'attach-veth', `netns:${g4}`, `ptbp${tag}`, `198.18.200.${i + 100}/24@198.18.200.1`]))),
+      () => p.push(timed(() => run(CLI, ['attach-veth', `netns:${g1}`, `ptbp${tag}`, `198.18.200.${i + 10}/24@198.18.200.1`], envNoCa))),
+      () => pCa.push(timed(() => run(CLI, ['attach-veth', `netns:${g4}`, `ptbp${tag}`, `198.18.200.${i + 100}/24@198.18.200.1`]))),
+      () => pCc.push(timed(() => run('node', [CLI_CACHE, 'attach-veth', `netns:${g5}`, `ptbp${tag}`, `198.18.200.${i + 150}/24@198.18.200.1`], envNoCa))),
       () =>
         s.push(
           timed(() =>
@@ -151,12 +161,14 @@ EOF`]),
   console.log(report('one-shot attach: plumb CLI vs shell floor (fused ip + ip -batch)', median(p), median(s)))
   console.log(report('one-shot attach: plumb CLI vs CNI bridge plugin (static IPAM)', median(p), median(c)))
   console.log(report('one-shot attach: plumb CLI with NODE_EXTRA_CA_CERTS vs without', median(pCa), median(p)))
+  console.log(report('one-shot attach: plumb (snapshot when vouched for) vs its code-cache path', median(p), median(pCc)))
   console.log(report('start-up floor: node -e 0 vs shell floor', median(n), median(s)))
+  console.log(adds('one-shot attach: what plumb adds on top of node -e 0 vs the floor', median(p), median(n), median(s)))
   rows.push({ name: 'one-shot attach-veth', plumb: median(p), floor: median(s), cni: median(c) })
 
   if (existsSync('/usr/bin/time')) {
     const g = newGuest()
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', CLI, 'attach-veth', `netns:${g}`, `ptbp${tag}`, '198.18.200.251/24'], { env: envNoCa, encoding: 'utf8' })
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', CLI, 'attach-veth', `netns:${g}`, `ptbp${tag}`, '198.18.200.251/24'], { env: envNoCa, encoding: 'utf8' })
     const kb = Number(r.stderr.trim().split('\n').pop())
     console.log(`${'peak RSS of one one-shot attach-veth'.padEnd(58)} ${(kb / 1024).toFixed(1).padStart(8)} MB (target ≤ 80 MB)`)
   }
@@ -174,13 +186,16 @@ async function oneShotDocker(): Promise<void> {
     return
   }
   sh(`ip link add ptbe${tag} type bridge && ip link set ptbe${tag} up`)
-  run('node', [CLI, 'attach-veth', newContainer(), `ptbd${tag}`, '198.18.206.250/24'], envNoCa) // warms the page cache, makes the bridge
-  const p: number[] = [], s: number[] = []
+  run(CLI, ['attach-veth', newContainer(), `ptbd${tag}`, '198.18.206.250/24'], envNoCa) // warms the page cache, makes the bridge
+  const p: number[] = [], s: number[] = [], n: number[] = [], pw: number[] = []
   for (let i = 0; i < ROUNDS; i++) {
-    const [c1, c2] = [newContainer(), newContainer()]
+    const [c1, c2, c3] = [newContainer(), newContainer(), PIPEWORK ? newContainer() : '']
     const host = `ptbdh${tag}${i}`
     const contenders: Array<() => void> = [
-      () => p.push(timed(() => run('node', [CLI, 'attach-veth', c1, `ptbd${tag}`, `198.18.206.${i + 10}/24@198.18.206.1`], envNoCa))),
+      () => p.push(timed(() => run(CLI, ['attach-veth', c1, `ptbd${tag}`, `198.18.206.${i + 10}/24@198.18.206.1`], envNoCa))),
+      () => n.push(timed(() => run('node', ['-e', '0'], envNoCa))),
+      // pipework on the same bridge, a fresh container of its own (PIPEWORK names a copy of the script)
+      ...(PIPEWORK ? [() => void pw.push(timed(() => run(PIPEWORK, [`ptbd${tag}`, c3, `198.18.208.${i + 10}/24@198.18.208.1`])))] : []),
       () =>
         s.push(
           timed(() =>
@@ -195,8 +210,29 @@ EOF`]),
     for (const f of i % 2 ? contenders : [...contenders].reverse()) f()
   }
   console.log(report('one-shot attach to a fresh container by name: plumb CLI vs shell floor (curl + ip + ip -batch)', median(p), median(s)))
+  console.log(adds('one-shot attach to a container by name: plumb adds on top of node -e 0 vs the floor', median(p), median(n), median(s)))
+  if (PIPEWORK) console.log(`${report(`one-shot attach to a container by name: plumb CLI vs pipework (${PIPEWORK})`, median(p), median(pw))} (target ≤ 0.7)`)
+  else console.log('one-shot attach to a container by name: plumb CLI vs pipework: skipped (PIPEWORK=/path/to/pipework names a copy)')
   rows.push({ name: 'one-shot attach-veth, docker container by name', plumb: median(p), floor: median(s) })
   for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
+}
+
+/** `plumb --help`, `plumb ls` and `plumb --version` against node's own start (target: under 1.5 ×). */
+async function startup(): Promise<void> {
+  const cmds: Array<[string, string, string[]]> = [
+    ['node -e 0', 'node', ['-e', '0']],
+    ['plumb --version', CLI, ['--version']],
+    ['plumb --help', CLI, ['--help']],
+    ['plumb ls', CLI, ['ls']],
+    ['plumb --help from the code cache', 'node', [CLI_CACHE, '--help']],
+    ['plumb ls from the code cache', 'node', [CLI_CACHE, 'ls']],
+  ]
+  const t = cmds.map(() => [] as number[])
+  for (let i = 0; i < ROUNDS * 2; i++) {
+    const order = cmds.map((c, k) => () => t[k]!.push(timed(() => run(c[1], c[2], envNoCa))))
+    for (const f of i % 2 ? order : [...order].reverse()) f()
+  }
+  for (const [k, [label]] of cmds.entries()) if (k > 0) console.log(`${report(`start-up: ${label} vs node -e 0`, median(t[k]!), median(t[0]!))}${label.includes('cache') || label.includes('version') ? '' : ' (target < 1.5)'}`)
 }
 
 async function libraryAttach(): Promise<void> {
@@ -248,13 +284,18 @@ async function linkMenu(): Promise<void> {
   ]
   for (const c of cases) {
     if (!c || !want(c.name as (typeof PARTS)[number])) continue
-    const p: number[] = [], s: number[] = []
+    const p: number[] = [], s: number[] = [], n: number[] = []
     for (let i = 0; i < ROUNDS; i++) {
       const [a, b, x, y] = [newGuest(), newGuest(), newGuest(), newGuest()]
-      const order = [() => p.push(timed(() => run('node', [CLI, ...c.plumb(a, b, i)], envNoCa))), () => s.push(timed(() => run('sh', ['-c', c.floor(x, y, i)])))]
+      const order = [
+        () => p.push(timed(() => run(CLI, [...c.plumb(a, b, i)], envNoCa))),
+        () => s.push(timed(() => run('sh', ['-c', c.floor(x, y, i)]))),
+        () => n.push(timed(() => run('node', ['-e', '0'], envNoCa))),
+      ]
       for (const f of i % 2 ? order : [...order].reverse()) f()
     }
     console.log(report(`one-shot ${c.name}: plumb CLI vs shell floor`, median(p), median(s)))
+    console.log(adds(`one-shot ${c.name}: plumb adds on top of node -e 0 vs the floor`, median(p), median(n), median(s)))
     const [wa, wb] = [newGuest(), newGuest()]
     await c.lib(wa, wb, 250) // warm-up, untimed
     const pairs = Array.from({ length: LINKS_N }, () => [newGuest(), newGuest()] as const)
@@ -298,18 +339,18 @@ async function labBench(): Promise<void> {
       const shBr = `ptbs${tag}${r}`
       const loop = ['set -e']
       for (let i = 0; i < N; i++) loop.push(`ip netns add ${shNs(i)}`)
-      for (let i = 0; i < N; i++) loop.push(`node ${CLI} p2p-link netns:${shNs(i)} netns:${shNs((i + 1) % N)} --ifname-a eth1 --ifname-b eth2 --ip-a ${ip(i, 0)} --ip-b ${ip(i, 1)} -q`)
-      for (let i = 0; i < 20; i++) loop.push(`node ${CLI} attach-veth netns:${shNs(i * 2)} ${shBr} 198.18.126.${i + 10}/24 -i eth3 -l ${shBr}h${i} -q`)
+      for (let i = 0; i < N; i++) loop.push(`${CLI} p2p-link netns:${shNs(i)} netns:${shNs((i + 1) % N)} --ifname-a eth1 --ifname-b eth2 --ip-a ${ip(i, 0)} --ip-b ${ip(i, 1)} -q`)
+      for (let i = 0; i < 20; i++) loop.push(`${CLI} attach-veth netns:${shNs(i * 2)} ${shBr} 198.18.126.${i + 10}/24 -i eth3 -l ${shBr}h${i} -q`)
       writeFileSync(`${dir}/loop${r}.sh`, `${loop.join('\n')}\n`)
       const contenders = [
-        () => d.push(timed(() => run('node', [CLI, 'lab', 'deploy', file, '-q'], envNoCa))),
+        () => d.push(timed(() => run(CLI, ['lab', 'deploy', file, '-q'], envNoCa))),
         () => s.push(timed(() => run('sh', [`${dir}/loop${r}.sh`], envNoCa))),
       ]
       for (const f of r % 2 ? contenders : [...contenders].reverse()) f()
-      again.push(timed(() => run('node', [CLI, 'lab', 'deploy', file, '-q'], envNoCa)))
-      x.push(timed(() => run('node', [CLI, 'lab', 'destroy', file, '-q'], envNoCa)))
+      again.push(timed(() => run(CLI, ['lab', 'deploy', file, '-q'], envNoCa)))
+      x.push(timed(() => run(CLI, ['lab', 'destroy', file, '-q'], envNoCa)))
       // The shell's lab goes the shell's way (its bridge and firewall rule were plumb's attach-veth's).
-      quiet(`for i in $(seq 0 ${N - 1}); do ip netns del pt-b${tag}s${r}-$i; done; ip link del ${shBr}; while iptables -w -D DOCKER-USER -i ${shBr} -o ${shBr} -m comment --comment plumb:${shBr} -j ACCEPT 2>/dev/null; do :; done`)
+      quiet(`for i in $(seq 0 ${N - 1}); do ip netns del pt-b${tag}s${r}-$i; done; ip link del ${shBr}; for c in PLUMB-FORWARD DOCKER-USER; do while iptables -w -D $c -i ${shBr} -o ${shBr} -m comment --comment plumb:${shBr} -j ACCEPT 2>/dev/null; do :; done; done`)
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -329,7 +370,7 @@ async function labBench(): Promise<void> {
 async function cniPlugin(): Promise<void> {
   const dir = mkdtempSync(`/tmp/ptb${tag}-`)
   cniDirs.push(dir)
-  run('node', [CLI, 'cni', 'install', '--dir', `${dir}/bin`], envNoCa)
+  run(CLI, ['cni', 'install', '--dir', `${dir}/bin`], envNoCa)
   const conf = (type: string, bridge: string, octet: number, extra: Record<string, unknown> = {}) =>
     JSON.stringify({
       cniVersion: '1.0.0',
@@ -345,7 +386,7 @@ async function cniPlugin(): Promise<void> {
   const launcher = `${dir}/bin/plumb`
   const added: Array<[string, string, string]> = []
   const add = (file: string, config: string, guest: string, envOf = env): void => {
-    run(file, file === process.execPath ? [CLI] : [], envOf('ADD', guest), config)
+    run(file, file === process.execPath ? [CLI_CACHE] : [], envOf('ADD', guest), config)
     added.push([file === process.execPath ? launcher : file, config, guest])
   }
   // Warm the page cache and make both bridges (and host-local's VERSION answer for plumb).
@@ -472,6 +513,7 @@ async function restartBench(): Promise<void> {
 console.log(`plumb benchmarks: ${ROUNDS} paired rounds, node ${process.version}, NODE_EXTRA_CA_CERTS unset for plumb unless said\n`)
 try {
   // Alone, the library part's untimed warm-up creates the Linux bridge it attaches to.
+  if (want('startup')) await startup()
   if (want('attach')) await oneShotAttach()
   if (want('docker')) await oneShotDocker()
   if (want('library')) await libraryAttach()

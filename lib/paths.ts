@@ -38,12 +38,14 @@ export function findPackageRoot(from: string = import.meta.url): string | undefi
   }
 }
 
-let root: string | undefined
+// Keyed by where this code runs from: the CLI's start-up snapshot (bin/snapshot.ts) is made in
+// one place and learns where it runs only when it starts.
+let root: { from: string; dir: string | undefined } | undefined
 
 export function packageRoot(): string {
-  root ??= findPackageRoot()
-  if (root === undefined) throw new Error('cannot find the plumb package root')
-  return root
+  if (root?.from !== import.meta.url) root = { from: import.meta.url, dir: findPackageRoot() }
+  if (root.dir === undefined) throw new Error('cannot find the plumb package root')
+  return root.dir
 }
 
 export function packageVersion(): string {

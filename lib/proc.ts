@@ -7,11 +7,28 @@
 // shell floor, and the few options used here need none of execa's parsing. Tests use execa.
 
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { join } from 'node:path'
 import { PlumbError } from './errors.js'
 import { errnoOf, errorCodeOf } from './kernel/errors.js'
 
 /** Where programs are looked up when the caller hands a minimal environment. */
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** Where `bin` is on PATH (an executable), if anywhere: no spawn, looking costs microseconds. */
+export function findOnPath(bin: string, envPath: string = process.env.PATH ?? ''): string | undefined {
+  for (const dir of envPath.split(':')) {
+    if (!dir) continue
+    const p = join(dir, bin)
+    try {
+      accessSync(p, constants.X_OK)
+      return p
+    } catch {
+      /* next */
+    }
+  }
+  return undefined
+}
 
 export interface RunOptions {
   /** written to the program's stdin (default: no stdin) */

@@ -1,23 +1,46 @@
-// Bundles the CLI into one CommonJS file plus V8's code cache for it: a one-shot command is
-// dominated by node's start-up and module loading (yargs unbundled ~50-180 ms, bundled ~30 ms;
-// see KERNEL-NOTES.md), and by compiling what it loads. CommonJS because only a classic script
-// can be run from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts).
+// Bundles the CLI into one CommonJS file plus V8's code cache for it, and makes the start-up
+// snapshot the `plumb` command starts from: a one-shot command is dominated by node's start-up
+// and module loading (yargs unbundled ~50-180 ms, bundled ~30 ms; see KERNEL-NOTES.md), and by
+// compiling and initialising what it loads. CommonJS because only a classic script can be run
+// from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts), and only one file of
+// it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
 import { spawnSync } from 'node:child_process'
-import { chmod, readFile, rm } from 'node:fs/promises'
+import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
+import { SNAPSHOT_BLOB, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
 
 const require = createRequire(import.meta.url)
 
 // netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
-// binding is found at run time, from the installed package, instead of from __dirname.
+// binding is found at run time, from the installed package, and only when the first socket is
+// made: a start-up snapshot (bin/snapshot.ts) cannot hold a native binding, and --help or a
+// usage error never needs one. node-gyp-build, which picks the prebuilt binary, is bundled, its
+// require of the binary made a real one (the snapshot's `require` knows only node's built-ins).
 const netlinkBinding = {
   name: 'netlink-binding',
   setup(b) {
     b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, async (args) => {
       const src = await readFile(args.path, 'utf8')
-      const patched = src.replace("require('node-gyp-build')(__dirname + '/..')", "require('node-gyp-build')(require('node:path').dirname(require.resolve('netlink/package.json')))")
+      const lazy = [
+        'let loaded;',
+        'const binding = { get NativeNetlink() {',
+        "  loaded ??= require('node-gyp-build')(require('node:path').dirname(require('node:module').createRequire(__plumbModuleUrl).resolve('netlink/package.json')));",
+        '  return loaded.NativeNetlink',
+        '} };',
+      ].join('\n')
+      const patched = src.replace("const binding = require('node-gyp-build')(__dirname + '/..');", lazy)
       if (patched === src) throw new Error('netlink/dist/raw.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+    b.onLoad({ filter: /node_modules[\\/]node-gyp-build[\\/]node-gyp-build\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      // it requires absolute paths only: the binary and a package.json
+      const patched = src.replace(
+        "var runtimeRequire = typeof __webpack_require__ === 'function' ? __non_webpack_require__ : require // eslint-disable-line",
+        "var runtimeRequire = function (file) { return require('node:module').createRequire(file)(file) }",
+      )
+      if (patched === src) throw new Error('node-gyp-build/node-gyp-build.js changed: update the bundle plugin')
       return { contents: patched, loader: 'js' }
     })
   },
@@ -61,6 +84,22 @@ const cliuiCjs = {
 
 await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
 await rm('dist/plumb.mjs.map', { force: true })
+// yargs renders the full help of the command that ran, right after its handler starts, and keeps
+// it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of ~250 M
+// instructions for a dry-run attach) for a text plumb never shows (its fail handler throws;
+// nothing calls showHelp). The call goes.
+const yargsNoHelpCache = {
+  name: 'yargs-no-help-cache',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      const patched = src.replace('yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */')
+      if (patched === src) throw new Error('yargs/build/lib/command.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+  },
+}
+
 const bundled = {
   bundle: true,
   platform: 'node',
@@ -72,7 +111,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert, cliuiCjs],
+  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
@@ -80,6 +119,8 @@ const bundled = {
 await build({ ...bundled, entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs' })
 // The CNI plugin's face: its own bundle without yargs and the CLI commands (bin/cni.ts).
 await build({ ...bundled, entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
+// The start-up snapshot's script: its import.meta.url is set at run time by its deserialised main (bin/snapshot.ts).
+await build({ ...bundled, entryPoints: ['bin/snapshot.ts'], outfile: 'dist/plumb-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" } })
 await build({
   entryPoints: ['bin/plumb.cts'],
   outfile: 'dist/plumb.cjs',
@@ -94,3 +135,19 @@ for (const bundle of ['dist/plumb-cli.cjs', 'dist/plumb-cni.cjs']) {
   if (cache.status !== 0) throw new Error(`writing the code cache of ${bundle} failed`)
 }
 await chmod('dist/plumb.cjs', 0o755)
+await copyFile('bin/plumb.sh', 'dist/plumb')
+await chmod('dist/plumb', 0o755)
+
+// The V8 start-up snapshot (bin/plumb.sh says when it is used): made by this node, then vouched
+// for only once a run from it worked. A node that cannot make or load one leaves the CLI on the
+// code-cache path, which doctor reports; the build still succeeds.
+const snap = spawnSync(process.execPath, ['--snapshot-blob', SNAPSHOT_BLOB, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
+const tried = snap.status === 0 ? spawnSync(process.execPath, ['--snapshot-blob', `dist/${SNAPSHOT_BLOB}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' }) : snap
+if (tried.status === 0 && tried.stdout.trim() === JSON.parse(await readFile('package.json', 'utf8')).version) {
+  await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n`)
+  // node's mtime to the nanosecond, which utimes from JS cannot copy
+  const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })
+  if (touch.status !== 0) throw new Error(`touch -r ${process.execPath} dist/${SNAPSHOT_STAMP} failed`)
+} else {
+  console.warn(`no start-up snapshot (the CLI starts from its code cache): ${(tried.stderr || tried.stdout || `exit ${tried.status}`).trim().split('\n')[0]}`)
+}

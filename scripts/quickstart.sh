@@ -57,6 +57,6 @@ esac
 
 step "done ($([[ $rc -eq 0 ]] && echo ok || echo "failed, exit $rc"))"
 scripts/testbed.sh status
-echo "The services stay up so you can keep playing (CLI: node dist/plumb.cjs, or npm link for 'plumb')."
+echo "The services stay up so you can keep playing (CLI: dist/plumb, or npm link for 'plumb')."
 echo "Stop what the set-up started with: scripts/testbed.sh down"
 exit "$rc"

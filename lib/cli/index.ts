@@ -4,42 +4,69 @@
 
 import yargs from 'yargs'
 import { Parser } from 'yargs/helpers'
-import type { Argv, MiddlewareFunction } from 'yargs'
+import type { Argv, CommandModule, MiddlewareFunction } from 'yargs'
 import { configFromEnv, configure } from '../config.js'
 import { usageError } from '../errors.js'
 import { packageVersion } from '../paths.js'
-import { attachVethCommand } from './commands/attach-veth.js'
-import { detachCommand } from './commands/detach.js'
-import { execCommand } from './commands/exec.js'
-import { lsCommand } from './commands/ls.js'
-import { setIpCommand } from './commands/set-ip.js'
-import { waitCommand } from './commands/wait.js'
-import { dhcpCommand } from './commands/dhcp.js'
-import { doctorCommand } from './commands/doctor.js'
-import { gcCommand } from './commands/gc.js'
-import { macvlanCommand } from './commands/macvlan.js'
-import { moveDevCommand } from './commands/move-dev.js'
-import { ovsPortCommand } from './commands/ovs-port.js'
-import { p2pLinkCommand } from './commands/p2p-link.js'
-import { vlanCommand } from './commands/vlan.js'
-import { vxlanCommand } from './commands/vxlan.js'
-import { namesCommand } from './commands/names.js'
-import { sysctlCommand } from './commands/sysctl.js'
-import { pipeworkCommand } from './commands/pipework.js'
-import { labCommand } from './commands/lab.js'
-import { cniCommand } from './commands/cni.js'
 import { SHARED_FLAGS, refuseRepeatedFlags } from './common.js'
-import { exposeCommand } from './commands/expose.js'
-import { masqueradeCommand } from './commands/masquerade.js'
-import { isolateCommand } from './commands/isolate.js'
-import { replayCommand } from './commands/replay.js'
-import { watchCommand } from './commands/watch.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
 import type { CliIo } from './io.js'
 import { renderError } from './render.js'
 
-export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
+/** A command module's factory: what each lib/cli/commands module exports. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command has its own Args
+export type CommandFactory = (state: CliState, argv: string[]) => CommandModule<GlobalArgs, any>
+
+/**
+ * Every command, in --help's order, by the name typed, and how to load its module. The bundle
+ * loads a command module (its op, and everything the op uses) only when it is imported, and yargs
+ * builds each registered command's usage on every run: a run loads and registers only the
+ * command it names (see loadCommands).
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<CommandFactory>]> = [
+  ['attach-veth', async () => (await import('./commands/attach-veth.js')).attachVethCommand],
+  ['set-ip', async () => (await import('./commands/set-ip.js')).setIpCommand],
+  ['detach', async () => (await import('./commands/detach.js')).detachCommand],
+  ['ls', async () => (await import('./commands/ls.js')).lsCommand],
+  ['exec', async () => (await import('./commands/exec.js')).execCommand],
+  ['macvlan', async () => (await import('./commands/macvlan.js')).macvlanCommand],
+  ['vlan', async () => (await import('./commands/vlan.js')).vlanCommand],
+  ['ovs-port', async () => (await import('./commands/ovs-port.js')).ovsPortCommand],
+  ['dhcp', async () => (await import('./commands/dhcp.js')).dhcpCommand],
+  ['p2p-link', async () => (await import('./commands/p2p-link.js')).p2pLinkCommand],
+  ['move-dev', async () => (await import('./commands/move-dev.js')).moveDevCommand],
+  ['wait', async () => (await import('./commands/wait.js')).waitCommand],
+  ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
+  ['gc', async () => (await import('./commands/gc.js')).gcCommand],
+  ['vxlan', async () => (await import('./commands/vxlan.js')).vxlanCommand],
+  ['names', async () => (await import('./commands/names.js')).namesCommand],
+  ['sysctl', async () => (await import('./commands/sysctl.js')).sysctlCommand],
+  ['pipework', async () => (await import('./commands/pipework.js')).pipeworkCommand],
+  ['lab', async () => (await import('./commands/lab.js')).labCommand],
+  ['cni', async () => (await import('./commands/cni.js')).cniCommand],
+  ['expose', async () => (await import('./commands/expose.js')).exposeCommand],
+  ['masquerade', async () => (await import('./commands/masquerade.js')).masqueradeCommand],
+  ['isolate', async () => (await import('./commands/isolate.js')).isolateCommand],
+  ['replay', async () => (await import('./commands/replay.js')).replayCommand],
+  ['watch', async () => (await import('./commands/watch.js')).watchCommand],
+]
+
+/**
+ * The command modules this run needs: only the one it names, when it names a known one (every
+ * shared flag is a boolean, so the first word that is not a flag is the command). Everything else
+ * (--help or --version alone, completion, an unknown or misspelt command, which yargs answers
+ * with the whole list and a "did you mean") gets them all.
+ */
+export async function loadCommands(argv: string[]): Promise<CommandFactory[]> {
+  const end = argv.indexOf('--')
+  const words = (end < 0 ? argv : argv.slice(0, end)).filter((a) => !a.startsWith('-'))
+  const named = argv.includes('--get-yargs-completions') ? undefined : COMMANDS.find(([name]) => name === words[0])
+  return Promise.all((named ? [named] : COMMANDS).map(([, load]) => load()))
+}
+
+/** The yargs instance for `argv` with `commands` registered (from loadCommands). */
+export function createCli(argv: string[], state: CliState, commands: CommandFactory[]): Argv<GlobalArgs> {
   const cli = yargs(argv)
     .scriptName('plumb')
     .usage('$0 <command> [options]\n\nContainer network plumbing: veth, bridges, macvlan, VLANs, OVS, DHCP,\np2p links, published ports, NAT and isolation for --net=none containers,\nas transactions with undo.')
@@ -49,32 +76,7 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     // yargs hands middleware its instance too (not in @types/yargs): the command's options, to tell
     // a repeated single-valued flag from a repeatable one.
     .middleware(((args: Record<string, unknown>, y: { getOptions(): Parameters<typeof refuseRepeatedFlags>[1] }) => refuseRepeatedFlags(args, y.getOptions())) as unknown as MiddlewareFunction, true) as unknown as Argv<GlobalArgs>
-  cli
-    .command(attachVethCommand(state))
-    .command(setIpCommand(state))
-    .command(detachCommand(state))
-    .command(lsCommand(state))
-    .command(execCommand(state))
-    .command(macvlanCommand(state))
-    .command(vlanCommand(state))
-    .command(ovsPortCommand(state))
-    .command(dhcpCommand(state))
-    .command(p2pLinkCommand(state))
-    .command(moveDevCommand(state))
-    .command(waitCommand(state))
-    .command(doctorCommand(state))
-    .command(gcCommand(state))
-    .command(vxlanCommand(state))
-    .command(namesCommand(state))
-    .command(sysctlCommand(state))
-    .command(pipeworkCommand(state, argv))
-    .command(labCommand(state))
-    .command(cniCommand(state))
-    .command(exposeCommand(state))
-    .command(masqueradeCommand(state))
-    .command(isolateCommand(state))
-    .command(replayCommand(state))
-    .command(watchCommand(state))
+  for (const command of commands) cli.command(command(state, argv))
 
   return cli
     .completion('completion', 'print a bash/zsh completion script (plumb completion >> ~/.bashrc)')
@@ -84,8 +86,8 @@ export function createCli(argv: string[], state: CliState): Argv<GlobalArgs> {
     .version(packageVersion())
     .help()
     .alias('help', 'h')
-    // yargs renders the command's help on every run (cacheHelpMessage): without wrapping that is
-    // ~8 ms cheaper, and the width only matters when help is shown.
+    // the width only matters when help is shown (wrapping costs ~8 ms; yargs' own render of the
+    // command's help on every run is patched out of the bundle: scripts/bundle.mjs)
     .wrap(argv.includes('--help') || argv.includes('-h') ? helpWidth() : null)
     .exitProcess(false)
     .fail((msg, err) => {
@@ -124,7 +126,7 @@ export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.Pr
   const state: CliState = { exitCode: 0, io }
   const { json, verbose } = renderFlags(argv)
   try {
-    const cli = createCli(argv, state)
+    const cli = createCli(argv, state, await loadCommands(argv))
     // A parse callback makes yargs hand --help/--version/completion text to us instead of
     // console.log, so it goes through `io` like every other output (and tests can read it).
     await cli.parseAsync(argv, {}, (_err, _args, output) => {

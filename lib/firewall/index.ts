@@ -9,10 +9,12 @@
 // the bridge's last plumb port. A bridge that is Docker's own gets none: its forwarding is
 // Docker's policy (--icc=false closes it on purpose).
 
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { RUN_DIR } from '../paths.js'
-import { run as runProgram } from '../proc.js'
+import { findOnPath, run as runProgram } from '../proc.js'
+import { nftGeneration } from '../kernel/index.js'
 import { formatRuleMark } from '../parse/index.js'
 import { restoreText } from './plan.js'
 import type { Cmd } from './plan.js'
@@ -70,14 +72,88 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
   return out
 }
 
+/**
+ * What attach-veth's check last read, and under which key: iptables' view cannot have changed
+ * while the key holds, so an attach to a bridge whose rule is in place spawns nothing (the
+ * spawns are ~5-10 ms of a one-shot attach on a busy machine: bench/README.md).
+ *
+ * The key is the nftables generation of plumb's netns (lib/kernel/nftgen.ts), which the kernel
+ * bumps on every committed nftables transaction, and so on every change iptables-nft makes, by
+ * plumb or anyone (Docker, firewalld, nft itself); plus the programs `iptables`/`ip6tables` on
+ * PATH resolve to. It is read BEFORE the tables: a change racing the read bumps it past the key
+ * stored, so the next run reads again (the other order could store a new key with old tables).
+ * Kept only when each binary is iptables-nft (xtables-nft-multi, or "(nf_tables)" in its -V): the
+ * legacy backend's tables change without a generation. And only in the initial netns, recognised by
+ * its fixed inode (NET_NS_INIT_INO, kernel 6.18 and later): it never dies, while another netns's
+ * inode and generation counter can come back, together, with a new netns after it is gone.
+ */
+export const TABLES_CACHE = `${RUN_DIR}/firewall-tables.json`
+const NET_NS_INIT_INO = 0xeffffff9
+
+interface TablesKey {
+  gen: number
+  /** each binary asked for and the file it resolves to */
+  bins: Partial<Record<Binary, string>>
+}
+interface CachedTables extends TablesKey {
+  tables: Partial<Record<Binary, string>>
+}
+
+async function tablesKey(binaries: readonly Binary[]): Promise<TablesKey | undefined> {
+  try {
+    if (statSync('/proc/self/ns/net').ino !== NET_NS_INIT_INO) return undefined
+    const bins: TablesKey['bins'] = {}
+    for (const b of binaries) {
+      const at = findOnPath(b)
+      if (at === undefined) return undefined
+      bins[b] = realpathSync(at)
+    }
+    const gen = await nftGeneration()
+    return gen === undefined ? undefined : { gen, bins }
+  } catch {
+    return undefined // no key: the tables are read, as without a cache
+  }
+}
+
+function cachedTables(key: TablesKey, binaries: readonly Binary[]): Map<Binary, string> | undefined {
+  let c: CachedTables
+  try {
+    c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as CachedTables
+  } catch {
+    return undefined // none yet, or torn by hand: read the tables
+  }
+  if (c.gen !== key.gen || !binaries.every((b) => c.bins?.[b] === key.bins[b] && typeof c.tables?.[b] === 'string')) return undefined
+  return new Map(binaries.map((b) => [b, c.tables[b]!]))
+}
+
+function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
+  const tmp = `${TABLES_CACHE}.${process.pid}.tmp`
+  try {
+    mkdirSync(RUN_DIR, { recursive: true })
+    writeFileSync(tmp, JSON.stringify({ ...key, tables: Object.fromEntries(tables) } satisfies CachedTables))
+    renameSync(tmp, TABLES_CACHE) // readers see the old file or the new one, never half
+  } catch {
+    rmSync(tmp, { force: true }) // not root, a read-only /run: every run reads the tables
+  }
+}
+
 /** `iptables -S` (and/or ip6tables) output per binary, for the binaries installed. */
 export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
-  const texts = await dumpAll(binaries.map((b) => `${b} -w -S`))
   const tables = new Map<Binary, string>()
+  if (binaries.length === 0) return tables
+  const key = await tablesKey(binaries)
+  const cached = key && cachedTables(key, binaries)
+  if (cached) return cached
+  // With a key, each binary's backend: xtables-nft-multi is iptables-nft; anything else (a
+  // wrapper, the legacy backend) says it with -V, in the same spawn as the tables.
+  const ask = key ? binaries.filter((b) => basename(key.bins[b] ?? '') !== 'xtables-nft-multi') : []
+  const texts = await dumpAll([...binaries.map((b) => `${b} -w -S`), ...ask.map((b) => `${b} -V`)])
   binaries.forEach((b, i) => {
     const t = texts[i]
     if (t !== undefined) tables.set(b, t)
   })
+  const nft = ask.every((_, i) => texts[binaries.length + i]?.includes('(nf_tables)'))
+  if (key && nft && tables.size === binaries.length) storeTables(key, tables)
   return tables
 }
 

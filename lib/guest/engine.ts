@@ -1,14 +1,12 @@
 // Talking to Docker and Podman: the Engine API over the unix socket (~1 ms a call), `podman inspect` as a fallback.
 
-import { accessSync, constants } from 'node:fs'
-import path from 'node:path'
 import { PlumbError, notFound, unsupported } from '../errors.js'
 import { errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
 import { apiMessage, containerFromInspect, publishedFromList, summaryFromInfo, summaryFromList } from './inspect.js'
 import type { ContainerInfo, ContainerSummary, EngineName, PublishedPort } from './types.js'
-import { run } from '../proc.js'
+import { findOnPath, run } from '../proc.js'
 
 /** Docker 20.10's API version; newer Dockers and Podman's compat API still serve it. */
 export const API = '/v1.41'
@@ -306,21 +304,6 @@ async function apiInspect(ep: EngineEndpoint, name: string): Promise<ContainerIn
   if (ans.status === 404) return undefined
   if (ans.status !== 200) throw apiFailure(ep, `inspect container "${name}"`, ans)
   return containerFromInspect(ep.engine, ans.body)
-}
-
-/** The `podman` binary on PATH, if any (no spawn: looking costs microseconds, spawning ~50 ms). */
-export function findOnPath(bin: string, envPath: string = process.env.PATH ?? ''): string | undefined {
-  for (const dir of envPath.split(':')) {
-    if (!dir) continue
-    const p = path.join(dir, bin)
-    try {
-      accessSync(p, constants.X_OK)
-      return p
-    } catch {
-      /* next */
-    }
-  }
-  return undefined
 }
 
 async function podmanCli(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ exitCode: number; stdout: string; stderr: string }> {

@@ -91,3 +91,4 @@ export function setHostnameIn(utsFd: number, name: string): void {
     throw toPlumbError(err, `set the hostname of the guest to "${name}"`)
   }
 }
+export { nftGeneration } from './nftgen.js'

@@ -1,4 +1,4 @@
-// One NETLINK_ROUTE socket with our own request/reply matching: replies are routed by
+// One netlink socket (NETLINK_ROUTE unless said) with our own request/reply matching: replies are routed by
 // sequence number, a request ends at its NLMSG_ERROR (ACK or errno + extack) or, for a dump,
 // at NLMSG_DONE; every request has a timeout. The package's higher layer is bypassed because
 // it resolves on the FIRST reply (an NLM_F_ECHO copy arrives before the error that follows it)
@@ -51,8 +51,8 @@ export class RtSocket {
   private closed = false
 
   /** Must be called synchronously inside withNetns for a socket in another netns. */
-  constructor() {
-    this.raw = new RawNetlinkSocket(NETLINK_ROUTE)
+  constructor(protocol = NETLINK_ROUTE) {
+    this.raw = new RawNetlinkSocket(protocol)
     this.port = this.raw.address().port
     // an idle handle must not keep the process alive; a pending request's timer does
     this.raw.unref()

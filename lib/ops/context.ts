@@ -38,9 +38,7 @@ export class HandlePool {
   private readonly open = new Map<string, NetHandle>()
 
   host(): NetHandle {
-    let h = this.open.get('host')
-    if (!h) this.open.set('host', (h = openHostHandle()))
-    return h
+    return processHostHandle()
   }
 
   /** The handle of this netns (the host's when it is the host's). */
@@ -56,6 +54,20 @@ export class HandlePool {
     for (const h of this.open.values()) h.close()
     this.open.clear()
   }
+}
+
+let processHost: NetHandle | undefined
+
+/**
+ * The process's own netns's handle, opened on first use and shared by every op for the
+ * process's life: a socket (with its extack tuning through the addon) per op was ~0.1-0.2 ms of
+ * a ~2.5 ms library attach. Safe now that a socket has at most 32 requests in flight (the
+ * package's native layer aborted the process with ~100 concurrent attaches on one socket:
+ * lib/kernel/socket.ts). Its socket is unref'd: it keeps no process alive. Never closed.
+ */
+export function processHostHandle(): NetHandle {
+  processHost ??= openHostHandle()
+  return processHost
 }
 
 interface Held {
@@ -93,7 +105,7 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
   let host: Held | undefined
   let guest: Held | undefined
   try {
-    host = opts.handles ? shared(opts.handles.host()) : own(openHostHandle())
+    host = shared(processHostHandle())
     guest = handleFor(netns, opts, host.h)
     const recovered = await recoverFor(host.h, netns, opts)
     const result = await fn({ netns, hostNs: host.h, guestNs: guest.h })

@@ -6,6 +6,7 @@ import Module from 'node:module'
 import { join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot } from '../paths.js'
+import { SNAPSHOT_BLOB, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -60,6 +61,26 @@ function codeCacheCheck(): DoctorCheck | undefined {
   }
 }
 
+/**
+ * The `plumb` command's start-up snapshot (dist/plumb.blob, bin/plumb.sh): whether a command starts
+ * from it, and if not why (start-up-bound runs such as --help then cost ~35% more of plumb's own
+ * start-up work: bench/README.md). When the launcher would offer
+ * it, one run from it is tried: V8's own words if node refuses it after all.
+ */
+export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise<DoctorCheck | undefined> {
+  if (!exists(join(dist, 'plumb'))) return undefined
+  const name = 'CLI start-up snapshot'
+  const hint = 'rebuild it with the node on PATH: npm run build'
+  const node = await onPath('node')
+  const verdict = snapshotVerdict(dist, node, process.env)
+  if (!verdict.used) return { name, ok: false, optional: true, detail: `not used, commands start from the code cache (slower): ${verdict.why}`, hint }
+  const { run } = await import('../proc.js')
+  const tried = await run(node!, ['--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
+  return tried.exitCode === 0
+    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}` }
+    : { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }
+}
+
 async function onPath(bin: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
     try {
@@ -94,6 +115,8 @@ export async function doctor(): Promise<DoctorReport> {
   }
   const cache = codeCacheCheck()
   if (cache) add(cache)
+  const snapshot = await snapshotCheck()
+  if (snapshot) add(snapshot)
 
   for (const kind of ['veth', 'bridge', 'macvlan', 'vlan', 'vxlan', 'ipvlan', 'dummy'] as const) {
     const res = await kernel.probeLinkKind(kind)

@@ -9,7 +9,7 @@
 // Entries are tiny JSON files rewritten whole (write to a temporary name, rename: a reader never
 // sees half a file) on the op's own thread, before the step they announce: ~40 µs per intent.
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RUN_DIR } from '../paths.js'
 
@@ -113,18 +113,28 @@ export class Journal {
     if (!this.entry) {
       const id = selfIdentity()
       this.entry = { v: 1, pid: id.pid, start: id.start, hostNs: id.hostNs, op: this.spec.op, guests: this.spec.guests, at: Date.now(), intents: [] }
-      mkdirSync(JOURNAL_DIR, { recursive: true })
     }
     this.entry.intents.push(intent)
     const tmp = `${this.file}.tmp`
-    writeFileSync(tmp, JSON.stringify(this.entry))
+    try {
+      writeFileSync(tmp, JSON.stringify(this.entry))
+    } catch (err) {
+      // the directory is made once, when a write first finds it missing (not on every op)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      mkdirSync(JOURNAL_DIR, { recursive: true })
+      writeFileSync(tmp, JSON.stringify(this.entry))
+    }
     renameSync(tmp, this.file)
   }
 
   /** The op committed or rolled back completely: nothing is left to undo. */
   close(): void {
     if (!this.entry) return
-    rmSync(this.file, { force: true })
+    try {
+      unlinkSync(this.file) // one syscall (rmSync stats first)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
     this.entry = undefined
   }
 }

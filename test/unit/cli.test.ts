@@ -3,7 +3,7 @@
 
 import test from 'ava'
 import { readFileSync } from 'node:fs'
-import { main } from '../../lib/cli/index.js'
+import { loadCommands, main } from '../../lib/cli/index.js'
 import { configure, dhcpStateDir, ovsdbSocket, recordsDir } from '../../lib/config.js'
 import { bufferIo } from '../../lib/cli/io.js'
 import { renderError, renderResult } from '../../lib/cli/render.js'
@@ -208,4 +208,23 @@ test('--no-persist is a global flag every command takes (exit 2 comes from the b
   const r = await run('attach-veth', 'netns:pt-none', 'br0', '198.18.0.10', '--no-persist')
   t.is(r.code, 2)
   t.regex(r.stderr, /did you mean 198\.18\.0\.10\/24/)
+})
+
+test('a run loads and registers only the command it names; help, completion and unknown commands get them all', async (t) => {
+  const all = (await loadCommands([])).length
+  t.true(all >= 19)
+  t.is((await loadCommands(['attach-veth', 'web', 'br0'])).length, 1)
+  t.is((await loadCommands(['--json', '-v', 'ls'])).length, 1, 'global flags before the command')
+  t.is((await loadCommands(['exec', 'web', '--', 'ip', 'a'])).length, 1)
+  for (const argv of [['--help'], ['--version'], ['atach-veth'], ['completion'], ['--get-yargs-completions', 'plumb', 'attach-veth', '--'], ['--', 'ls']]) {
+    t.is((await loadCommands(argv)).length, all, argv.join(' '))
+  }
+  // what each of those runs shows still comes from every command
+  const typo = await run('atach-veth')
+  t.is(typo.code, 2)
+  t.regex(typo.stderr, /Did you mean attach-veth\?/)
+  const names = await run('--get-yargs-completions', 'plumb', 'a')
+  for (const cmd of ['attach-veth', 'p2p-link', 'lab', 'ls']) t.regex(names.stdout, new RegExp(`^${cmd}$`, 'm'))
+  const flags = await run('--get-yargs-completions', 'plumb', 'attach-veth', '--')
+  t.regex(flags.stdout, /^--host-ifname$/m)
 })

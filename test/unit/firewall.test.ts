@@ -20,15 +20,16 @@ test.serial('dumpTables: one sh runs both binaries with -w -S; each table is spl
     process.env.PATH = oldPath
     rmSync(dir, { recursive: true, force: true })
   })
-  fakeBin(dir, 'iptables', `echo "$*" > ${dir}/argv4\nprintf -- '-P INPUT ACCEPT\\n-P FORWARD DROP\\n-N DOCKER-USER\\n-A DOCKER-USER -j RETURN\\n'`)
-  fakeBin(dir, 'ip6tables', `echo "$*" > ${dir}/argv6\necho 'ip6tables v1.8.9 (nf_tables): table filter missing' >&2\nexit 3`)
+  fakeBin(dir, 'iptables', `echo "$*" >> ${dir}/argv4\nprintf -- '-P INPUT ACCEPT\\n-P FORWARD DROP\\n-N DOCKER-USER\\n-A DOCKER-USER -j RETURN\\n'`)
+  fakeBin(dir, 'ip6tables', `echo "$*" >> ${dir}/argv6\necho 'ip6tables v1.8.9 (nf_tables): table filter missing' >&2\nexit 3`)
   process.env.PATH = `${dir}:${oldPath}`
 
   const both = await dumpTables(['iptables', 'ip6tables'])
   t.deepEqual([...both.keys()], ['iptables'], 'a family whose table is missing (exit 3) gives no table')
   t.is(both.get('iptables'), '-P INPUT ACCEPT\n-P FORWARD DROP\n-N DOCKER-USER\n-A DOCKER-USER -j RETURN')
-  t.is(readFileSync(join(dir, 'argv4'), 'utf8').trim(), '-w -S')
-  t.is(readFileSync(join(dir, 'argv6'), 'utf8').trim(), '-w -S')
+  // (and -V, which asks a binary that is not xtables-nft-multi its backend before its table is kept)
+  t.true(readFileSync(join(dir, 'argv4'), 'utf8').split('\n').includes('-w -S'))
+  t.true(readFileSync(join(dir, 'argv6'), 'utf8').split('\n').includes('-w -S'))
 
   t.deepEqual([...(await dumpTables([])).keys()], [], 'nothing asked, nothing spawned')
   fakeBin(dir, 'ip6tables', `printf -- '-P FORWARD ACCEPT\\n'`)

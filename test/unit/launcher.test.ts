@@ -3,12 +3,17 @@
 // start-up path (the one-shot CLI is dominated by start-up: bench/README.md).
 
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { execa } from 'execa'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import Module, { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot, packageVersion } from '../../lib/paths.js'
+import { snapshotCheck } from '../../lib/ops/doctor.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
 
 const dist = join(packageRoot(), 'dist')
@@ -95,4 +100,87 @@ process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, [...process.mo
   t.is(bad.exitCode, 1)
   t.deepEqual(JSON.parse(bad.stdout), { cniVersion: '0.4.0', code: 7, msg: 'unknown op "nope"', details: "plumb's CNI ops: attach-veth, ovs-port, macvlan, vlan, move-dev" })
   t.regex(bad.stderr, /^plumb: CNI ADD failed: unknown op "nope"/)
+})
+
+// The `plumb` command (dist/plumb, bin/plumb.sh) and the start-up snapshot it offers node. Which
+// path a run took is read from node's own argv, through a stand-in `node` first on PATH that logs
+// its arguments and execs the real one (with the real one's mtime: the launcher compares it).
+const launcher = join(dist, 'plumb')
+
+function fakeNode(t: ExecutionContext): { dir: string; log: string; env: NodeJS.ProcessEnv; argvs: () => string[][] } {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-node-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const log = join(dir, 'argv.log')
+  writeFileSync(join(dir, 'node'), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${process.execPath} "$@"\n`, { mode: 0o755 })
+  execFileSync('touch', ['-r', process.execPath, join(dir, 'node')])
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }
+  delete env.NODE_OPTIONS
+  return { dir, log, env, argvs: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')) : []) }
+}
+
+test('the build wrote a start-up snapshot and vouched for it; plumb starts node from it', async (t) => {
+  t.true(existsSync(join(dist, SNAPSHOT_BLOB)), 'npm run build makes dist/plumb.blob')
+  t.true(existsSync(join(dist, SNAPSHOT_STAMP)), 'and the stamp, once a run from it worked')
+  const node = fakeNode(t)
+  const version = await execa(launcher, ['--version'], { env: node.env, extendEnv: false, reject: false })
+  t.is(version.exitCode, 0, version.stderr)
+  t.is(version.stdout.trim(), packageVersion())
+  const [argv] = node.argvs()
+  t.deepEqual(argv, ['--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version'])
+})
+
+test('from the snapshot, argv, the environment and the exit codes are the run\'s own', async (t) => {
+  const node = fakeNode(t)
+  const help = await execa(launcher, ['attach-veth', '--help'], { env: node.env, extendEnv: false, reject: false })
+  t.is(help.exitCode, 0, help.stderr)
+  t.regex(help.stdout, /plumb attach-veth <guest> <bridge>/)
+  const usage = await execa(launcher, ['attach-veth', 'pid:1', 'pt-x0', '300.1.1.1/24', '--json'], { env: node.env, extendEnv: false, reject: false })
+  t.is(usage.exitCode, 2)
+  t.is(JSON.parse(usage.stderr).error.code, 'USAGE')
+  // DOCKER_HOST is read when the command runs, not when the snapshot was made
+  const sock = `unix:///nonexistent/pt-${process.pid}.sock`
+  const missing = await execa(launcher, ['attach-veth', `pt-nosuch-${process.pid}`, 'pt-x0', '198.18.0.2/24'], { env: { ...node.env, DOCKER_HOST: sock }, extendEnv: false, reject: false })
+  t.is(missing.exitCode, 3)
+  t.true(missing.stderr.includes(sock), missing.stderr)
+  t.true(node.argvs().every((a) => a[0] === '--snapshot-blob'), 'every run started from the snapshot')
+  t.is(node.argvs().length, 3)
+})
+
+test('without a snapshot node accepts, plumb runs from the code cache and doctor says why', async (t) => {
+  const node = fakeNode(t)
+  // NODE_OPTIONS may carry V8 flags, under which node refuses any snapshot (exit 14)
+  const opts = await execa(launcher, ['--version'], { env: { ...node.env, NODE_OPTIONS: '--max-old-space-size=200' }, extendEnv: false, reject: false })
+  t.is(opts.exitCode, 0, opts.stderr)
+  t.deepEqual(node.argvs()[0], [join(dist, 'plumb.cjs'), '--version'])
+  // another node binary (here: the same one with another mtime) than the one that built it
+  execFileSync('touch', ['-d', '2001-01-01', join(node.dir, 'node')])
+  const other = await execa(launcher, ['attach-veth', '--help'], { env: node.env, extendEnv: false, reject: false })
+  t.is(other.exitCode, 0, other.stderr)
+  t.regex(other.stdout, /plumb attach-veth <guest> <bridge>/)
+  t.deepEqual(node.argvs()[1], [join(dist, 'plumb.cjs'), 'attach-veth', '--help'])
+  t.deepEqual(snapshotVerdict(dist, join(node.dir, 'node'), node.env), { used: false, why: `${join(node.dir, 'node')} is not the node that built it (another binary or version)` })
+  const doctor = await execa(launcher, ['doctor', '--json'], { env: node.env, extendEnv: false, reject: false })
+  const check = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks.find((c) => c.name === 'CLI start-up snapshot')
+  t.false(check?.ok)
+  t.regex(check?.detail ?? '', /^not used, commands start from the code cache \(slower\): .* is not the node that built it/)
+})
+
+test('a copy without the blob, or whose blob node refuses, still runs; doctor reports V8\'s refusal', async (t) => {
+  const copy = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }))
+  for (const f of ['plumb', 'plumb.cjs', 'plumb-cli.cjs', 'plumb-cli.cjs.cache']) copyFileSync(join(dist, f), join(copy, f))
+  const node = fakeNode(t)
+  const bare = await execa(join(copy, 'plumb'), ['--version'], { env: node.env, extendEnv: false, reject: false })
+  t.is(bare.exitCode, 0, bare.stderr)
+  t.deepEqual(node.argvs()[0], [join(copy, 'plumb.cjs'), '--version'])
+  t.regex(snapshotVerdict(copy, process.execPath, node.env).why, /^no .*plumb\.blob: the build could not make one/)
+  // A blob made under other V8 flags, with a stamp that vouches for it all the same: node refuses it.
+  execFileSync(process.execPath, ['--max-lazy', '--snapshot-blob', join(copy, SNAPSHOT_BLOB), '--build-snapshot', join(dist, 'plumb-snapshot.cjs')], { cwd: dist, stdio: 'ignore' })
+  copyFileSync(join(dist, SNAPSHOT_STAMP), join(copy, SNAPSHOT_STAMP))
+  execFileSync('touch', ['-r', process.execPath, join(copy, SNAPSHOT_STAMP)])
+  const refused = await execa(process.execPath, ['--snapshot-blob', join(copy, SNAPSHOT_BLOB), join(copy, 'plumb.cjs'), '--version'], { reject: false })
+  t.is(refused.exitCode, 14, 'node exits 14 on a snapshot it refuses (what the stamp is there to avoid)')
+  const check = await snapshotCheck(copy)
+  t.false(check?.ok)
+  t.regex(check?.detail ?? '', /^node refuses it \(exit 14\): Failed to load the startup snapshot/)
 })

@@ -1,0 +1,35 @@
+#!/bin/sh
+# plumb's command (dist/plumb, package.json's bin): starts node from the CLI's V8 start-up
+# snapshot (dist/plumb.blob, bin/snapshot.ts: the CLI already loaded and initialised) when the
+# build vouched for it on this node and this CPU, else from the code cache (dist/plumb.cjs).
+# node refuses a snapshot made by another node binary, under other V8 flags (NODE_OPTIONS) or on
+# a CPU with other features, and exits 14 before running anything; so the blob is offered only
+# when the stamp (dist/plumb.blob.ok: the CPU's features, node's mtime) matches, and
+# lib/snapshot.ts tells `plumb doctor` why it was not. Builtins only, and exec: no fork on the way.
+
+# where plumb is: through npm's bin symlinks (a readlink only then)
+f=$0
+while [ -L "$f" ]; do
+  l=$(readlink "$f")
+  case $l in /*) f=$l ;; *) f=${f%/*}/$l ;; esac
+done
+case $f in */*) d=${f%/*} ;; *) d=. ;; esac
+
+# the node that `env node` would run
+node= p=${PATH:-/usr/bin:/bin}:
+while [ -n "$p" ]; do
+  dir=${p%%:*} p=${p#*:}
+  if [ -f "${dir:-.}/node" ] && [ -x "${dir:-.}/node" ]; then node=${dir:-.}/node; break; fi
+done
+[ -n "$node" ] || { echo 'plumb: node not found on PATH' >&2; exit 127; }
+
+stamp=$d/plumb.blob.ok
+# CNI_COMMAND: a runtime calling plumb as a CNI plugin, which the code-cache path answers
+if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! [ "$node" -ot "$stamp" ]; then
+  IFS= read -r want <"$stamp"
+  line=
+  IFS= read -r line 2>/dev/null </sys/devices/system/cpu/modalias
+  # argv[1] tells the snapshot's main where the package is
+  [ "$line" = "$want" ] && exec "$node" --snapshot-blob "$d/plumb.blob" "$d/plumb.cjs" "$@"
+fi
+exec "$node" "$d/plumb.cjs" "$@"

@@ -1,0 +1,57 @@
+// Whether the `plumb` launcher (bin/plumb.sh) may start node from the CLI's V8 start-up snapshot
+// (dist/plumb.blob), and doctor's account of why a run does not use it. The build (scripts/
+// bundle.mjs) vouches for the blob once node has run from it: a stamp beside it holding the
+// CPU's identity (its features), with node's mtime copied onto it (`touch -r`), which the launcher compares
+// with `test -nt/-ot`, no spawn (another node binary, even at the same path, has another mtime). node refuses a snapshot made by another node binary, under other V8 flags or
+// on a CPU with other features (it exits 14 before running anything, measured), so the launcher
+// uses the blob only when the stamp vouches for all three, and otherwise runs the code-cache path.
+
+import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+export const SNAPSHOT_BLOB = 'plumb.blob'
+export const SNAPSHOT_STAMP = 'plumb.blob.ok'
+
+/** Where the launcher reads the CPU's identity: its features on one line (V8 folds them into the tag it checks). */
+export const CPU_MODALIAS = '/sys/devices/system/cpu/modalias'
+
+/** The first line of CPU_MODALIAS, exactly as the launcher's `read` sees it ('' without one). */
+export function cpuIdentity(): string {
+  try {
+    return readFileSync(CPU_MODALIAS, 'utf8').split('\n')[0] ?? ''
+  } catch {
+    return ''
+  }
+}
+
+/**
+ * Whether the launcher in `dist` starts `node` (the first on PATH) from the snapshot, and if not
+ * why: the same tests as bin/plumb.sh, in its order.
+ */
+export function snapshotVerdict(dist: string, node: string | undefined, env: NodeJS.ProcessEnv): { used: boolean; why: string } {
+  const blob = join(dist, SNAPSHOT_BLOB)
+  let stampTime: bigint
+  try {
+    statSync(blob)
+  } catch {
+    return { used: false, why: `no ${blob}: the build could not make one (its node lacks --build-snapshot?)` }
+  }
+  if (env.NODE_OPTIONS) return { used: false, why: `NODE_OPTIONS is set ("${env.NODE_OPTIONS}"): node refuses a snapshot under other V8 flags, so the launcher does not offer it` }
+  if (env.CNI_COMMAND) return { used: false, why: 'a CNI call (CNI_COMMAND is set) runs the CNI plugin, not the CLI' }
+  if (!node) return { used: false, why: 'no node on PATH' }
+  try {
+    stampTime = statSync(join(dist, SNAPSHOT_STAMP), { bigint: true }).mtimeNs
+  } catch {
+    return { used: false, why: `no ${join(dist, SNAPSHOT_STAMP)}: the build did not vouch for the snapshot (node refused it then)` }
+  }
+  // dash's `test -nt`/`-ot` compare to the nanosecond
+  if (statSync(node, { bigint: true }).mtimeNs !== stampTime) return { used: false, why: `${node} is not the node that built it (another binary or version)` }
+  let stamped = ''
+  try {
+    stamped = readFileSync(join(dist, SNAPSHOT_STAMP), 'utf8').split('\n')[0] ?? ''
+  } catch {
+    // unreadable: as a different CPU
+  }
+  if (stamped !== cpuIdentity()) return { used: false, why: 'this CPU has other features than the one it was built on' }
+  return { used: true, why: `${blob} vouched for ${node} on this CPU` }
+}

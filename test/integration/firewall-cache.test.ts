@@ -1,0 +1,112 @@
+// The firewall check's cache (lib/firewall/index.ts): an attach reads iptables' tables only when
+// the nftables generation moved since plumb last read them. Proved here against the host's real
+// iptables-nft, whose rules this test changes behind plumb's back (a marked rule for a bridge
+// name of its own, removed in teardown). Which reads spawned iptables is counted through
+// stand-ins first on PATH that log their argv and exec the real binaries.
+
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { TABLES_CACHE, bridgeFirewall, ruleComment } from '../../lib/firewall/index.js'
+import { nftGeneration } from '../../lib/kernel/index.js'
+import { findOnPath } from '../../lib/proc.js'
+import { isRoot, testIf, uniq } from '../helpers/index.js'
+
+const iptables = findOnPath('iptables')
+const nft = iptables !== undefined && /\(nf_tables\)/.test(execFileSync(iptables, ['-V'], { encoding: 'utf8' }))
+const initialNetns = statSync('/proc/self/ns/net').ino === 0xeffffff9
+const bridgeNf = existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables') && readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim() === '1'
+const forwardDrop = isRoot && iptables !== undefined && /^-P FORWARD DROP$/m.test(execFileSync(iptables, ['-w', '-S', 'FORWARD'], { encoding: 'utf8' }))
+// serial: both put their stand-ins on this process's PATH
+const cacheOk = isRoot && nft && initialNetns
+const withCache = cacheOk ? test.serial : testIf(false, 'firewall cache: needs root, iptables-nft and the initial netns of a 6.18+ kernel (its fixed inode)')
+const withDrop = cacheOk && bridgeNf && forwardDrop ? test.serial : testIf(false, "firewall cache: needs br_netfilter on and FORWARD DROP (Docker's) to see a rule appear")
+
+function standIns(t: { teardown(fn: () => void): void }): { reads: () => number } {
+  const dir = mkdtempSync(join(tmpdir(), 'pt-fwc-'))
+  const log = join(dir, 'argv.log')
+  for (const b of ['iptables', 'ip6tables']) {
+    const real = findOnPath(b)
+    if (real) writeFileSync(join(dir, b), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${real} "$@"\n`, { mode: 0o755 })
+  }
+  const path = process.env.PATH
+  process.env.PATH = `${dir}:${path ?? ''}`
+  t.teardown(() => {
+    process.env.PATH = path
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { reads: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l === '-w -S').length : 0) }
+}
+
+/**
+ * bridgeFirewall with the generation read around it: `quiet` when nothing changed the rules
+ * meanwhile (this machine is shared: other suites change iptables at any time) and the cache
+ * held this process's key when it began (another plumb, with the real binaries on its PATH,
+ * may have written its own in between: the cache keeps one key).
+ */
+async function planned(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean; quiet: boolean }> {
+  const [gen, before] = [await nftGeneration(), reads()]
+  const ours = cacheKeyedBy(gen)
+  const { rules } = await bridgeFirewall(bridge)
+  return { present: rules.map((r) => r.present), read: reads() > before, quiet: ours && (await nftGeneration()) === gen }
+}
+
+/** Whether the cache file holds generation `gen` for this process's stand-ins. */
+function cacheKeyedBy(gen: number | undefined): boolean {
+  try {
+    const c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as { gen: number; bins: Record<string, string> }
+    return c.gen === gen && Object.values(c.bins).every((b) => b.includes('/pt-fwc-'))
+  } catch {
+    return false
+  }
+}
+
+/** The first of up to 50 runs during which nobody else changed the rules or the cache. */
+async function quietRun(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean } | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const r = await planned(bridge, reads)
+    if (r.quiet) return r
+  }
+  return undefined
+}
+
+withCache('a second read with the generation unchanged spawns nothing; an nftables change behind plumb\'s back is read', async (t) => {
+  const { reads } = standIns(t)
+  const bridge = uniq('fw', { dash: false })
+  await bridgeFirewall(bridge) // reads and keeps
+  const hit = await quietRun(bridge, reads)
+  t.truthy(hit, 'no quiet moment in 50 tries')
+  t.false(hit!.read, 'the generation did not move: the tables were not read again')
+  // Any committed nftables transaction moves the generation, a chain made and dropped included.
+  const chain = `pt-${bridge}`
+  execFileSync(iptables!, ['-w', '-N', chain])
+  execFileSync(iptables!, ['-w', '-X', chain])
+  const after = await planned(bridge, reads)
+  t.true(after.read, 'the tables were read again after a change')
+})
+
+withDrop("a rule added and removed behind plumb's back is seen at once", async (t) => {
+  const { reads } = standIns(t)
+  const bridge = uniq('fw', { dash: false })
+  const chain = /^-N DOCKER-USER$/m.test(execFileSync(iptables!, ['-w', '-S'], { encoding: 'utf8' })) ? 'DOCKER-USER' : 'FORWARD'
+  const rule = ['-i', bridge, '-o', bridge, '-m', 'comment', '--comment', ruleComment(bridge), '-j', 'ACCEPT']
+  t.teardown(() => {
+    for (let i = 0; i < 8; i++) {
+      try {
+        execFileSync(iptables!, ['-w', '-D', chain, ...rule], { stdio: 'ignore' })
+      } catch {
+        break
+      }
+    }
+  })
+  t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
+  t.deepEqual((await quietRun(bridge, reads))?.present, [false])
+  execFileSync(iptables!, ['-w', '-I', chain, '1', ...rule])
+  const added = await planned(bridge, reads)
+  t.true(added.read)
+  t.deepEqual(added.present, [true])
+  execFileSync(iptables!, ['-w', '-D', chain, ...rule])
+  t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
+})
