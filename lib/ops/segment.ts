@@ -34,9 +34,17 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
     const key = p.linkNetnsId ?? 'host'
     byNsid.set(key, [...(byNsid.get(key) ?? []), p])
   }
+  // Each dump asks (strict checking) for just what can matter: the wanted family, and the peer's
+  // own interface when it is the port's only one there, so a guest's lo, link-locals and other
+  // interfaces never cross: one small reply per port on a bridge of a hundred guests.
+  const families = new Set(wanted.map((w) => w.family))
+  const family = families.size === 1 ? { family: wanted[0]!.family } : {}
   const [ownAddrs, ...peers] = await Promise.all([
-    own ? hostNs.getAddrs({ index: own.index }) : Promise.resolve([] as AddrInfo[]),
-    ...[...byNsid.keys()].map((netnsId) => (netnsId === 'host' ? hostNs.getAddrs() : peerAddrs(hostNs, netnsId))),
+    own ? hostNs.getAddrs({ index: own.index, ...family }) : Promise.resolve([] as AddrInfo[]),
+    ...[...byNsid].map(([netnsId, nsPorts]) => {
+      const index = nsPorts.length === 1 ? { index: nsPorts[0]!.link! } : {}
+      return netnsId === 'host' ? hostNs.getAddrs({ ...index, ...family }) : peerAddrs(hostNs, netnsId, { ...index, ...family })
+    }),
   ])
   const found: AddressHolder[] = []
   const held = (addrs: AddrInfo[], w: StaticIp): boolean => addrs.some((a) => a.family === w.family && a.address === w.address)
@@ -64,9 +72,9 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
  * tears a dead netns down asynchronously, its veths last), so it holds no address any more.
  * Seen with 20 containers restarted at once, each replay checking the bridge the others are on.
  */
-async function peerAddrs(hostNs: NetHandle, netnsId: number): Promise<AddrInfo[]> {
+async function peerAddrs(hostNs: NetHandle, netnsId: number, filter: { index?: number; family?: 4 | 6 }): Promise<AddrInfo[]> {
   try {
-    return await hostNs.getAddrs({ netnsId })
+    return await hostNs.getAddrs({ netnsId, ...filter })
   } catch (err) {
     if (err instanceof PlumbError && errnoOf(err.cause) === 'EINVAL') return []
     throw err
