@@ -99,14 +99,25 @@ interface CachedTables extends TablesKey {
   tables: Partial<Record<Binary, string>>
 }
 
+/** Where each iptables binary resolves to, walked once per process (PATH and its symlinks: ~40
+ *  syscalls a binary, on every attach of a library caller). */
+const resolved = new Map<Binary, string | undefined>()
+function resolveBinary(b: Binary): string | undefined {
+  if (!resolved.has(b)) {
+    const at = findOnPath(b)
+    resolved.set(b, at === undefined ? undefined : realpathSync(at))
+  }
+  return resolved.get(b)
+}
+
 async function tablesKey(binaries: readonly Binary[]): Promise<TablesKey | undefined> {
   try {
     if (statSync('/proc/self/ns/net').ino !== NET_NS_INIT_INO) return undefined
     const bins: TablesKey['bins'] = {}
     for (const b of binaries) {
-      const at = findOnPath(b)
+      const at = resolveBinary(b)
       if (at === undefined) return undefined
-      bins[b] = realpathSync(at)
+      bins[b] = at
     }
     const gen = await nftGeneration()
     return gen === undefined ? undefined : { gen, bins }

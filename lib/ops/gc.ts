@@ -3,7 +3,7 @@
 // and keeps (and says so) whatever it cannot tell is a leftover: an engine or OVS that does not
 // answer means "don't know", never "gone".
 
-import { readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
@@ -19,7 +19,9 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import { dropEmptyChains, readTables, removeRules } from './firewall.js'
-import { listRecords, removeRecord } from './guest-record.js'
+import { RECORDS_DIR, listRecords, removeRecord } from './guest-record.js'
+import { RUN_DIR } from '../paths.js'
+import { recordsDir } from '../config.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
 import { returnMovedDevice } from './teardown.js'
@@ -176,6 +178,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     if (recovered.undone.length) result.messages.push(`finished ${recovered.undone.length} step(s) of interrupted plumb runs`)
     for (const k of recovered.kept) result.messages.push(`kept an interrupted plumb run's journal entry: ${k}`)
     journalKept = recovered.kept.length
+    if (!opts.dryRun) sweepTemps()
     const fate = guestFates()
     // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
     // a port listed here whose interface is missing from the links read after it is really gone,
@@ -385,3 +388,24 @@ function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError
   if (unknown.length) result.warnings = unknown.map(line)
   return result
 }
+
+/**
+ * Temporary files (`NAME.PID.tmp`) that a killed writer never renamed into place: the firewall
+ * read's cache, guest records, container records. The write they belonged to never happened;
+ * a live writer's are left alone.
+ */
+function sweepTemps(): void {
+  for (const dir of [RUN_DIR, RECORDS_DIR, recordsDir()]) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+    for (const name of names) {
+      const m = /\.(\d+)\.tmp$/.exec(name)
+      if (m && !existsSync(`/proc/${m[1]}`)) rmSync(join(dir, name), { force: true })
+    }
+  }
+}
+

@@ -145,3 +145,17 @@ rootTest('an unreadable journal file is reported by gc, never fatal, never delet
   t.true(r.stdout.includes(file), 'gc names the file')
   t.true(existsSync(file))
 })
+
+rootTest("gc removes the temporary files a killed writer left beside plumb's state (a dead pid's NAME.PID.tmp), not a live writer's", async (t) => {
+  await holdGcLock(t)
+  const dead = `/run/plumb/firewall-tables.json.${await deadPid()}.tmp`
+  const live = `/run/plumb/firewall-tables.json.${process.pid}.tmp`
+  for (const f of [dead, live]) {
+    writeFileSync(f, '')
+    t.teardown(() => rmSync(f, { force: true }))
+  }
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(existsSync(dead), "the dead writer's temporary file is gone")
+  t.true(existsSync(live), "a live writer's stays")
+})
