@@ -3,50 +3,12 @@
 // a keep-alive server that never closes; and the reader fed the same bytes one at a time.
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import type { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { PlumbError } from '../../lib/errors.js'
 import { HttpResponseReader, apiGet } from '../../lib/guest/engine.js'
-import type { EngineEndpoint } from '../../lib/guest/endpoint.js'
+import { fakeEngine } from '../helpers/fake-engine.js'
 
 const JSON_BODY = JSON.stringify({ Id: 'abc', Name: '/wéb', State: { Pid: 4242, Running: true } })
 
-/** A server that answers every request by writing `pieces` (a few ms apart) and then, if asked, closing. */
-async function fakeEngine(t: ExecutionContext, pieces: Array<string | Buffer>, opts: { close?: boolean } = {}): Promise<{ ep: EngineEndpoint; requests: string[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'pt-engine-'))
-  const path = join(dir, 'engine.sock')
-  const requests: string[] = []
-  const open = new Set<Socket>()
-  const server = createServer((sock) => {
-    open.add(sock)
-    sock.on('close', () => open.delete(sock))
-    sock.on('error', () => undefined)
-    let req = ''
-    sock.on('data', (c: Buffer) => {
-      req += c.toString('latin1')
-      if (!req.includes('\r\n\r\n')) return
-      requests.push(req)
-      pieces.forEach((p, i) =>
-        setTimeout(() => {
-          if (!sock.writable) return
-          sock.write(p)
-          if (i === pieces.length - 1 && opts.close) sock.end()
-        }, i * 3),
-      )
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(path, resolve))
-  t.teardown(async () => {
-    for (const s of open) s.destroy()
-    await new Promise((r) => server.close(r))
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return { ep: { engine: 'docker', socketPath: path }, requests }
-}
 
 const chunked = (parts: string[]): string => `${parts.map((c, i) => `${Buffer.byteLength(c).toString(16)}${i === 1 ? ';ext=1' : ''}\r\n${c}\r\n`).join('')}0\r\n\r\n`
 const thirds = (s: string): string[] => [s.slice(0, 7), s.slice(7, 30), s.slice(30)]
@@ -70,14 +32,14 @@ test('a Content-Length answer from a keep-alive server: exactly that many bytes,
 })
 
 test('a short body (the connection closes before Content-Length bytes) is an error, not a truncated JSON', async (t) => {
-  const srv = await fakeEngine(t, [`HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n${JSON_BODY.slice(0, 20)}`], { close: true })
+  const srv = await fakeEngine(t, [`HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n${JSON_BODY.slice(0, 20)}`], { close: 'end' })
   const e = await t.throwsAsync(apiGet(srv.ep, '/x', 3000), { instanceOf: PlumbError })
   t.is(e?.code, 'FAILED')
   t.regex(e?.message ?? '', /^failed to query the Docker API at unix:\/\/.*: the answer ended early: 20 of 500 body bytes$/)
 })
 
 test('a chunked answer cut off before its last chunk is an error', async (t) => {
-  const srv = await fakeEngine(t, [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(thirds(JSON_BODY)).slice(0, 30)}`], { close: true })
+  const srv = await fakeEngine(t, [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(thirds(JSON_BODY)).slice(0, 30)}`], { close: 'end' })
   const e = await t.throwsAsync(apiGet(srv.ep, '/x', 3000), { instanceOf: PlumbError })
   t.regex(e?.message ?? '', /a chunked answer ended early/)
 })
@@ -89,7 +51,7 @@ test('100 Continue (and a 103) before the answer: the interim answers are skippe
 })
 
 test('no length and no chunking: the body is what comes before the server closes (HTTP/1.0 style)', async (t) => {
-  const srv = await fakeEngine(t, ['HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n', 'page ', 'not found'], { close: true })
+  const srv = await fakeEngine(t, ['HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n', 'page ', 'not found'], { close: 'end' })
   t.deepEqual(await apiGet(srv.ep, '/x', 3000), { status: 500, body: 'page not found' })
 })
 
@@ -97,10 +59,10 @@ test('what is not HTTP, and a server that closes without answering, are errors',
   const ssh = await fakeEngine(t, ['SSH-2.0-OpenSSH_9.2\r\n'])
   const e1 = await t.throwsAsync(apiGet(ssh.ep, '/x', 3000), { instanceOf: PlumbError })
   t.regex(e1?.message ?? '', /the answer is not HTTP: "SSH-2\.0/)
-  const silent = await fakeEngine(t, [''], { close: true })
+  const silent = await fakeEngine(t, [''], { close: 'end' })
   const e2 = await t.throwsAsync(apiGet(silent.ep, '/x', 3000), { instanceOf: PlumbError })
   t.regex(e2?.message ?? '', /the connection closed without an answer$/)
-  const interim = await fakeEngine(t, ['HTTP/1.1 100 Continue\r\n\r\n'], { close: true })
+  const interim = await fakeEngine(t, ['HTTP/1.1 100 Continue\r\n\r\n'], { close: 'end' })
   const e3 = await t.throwsAsync(apiGet(interim.ep, '/x', 3000), { instanceOf: PlumbError })
   t.regex(e3?.message ?? '', /closed after an interim 100 answer/)
 })

@@ -4,14 +4,10 @@
 // closing mid-stream (dockerd restarting), and an abort.
 
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HttpResponseReader } from '../../lib/guest/engine.js'
-import type { EngineEndpoint } from '../../lib/guest/endpoint.js'
+import { fakeEngine } from '../helpers/fake-engine.js'
 import { LineSplitter, eventsPath, followEvents, parseEventLine } from '../../lib/watch/events.js'
 import type { ContainerEvent } from '../../lib/watch/events.js'
 
@@ -59,47 +55,13 @@ test('HttpResponseReader with onBody: a 2xx chunked body is handed on as it arri
   t.deepEqual(e.push(Buffer.from('HTTP/1.1 404 Not Found\r\nContent-Length: 21\r\n\r\n{"message":"no such"}')), { status: 404, body: { message: 'no such' } })
 })
 
-/** A fake engine: answers the events request with `head`, then writes each of `pieces` a few ms apart; `close` ends the connection after. */
-async function fakeEngine(t: ExecutionContext, head: string, pieces: string[], opts: { close?: boolean } = {}): Promise<{ ep: EngineEndpoint; requests: string[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'pt-events-'))
-  const path = join(dir, 'engine.sock')
-  const requests: string[] = []
-  const open = new Set<Socket>()
-  const server = createServer((sock) => {
-    open.add(sock)
-    sock.on('close', () => open.delete(sock))
-    sock.on('error', () => undefined)
-    let req = ''
-    sock.on('data', (c: Buffer) => {
-      req += c.toString('latin1')
-      if (!req.includes('\r\n\r\n')) return
-      requests.push(req)
-      sock.write(head)
-      pieces.forEach((p, i) =>
-        setTimeout(() => {
-          if (!sock.writable) return
-          sock.write(p)
-          if (i === pieces.length - 1 && opts.close) sock.destroy()
-        }, (i + 1) * 5),
-      )
-      if (pieces.length === 0 && opts.close) sock.destroy()
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(path, resolve))
-  t.teardown(async () => {
-    for (const s of open) s.destroy()
-    await new Promise((r) => server.close(r))
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return { ep: { engine: 'docker', socketPath: path }, requests }
-}
 
 const chunk = (s: string): string => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`
 const STREAM_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
 
 test('followEvents: subscribed at the head, each event as it comes (one split over two chunks, others ignored), then the engine closes mid-stream: an error', async (t) => {
   const start = `${dockerEvent('start')}\n`
-  const srv = await fakeEngine(t, STREAM_HEAD, [chunk(start.slice(0, 40)), chunk(start.slice(40)), chunk(`${dockerEvent('kill')}\n${dockerEvent('destroy')}\n`)], { close: true })
+  const srv = await fakeEngine(t, [STREAM_HEAD, chunk(start.slice(0, 40)), chunk(start.slice(40)), chunk(`${dockerEvent('kill')}\n${dockerEvent('destroy')}\n`)], { intervalMs: 5, close: 'destroy' })
   const seen: string[] = []
   const err = await t.throwsAsync(
     followEvents(srv.ep, {
@@ -113,7 +75,7 @@ test('followEvents: subscribed at the head, each event as it comes (one split ov
 })
 
 test('followEvents: an engine that ends the body cleanly still ends the watch\'s stream (an error to reconnect on)', async (t) => {
-  const srv = await fakeEngine(t, STREAM_HEAD, [chunk(`${dockerEvent('start')}\n`), '0\r\n\r\n'])
+  const srv = await fakeEngine(t, [STREAM_HEAD, chunk(`${dockerEvent('start')}\n`), '0\r\n\r\n'], { intervalMs: 5 })
   const seen: string[] = []
   const err = await t.throwsAsync(followEvents(srv.ep, { event: (e) => seen.push(e.action) }))
   t.regex(err!.message, /Docker closed its event stream/)
@@ -122,7 +84,7 @@ test('followEvents: an engine that ends the body cleanly still ends the watch\'s
 
 test('followEvents: a non-200 answer is an error naming the status and the engine\'s message, and no subscription', async (t) => {
   const body = '{"message":"client version 1.41 is too new"}'
-  const srv = await fakeEngine(t, `HTTP/1.1 400 Bad Request\r\nContent-Length: ${body.length}\r\n\r\n${body}`, [])
+  const srv = await fakeEngine(t, [`HTTP/1.1 400 Bad Request\r\nContent-Length: ${body.length}\r\n\r\n${body}`], { intervalMs: 5 })
   let subscribed = false
   const err = await t.throwsAsync(followEvents(srv.ep, { subscribed: () => (subscribed = true), event: () => t.fail('no event') }))
   t.regex(err!.message, /failed to follow the container events: Docker API answered 400: client version 1\.41 is too new/)
@@ -130,7 +92,7 @@ test('followEvents: a non-200 answer is an error naming the status and the engin
 })
 
 test('followEvents: an abort ends a silent stream at once, without an error', async (t) => {
-  const srv = await fakeEngine(t, STREAM_HEAD, [])
+  const srv = await fakeEngine(t, [STREAM_HEAD], { intervalMs: 5 })
   const stop = new AbortController()
   let subscribed!: () => void
   const up = new Promise<void>((r) => (subscribed = r))
