@@ -43,7 +43,7 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
     own ? hostNs.getAddrs({ index: own.index, ...family }) : Promise.resolve([] as AddrInfo[]),
     ...[...byNsid].map(([netnsId, nsPorts]) => {
       const index = nsPorts.length === 1 ? { index: nsPorts[0]!.link! } : {}
-      return netnsId === 'host' ? hostNs.getAddrs({ ...index, ...family }) : peerAddrs(hostNs, netnsId, { ...index, ...family })
+      return peerAddrs(hostNs, netnsId, { ...index, ...family })
     }),
   ])
   const found: AddressHolder[] = []
@@ -67,16 +67,18 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
 }
 
 /**
- * The addresses of the netns behind a port. EINVAL is the kernel's answer for a netns id that
- * names no live netns: the port's guest is being dismantled (a container restarting: the kernel
- * tears a dead netns down asynchronously, its veths last), so it holds no address any more.
- * Seen with 20 containers restarted at once, each replay checking the bridge the others are on.
+ * The addresses behind a port (its peer's netns, or the host's own). A port going away while we
+ * look holds none: EINVAL is the kernel's answer for a netns id that names no live netns (a
+ * container restarting: the kernel tears a dead netns down asynchronously, its veths last; seen
+ * with 20 containers restarted at once), ENODEV for a peer interface deleted since the ports were
+ * listed (a concurrent detach: the dump asks for that interface alone).
  */
-async function peerAddrs(hostNs: NetHandle, netnsId: number, filter: { index?: number; family?: 4 | 6 }): Promise<AddrInfo[]> {
+async function peerAddrs(hostNs: NetHandle, netnsId: number | 'host', filter: { index?: number; family?: 4 | 6 }): Promise<AddrInfo[]> {
   try {
-    return await hostNs.getAddrs({ netnsId, ...filter })
+    return await hostNs.getAddrs({ ...(netnsId === 'host' ? {} : { netnsId }), ...filter })
   } catch (err) {
-    if (err instanceof PlumbError && errnoOf(err.cause) === 'EINVAL') return []
+    const errno = err instanceof PlumbError ? errnoOf(err.cause) : undefined
+    if (errno === 'EINVAL' || errno === 'ENODEV') return []
     throw err
   }
 }
