@@ -148,13 +148,31 @@ function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
   }
 }
 
+/**
+ * Reads of one nftables generation already under way in this process: a lab's twenty attaches to
+ * one bridge, started together after the first rule moved the generation, share one spawn
+ * instead of twenty (the same generation is the same tables).
+ */
+const reading = new Map<string, Promise<Map<Binary, string>>>()
+
 /** `iptables -S` (and/or ip6tables) output per binary, for the binaries installed. */
 export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
-  const tables = new Map<Binary, string>()
-  if (binaries.length === 0) return tables
+  if (binaries.length === 0) return new Map()
   const key = await tablesKey(binaries)
   const cached = key && cachedTables(key, binaries)
   if (cached) return cached
+  if (!key) return readTables(binaries, key)
+  const id = `${key.gen} ${binaries.join(' ')}`
+  let p = reading.get(id)
+  if (!p) {
+    p = readTables(binaries, key).finally(() => reading.delete(id))
+    reading.set(id, p)
+  }
+  return new Map(await p)
+}
+
+async function readTables(binaries: readonly Binary[], key: TablesKey | undefined): Promise<Map<Binary, string>> {
+  const tables = new Map<Binary, string>()
   // With a key, each binary's backend: xtables-nft-multi is iptables-nft; anything else (a
   // wrapper, the legacy backend) says it with -V, in the same spawn as the tables.
   const ask = key ? binaries.filter((b) => basename(key.bins[b] ?? '') !== 'xtables-nft-multi') : []

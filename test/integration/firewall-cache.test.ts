@@ -110,3 +110,27 @@ withDrop("a rule added and removed behind plumb's back is seen at once", async (
   execFileSync(iptables!, ['-w', '-D', chain, ...rule])
   t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
 })
+
+withCache('reads of one generation started together in one process share one spawn (a lab\'s attaches to one bridge)', async (t) => {
+  const { reads } = standIns(t)
+  const bridge = uniq('fw', { dash: false })
+  // up to 50 tries for a moment nobody else changes the rules in
+  for (let i = 0; i < 50; i++) {
+    const chain = `pt-${bridge}`
+    execFileSync(iptables!, ['-w', '-N', chain])
+    execFileSync(iptables!, ['-w', '-X', chain])
+    // what one read spawns (iptables -S, and ip6tables -S where br_netfilter hands it IPv6)
+    const [gen1, start] = [await nftGeneration(), reads()]
+    await bridgeFirewall(bridge)
+    const one = reads() - start
+    execFileSync(iptables!, ['-w', '-N', chain])
+    execFileSync(iptables!, ['-w', '-X', chain])
+    const [gen, before] = [await nftGeneration(), reads()]
+    const all = await Promise.all(Array.from({ length: 8 }, () => bridgeFirewall(bridge)))
+    if ((await nftGeneration()) !== gen || gen === gen1 || one === 0) continue
+    t.is(reads() - before, one, 'eight plans, the reads of one')
+    t.is(new Set(all.map((r) => JSON.stringify(r))).size, 1, 'all eight see the same tables')
+    return
+  }
+  t.fail('no quiet moment in 50 tries')
+})
