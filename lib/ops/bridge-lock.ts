@@ -34,7 +34,9 @@ export function tryBridgeLock(mode: 'shared' | 'exclusive', opts: { dryRun?: boo
 
 /** flock(2) on `file` (under /run/plumb), as acquireBridgeLock: an error naming `what` when it stays taken. Also the firewall's lock. */
 export async function acquireFileLock(what: string, file: string, mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock> {
-  const timeoutMs = opts.timeoutMs ?? 10_000
+  // A holder does seconds of work at most (a gc removing a bridge's firewall rules); on a loaded
+  // machine, many in a row: waiting is what the caller wants, failing only when one is wedged.
+  const timeoutMs = opts.timeoutMs ?? 30_000
   const lock = await tryFileLock(file, mode, { ...opts, timeoutMs })
   if (!lock) {
     throw new PlumbError('FAILED', `failed to take ${what} ${file}: another plumb held it for over ${timeoutMs / 1000} s`, {
