@@ -209,6 +209,18 @@ function startSupervisor(d: string, watchPath: string, clientScript = 'while :; 
   return child
 }
 
+// Registered before the test waits on anything: a wait that times out must not leave the fake client
+// behind. The supervisor is a session leader (detached), and the client runs in its process group.
+function reapGroup(t: { teardown(fn: () => void): void }, sup: ReturnType<typeof spawn>) {
+  t.teardown(() => {
+    try {
+      process.kill(-sup.pid!, 'SIGKILL')
+    } catch {
+      // group already gone
+    }
+  })
+}
+
 const alive = processAlive
 
 test('supervisor: when the watched netns file goes away it stops the client and removes the state dir', async (t) => {
@@ -216,11 +228,9 @@ test('supervisor: when the watched netns file goes away it stops the client and 
   const watched = join(work, `netns-${++seq}`)
   writeFileSync(watched, '')
   const sup = startSupervisor(d, watched)
-  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 3000, what: 'the supervisor to start the client' })
+  reapGroup(t, sup)
+  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 15000, what: 'the supervisor to start the client' })
   const clientPid = Number(readFileSync(join(d, 'client.pid'), 'utf8'))
-  t.teardown(() => {
-    for (const pid of [sup.pid!, clientPid]) if (alive(pid)) process.kill(pid, 'SIGKILL')
-  })
   t.true(alive(clientPid))
   // each round of the watch loop checks the guest, then sleeps in a `sleep 1` child: two of them
   // mean the supervisor looked at least twice and found the guest there
@@ -230,11 +240,11 @@ test('supervisor: when the watched netns file goes away it stops the client and 
       for (const pid of childrenOf(sup.pid!)) if (cmdlineOf(pid) === 'sleep 1') rounds.add(pid)
       return rounds.size >= 2
     },
-    { timeout: 4000, interval: 20, what: "two rounds of the supervisor's watch loop" },
+    { timeout: 15000, interval: 20, what: "two rounds of the supervisor's watch loop" },
   )
   t.true(alive(clientPid), 'guest still there: client keeps running')
   rmSync(watched)
-  await waitFor(() => !existsSync(d) && !alive(clientPid) && !alive(sup.pid!), { timeout: 4000, what: 'client, supervisor and state dir to go' })
+  await waitFor(() => !existsSync(d) && !alive(clientPid) && !alive(sup.pid!), { timeout: 15000, what: 'client, supervisor and state dir to go' })
   t.false(existsSync(d), 'client, supervisor and state dir gone within a few seconds')
 })
 
@@ -243,10 +253,8 @@ test('supervisor: a client that exits by itself takes the supervisor and the sta
   const watched = join(work, `netns-${++seq}`)
   writeFileSync(watched, '')
   const sup = startSupervisor(d, watched, 'sleep 0.3')
-  t.teardown(() => {
-    if (alive(sup.pid!)) process.kill(sup.pid!, 'SIGKILL')
-  })
-  await waitFor(() => !existsSync(d) && !alive(sup.pid!), { timeout: 3000, what: 'the supervisor and the state dir to go' })
+  reapGroup(t, sup)
+  await waitFor(() => !existsSync(d) && !alive(sup.pid!), { timeout: 15000, what: 'the supervisor and the state dir to go' })
   t.false(alive(sup.pid!))
   t.false(existsSync(d))
 })
@@ -256,15 +264,13 @@ test('supervisor: a `stopping` file makes it step aside without touching the cli
   const watched = join(work, `netns-${++seq}`)
   writeFileSync(watched, '')
   const sup = startSupervisor(d, watched)
-  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 3000, what: 'the supervisor to start the client' })
+  reapGroup(t, sup)
+  await waitFor(() => existsSync(join(d, 'client.pid')), { timeout: 15000, what: 'the supervisor to start the client' })
   const clientPid = Number(readFileSync(join(d, 'client.pid'), 'utf8'))
-  t.teardown(() => {
-    for (const pid of [sup.pid!, clientPid]) if (alive(pid)) process.kill(pid, 'SIGKILL')
-  })
   writeFileSync(join(d, 'stopping'), '')
   process.kill(sup.pid!, 'SIGTERM')
   // promptly: its sleep is interruptible
-  await waitFor(() => !alive(sup.pid!), { timeout: 2000, what: 'the supervisor to exit on TERM' })
+  await waitFor(() => !alive(sup.pid!), { timeout: 10000, what: 'the supervisor to exit on TERM' })
   t.true(alive(clientPid), 'client left for stopDhcp to release')
   t.true(existsSync(d), 'state dir left for stopDhcp')
 })
