@@ -1,7 +1,9 @@
 // The parts of a lab file that are plumb's own: `nat:` (expose, masquerade, isolate) and `checks:`
 // (reachability with retries and must-not-reach windows, state, exec; points and names).
 
-import { parseIpSpec, parsePortSpec, parseRouteSpec } from '../parse/index.js'
+import { RULE_MARK_MAX_BYTES, parseIpSpec, parseMasqueradeSource, parsePortSpec, parseRouteSpec, ruleMarkText } from '../parse/index.js'
+import type { RuleMark } from '../parse/index.js'
+import { guestOf } from './names.js'
 import { closest } from './read.js'
 import type { Path, Reader } from './read.js'
 import type { CheckKind, LabCheck, LabNat, LabNode, ProbeTarget } from './types.js'
@@ -22,7 +24,29 @@ function nodeRef(r: Reader, v: unknown, at: Path, nodes: Map<string, LabNode>, w
   return name
 }
 
-export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): LabNat {
+// What a `nat:` entry's firewall marks hold that deploy learns only from the host: an interface
+// name, an address and port, the sysctl values plumb found (ip_forward, route_localnet and
+// proxy_arp_pvlan are booleans, proxy_delay an int). Their widest, to measure a mark before
+// anything is made.
+const WIDEST_IF = 'x'.repeat(15)
+const WIDEST_ADDR_PORT = '255.255.255.255:65535'
+const WIDEST_REC = { fwd: '1', rl: '1', pvlan: '1', pdelay: '2147483647' } as const
+
+/**
+ * Refuse an entry whose marks could outgrow an iptables comment (xt_comment: 255 bytes): they
+ * carry the lab's name, and its guests' names, which carry it again (`docker:PREFIX-LAB-NODE`).
+ * Caught here with the file's path (exit 2) rather than by the op, part-way through a deploy.
+ */
+function checkMarks(r: Reader, at: Path, marks: RuleMark[]): void {
+  for (const m of marks) {
+    const bytes = Buffer.byteLength(ruleMarkText(m), 'utf8')
+    if (bytes > RULE_MARK_MAX_BYTES) {
+      r.fail(at, `this entry's firewall mark can take ${bytes} bytes (it holds the lab's name and the names of its nodes and bridges), an iptables comment holds at most ${RULE_MARK_MAX_BYTES}`, "shorten the lab's name (or its prefix), or the names of the nodes it names")
+    }
+  }
+}
+
+export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>, lab: string): LabNat {
   const nat: LabNat = { expose: [], masquerade: [], isolate: [] }
   if (v === undefined || v === null) return nat
   const m = r.map(v, ['nat'])
@@ -44,6 +68,8 @@ export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): La
       })
       const to = x.to === undefined ? undefined : r.str(x.to, [...at, 'to'])
       if (to !== undefined) r.parse([...at, 'to'], () => parseIpSpec(`${to}/${to.includes(':') ? 128 : 32}`))
+      const wide = { ifname: WIDEST_IF, to: WIDEST_ADDR_PORT, hostIp: '255.255.255.255', hostPort: 65535, proto: 'tcp' as const, dev: WIDEST_IF, auto: true }
+      checkMarks(r, at, [{ op: 'expose', guest: guestOf(nodes.get(node)!), ...wide, lab, rec: { fwd: WIDEST_REC.fwd, rl: WIDEST_REC.rl } }])
       nat.expose.push({ node, ports, ...(to !== undefined ? { to } : {}), at: `nat.expose[${i}]` })
     })
   }
@@ -54,9 +80,12 @@ export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): La
       const x = typeof e === 'string' ? { target: e } : r.map(e, at, 'a bridge node, a CIDR, or {target, out}')
       r.fields(x, at, ['target', 'out'])
       const target = r.str(x.target, typeof e === 'string' ? at : [...at, 'target'], 'a bridge node or a CIDR')
-      if (target.includes('/')) r.parse(at, () => parseIpSpec(target))
+      // plumb masquerade's own parser: a CIDR with host bits set is refused here, not half-way through a deploy
+      if (target.includes('/')) r.parse(at, () => parseMasqueradeSource(target))
       else nodeRef(r, target, typeof e === 'string' ? at : [...at, 'target'], nodes, 'bridge')
       const out = x.out === undefined ? undefined : r.str(x.out, [...at, 'out'])
+      const bridge = nodes.get(target)?.runtime
+      checkMarks(r, at, [{ op: 'masquerade', src: bridge ?? target, ...(bridge ? { bridge } : {}), ...(out !== undefined ? { out } : {}), lab, rec: { fwd: WIDEST_REC.fwd } }])
       nat.masquerade.push({ target, ...(out !== undefined ? { out } : {}), at: `nat.masquerade[${i}]` })
     })
   }
@@ -71,6 +100,12 @@ export function parseNat(r: Reader, v: unknown, nodes: Map<string, LabNode>): La
         if (p.length !== 2) r.fail([...at, 'allow', j], `an allowed pair has two nodes, this one has ${p.length}`)
         return [nodeRef(r, p[0], [...at, 'allow', j, 0], nodes, 'guest'), nodeRef(r, p[1], [...at, 'allow', j, 1], nodes, 'guest')] as [string, string]
       })
+      const br = nodes.get(bridge)!.runtime
+      const guest = (n: string): string => guestOf(nodes.get(n)!)
+      checkMarks(r, at, [
+        { op: 'isolate', bridge: br, lab, rec: {} },
+        ...allow.map(([a, b]): RuleMark => ({ op: 'allow', bridge: br, a: guest(a), b: guest(b), lab, rec: { fwd: WIDEST_REC.fwd, pvlan: WIDEST_REC.pvlan, pdelay: WIDEST_REC.pdelay } })),
+      ])
       nat.isolate.push({ bridge, allow, at: `nat.isolate[${i}]` })
     })
   }

@@ -67,7 +67,7 @@ export function parseLab(text: string, file = 'lab.yml'): Lab {
 
   const nodes = parseNodes(r, topo, name, prefix, ignored)
   const links = parseLinks(r, topo, nodes, ignored)
-  const nat = parseNat(r, top.nat, nodes)
+  const nat = parseNat(r, top.nat, nodes, name)
   const checks = parseChecks(r, top.checks, nodes)
   // Structure first (exit 2), then what this host cannot deploy (exit 5).
   const first = r.unsupported.values().next()

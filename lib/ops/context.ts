@@ -89,6 +89,11 @@ export function withLab(mark: OwnerMark, opts: CommonOptions): OwnerMark {
   return opts.lab === undefined ? mark : { ...mark, extra: { ...mark.extra, lab: opts.lab } }
 }
 
+/** The `lab=NAME` of a firewall mark (lib/parse/rule-mark.ts) when the op works for a lab: the lab's deploy and destroy find its `nat:` rules by it. */
+export function labField(opts: CommonOptions): { lab?: string } {
+  return opts.lab === undefined ? {} : { lab: opts.lab }
+}
+
 export interface GuestContext {
   netns: Netns
   hostNs: NetHandle

@@ -12,7 +12,7 @@ import { covers, hostSockets, localPortRange, socketHolder } from '../firewall/s
 import type { NetHandle } from '../kernel/types.js'
 import { formatMapping, networkOf, parseGuestAddress, parsePortSpecs, parseMark, ruleKey } from '../parse/index.js'
 import type { GuestRef, PortMapping, RuleMark } from '../parse/index.js'
-import { journalFor, toGuestRef, withGuest } from './context.js'
+import { journalFor, labField, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { editRules, readTables, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -81,7 +81,7 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
-        if (target) await publish(tx, ctx, tables, mappings, target, published)
+        if (target) await publish(tx, ctx, tables, mappings, target, published, labField(opts))
         else await unpublish(tx, ctx, tables, mappings, v.to, published)
       })
       // The host ports as published (a chosen one too): a replay after a restart takes the same.
@@ -213,7 +213,7 @@ function choosePort(tables: Tables, proto: 'tcp' | 'udp', hostIp: string, plumbs
   throw conflict(`no free ${proto} port in the host's ip_local_port_range ${lo}-${hi}`, 'name a host port: HOSTPORT:PORT')
 }
 
-async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: PortMapping[], target: Target, out: PublishedMapping[]): Promise<void> {
+async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: PortMapping[], target: Target, out: PublishedMapping[], lab: { lab?: string }): Promise<void> {
   const plumbs = exposesIn(tables)
   const add: NewRule[] = []
   const chosen = new Set<number>()
@@ -241,7 +241,7 @@ async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: Port
     }
     const hostPort = m.hostPort ?? choosePort(tables, m.proto, hostIp, plumbs, chosen)
     chosen.add(hostPort)
-    const mark: ExposeMark = { op: 'expose', guest: label, ...(target.ifname ? { ifname: target.ifname } : {}), to, hostIp, hostPort, proto: m.proto, dev: target.dev, auto: m.hostPort === undefined, rec: {} }
+    const mark: ExposeMark = { op: 'expose', guest: label, ...(target.ifname ? { ifname: target.ifname } : {}), to, hostIp, hostPort, proto: m.proto, dev: target.dev, auto: m.hostPort === undefined, ...lab, rec: {} }
     add.push(...exposeRules(mark, target, m.port))
     out.push({ proto: m.proto, hostIp, hostPort, to, port: m.port, state: 'published' })
   }

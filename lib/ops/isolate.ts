@@ -17,7 +17,7 @@ import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestPair, parseGuestRef, parseMark, ruleKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, RuleMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
-import { ipIn } from './context.js'
+import { ipIn, labField } from './context.js'
 import type { CommonOptions } from './context.js'
 import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -72,7 +72,7 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
         const marks = plumbRules(tables).map((r) => r.mark)
         const isolated = marks.some((m) => m.op === 'isolate' && m.bridge === v.bridge)
         if (v.del) await lift(tx, hostNs, br, tables, marks, pairs, result)
-        else await impose(tx, hostNs, br, tables, marks, isolated, pairs, result)
+        else await impose(tx, hostNs, br, tables, marks, isolated, pairs, result, labField(opts))
       })
       result.plan = tx.lines
       return result
@@ -150,7 +150,7 @@ async function flushGuests(tx: Tx, hostNs: NetHandle, br: LinkInfo): Promise<voi
   }
 }
 
-async function impose(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, marks: RuleMark[], isolated: boolean, pairs: ReadonlyArray<readonly [Member, Member]>, result: OpResult): Promise<void> {
+async function impose(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, marks: RuleMark[], isolated: boolean, pairs: ReadonlyArray<readonly [Member, Member]>, result: OpResult, lab: { lab?: string }): Promise<void> {
   const bridge = br.name
   const add: NewRule[] = []
   if (!isolated) {
@@ -159,13 +159,13 @@ async function impose(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, m
       chain: 'PLUMB-FORWARD',
       match: ['-i', bridge, '-o', bridge, '-m', 'physdev', '!', '--physdev-is-bridged'],
       target: ['-j', 'DROP'],
-      mark: { op: 'isolate', bridge, rec: {} },
+      mark: { op: 'isolate', bridge, ...lab, rec: {} },
     })
   }
   const have = new Set(marks.filter((m) => m.op === 'allow').map(ruleKey))
   const added: string[] = []
   for (const [a, b] of pairs) {
-    const mark: AllowMark = { op: 'allow', bridge, a: a.label, b: b.label, rec: {} }
+    const mark: AllowMark = { op: 'allow', bridge, a: a.label, b: b.label, ...lab, rec: {} }
     if (have.has(ruleKey(mark))) continue
     have.add(ruleKey(mark))
     added.push(`${a.label},${b.label}`)

@@ -11,6 +11,7 @@ import { openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { networkOf, parseMasqueradeSource, ruleKey, validateIfname } from '../parse/index.js'
 import type { MasqueradeSource, RuleMark } from '../parse/index.js'
+import { labField } from './context.js'
 import type { CommonOptions } from './context.js'
 import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -74,7 +75,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
         if (mine.length) {
           throw conflict(`${src} is already masqueraded ${mine[0]!.out ? `out ${mine[0]!.out}` : 'to everything'}, not ${v.out ? `out ${v.out}` : 'to everything'}`, `undo it first: plumb masquerade ${src}${mine[0]!.out ? ` --out ${mine[0]!.out}` : ''} --del`)
         }
-        const mark: MasqMark = { op: 'masquerade', src, ...(v.source.kind === 'bridge' ? { bridge: v.source.bridge } : {}), ...(v.out ? { out: v.out } : {}), rec: {} }
+        const mark: MasqMark = { op: 'masquerade', src, ...(v.source.kind === 'bridge' ? { bridge: v.source.bridge } : {}), ...(v.out ? { out: v.out } : {}), ...labField(opts), rec: {} }
         const done = await editRules(tx, hostNs, new Map([['iptables', tables]]), { add: masqueradeRules(mark, v.source, nets, dockerBridges(tables)) })
         result.changed = true
         result.messages.push(`masquerading ${src}${nets.length && v.source.kind === 'bridge' ? ` (${nets.join(', ')})` : ''} ${v.out ? `out ${v.out}` : 'to everything not on it'}`)

@@ -22,5 +22,5 @@ export { parsePipework, pipeworkMac, planPipework, plumbLine } from './pipework.
 export type { PipeworkCommand, PipeworkHostKind, PipeworkIp, PipeworkPlan } from './pipework.js'
 export { PORT_RANGE_MAX, formatMapping, networkOf, parseGuestAddress, parseGuestPair, parseMasqueradeSource, parseNetwork, parsePortSpec, parsePortSpecs } from './port.js'
 export type { MasqueradeSource, Network, PortMapping, PortProto } from './port.js'
-export { RULE_MARK_MAX_BYTES, formatRuleMark, parseRuleMark, ruleDevice, ruleGuests, ruleKey } from './rule-mark.js'
-export type { RecordKey, Records, RuleMark, RuleOp } from './rule-mark.js'
+export { RULE_MARK_MAX_BYTES, formatRuleMark, parseRuleMark, ruleDevice, ruleGuests, ruleKey, ruleLab, ruleMarkText } from './rule-mark.js'
+export type { NatMark, RecordKey, Records, RuleMark, RuleOp } from './rule-mark.js'

@@ -34,18 +34,21 @@ export type RuleMark =
       dev: string
       /** the host port was chosen by plumb (PORTSPEC without one) */
       auto: boolean
+      lab?: string
       rec: Records
     }
   /** outbound NAT of a bridge's subnets (src is the bridge) or of a CIDR */
-  | { op: 'masquerade'; src: string; bridge?: string; out?: string; rec: Records }
+  | { op: 'masquerade'; src: string; bridge?: string; out?: string; lab?: string; rec: Records }
   /** a bridge whose guest ports are isolated: the record, and the DROP of routed guest-to-guest traffic */
-  | { op: 'isolate'; bridge: string; rec: Records }
+  | { op: 'isolate'; bridge: string; lab?: string; rec: Records }
   /** one pair let through an isolated bridge (Docker's --link) */
-  | { op: 'allow'; bridge: string; a: string; b: string; rec: Records }
+  | { op: 'allow'; bridge: string; a: string; b: string; lab?: string; rec: Records }
   /** attach-veth's ACCEPT for a bridge under Docker's FORWARD DROP: the comment is `plumb:BRIDGE` */
   | { op: 'bridge'; bridge: string }
 
 export type RuleOp = RuleMark['op']
+/** The marks that can carry the lab (`lab=NAME`) whose `nat:` made the rule: all but attach-veth's. */
+export type NatMark = Exclude<RuleMark, { op: 'bridge' }>
 const RULE_MARK_PREFIX = 'plumb:'
 
 // Field -> key, in the order they are written, per op.
@@ -58,17 +61,23 @@ const FIELDS: Record<Exclude<RuleOp, 'bridge'>, ReadonlyArray<readonly [string, 
     ['proto', 'proto'],
     ['dev', 'dev'],
     ['auto', 'auto'],
+    ['lab', 'lab'],
   ],
   masquerade: [
     ['src', 'src'],
     ['bridge', 'br'],
     ['out', 'out'],
+    ['lab', 'lab'],
   ],
-  isolate: [['bridge', 'br']],
+  isolate: [
+    ['bridge', 'br'],
+    ['lab', 'lab'],
+  ],
   allow: [
     ['bridge', 'br'],
     ['a', 'a'],
     ['b', 'b'],
+    ['lab', 'lab'],
   ],
 }
 
@@ -85,20 +94,20 @@ function dec(v: string): string | undefined {
 function fieldsOf(m: RuleMark): Record<string, string | undefined> {
   switch (m.op) {
     case 'expose':
-      return { guest: m.guest, ifname: m.ifname, to: m.to, host: `${m.hostIp}:${m.hostPort}`, proto: m.proto, dev: m.dev, auto: m.auto ? '1' : undefined }
+      return { guest: m.guest, ifname: m.ifname, to: m.to, host: `${m.hostIp}:${m.hostPort}`, proto: m.proto, dev: m.dev, auto: m.auto ? '1' : undefined, lab: m.lab }
     case 'masquerade':
-      return { src: m.src, bridge: m.bridge, out: m.out }
+      return { src: m.src, bridge: m.bridge, out: m.out, lab: m.lab }
     case 'isolate':
-      return { bridge: m.bridge }
+      return { bridge: m.bridge, lab: m.lab }
     case 'allow':
-      return { bridge: m.bridge, a: m.a, b: m.b }
+      return { bridge: m.bridge, a: m.a, b: m.b, lab: m.lab }
     case 'bridge':
       return {}
   }
 }
 
-/** `plumb:expose guest=docker:web if=eth1 to=198.18.0.10:80 host=:8080 proto=tcp dev=br0 fwd=0`. */
-export function formatRuleMark(m: RuleMark): string {
+/** The comment's text, unchecked (a lab file's worst case is measured with it: lib/lab/parse-extras.ts). */
+export function ruleMarkText(m: RuleMark): string {
   if (m.op === 'bridge') return `${RULE_MARK_PREFIX}${m.bridge}`
   const parts = [`${RULE_MARK_PREFIX}${m.op}`]
   const values = fieldsOf(m)
@@ -110,7 +119,12 @@ export function formatRuleMark(m: RuleMark): string {
     const v = m.rec[k]
     if (v !== undefined) parts.push(`${k}=${enc(v)}`)
   }
-  const text = parts.join(' ')
+  return parts.join(' ')
+}
+
+/** `plumb:expose guest=docker:web if=eth1 to=198.18.0.10:80 host=:8080 proto=tcp dev=br0 lab=l1 fwd=0`. */
+export function formatRuleMark(m: RuleMark): string {
+  const text = ruleMarkText(m)
   const bytes = Buffer.byteLength(text, 'utf8')
   if (bytes > RULE_MARK_MAX_BYTES) {
     throw usageError(`the firewall mark is ${bytes} bytes, an iptables comment holds at most ${RULE_MARK_MAX_BYTES}: ${text.slice(0, 60)}...`, 'use shorter names (guest, bridge, interface)')
@@ -147,6 +161,8 @@ export function parseRuleMark(comment: string | undefined): RuleMark | undefined
   const known = new Set<string>([...FIELDS[op].map(([, k]) => k), ...RECORD_KEYS])
   if ([...byKey.keys()].some((k) => !known.has(k))) return undefined
   const need = (k: string): string | undefined => byKey.get(k)
+  const labName = need('lab')
+  const lab = labName ? { lab: labName } : {}
   switch (op) {
     case 'expose': {
       const guest = need('guest')
@@ -159,31 +175,33 @@ export function parseRuleMark(comment: string | undefined): RuleMark | undefined
       const port = PORT.exec(host.slice(colon + 1))
       if (colon < 0 || !port) return undefined
       const ifname = need('if')
-      return { op, guest, ...(ifname ? { ifname } : {}), to, hostIp: host.slice(0, colon), hostPort: Number(port[1]), proto, dev, auto: need('auto') === '1', rec }
+      return { op, guest, ...(ifname ? { ifname } : {}), to, hostIp: host.slice(0, colon), hostPort: Number(port[1]), proto, dev, auto: need('auto') === '1', ...lab, rec }
     }
     case 'masquerade': {
       const src = need('src')
       if (!src) return undefined
       const bridge = need('br')
       const out = need('out')
-      return { op, src, ...(bridge ? { bridge } : {}), ...(out ? { out } : {}), rec }
+      return { op, src, ...(bridge ? { bridge } : {}), ...(out ? { out } : {}), ...lab, rec }
     }
     case 'isolate': {
       const bridge = need('br')
-      return bridge ? { op, bridge, rec } : undefined
+      return bridge ? { op, bridge, ...lab, rec } : undefined
     }
     case 'allow': {
       const bridge = need('br')
       const a = need('a')
       const b = need('b')
-      return bridge && a && b ? { op, bridge, a, b, rec } : undefined
+      return bridge && a && b ? { op, bridge, a, b, ...lab, rec } : undefined
     }
   }
 }
 
 /**
- * What a mark stands for, without its records: all the rules of one expose (its DNAT, its
- * FORWARD accept, its masquerades) share a key, and so do both directions of an allowed pair.
+ * What a mark stands for, without its records and its lab: all the rules of one expose (its DNAT,
+ * its FORWARD accept, its masquerades) share a key, and so do both directions of an allowed pair.
+ * The lab is who made it, not what it is: a lab asking for a rule that is in place (by hand, or
+ * another lab's) finds it "already" there, and leaves it to whoever made it.
  */
 export function ruleKey(m: RuleMark): string {
   switch (m.op) {
@@ -199,6 +217,9 @@ export function ruleKey(m: RuleMark): string {
       return `bridge ${m.bridge}`
   }
 }
+
+/** The lab whose `nat:` made the rule (its mark's `lab=`), if a lab did. */
+export const ruleLab = (m: RuleMark): string | undefined => (m.op === 'bridge' ? undefined : m.lab)
 
 /** The guests a mark names (gc removes the rule when one of them is gone). */
 export function ruleGuests(m: RuleMark): string[] {

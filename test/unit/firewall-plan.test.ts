@@ -5,7 +5,7 @@
 import test from 'ava'
 import { commandLines, dockerPublishes, isDockerBridge, parseSave, planChange, planEmptyChains, plumbRules, restoreText, ruleSpec } from '../../lib/firewall/index.js'
 import type { NewRule } from '../../lib/firewall/index.js'
-import { formatRuleMark, parseRuleMark, ruleKey } from '../../lib/parse/index.js'
+import { formatRuleMark, parseRuleMark, ruleKey, ruleLab } from '../../lib/parse/index.js'
 import type { RuleMark } from '../../lib/parse/index.js'
 
 // iptables-save of this testbed's Docker 20.10 with one container published (-p 8080:80) and
@@ -105,8 +105,17 @@ test('firewall marks round-trip, and anything else is not plumb\'s', (t) => {
     { op: 'isolate', bridge: 'pt-br', rec: {} },
     { op: 'allow', bridge: 'pt-br', a: 'docker:a', b: 'netns:b', rec: { pvlan: '0', pdelay: '80' } },
     { op: 'bridge', bridge: 'pt-br' },
+    expose(8081, { lab: 'pt-lab', rec: { fwd: '0' } }),
+    { op: 'masquerade', src: 'pt-br', bridge: 'pt-br', lab: 'pt-lab', rec: {} },
+    { op: 'isolate', bridge: 'pt-br', lab: 'pt-lab', rec: {} },
+    { op: 'allow', bridge: 'pt-br', a: 'docker:a', b: 'netns:b', lab: 'pt-lab', rec: { fwd: '1' } },
   ]
   for (const m of marks) t.deepEqual(parseRuleMark(formatRuleMark(m)), m, formatRuleMark(m))
+  t.is(formatRuleMark(marks[8]!), 'plumb:expose guest=docker:pt-web if=eth1 to=198.18.5.10:80 host=:8081 proto=tcp dev=pt-br lab=pt-lab fwd=0')
+  t.is(formatRuleMark(marks[10]!), 'plumb:isolate br=pt-br lab=pt-lab')
+  t.is(ruleKey(marks[10]!), ruleKey(marks[5]!), "the lab is who made a rule, not what it is: one key with or without it")
+  t.is(ruleLab(marks[11]!), 'pt-lab')
+  t.is(ruleLab(marks[6]!), undefined)
   t.is(formatRuleMark(marks[0]!), 'plumb:expose guest=docker:pt-web if=eth1 to=198.18.5.10:80 host=:8080 proto=tcp dev=pt-br fwd=0 rl=0')
   t.is(formatRuleMark(marks[7]!), 'plumb:pt-br', "attach-veth's rule keeps its comment")
   t.true(formatRuleMark(marks[2]!).includes('guest=/run/netns/a%20b'), 'spaces are encoded: a comment is one token')

@@ -242,6 +242,13 @@ const BAD: Bad[] = [
   { what: 'two checks with one name', text: `${lab('  nodes: {a: {kind: netns}}\n')}checks:\n  - {node: a, has-route: default}\n  - {node: a, has-route: default}\n`, at: /checks\[1\]: /, message: /a second check named "a has route default"/ },
   { what: 'a bad port spec', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  expose: [{node: a, ports: ["80:99999"]}]\n`, at: /nat\.expose\[0\]\.ports\[0\]: /, message: /guest port 99999 out of range in "80:99999"/ },
   { what: 'isolate on a node that is not a bridge', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  isolate: [a]\n`, at: /nat\.isolate\[0\]: /, message: /not a bridge/ },
+  { what: 'a masquerade CIDR with host bits (as plumb masquerade refuses it)', text: `${lab('  nodes: {a: {kind: netns}}\n')}nat:\n  masquerade: [198.18.1.5/24]\n`, at: /nat\.masquerade\[0\]: /, message: /host bits set/ },
+  {
+    what: "a nat entry whose firewall mark could outgrow an iptables comment (the lab's name in it, and in its guests' names)",
+    text: `name: ${'l'.repeat(60)}\n${lab('  nodes: {a: {kind: netns}, b: {kind: netns}, br: {kind: bridge}}\n').replace(/^name: t1\n/, '')}nat:\n  isolate: [{bridge: br, allow: [[a, b]]}]\n`,
+    at: /nat\.isolate\[0\]: /,
+    message: /firewall mark can take 2\d\d bytes .*at most 255/,
+  },
   { what: 'an unsupported kind', text: lab('  nodes:\n    r1: {kind: nokia_srlinux, image: ghcr.io/nokia/srlinux}\n'), at: /^bad\.yml:4:16: topology\.nodes\.r1\.kind: /, message: /kind "nokia_srlinux" is not supported/, exit: 5 },
   { what: 'a mgmt-net endpoint', text: lab('  nodes: {a: {kind: netns}}\n  links:\n    - endpoints: ["a:eth1", "mgmt-net:pt-m"]\n'), at: /topology\.links\[0\]: /, message: /mgmt-net endpoints are not supported/, exit: 5 },
 ]
@@ -254,6 +261,26 @@ for (const b of BAD) {
     t.regex(err.message, b.message)
   })
 }
+
+test("a nat entry's marks are measured at their widest: a lab name that fits every mark parses, one byte more does not", (t) => {
+  // expose: guest docker:NAME-web, and the widest interface, address, port and recorded values
+  const file = (name: string): string =>
+    `name: ${name}\nprefix: __lab-name\ntopology:\n  nodes: {web: {kind: linux, image: x}}\nnat:\n  expose: [{node: web, ports: ["8080:80"]}]\n`
+  let n = 1
+  while (n < 200) {
+    try {
+      parseLab(file('l'.repeat(n + 1)))
+      n++
+    } catch {
+      break
+    }
+  }
+  t.true(n > 40 && n < 100, `the longest lab name an expose takes is ${n}`)
+  const err = t.throws(() => parseLab(file('l'.repeat(n + 1)), 'x.yml'), { instanceOf: PlumbError }) as PlumbError
+  t.is(err.exitCode, 2)
+  t.regex(err.message, /nat\.expose\[0\]: this entry's firewall mark can take 256 bytes/)
+  t.regex(err.hint ?? '', /shorten the lab's name/)
+})
 
 test('a bad CIDR keeps the hint of the IP spec parser', (t) => {
   const err = t.throws(() => parseLab(lab('  nodes: {a: {kind: netns}, b: {kind: netns}}\n  links:\n    - endpoints: ["a:eth1", "b:eth1"]\n      ips: [198.18.1.1, null]\n'), 'x.yml'), { instanceOf: PlumbError }) as PlumbError
