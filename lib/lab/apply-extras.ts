@@ -1,14 +1,14 @@
 // The lab sections that ride on plumb's other ops rather than on links: a node's `sysctls:`
-// (plumb sysctl) and `names:` (plumb names), vxlan links (plumb vxlan), and `nat:` (plumb expose,
-// masquerade, isolate). Each op is idempotent and undoable by its own --del: deploy runs it every
-// time (a rerun changes nothing), destroy runs its --del.
+// (plumb sysctl) and `names:` (plumb names) and vxlan links (plumb vxlan); `nat:` is ./nat.ts.
+// Each op is idempotent and undoable by its own --del: deploy runs it every time (a rerun changes
+// nothing), destroy runs its --del.
 //
 import type { OpResult } from '../ops/result.js'
 import type { Tx } from '../ops/tx.js'
 import { parseMark } from '../parse/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { MARK_LAB, guestOf, isGuestNode } from './names.js'
-import type { Lab, LabLink, LabNat, LabNode } from './types.js'
+import type { Lab, LabLink, LabNode } from './types.js'
 
 interface ExtrasOptions {
   log?: (line: string) => void
@@ -89,80 +89,6 @@ function namesFlags(n: LabNode): string {
   ]
     .map((w) => ` ${quote(w)}`)
     .join('')
-}
-
-/** `nat:` after the links and the bridges' addresses: an expose needs its guest's address, isolate its ports, masquerade the bridge's address. */
-export async function applyNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, o: ExtrasOptions): Promise<void> {
-  const common = { ...(o.persist === false ? { persist: false } : {}), ...(o.log ? { log: o.log } : {}) }
-  const say = (at: string, r: OpResult | undefined): void => {
-    if (r?.changed) o.messages.push(`${at}: ${r.messages.join('; ')}`)
-  }
-  if (lab.nat.expose.length) {
-    const { expose } = await import('../ops/expose.js')
-    for (const e of lab.nat.expose) {
-      const args = { guest: guestOf(nodes.get(e.node)!), ports: e.ports, ...(e.to ? { to: e.to } : {}) }
-      const line = `plumb expose ${args.guest} ${e.ports.map(quote).join(' ')}${e.to ? ` --to ${e.to}` : ''}`
-      say(e.at, await tx.step(line, () => expose({ ...common, ...args }), { line: `${line} --del`, run: (r: OpResult) => (r.changed ? expose({ ...args, del: true }) : Promise.resolve()) }))
-    }
-  }
-  if (lab.nat.masquerade.length) {
-    const { masquerade } = await import('../ops/masquerade.js')
-    for (const m of lab.nat.masquerade) {
-      const args = { source: masqueradeSource(m.target, nodes), ...(m.out ? { out: m.out } : {}) }
-      const line = `plumb masquerade ${args.source}${m.out ? ` --out ${m.out}` : ''}`
-      say(m.at, await tx.step(line, () => masquerade({ ...common, ...args }), { line: `${line} --del`, run: (r: OpResult) => (r.changed ? masquerade({ ...args, del: true }) : Promise.resolve()) }))
-    }
-  }
-  if (lab.nat.isolate.length) {
-    const { isolate } = await import('../ops/isolate.js')
-    for (const i of lab.nat.isolate) {
-      const args = isolateArgs(i, nodes)
-      const line = `plumb isolate ${args.bridge}${args.allow.map((a) => ` --allow ${a}`).join('')}`
-      say(i.at, await tx.step(line, () => isolate({ ...common, ...args }), { line: `plumb isolate ${args.bridge} --del`, run: (r: OpResult) => (r.changed ? isolate({ bridge: args.bridge, del: true }) : Promise.resolve()) }))
-    }
-  }
-}
-
-const masqueradeSource = (target: string, nodes: Map<string, LabNode>): string => nodes.get(target)?.runtime ?? target
-
-function isolateArgs(i: LabNat['isolate'][number], nodes: Map<string, LabNode>): { bridge: string; allow: string[] } {
-  return { bridge: nodes.get(i.bridge)!.runtime, allow: i.allow.map(([a, b]) => `${guestOf(nodes.get(a)!)},${guestOf(nodes.get(b)!)}`) }
-}
-
-/**
- * destroy: `nat:` by its ops' --del, before the nodes go (an expose of a node already gone is
- * gc's: its guest can no more be named); `exists` says which nodes are there.
- */
-export async function removeNat(tx: Tx, lab: Lab, nodes: Map<string, LabNode>, exists: (node: string) => boolean): Promise<boolean> {
-  let changed = false
-  const ran = (r: OpResult | undefined): void => {
-    changed ||= r?.changed ?? tx.dryRun
-  }
-  if (lab.nat.isolate.length) {
-    const { isolate } = await import('../ops/isolate.js')
-    for (const i of lab.nat.isolate) {
-      if (!exists(i.bridge)) continue
-      const bridge = nodes.get(i.bridge)!.runtime
-      ran(await tx.step(`plumb isolate ${bridge} --del`, () => isolate({ bridge, del: true })))
-    }
-  }
-  if (lab.nat.masquerade.length) {
-    const { masquerade } = await import('../ops/masquerade.js')
-    for (const m of lab.nat.masquerade) {
-      if (nodes.has(m.target) && !exists(m.target)) continue
-      const source = masqueradeSource(m.target, nodes)
-      ran(await tx.step(`plumb masquerade ${source}${m.out ? ` --out ${m.out}` : ''} --del`, () => masquerade({ source, ...(m.out ? { out: m.out } : {}), del: true })))
-    }
-  }
-  if (lab.nat.expose.length) {
-    const { expose } = await import('../ops/expose.js')
-    for (const e of lab.nat.expose) {
-      if (!exists(e.node)) continue
-      const guest = guestOf(nodes.get(e.node)!)
-      ran(await tx.step(`plumb expose ${guest} ${e.ports.map(quote).join(' ')} --del`, () => expose({ guest, ports: e.ports, del: true })))
-    }
-  }
-  return changed
 }
 
 /** The lab's VXLAN ports on the host (marked with its name), as `plumb vxlan --del` takes them. */

@@ -16,9 +16,11 @@ import { emptyResult } from '../ops/result.js'
 import { runTx } from '../ops/tx.js'
 import type { Tx } from '../ops/tx.js'
 import { formatMark, parseMark } from '../parse/index.js'
+import type { NatMark, RuleMark } from '../parse/index.js'
 import { run } from '../proc.js'
-import { applyGuestExtras, applyNat, applyOverlays, labOverlays, removeExtras, removeNat } from './apply-extras.js'
+import { applyGuestExtras, applyOverlays, labOverlays, removeExtras } from './apply-extras.js'
 import { linkLines, makeLink, unlink } from './links.js'
+import { applyNat, labNatMarks, namedByFile, removeLabNat } from './nat.js'
 import { LABEL_LAB, LABEL_NODE, MARK_LAB, OVS_LAB_KEY, guestOf, isGuestNode, nodeByName } from './names.js'
 import { observe } from './observe.js'
 import type { Observed } from './observe.js'
@@ -292,15 +294,35 @@ async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
   return new Map(bridges.map((b, i) => [b.runtime, plans[i]!]))
 }
 
+/**
+ * plumb's firewall marks (IPv4 filter table), through attach-veth's read: kept while nftables'
+ * generation stands, so a deploy that finds nothing changed spawns no iptables for it. Every rule
+ * of a `nat:` entry has one in the filter table (a published port's FORWARD accept, the
+ * masquerade's, the isolation's DROP, a pair's ACCEPTs), so this finds each of them.
+ */
+async function firewallMarks(): Promise<RuleMark[]> {
+  const { dumpTables, parseSave, plumbRules } = await import('../firewall/index.js')
+  const text = (await dumpTables(['iptables'])).get('iptables')
+  return text === undefined ? [] : plumbRules(parseSave(text)).map((r) => r.mark)
+}
+
+/** The lab's `nat:` rules in place, and those of them the file no longer names. */
+interface NatState {
+  all: RuleMark[]
+  stale: NatMark[]
+}
+
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
-  const [seen, fw] = await Promise.all([observe(lab), firewallPlans(lab)])
+  const [seen, fw, marks] = await Promise.all([observe(lab), firewallPlans(lab), firewallMarks()])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
+  const named = namedByFile(lab, nodeByName(lab))
+  const nat: NatState = { all: marks, stale: labNatMarks(marks, lab.name).filter((m) => !named(m)) }
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
-  // Sysctls, names and overlays are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
-  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab)
+  // Sysctls, names, overlays and NAT are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
+  const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab) || nat.stale.length > 0
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
-  return applyPlan(lab, p, seen, fw, opts, result)
+  return applyPlan(lab, p, seen, fw, nat, opts, result)
 }
 
 function alreadyDeployed(result: LabResult, p: Plan): LabResult {
@@ -310,7 +332,7 @@ function alreadyDeployed(result: LabResult, p: Plan): LabResult {
   return result
 }
 
-async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, opts: LabRunOptions, result: LabResult): Promise<LabResult> {
+async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, nat: NatState, opts: LabRunOptions, result: LabResult): Promise<LabResult> {
   const nodes = nodeByName(lab)
   const total = p.removals.length + p.nodes.flat().length + p.links.length + p.repairs.length + p.after.length
   const handles = new HandlePool()
@@ -338,13 +360,19 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, o
           each(wave.filter((s) => s.kind === 'create-node' && s.node.kind !== 'linux'), wave.length, 'created', created),
         ])
       }
+      const extraMessages: string[] = []
+      // The lab's NAT rules the file no longer names, by their ops' --del: before the file's own are
+      // applied (a host port given to another guest port, a masquerade given another --out, would
+      // otherwise be refused as a different configuration in place, exit 4), and after the nodes
+      // are up (a container this deploy started again can be named; one it removed cannot, and its
+      // rules go by their marks).
+      await removeLabNat(tx, hostNs, lab.name, nat.stale, nat.all, { undo: true, messages: extraMessages, why: 'no longer in the file' })
       // Docker's FORWARD DROP: one ACCEPT rule per lab bridge (attach-veth's own check is off for the lab's
       // links), inserted while the links are made: a frame bridged a moment before it is only dropped.
       const firewall = (async () => {
         for (const [bridge, p] of fw) await ensureFirewall(tx, p, bridge, result)
       })()
       // Overlays before the links: the bridge takes the overlay's MTU, and so the guests attached to it.
-      const extraMessages: string[] = []
       await applyOverlays(tx, lab, nodes, { messages: extraMessages, ...(opts.log ? { log: opts.log } : {}) })
       firewall.catch(() => undefined) // awaited after the links
       try {
@@ -443,14 +471,17 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     // goes, once no plumb port is left on it (as detach does).
     const { readTables } = await import('../ops/firewall.js')
     const { plumbRules } = await import('../firewall/index.js')
-    const ruleBridges = new Set([...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).flatMap((r) => (r.mark.op === 'bridge' ? [r.mark.bridge] : []))))
+    const marks = [...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+    const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' ? [m.bridge] : [])))
+    // Every rule the lab's `nat:` made, whether or not the file still names it (and none it did not make).
+    const nat = labNatMarks(marks, lab.name)
     const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]
     const hostLeft = await labHostLinks(hostNs, lab.name)
     const overlays = labOverlays(seen.hostLinks, lab.name)
     const withExtras = [...seen.nodes.values()].filter((o) => o.exists && (o.node.names || Object.keys(o.node.sysctls).length)).map((o) => o.node)
-    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length === 0 && !hasNat(lab)) {
+    if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length + overlays.length + withExtras.length + nat.length === 0) {
       result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
       return result
     }
@@ -458,13 +489,16 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const progress = new Progress(total, opts.onProgress)
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
       const step = (what: string, line: string, fn: () => Promise<unknown>): Promise<unknown> => progress.step(what, 'removed', () => tx.step(line, fn))
-      // Overlays, sysctls and names first, by their ops' --del: a netns node's /etc/netns files outlive it otherwise.
-      const natChanged = await removeNat(tx, lab, nodeByName(lab), (name) => seen.nodes.get(name)?.exists ?? false)
+      // NAT, overlays, sysctls and names first, by their ops' --del, while the guests they name are
+      // there: a netns node's /etc/netns files outlive it otherwise, a container's record keeps its ports.
+      const natSaid: string[] = []
+      const natChanged = await removeLabNat(tx, hostNs, lab.name, nat, marks, { undo: false, messages: natSaid, why: 'the lab made it' })
       const extrasChanged = (await removeExtras(tx, lab, withExtras, overlays)) || natChanged
       if (unlinks.length + labPorts.length + ovsBridges.length + linuxBridges.length + containers.length + netns.length + hostLeft.length + foreignBridges.length === 0 && !extrasChanged) {
         result.messages.push(`lab ${lab.name}: nothing to destroy (nothing of it is here)`)
         return result
       }
+      result.messages.push(...natSaid)
       await pool(unlinks, LINK_CONCURRENCY, (u) => step(`link ${u.guest} ${u.ifname}`, `plumb detach ${u.guest} ${u.ifname}`, () => unlink(u.guest, u.ifname)))
       const netnsBatch = batcher()
       await Promise.all([
@@ -495,7 +529,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       }
       result.changed = true
       result.plan = tx.lines
-      result.messages.push(`lab ${lab.name}: ${tx.dryRun ? 'would destroy' : 'destroyed'} (${containers.length} containers, ${netns.length} netns, ${linuxBridges.length + ovsBridges.length} bridges, ${unlinks.length} links one by one)`)
+      result.messages.unshift(`lab ${lab.name}: ${tx.dryRun ? 'would destroy' : 'destroyed'} (${containers.length} containers, ${netns.length} netns, ${linuxBridges.length + ovsBridges.length} bridges, ${unlinks.length} links one by one)`)
       return result
     })
   } finally {
