@@ -70,6 +70,7 @@ export type {
   GraphFormat,
   InspectResult,
   InspectNode,
+  InspectNat,
 } from './lab/index.js'
 export { configure } from './config.js'
 export type { PlumbConfig } from './config.js'

@@ -64,6 +64,6 @@ export { GRAPH_FORMATS } from './graph.js'
 export { barRenderer, lineRenderer } from './progress.js'
 export type { GraphFormat, CheckOptions, CheckReport, InspectResult, LabResult, LabRunOptions }
 export type { CheckOutcome } from './check.js'
-export type { InspectNode, InspectInterface } from './inspect.js'
+export type { InspectNode, InspectInterface, InspectNat } from './inspect.js'
 export type { LabProgress, ProgressFn } from './progress.js'
 export type * from './types.js'

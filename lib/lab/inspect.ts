@@ -1,8 +1,11 @@
 // inspect: a lab's nodes as they are on the host right now: each node's container or netns (and
-// whether the lab made it), its interfaces with their addresses, which of them the lab made.
+// whether the lab made it), its interfaces with their addresses, which of them the lab made; and
+// its NAT rules (those the lab made, and those the file names).
 
-import { parseMark } from '../parse/index.js'
-import { MARK_LAB, guestOf, isGuestNode } from './names.js'
+import { parseMark, ruleKey, ruleLab } from '../parse/index.js'
+import type { NatMark } from '../parse/index.js'
+import { MARK_LAB, guestOf, isGuestNode, nodeByName } from './names.js'
+import { namedByFile } from './nat.js'
 import { observe, readGuest } from './observe.js'
 import type { GuestState } from './observe.js'
 import { addressesOn } from './plan.js'
@@ -35,10 +38,52 @@ export interface InspectNode {
   ports?: string[]
 }
 
+/** A firewall rule of plumb's NAT ops (expose, masquerade, isolate, an allowed pair). */
+export interface InspectNat {
+  op: NatMark['op']
+  /** what it does, as `plumb ls` says it */
+  rule: string
+  /** its mark names this lab: deploy made it, destroy removes it */
+  lab: boolean
+  /** the file's `nat:` names it (one that the lab made and the file no longer names goes at the next deploy) */
+  inFile: boolean
+}
+
 export interface InspectResult {
   lab: string
   file: string
   nodes: InspectNode[]
+  /** the lab's NAT rules and those the file names, as the firewall has them */
+  nat: InspectNat[]
+}
+
+function natRule(m: NatMark): string {
+  switch (m.op) {
+    case 'expose':
+      return `${m.hostIp || '0.0.0.0'}:${m.hostPort}/${m.proto} -> ${m.guest} ${m.to}`
+    case 'masquerade':
+      return `${m.src} out ${m.out ?? 'any other interface'}`
+    case 'isolate':
+      return `bridge ${m.bridge}`
+    case 'allow':
+      return `${m.a},${m.b} on bridge ${m.bridge}`
+  }
+}
+
+/** The NAT rules in the firewall that are the lab's or that its file names, one per rule key. */
+async function natOf(lab: Lab): Promise<InspectNat[]> {
+  const [{ readTables }, { plumbRules }] = await Promise.all([import('../ops/firewall.js'), import('../firewall/index.js')])
+  const named = namedByFile(lab, nodeByName(lab))
+  const out = new Map<string, InspectNat>()
+  for (const t of (await readTables(['iptables'])).values()) {
+    for (const { mark: m } of plumbRules(t)) {
+      if (m.op === 'bridge' || out.has(ruleKey(m))) continue
+      const ours = ruleLab(m) === lab.name
+      const inFile = named(m)
+      if (ours || inFile) out.set(ruleKey(m), { op: m.op, rule: natRule(m), lab: ours, inFile })
+    }
+  }
+  return [...out.values()]
 }
 
 function interfaces(lab: string, st: GuestState): InspectInterface[] {
@@ -83,7 +128,7 @@ export async function inspect(lab: Lab): Promise<InspectResult> {
       nodes.push({ ...base, state: o.exists ? 'present' : 'absent', interfaces: [], ports })
     }
   }
-  return { lab: lab.name, file: lab.file, nodes }
+  return { lab: lab.name, file: lab.file, nodes, nat: await natOf(lab) }
 }
 
 export function formatInspect(r: InspectResult): string {
@@ -95,6 +140,11 @@ export function formatInspect(r: InspectResult): string {
       for (const a of i.addresses) out.push(`             inet ${a}`)
     }
     if (n.ports) out.push(`  ports: ${n.ports.join(' ') || '-'}`)
+  }
+  if (r.nat.length) out.push('nat')
+  for (const x of r.nat) {
+    const whose = x.lab ? (x.inFile ? '[lab]' : '[lab; no longer in the file: the next deploy removes it]') : '[in the file; not made by the lab]'
+    out.push(`  ${x.op.padEnd(10)} ${x.rule} ${whose}`)
   }
   return out.join('\n')
 }
