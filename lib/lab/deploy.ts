@@ -257,7 +257,13 @@ async function removeStep(c: Ctx, s: Step): Promise<void> {
       c.messages.push(`removed container ${s.name} (no longer in the file)`)
       return
     case 'remove-netns':
-      await tx.step(`ip netns del ${s.name}`, () => c.netns(`netns del ${s.name}`))
+      await tx.step(`ip netns del ${s.name}`, async () => {
+        // Its links' host ends first: they would go with the netns, but in the kernel's asynchronous
+        // clean-up, a second or so after the deploy has returned (and said the lab is as the file says).
+        const ends = (await labHostLinks(c.hostNs, c.lab.name)).filter((l) => parseMark(l.alias)?.guest === `netns:${s.name}`)
+        await Promise.all(ends.map((l) => ignoreGone(c.hostNs.delLink(l.index))))
+        await c.netns(`netns del ${s.name}`)
+      })
       c.messages.push(`removed netns ${s.name} (no longer in the file)`)
       return
     case 'remove-bridge':

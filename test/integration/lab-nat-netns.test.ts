@@ -69,7 +69,8 @@ async function reach(from: string, to: string, addr: string): Promise<boolean[]>
 
 /** Whether each port of bridge `br` in the host is an isolated bridge port (`ip -d link`). */
 async function isolatedPorts(host: string, br: string): Promise<boolean[]> {
-  return (await ipJson(['-d', 'link', 'show', 'master', br], host)).map((l) => l.linkinfo?.info_slave_data?.isolated === true)
+  const links = await ipJson(['-d', 'link', 'show', 'master', br], host)
+  return links.map((l) => l.linkinfo?.info_slave_data?.isolated === true)
 }
 
 withRoot("nat: reconciles by the lab's marks: an entry taken out of the file is removed by the next deploy (exactly its rules, sysctls put back), the rest by destroy even when the file no longer names it; destroy again is a no-op", async (t) => {
@@ -202,7 +203,7 @@ withRoot("destroy leaves a NAT rule the lab found in place (made by hand), and r
   t.true(mine.length > 0 && mine.every((l) => l.includes(` lab=${id}`) && l.includes(`src=${id}L `)), mine.join('\n'))
   t.true(byHand.every((l) => !l.includes(' lab=')), 'the rule made by hand stays unmarked')
   const ins = await lab.plumb('lab', 'inspect', file, '--json')
-  t.deepEqual(ins.json.nat.map((x: { rule: string; lab: boolean; inFile: boolean }) => [x.rule.split(' ')[0], x.lab, x.inFile]).sort(), [[`${id}L`, true, true], ['198.18.9.0/24', false, true]])
+  t.deepEqual(ins.json.nat.map((x: { rule: string; lab: boolean; inFile: boolean }) => [x.rule.split(' ')[0], x.lab, x.inFile]).sort(), [['198.18.9.0/24', false, true], [`${id}L`, true, true]])
   t.is((await lab.plumb('lab', 'destroy', file)).exitCode, 0)
   t.deepEqual(natLines(await lab.save()), byHand, 'the lab took its own masquerade and left the one it found')
   t.is((await lab.plumb('masquerade', '198.18.9.0/24', '--del')).exitCode, 0)

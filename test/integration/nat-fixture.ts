@@ -1,9 +1,11 @@
 // A host with Docker's rules absent, for the NAT tests: a throwaway netns acting as the host
-// (plumb runs in it through `ip netns exec`, so its iptables has no Docker chains and its
+// (plumb runs in it through `nsenter --net`, so its iptables has no Docker chains and its
 // FORWARD policy is ACCEPT), a "far" netns behind one of its interfaces (another machine), two
 // bridges with addresses and ip netns guests on them. The dockerd of this machine is shared and
 // cannot be stopped: this is how "without Docker" is tested. The host netns starts with
 // ip_forward off, so the tests see plumb turn it on and put it back.
+// nsenter and not `ip netns exec`: the latter gives plumb a mount namespace of its own, and the
+// ip netns a lab makes there (their /run/netns bind mounts) would be seen by nothing outside it.
 
 import { execa } from 'execa'
 import { PLUMB_BIN, makeNetns, sh, shQuiet, uniq } from '../helpers/index.js'
@@ -79,7 +81,7 @@ export async function natLab(t: Teardown): Promise<NatLab> {
   await bridge(br, '198.18.1.1/24')
   await bridge(br2, '198.18.2.1/24')
   const plumb = async (...args: string[]): Promise<CliResult> => {
-    const r = await execa('ip', ['netns', 'exec', host, process.execPath, PLUMB_BIN, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' })
+    const r = await execa('nsenter', [`--net=/run/netns/${host}`, process.execPath, PLUMB_BIN, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' })
     const res: CliResult = { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }
     if (args.includes('--json')) {
       try {
