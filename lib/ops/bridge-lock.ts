@@ -4,7 +4,8 @@
 // flock(2) on /run/plumb/bridges.lock, as CNI's host-local IPAM locks its store: the kernel drops
 // a crashed holder's lock with its fd.
 
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { loadAddon } from '../kernel/native.js'
 import { RUN_DIR } from '../paths.js'
@@ -49,32 +50,66 @@ export async function acquireFileLock(what: string, file: string, mode: 'shared'
 async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}): Promise<BridgeLock | undefined> {
   const none: BridgeLock = { release: () => undefined }
   if (opts.dryRun) return none
+  const addon = loadAddon()
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000)
+  for (;;) {
+    let fd: number
+    try {
+      mkdirSync(dirname(file), { recursive: true })
+      fd = openSync(file, 'a')
+    } catch {
+      return none
+    }
+    let open = true
+    const release = (): void => {
+      if (open) closeSync(fd) // closing the fd releases the lock
+      open = false
+    }
+    try {
+      while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
+        if (Date.now() > deadline) {
+          release()
+          return undefined
+        }
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+      }
+    } catch (err) {
+      release()
+      throw err
+    }
+    // A lock file gc may remove (a gone guest's): the file locked must still be the one at the
+    // path, or another plumb opening it now would lock a new file and both would hold "the" lock.
+    if (sameFile(fd, file)) return { release }
+    release()
+  }
+}
+
+function sameFile(fd: number, file: string): boolean {
+  try {
+    const a = fstatSync(fd)
+    const b = statSync(file)
+    return a.ino === b.ino && a.dev === b.dev
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Remove a lock file nobody holds (taken without waiting, removed, let go): a holder or a waiter
+ * notices the file it locked is gone from the path and takes the new one. False when it is held.
+ */
+export function removeLockFile(file: string): boolean {
   let fd: number
   try {
-    mkdirSync(RUN_DIR, { recursive: true })
-    fd = openSync(file, 'a')
+    fd = openSync(file, 'r')
   } catch {
-    return none
-  }
-  let open = true
-  const release = (): void => {
-    if (open) closeSync(fd) // closing the fd releases the lock
-    open = false
+    return true
   }
   try {
-    const addon = loadAddon()
-    const timeoutMs = opts.timeoutMs ?? 10_000
-    const deadline = Date.now() + timeoutMs
-    while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
-      if (Date.now() > deadline) {
-        release()
-        return undefined
-      }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
-    }
-  } catch (err) {
-    release()
-    throw err
+    if (!loadAddon().flock(fd, LOCK_EX)) return false
+    if (sameFile(fd, file)) rmSync(file, { force: true })
+    return true
+  } finally {
+    closeSync(fd)
   }
-  return { release }
 }

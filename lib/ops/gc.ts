@@ -17,9 +17,9 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { acquireBridgeLock } from './bridge-lock.js'
+import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readTables, removeRules } from './firewall.js'
-import { RECORDS_DIR, listRecords, removeRecord } from './guest-record.js'
+import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
 import type { GuestRecord } from './guest-record.js'
@@ -242,9 +242,15 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         result.messages.push(`forgot the replay record of ${g.label}: the container no longer exists`)
       }
       for (const { record: r, why } of deadRecords) {
+        // Under the guest's lock: an op on a new netns under the same key may be writing its own record.
+        await lockGuestRecord(tx, { key: r.key, label: r.guest })
         await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
+          const now = listRecords().find((x) => x.key === r.key)
+          if (!now || now.netnsIno !== r.netnsIno || now.netnsDev !== r.netnsDev) return
           cleanNamesFiles(r)
           removeRecord(r.key)
+          // held by this gc: a waiter finds the file it locked gone from the path and takes a new one
+          rmSync(lockPathOf(r.key), { force: true })
         })
         result.messages.push(`removed the record of ${r.guest}: ${why}`)
       }
@@ -392,9 +398,18 @@ function explainKept(result: OpResult, kept: GcKept[], unknownErrors: PlumbError
 /**
  * Temporary files (`NAME.PID.tmp`) that a killed writer never renamed into place: the firewall
  * read's cache, guest records, container records. The write they belonged to never happened;
- * a live writer's are left alone.
+ * a live writer's are left alone. And guests' lock files without a record beside them, when
+ * nobody holds them (a guest whose edits were all undone, or whose record gc removed).
  */
 function sweepTemps(): void {
+  try {
+    const names = new Set(readdirSync(RECORDS_DIR))
+    for (const name of names) {
+      if (name.endsWith('.lock') && !names.has(`${name.slice(0, -'.lock'.length)}.json`)) removeLockFile(join(RECORDS_DIR, name))
+    }
+  } catch {
+    // no records dir: nothing of this kind
+  }
   for (const dir of [RUN_DIR, RECORDS_DIR, recordsDir()]) {
     let names: string[]
     try {

@@ -9,7 +9,7 @@ import type { GuestRef, HostEntry, ResolvWant } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
 import { assertNotHostFile, checkWritable, openGuestEtc, readGuestFile, writeGuestFile } from '../guest/etc.js'
 import type { EtcFile, GuestEtc } from '../guest/etc.js'
-import { clone, newRecord, readRecord, restoreRecord, saveRecord } from './guest-record.js'
+import { clone, lockGuestRecord, newRecord, readRecord, restoreRecord, saveRecord } from './guest-record.js'
 import type { GuestRecord } from './guest-record.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
@@ -101,6 +101,7 @@ export function existsDir(dir: string): boolean {
  * resolv.conf block replaced come back, and so do the hostname and the files as they were.
  */
 export async function removeNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, result: OpResult, only?: ValidatedNames): Promise<void> {
+  await lockGuestRecord(tx, netns)
   const before = readRecord(netns)
   const record = clone(before) ?? newRecord(netns)
   const entry = (record.names ??= {})

@@ -8,6 +8,8 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path'
 import { RUN_DIR, encodeKey } from '../paths.js'
 import type { Netns } from '../guest/index.js'
+import { acquireFileLock } from './bridge-lock.js'
+import type { Tx } from './tx.js'
 
 export const RECORDS_DIR = join(RUN_DIR, 'guests')
 
@@ -47,6 +49,23 @@ export interface GuestRecord {
   sysctl?: Record<string, SysctlEntry>
   names?: NamesEntry
 }
+
+/**
+ * Hold this guest's lock until the transaction ends: the ops that read a guest's record (and its
+ * /etc files), change them and write them back (sysctl, names, set-ip's IPv6 switch, detach --all)
+ * run one at a time per guest. Without it two `plumb sysctl` on one guest at once both read the
+ * record and the second write drops the first one's entry: that value could never be put back.
+ * flock(2) on /run/plumb/guests/KEY.lock (gc removes a gone guest's). Nothing in a dry run.
+ */
+export async function lockGuestRecord(tx: Tx, netns: Pick<Netns, 'key' | 'label'>, dir = RECORDS_DIR): Promise<void> {
+  const file = lockPathOf(netns.key, dir)
+  if (tx.dryRun || tx.holds(file)) return
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const lock = await acquireFileLock(`${netns.label}'s lock`, file, 'exclusive')
+  tx.hold(file, () => lock.release())
+}
+
+export const lockPathOf = (key: string, dir = RECORDS_DIR): string => join(dir, `${encodeKey(key)}.lock`)
 
 function pathOf(key: string, dir: string): string {
   return join(dir, `${encodeKey(key)}.json`)

@@ -7,13 +7,14 @@ import { parseSysctlKey, sameSysctlValue } from '../parse/index.js'
 import type { SysctlSetting } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
 import { inGuest } from './context.js'
-import { clone, newRecord, readRecord, restoreRecord, saveRecord } from './guest-record.js'
+import { clone, lockGuestRecord, newRecord, readRecord, restoreRecord, saveRecord } from './guest-record.js'
 import type { GuestRecord, SysctlEntry } from './guest-record.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
 /** Set each KEY=VALUE that differs, the value found kept in the guest record first (set-ip turns IPv6 on this way). */
 export async function setSysctlsIn(tx: Tx, netns: Netns, guestNs: NetHandle, set: SysctlSetting[], result: OpResult): Promise<void> {
+  await lockGuestRecord(tx, netns)
   const before = readRecord(netns)
   const record = clone(before) ?? newRecord(netns)
   const entries = (record.sysctl ??= {})
@@ -51,6 +52,7 @@ export async function setSysctlsIn(tx: Tx, netns: Netns, guestNs: NetHandle, set
 
 /** Put back the values plumb found: of `keys`, or of every key plumb set (detach --all, --del alone). */
 export async function restoreSysctlsIn(tx: Tx, netns: Netns, guestNs: NetHandle, result: OpResult, keys?: string[]): Promise<void> {
+  await lockGuestRecord(tx, netns)
   const before = readRecord(netns)
   const entries = before?.sysctl ?? {}
   const chosen = (keys ?? Object.keys(entries)).filter((k) => entries[k] !== undefined)

@@ -13,7 +13,7 @@ import { checkWritable, openGuestEtc } from '../guest/etc.js'
 import type { GuestEtc } from '../guest/etc.js'
 import { toGuestRef } from './context.js'
 import type { CommonOptions } from './context.js'
-import { clone, newRecord, readRecord } from './guest-record.js'
+import { clone, lockGuestRecord, newRecord, readRecord } from './guest-record.js'
 import { describeResolv, existsDir, fileState, namesState, recordStep, removeNamesIn, writeStep } from './guest-names.js'
 import type { FileState, ValidatedNames } from './guest-names.js'
 import { emptyResult } from './result.js'
@@ -82,6 +82,7 @@ export async function names(opts: NamesOptions): Promise<OpResult> {
 }
 
 async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames, result: OpResult): Promise<void> {
+  await lockGuestRecord(tx, netns)
   const before = readRecord(netns)
   const record = clone(before) ?? newRecord(netns)
   const entry = (record.names ??= {})

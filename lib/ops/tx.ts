@@ -33,6 +33,8 @@ export class Tx {
   private readonly undos: Undo[] = []
   private readonly log: ((line: string) => void) | undefined
   private readonly journal: Journal
+  /** locks held until the transaction ends, by name (see hold()) */
+  private readonly held = new Map<string, () => void>()
 
   constructor(opts: TxOptions = {}) {
     this.dryRun = opts.dryRun ?? false
@@ -101,6 +103,24 @@ export class Tx {
     if (failure) throw failure.reason
   }
 
+  /** Whether this transaction holds the lock named `name` already (see hold()). */
+  holds(name: string): boolean {
+    return this.held.has(name)
+  }
+
+  /**
+   * Keep a lock until the transaction ends: released after commit, or after the rollback's undos
+   * (which may need it as much as the steps did). One per name: a helper asks holds() first.
+   */
+  hold(name: string, release: () => void): void {
+    this.held.set(name, release)
+  }
+
+  private releaseHeld(): void {
+    for (const release of this.held.values()) release()
+    this.held.clear()
+  }
+
   /** Register an inverse for something done outside step() (e.g. a resource acquired by a helper). */
   onRollback(line: string, run: () => Promise<unknown>): void {
     if (!this.dryRun) this.undos.push({ line, run })
@@ -125,6 +145,7 @@ export class Tx {
       }
     }
     if (!failed) this.journal.close()
+    this.releaseHeld()
     return report
   }
 
@@ -132,6 +153,7 @@ export class Tx {
   commit(): void {
     this.undos.length = 0
     this.journal.close()
+    this.releaseHeld()
   }
 }
 

@@ -3,7 +3,8 @@
 // the guest, and the host's own /etc files byte-identical throughout.
 
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { hasBinary, isRoot, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
@@ -11,6 +12,7 @@ import { fixture, plumb } from './ops-fixture.js'
 
 const asRoot = testIf(isRoot && hasBinary('unshare'), 'names-sysctl: needs root (ip netns) and unshare')
 
+const RECORDS = '/run/plumb/guests'
 const HOST_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']
 const digest = (): string[] => HOST_FILES.map((f) => (existsSync(f) ? createHash('sha256').update(readFileSync(f)).digest('hex') : 'absent'))
 
@@ -63,6 +65,35 @@ asRoot('sysctl sets a per-netns key in the guest only, is idempotent, shows in l
   t.regex(delAgain.stdout, /plumb did not set/)
 })
 
+asRoot('eight sysctl runs on one guest at once: each value found is kept (the guest lock), so --del puts every one back', async (t) => {
+  const f = await fixture(t)
+  // Eight per-netns keys with their fresh-netns value and another one; none aliases another.
+  const keys: Array<[string, string]> = [
+    ['net.ipv4.icmp_echo_ignore_all', '1'],
+    ['net.ipv4.icmp_echo_ignore_broadcasts', '0'],
+    ['net.ipv4.tcp_ecn', '1'],
+    ['net.ipv4.tcp_syncookies', '0'],
+    ['net.ipv4.conf.lo.arp_ignore', '1'],
+    ['net.ipv4.conf.lo.arp_announce', '2'],
+    ['net.ipv4.conf.default.rp_filter', '2'],
+    ['net.ipv4.conf.lo.accept_local', '1'],
+  ]
+  const found = await Promise.all(keys.map(([k]) => sysctlIn(f.ns, k)))
+  keys.forEach(([k, v], i) => t.not(found[i], v, `${k} starts other than ${v}`))
+  const runs = await Promise.all(keys.map(([k, v]) => plumb('sysctl', f.guest, `${k}=${v}`)))
+  runs.forEach((r, i) => t.is(r.exitCode, 0, `${keys[i]![0]}: ${r.stderr}`))
+  t.deepEqual(await Promise.all(keys.map(([k]) => sysctlIn(f.ns, k))), keys.map(([, v]) => v), 'the kernel has every value')
+  const listed = await plumb('ls', f.guest, '--json')
+  t.deepEqual(
+    [...listed.json.guests[0].sysctl].sort((a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key)),
+    keys.map(([key, value], i) => ({ key, value, found: found[i] })).sort((a, b) => a.key.localeCompare(b.key)),
+    'the record kept every value found, none lost to another run writing at the same time',
+  )
+  const del = await plumb('sysctl', f.guest, '--del')
+  t.is(del.exitCode, 0, del.stderr)
+  t.deepEqual(await Promise.all(keys.map(([k]) => sysctlIn(f.ns, k))), found, 'every value put back')
+})
+
 asRoot('detach --all puts back every sysctl plumb set, an interface\'s while it still exists', async (t) => {
   const f = await fixture(t)
   t.is((await plumb('attach-veth', f.guest, f.br, f.v4(2))).exitCode, 0)
@@ -99,6 +130,21 @@ asRoot('sysctl refuses host-wide keys (exit 2), a missing interface (exit 3), an
   t.regex(half.stderr, /rolled back: .*icmp_echo_ignore_all=0/)
   t.is(await sysctlIn(f.ns, 'net.ipv4.icmp_echo_ignore_all'), '0', 'the first key is back')
   t.is((await plumb('ls', f.guest, '--json')).json.guests[0].sysctl, undefined, 'and no record of it is left')
+})
+
+asRoot('six names runs on one ip netns at once: every entry lands in its files, and --del leaves nothing behind', async (t) => {
+  const f = await fixture(t)
+  const hostSame = guardHostFiles(t)
+  const dir = `/etc/netns/${f.ns}`
+  t.teardown(() => void shQuiet('rm', ['-rf', dir]))
+  const hosts = [1, 2, 3, 4, 5, 6].map((n) => [`pt-h${n}`, `198.18.${f.octet}.${10 + n}`] as const)
+  const runs = await Promise.all(hosts.map(([name, addr]) => plumb('names', f.guest, '--add-host', `${name}:${addr}`)))
+  runs.forEach((r, i) => t.is(r.exitCode, 0, `${hosts[i]![0]}: ${r.stderr}`))
+  for (const [name, addr] of hosts) t.is((await sh('ip', ['netns', 'exec', f.ns, 'getent', 'hosts', name])).split(/\s+/)[0], addr, `${name} resolves in the guest`)
+  const del = await plumb('names', f.guest, '--del')
+  t.is(del.exitCode, 0, del.stderr)
+  t.false(existsSync(dir), 'the files plumb created, and their directory, are gone')
+  hostSame()
 })
 
 asRoot('names on an ip netns: /etc/netns/NAME files the guest resolves with, marked, undone to nothing', async (t) => {
@@ -188,6 +234,10 @@ asRoot('gc forgets the record of a gone ip netns and cleans the /etc/netns files
   t.is((await plumb('names', `netns:${ns}`, '--add-host', 'pt-db:198.18.0.5')).exitCode, 0)
   t.is((await plumb('sysctl', `netns:${ns}`, 'net.ipv4.icmp_echo_ignore_all=1')).exitCode, 0)
   t.true(existsSync(`/etc/netns/${ns}/hosts`))
+  const record = readdirSync(RECORDS).find((n) => n.endsWith('.json') && JSON.parse(readFileSync(join(RECORDS, n), 'utf8')).guest === `netns:${ns}`)
+  t.truthy(record, 'the guest has a record')
+  const lock = join(RECORDS, record!.replace(/\.json$/, '.lock'))
+  t.true(existsSync(lock), 'and the lock its ops took')
   await sh('ip', ['netns', 'del', ns])
   const dry = await plumb('gc', '--dry-run')
   t.regex(dry.stdout, new RegExp(`forget the record of netns:${ns}`))
@@ -196,4 +246,6 @@ asRoot('gc forgets the record of a gone ip netns and cleans the /etc/netns files
   t.is(gc.exitCode, 0, gc.stderr)
   t.regex(gc.stdout, new RegExp(`removed the record of netns:${ns}`))
   t.false(existsSync(`/etc/netns/${ns}`), "the files plumb created are gone with their guest")
+  t.false(existsSync(join(RECORDS, record!)), 'the record is gone')
+  t.false(existsSync(lock), 'and so is its lock file')
 })
