@@ -40,6 +40,8 @@ export type Intent =
   | { t: 'ovs-bridge'; name: string }
   /** an OVS port row */
   | { t: 'ovs-port'; name: string }
+  /** a host link's MTU about to be replaced (vxlan's bridge): what to put back while it is still `mtu` */
+  | { t: 'mtu'; name: string; mtu: number; was: number }
   /** a default route about to be replaced: what to put back */
   | { t: 'gw'; where: Where; family: 4 | 6; gateway?: string; dev?: string }
   /** a host device moved into a guest (move-dev): give it back as it was */

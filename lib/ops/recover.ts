@@ -151,6 +151,13 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
       await ignoreGone(ns.delLink(l.index))
       return `${where(intent.where)}ip link del ${intent.name}`
     }
+    case 'mtu': {
+      // Put back only over the op's own value: an MTU someone set since is theirs.
+      const l = await hostNs.getLink(intent.name)
+      if (!l || l.mtu !== intent.mtu) return undefined
+      await ignoreGone(hostNs.setLink(l.index, { mtu: intent.was }))
+      return `ip link set ${intent.name} mtu ${intent.was}`
+    }
     case 'gw': {
       const ns = handleFor(intent.where, hostNs, handles)
       if (!ns) return undefined
@@ -269,6 +276,8 @@ function describe(i: Intent): string {
       return `OVS port ${i.name}`
     case 'ovs-bridge':
       return `OVS bridge ${i.name}`
+    case 'mtu':
+      return `the MTU of ${i.name} (was ${i.was})`
     case 'gw':
       return `the replaced IPv${i.family} default route`
     case 'moved':

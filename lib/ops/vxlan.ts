@@ -118,6 +118,8 @@ async function join(hostNs: NetHandle, host: Netns, v: Validated, opts: VxlanOpt
       // Guests attached later take the bridge's MTU: fix it at the overlay's, so none is bigger.
       if (!bridge || bridge.mtu !== mtu) {
         const before = bridge?.mtu
+        // A bridge this op made goes whole on recovery; one it found gets its MTU back.
+        if (before !== undefined) tx.intend({ t: 'mtu', name: v.bridge, mtu, was: before })
         await tx.step(`ip link set ${v.bridge} mtu ${mtu}`, async () => hostNs.setLink(brIndex, { mtu }), {
           line: `ip link set ${v.bridge} mtu ${before ?? 1500}`,
           run: () => (before === undefined ? Promise.resolve() : ignoreGone(hostNs.setLink(brIndex, { mtu: before }))),

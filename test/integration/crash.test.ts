@@ -9,7 +9,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { execa } from 'execa'
-import { PLUMB_BIN, hasBinary, hasOvs, isRoot, makeNetns, holdGcLock } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, holdGcLock, sh, shQuiet } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -59,6 +59,12 @@ interface Case {
   ovs?: boolean
   /** asserts the state a clean run of `args` makes, read from the kernel and OVS */
   intended(t: ExecutionContext): Promise<void>
+  /** what must be as it was before after the undo (default: worldView of the guests, the host's links, addresses, routes and bridge rules) */
+  view?: () => Promise<unknown>
+  /** undoes the intended state (default: detach --all on each guest) */
+  undo?: (t: ExecutionContext) => Promise<void>
+  /** whether any of the command's own work is there (default: a plumb-marked link in a guest) */
+  present?: () => Promise<boolean>
 }
 
 /**
@@ -68,24 +74,27 @@ interface Case {
  * after the commit, while printing), detach, check the world. Returns the number of kill points.
  */
 async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise<number> {
-  const before = await worldView(f.id, c.guests, { ovs: c.ovs ?? false })
+  const view = c.view ?? (() => worldView(f.id, c.guests, { ovs: c.ovs ?? false }))
+  const before = await view()
   const detachAll = async (): Promise<void> => {
+    if (c.undo) return c.undo(t)
     for (const g of c.guests) {
       const r = await plumb('detach', `netns:${g}`, '--all')
       t.is(r.exitCode, 0, r.stderr)
     }
   }
-  const plumbLinks = async (): Promise<string[]> => {
-    const names: string[] = []
-    for (const g of c.guests) for (const [name, l] of await guestLinks(g)) if (String(l.ifalias ?? '').startsWith('plumb:')) names.push(`${g}:${name}`)
-    return names
-  }
+  const present =
+    c.present ??
+    (async (): Promise<boolean> => {
+      for (const g of c.guests) for (const [, l] of await guestLinks(g)) if (String(l.ifalias ?? '').startsWith('plumb:')) return true
+      return false
+    })
   for (let k = 1; k <= MAX_K; k++) {
     const code = await runKilledAt(k, c.args)
     if (code === 0) {
       await c.intended(t)
       await detachAll()
-      t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `clean run then detach`)
+      t.deepEqual(await view(), before, `clean run then detach`)
       return k - 1
     }
     t.is(code, 137, `K=${k}: killed`)
@@ -96,7 +105,7 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     await c.intended(t)
     t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: the rerun finished the killed run's journal entry`)
     await detachAll()
-    t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `K=${k}: rerun then detach leaves the world as it was`)
+    t.deepEqual(await view(), before, `K=${k}: rerun then detach leaves the world as it was`)
 
     // (b) gc removes the remains. The same command may make fewer calls this time (a bridge a
     // busy bridge lock left for gc is there already, so no "created" line): a run that gets
@@ -113,9 +122,9 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: gc finished the killed run's journal entry`)
     // A kill after the commit (the result being printed) left a whole, marked attach of a live
     // guest: gc keeps that, and it must be exactly the intended state.
-    if ((await plumbLinks()).length > 0) await c.intended(t)
+    if (await present()) await c.intended(t)
     await detachAll()
-    t.deepEqual(await worldView(f.id, c.guests, { ovs: c.ovs ?? false }), before, `K=${k}: gc then detach leaves the world as it was`)
+    t.deepEqual(await view(), before, `K=${k}: gc then detach leaves the world as it was`)
   }
   t.fail(`the command was still killed at K=${MAX_K}`)
   return MAX_K
@@ -228,4 +237,107 @@ ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc re
   })
   t.log(`${points} kill points`)
   t.true(points >= 5)
+})
+
+/** The host's iptables-save lines that mention `needle` (both tables; no counters), in order. */
+async function savedRules(needle: string): Promise<string[]> {
+  return (await shQuiet('iptables-save')).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(needle))
+}
+
+rootTest('expose killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  // a guest on a bridge with the gateway's address: what a published port is for
+  const att = await plumb('attach-veth', f.guest, f.br, `${f.v4(6)}@${f.gw4}`)
+  t.is(att.exitCode, 0, att.stderr)
+  await sh('ip', ['addr', 'add', `${f.gw4}/24`, 'dev', f.br])
+  const guestIp = f.v4(6).split('/')[0]!
+  const tcp = 30000 + f.octet * 2
+  const udp = tcp + 1
+  const ports = [`${tcp}:80`, `${udp}:53/udp`]
+  const mine = (): Promise<string[]> => savedRules(`guest=${f.guest} `)
+  const routeLocalnet = (): string => readFileSync(`/proc/sys/net/ipv4/conf/${f.br}/route_localnet`, 'utf8').trim()
+  const points = await killEverywhere(t, f, {
+    args: ['expose', f.guest, ...ports],
+    guests: [f.ns],
+    view: async () => ({ rules: await mine(), routeLocalnet: routeLocalnet(), world: await worldView(f.id, [f.ns]) }),
+    async intended(t) {
+      const rules = await mine()
+      t.is(rules.filter((l) => l.includes(`--dport ${tcp} `) && l.includes(`-j DNAT --to-destination ${guestIp}:80`)).length, 1, 'one DNAT for the TCP port')
+      t.is(rules.filter((l) => l.includes(`--dport ${udp} `) && l.includes(`-j DNAT --to-destination ${guestIp}:53`)).length, 1, 'one DNAT for the UDP port')
+      t.is(rules.filter((l) => l.includes('-A PLUMB-FORWARD ')).length, 2, 'a FORWARD accept for each')
+      t.is(routeLocalnet(), '1', 'route_localnet on the bridge (127.0.0.1 reaches the port)')
+    },
+    async undo(t) {
+      const r = await plumb('expose', f.guest, ...ports, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => (await mine()).length > 0,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
+
+rootTest('masquerade killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const cidr = `198.18.${f.octet}.0/24`
+  const mine = (): Promise<string[]> => savedRules(`src=${cidr}"`)
+  const points = await killEverywhere(t, f, {
+    args: ['masquerade', cidr],
+    guests: [],
+    view: async () => ({ rules: await mine(), ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() }),
+    async intended(t) {
+      const rules = await mine()
+      t.is(rules.filter((l) => l.startsWith(`-A PLUMB-POSTROUTING -s ${cidr} `) && l.endsWith('-j MASQUERADE')).length, 1, 'one MASQUERADE')
+      t.true(rules.filter((l) => l.startsWith('-A PLUMB-FORWARD ')).length >= 2, 'forwarding out and back')
+      t.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '1')
+    },
+    async undo(t) {
+      const r = await plumb('masquerade', cidr, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => (await mine()).length > 0,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
+
+rootTest('vxlan killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  // the underlay: a veth standing in for a NIC, the other "host" behind it
+  const local = `198.18.${f.octet}.250`
+  const remote = `198.18.${f.octet}.251`
+  const { nic } = await nicWithFarEnd(t, f, `${remote}/24`)
+  await sh('ip', ['addr', 'add', `${local}/24`, 'dev', nic])
+  await sh('ip', ['link', 'add', f.br, 'type', 'bridge'])
+  await sh('ip', ['link', 'set', f.br, 'up'])
+  const vni = String(4000 + f.octet)
+  const ports = async (): Promise<Array<Record<string, any>>> => (await ipJson(['-d', 'link', 'show'])).filter((l) => l.master === f.br && l.linkinfo?.info_kind === 'vxlan')
+  const points = await killEverywhere(t, f, {
+    args: ['vxlan', f.br, '--vni', vni, '--remote', remote, '--dev', nic],
+    guests: [],
+    async intended(t) {
+      const vx = await ports()
+      t.is(vx.length, 1, 'one VXLAN port on the bridge')
+      const d = vx[0]!.linkinfo.info_data
+      t.is(d.id, Number(vni))
+      t.is(d.port, 4789)
+      t.is(d.learning, false)
+      t.regex(String(vx[0]!.ifalias), /^plumb:1 role=port /)
+      const fdb = JSON.parse(await sh('bridge', ['-j', 'fdb', 'show', 'dev', vx[0]!.ifname])) as Array<{ mac: string; dst?: string }>
+      t.deepEqual(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst), [remote], 'one flood entry, to the remote')
+    },
+    async undo(t) {
+      const r = await plumb('vxlan', f.br, '--vni', vni, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => (await ports()).length > 0,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
 })

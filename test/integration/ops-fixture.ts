@@ -108,9 +108,10 @@ const linkLocal6 = (dst: unknown): boolean => typeof dst === 'string' && /^(fe80
 
 export function stable(s: Snapshot): Snapshot {
   return {
-    links: s.links.map((l) =>
-      l.linkinfo?.info_kind === 'bridge' ? Object.fromEntries(Object.entries(l).filter(([k]) => !BRIDGE_DERIVED.has(k))) : l,
-    ),
+    // by name: the kernel's dump order of a netns with thousands of ifindexes is not creation order
+    links: s.links
+      .map((l) => (l.linkinfo?.info_kind === 'bridge' ? Object.fromEntries(Object.entries(l).filter(([k]) => !BRIDGE_DERIVED.has(k))) : l))
+      .sort((a, b) => String(a.ifname).localeCompare(String(b.ifname))),
     addrs: s.addrs.filter((a) => !(a.family === 'inet6' && a.scope === 'link')),
     routes: s.routes
       .filter((r) => !linkLocal6(r.dst) && r.type !== 'multicast')
