@@ -110,6 +110,9 @@ async function guestPorts(hostNs: NetHandle, br: LinkInfo): Promise<LinkInfo[]> 
 }
 
 async function setPorts(tx: Tx, hostNs: NetHandle, ports: LinkInfo[], on: boolean): Promise<void> {
+  // A kill before the isolate rule (the bridge's mark) is in would leave isolated ports nothing
+  // names: journaled, recovery turns them back off.
+  if (on) for (const p of ports) tx.intend({ t: 'isolated', name: p.name })
   await tx.batch(
     ports.map((p) => ({
       line: `ip link set ${p.name} type bridge_slave isolated ${on ? 'on' : 'off'}`,

@@ -42,6 +42,8 @@ export type Intent =
   | { t: 'ovs-port'; name: string }
   /** a host link's MTU about to be replaced (vxlan's bridge): what to put back while it is still `mtu` */
   | { t: 'mtu'; name: string; mtu: number; was: number }
+  /** a host bridge port about to be isolated (isolate): turned back off while it still is */
+  | { t: 'isolated'; name: string }
   /** a default route about to be replaced: what to put back */
   | { t: 'gw'; where: Where; family: 4 | 6; gateway?: string; dev?: string }
   /** a host device moved into a guest (move-dev): give it back as it was */

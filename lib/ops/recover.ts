@@ -158,6 +158,12 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
       await ignoreGone(hostNs.setLink(l.index, { mtu: intent.was }))
       return `ip link set ${intent.name} mtu ${intent.was}`
     }
+    case 'isolated': {
+      const l = await hostNs.getLink(intent.name)
+      if (!l || !l.isolated) return undefined
+      await ignoreGone(hostNs.setPortIsolated(l.index, false))
+      return `ip link set ${intent.name} type bridge_slave isolated off`
+    }
     case 'gw': {
       const ns = handleFor(intent.where, hostNs, handles)
       if (!ns) return undefined
@@ -278,6 +284,8 @@ function describe(i: Intent): string {
       return `OVS bridge ${i.name}`
     case 'mtu':
       return `the MTU of ${i.name} (was ${i.was})`
+    case 'isolated':
+      return `the isolation of port ${i.name}`
     case 'gw':
       return `the replaced IPv${i.family} default route`
     case 'moved':

@@ -341,3 +341,35 @@ rootTest('vxlan killed at every step: a rerun converges, gc removes the remains'
   t.log(`${points} kill points`)
   t.true(points >= 2)
 })
+
+rootTest('isolate killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const b = await makeNetns(t, { name: `${f.id}i2` })
+  for (const [guest, h] of [
+    [f.guest, 7],
+    [`netns:${b}`, 8],
+  ] as const) {
+    const r = await plumb('attach-veth', guest, f.br, f.v4(h))
+    t.is(r.exitCode, 0, r.stderr)
+  }
+  const mine = async (): Promise<string[]> => (await savedRules(`br=${f.br}`)).filter((l) => l.includes(`br=${f.br} `) || l.includes(`br=${f.br}"`))
+  const isolatedPorts = async (): Promise<boolean[]> => (await ipJson(['-d', 'link', 'show', 'master', f.br])).map((l) => l.linkinfo?.info_slave_data?.isolated === true)
+  const points = await killEverywhere(t, f, {
+    args: ['isolate', f.br],
+    guests: [f.ns, b],
+    view: async () => ({ rules: await mine(), world: await worldView(f.id, [f.ns, b]) }),
+    async intended(t) {
+      t.deepEqual(await isolatedPorts(), [true, true], 'both guest ports isolated')
+      t.is((await mine()).filter((l) => l.includes('plumb:isolate ') && l.endsWith('-j DROP')).length, 1, "the routed DROP between the bridge's guests")
+    },
+    async undo(t) {
+      const r = await plumb('isolate', f.br, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => (await mine()).length > 0 || (await isolatedPorts()).some(Boolean),
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
