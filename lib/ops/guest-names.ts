@@ -34,7 +34,7 @@ export interface FileState {
   path: string
   exists: boolean
   text: string
-  /** what the guest sees when the file is absent (an ip netns sees the host's /etc file) */
+  /** what the guest sees when the file is absent (an ip netns sees the host's /etc file); read when it is absent or empty */
   seed: string
 }
 
@@ -45,7 +45,8 @@ export function fileState(etc: GuestEtc, file: EtcFile): FileState {
   const text = exists ? readGuestFile(path) : ''
   // `ip netns exec` shows the host's own file where /etc/netns/NAME has none: a file plumb
   // creates there starts as a copy of it, so the guest keeps seeing localhost and its resolvers.
-  const seed = !exists && etc.kind === 'netns' && file !== 'hostname' ? readHostEtc(file) : ''
+  // (An empty file too: one plumb created and was killed before writing starts from it as well.)
+  const seed = text === '' && etc.kind === 'netns' && file !== 'hostname' ? readHostEtc(file) : ''
   return { file, path, exists, text, seed }
 }
 
@@ -128,8 +129,12 @@ export async function removeNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, result:
     if (resolvNext !== resolv.text) done.push(`/etc/resolv.conf: ${describeResolv(Object.fromEntries(Object.entries(mineResolv).filter(([k]) => !(k in keep))))}`)
   }
   const hn = entry.hostname && (!only || only.hostname === entry.hostname.set) ? entry.hostname : undefined
+  // A file plumb created that holds nothing of plumb's (a run killed between creating and
+  // writing it, or someone took plumb's lines out) goes all the same, as it would with its last line.
+  const emptied = [hosts, resolv].filter((f) => f.exists && created.has(f.path) && (f === hosts ? mineHosts.length === 0 : Object.keys(mineResolv).length === 0))
+  for (const f of emptied) done.push(`${f.path} (plumb created it; nothing of plumb's left in it)`)
 
-  if (!dropHosts.length && resolvNext === resolv.text && !hn) {
+  if (!dropHosts.length && resolvNext === resolv.text && !hn && emptied.length === 0) {
     const what = only ? 'those name edits are not plumb\'s (or already removed)' : 'plumb made no name edits there'
     result.messages.push(`nothing to remove on ${netns.label}: ${what}`)
     // The marks are the truth: a record whose lines someone else removed is forgotten.

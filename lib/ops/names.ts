@@ -16,6 +16,7 @@ import type { CommonOptions } from './context.js'
 import { clone, lockGuestRecord, newRecord, readRecord } from './guest-record.js'
 import { describeResolv, existsDir, fileState, namesState, recordStep, removeNamesIn, writeStep } from './guest-names.js'
 import type { FileState, ValidatedNames } from './guest-names.js'
+import type { NamesEntry } from './guest-record.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -97,7 +98,7 @@ async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames
       const other = have.find((x) => x.name === h.name && x.address !== h.address)
       if (other) throw conflict(`${netns.label}'s /etc/hosts already has plumb's ${h.name} -> ${other.address}, not ${h.address}`, `remove it first: plumb names ${netns.label} --add-host ${h.name}:${other.address} --del`)
     }
-    hostsNext = addHosts(hosts.exists ? hosts.text : hosts.seed, v.hosts)
+    hostsNext = addHosts(ownText(hosts, entry), v.hosts)
     const fresh = v.hosts.filter((h) => !have.some((x) => x.name === h.name))
     if (fresh.length) done.push(`/etc/hosts: ${fresh.map((h) => `${h.name} -> ${h.address}`).join(', ')}`)
     else same.push('/etc/hosts')
@@ -113,7 +114,7 @@ async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames
         throw conflict(`${netns.label}'s /etc/resolv.conf already has plumb's ${k} ${mine.join(' ')}, not ${v.resolv[k]!.join(' ')}`, `remove plumb's first: plumb names ${netns.label} --del`)
       }
     }
-    resolvNext = renderResolv(resolv.exists ? resolv.text : resolv.seed, { ...have, ...v.resolv })
+    resolvNext = renderResolv(ownText(resolv, entry), { ...have, ...v.resolv })
     if (resolvNext !== resolv.text) done.push(`/etc/resolv.conf: ${describeResolv(v.resolv)}`)
     else same.push('/etc/resolv.conf')
   }
@@ -159,6 +160,15 @@ async function setNamesIn(tx: Tx, netns: Netns, etc: GuestEtc, v: ValidatedNames
   }
   if (done.length) result.messages.push(`set on ${netns.label}: ${done.join('; ')}`)
   if (same.length) result.messages.push(`already set on ${netns.label}: ${same.join(', ')}`)
+}
+
+/**
+ * What a file's new text starts from: the file, or the seed a new file gets (for an ip netns, the
+ * host's own). A file plumb created and left empty (a run killed between creating and writing
+ * it) starts from the seed too, as the clean run would have.
+ */
+function ownText(f: FileState, entry: NamesEntry): string {
+  return f.exists && !(f.text === '' && entry.created?.includes(f.path)) ? f.text : f.seed
 }
 
 export type { NamesState, ValidatedNames } from './guest-names.js'

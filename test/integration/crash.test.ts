@@ -373,3 +373,66 @@ rootTest('isolate killed at every step: a rerun converges, gc removes the remain
   t.log(`${points} kill points`)
   t.true(points >= 2)
 })
+
+rootTest('sysctl killed at every step: a rerun converges, gc keeps what a live guest still has, --del puts every value back', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const keys: Array<[string, string]> = [
+    ['net.ipv4.icmp_echo_ignore_all', '1'],
+    ['net.ipv4.tcp_ecn', '1'],
+    ['net.ipv4.conf.lo.arp_ignore', '1'],
+  ]
+  const values = (): Promise<string[]> => Promise.all(keys.map(async ([k]) => (await sh('ip', ['netns', 'exec', f.ns, 'sysctl', '-n', k])).trim()))
+  const points = await killEverywhere(t, f, {
+    args: ['sysctl', f.guest, ...keys.map(([k, v]) => `${k}=${v}`)],
+    guests: [f.ns],
+    view: values,
+    async intended(t) {
+      t.deepEqual(await values(), keys.map(([, v]) => v))
+    },
+    async undo(t) {
+      const r = await plumb('sysctl', f.guest, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    // gc never undoes a live guest's sysctls: what a killed run set is finished by the rerun or put back by --del
+    present: async () => false,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
+
+rootTest('names killed at every step: a rerun converges, --del leaves the files as they were', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const dir = `/etc/netns/${f.ns}`
+  t.teardown(() => void shQuiet('rm', ['-rf', dir]))
+  const files = async (): Promise<Record<string, string>> => {
+    const out: Record<string, string> = {}
+    for (const n of ['hosts', 'resolv.conf']) {
+      const r = await shQuiet('cat', [`${dir}/${n}`])
+      out[n] = r.exitCode === 0 ? r.stdout : '(none)'
+    }
+    return out
+  }
+  const points = await killEverywhere(t, f, {
+    args: ['names', f.guest, '--add-host', `pt-db:198.18.${f.octet}.5`, '--dns', `198.18.${f.octet}.53`],
+    guests: [f.ns],
+    view: files,
+    async intended(t) {
+      const now = await files()
+      t.regex(now.hosts!, new RegExp(`^198\\.18\\.${f.octet}\\.5\\tpt-db\\t# plumb$`, 'm'))
+      // as a clean run makes it: a copy of the host's own file (what the guest saw before) plus plumb's line
+      for (const line of readFileSync('/etc/hosts', 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'))) t.true(now.hosts!.split('\n').includes(line), `the guest's hosts keeps the host's line "${line}"`)
+      t.regex(now['resolv.conf']!, new RegExp(`^nameserver 198\\.18\\.${f.octet}\\.53$`, 'm'))
+    },
+    async undo(t) {
+      const r = await plumb('names', f.guest, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => false,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
