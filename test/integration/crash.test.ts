@@ -1,4 +1,5 @@
-// Killed at every step: attach-veth, macvlan, p2p-link and ovs-port run under strace, which
+// Killed at every step: attach-veth, macvlan, p2p-link, ovs-port, expose, masquerade, vxlan,
+// isolate, set-ip, sysctl, names and move-dev run under strace, which
 // SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
 // each kill, both ways out must work: the same command run again converges to exactly the state
@@ -431,6 +432,57 @@ rootTest('names killed at every step: a rerun converges, --del leaves the files 
       const r = await plumb('names', f.guest, '--del')
       t.is(r.exitCode, 0, r.stderr)
     },
+    present: async () => false,
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
+
+rootTest('move-dev killed at every step: a rerun converges, gc gives the device back', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  // a veth standing in for a NIC; the far end keeps it from being a plain veth pair of the host
+  const { nic } = await nicWithFarEnd(t, f)
+  const ip = f.v4(9)
+  const points = await killEverywhere(t, f, {
+    args: ['move-dev', f.guest, nic, ip, '-i', 'eth1'],
+    guests: [f.ns],
+    async intended(t) {
+      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
+      t.is(eth1.linkinfo?.info_kind, 'veth')
+      t.regex(String(eth1.ifalias), /^plumb:1 role=moved op=move-dev /)
+      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
+      t.deepEqual((await ipJson(['link', 'show'])).filter((l) => l.ifname === nic), [], 'gone from the host')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 2)
+})
+
+rootTest('set-ip killed at every step: a rerun converges, --del leaves the interface as it was', async (t) => {
+  t.timeout(600_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const att = await plumb('attach-veth', f.guest, f.br)
+  t.is(att.exitCode, 0, att.stderr)
+  const v4 = f.v4(10)
+  const v6 = f.v6(0x10)
+  const route = `198.19.${f.octet}.0/24@${f.gw4}`
+  const args = [v4, `${v6}`, '--route', route]
+  const points = await killEverywhere(t, f, {
+    args: ['set-ip', f.guest, 'eth1', ...args],
+    guests: [f.ns],
+    async intended(t) {
+      t.deepEqual((await addrsOf('eth1', f.ns)).sort(), [v4, v6].sort())
+      const routes = await ipJson(['-4', 'route', 'show', `198.19.${f.octet}.0/24`], f.ns)
+      t.deepEqual(routes.map((r) => [r.gateway, r.dev]), [[f.gw4, 'eth1']])
+    },
+    async undo(t) {
+      const r = await plumb('set-ip', f.guest, 'eth1', ...args, '--del')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    // gc leaves a live guest's addresses: the rerun finishes what a killed run began, --del removes it
     present: async () => false,
   })
   t.log(`${points} kill points`)
