@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TABLES_CACHE, bridgeFirewall, ruleComment } from '../../lib/firewall/index.js'
 import { nftGeneration } from '../../lib/kernel/index.js'
+import { withFirewallLock } from '../../lib/ops/firewall.js'
 import { findOnPath } from '../../lib/proc.js'
-import { isRoot, testIf, uniq } from '../helpers/index.js'
+import { holdGcLock, isRoot, testIf, uniq } from '../helpers/index.js'
 
 const iptables = findOnPath('iptables')
 const nft = iptables !== undefined && /\(nf_tables\)/.test(execFileSync(iptables, ['-V'], { encoding: 'utf8' }))
@@ -88,14 +89,20 @@ withCache('a second read with the generation unchanged spawns nothing; an nftabl
 })
 
 withDrop("a rule added and removed behind plumb's back is seen at once", async (t) => {
+  // no other test's gc meanwhile: the rule is plumb's by its mark, for a bridge that does not exist
+  await holdGcLock(t)
   const { reads } = standIns(t)
   const bridge = uniq('fw', { dash: false })
   const chain = /^-N DOCKER-USER$/m.test(execFileSync(iptables!, ['-w', '-S'], { encoding: 'utf8' })) ? 'DOCKER-USER' : 'FORWARD'
   const rule = ['-i', bridge, '-o', bridge, '-m', 'comment', '--comment', ruleComment(bridge), '-j', 'ACCEPT']
-  t.teardown(() => {
+  // Behind plumb's cache, not behind its lock: the rule is plumb's by its mark and its bridge does
+  // not exist, so a gc of another test may be removing it in the same instant (iptables-restore
+  // then fails on a -D whose rule went). What plumb's own ops do, the test does under their lock.
+  const byHand = (op: '-I' | '-D'): Promise<void> => withFirewallLock(false, async () => void execFileSync(iptables!, ['-w', op, chain, ...(op === '-I' ? ['1'] : []), ...rule], { stdio: 'ignore' }))
+  t.teardown(async () => {
     for (let i = 0; i < 8; i++) {
       try {
-        execFileSync(iptables!, ['-w', '-D', chain, ...rule], { stdio: 'ignore' })
+        await byHand('-D')
       } catch {
         break
       }
@@ -103,11 +110,11 @@ withDrop("a rule added and removed behind plumb's back is seen at once", async (
   })
   t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
   t.deepEqual((await quietRun(bridge, reads))?.present, [false])
-  execFileSync(iptables!, ['-w', '-I', chain, '1', ...rule])
+  await byHand('-I')
   const added = await planned(bridge, reads)
   t.true(added.read)
   t.deepEqual(added.present, [true])
-  execFileSync(iptables!, ['-w', '-D', chain, ...rule])
+  await byHand('-D')
   t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
 })
 
