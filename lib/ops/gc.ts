@@ -19,7 +19,7 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readTables, removeRules } from './firewall.js'
-import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, removeRecord } from './guest-record.js'
+import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
 import type { GuestRecord } from './guest-record.js'
@@ -245,8 +245,8 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         // Under the guest's lock: an op on a new netns under the same key may be writing its own record.
         await lockGuestRecord(tx, { key: r.key, label: r.guest })
         await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
-          const now = listRecords().find((x) => x.key === r.key)
-          if (!now || now.netnsIno !== r.netnsIno || now.netnsDev !== r.netnsDev) return
+          // still the dead netns's record (readRecord matches the netns identity), not a new one's
+          if (!readRecord({ key: r.key, ino: r.netnsIno, dev: r.netnsDev })) return
           cleanNamesFiles(r)
           removeRecord(r.key)
           // held by this gc: a waiter finds the file it locked gone from the path and takes a new one
