@@ -11,7 +11,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { recordsDir } from '../config.js'
-import { loadAddon } from '../kernel/native.js'
+import { acquireFileLock } from '../ops/bridge-lock.js'
 import type { EngineName } from '../guest/types.js'
 import { RecordError, containerRef, parseRecord, parseRecordFileName, recordFileName, removeP2pTo } from './record.js'
 import type { ContainerRecord } from './record.js'
@@ -99,17 +99,10 @@ export function saveRecord(r: ContainerRecord): void {
   writeDurably(file, `${JSON.stringify(r, null, 2)}\n`)
 }
 
-export function removeRecordFile(engine: EngineName, id: string): void {
-  rmSync(recordPath(engine, id), { force: true })
-}
-
-const LOCK_EX = 2
-const LOCK_UN = 8
-
 /**
  * Run `fn` holding the store's lock: a read-modify-write of a record (ten attaches to one
- * container at once all record) must not lose another's entry. flock(2), so a killed holder's
- * lock goes with its fd; the critical sections are a read and a write, a few ms at most.
+ * container at once all record) must not lose another's entry. flock(2) (the ops' file lock), so
+ * a killed holder's lock goes with its fd; the critical sections are a read and a write, a few ms at most.
  */
 export async function withStoreLock<T>(fn: () => T, timeoutMs = 10_000): Promise<T> {
   const dir = recordsDir()
@@ -121,21 +114,11 @@ export async function withStoreLock<T>(fn: () => T, timeoutMs = 10_000): Promise
       cause: err,
     })
   }
-  const fd = openSync(join(dir, '.lock'), 'a', 0o600)
+  const lock = await acquireFileLock("the record store's lock", join(dir, '.lock'), 'exclusive', { timeoutMs })
   try {
-    const addon = loadAddon()
-    const deadline = Date.now() + timeoutMs
-    while (!addon.flock(fd, LOCK_EX)) {
-      if (Date.now() > deadline) throw new PlumbError('FAILED', `failed to take the record store's lock ${join(dir, '.lock')}: another plumb held it for over ${timeoutMs / 1000} s`)
-      await new Promise((r) => setTimeout(r, 2))
-    }
-    try {
-      return fn()
-    } finally {
-      addon.flock(fd, LOCK_UN)
-    }
+    return fn()
   } finally {
-    closeSync(fd)
+    lock.release()
   }
 }
 
