@@ -9,6 +9,7 @@ import { parseMark } from '../parse/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { MARK_LAB, guestOf, isGuestNode } from './names.js'
 import type { Lab, LabLink, LabNode } from './types.js'
+import { quote } from './names.js'
 
 interface ExtrasOptions {
   log?: (line: string) => void
@@ -20,7 +21,6 @@ interface ExtrasOptions {
 
 type VxlanLink = Extract<LabLink, { kind: 'vxlan' }>
 const vxlanLinks = (lab: Lab): VxlanLink[] => lab.links.filter((l): l is VxlanLink => l.kind === 'vxlan')
-const quote = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`)
 
 /**
  * The overlays (vxlan links), before the links: `plumb vxlan` sets the bridge's MTU to what the

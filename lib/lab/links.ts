@@ -13,6 +13,7 @@ import { setIp } from '../ops/set-ip.js'
 import { parseIpSpec } from '../parse/index.js'
 import { guestOf } from './names.js'
 import type { LabEndpoint, LabLink, LabNode } from './types.js'
+import { quote } from './names.js'
 
 type LinkOf<K extends LabLink['kind']> = Extract<LabLink, { kind: K }>
 type VethLink = LinkOf<'p2p' | 'host'>
@@ -40,7 +41,6 @@ export function p2pAddresses(l: VethLink): { ipA?: string; ipB?: string; restA: 
   }
 }
 
-const quote = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`)
 const line = (...words: Array<string | undefined | false>): string => words.filter((w): w is string => typeof w === 'string').map(quote).join(' ')
 const opt = (flag: string, v: string | number | undefined): string[] => (v === undefined ? [] : [flag, String(v)])
 const each = (flag: string, vs: string[]): string[] => vs.flatMap((v) => [flag, v])

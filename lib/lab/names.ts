@@ -33,3 +33,6 @@ export const isGuestNode = (n: LabNode | undefined): boolean => n !== undefined 
 export function nodeByName(lab: Lab): Map<string, LabNode> {
   return new Map(lab.nodes.map((n) => [n.name, n]))
 }
+
+/** An argument as a shell needs it written in a plan line. */
+export const quote = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`)

@@ -12,6 +12,7 @@ import { formatMapping, parseMasqueradeSource, parsePortSpecs, ruleKey, ruleLab 
 import type { NatMark, RuleMark } from '../parse/index.js'
 import { guestOf } from './names.js'
 import type { Lab, LabNat, LabNode } from './types.js'
+import { quote } from './names.js'
 
 interface NatOptions {
   log?: (line: string) => void
@@ -21,7 +22,6 @@ interface NatOptions {
   messages: string[]
 }
 
-const quote = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`)
 
 /** What `plumb masquerade` calls a source: the bridge node's name on the host, or the CIDR as the op reads it. */
 function masqueradeSrc(target: string, nodes: Map<string, LabNode>): string {

@@ -1,11 +1,12 @@
 // doctor: what this host supports, each check with a verdict and, where it fails, the fix.
 
 // Sync fs: a handful of tiny checks, and node:fs/promises is not worth loading on every CLI start.
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { accessSync, readFileSync } from 'node:fs'
 import Module from 'node:module'
 import { join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot } from '../paths.js'
+import { findOnPath } from '../proc.js'
 import { SNAPSHOT_BLOB, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
@@ -81,17 +82,8 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
     : { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }
 }
 
-async function onPath(bin: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    try {
-      accessSync(`${dir}/${bin}`, constants.X_OK)
-      return `${dir}/${bin}`
-    } catch {
-      /* next */
-    }
-  }
-  return undefined
-}
+/** A program on PATH (the usual system directories when PATH is unset). */
+const onPath = async (bin: string): Promise<string | undefined> => findOnPath(bin, process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
 
 export async function doctor(): Promise<DoctorReport> {
   const checks: DoctorCheck[] = []

@@ -198,8 +198,10 @@ async function holderOf(tables: Tables, proto: 'tcp' | 'udp', hostIp: string, ho
     return `Docker (${c ? `container ${c.container}, -p ${c.hostIp ? `${c.hostIp}:` : ''}${c.hostPort}:${c.port}/${c.proto}` : `its nat rule ${d.spec}`})`
   }
   const s = hostSockets().find((x) => x.proto === proto && x.port === hostPort && x.listening && covers(x.address, hostIp))
-  if (s) return `a host socket listening on ${s.address}:${s.port}/${proto}${socketHolder(s.inode) ? ` (${socketHolder(s.inode)})` : ''}`
-  return undefined
+  if (!s) return undefined
+  // one walk of /proc/*/fd for the program that holds it
+  const who = socketHolder(s.inode)
+  return `a host socket listening on ${s.address}:${s.port}/${proto}${who ? ` (${who})` : ''}`
 }
 
 /** The lowest port of ip_local_port_range that no one holds (any socket on it counts). */

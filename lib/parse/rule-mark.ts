@@ -230,12 +230,5 @@ export function ruleGuests(m: RuleMark): string[] {
 
 /** The bridge or host interface a mark depends on (gc removes the rule when it is gone). */
 export function ruleDevice(m: RuleMark): string | undefined {
-  switch (m.op) {
-    case 'expose':
-      return m.dev
-    case 'masquerade':
-      return m.bridge
-    default:
-      return m.bridge
-  }
+  return m.op === 'expose' ? m.dev : m.bridge
 }
