@@ -66,6 +66,8 @@ interface Case {
   undo?: (t: ExecutionContext) => Promise<void>
   /** whether any of the command's own work is there (default: a plumb-marked link in a guest) */
   present?: () => Promise<boolean>
+  /** the command's work carries no mark gc could go by: gc must leave a live guest's state exactly as the kill left it */
+  keptByGc?: boolean
 }
 
 /**
@@ -115,12 +117,16 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     if (again2 === 0) {
       await c.intended(t)
       await detachAll()
+      t.deepEqual(await view(), before, `K=${k}: a second run that got through, then detach, leaves the world as it was`)
       continue
     }
     t.is(again2, 137, `K=${k}: killed again`)
+    // What a live guest keeps through gc (addresses, sysctls, name edits carry no mark): exactly as the kill left it.
+    const killedState = c.keptByGc ? await view() : undefined
     const gc = await plumb('gc')
     t.is(gc.exitCode, 0, `K=${k}: gc: ${gc.stderr}`)
     t.deepEqual(journalEntriesFor(c.guests), [], `K=${k}: gc finished the killed run's journal entry`)
+    if (killedState !== undefined) t.deepEqual(await view(), killedState, `K=${k}: gc left the live guest as the kill left it`)
     // A kill after the commit (the result being printed) left a whole, marked attach of a live
     // guest: gc keeps that, and it must be exactly the intended state.
     if (await present()) await c.intended(t)
@@ -375,7 +381,7 @@ rootTest('isolate killed at every step: a rerun converges, gc removes the remain
   t.true(points >= 2)
 })
 
-rootTest('sysctl killed at every step: a rerun converges, gc keeps what a live guest still has, --del puts every value back', async (t) => {
+rootTest('sysctl killed at every step: a rerun converges, gc leaves what a live guest has as it is, --del puts every value back', async (t) => {
   t.timeout(600_000)
   await holdGcLock(t)
   const f = await fixture(t)
@@ -398,6 +404,7 @@ rootTest('sysctl killed at every step: a rerun converges, gc keeps what a live g
     },
     // gc never undoes a live guest's sysctls: what a killed run set is finished by the rerun or put back by --del
     present: async () => false,
+    keptByGc: true,
   })
   t.log(`${points} kill points`)
   t.true(points >= 2)
@@ -408,7 +415,9 @@ rootTest('names killed at every step: a rerun converges, --del leaves the files 
   await holdGcLock(t)
   const f = await fixture(t)
   const dir = `/etc/netns/${f.ns}`
-  t.teardown(() => void shQuiet('rm', ['-rf', dir]))
+  t.teardown(async () => {
+    await shQuiet('rm', ['-rf', dir])
+  })
   const files = async (): Promise<Record<string, string>> => {
     const out: Record<string, string> = {}
     for (const n of ['hosts', 'resolv.conf']) {
@@ -433,6 +442,7 @@ rootTest('names killed at every step: a rerun converges, --del leaves the files 
       t.is(r.exitCode, 0, r.stderr)
     },
     present: async () => false,
+    keptByGc: true,
   })
   t.log(`${points} kill points`)
   t.true(points >= 2)
@@ -484,6 +494,7 @@ rootTest('set-ip killed at every step: a rerun converges, --del leaves the inter
     },
     // gc leaves a live guest's addresses: the rerun finishes what a killed run began, --del removes it
     present: async () => false,
+    keptByGc: true,
   })
   t.log(`${points} kill points`)
   t.true(points >= 2)

@@ -136,7 +136,9 @@ asRoot('six names runs on one ip netns at once: every entry lands in its files, 
   const f = await fixture(t)
   const hostSame = guardHostFiles(t)
   const dir = `/etc/netns/${f.ns}`
-  t.teardown(() => void shQuiet('rm', ['-rf', dir]))
+  t.teardown(async () => {
+    await shQuiet('rm', ['-rf', dir])
+  })
   const hosts = [1, 2, 3, 4, 5, 6].map((n) => [`pt-h${n}`, `198.18.${f.octet}.${10 + n}`] as const)
   const runs = await Promise.all(hosts.map(([name, addr]) => plumb('names', f.guest, '--add-host', `${name}:${addr}`)))
   runs.forEach((r, i) => t.is(r.exitCode, 0, `${hosts[i]![0]}: ${r.stderr}`))
@@ -151,7 +153,9 @@ asRoot('names on an ip netns: /etc/netns/NAME files the guest resolves with, mar
   const f = await fixture(t)
   const hostSame = guardHostFiles(t)
   const dir = `/etc/netns/${f.ns}`
-  t.teardown(() => void shQuiet('rm', ['-rf', dir]))
+  t.teardown(async () => {
+    await shQuiet('rm', ['-rf', dir])
+  })
   const db = `198.18.${f.octet}.5`
   const args = ['names', f.guest, '--add-host', `pt-db:${db}`, '--dns', `198.18.${f.octet}.53`, '--dns-search', 'lab.example', '--dns-option', 'ndots:2']
 

@@ -90,6 +90,7 @@ withRoot('expose HOSTIP: only through that address; 127.0.0.1::PORT gets a chose
   const { g1 } = await served(t, lab)
   // the far end can reach the bridge's address too (through the host), so "only HOSTIP" means something
   await sh('ip', ['-n', lab.far, 'route', 'add', '198.18.1.0/24', 'via', lab.upAddr])
+  const before = await lab.save()
   const r = await lab.plumb('expose', `netns:${g1}`, `${lab.upAddr}:8080:80`, '127.0.0.1::80')
   t.is(r.exitCode, 0, r.stderr)
   const chosen = Number(/published 127\.0\.0\.1:(\d+)\/tcp/.exec(r.stdout)?.[1])
@@ -110,6 +111,7 @@ withRoot('expose HOSTIP: only through that address; 127.0.0.1::PORT gets a chose
   t.regex(del.stdout, new RegExp(`unpublished 127\\.0\\.0\\.1:${chosen}/tcp`))
   t.is(await httpGet(lab.host, '127.0.0.1', chosen, { timeout: 1000 }), undefined)
   t.false((await lab.save()).includes('plumb:'))
+  t.is(await lab.save(), before, 'iptables-save (filter and nat) is what it was: no chain or jump left')
 })
 
 withRoot('a UDP flow published, removed and published again to another guest reaches the new guest (stale conntrack entries go)', async (t) => {
