@@ -107,18 +107,17 @@ export function toGuestRef(guest: string | GuestRef, opts: { allowHostWord?: boo
 /** Resolve the guest, open a handle on each side, run `fn`, close everything. */
 export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx: GuestContext) => Promise<T>): Promise<T> {
   const netns = await resolveGuest(ref, { allowHost: opts.allowHost ?? false })
-  let host: Held | undefined
   let guest: Held | undefined
   try {
-    host = shared(processHostHandle())
-    guest = handleFor(netns, opts, host.h)
-    const recovered = await recoverFor(host.h, netns, opts)
-    const result = await fn({ netns, hostNs: host.h, guestNs: guest.h })
+    // the process's shared host handle: never closed
+    const hostNs = processHostHandle()
+    guest = handleFor(netns, opts, hostNs)
+    const recovered = await recoverFor(hostNs, netns, opts)
+    const result = await fn({ netns, hostNs, guestNs: guest.h })
     if (recovered.length && isResult(result)) result.messages.unshift(...recovered)
     return result
   } finally {
     guest?.release()
-    host?.release()
     netns.close()
   }
 }

@@ -10,7 +10,7 @@ import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
 import { handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions } from './context.js'
-import { configDiff, guestConfigSteps, ignoreGone } from './guest-config.js'
+import { configDiff, guestConfigSteps, ignoreGone, recordGuestMac } from './guest-config.js'
 import type { GuestConfig, StaticIp } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -178,13 +178,7 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
       ...guestConfigSteps(tx, end(bNetns, bNs, ifB, created?.peerIndex, markB, v.ipB, routeB), result, 1),
     ])
     // The MACs the ends got (the kernel's, unless given): recorded, so a replay makes the same ones.
-    if (created) {
-      const ends = await Promise.all([aNs.getLinkByIndex(created.index), bNs.getLinkByIndex(created.peerIndex)])
-      ends.forEach((l, at) => {
-        const iface = result.interfaces[at]
-        if (l?.mac && iface) iface.mac = l.mac
-      })
-    }
+    await Promise.all([recordGuestMac(aNs, created?.index, result, 0), recordGuestMac(bNs, created?.peerIndex, result, 1)])
     // The same entry on both sides: whichever container starts second makes the link again.
     const link = entry('p2p-link', {
       a: p2pRef(aNetns),
