@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { openHostHandle } from '../kernel/index.js'
+import { closeFd, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
 import { plumbRules } from '../firewall/index.js'
@@ -89,6 +89,33 @@ async function readPlumbPorts(): Promise<{ ovs: OvsModule; ports: PortInfo[]; un
   } catch (err) {
     if (ovs.ovsNotHere(err)) return { ovs, ports: [] }
     return { ovs, ports: [], unknown: asPlumbError(err) }
+  }
+}
+
+/**
+ * The link names of the netns ovs-vswitchd runs in, read after the port rows: there a port's
+ * interface missing means gone. A gc run in another netns (taking it for its host) sees none of
+ * them, and went on to delete every plumb port row on the machine. Cannot tell: the error.
+ */
+async function switchLinkNames(ovs: OvsModule, links: LinkInfo[]): Promise<Set<string> | PlumbError> {
+  const at = ovs.vswitchdNetns()
+  if ('reason' in at) return new PlumbError('UNSUPPORTED', `cannot tell which network namespace Open vSwitch's interfaces are in: ${at.reason}`, { hint: ovs.START_HINT })
+  let fd: number | undefined
+  try {
+    fd = openNetnsFd(at.path)
+    const theirs = statSync(`/proc/self/fd/${fd}`)
+    const mine = statSync('/proc/self/ns/net')
+    if (theirs.dev === mine.dev && theirs.ino === mine.ino) return new Set(links.map((l) => l.name))
+    const h = openHandleIn(fd, `ovs-vswitchd's netns (${at.path})`)
+    try {
+      return new Set((await h.getLinks()).map((l) => l.name))
+    } finally {
+      h.close()
+    }
+  } catch (err) {
+    return asPlumbError(err)
+  } finally {
+    if (fd !== undefined) closeFd(fd)
   }
 }
 
@@ -203,15 +230,16 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       if (m.role === 'port' && m.op === 'vxlan' && !links.some((b) => b.index === l.master && b.name === m.bridge)) detachedPorts.push(l)
     }
     const stalePorts: Array<{ port: PortInfo; name: string; bridge: string; why: string }> = []
-    const names = new Set(links.map((l) => l.name))
+    const names = plumbPorts.length ? await switchLinkNames(ovs, links) : new Set<string>()
     for (const p of plumbPorts) {
       const guest = p.externalIds['plumb-guest']
-      if (!names.has(p.name)) {
+      if (names instanceof Set && !names.has(p.name)) {
         stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its interface ${p.name} is gone` })
         continue
       }
       const f = await fate(guest)
       if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      else if (!(names instanceof Set)) keep({ name: p.name, what: 'OVS port', ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its interface is gone: ${names.message}` }, names)
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
     let leases: Array<{ stateKey: string; ifname: string; alive?: boolean }> = []

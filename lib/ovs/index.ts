@@ -5,7 +5,7 @@
 // and an ovs-port needed four. The rest (bridges, del-port) stays on ovs-vsctl: rare calls, and
 // what --dry-run prints.
 
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { access } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { PlumbError } from '../errors.js'
@@ -87,6 +87,27 @@ export async function ovsAvailable(): Promise<{ ok: boolean; version?: string; r
     const e = err instanceof PlumbError ? err : new PlumbError('FAILED', String(err))
     return { ok: false, reason: e.hint ? `${e.message} (${e.hint})` : e.message }
   }
+}
+
+/**
+ * The network namespace ovs-vswitchd runs in, as a /proc path, or why it cannot be told. OVS is
+ * one per machine, but plumb's "host" is whatever netns it runs in: only in the switch's own
+ * netns does "no link of that name" mean a port's interface is gone. Found through its pidfile
+ * beside the database socket (ovs-ctl's default) or in OVS's run directory.
+ */
+export function vswitchdNetns(): { path: string } | { reason: string } {
+  const files = [...new Set([`${dirname(ovsdbSocket())}/ovs-vswitchd.pid`, `${ovsRunDir()}/ovs-vswitchd.pid`])]
+  for (const file of files) {
+    let pid: number
+    try {
+      pid = Number(readFileSync(file, 'utf8').trim())
+    } catch {
+      continue
+    }
+    if (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}/ns/net`)) return { path: `/proc/${pid}/ns/net` }
+    return { reason: `ovs-vswitchd is not running (its pidfile ${file} names pid ${pid}, which is gone)` }
+  }
+  return { reason: `no ovs-vswitchd pidfile (looked for ${files.join(', ')})` }
 }
 
 /**

@@ -3,6 +3,7 @@
 // and `ls` shows OVS bridges, their ports and VLANs as ovs-vsctl reads them.
 
 import test from 'ava'
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs'
 import { getLink, hasOvs, hungSocket, deadSocket, isRoot, makeNetns, runCli, sh, shQuiet, testIf, holdGcLock } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { fixture, guestLinks, plumb } from './ops-fixture.js'
@@ -190,14 +191,31 @@ withOvsSerial('gc with OVSDB unreachable keeps a plumb port row it would otherwi
   t.is((await plumb('ovs-port', f.guest, br, f.v4(10), '--create-bridge')).exitCode, 0)
   const [row] = await ovsPortsOf(f.id)
   t.truthy(row)
-  // gc run in a netns of its own takes it for the host: the row's interface is not among that
-  // host's links, so to that gc the row is stale, while every gc on the real host (other test
-  // files run some) keeps it, its guest being there. Its DHCP state dir is empty.
+  // gc run in a netns of its own takes it for the host, but whether a port's interface is gone
+  // it asks of ovs-vswitchd's netns (the real host's): there it is, so the row stays. (It once
+  // looked in its own netns, found none of the machine's port interfaces and removed them all.)
+  // Its DHCP state dir is empty.
   const h = await makeNetns(t, { name: `${f.id}h` })
   const env = { PLUMB_DHCP_STATE_DIR: `/run/${f.id}-dhcp` }
+  const kept = await runCli(['gc', '--json'], { netns: h, env })
+  t.is(kept.exitCode, 0, kept.stderr)
+  t.false((kept.json.plan as string[]).some((l) => l.includes(row!.name)), kept.stdout)
+  t.deepEqual((await ovsPortsOf(f.id)).map((p) => p.name), [row!.name])
+  // Its interface deleted on the real host, the row is stale wherever gc runs (every other gc
+  // waits for the lock this test holds).
+  await sh('ip', ['link', 'del', row!.name])
   const live = await runCli(['gc', '--dry-run', '--json'], { netns: h, env })
   t.is(live.exitCode, 0, live.stderr)
   t.true((live.json.plan as string[]).includes(`ovs-vsctl --if-exists del-port ${row!.name}`), 'with OVS answering, this gc would remove the row')
+  // OVSDB answering through a socket with no ovs-vswitchd pidfile beside it: where the switch's
+  // interfaces live cannot be told, so neither can whether this one is gone
+  const dir = `/run/${f.id}-ovs`
+  mkdirSync(dir)
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  symlinkSync('/var/run/openvswitch/db.sock', `${dir}/db.sock`)
+  const blind = await runCli(['gc', '--dry-run', '--json'], { netns: h, env: { ...env, OVS_RUNDIR: dir, PLUMB_OVSDB: `${dir}/db.sock` } })
+  t.is(blind.exitCode, 5, blind.stderr)
+  t.regex(blind.json.error.message, new RegExp(`kept OVS port ${row!.name}: cannot tell whether its interface is gone: cannot tell which network namespace Open vSwitch's interfaces are in: no ovs-vswitchd pidfile`))
 
   const dead = { ...env, PLUMB_OVSDB: deadSocket(t) }
   for (const args of [['gc', '--dry-run', '--json'], ['gc', '--json']]) {
