@@ -12,12 +12,12 @@
 import { PlumbError, conflict, notFound } from '../errors.js'
 import { isDockerBridge, plumbRules } from '../firewall/index.js'
 import type { NewRule, Tables } from '../firewall/index.js'
-import { openHandleIn, openHostHandle } from '../kernel/index.js'
+import { openHandleIn } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestPair, parseGuestRef, parseMark, ruleKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, RuleMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
-import { ipIn, labField } from './context.js'
+import { ipIn, journalFor, labField, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -53,8 +53,9 @@ interface Member {
 
 export async function isolate(opts: IsolateOptions): Promise<OpResult> {
   const v = validateIsolate(opts)
-  const hostNs = openHostHandle()
-  try {
+  // Host-wide, like vxlan: the host is the guest the journal and recovery go by, so a rerun
+  // after a kill first undoes the killed run (else a later gc would undo the rerun's same rules).
+  return withGuest({ kind: 'host' }, { ...opts, allowHost: true }, async ({ netns, hostNs }) => {
     const br = await hostNs.getLink(v.bridge)
     if (!br) throw notFound(`no bridge "${v.bridge}" on this host`, 'attach guests to it first: plumb attach-veth GUEST BRIDGE ADDR/PREFIX')
     if (br.kind !== 'bridge') {
@@ -62,7 +63,7 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
     }
     const pairs = await Promise.all(v.pairs.map(async ([a, b]) => [await member(a, v.bridge, opts.allowHost ?? false), await member(b, v.bridge, opts.allowHost ?? false)] as const))
     const result = emptyResult('isolate', 'host', opts.dryRun ?? false)
-    return await runTx({ ...opts, journal: { op: 'isolate', guests: [] } }, async (tx) => {
+    return await runTx({ ...opts, journal: journalFor('isolate', netns) }, async (tx) => {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
@@ -77,9 +78,7 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
       result.plan = tx.lines
       return result
     })
-  } finally {
-    hostNs.close()
-  }
+  })
 }
 
 /** A guest of an allowed pair: its label and its IPv4 addresses on the bridge. */

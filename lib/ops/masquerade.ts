@@ -7,11 +7,10 @@
 import { PlumbError, conflict, notFound } from '../errors.js'
 import { isDockerBridge, plumbRules } from '../firewall/index.js'
 import type { NewRule, Tables } from '../firewall/index.js'
-import { openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { networkOf, parseMasqueradeSource, ruleKey, validateIfname } from '../parse/index.js'
 import type { MasqueradeSource, RuleMark } from '../parse/index.js'
-import { labField } from './context.js'
+import { journalFor, labField, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
 import { emptyResult } from './result.js'
@@ -41,12 +40,13 @@ type MasqMark = Extract<RuleMark, { op: 'masquerade' }>
 export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
   const v = validateMasquerade(opts)
   const src = v.source.kind === 'bridge' ? v.source.bridge : v.source.network.cidr
-  const hostNs = openHostHandle()
-  try {
+  // Host-wide, like vxlan: the host is the guest the journal and recovery go by, so a rerun
+  // after a kill first undoes the killed run (else a later gc would undo the rerun's same rules).
+  return withGuest({ kind: 'host' }, { ...opts, allowHost: true }, async ({ netns, hostNs }) => {
     const result = emptyResult('masquerade', 'host', opts.dryRun ?? false)
     const nets = v.del ? [] : await sourceNetworks(hostNs, v.source)
     if (v.out && !(await hostNs.getLink(v.out))) throw notFound(`no interface "${v.out}" on this host (--out)`, 'ip link shows the interfaces')
-    return await runTx({ ...opts, journal: { op: 'masquerade', guests: [] } }, async (tx) => {
+    return await runTx({ ...opts, journal: journalFor('masquerade', netns) }, async (tx) => {
       await withFirewallLock(tx.dryRun, async () => {
         const tables = (await readTables(['iptables'])).get('iptables')
         if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
@@ -84,9 +84,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
       result.plan = tx.lines
       return result
     })
-  } finally {
-    hostNs.close()
-  }
+  })
 }
 
 /** The bridge's IPv4 subnets (its guests' addresses), or the CIDR itself. */

@@ -13,6 +13,7 @@ import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, readJournal, selfIdentity, stillRunning } from './journal.js'
 import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
+import { PlumbError } from '../errors.js'
 
 export interface RecoverOptions {
   hostNs: NetHandle
@@ -35,10 +36,15 @@ const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino
 
 /** An entry is ours to undo: its writer is dead and it was made in this netns. */
 function isStale(s: StoredEntry, hostNs: NsId): boolean {
-  const holder = /\.recovering\.(\d+)$/.exec(s.file)
   // A recoverer holds it: stale only once that recoverer is dead too.
-  if (holder && processAlive(Number(holder[1]))) return false
+  if (heldBy(s) !== undefined) return false
   return !stillRunning(s.entry.pid, s.entry.start) && sameNs(s.entry.hostNs, hostNs)
+}
+
+/** The live recoverer holding an entry (renamed to `.recovering.PID`), if one does. */
+function heldBy(s: StoredEntry): number | undefined {
+  const holder = /\.recovering\.(\d+)$/.exec(s.file)
+  return holder && processAlive(Number(holder[1])) ? Number(holder[1]) : undefined
 }
 
 function processAlive(pid: number): boolean {
@@ -50,19 +56,44 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Cheap when there is nothing to do: one readdir. */
+/** How long an op waits for another plumb (a gc) to finish undoing a killed run on its guest. */
+const HELD_WAIT_MS = 3 * CHILD_WAIT_MS
+
+/**
+ * Cheap when there is nothing to do: one readdir. An op on a guest whose killed run another
+ * plumb (a gc, a second rerun) is undoing right now waits for that to end: going ahead, its
+ * work would be undone under it by name (the same eth1, the same isolated port).
+ */
 export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverReport> {
   const report: RecoverReport = { undone: [], kept: [] }
+  const deadline = Date.now() + HELD_WAIT_MS
+  for (;;) {
+    const holder = await recoverPass(opts, report)
+    if (holder === undefined || !opts.guest) return report
+    if (Date.now() > deadline) {
+      throw new PlumbError('FAILED', `plumb pid ${holder} is still undoing an interrupted run on this guest after ${HELD_WAIT_MS / 1000} s`, { hint: 'try again once it has finished' })
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** One pass over the journal; returns the pid of a live recoverer holding an entry of opts.guest, if any. */
+async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise<number | undefined> {
   const { entries, unreadable, partial } = readJournal()
   // A write a kill cut short, before its rename: the step it announced never ran.
   if (!opts.dryRun) for (const p of partial) if (!processAlive(p.pid)) rmSync(p.file, { force: true })
-  if (entries.length === 0 && unreadable.length === 0) return report
+  if (entries.length === 0 && unreadable.length === 0) return undefined
   const me = selfIdentity()
   // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
   if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
+  let holder: number | undefined
   for (const s of entries) {
-    if (!isStale(s, me.hostNs)) continue
     if (opts.guest && !s.entry.guests.some((g) => sameNs(g, opts.guest!))) continue
+    if (!isStale(s, me.hostNs)) {
+      const held = heldBy(s)
+      if (held !== undefined && held !== process.pid) holder = held
+      continue
+    }
     if (opts.dryRun) {
       report.undone.push(...s.entry.intents.slice().reverse().map((i) => `# undo ${describe(i)} (left by ${s.entry.op}, pid ${s.entry.pid}, killed)`))
       continue
@@ -82,7 +113,7 @@ export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverR
       rmSync(held, { force: true })
     }
   }
-  return report
+  return holder
 }
 
 /** Undo one entry; returns why it must be kept, or undefined when it is finished. */

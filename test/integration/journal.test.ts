@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { cmdlineOf, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
@@ -100,6 +100,32 @@ rootTest('an op on a guest first finishes the interrupted runs on that guest, an
   t.false(existsSync(entryB))
   t.true(await linkIn(a, 'eth1'), "another guest's interrupted run is left to that guest's ops and to gc")
   t.true(existsSync(entryA))
+})
+
+rootTest('an op on a guest waits while another plumb is undoing that guest\'s interrupted run, then finishes what is left', async (t) => {
+  // (a gc undoing a killed run by name while the rerun made the same eth1 again undid the rerun's work)
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  // held by a live recoverer (a gc that took it), as a rename of the entry to .recovering.PID
+  const holder = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void holder.kill('SIGKILL'))
+  const held = `${file}.recovering.${holder.pid!}`
+  renameSync(file, held)
+  let settled = false
+  const op = plumb('detach', `netns:${ns}`, '--all').finally(() => (settled = true))
+  await new Promise((r) => setTimeout(r, 1500))
+  t.false(settled, 'the op waits for the recoverer')
+  t.true(await linkIn(ns, 'eth1'))
+  holder.kill('SIGKILL')
+  await holder
+  // the holder died without finishing: the op takes the entry over and undoes it
+  const r = await op
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'))
+  t.false(existsSync(held))
+  t.false(existsSync(file))
 })
 
 rootTest('what no longer looks like what the killed op made is kept, with its entry, and gc says why', async (t) => {
