@@ -11,7 +11,7 @@ import type { OvsOwner } from './ovs-owner.js'
 import type { ValidatedLinkInput } from './link-input.js'
 import { ipIn, ipNetnsArg, journalFor, whereOf, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { applyGuestConfig, configDiff, formatReplacedGateways, ignoreGone, planGateways } from './guest-config.js'
+import { applyGuestConfig, configDiff, formatReplacedGateways, holdsAddr, ignoreGone, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -75,7 +75,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
     // One address dump for every candidate (a per-link query would also fail on a link a
     // concurrent detach has just deleted).
     const addrs = v.statics.length && guestLinks.some((l) => parseMark(l.alias)?.op === plan.op) ? await guestNs.getAddrs() : []
-    const missing = (l: LinkInfo): number => v.statics.filter((w) => !addrs.some((h) => h.index === l.index && h.family === w.family && h.address === w.address && h.prefix === w.prefix)).length
+    const missing = (l: LinkInfo): number => v.statics.filter((w) => !holdsAddr(addrs.filter((h) => h.index === l.index), w)).length
     for (const l of guestLinks) {
       const m = parseMark(l.alias)
       if (!same(m)) {

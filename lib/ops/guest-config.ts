@@ -3,7 +3,7 @@
 
 import { conflict } from '../errors.js'
 import { isGone } from '../kernel/index.js'
-import type { Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
+import type { AddrInfo, Family, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import type { IpSpec, RouteSpec } from '../parse/index.js'
 import type { Netns } from '../guest/index.js'
 import { inGuest, ipIn, whereOf } from './context.js'
@@ -231,10 +231,23 @@ export async function ignoreGone(p: Promise<unknown>): Promise<void> {
   }
 }
 
+/** The address `w` as asked (family, address and prefix) among `have`. */
+export const holdsAddr = (have: AddrInfo[], w: StaticIp): boolean => have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix)
+
+/**
+ * The addresses of one interface, from a dump of the whole guest: a query for one link fails
+ * (ENODEV) when a concurrent detach deleted it after the caller listed it, where this reads
+ * "no addresses" and the caller's own checks go on. One round trip either way.
+ */
+export async function addrsOf(guestNs: NetHandle, index: number): Promise<AddrInfo[]> {
+  return (await guestNs.getAddrs()).filter((a) => a.index === index)
+}
+
 /** Idempotency: which of the wanted addresses are missing on the interface. */
 export async function missingAddrs(guestNs: NetHandle, index: number, ips: StaticIp[]): Promise<StaticIp[]> {
-  const have = await guestNs.getAddrs({ index })
-  return ips.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+  if (ips.length === 0) return []
+  const have = await addrsOf(guestNs, index)
+  return ips.filter((w) => !holdsAddr(have, w))
 }
 
 /** What a re-run asks of an interface that is already there (what it leaves out is not compared). */
@@ -256,14 +269,14 @@ export interface WantedConfig {
 export async function configDiff(guestNs: NetHandle, link: LinkInfo, want: WantedConfig, knownLinks?: LinkInfo[]): Promise<string[]> {
   const needRoutes = (want.defaults?.length ?? 0) + (want.routes?.length ?? 0) > 0
   const [addrs, routes, links] = await Promise.all([
-    want.ips.length ? guestNs.getAddrs({ index: link.index }) : [],
+    want.ips.length ? addrsOf(guestNs, link.index) : [],
     needRoutes ? guestNs.getRoutes() : [],
     // names for the interfaces other routes use, in the phrases
     needRoutes && !knownLinks ? guestNs.getLinks() : (knownLinks ?? []),
   ])
   const differs: string[] = []
   for (const w of want.ips) {
-    if (addrs.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix)) continue
+    if (holdsAddr(addrs, w)) continue
     const other = addrs.find((h) => h.family === w.family && h.address === w.address)
     differs.push(other ? `has ${other.address}/${other.prefix}, not /${w.prefix}` : `lacks ${w.cidr}`)
   }

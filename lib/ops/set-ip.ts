@@ -6,7 +6,7 @@ import type { GuestRef } from '../parse/index.js'
 import { ipIn, journalFor, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { validateLinkInput } from './link-input.js'
-import { applyGuestConfig, formatReplacedGateways, ignoreGone, planGateways } from './guest-config.js'
+import { applyGuestConfig, formatReplacedGateways, holdsAddr, ignoreGone, planGateways } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -96,7 +96,7 @@ export async function setIp(opts: SetIpOptions): Promise<OpResult> {
     }
 
     const [have, routes] = await Promise.all([guestNs.getAddrs({ index: link.index }), guestNs.getRoutes()])
-    const missing = v.statics.filter((w) => !have.some((h) => h.family === w.family && h.address === w.address && h.prefix === w.prefix))
+    const missing = v.statics.filter((w) => !holdsAddr(have, w))
     // The same address with another prefix is a different configuration in place: the kernel
     // would take both (two subnet routes for one address), which nobody means.
     for (const w of missing) {
