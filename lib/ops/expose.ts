@@ -14,7 +14,7 @@ import { formatMapping, networkOf, parseGuestAddress, parsePortSpecs, parseMark,
 import type { GuestRef, PortMapping, RuleMark } from '../parse/index.js'
 import { journalFor, labField, toGuestRef, withGuest } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
-import { editRules, readTables, withFirewallLock } from './firewall.js'
+import { editRules, withIpv4Tables } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -78,9 +78,7 @@ export async function expose(opts: ExposeOptions): Promise<OpResult> {
       return result
     }
     return runTx({ ...opts, journal: journalFor('expose', ctx.netns) }, async (tx) => {
-      await withFirewallLock(tx.dryRun, async () => {
-        const tables = (await readTables(['iptables'])).get('iptables')
-        if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
+      await withIpv4Tables(tx.dryRun, async (tables) => {
         if (target) await publish(tx, ctx, tables, mappings, target, published, labField(opts))
         else await unpublish(tx, ctx, tables, mappings, v.to, published)
       })

@@ -6,6 +6,7 @@
 
 import { addRule, applyCmds, bridgeFirewall, commandLines, planChange, planEmptyChains, plumbRules, ruleLine, saveTables, FIREWALL_LOCK } from '../firewall/index.js'
 import type { Binary, BridgeFirewall, NewRule, SavedRule, Tables } from '../firewall/index.js'
+import { PlumbError } from '../errors.js'
 import { ruleKey } from '../parse/index.js'
 import type { RecordKey, Records, RuleMark } from '../parse/index.js'
 import type { NetHandle } from '../kernel/types.js'
@@ -67,6 +68,15 @@ export async function withFirewallLock<T>(dryRun: boolean, fn: () => Promise<T>)
   } finally {
     lock.release()
   }
+}
+
+/** Under the firewall lock, the IPv4 tables (filter, nat) an edit of expose, isolate or masquerade starts from; UNSUPPORTED when iptables-save cannot read them. */
+export async function withIpv4Tables<T>(dryRun: boolean, fn: (tables: Tables) => Promise<T>): Promise<T> {
+  return withFirewallLock(dryRun, async () => {
+    const tables = (await readTables(['iptables'])).get('iptables')
+    if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
+    return fn(tables)
+  })
 }
 
 /** The tables (filter, nat) of each family asked for (default IPv4); a family whose iptables-save failed is absent. */

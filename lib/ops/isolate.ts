@@ -19,7 +19,7 @@ import type { GuestRef, RuleMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import { ipIn, journalFor, labField, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
-import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
+import { editRules, sayRemoved, withIpv4Tables } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -64,9 +64,7 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
     const pairs = await Promise.all(v.pairs.map(async ([a, b]) => [await member(a, v.bridge, opts.allowHost ?? false), await member(b, v.bridge, opts.allowHost ?? false)] as const))
     const result = emptyResult('isolate', 'host', opts.dryRun ?? false)
     return await runTx({ ...opts, journal: journalFor('isolate', netns) }, async (tx) => {
-      await withFirewallLock(tx.dryRun, async () => {
-        const tables = (await readTables(['iptables'])).get('iptables')
-        if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
+      await withIpv4Tables(tx.dryRun, async (tables) => {
         if (isDockerBridge(tables, v.bridge)) {
           throw conflict(`${v.bridge} is Docker's bridge: its isolation is Docker's --icc setting`, 'create the network with -o com.docker.network.bridge.enable_icc=false, or isolate a bridge of your own')
         }

@@ -4,7 +4,7 @@
 // A Docker network's bridge is left out of "everything": plumb does not open Docker's containers
 // to its guests (a RETURN sends that traffic on to Docker's own rules).
 
-import { PlumbError, conflict, notFound } from '../errors.js'
+import { conflict, notFound } from '../errors.js'
 import { isDockerBridge, plumbRules } from '../firewall/index.js'
 import type { NewRule, Tables } from '../firewall/index.js'
 import type { NetHandle } from '../kernel/types.js'
@@ -12,7 +12,7 @@ import { networkOf, parseMasqueradeSource, ruleKey, validateIfname } from '../pa
 import type { MasqueradeSource, RuleMark } from '../parse/index.js'
 import { journalFor, labField, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
-import { editRules, readTables, sayRemoved, withFirewallLock } from './firewall.js'
+import { editRules, sayRemoved, withIpv4Tables } from './firewall.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
@@ -47,9 +47,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
     const nets = v.del ? [] : await sourceNetworks(hostNs, v.source)
     if (v.out && !(await hostNs.getLink(v.out))) throw notFound(`no interface "${v.out}" on this host (--out)`, 'ip link shows the interfaces')
     return await runTx({ ...opts, journal: journalFor('masquerade', netns) }, async (tx) => {
-      await withFirewallLock(tx.dryRun, async () => {
-        const tables = (await readTables(['iptables'])).get('iptables')
-        if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
+      await withIpv4Tables(tx.dryRun, async (tables) => {
         const mine = plumbRules(tables).filter((r) => r.mark.op === 'masquerade' && r.mark.src === src).map((r) => r.mark as MasqMark)
         if (v.del) {
           const going = mine.filter((m) => v.out === undefined || m.out === v.out)
