@@ -2,7 +2,8 @@
 // sh script that finds node and runs this package's dist/plumb.cjs), and print a sample conflist.
 // Idempotent; `--del` removes a launcher plumb wrote and nothing else.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { conflict, usageError } from '../errors.js'
 import { emptyResult } from '../ops/result.js'
@@ -93,8 +94,7 @@ export function cniInstall(opts: CniInstallOptions = {}): OpResult {
     if (!opts.dryRun) {
       mkdirSync(dir, { recursive: true })
       // A runtime may exec the plugin at any moment: it sees the old file or the new, never half.
-      writeFileSync(`${file}.tmp`, text, { mode: 0o755 })
-      renameSync(`${file}.tmp`, file)
+      writeFileAtomic(file, text, { mode: 0o755 })
     }
     result.changed = true
     result.messages.push(`${current === undefined ? 'installed' : 'updated'} ${file}: runs ${entry} with node`)

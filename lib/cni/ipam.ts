@@ -3,7 +3,8 @@
 // config on stdin, speaking the highest spec version it supports (asked with VERSION): Debian's
 // host-local and static stop at 1.0.0, so an ADD at 1.1.0 asks them at 1.0.0 and converts.
 
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { RUN_DIR } from '../paths.js'
 import { run } from '../proc.js'
@@ -68,9 +69,7 @@ async function supportedVersions(file: string): Promise<string[]> {
   if (versions.length === 0) versions = ['0.1.0']
   try {
     mkdirSync(RUN_DIR, { recursive: true })
-    const tmp = `${VERSIONS_FILE}.${process.pid}`
-    writeFileSync(tmp, JSON.stringify({ ...known, [key]: versions }))
-    renameSync(tmp, VERSIONS_FILE)
+    writeFileAtomic(VERSIONS_FILE, JSON.stringify({ ...known, [key]: versions }))
   } catch {
     // a cache that cannot be written only costs the next ADD its VERSION call
   }

@@ -5,7 +5,8 @@
 // attachments the runtime no longer knows (a `ctr run -d` container never gets a DEL), and a
 // plumb killed half-way through an ADD leaves its record for GC or the next DEL.
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import type { OpName } from './config.js'
 
@@ -31,8 +32,7 @@ const fileOf = (dataDir: string, network: string, containerId: string, ifname: s
 export function writeRecord(dataDir: string, network: string, rec: AttachmentRecord): void {
   const file = fileOf(dataDir, network, rec.containerId, rec.ifname)
   mkdirSync(join(dataDir, network), { recursive: true })
-  writeFileSync(`${file}.tmp`, JSON.stringify(rec))
-  renameSync(`${file}.tmp`, file)
+  writeFileAtomic(file, JSON.stringify(rec))
 }
 
 export function readRecord(dataDir: string, network: string, containerId: string, ifname: string): AttachmentRecord | undefined {

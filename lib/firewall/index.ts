@@ -9,7 +9,8 @@
 // the bridge's last plumb port. A bridge that is Docker's own gets none: its forwarding is
 // Docker's policy (--icc=false closes it on purpose).
 
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { basename } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { RUN_DIR } from '../paths.js'
@@ -138,13 +139,11 @@ function cachedTables(key: TablesKey, binaries: readonly Binary[]): Map<Binary, 
 }
 
 function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
-  const tmp = `${TABLES_CACHE}.${process.pid}.tmp`
   try {
     mkdirSync(RUN_DIR, { recursive: true })
-    writeFileSync(tmp, JSON.stringify({ ...key, tables: Object.fromEntries(tables) } satisfies CachedTables))
-    renameSync(tmp, TABLES_CACHE) // readers see the old file or the new one, never half
+    writeFileAtomic(TABLES_CACHE, JSON.stringify({ ...key, tables: Object.fromEntries(tables) } satisfies CachedTables))
   } catch {
-    rmSync(tmp, { force: true }) // not root, a read-only /run: every run reads the tables
+    // not root, a read-only /run: every run reads the tables
   }
 }
 

@@ -4,7 +4,8 @@
 // reboot takes the guests with it). It is written BEFORE the change it describes (a crash in
 // between leaves a record of a change not made, which restoring handles; never the reverse).
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { RUN_DIR, encodeKey } from '../paths.js'
 import type { Netns } from '../guest/index.js'
@@ -109,9 +110,7 @@ export function saveRecord(r: GuestRecord, dir = RECORDS_DIR): void {
     return
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`, { mode: 0o600 })
-  renameSync(tmp, path)
+  writeFileAtomic(path, `${JSON.stringify(r, null, 2)}\n`, { mode: 0o600 })
 }
 
 /** Put a record back as it was (undefined: there was none). */

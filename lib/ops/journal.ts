@@ -6,10 +6,11 @@
 // instead: the next op on the same guest, or gc, sees that the entry's writer is dead and
 // undoes what it lists (./recover.ts), so a rerun converges and gc removes the remains.
 //
-// Entries are tiny JSON files rewritten whole (write to a temporary name, rename: a reader never
-// sees half a file) on the op's own thread, before the step they announce: ~40 µs per intent.
+// Entries are tiny JSON files rewritten whole (writeFileAtomic: a reader never sees half a file)
+// on the op's own thread, before the step they announce: ~40 µs per intent.
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { RUN_DIR } from '../paths.js'
 
@@ -119,16 +120,14 @@ export class Journal {
       this.entry = { v: 1, pid: id.pid, start: id.start, hostNs: id.hostNs, op: this.spec.op, guests: this.spec.guests, at: Date.now(), intents: [] }
     }
     this.entry.intents.push(intent)
-    const tmp = `${this.file}.tmp`
     try {
-      writeFileSync(tmp, JSON.stringify(this.entry))
+      writeFileAtomic(this.file, JSON.stringify(this.entry))
     } catch (err) {
       // the directory is made once, when a write first finds it missing (not on every op)
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       mkdirSync(JOURNAL_DIR, { recursive: true })
-      writeFileSync(tmp, JSON.stringify(this.entry))
+      writeFileAtomic(this.file, JSON.stringify(this.entry))
     }
-    renameSync(tmp, this.file)
   }
 
   /** The op committed or rolled back completely: nothing is left to undo. */
@@ -169,7 +168,7 @@ export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; p
   const unreadable: string[] = []
   const partial: Array<{ file: string; pid: number }> = []
   for (const name of names) {
-    const tmp = /^(\d+)-\d+\.json\.tmp$/.exec(name)
+    const tmp = /^\d+-\d+\.json\.(\d+)\.tmp$/.exec(name)
     if (tmp) partial.push({ file: join(JOURNAL_DIR, name), pid: Number(tmp[1]) })
     // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
     if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue

@@ -7,7 +7,8 @@
 // what to do again when the container comes back with a new netns, keyed by container id, on a
 // disk that survives the reboot its restart policy brings it back from.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { recordsDir } from '../config.js'
@@ -65,30 +66,6 @@ export function listStoredRecords(engine?: EngineName): StoredRecord[] {
   return out
 }
 
-/**
- * Write `text` to `file` so that a crash leaves the old file or the new one, never half of
- * either, and a power cut after return keeps the new one: a temporary file written and fsync'd,
- * renamed over, and the directory fsync'd (the rename itself is an entry of the directory).
- */
-function writeDurably(file: string, text: string): void {
-  const dir = join(file, '..')
-  const tmp = `${file}.${process.pid}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    writeSync(fd, text)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, file)
-  const dfd = openSync(dir, 'r')
-  try {
-    fsyncSync(dfd)
-  } finally {
-    closeSync(dfd)
-  }
-}
-
 /** Write a record (a record with no entry left is removed: nothing to replay). */
 export function saveRecord(r: ContainerRecord): void {
   const file = recordPath(r.engine, r.id)
@@ -96,7 +73,8 @@ export function saveRecord(r: ContainerRecord): void {
     rmSync(file, { force: true })
     return
   }
-  writeDurably(file, `${JSON.stringify(r, null, 2)}\n`)
+  // it must outlive a reboot (replays after one): a power cut after return keeps it
+  writeFileAtomic(file, `${JSON.stringify(r, null, 2)}\n`, { mode: 0o600, durable: true })
 }
 
 /**

@@ -64,7 +64,8 @@ rootTest('gc undoes the entry of a dead plumb (and removes its half-written temp
   // its start time is read once it runs sleep, not while it is still node's fork
   await waitFor(() => cmdlineOf(sleeper.pid!) === 'sleep 60', { what: 'the sleeper to exec' })
   const live = writeEntry(t, { pid: sleeper.pid!, start: startOf(sleeper.pid!), guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth2', kind: 'veth' }] })
-  const tmp = `${DIR}/${await deadPid()}-1.json.tmp`
+  const dead0 = await deadPid()
+  const tmp = `${DIR}/${dead0}-1.json.${dead0}.tmp`
   writeFileSync(tmp, '{"v":1,')
   t.teardown(() => rmSync(tmp, { force: true }))
 
