@@ -68,6 +68,25 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
   }
 }
 
+/**
+ * A veth host end of a container the engine says is gone, whose other end is still in a live
+ * netns: a veth dies with its netns, so that netns is someone's. The engine asked was the wrong
+ * one (a second dockerd, DOCKER_HOST pointing elsewhere), or another container shares the netns;
+ * either way not a leftover. (A netns guest whose name was removed while a process holds the
+ * netns is one: its host end goes.)
+ */
+function peerAliveInContainer(l: LinkInfo, guest: string | undefined): boolean {
+  if (l.kind !== 'veth' || l.linkNetnsId === undefined || !guest) return false
+  try {
+    return parseGuestRef(guest).kind === 'container'
+  } catch {
+    return false
+  }
+}
+
+const engineDisowns = (guest: string, reason: string): string =>
+  `${reason}, yet the other end of this veth is in a live netns: another engine's container, or one sharing its netns (it goes with that netns; detach it by hand if it is not wanted)`
+
 function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
   if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: `its guest ${guest} is there` }
   return { name, what, ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its guest ${guest ?? '?'} is gone: ${f.reason}` }
@@ -221,7 +240,8 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       if (!m) continue
       if (m.role === 'host') {
         const f = await fate(m.guest)
-        if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
+        if (f.state === 'gone' && peerAliveInContainer(l, m.guest)) keep({ name: l.name, what: 'host end', guest: m.guest!, reason: engineDisowns(m.guest!, f.reason) })
+        else if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
         else keep(keptFor(l.name, 'host end', m.guest, f), f.state === 'unknown' ? f.error : undefined)
       }
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
@@ -238,7 +258,9 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         continue
       }
       const f = await fate(guest)
-      if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      const link = links.find((l) => l.name === p.name)
+      if (f.state === 'gone' && link && peerAliveInContainer(link, guest)) keep({ name: p.name, what: 'OVS port', guest: guest!, reason: engineDisowns(guest!, f.reason) })
+      else if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else if (!(names instanceof Set)) keep({ name: p.name, what: 'OVS port', ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its interface is gone: ${names.message}` }, names)
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }
