@@ -111,11 +111,14 @@ function needsOf(m: RuleMark): Need[] {
   }
 }
 
-/** `sysctl -w` spelling of a /proc/sys/net path (slashes when an interface name has a dot). */
-export function sysctlLine(path: string, value: string): string {
+/** `NAME=VALUE` of a /proc/sys/net path as sysctl spells it (slashes when an interface name has a dot). */
+function sysctlSetting(path: string, value: string): string {
   const name = `net/${path}`
-  return `sysctl -w ${path.includes('.') ? name : name.replace(/\//g, '.')}=${value}`
+  return `${path.includes('.') ? name : name.replace(/\//g, '.')}=${value}`
 }
+
+/** The `sysctl -w` line of a /proc/sys/net path. */
+export const sysctlLine = (path: string, value: string): string => `sysctl -w ${sysctlSetting(path, value)}`
 
 interface SysctlWrite {
   path: string
@@ -136,7 +139,7 @@ export interface RuleEdit {
 export interface EditResult {
   removed: RuleMark[]
   added: RuleMark[]
-  /** sysctls set or put back, as `sysctl -w` lines */
+  /** sysctls set or put back, as `NAME=VALUE` */
   sysctls: string[]
 }
 
@@ -170,7 +173,7 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
     for (const w of writes) {
       if (w.sets) tx.intend({ t: 'sysctl', path: w.path, was: w.was })
       await tx.step(sysctlLine(w.path, w.value), () => hostNs.setSysctl(w.path, w.value), { line: sysctlLine(w.path, w.was), run: () => hostNs.setSysctl(w.path, w.was) })
-      out.sysctls.push(sysctlLine(w.path, w.value))
+      out.sysctls.push(sysctlSetting(w.path, w.value))
     }
     out.removed.push(...removed.map((r) => r.mark))
     out.added.push(...add.map((r) => r.mark))

@@ -187,7 +187,7 @@ async function impose(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, m
   if (!isolated) result.messages.push(`isolated bridge ${bridge}: its guests reach the host and beyond, not each other; guests attached later are isolated too`)
   if (ports.length) result.messages.push(`isolated ports: ${ports.map((p) => p.name).join(', ')}`)
   for (const p of added) result.messages.push(`allowed the pair ${p} (through the host)`)
-  for (const s of done.sysctls) result.messages.push(`set ${s.replace(/^sysctl -w /, '')}`)
+  for (const s of done.sysctls) result.messages.push(`set ${s}`)
 }
 
 async function lift(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, marks: RuleMark[], pairs: ReadonlyArray<readonly [Member, Member]>, result: OpResult): Promise<void> {
@@ -211,5 +211,5 @@ async function lift(tx: Tx, hostNs: NetHandle, br: LinkInfo, tables: Tables, mar
   result.changed = true
   sayRemoved(done.removed, result)
   if (ports.length) result.messages.push(`ports no longer isolated: ${ports.map((p) => p.name).join(', ')}`)
-  for (const s of done.sysctls) result.messages.push(`put back ${s.replace(/^sysctl -w /, '')}`)
+  for (const s of done.sysctls) result.messages.push(`put back ${s}`)
 }

@@ -58,7 +58,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
           const keys = new Set(going.map(ruleKey))
           const done = await editRules(tx, hostNs, new Map([['iptables', tables]]), { remove: (m) => m.op === 'masquerade' && keys.has(ruleKey(m)) })
           sayRemoved(done.removed, result)
-          for (const s of done.sysctls) result.messages.push(`put back ${s.replace(/^sysctl -w /, '')}`)
+          for (const s of done.sysctls) result.messages.push(`put back ${s}`)
           result.changed = true
           return
         }
@@ -77,7 +77,7 @@ export async function masquerade(opts: MasqueradeOptions): Promise<OpResult> {
         const done = await editRules(tx, hostNs, new Map([['iptables', tables]]), { add: masqueradeRules(mark, v.source, nets, dockerBridges(tables)) })
         result.changed = true
         result.messages.push(`masquerading ${src}${nets.length && v.source.kind === 'bridge' ? ` (${nets.join(', ')})` : ''} ${v.out ? `out ${v.out}` : 'to everything not on it'}`)
-        for (const s of done.sysctls) result.messages.push(`set ${s.replace(/^sysctl -w /, '')}`)
+        for (const s of done.sysctls) result.messages.push(`set ${s}`)
       })
       result.plan = tx.lines
       return result

@@ -8,7 +8,7 @@
 // (hostSave). nat-netns.test.ts checks the exact save of a host of its own.
 
 import { randomInt } from 'node:crypto'
-import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, traffic, udpAsk, uniq } from '../helpers/index.js'
+import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq, reach } from '../helpers/index.js'
 import type { TestContainer, Teardown } from '../helpers/index.js'
 import { dropEmptyPlumbChains, forwardDropActive, plumb } from '../integration/ops-fixture.js'
 import { normalizeSave } from '../integration/nat-fixture.js'
@@ -214,33 +214,30 @@ withDocker('masquerade and isolate under FORWARD DROP: out with the host\'s addr
   const at = (g: TestContainer): { container: string } => ({ container: g.name })
   // ping, a TCP echo and a UDP echo (the shared traffic helper), the server in the container holding `to`
   const holder = (to: string): TestContainer => [a, b, c].find((g) => to === `${s.net}.${10 + [a, b, c].indexOf(g)}`)!
-  const reach = async (from: TestContainer, to: string): Promise<boolean[]> => {
-    const r = await traffic(at(from), at(holder(to)), to, { timeoutMs: 1500, bytes: 4096 })
-    return [r.ping, r.tcp, r.udp]
-  }
+  const reachAddr = (from: TestContainer, to: string): Promise<boolean[]> => reach(at(from), at(holder(to)), to)
   const before = await hostSave(s.id)
   t.is(await tcpAsk(at(a), s.farAddr, 7000, { timeout: 1000 }), undefined, 'the far end has no route back: no answer before masquerade')
 
   t.is((await plumb('masquerade', s.br)).exitCode, 0)
   t.is(await tcpAsk(at(a), s.farAddr, 7000), `far ${s.upAddr}`, "TCP out, with the host's address")
   t.is(await udpAsk(at(a), s.farAddr, 7001), `far ${s.upAddr}`, 'UDP out')
-  t.deepEqual(await reach(a, `${s.net}.11`), [true, true, true], 'before isolate: a reaches b')
+  t.deepEqual(await reachAddr(a, `${s.net}.11`), [true, true, true], 'before isolate: a reaches b')
 
   t.is((await plumb('isolate', s.br)).exitCode, 0)
-  t.deepEqual(await reach(a, `${s.net}.11`), [false, false, false], 'a cannot reach b')
-  t.deepEqual(await reach(b, `${s.net}.12`), [false, false, false], 'b cannot reach c')
+  t.deepEqual(await reachAddr(a, `${s.net}.11`), [false, false, false], 'a cannot reach b')
+  t.deepEqual(await reachAddr(b, `${s.net}.12`), [false, false, false], 'b cannot reach c')
   t.true(await ping(at(a), `${s.net}.1`), "a reaches the bridge's address")
   t.is(await tcpAsk(at(b), s.farAddr, 7000), `far ${s.upAddr}`, 'b reaches the outside')
 
   t.is((await plumb('isolate', s.br, '--allow', `${a.name},${b.name}`)).exitCode, 0)
-  t.deepEqual(await reach(a, `${s.net}.11`), [true, true, true], 'the allowed pair talks')
-  t.deepEqual(await reach(b, `${s.net}.10`), [true, true, true], 'both ways')
-  t.deepEqual(await reach(c, `${s.net}.10`), [false, false, false], 'c still cannot reach a')
+  t.deepEqual(await reachAddr(a, `${s.net}.11`), [true, true, true], 'the allowed pair talks')
+  t.deepEqual(await reachAddr(b, `${s.net}.10`), [true, true, true], 'both ways')
+  t.deepEqual(await reachAddr(c, `${s.net}.10`), [false, false, false], 'c still cannot reach a')
   const d = await guest(t, `${s.id}d2`, s.br, s.net, 13)
   t.false(await ping(at(d), `${s.net}.10`, { timeout: 1 }), 'a container attached later is isolated too')
 
   t.is((await plumb('isolate', s.br, '--del')).exitCode, 0)
-  t.deepEqual(await reach(c, `${s.net}.10`), [true, true, true], 'after --del c reaches a')
+  t.deepEqual(await reachAddr(c, `${s.net}.10`), [true, true, true], 'after --del c reaches a')
   t.is((await plumb('masquerade', s.br, '--del')).exitCode, 0)
   t.is(await tcpAsk(at(a), s.farAddr, 7000, { timeout: 1000 }), undefined, 'no way out after masquerade --del')
   t.is(await hostSave(s.id), before)

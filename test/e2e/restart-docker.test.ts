@@ -7,7 +7,7 @@
 // records an older plumb or a newer one wrote.
 
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs'
-import { TEST_IMAGE, assertTraffic, cmdlineOf, holdGcLock, httpGet, makeBridge, runCli, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, testIf, waitFor } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, cmdlineOf, holdGcLock, httpGet, makeBridge, runCli, shIn, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeContainer, processAlive, sh, shQuiet, spawnIn, startEcho, testIf, udpAsk, waitFor } from '../helpers/index.js'
 import type { TestContainer } from '../helpers/index.js'
 import { makeHostDhcpLab } from '../integration/ops-dhcp-fixture.js'
 import { interfacesOf, recordsIn, restartLab, restarted, routesOf } from './restart-fixture.js'
@@ -335,13 +335,17 @@ withDocker('expose: the published port (a host port plumb chose) is recorded as 
     await dropEmptyPlumbChains()
   })
   t.is((await plumb('attach-veth', web.name, br, `${net}.10/24@${net}.1`)).exitCode, 0)
-  const e = await plumb('expose', web.name, '80', '--json')
+  await startEcho(t, { container: web.name }, 53, 'udp-web', 'udp')
+  const e = await plumb('expose', web.name, '80', '53/udp', '--json')
   t.is(e.exitCode, 0, e.stderr)
-  const chosen = (e.json.published as Array<{ hostPort: number }>)[0]!.hostPort
+  const published = e.json.published as Array<{ hostPort: number; proto: string }>
+  const chosen = published.find((p) => p.proto === 'tcp')!.hostPort
+  const chosenUdp = published.find((p) => p.proto === 'udp')!.hostPort
   t.is(await waitFor(() => httpGet(undefined, '127.0.0.1', chosen, { timeout: 1000 }), { timeout: 10_000, what: 'the published port to answer' }), 'web')
+  t.regex((await udpAsk(undefined, `${net}.1`, chosenUdp)) ?? 'no answer', /^udp-web /, 'the published UDP port answers')
   t.deepEqual(Object.values(recordsIn(lab.records))[0]?.entries.map((x) => [x.op, x.args.ports, x.args.to]), [
     ['attach-veth', undefined, undefined],
-    ['expose', [`${chosen}:80/tcp`], `${net}.10`],
+    ['expose', [`${chosen}:80/tcp`, `${chosenUdp}:53/udp`], `${net}.10`],
   ])
 
   await sh('docker', ['restart', '-t', '0', web.name])
@@ -351,8 +355,11 @@ withDocker('expose: the published port (a host port plumb chose) is recorded as 
   t.is(r.exitCode, 0, r.stderr)
   t.deepEqual(r.json.entries.map((x: { op: string; outcome: string }) => [x.op, x.outcome]), [['attach-veth', 'made'], ['expose', 'already']], 'the DNAT to the same address was still in place')
   t.is(await waitFor(() => httpGet(undefined, '127.0.0.1', chosen, { timeout: 1000 }), { timeout: 10_000, what: 'the published port to answer again' }), 'web', 'the same host port answers again')
+  // the echo lived in the old netns: started again in the new one, it answers on the same host port
+  await startEcho(t, { container: web.name }, 53, 'udp-web', 'udp')
+  t.regex((await udpAsk(undefined, `${net}.1`, chosenUdp)) ?? 'no answer', /^udp-web /, 'the same UDP host port answers again')
 
-  t.is((await plumb('expose', web.name, '80', '--del')).exitCode, 0)
+  t.is((await plumb('expose', web.name, '80', '53/udp', '--del')).exitCode, 0)
   t.deepEqual(Object.values(recordsIn(lab.records))[0]?.entries.map((x) => x.op), ['attach-veth'])
 })
 

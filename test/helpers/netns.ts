@@ -64,6 +64,11 @@ export async function ipJson(args: string[], netns?: NsTarget): Promise<IpObject
   return out === '' ? [] : (JSON.parse(out) as IpObject[])
 }
 
+/** Whether each port of bridge `br` is an isolated bridge port, as the kernel says (`ip -d link show master`). */
+export async function isolatedPorts(br: string, netns?: NsTarget): Promise<boolean[]> {
+  return (await ipJson(['-d', 'link', 'show', 'master', br], netns)).map((l) => l.linkinfo?.info_slave_data?.isolated === true)
+}
+
 /** One link's `ip -j -d link show` object, or undefined when absent. */
 export async function getLink(name: string, netns?: NsTarget): Promise<IpObject | undefined> {
   const links = await ipJson(['-d', 'link', 'show'], netns)

@@ -134,6 +134,12 @@ export async function traffic(from: NsTarget, to: NsTarget, addr: string, opts: 
   }
 }
 
+/** [ping, TCP, UDP] from `from` to `addr` in `to`, quickly (short timeouts, a small TCP echo): for paths expected to be cut as often as open. */
+export async function reach(from: NsTarget, to: NsTarget, addr: string): Promise<boolean[]> {
+  const r = await traffic(from, to, addr, { timeoutMs: 1500, bytes: 4096 })
+  return [r.ping, r.tcp, r.udp]
+}
+
 /** Assert that ping, TCP and UDP all pass from `from` to `addr` in `to`; `what` names the path. */
 export async function assertTraffic(t: ExecutionContext, from: NsTarget, to: NsTarget, addr: string, what: string, opts: TrafficOptions = {}): Promise<void> {
   const r = await traffic(from, to, addr, opts)

@@ -10,7 +10,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { execa } from 'execa'
-import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, holdGcLock, sh, shQuiet } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, holdGcLock, sh, shQuiet, isolatedPorts } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -377,21 +377,21 @@ rootTest('isolate killed at every step: a rerun converges, gc removes the remain
     t.is(r.exitCode, 0, r.stderr)
   }
   const mine = async (): Promise<string[]> => (await savedRules(`br=${f.br}`)).filter((l) => l.includes(`br=${f.br} `) || l.includes(`br=${f.br}"`))
-  const isolatedPorts = async (): Promise<boolean[]> => (await ipJson(['-d', 'link', 'show', 'master', f.br])).map((l) => l.linkinfo?.info_slave_data?.isolated === true)
+  const isolated = (): Promise<boolean[]> => isolatedPorts(f.br)
   const points = await killEverywhere(t, f, {
     args: ['isolate', f.br],
     hostWide: true,
     guests: [f.ns, b],
     view: async () => ({ rules: await mine(), world: await worldView(f.id, [f.ns, b]) }),
     async intended(t) {
-      t.deepEqual(await isolatedPorts(), [true, true], 'both guest ports isolated')
+      t.deepEqual(await isolated(), [true, true], 'both guest ports isolated')
       t.is((await mine()).filter((l) => l.includes('plumb:isolate ') && l.endsWith('-j DROP')).length, 1, "the routed DROP between the bridge's guests")
     },
     async undo(t) {
       const r = await plumb('isolate', f.br, '--del')
       t.is(r.exitCode, 0, r.stderr)
     },
-    present: async () => (await mine()).length > 0 || (await isolatedPorts()).some(Boolean),
+    present: async () => (await mine()).length > 0 || (await isolated()).some(Boolean),
   })
   t.log(`${points} kill points`)
   t.true(points >= 2)

@@ -5,7 +5,7 @@
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { hasBinary, httpGet, isRoot, ipJson, startEcho, startHttpd, tcpAsk, testIf, traffic, udpAsk } from '../helpers/index.js'
+import { hasBinary, httpGet, isRoot, startEcho, startHttpd, tcpAsk, testIf, udpAsk, isolatedPorts, reach } from '../helpers/index.js'
 import { sweep } from '../e2e/lab-fixture.js'
 import { natLab } from './nat-fixture.js'
 
@@ -61,18 +61,6 @@ const PART = `nat:
 /** plumb's NAT rules in the host's iptables-save (both tables), as lines. */
 const natLines = (save: string): string[] => save.split('\n').filter((l) => /--comment "?plumb:(expose|masquerade|isolate|allow) /.test(l))
 
-/** ping, TCP and UDP from one node to another's address. */
-async function reach(from: string, to: string, addr: string): Promise<boolean[]> {
-  const r = await traffic(from, to, addr, { timeoutMs: 1500, bytes: 4096 })
-  return [r.ping, r.tcp, r.udp]
-}
-
-/** Whether each port of bridge `br` in the host is an isolated bridge port (`ip -d link`). */
-async function isolatedPorts(host: string, br: string): Promise<boolean[]> {
-  const links = await ipJson(['-d', 'link', 'show', 'master', br], host)
-  return links.map((l) => l.linkinfo?.info_slave_data?.isolated === true)
-}
-
 withRoot("nat: reconciles by the lab's marks: an entry taken out of the file is removed by the next deploy (exactly its rules, sysctls put back), the rest by destroy even when the file no longer names it; destroy again is a no-op", async (t) => {
   const lab = await natLab(t)
   const id = lab.id
@@ -99,7 +87,7 @@ withRoot("nat: reconciles by the lab's marks: an entry taken out of the file is 
   t.is(await lab.sysctl('net.ipv4.ip_forward'), '1')
   t.is(await lab.sysctl(`net.ipv4.conf.${id}M.route_localnet`), '1', "d's published port set route_localnet on M")
   t.is(await lab.sysctl(`net.ipv4.conf.${id}L.proxy_arp_pvlan`), '1', 'the allowed pairs set proxy_arp_pvlan on L')
-  t.deepEqual(await isolatedPorts(lab.host, `${id}M`), [true, true, true])
+  t.deepEqual(await isolatedPorts(`${id}M`, lab.host), [true, true, true])
 
   // What it does, by traffic: published ports from another machine, masquerade out, isolation with its pairs.
   await startHttpd(t, ns('a'), 80, 'web-a')
@@ -153,7 +141,7 @@ withRoot("nat: reconciles by the lab's marks: an entry taken out of the file is 
   t.is(await lab.sysctl(`net.ipv4.conf.${id}L.route_localnet`), '1', "a's published port still needs it on L")
   t.is(await lab.sysctl(`net.ipv4.conf.${id}L.proxy_arp_pvlan`), '1', 'the pair a,b still needs proxy_arp_pvlan')
   t.is(await lab.sysctl('net.ipv4.ip_forward'), '1')
-  t.deepEqual(await isolatedPorts(lab.host, `${id}M`), [false, false], "M's ports are no longer isolated")
+  t.deepEqual(await isolatedPorts(`${id}M`, lab.host), [false, false], "M's ports are no longer isolated")
 
   t.is(await httpGet(lab.far, lab.upAddr, 8080), 'web-a', "a's port still answers (TCP)")
   t.regex((await udpAsk(lab.far, lab.upAddr, 5353)) ?? 'no answer', /^udp-a /, '... and UDP')

@@ -3,7 +3,7 @@
 // answer (busybox httpd, UDP and TCP echoes); the truth is read back from the traffic, from
 // iptables-save of the host netns, its sysctls, conntrack and `ip -d link`.
 
-import { conntrackEntries, getLink, hasBinary, httpGet, isRoot, ping, sh, startEcho, startHttpd, tcpAsk, testIf, traffic, udpAsk } from '../helpers/index.js'
+import { conntrackEntries, getLink, hasBinary, httpGet, isRoot, ping, sh, startEcho, startHttpd, tcpAsk, testIf, udpAsk, reach, isolatedPorts } from '../helpers/index.js'
 import { natLab } from './nat-fixture.js'
 import type { NatLab } from './nat-fixture.js'
 
@@ -212,29 +212,25 @@ withRoot('isolate without Docker: guests cannot reach each other (ICMP, TCP, UDP
   await startEcho(t, lab.far, 7000, 'far', 'tcp')
   // ping, a TCP echo and a UDP echo (the shared traffic helper); a server in the guest of `to`
   const addrs: Record<string, string> = { '198.18.1.10': g1, '198.18.1.11': g2, '198.18.1.12': g3, '198.18.1.13': `${lab.id}4` }
-  const reach = async (from: string, to: string): Promise<boolean[]> => {
-    const r = await traffic(from, addrs[to], to, { timeoutMs: 1500, bytes: 4096 })
-    return [r.ping, r.tcp, r.udp]
-  }
-  t.deepEqual(await reach(g1, '198.18.1.11'), [true, true, true], 'before: g1 reaches g2')
+  const reachAddr = (from: string, to: string): Promise<boolean[]> => reach(from, addrs[to], to)
+  t.deepEqual(await reachAddr(g1, '198.18.1.11'), [true, true, true], 'before: g1 reaches g2')
   const before = await lab.save()
   t.is((await lab.plumb('masquerade', lab.br)).exitCode, 0)
 
   const r = await lab.plumb('isolate', lab.br)
   t.is(r.exitCode, 0, r.stderr)
-  t.deepEqual(await reach(g1, '198.18.1.11'), [false, false, false], 'g1 cannot reach g2')
-  t.deepEqual(await reach(g2, '198.18.1.12'), [false, false, false], 'g2 cannot reach g3')
+  t.deepEqual(await reachAddr(g1, '198.18.1.11'), [false, false, false], 'g1 cannot reach g2')
+  t.deepEqual(await reachAddr(g2, '198.18.1.12'), [false, false, false], 'g2 cannot reach g3')
   t.true(await ping(g1, lab.brAddr), "g1 reaches the bridge's address")
   t.is(await tcpAsk(g2, lab.farAddr, 7000), `far ${lab.upAddr}`, 'and, masqueraded, the outside')
-  const ports = (await sh('ip', ['-n', lab.host, '-j', '-d', 'link', 'show', 'master', lab.br])).toString()
-  t.is((JSON.parse(ports) as Array<{ linkinfo: { info_slave_data: { isolated: boolean } } }>).filter((l) => l.linkinfo.info_slave_data.isolated).length, 3, 'the kernel says: three isolated ports')
+  t.is((await isolatedPorts(lab.br, lab.host)).filter(Boolean).length, 3, 'the kernel says: three isolated ports')
 
   const allow = await lab.plumb('isolate', lab.br, '--allow', `netns:${g1},netns:${g2}`)
   t.is(allow.exitCode, 0, allow.stderr)
-  t.deepEqual(await reach(g1, '198.18.1.11'), [true, true, true], 'the allowed pair talks ...')
-  t.deepEqual(await reach(g2, '198.18.1.10'), [true, true, true], '... both ways')
-  t.deepEqual(await reach(g3, '198.18.1.10'), [false, false, false], 'exactly that pair: g3 still cannot reach g1')
-  t.deepEqual(await reach(g1, '198.18.1.12'), [false, false, false], 'nor g1 g3')
+  t.deepEqual(await reachAddr(g1, '198.18.1.11'), [true, true, true], 'the allowed pair talks ...')
+  t.deepEqual(await reachAddr(g2, '198.18.1.10'), [true, true, true], '... both ways')
+  t.deepEqual(await reachAddr(g3, '198.18.1.10'), [false, false, false], 'exactly that pair: g3 still cannot reach g1')
+  t.deepEqual(await reachAddr(g1, '198.18.1.12'), [false, false, false], 'nor g1 g3')
 
   const g4 = await lab.guest('4', lab.br, '198.18.1.13')
   const l4 = await lab.plumb('ls', `netns:${g4}`, '--json')
@@ -247,8 +243,8 @@ withRoot('isolate without Docker: guests cannot reach each other (ICMP, TCP, UDP
 
   const del = await lab.plumb('isolate', lab.br, '--del')
   t.is(del.exitCode, 0, del.stderr)
-  t.deepEqual(await reach(g3, '198.18.1.10'), [true, true, true], 'after --del g3 reaches g1 again')
-  t.deepEqual(await reach(g4, '198.18.1.11'), [true, true, true], 'and g4 g2')
+  t.deepEqual(await reachAddr(g3, '198.18.1.10'), [true, true, true], 'after --del g3 reaches g1 again')
+  t.deepEqual(await reachAddr(g4, '198.18.1.11'), [true, true, true], 'and g4 g2')
   t.is((await lab.plumb('masquerade', lab.br, '--del')).exitCode, 0)
   t.is(await lab.save(), before, 'iptables-save is what it was')
   t.is(await lab.sysctl(`net.ipv4.conf.${lab.br}.proxy_arp_pvlan`), '0')
