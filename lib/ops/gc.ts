@@ -3,10 +3,10 @@
 // and keeps (and says so) whatever it cannot tell is a leftover: an engine or OVS that does not
 // answer means "don't know", never "gone".
 
-import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { closeFd, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
-import type { LinkInfo } from '../kernel/types.js'
+import { closeFd, errnoOf, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
 import { plumbRules } from '../firewall/index.js'
 import { containerFate, guestProbe } from '../guest/index.js'
@@ -17,6 +17,7 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
+import { processStart } from './journal.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readTables, removeRules } from './firewall.js'
 import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
@@ -72,15 +73,24 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
  * A veth host end of a container the engine says is gone, whose other end is still in a live
  * netns: a veth dies with its netns, so that netns is someone's. The engine asked was the wrong
  * one (a second dockerd, DOCKER_HOST pointing elsewhere), or another container shares the netns;
- * either way not a leftover. (A netns guest whose name was removed while a process holds the
- * netns is one: its host end goes.)
+ * either way not a leftover. A removed container's netns is torn down by the kernel after the
+ * engine says it is gone, its veths last: while it dies, a request naming its netns id is EINVAL
+ * (and the end is a leftover). (A netns guest whose name was removed while a process holds the
+ * netns is one too: its host end goes.)
  */
-function peerAliveInContainer(l: LinkInfo, guest: string | undefined): boolean {
-  if (l.kind !== 'veth' || l.linkNetnsId === undefined || !guest) return false
+async function peerAliveInContainer(hostNs: NetHandle, l: LinkInfo, guest: string | undefined): Promise<boolean> {
+  if (l.kind !== 'veth' || l.linkNetnsId === undefined || l.link === undefined || !guest) return false
   try {
-    return parseGuestRef(guest).kind === 'container'
+    if (parseGuestRef(guest).kind !== 'container') return false
   } catch {
     return false
+  }
+  try {
+    await hostNs.getAddrs({ netnsId: l.linkNetnsId, index: l.link, family: 4 })
+    return true
+  } catch (err) {
+    const errno = errnoOf(asPlumbError(err).cause)
+    return !(errno === 'EINVAL' || errno === 'ENODEV')
   }
 }
 
@@ -240,7 +250,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       if (!m) continue
       if (m.role === 'host') {
         const f = await fate(m.guest)
-        if (f.state === 'gone' && peerAliveInContainer(l, m.guest)) keep({ name: l.name, what: 'host end', guest: m.guest!, reason: engineDisowns(m.guest!, f.reason) })
+        if (f.state === 'gone' && (await peerAliveInContainer(hostNs, l, m.guest))) keep({ name: l.name, what: 'host end', guest: m.guest!, reason: engineDisowns(m.guest!, f.reason) })
         else if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
         else keep(keptFor(l.name, 'host end', m.guest, f), f.state === 'unknown' ? f.error : undefined)
       }
@@ -259,7 +269,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       }
       const f = await fate(guest)
       const link = links.find((l) => l.name === p.name)
-      if (f.state === 'gone' && link && peerAliveInContainer(link, guest)) keep({ name: p.name, what: 'OVS port', guest: guest!, reason: engineDisowns(guest!, f.reason) })
+      if (f.state === 'gone' && link && (await peerAliveInContainer(hostNs, link, guest))) keep({ name: p.name, what: 'OVS port', guest: guest!, reason: engineDisowns(guest!, f.reason) })
       else if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else if (!(names instanceof Set)) keep({ name: p.name, what: 'OVS port', ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its interface is gone: ${names.message}` }, names)
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
@@ -469,7 +479,7 @@ function sweepTemps(): void {
     }
     for (const name of names) {
       const m = /\.(\d+)\.tmp$/.exec(name)
-      if (m && !existsSync(`/proc/${m[1]}`)) rmSync(join(dir, name), { force: true })
+      if (m && processStart(Number(m[1])) === undefined) rmSync(join(dir, name), { force: true })
     }
   }
 }

@@ -88,12 +88,14 @@ export function selfIdentity(): { pid: number; start: number; hostNs: NsId } {
 
 /**
  * A process's start time in clock ticks since boot (/proc/PID/stat field 22), or undefined when
- * there is no such process. The comm field may hold spaces and parentheses: parse after the last ')'.
+ * there is no such process, or only its zombie (killed, not yet reaped: it does nothing more).
+ * The comm field may hold spaces and parentheses: parse after the last ')'.
  */
 export function processStart(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined
     const start = Number(fields[19])
     return Number.isFinite(start) ? start : undefined
   } catch {

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path'
 import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
-import { JOURNAL_DIR, readJournal, selfIdentity, stillRunning } from './journal.js'
+import { JOURNAL_DIR, processStart, readJournal, selfIdentity, stillRunning } from './journal.js'
 import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
@@ -47,14 +47,7 @@ function heldBy(s: StoredEntry): number | undefined {
   return holder && processAlive(Number(holder[1])) ? Number(holder[1]) : undefined
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    statSync(`/proc/${pid}`)
-    return true
-  } catch {
-    return false
-  }
-}
+const processAlive = (pid: number): boolean => processStart(pid) !== undefined
 
 /** How long an op waits for another plumb (a gc) to finish undoing a killed run on its guest. */
 const HELD_WAIT_MS = 3 * CHILD_WAIT_MS

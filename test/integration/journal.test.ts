@@ -129,6 +129,27 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
   t.false(existsSync(file))
 })
 
+rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  // sh forks a child that exits once sh has become a sleep, which never reaps it
+  const parent = execa('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60'], { reject: false })
+  t.teardown(() => void parent.kill('SIGKILL'))
+  const zombie = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))))
+  await waitFor(() => /\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')), { what: 'the child to be a zombie' })
+  const held = `${file}.recovering.${zombie}`
+  renameSync(file, held)
+  let settled = false
+  const op = plumb('detach', `netns:${ns}`, '--all').finally(() => (settled = true))
+  await waitFor(() => settled, { timeout: 15_000, what: 'the op, which must not wait for a zombie' })
+  const r = await op
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'))
+  t.false(existsSync(held))
+})
+
 rootTest('what no longer looks like what the killed op made is kept, with its entry, and gc says why', async (t) => {
   await holdGcLock(t)
   const ns = await makeNetns(t)
