@@ -5,8 +5,8 @@
 
 import { readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { closeFd, errnoOf, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
-import type { LinkInfo, NetHandle } from '../kernel/types.js'
+import { closeFd, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
+import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
 import { plumbRules } from '../firewall/index.js'
 import { containerFate, guestProbe } from '../guest/index.js'
@@ -26,6 +26,7 @@ import { recordsDir } from '../config.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
 import { returnMovedDevice } from './teardown.js'
+import { peerAliveInContainer } from './peer-alive.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -69,30 +70,6 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
   }
 }
 
-/**
- * A veth host end of a container the engine says is gone, whose other end is still in a live
- * netns: a veth dies with its netns, so that netns is someone's. The engine asked was the wrong
- * one (a second dockerd, DOCKER_HOST pointing elsewhere), or another container shares the netns;
- * either way not a leftover. A removed container's netns is torn down by the kernel after the
- * engine says it is gone, its veths last: while it dies, a request naming its netns id is EINVAL
- * (and the end is a leftover). (A netns guest whose name was removed while a process holds the
- * netns is one too: its host end goes.)
- */
-async function peerAliveInContainer(hostNs: NetHandle, l: LinkInfo, guest: string | undefined): Promise<boolean> {
-  if (l.kind !== 'veth' || l.linkNetnsId === undefined || l.link === undefined || !guest) return false
-  try {
-    if (parseGuestRef(guest).kind !== 'container') return false
-  } catch {
-    return false
-  }
-  try {
-    await hostNs.getAddrs({ netnsId: l.linkNetnsId, index: l.link, family: 4 })
-    return true
-  } catch (err) {
-    const errno = errnoOf(asPlumbError(err).cause)
-    return !(errno === 'EINVAL' || errno === 'ENODEV')
-  }
-}
 
 const engineDisowns = (guest: string, reason: string): string =>
   `${reason}, yet the other end of this veth is in a live netns: another engine's container, or one sharing its netns (it goes with that netns; detach it by hand if it is not wanted)`

@@ -6,8 +6,7 @@
 
 import { execa } from 'execa'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { randomInt } from 'node:crypto'
-import { REFERENCE_PLUGINS, TEST_IMAGE, assertTraffic, execPlugin, hasBinary, hasDocker, isRoot, runCli, sh, shQuiet, testIf, uniq, waitFor } from '../helpers/index.js'
+import { REFERENCE_PLUGINS, TEST_IMAGE, assertTraffic, execPlugin, hasBinary, hasDocker, isRoot, runCli, sh, shQuiet, testIf, uniq, waitFor, reserveOctet } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { removeBridgeRules } from '../../lib/ops/firewall.js'
 import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
@@ -30,7 +29,7 @@ function network(t: Teardown): Net {
   const name = uniq()
   const bridge = uniq('b', { dash: false })
   const dir = mkdtempSync(`/tmp/${name}-`)
-  const octet = randomInt(100, 250)
+  const octet = reserveOctet(t, '198.18', [100, 250])
   t.teardown(async () => {
     await shQuiet('ip', ['link', 'del', bridge])
     await removeBridgeRules(bridge).catch(() => undefined)

@@ -3,9 +3,8 @@
 // and ls lists a netns once, under its container's name, whatever else names it.
 
 import test from 'ava'
-import { randomInt } from 'node:crypto'
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs'
-import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock } from '../helpers/index.js'
+import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock, reserveOctet } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { plumb, stable, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -17,9 +16,10 @@ const serialDocker = withDocker === test ? test.serial : test.serial.skip
 const serialDockerOvs = withDockerOvs === test ? test.serial : test.serial.skip
 
 function ids(t: Teardown): { id: string; net: string } {
+  const octet = reserveOctet(t) // first: its teardown runs last
   const id = uniq()
   t.teardown(() => sweepHost(id))
-  return { id, net: `198.18.${randomInt(2, 250)}` }
+  return { id, net: `198.18.${octet}` }
 }
 
 const dockerAt = (socket: string): Record<string, string> => ({ DOCKER_HOST: `unix://${socket}` })
@@ -147,6 +147,9 @@ serialDocker("a container's host end whose veth still leads into a live netns is
   await shQuiet('ip', ['-n', h, 'link', 'add', `${id}x`, 'type', 'veth', 'peer', 'name', `${id}y`])
   await shQuiet('ip', ['-n', h, 'link', 'set', `${id}x`, 'alias', alias])
 
+  const ls = await runCli(['ls', '--json'], { netns: h, env })
+  t.is(ls.exitCode, 0, ls.stderr)
+  t.deepEqual(ls.json.orphans, [`${id}x`], 'ls calls an orphan only what gc removes')
   const r = await runCli(['gc', '--json'], { netns: h, env })
   t.is(r.exitCode, 0, r.stderr)
   t.truthy(await getLink(hostEnd, h), 'the host end of a live netns stays')

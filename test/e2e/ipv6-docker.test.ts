@@ -7,7 +7,7 @@
 
 import { randomInt } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { assertTraffic, hasDocker, hasOvs, holdGcLock, ipJson, isRoot, makeContainer, makeNetns, sh, shIn, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { assertTraffic, hasDocker, hasOvs, holdGcLock, ipJson, isRoot, makeContainer, makeNetns, sh, shIn, shQuiet, testIf, uniq, reserveOctet } from '../helpers/index.js'
 import type { Teardown, TestContainer } from '../helpers/index.js'
 import { plumb, sweepHost } from '../integration/ops-fixture.js'
 
@@ -33,9 +33,9 @@ async function v6Addrs(c: TestContainer, ifname: string): Promise<string[]> {
 }
 
 withDocker("the README's IPv6 example on real containers (attach-veth web br0 2001:db8::10/64 -i eth2 --mtu 1400 --mac seed:web, after an IPv4 attach): IPv6 on for that interface only; TCP, UDP and ping over IPv6 between containers and from the host", async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const { id, p6 } = ids(t)
   const br = `${id}b`
-  const net = `198.18.${randomInt(2, 250)}`
   const [web, db] = await Promise.all([makeContainer(t, { name: `${id}w` }), makeContainer(t, { name: `${id}d` })])
   t.is(await disabled(web, 'default'), '1', 'Docker starts the container with IPv6 off')
 

@@ -4,11 +4,10 @@
 // destroy again is a no-op. A lab built by hand (docker run, ip) is graded the same; a
 // containerlab-style file deploys unchanged. Truth is read from docker, ip, iptables and traffic.
 
-import { randomInt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { XMLParser } from 'fast-xml-parser'
 import { Parser } from 'tap-parser'
-import { TEST_IMAGE, assertTraffic, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, ping, sh, testIf, waitFor } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, ping, sh, testIf, waitFor, reserveOctet } from '../helpers/index.js'
 import { forwardDropActive } from '../integration/ops-fixture.js'
 import { labContainers, labFixture, leftovers, nothingLeft } from './lab-fixture.js'
 
@@ -58,9 +57,9 @@ function parseTap(text: string): Promise<{ ok: boolean; count: number; pass: num
 }
 
 withDocker('deploy -> check passes (4 formats) -> an address deleted by hand fails exactly its check -> deploy repairs -> destroy leaves nothing -> destroy again is a no-op', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
+  const p2p = `198.19.${reserveOctet(t, '198.19')}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
-  const p2p = `198.19.${randomInt(2, 250)}`
   const file = f.write('lesson.yml', lesson(f.id, net, p2p))
 
   const dep = await f.plumb('lab', 'deploy', file)
@@ -143,9 +142,9 @@ withDocker('deploy -> check passes (4 formats) -> an address deleted by hand fai
 })
 
 withDocker('a lab built by hand (docker run, ip commands) is graded exactly like a deployed one', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
+  const p2p = `198.19.${reserveOctet(t, '198.19')}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
-  const p2p = `198.19.${randomInt(2, 250)}`
   const file = f.write('lesson.yml', lesson(f.id, net, p2p))
   t.teardown(async () => {
     await sh('docker', ['rm', '-f', `${f.id}-web`, `${f.id}-db`]).catch(() => undefined)
@@ -191,9 +190,9 @@ withDocker('a lab built by hand (docker run, ip commands) is graded exactly like
 })
 
 withDockerOvs('a containerlab-style file deploys unchanged: defaults/kinds/groups, exec, cmd, env, prefix, brief and extended links, host: endpoints, bridge and ovs-bridge kinds', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
+  const vnet = `198.19.${reserveOctet(t, '198.19')}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
-  const vnet = `198.19.${randomInt(2, 250)}`
   const ovs = `${f.id}o`
   const file = f.write(
     'clab.yml',

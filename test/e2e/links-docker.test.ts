@@ -2,8 +2,7 @@
 // containers, p2p links (container<->container, container<->host), macvlan, move-dev, and gc
 // after a container with an OVS port and a bridge port is stopped.
 
-import { randomInt } from 'node:crypto'
-import { assertTraffic, getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, hasOvs, ipJson, isRoot, makeContainer, ping, sh, shQuiet, stopContainer, testIf, uniq, waitFor, holdGcLock, reserveOctet } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, plumb, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -12,9 +11,10 @@ const withDocker = testIf(isRoot && hasDocker(), 'links-docker: needs root and d
 const withDockerOvs = testIf(isRoot && hasDocker() && hasOvs(), 'links-docker: needs root, dockerd with plumb-test:busybox and Open vSwitch')
 
 function ids(t: Teardown): { id: string; net: string } {
+  const octet = reserveOctet(t) // first: its teardown runs last
   const id = uniq()
   t.teardown(() => sweepHost(id))
-  return { id, net: `198.18.${randomInt(2, 250)}` }
+  return { id, net: `198.18.${octet}` }
 }
 
 async function ovsBridge(t: Teardown, name: string): Promise<void> {

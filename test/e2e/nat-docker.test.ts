@@ -8,7 +8,7 @@
 // (hostSave). nat-netns.test.ts checks the exact save of a host of its own.
 
 import { randomInt } from 'node:crypto'
-import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq, reach } from '../helpers/index.js'
+import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, makeBridge, makeContainer, makeNetns, ping, sh, shQuiet, startEcho, startHttpd, tcpAsk, testIf, udpAsk, uniq, reach, reserveOctet } from '../helpers/index.js'
 import type { TestContainer, Teardown } from '../helpers/index.js'
 import { dropEmptyPlumbChains, forwardDropActive, plumb } from '../integration/ops-fixture.js'
 import { normalizeSave } from '../integration/nat-fixture.js'
@@ -67,15 +67,12 @@ interface Site {
   farAddr: string
 }
 
-// Each site's three /24s, different from every other site of this file (its tests run at once:
-// two bridges with one subnet would split a guest's traffic between them).
-let nextOctet = randomInt(2, 170)
-
+// Each site's three /24s, held by no other running test (two bridges with one subnet would split
+// a guest's traffic between them).
 async function site(t: Teardown): Promise<Site> {
+  const [a, b, u] = [reserveOctet(t, '198.19'), reserveOctet(t, '198.19'), reserveOctet(t, '198.19')]
   const id = uniq()
   t.teardown(() => sweepRules(id))
-  const [a, b, u] = [nextOctet, nextOctet + 1, nextOctet + 2]
-  nextOctet = nextOctet + 3 > 250 ? 2 : nextOctet + 3
   const br = await makeBridge(t, `${id}b`)
   const br2 = await makeBridge(t, `${id}c`)
   await sh('ip', ['addr', 'add', `198.19.${a}.1/24`, 'dev', br])
@@ -244,10 +241,10 @@ withDocker('masquerade and isolate under FORWARD DROP: out with the host\'s addr
 })
 
 withDocker("attach-veth onto a Docker network's bridge (enable_icc=false) adds no ACCEPT: Docker's policy holds; isolate and masquerade refuse Docker's bridges", async (t) => {
+  const net = `198.19.${reserveOctet(t, '198.19')}`
   const id = uniq()
   t.teardown(() => sweepRules(id))
   const bridge = `${id}d`
-  const net = `198.19.${nextOctet++}`
   t.teardown(async () => void (await shQuiet('docker', ['network', 'rm', `${id}n`])))
   await sh('docker', ['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=false', '-o', `com.docker.network.bridge.name=${bridge}`, '--subnet', `${net}.0/24`, `${id}n`])
   // registered after the network's: containers go first (their ports leave the bridge), then the network

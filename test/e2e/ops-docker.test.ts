@@ -1,9 +1,8 @@
 // The ops on real `docker run --net=none` containers: connectivity through a plumb bridge under
 // Docker's FORWARD DROP, ls, detach leaving nothing, parallel attaches, refused guests, rollback.
 
-import { randomInt } from 'node:crypto'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { assertTraffic, getLink, hasDocker, ipJson, isRoot, makeContainer, ping, sh, snapshot, stopContainer, testIf, uniq } from '../helpers/index.js'
+import { assertTraffic, getLink, hasDocker, ipJson, isRoot, makeContainer, ping, sh, snapshot, stopContainer, testIf, uniq, reserveOctet } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { firewallRules, forwardDropActive, hostView, plumb, stable, sweepHost } from '../integration/ops-fixture.js'
 
@@ -11,9 +10,10 @@ const withDocker = testIf(isRoot && hasDocker(), 'ops-docker: needs root and doc
 
 /** A test id whose sweep runs at teardown (registered before anything is made), and an address block. */
 function ids(t: Teardown): { id: string; br: string; net: string } {
+  const octet = reserveOctet(t) // first: its teardown runs last
   const id = uniq()
   t.teardown(() => sweepHost(id))
-  return { id, br: `${id}b`, net: `198.18.${randomInt(2, 250)}` }
+  return { id, br: `${id}b`, net: `198.18.${octet}` }
 }
 
 /** Names of the links inside a container's netns. */

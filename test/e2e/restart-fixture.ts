@@ -2,11 +2,10 @@
 // replays only the test's containers on a shared dockerd), the CLI pointed at it, a watch run as
 // a process of its own, and what a container's plumbed interfaces look like from the kernel.
 
-import { randomInt } from 'node:crypto'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { PLUMB_BIN, inspectContainer, ipJson, runCli, uniq, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, inspectContainer, ipJson, runCli, uniq, waitFor, reserveOctet } from '../helpers/index.js'
 import type { CliResult, IpObject, Teardown, TestContainer } from '../helpers/index.js'
 import { sweepHost } from '../integration/ops-fixture.js'
 
@@ -27,21 +26,12 @@ export function restartLab(t: Teardown): RestartLab {
   const records = mkdtempSync(`/run/${id}-records-`)
   t.teardown(() => rmSync(records, { recursive: true, force: true }))
   const env = { PLUMB_RECORDS_DIR: records }
-  const used = new Set<number>()
   return {
     id,
     records,
     env,
     plumb: (...args) => runCli(args, { env }),
-    net() {
-      for (;;) {
-        const x = randomInt(2, 250)
-        if (!used.has(x)) {
-          used.add(x)
-          return `198.18.${x}`
-        }
-      }
-    },
+    net: () => `198.18.${reserveOctet(t)}`,
   }
 }
 

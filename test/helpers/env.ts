@@ -3,7 +3,7 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, mkdirSync, rmSync, statSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
 /** The image scripts/testbed.sh builds: busybox with sh, ip, ping, udhcpc, sleep, nc, wget ... */
@@ -74,6 +74,33 @@ export function uniq(suffix = '', opts: { dash?: boolean } = {}): string {
   const bytes = Buffer.byteLength(name)
   if (bytes > IFNAME_MAX) throw new Error(`test name "${name}" is ${bytes} bytes, over the ${IFNAME_MAX}-byte interface name limit: shorten the suffix "${suffix}"`)
   return name
+}
+
+/**
+ * The third octet of a /24 of `prefix` (198.18 or 198.19, the benchmarking range) that no other
+ * test running on the machine holds, for the rest of the test: random picks collided now and
+ * then between ava's workers (two bridges with one subnet, or a guest's address local to the
+ * host). Held by an atomic mkdir of /run/pt-net-PREFIX.OCTET, removed in teardown (registered
+ * first, it runs last); one older than an hour is a crashed run's, taken over.
+ */
+export function reserveOctet(t: Teardown, prefix: '198.18' | '198.19' = '198.18', range: [number, number] = [2, 250]): number {
+  const [lo, hi] = range
+  for (let tries = 0; tries < 2000; tries++) {
+    const octet = lo + Math.floor(Math.random() * (hi - lo + 1))
+    const dir = `/run/pt-net-${prefix}.${octet}`
+    try {
+      mkdirSync(dir)
+    } catch {
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < 3_600_000) continue
+      } catch {
+        continue // released meanwhile: another pick
+      }
+    }
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    return octet
+  }
+  throw new Error(`no free /24 in ${prefix}.${lo}-${hi}: every one is held (leftover /run/pt-net-* directories?)`)
 }
 
 const reported = new Set<string>()

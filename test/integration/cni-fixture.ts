@@ -3,8 +3,7 @@
 // under a private temp dir), and readers of what IPAM holds and what plumb left.
 
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { randomInt } from 'node:crypto'
-import { CniRuntime, REFERENCE_PLUGINS, ipJson, runCli, shQuiet, uniq } from '../helpers/index.js'
+import { CniRuntime, REFERENCE_PLUGINS, ipJson, runCli, shQuiet, uniq, reserveOctet } from '../helpers/index.js'
 import type { Conflist, Teardown } from '../helpers/index.js'
 import { removeBridgeRules } from '../../lib/ops/firewall.js'
 
@@ -42,7 +41,7 @@ export function network(t: Teardown, bin: string, opts: { octet?: number } = {})
   const name = uniq()
   const bridge = uniq('b', { dash: false })
   const dir = mkdtempSync(`/tmp/${name}-`)
-  const octet = opts.octet ?? randomInt(100, 250)
+  const octet = opts.octet ?? reserveOctet(t, '198.18', [100, 250])
   t.teardown(async () => {
     await shQuiet('ip', ['link', 'del', bridge])
     await removeBridgeRules(bridge).catch(() => undefined)

@@ -1,9 +1,9 @@
 // A throwaway DHCP network for lib/dhcp's tests: a server netns holding a bridge and a real dnsmasq
 // (logging every DHCP packet), and client netns or containers plugged into it with veths.
 
-import { createHash, randomInt } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { readFileSync, readdirSync } from 'node:fs'
-import { makeBridge, makeNetns, sh, startDnsmasq, uniq } from '../helpers/index.js'
+import { makeBridge, makeNetns, sh, startDnsmasq, uniq, reserveOctet } from '../helpers/index.js'
 import type { BgProcess, Teardown } from '../helpers/index.js'
 
 export interface DhcpLab {
@@ -27,7 +27,7 @@ let vethSeq = 0
 
 /** The lab; `server: false` leaves the bridge without a DHCP server (for the no-offer case). */
 export async function makeDhcpLab(t: Teardown, opts: { server?: boolean } = {}): Promise<DhcpLab> {
-  const net = `198.19.${randomInt(1, 251)}`
+  const net = `198.19.${reserveOctet(t, '198.19', [1, 251])}`
   const srv = await makeNetns(t, { name: uniq('srv'), loUp: true })
   await makeBridge(t, 'pt-br', { netns: srv })
   await sh('ip', ['-n', srv, 'addr', 'add', `${net}.1/24`, 'dev', 'pt-br'])

@@ -3,11 +3,10 @@
 // files refused with nothing touched, --dry-run touching nothing, unsupported kinds and ops exit
 // 5, the SVG drawing, and the library API. Truth from `ip -j`, traffic and iptables-save.
 
-import { randomInt } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { XMLValidator } from 'fast-xml-parser'
 import { checkLab, deployLab, destroyLab, graphLab, inspectLab, parseLab } from '../../lib/index.js'
-import { hasBinary, ipJson, isRoot, ping, runCli, testIf } from '../helpers/index.js'
+import { hasBinary, ipJson, isRoot, ping, runCli, testIf, reserveOctet } from '../helpers/index.js'
 import { labFixture, leftovers, nothingLeft } from '../e2e/lab-fixture.js'
 
 const asRoot = testIf(isRoot, 'lab-netns: needs root')
@@ -39,8 +38,8 @@ async function view(ns: string): Promise<Array<[string, number, string[]]>> {
 }
 
 asRoot('reconcile: a link added to the file is the only thing made, a link removed the only thing removed', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   const file = f.write('lab.yml', threeNodes(f.id, net))
   t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
   const before = { a: await view(`${f.id}-a`), b: await view(`${f.id}-b`), c: await view(`${f.id}-c`) }
@@ -72,8 +71,8 @@ asRoot('reconcile: a link added to the file is the only thing made, a link remov
 })
 
 asRoot('a deploy that fails part-way rolls back everything it made and names the link; the exit code names the cause', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   // a macvlan on a parent NIC that does not exist: not found, found only when the link is made
   const file = f.write('lab.yml', threeNodes(f.id, net, `    - type: macvlan\n      endpoint: {node: c, interface: mv0}\n      host-interface: ${f.id}nic\n`))
   const r = await f.plumb('lab', 'deploy', file)
@@ -84,8 +83,8 @@ asRoot('a deploy that fails part-way rolls back everything it made and names the
 })
 
 asRoot('bad files exit 2 with the path in the file, and nothing is touched', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   const cases: Array<[string, string, RegExp]> = [
     ['unknown-node.yml', threeNodes(f.id, net, '    - endpoints: ["a:eth3", "zz:eth1"]\n'), /unknown-node\.yml:\d+:\d+: topology\.links\[3\]\.endpoints\[1\]: unknown node "zz"/],
     ['twice.yml', threeNodes(f.id, net, '    - endpoints: ["a:eth1", "c:eth3"]\n'), /topology\.links\[3\]\.endpoints\[0\]: interface "eth1" in a is already used by topology\.links\[0\]\.endpoints\[0\]/],
@@ -106,8 +105,8 @@ asRoot('bad files exit 2 with the path in the file, and nothing is touched', asy
 })
 
 asRoot('--dry-run prints the ip / plumb lines of the deploy and changes nothing', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   const file = f.write('lab.yml', threeNodes(f.id, net))
   const r = await f.plumb('lab', 'deploy', file, '--dry-run')
   t.is(r.exitCode, 0, r.stderr)
@@ -120,8 +119,8 @@ asRoot('--dry-run prints the ip / plumb lines of the deploy and changes nothing'
 })
 
 asRoot('kinds plumb cannot deploy are exit 5 naming them, before anything is touched', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   const kind = await f.plumb('lab', 'deploy', f.write('srl.yml', threeNodes(f.id, net).replace('    c: {}', '    c: {kind: nokia_srlinux, image: srl}')))
   t.is(kind.exitCode, 5)
   t.regex(kind.stderr, /topology\.nodes\.c\.kind: kind "nokia_srlinux" is not supported/)
@@ -145,8 +144,8 @@ withDot('graph: SVG through Graphviz is valid XML naming every node; without dot
 })
 
 asRoot('the library API: parseLab, deployLab, checkLab, inspectLab, graphLab, destroyLab (as a zx recipe would)', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const f = labFixture(t)
-  const net = `198.18.${randomInt(2, 250)}`
   const lab = parseLab(
     threeNodes(f.id, net).replace('    c: {}', `    c: {exec: ["ip addr add ${net}.200/32 dev lo"]}`) + `checks:\n  - {from: a, ping: c:eth1}\n  - {node: c, has-address: ${net}.200/32}\n  - {from: b, tcp: "${net}.0:9", expect: fail, timeout: 1}\n`,
     'lib.yml',

@@ -2,8 +2,7 @@
 // plumb attaches guests to) with a real dnsmasq in a throwaway netns plugged into it, logging
 // every DHCP packet. Everything carries the test's pt- id and goes in teardown.
 
-import { randomInt } from 'node:crypto'
-import { ipJson, makeBridge, makeNetns, sh, shQuiet, startDnsmasq, uniq } from '../helpers/index.js'
+import { ipJson, makeBridge, makeNetns, sh, shQuiet, startDnsmasq, uniq, reserveOctet } from '../helpers/index.js'
 import type { IpObject, Teardown } from '../helpers/index.js'
 import { hostFileHash, hostHashes, pidsMentioning } from './dhcp-lab.js'
 import { sweepHost } from './ops-fixture.js'
@@ -32,10 +31,10 @@ export interface HostDhcpLab {
  * move-dev), where plumb adds no rule; attach-veth tests leave it off: plumb adds its own.
  */
 export async function makeHostDhcpLab(t: Teardown, opts: { server?: boolean; forwardAccept?: boolean } = {}): Promise<HostDhcpLab> {
+  // first, so released last: the lab's /24, then whatever plumb made for this test on the host
+  const net = `198.18.${reserveOctet(t)}`
   const id = uniq()
-  // first: whatever plumb made for this test on the host (host ends, firewall rules) goes too
   t.teardown(() => sweepHost(id))
-  const net = `198.18.${randomInt(2, 250)}`
   const br = await makeBridge(t, `${id}b`)
   const srvNs = await makeNetns(t, { name: `${id}s`, loUp: true })
   const srvPort = `${id}d`

@@ -7,8 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { randomInt } from 'node:crypto'
-import { assertTraffic, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, shQuiet, startDnsmasq, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { assertTraffic, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, shQuiet, startDnsmasq, testIf, uniq, waitFor, holdGcLock, reserveOctet } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
@@ -106,9 +105,9 @@ withLabSerial('no DHCP server: the library API rejects within the timeout + 1 s 
 })
 
 withLabOvs('a lease over an OVS VLAN: dnsmasq and the client on access ports tagged 10 of a userspace-datapath bridge; the lease then carries TCP, UDP and ping both ways', async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
   const id = uniq()
   t.teardown(() => sweepHost(id))
-  const net = `198.18.${randomInt(2, 250)}`
   const br = `${id}o`
   t.teardown(async () => void (await shQuiet('ovs-vsctl', ['--timeout=10', '--if-exists', 'del-br', br])))
   await sh('ovs-vsctl', ['--timeout=10', 'add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev'])

@@ -2,8 +2,7 @@
 // the CLI, and views of the host and guest narrowed to what one test owns (tests run in parallel,
 // so a whole-host snapshot would see other tests' links come and go).
 
-import { randomInt } from 'node:crypto'
-import { ipJson, makeNetns, runCli, sh, shQuiet, snapshot, uniq } from '../helpers/index.js'
+import { ipJson, makeNetns, runCli, sh, shQuiet, snapshot, uniq, reserveOctet } from '../helpers/index.js'
 import type { CliResult, IpObject, Snapshot, Teardown } from '../helpers/index.js'
 
 export interface Fixture {
@@ -29,10 +28,10 @@ export interface Fixture {
  * firewall rules for its bridges), so a failing test leaks nothing.
  */
 export async function fixture(t: Teardown): Promise<Fixture> {
+  const octet = reserveOctet(t) // first: released after the sweep below
   const id = uniq()
   t.teardown(() => sweepHost(id))
   const ns = await makeNetns(t, { name: id })
-  const octet = randomInt(2, 250)
   const hex = octet.toString(16)
   return {
     id,
