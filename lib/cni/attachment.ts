@@ -13,7 +13,7 @@ import { ignoreGone } from '../ops/guest-config.js'
 import { emptyResult } from '../ops/result.js'
 import type { OpResult } from '../ops/result.js'
 import { runTx } from '../ops/tx.js'
-import { cleanupBridge, cleanupOvsBridge } from '../ops/bridge.js'
+import { cleanupBridges, cleanupOvsBridge } from '../ops/bridge.js'
 import { returnMovedDevice, teardownLink } from '../ops/teardown.js'
 import { CniError, PLUMB_CODE_BASE } from './errors.js'
 import type { OpConfig } from './config.js'
@@ -116,9 +116,9 @@ export async function removeAttachment(a: AttachmentId, opts: { netns?: string; 
       if (opts.made && op.op === 'ovs-port') ovsBridges.add(op.bridge)
       if (opts.made && op.op === 'attach-veth' && !ovsBridges.has(op.bridge)) bridges.add(op.bridge)
       // A bridge left without a plumb port loses its rule, and itself if plumb made it:
-      // cleanupBridge does that under the bridge lock, and leaves it to plumb gc rather than
+      // cleanupBridges does that under the bridge lock, and leaves it to plumb gc rather than
       // fail the DEL (which must release its address) when another plumb holds the lock too long.
-      for (const b of bridges) await cleanupBridge(tx, hostNs, b, result)
+      await cleanupBridges(tx, hostNs, [...bridges], result)
       for (const b of ovsBridges) await cleanupOvsBridge(tx, b, result)
       result.plan = tx.lines
       result.changed = tx.lines.length > 0

@@ -9,7 +9,7 @@ import type { ContainerSpec } from '../guest/containers.js'
 import { openHandleIn, openHostHandle, openNetnsFd, closeFd } from '../kernel/index.js'
 import { HandlePool } from '../ops/context.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
-import { cleanupBridge, ensureLinuxBridge } from '../ops/bridge.js'
+import { cleanupBridges, ensureLinuxBridge } from '../ops/bridge.js'
 import { ensureFirewall, plannedFirewall } from '../ops/firewall.js'
 import { ignoreGone } from '../ops/guest-config.js'
 import { emptyResult } from '../ops/result.js'
@@ -517,7 +517,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       }
       for (const b of ovsBridges) await step(`OVS bridge ${b}`, `ovs-vsctl --if-exists del-br ${b}`, () => ovs!.deleteBridge(b))
       for (const b of linuxBridges) await progress.step(`bridge ${b}`, 'removed', () => removeLinuxBridge(tx, hostNs, b))
-      for (const b of foreignBridges) await cleanupBridge(tx, hostNs, b.runtime, emptyResult('lab destroy', lab.name, tx.dryRun))
+      await cleanupBridges(tx, hostNs, foreignBridges.map((b) => b.runtime), emptyResult('lab destroy', lab.name, tx.dryRun))
       if (!tx.dryRun) {
         // The host ends of the links into the nodes just removed go with their peers in the kernel's
         // asynchronous netns clean-up (~0.25 s for 20 here): wait for it a moment, then delete what

@@ -98,11 +98,6 @@ export async function dropMadeBridge(hostNs: NetHandle, name: string, made: { in
   return err
 }
 
-/** A bridge left with no plumb port: cleanupBridges for one. */
-export function cleanupBridge(tx: Tx, hostNs: NetHandle, bridge: string, result: OpResult): Promise<void> {
-  return cleanupBridges(tx, hostNs, [bridge], result)
-}
-
 /**
  * Bridges left with no plumb port lose plumb's firewall rules (all of them, isolation and
  * masquerade too, when plumb deletes the bridge); a plumb-made one left empty is deleted. Both

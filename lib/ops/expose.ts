@@ -184,18 +184,33 @@ function exposesIn(tables: Tables): ExposeMark[] {
 const overlaps = (a: string, b: string): boolean => a === '' || b === '' || a === b
 const shown = (m: { hostIp: string; hostPort: number; proto: string }): string => `${m.hostIp || '0.0.0.0'}:${m.hostPort}/${m.proto}`
 
+/**
+ * What holds host ports, read once for a whole publish (a range of a thousand ports would read
+ * /proc/net and parse Docker's rules a thousand times): plumb's own, Docker's, host sockets.
+ */
+interface PortHolders {
+  plumbs: ExposeMark[]
+  docker: ReturnType<typeof dockerPublishes>
+  sockets: () => ReturnType<typeof hostSockets>
+}
+
+function portHolders(tables: Tables): PortHolders {
+  let sockets: ReturnType<typeof hostSockets> | undefined
+  return { plumbs: exposesIn(tables), docker: dockerPublishes(tables), sockets: () => (sockets ??= hostSockets()) }
+}
+
 /** Who already holds a host port (exit 4 naming them), or undefined when it is free. */
-async function holderOf(tables: Tables, proto: 'tcp' | 'udp', hostIp: string, hostPort: number, plumbs: ExposeMark[]): Promise<string | undefined> {
-  const p = plumbs.find((e) => e.proto === proto && e.hostPort === hostPort && overlaps(e.hostIp, hostIp))
+async function holderOf(held: PortHolders, proto: 'tcp' | 'udp', hostIp: string, hostPort: number): Promise<string | undefined> {
+  const p = held.plumbs.find((e) => e.proto === proto && e.hostPort === hostPort && overlaps(e.hostIp, hostIp))
   if (p) return `plumb (published to ${p.guest} ${p.to})`
-  const d = dockerPublishes(tables).find((e) => e.proto === proto && e.hostPort === hostPort && overlaps(e.hostIp, hostIp))
+  const d = held.docker.find((e) => e.proto === proto && e.hostPort === hostPort && overlaps(e.hostIp, hostIp))
   if (d) {
     // The container's name, from the engine; its nat DOCKER chain says enough without it.
     const { publishedPorts } = await import('../guest/index.js')
     const c = (await publishedPorts().catch(() => [])).find((x) => x.proto === proto && x.hostPort === hostPort)
     return `Docker (${c ? `container ${c.container}, -p ${c.hostIp ? `${c.hostIp}:` : ''}${c.hostPort}:${c.port}/${c.proto}` : `its nat rule ${d.spec}`})`
   }
-  const s = hostSockets().find((x) => x.proto === proto && x.port === hostPort && x.listening && covers(x.address, hostIp))
+  const s = held.sockets().find((x) => x.proto === proto && x.port === hostPort && x.listening && covers(x.address, hostIp))
   if (!s) return undefined
   // one walk of /proc/*/fd for the program that holds it
   const who = socketHolder(s.inode)
@@ -203,18 +218,19 @@ async function holderOf(tables: Tables, proto: 'tcp' | 'udp', hostIp: string, ho
 }
 
 /** The lowest port of ip_local_port_range that no one holds (any socket on it counts). */
-function choosePort(tables: Tables, proto: 'tcp' | 'udp', hostIp: string, plumbs: ExposeMark[], taken: Set<number>): number {
+function choosePort(held: PortHolders, proto: 'tcp' | 'udp', hostIp: string, taken: Set<number>): number {
   const [lo, hi] = localPortRange()
   const busy = new Set<number>(taken)
-  for (const e of plumbs) if (e.proto === proto && overlaps(e.hostIp, hostIp)) busy.add(e.hostPort)
-  for (const d of dockerPublishes(tables)) if (d.proto === proto && overlaps(d.hostIp, hostIp)) busy.add(d.hostPort)
-  for (const s of hostSockets()) if (s.proto === proto) busy.add(s.port)
+  for (const e of held.plumbs) if (e.proto === proto && overlaps(e.hostIp, hostIp)) busy.add(e.hostPort)
+  for (const d of held.docker) if (d.proto === proto && overlaps(d.hostIp, hostIp)) busy.add(d.hostPort)
+  for (const s of held.sockets()) if (s.proto === proto) busy.add(s.port)
   for (let p = lo; p <= hi; p++) if (!busy.has(p)) return p
   throw conflict(`no free ${proto} port in the host's ip_local_port_range ${lo}-${hi}`, 'name a host port: HOSTPORT:PORT')
 }
 
 async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: PortMapping[], target: Target, out: PublishedMapping[], lab: { lab?: string }): Promise<void> {
-  const plumbs = exposesIn(tables)
+  const held = portHolders(tables)
+  const plumbs = held.plumbs
   const add: NewRule[] = []
   const chosen = new Set<number>()
   const label = ctx.netns.label
@@ -234,12 +250,12 @@ async function publish(tx: Tx, ctx: GuestContext, tables: Tables, mappings: Port
         out.push({ proto: m.proto, hostIp, hostPort: m.hostPort, to, port: m.port, state: 'already' })
         continue
       }
-      const holder = await holderOf(tables, m.proto, hostIp, m.hostPort, plumbs)
+      const holder = await holderOf(held, m.proto, hostIp, m.hostPort)
       if (holder) {
         throw conflict(`host port ${shown({ hostIp, hostPort: m.hostPort, proto: m.proto })} is taken: ${holder}`, same?.guest === label ? `unpublish it first: plumb expose ${label} ${formatMapping({ ...m, port: Number(same.to.split(':').pop()) })} --del` : 'choose another host port, or leave it out to have one chosen')
       }
     }
-    const hostPort = m.hostPort ?? choosePort(tables, m.proto, hostIp, plumbs, chosen)
+    const hostPort = m.hostPort ?? choosePort(held, m.proto, hostIp, chosen)
     chosen.add(hostPort)
     const mark: ExposeMark = { op: 'expose', guest: label, ...(target.ifname ? { ifname: target.ifname } : {}), to, hostIp, hostPort, proto: m.proto, dev: target.dev, auto: m.hostPort === undefined, ...lab, rec: {} }
     add.push(...exposeRules(mark, target, m.port))

@@ -26,7 +26,6 @@ import { recordsDir } from '../config.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
 import { returnMovedDevice } from './teardown.js'
-import { peerAliveInContainer } from './peer-alive.js'
 
 export interface GcOptions {
   dryRun?: boolean
@@ -70,9 +69,6 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
   }
 }
 
-
-const engineDisowns = (guest: string, reason: string): string =>
-  `${reason}, yet the other end of this veth is in a live netns: another engine's container, or one sharing its netns (it goes with that netns; detach it by hand if it is not wanted)`
 
 function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
   if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: `its guest ${guest} is there` }
@@ -227,8 +223,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       if (!m) continue
       if (m.role === 'host') {
         const f = await fate(m.guest)
-        if (f.state === 'gone' && (await peerAliveInContainer(hostNs, l, m.guest))) keep({ name: l.name, what: 'host end', guest: m.guest!, reason: engineDisowns(m.guest!, f.reason) })
-        else if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
+        if (f.state === 'gone') deadHostEnds.push({ link: l, ...(m.guest ? { guest: m.guest } : {}), reason: f.reason })
         else keep(keptFor(l.name, 'host end', m.guest, f), f.state === 'unknown' ? f.error : undefined)
       }
       // A moved device whose guest died comes back to the host (maybe renamed): give it its name back.
@@ -245,9 +240,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         continue
       }
       const f = await fate(guest)
-      const link = links.find((l) => l.name === p.name)
-      if (f.state === 'gone' && link && (await peerAliveInContainer(hostNs, link, guest))) keep({ name: p.name, what: 'OVS port', guest: guest!, reason: engineDisowns(guest!, f.reason) })
-      else if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
+      if (f.state === 'gone') stalePorts.push({ port: p, name: p.name, bridge: p.bridge, why: `its guest ${guest} is gone` })
       else if (!(names instanceof Set)) keep({ name: p.name, what: 'OVS port', ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its interface is gone: ${names.message}` }, names)
       else keep(keptFor(p.name, 'OVS port', guest, f), f.state === 'unknown' ? f.error : undefined)
     }

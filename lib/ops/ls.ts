@@ -10,7 +10,6 @@ import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
 import { asPlumbError } from '../errors.js'
 import { toGuestRef } from './context.js'
-import { peerAliveInContainer } from './peer-alive.js'
 import { readTables } from './firewall.js'
 import { plumbRules } from '../firewall/index.js'
 import { listRecords, readRecord } from './guest-record.js'
@@ -422,10 +421,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
         vlans: mine.map((p) => ({ port: p.name, ...(p.tag !== undefined ? { tag: p.tag } : {}), ...(p.trunks.length ? { trunks: p.trunks } : {}) })),
       })
     }
-    // what gc would remove: not a container's veth whose other end is in a live netns
-    const gone = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && states.get(mark.guest)?.state === 'gone')
-    const kept = await Promise.all(gone.map(({ link, mark }) => peerAliveInContainer(hostNs, link, mark.guest)))
-    const orphans = gone.filter((_, i) => !kept[i]).map(({ link }) => link.name)
+    const orphans = hostMarks.filter(({ mark }) => mark.role === 'host' && mark.guest && states.get(mark.guest)?.state === 'gone').map(({ link }) => link.name)
     return { guests, bridges, orphans, masquerades: masqueradesOf(marks), isolates: isolatesOf(marks), warnings }
   } finally {
     hostNs.close()

@@ -8,7 +8,7 @@ import { formatMark, parseMark, parseRemotes, parseUdpPort, parseVni, validateIf
 import type { OwnerMark } from '../parse/index.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import { removePort } from './vxlan-port.js'
-import { cleanupBridge, ensureLinuxBridge } from './bridge.js'
+import { cleanupBridges, ensureLinuxBridge } from './bridge.js'
 import { journalFor, withGuest, withLab } from './context.js'
 import type { Netns } from '../guest/index.js'
 import type { CommonOptions } from './context.js'
@@ -201,7 +201,7 @@ async function remove(hostNs: NetHandle, v: Validated, opts: VxlanOptions): Prom
   return runTx({ ...(opts.dryRun ? { dryRun: true } : {}) }, async (tx) => {
     if (whole) {
       await removePort(tx, hostNs, link, mark, result)
-      await cleanupBridge(tx, hostNs, v.bridge, result)
+      await cleanupBridges(tx, hostNs, [v.bridge], result)
     }
     else {
       await tx.batch(

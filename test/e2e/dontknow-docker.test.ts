@@ -128,40 +128,6 @@ serialDocker('nothing gc can decide, only an unreachable Docker: gc and gc --dry
   t.like((back.json.kept as Kept[]).find((k) => k.name === hostEnd), { reason: `its guest docker:${c.name} is there` })
 })
 
-serialDocker("a container's host end whose veth still leads into a live netns is kept when the engine asked does not know the container (another dockerd's); a marked end whose other end is in no container is removed", async (t) => {
-  await holdGcLock(t)
-  const { id, net } = ids(t)
-  // a host of its own (plumb run in this netns takes it for the host), isolated as above
-  const h = await makeNetns(t, { name: `${id}h` })
-  const g = await makeNetns(t, { name: `${id}g` })
-  const env = { OVS_RUNDIR: `/run/${id}-no-ovs`, PLUMB_OVSDB: `/run/${id}-no-ovs/db.sock`, PLUMB_DHCP_STATE_DIR: `/run/${id}-dhcp`, PLUMB_RECORDS_DIR: `/run/${id}-records` }
-  // What a second dockerd's container looks like to this one: a live netns behind a veth whose
-  // mark names a container this engine never had.
-  const a = await runCli(['attach-veth', `netns:${g}`, `${id}b`, `${net}.10/24`, '--json'], { netns: h, env })
-  t.is(a.exitCode, 0, a.stderr)
-  const hostEnd = hostEndOf(a)
-  const ghost = `docker:${id}-elsewhere`
-  const alias = String((await getLink(hostEnd, h))?.ifalias).replace(/guest=\S+/, `guest=${ghost}`)
-  await shQuiet('ip', ['-n', h, 'link', 'set', hostEnd, 'alias', alias])
-  // and a pair wholly inside that host, one end marked the same way: no container behind it
-  await shQuiet('ip', ['-n', h, 'link', 'add', `${id}x`, 'type', 'veth', 'peer', 'name', `${id}y`])
-  await shQuiet('ip', ['-n', h, 'link', 'set', `${id}x`, 'alias', alias])
-
-  const ls = await runCli(['ls', '--json'], { netns: h, env })
-  t.is(ls.exitCode, 0, ls.stderr)
-  t.deepEqual(ls.json.orphans, [`${id}x`], 'ls calls an orphan only what gc removes')
-  const r = await runCli(['gc', '--json'], { netns: h, env })
-  t.is(r.exitCode, 0, r.stderr)
-  t.truthy(await getLink(hostEnd, h), 'the host end of a live netns stays')
-  t.deepEqual((await ipJson(['link', 'show'], g)).map((l) => l.ifname).sort(), ['eth1', 'lo'])
-  const kept = (r.json.kept as Kept[]).find((k) => k.name === hostEnd)
-  t.is(kept?.unknown, undefined)
-  t.regex(String(kept?.reason), new RegExp(`^no such container "${id}-elsewhere", yet the other end of this veth is in a live netns`))
-  t.is(await getLink(`${id}x`, h), undefined, 'the end with no container behind it is removed')
-  t.true((r.json.plan as string[]).includes(`ip link del ${id}x`))
-  t.false((r.json.plan as string[]).some((l) => l.includes(hostEnd)))
-})
-
 withDocker("ls with Docker unreachable: the container's state is unknown (with the reason and its host end), not orphaned; a warning says the containers could not be listed", async (t) => {
   const { id, net } = ids(t)
   const c = await makeContainer(t, { name: `${id}c` })

@@ -12,6 +12,7 @@ import { conntrackEntries, hasBinary, hasDocker, holdGcLock, httpGet, isRoot, ma
 import type { TestContainer, Teardown } from '../helpers/index.js'
 import { dropEmptyPlumbChains, forwardDropActive, plumb } from '../integration/ops-fixture.js'
 import { normalizeSave } from '../integration/nat-fixture.js'
+import { withFirewallLock } from '../../lib/ops/firewall.js'
 
 const withDocker = testIf(isRoot && hasDocker() && hasBinary('conntrack'), 'nat-docker: needs root, dockerd with plumb-test:busybox, and conntrack (scripts/testbed.sh up)')
 
@@ -43,14 +44,17 @@ async function hostSave(id: string): Promise<string> {
 
 /** Remove whatever rule still names this test (a failed test must not leave its rules behind). */
 async function sweepRules(id: string): Promise<void> {
-  const save = (await shQuiet('iptables-save', [])).stdout
-  let table = 'filter'
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1)
-    if (!line.startsWith('-A ') || !line.includes(id)) continue
-    const args = line.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''))
-    await shQuiet('iptables', ['-w', '-t', table, ...args])
-  }
+  // under plumb's firewall lock, as removeFirewallRules
+  await withFirewallLock(false, async () => {
+    const save = (await shQuiet('iptables-save', [])).stdout
+    let table = 'filter'
+    for (const line of save.split('\n')) {
+      if (line.startsWith('*')) table = line.slice(1)
+      if (!line.startsWith('-A ') || !line.includes(id)) continue
+      const args = line.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''))
+      await shQuiet('iptables', ['-w', '-t', table, ...args])
+    }
+  })
   await dropEmptyPlumbChains()
 }
 

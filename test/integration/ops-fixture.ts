@@ -4,6 +4,7 @@
 
 import { ipJson, makeNetns, runCli, sh, shQuiet, snapshot, uniq, reserveOctet } from '../helpers/index.js'
 import type { CliResult, IpObject, Snapshot, Teardown } from '../helpers/index.js'
+import { withFirewallLock } from '../../lib/ops/firewall.js'
 
 export interface Fixture {
   /** pt-xxxxxx: every name of this test contains it */
@@ -57,13 +58,17 @@ export async function sweepHost(id: string): Promise<void> {
 }
 
 export async function removeFirewallRules(id: string): Promise<void> {
-  for (const bin of ['iptables', 'ip6tables']) {
-    const rules = await firewallRules(bin, id)
-    for (const rule of rules) {
-      const args = rule.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''))
-      await shQuiet(bin, ['-w', ...args])
+  // Under plumb's firewall lock: a gc of another test removing the same rule in the same instant
+  // would otherwise fail its batch (its -D finds the rule gone).
+  await withFirewallLock(false, async () => {
+    for (const bin of ['iptables', 'ip6tables']) {
+      const rules = await firewallRules(bin, id)
+      for (const rule of rules) {
+        const args = rule.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''))
+        await shQuiet(bin, ['-w', ...args])
+      }
     }
-  }
+  })
   await dropEmptyPlumbChains()
 }
 
