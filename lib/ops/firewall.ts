@@ -5,7 +5,7 @@
 // rules need, recording in the rules' marks what plumb found.
 
 import { addRule, applyCmds, bridgeFirewall, commandLines, planChange, planEmptyChains, plumbRules, ruleLine, saveTables, FIREWALL_LOCK } from '../firewall/index.js'
-import type { Binary, BridgeFirewall, NewRule, SavedRule, Tables } from '../firewall/index.js'
+import type { Binary, BridgeFirewall, Cmd, NewRule, SavedRule, Tables } from '../firewall/index.js'
 import { PlumbError } from '../errors.js'
 import { ruleKey } from '../parse/index.js'
 import type { RecordKey, Records, RuleMark } from '../parse/index.js'
@@ -165,7 +165,7 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
       // Write-ahead (./journal.ts): a plumb killed from here on leaves rules whose removal the
       // next op on the guest, or gc, knows to do. A removal needs none: it leaves less, not more.
       if (addedKeys.size) tx.intend({ t: 'rules', binary, keys: [...addedKeys] })
-      await tx.step(commandLines(binary, cmds), () => applyCmds(binary, cmds, tx.onSpawn), {
+      await tx.step(commandLines(binary, cmds), () => applyEdit(binary, cmds, add, removed, tx.onSpawn), {
         line: `${binary}-restore --noflush  # put back: ${[...addedKeys, ...new Set(removed.map((r) => ruleKey(r.mark)))].join('; ')}`,
         run: () => withFirewallLock(false, () => putBack(binary, addedKeys, removed)),
       })
@@ -179,6 +179,29 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
     out.added.push(...add.map((r) => r.mark))
   }
   return out
+}
+
+/**
+ * The batch, once more against a fresh read when it fails: a rule deleted by hand (or by a
+ * program that does not take plumb's lock) after the tables were read makes its `-D` fail the
+ * whole batch. The retry deletes what is still there and adds what is still missing; a second
+ * failure is the error.
+ */
+async function applyEdit(binary: Binary, cmds: Cmd[], add: NewRule[], removed: SavedRule[], onSpawn?: (pid: number) => void): Promise<void> {
+  try {
+    await applyCmds(binary, cmds, onSpawn)
+    return
+  } catch (err) {
+    if (removed.length === 0) throw err
+    const t = (await saveTables([binary])).get(binary)
+    if (!t) throw err
+    const at = (r: { table: string; chain: string; spec: string }): string => `${r.table} ${r.chain} ${r.spec}`
+    const gone = new Set(removed.map(at))
+    const still = plumbRules(t).filter((r) => gone.has(at(r)))
+    if (still.length === removed.length) throw err // every rule was there: not what failed
+    const have = new Set(plumbRules(t).map((r) => ruleKey(r.mark)))
+    await applyCmds(binary, planChange(t, { add: add.filter((r) => !have.has(ruleKey(r.mark))), remove: still }), onSpawn)
+  }
 }
 
 /** The rollback of an edit: its new rules out, its removed rules back (read afresh: others may have changed the tables). */

@@ -9,9 +9,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { TABLES_CACHE, bridgeFirewall, ruleComment } from '../../lib/firewall/index.js'
-import { nftGeneration } from '../../lib/kernel/index.js'
-import { withFirewallLock } from '../../lib/ops/firewall.js'
+import { TABLES_CACHE, bridgeFirewall, ruleComment, saveTables } from '../../lib/firewall/index.js'
+import { nftGeneration, openHostHandle } from '../../lib/kernel/index.js'
+import { editRules, withFirewallLock } from '../../lib/ops/firewall.js'
+import { runTx } from '../../lib/ops/tx.js'
 import { findOnPath } from '../../lib/proc.js'
 import { holdGcLock, isRoot, testIf, uniq } from '../helpers/index.js'
 
@@ -23,6 +24,7 @@ const forwardDrop = isRoot && iptables !== undefined && /^-P FORWARD DROP$/m.tes
 // serial: both put their stand-ins on this process's PATH
 const cacheOk = isRoot && nft && initialNetns
 const withCache = cacheOk ? test.serial : testIf(false, 'firewall cache: needs root, iptables-nft and the initial netns of a 6.18+ kernel (its fixed inode)')
+const withRoot = isRoot && iptables ? test.serial : testIf(false, 'firewall: needs root and iptables')
 const withDrop = cacheOk && bridgeNf && forwardDrop ? test.serial : testIf(false, "firewall cache: needs br_netfilter on and FORWARD DROP (Docker's) to see a rule appear")
 
 function standIns(t: { teardown(fn: () => void): void }): { reads: () => number } {
@@ -116,6 +118,29 @@ withDrop("a rule added and removed behind plumb's back is seen at once", async (
   t.deepEqual(added.present, [true])
   await byHand('-D')
   t.deepEqual((await bridgeFirewall(bridge)).rules.map((r) => r.present), [false])
+})
+
+withRoot("a removal whose rule was deleted behind plumb's back after its read is retried against a fresh read: the rest goes, nothing fails", async (t) => {
+  await holdGcLock(t)
+  const [a, b] = [uniq('fa', { dash: false }), uniq('fb', { dash: false })]
+  const rule = (br: string): string[] => ['-i', br, '-o', br, '-m', 'comment', '--comment', ruleComment(br), '-j', 'ACCEPT']
+  const chain = 'FORWARD'
+  const has = (br: string): boolean => execFileSync(iptables!, ['-w', '-S', chain], { encoding: 'utf8' }).includes(ruleComment(br))
+  t.teardown(() => {
+    for (const br of [a, b]) while (has(br)) execFileSync(iptables!, ['-w', '-D', chain, ...rule(br)])
+  })
+  const hostNs = openHostHandle()
+  t.teardown(() => hostNs.close())
+  await withFirewallLock(false, async () => {
+    for (const br of [a, b]) execFileSync(iptables!, ['-w', '-A', chain, ...rule(br)])
+    const tables = await saveTables(['iptables'])
+    // gone between the read and the batch (a user's iptables -D)
+    execFileSync(iptables!, ['-w', '-D', chain, ...rule(a)])
+    const done = await runTx({}, (tx) => editRules(tx, hostNs, tables, { remove: (m) => m.op === 'bridge' && (m.bridge === a || m.bridge === b) }))
+    t.deepEqual(done.removed.map((m) => (m as { bridge: string }).bridge).sort(), [a, b].sort())
+  })
+  t.false(has(a))
+  t.false(has(b), 'the rule that was still there is removed')
 })
 
 withCache('reads of one generation started together in one process share one spawn (a lab\'s attaches to one bridge)', async (t) => {
