@@ -475,9 +475,8 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
     // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
     // goes, once no plumb port is left on it (as detach does).
-    const { readTables } = await import('../ops/firewall.js')
-    const { plumbRules } = await import('../firewall/index.js')
-    const marks = [...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+    const { readMarks } = await import('../ops/firewall.js')
+    const { marks } = await readMarks()
     const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' ? [m.bridge] : [])))
     // Every rule the lab's `nat:` made, whether or not the file still names it (and none it did not make).
     const nat = labNatMarks(marks, lab.name)

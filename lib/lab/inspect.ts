@@ -72,16 +72,14 @@ function natRule(m: NatMark): string {
 
 /** The NAT rules in the firewall that are the lab's or that its file names, one per rule key. */
 async function natOf(lab: Lab): Promise<InspectNat[]> {
-  const [{ readTables }, { plumbRules }] = await Promise.all([import('../ops/firewall.js'), import('../firewall/index.js')])
+  const { readMarks } = await import('../ops/firewall.js')
   const named = namedByFile(lab, nodeByName(lab))
   const out = new Map<string, InspectNat>()
-  for (const t of (await readTables(['iptables'])).values()) {
-    for (const { mark: m } of plumbRules(t)) {
-      if (m.op === 'bridge' || out.has(ruleKey(m))) continue
-      const ours = ruleLab(m) === lab.name
-      const inFile = named(m)
-      if (ours || inFile) out.set(ruleKey(m), { op: m.op, rule: natRule(m), lab: ours, inFile })
-    }
+  for (const m of (await readMarks(['iptables'])).marks) {
+    if (m.op === 'bridge' || out.has(ruleKey(m))) continue
+    const ours = ruleLab(m) === lab.name
+    const inFile = named(m)
+    if (ours || inFile) out.set(ruleKey(m), { op: m.op, rule: natRule(m), lab: ours, inFile })
   }
   return [...out.values()]
 }

@@ -79,6 +79,12 @@ export async function withIpv4Tables<T>(dryRun: boolean, fn: (tables: Tables) =>
   })
 }
 
+/** plumb's marks in the firewall (both families unless told), and whether IPv4's tables could be read at all. */
+export async function readMarks(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<{ marks: RuleMark[]; read: boolean }> {
+  const tables = await readTables(binaries)
+  return { marks: [...tables.values()].flatMap((t) => plumbRules(t).map((r) => r.mark)), read: tables.has('iptables') }
+}
+
 /** The tables (filter, nat) of each family asked for (default IPv4); a family whose iptables-save failed is absent. */
 export async function readTables(binaries: readonly Binary[] = ['iptables']): Promise<Map<Binary, Tables>> {
   return saveTables(binaries)

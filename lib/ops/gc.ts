@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { closeFd, openHandleIn, openHostHandle, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseGuestRef, parseMark, removeHosts, ruleDevice, ruleGuests, ruleKey, stripResolv } from '../parse/index.js'
-import { plumbRules } from '../firewall/index.js'
 import { containerFate, guestProbe } from '../guest/index.js'
 import type { ContainerFate, EngineName } from '../guest/index.js'
 import { forgetContainer, listStoredRecords } from '../watch/store.js'
@@ -19,7 +18,7 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { processStart } from './journal.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
-import { dropEmptyChains, readTables, removeRules } from './firewall.js'
+import { dropEmptyChains, readMarks, removeRules } from './firewall.js'
 import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
@@ -311,7 +310,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       // Bridges and firewall rules left without any plumb port, and rules whose guest is gone.
       // Rules before links: attach-veth adds its rule after its port exists, so a rule seen here
       // has its port in the links read next unless the port is really gone.
-      const marks = [...(await readTables(['iptables', 'ip6tables'])).values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+      const { marks } = await readMarks()
       const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' || m.op === 'isolate' || m.op === 'allow' || (m.op === 'masquerade' && m.bridge) ? [m.bridge!] : [])))
       const deadGuests = new Map<string, string>()
       for (const g of new Set(marks.flatMap(ruleGuests))) {

@@ -10,8 +10,7 @@ import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
 import { asPlumbError } from '../errors.js'
 import { toGuestRef } from './context.js'
-import { readTables } from './firewall.js'
-import { plumbRules } from '../firewall/index.js'
+import { readMarks } from './firewall.js'
 import { listRecords, readRecord } from './guest-record.js'
 import { namesState } from './guest-names.js'
 import type { NamesState } from './guest-names.js'
@@ -444,12 +443,12 @@ async function overlaysOf(hostNs: NetHandle, ports: Array<{ link: LinkInfo; mark
 
 /** plumb's firewall marks (both families), or undefined (and a warning) when they could not be read. */
 async function loadMarks(warnings: string[]): Promise<RuleMark[] | undefined> {
-  const tables = await readTables(['iptables', 'ip6tables'])
-  if (!tables.has('iptables')) {
+  const { marks, read } = await readMarks()
+  if (!read) {
     warnings.push("could not read the firewall (iptables-save failed), so plumb's rules and published ports are not shown")
     return undefined
   }
-  return [...tables.values()].flatMap((t) => plumbRules(t).map((r) => r.mark))
+  return marks
 }
 
 function exposesOf(marks: RuleMark[], guest: string): LsExpose[] {

@@ -27,7 +27,12 @@ interface IpLink {
   link?: string | null
   link_index?: number
   link_netnsid?: number
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: { mode?: string; id?: number }; info_slave_data?: { isolated?: boolean } }
+  linkinfo?: {
+    info_kind?: string
+    info_slave_kind?: string
+    info_data?: { mode?: string; id?: number; local?: string; local6?: string; link?: string; port?: number; learning?: boolean }
+    info_slave_data?: { isolated?: boolean }
+  }
 }
 
 /** What `ip -j -d` says of a link, in LinkInfo's terms. */
@@ -44,6 +49,12 @@ function fromIp(l: IpLink, byName: Map<string, number>): LinkInfo {
   if (li?.info_slave_kind) info.slaveKind = li.info_slave_kind
   if (li?.info_kind === 'macvlan' && li.info_data?.mode) info.macvlanMode = li.info_data.mode as LinkInfo['macvlanMode']
   if (li?.info_kind === 'vlan' && li.info_data?.id !== undefined) info.vlanId = li.info_data.id
+  // (another test's VXLAN port may be on the host while this one reads it)
+  if (li?.info_kind === 'vxlan' && li.info_data) {
+    const d = li.info_data
+    const local = d.local ?? d.local6
+    info.vxlan = { vni: d.id ?? 0, port: d.port ?? 0, learning: d.learning ?? true, ...(local ? { local } : {}), ...(d.link ? { dev: byName.get(d.link)! } : {}) }
+  }
   if (li?.info_slave_kind === 'bridge' && li.info_slave_data?.isolated !== undefined) info.isolated = li.info_slave_data.isolated
   return info
 }
