@@ -53,6 +53,16 @@ async function unmarkedVeth(ns: string, name: string, alias?: string): Promise<v
 const linkIn = (ns: string, name: string): Promise<boolean> => guestLinks(ns).then((m) => m.has(name))
 const where = (ns: string) => ({ ns: 'guest', path: `/run/netns/${ns}`, ...nsId(`/run/netns/${ns}`) })
 
+/** A guest with a killed run's entry (its unmarked eth1) that a recoverer `holder` has taken: renamed to `.recovering.PID`. */
+async function heldGuest(t: ExecutionContext, holder: number): Promise<{ ns: string; file: string; held: string }> {
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  const held = `${file}.recovering.${holder}`
+  renameSync(file, held)
+  return { ns, file, held }
+}
+
 rootTest('gc undoes the entry of a dead plumb (and removes its half-written temporary file); a live writer\'s entry is left alone', async (t) => {
   await holdGcLock(t)
   const ns = await makeNetns(t)
@@ -106,14 +116,10 @@ rootTest('an op on a guest first finishes the interrupted runs on that guest, an
 rootTest('an op on a guest waits while another plumb is undoing that guest\'s interrupted run, then finishes what is left', async (t) => {
   // (a gc undoing a killed run by name while the rerun made the same eth1 again undid the rerun's work)
   await holdGcLock(t)
-  const ns = await makeNetns(t)
-  await unmarkedVeth(ns, 'eth1')
-  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
-  // held by a live recoverer (a gc that took it), as a rename of the entry to .recovering.PID
+  // held by a live recoverer (a gc that took it)
   const holder = execa('sleep', ['60'], { reject: false })
   t.teardown(() => void holder.kill('SIGKILL'))
-  const held = `${file}.recovering.${holder.pid!}`
-  renameSync(file, held)
+  const { ns, file, held } = await heldGuest(t, holder.pid!)
   let settled = false
   const op = plumb('detach', `netns:${ns}`, '--all').finally(() => (settled = true))
   await new Promise((r) => setTimeout(r, 1500))
@@ -131,16 +137,12 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
 
 rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {
   await holdGcLock(t)
-  const ns = await makeNetns(t)
-  await unmarkedVeth(ns, 'eth1')
-  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
   // sh forks a child that exits once sh has become a sleep, which never reaps it
   const parent = execa('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60'], { reject: false })
   t.teardown(() => void parent.kill('SIGKILL'))
   const zombie = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))))
   await waitFor(() => /\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')), { what: 'the child to be a zombie' })
-  const held = `${file}.recovering.${zombie}`
-  renameSync(file, held)
+  const { ns, held } = await heldGuest(t, zombie)
   let settled = false
   const op = plumb('detach', `netns:${ns}`, '--all').finally(() => (settled = true))
   await waitFor(() => settled, { timeout: 15_000, what: 'the op, which must not wait for a zombie' })
