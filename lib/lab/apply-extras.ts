@@ -7,9 +7,8 @@ import type { OpResult } from '../ops/result.js'
 import type { Tx } from '../ops/tx.js'
 import { parseMark } from '../parse/index.js'
 import type { LinkInfo } from '../kernel/types.js'
-import { MARK_LAB, guestOf, isGuestNode } from './names.js'
+import { MARK_LAB, guestOf, isGuestNode, quote } from './names.js'
 import type { Lab, LabLink, LabNode } from './types.js'
-import { quote } from './names.js'
 
 interface ExtrasOptions {
   log?: (line: string) => void

@@ -11,9 +11,8 @@ import { ovsPort } from '../ops/ovs-port.js'
 import { p2pLink } from '../ops/p2p-link.js'
 import { setIp } from '../ops/set-ip.js'
 import { parseIpSpec } from '../parse/index.js'
-import { guestOf } from './names.js'
+import { guestOf, quote } from './names.js'
 import type { LabEndpoint, LabLink, LabNode } from './types.js'
-import { quote } from './names.js'
 
 type LinkOf<K extends LabLink['kind']> = Extract<LabLink, { kind: K }>
 type VethLink = LinkOf<'p2p' | 'host'>

@@ -10,9 +10,8 @@ import type { OpResult } from '../ops/result.js'
 import type { Tx } from '../ops/tx.js'
 import { formatMapping, parseMasqueradeSource, parsePortSpecs, ruleKey, ruleLab } from '../parse/index.js'
 import type { NatMark, RuleMark } from '../parse/index.js'
-import { guestOf } from './names.js'
+import { guestOf, quote } from './names.js'
 import type { Lab, LabNat, LabNode } from './types.js'
-import { quote } from './names.js'
 
 interface NatOptions {
   log?: (line: string) => void
@@ -21,7 +20,6 @@ interface NatOptions {
   /** what changed, for the deploy's messages */
   messages: string[]
 }
-
 
 /** What `plumb masquerade` calls a source: the bridge node's name on the host, or the CIDR as the op reads it. */
 function masqueradeSrc(target: string, nodes: Map<string, LabNode>): string {

@@ -16,7 +16,7 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { processStart } from './journal.js'
+import { processStart, selfIdentity } from './journal.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readMarks, removeRules } from './firewall.js'
 import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
@@ -68,7 +68,6 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
   }
 }
 
-
 function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
   if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: `its guest ${guest} is there` }
   return { name, what, ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its guest ${guest ?? '?'} is gone: ${f.reason}` }
@@ -105,7 +104,7 @@ async function switchLinkNames(ovs: OvsModule, links: LinkInfo[]): Promise<Set<s
   try {
     fd = openNetnsFd(at.path)
     const theirs = statSync(`/proc/self/fd/${fd}`)
-    const mine = statSync('/proc/self/ns/net')
+    const mine = selfIdentity().hostNs
     if (theirs.dev === mine.dev && theirs.ino === mine.ino) return new Set(links.map((l) => l.name))
     const h = openHandleIn(fd, `ovs-vswitchd's netns (${at.path})`)
     try {
