@@ -7,7 +7,7 @@ import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
-import { PLUMB_BIN, assertTraffic, hasBinary, hasDocker, hasOvs, inspectContainer, isRoot, makeNetns, sh, testIf } from '../helpers/index.js'
+import { PLUMB_BIN, assertTraffic, hasBinary, hasDocker, hasOvs, inspectContainer, isRoot, makeNetns, reserveFixedNets, sh, testIf } from '../helpers/index.js'
 import { parseLab } from '../../lib/lab/parse.js'
 import { labFixture, leftovers, nothingLeft } from './lab-fixture.js'
 import type { LabFixture } from './lab-fixture.js'
@@ -51,6 +51,8 @@ const RUNNABLE: Case[] = [
 for (const c of RUNNABLE) {
   const [ok, why] = c.needs ?? [true, '']
   serialIf(docker && ok, docker ? why : 'recipes-labs: needs root and dockerd with plumb-test:busybox')(`${c.file}: deploys, passes every check it has, destroys to nothing`, async (t) => {
+    // its fixed subnets are no other test's meanwhile (held first: released after the destroy)
+    await reserveFixedNets(t, readFileSync(`${LABS}${c.file}`, 'utf8'))
     const f = labFixture(t)
     const file = f.write(c.file, localise(f, c.file))
     const dep = await f.plumb('lab', 'deploy', file)

@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava'
 import { execa } from 'execa'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { hasBinary, hasDocker, hasOvs, isRoot, shQuiet, testIf, uniq } from '../helpers/index.js'
+import { hasBinary, hasDocker, hasOvs, isRoot, reserveFixedNets, shQuiet, testIf, uniq } from '../helpers/index.js'
 
 // dist/test/e2e/ -> the clone's root, so this works from any checkout.
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -138,6 +138,8 @@ for (const netns of [false, true]) {
     const [cond, reason] = lab.needs ?? [true, '']
     const base = netns ? isRoot : docker
     serialIf(base && cond, !cond ? reason : netns ? NEEDS_ROOT : NEEDS)(`${lab.file} passes its checks on ${mode} and leaves nothing behind`, async (t) => {
+      // its fixed subnets are no other test's meanwhile
+      await reserveFixedNets(t, readFileSync(`${RECIPES}${lab.file}`, 'utf8'))
       const prefix = uniq()
       sweepAfter(t, prefix)
       const run = await runRecipe(t, lab.file, ['--prefix', prefix, ...(netns ? ['--netns'] : [])])
@@ -155,6 +157,7 @@ for (const netns of [false, true]) {
 }
 
 serialIf(docker, NEEDS)('demo.mjs runs under --prefix names and leaves nothing behind', async (t) => {
+  await reserveFixedNets(t, readFileSync(`${RECIPES}demo.mjs`, 'utf8'))
   const prefix = uniq()
   sweepAfter(t, prefix)
   const run = await runRecipe(t, 'demo.mjs', ['--prefix', prefix])

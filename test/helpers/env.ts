@@ -76,31 +76,49 @@ export function uniq(suffix = '', opts: { dash?: boolean } = {}): string {
   return name
 }
 
+/** Take the hold on one /24 (an atomic mkdir), released in teardown; false while another running test has it. One older than an hour is a crashed run's, taken over. */
+function holdNet(t: Teardown, prefix: string, octet: number): boolean {
+  const dir = `/run/pt-net-${prefix}.${octet}`
+  try {
+    mkdirSync(dir)
+  } catch {
+    try {
+      if (Date.now() - statSync(dir).mtimeMs < 3_600_000) return false
+    } catch {
+      return false // released meanwhile: try again
+    }
+  }
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return true
+}
+
 /**
  * The third octet of a /24 of `prefix` (198.18 or 198.19, the benchmarking range) that no other
  * test running on the machine holds, for the rest of the test: random picks collided now and
  * then between ava's workers (two bridges with one subnet, or a guest's address local to the
  * host). Held by an atomic mkdir of /run/pt-net-PREFIX.OCTET, removed in teardown (registered
- * first, it runs last); one older than an hour is a crashed run's, taken over.
+ * first, it runs last).
  */
 export function reserveOctet(t: Teardown, prefix: '198.18' | '198.19' = '198.18', range: [number, number] = [2, 250]): number {
   const [lo, hi] = range
   for (let tries = 0; tries < 2000; tries++) {
     const octet = lo + Math.floor(Math.random() * (hi - lo + 1))
-    const dir = `/run/pt-net-${prefix}.${octet}`
-    try {
-      mkdirSync(dir)
-    } catch {
-      try {
-        if (Date.now() - statSync(dir).mtimeMs < 3_600_000) continue
-      } catch {
-        continue // released meanwhile: another pick
-      }
-    }
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    return octet
+    if (holdNet(t, prefix, octet)) return octet
   }
   throw new Error(`no free /24 in ${prefix}.${lo}-${hi}: every one is held (leftover /run/pt-net-* directories?)`)
+}
+
+/**
+ * Hold every /24 a file with fixed addresses uses (a course recipe, a lab file), waiting while
+ * another test holds one: so no test's reserved /24 is one of them while it runs. Taken in
+ * order, so two such tests never wait on each other.
+ */
+export async function reserveFixedNets(t: Teardown, text: string): Promise<void> {
+  const nets = [...new Set([...text.matchAll(/\b(198\.1[89])\.(\d{1,3})\.\d{1,3}/g)].map((m) => `${m[1]} ${m[2]}`))].sort()
+  for (const net of nets) {
+    const [prefix = '', octet = ''] = net.split(' ')
+    while (!holdNet(t, prefix, Number(octet))) await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 const reported = new Set<string>()
