@@ -2,7 +2,7 @@
 // may remove (a gone guest's) must never let two holders in at once.
 
 import test from 'ava'
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { acquireFileLock, removeLockFile } from '../../lib/ops/bridge-lock.js'
@@ -26,7 +26,9 @@ test('removeLockFile leaves a held lock file, and removes it once let go', async
 test('a waiter whose lock file was removed from the path while it waited takes the new one: never two holders', async (t) => {
   const file = fresh()
   const first = await acquireFileLock('a test lock', file, 'exclusive')
-  const oldIno = statSync(file).ino
+  // a mark in the first holder's file (the lock opens without truncating): a new file has none.
+  // (Not its inode number: tmpfs hands a freed one out again, so the new file may get the old one.)
+  writeFileSync(file, 'the first holder\'s file')
   let second: { release(): void } | undefined
   const waiting = acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 5000 }).then((l) => (second = l))
   await new Promise((r) => setTimeout(r, 30))
@@ -36,7 +38,7 @@ test('a waiter whose lock file was removed from the path while it waited takes t
   first.release()
   await waiting
   t.true(existsSync(file), 'the waiter made the file anew')
-  t.not(statSync(file).ino, oldIno)
+  t.is(readFileSync(file, 'utf8'), '', 'a new file, not the one removed')
   t.false(removeLockFile(file), 'and holds the file at the path: a third comer waits for it')
   second!.release()
 })
