@@ -29,7 +29,8 @@ if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$st
   IFS= read -r want <"$stamp"
   line=
   IFS= read -r line 2>/dev/null </sys/devices/system/cpu/modalias
-  # argv[1] tells the snapshot's main where the package is
-  [ "$line" = "$want" ] && exec "$node" --snapshot-blob "$d/plumb.blob" "$d/plumb.cjs" "$@"
+  # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
+  # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
+  [ "$line" = "$want" ] && exec "$node" --no-rehash-snapshot --snapshot-blob "$d/plumb.blob" "$d/plumb.cjs" "$@"
 fi
 exec "$node" "$d/plumb.cjs" "$@"

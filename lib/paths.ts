@@ -11,6 +11,9 @@ export const RUN_DIR = '/run/plumb'
 /** Where plumb keeps what must survive a reboot: the records of what it did to each container (lib/watch/records.ts). */
 export const STATE_DIR = '/var/lib/plumb'
 
+/** Where `plumb cni install` puts the plugin unless told: where containerd, CRI-O and Multus look first. */
+export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin'
+
 /**
  * A guest key (a container id or `ino:<netns inode>`) as a file name under RUN_DIR: every byte
  * outside a small safe set (including "-") escaped, so the first "-" of a DHCP lease dir's name

@@ -12,6 +12,26 @@ import { join } from 'node:path'
 export const SNAPSHOT_BLOB = 'plumb.blob'
 export const SNAPSHOT_STAMP = 'plumb.blob.ok'
 
+/**
+ * The V8 flags the snapshot is built and run with (bin/plumb.sh passes the same; node refuses a
+ * blob under other flags). --no-rehash-snapshot: V8 would otherwise rehash every string and
+ * hash table in the heap with a fresh seed at each start (~2 ms of --help here); the seed stays
+ * the build's random one, a hash-flooding guard a one-shot command fed its own argv can do without.
+ */
+export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot']
+
+/** Whether this process started from the snapshot (with its V8 flags). */
+export const fromSnapshot = (): boolean => process.execArgv.some((a) => SNAPSHOT_NODE_FLAGS.includes(a))
+
+/**
+ * Where a bundle's code cache for this process is (lib/cli/bundle.ts): V8 rejects a cache made
+ * under other V8 flags, and a run from the start-up snapshot has the snapshot's, so the ops bundle
+ * has a cache for each way in (the build trains both: scripts/code-cache.cjs).
+ */
+export function codeCacheFile(file: string): string {
+  return fromSnapshot() ? `${file}.snapshot.cache` : `${file}.cache`
+}
+
 /** Where the launcher reads the CPU's identity: its features on one line (V8 folds them into the tag it checks). */
 export const CPU_MODALIAS = '/sys/devices/system/cpu/modalias'
 

@@ -6,9 +6,10 @@
 // it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
 import { spawnSync } from 'node:child_process'
 import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
-import { SNAPSHOT_BLOB, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
 
 const require = createRequire(import.meta.url)
 
@@ -116,23 +117,65 @@ const bundled = {
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
 }
-await build({ ...bundled, entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs' })
+// The CLI is two bundles: the command line (yargs, the commands' flags and help: dist/plumb-cli.cjs,
+// and the start-up snapshot) and what the commands call (lib/cli/ops.ts: dist/plumb-ops.cjs),
+// which a handler loads from its own code cache when it runs. --help, --version, completion and
+// usage errors then start and deserialise only the command line (~300 kB of the 1.5 MB), and an
+// op pays for the rest once. The modules both halves use are the command line's, handed to the
+// ops bundle when it loads (lib/cli/bundle.ts): one error class for renderError's instanceof, one
+// configuration for configure(), one package root.
+const SHARED = { errors: 'lib/errors.ts', config: 'lib/config.ts', paths: 'lib/paths.ts' }
+const sharedPath = (name) => resolve(SHARED[name])
+const opsBundle = {
+  name: 'ops-bundle',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/ops\.js$/ }, (args) => (args.importer === resolve('lib/cli/common.ts') ? { path: 'ops', namespace: 'ops-bundle' } : undefined))
+    b.onLoad({ filter: /.*/, namespace: 'ops-bundle' }, () => ({
+      contents: [
+        `const { loadBundle } = require(${JSON.stringify(resolve('lib/cli/bundle.ts'))})`,
+        "const { dirname, join } = require('node:path')",
+        "const { fileURLToPath } = require('node:url')",
+        'const shared = {',
+        ...Object.keys(SHARED).map((name) => `  'plumb:${name}': require(${JSON.stringify(sharedPath(name))}),`),
+        '}',
+        "module.exports = loadBundle(join(dirname(fileURLToPath(__plumbModuleUrl)), 'plumb-ops.cjs'), shared)",
+      ].join('\n'),
+      resolveDir: resolve('lib/cli'),
+      loader: 'js',
+    }))
+  },
+}
+const sharedModules = {
+  name: 'shared-modules',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\/.*\.js$/ }, (args) => {
+      const target = resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts')
+      const name = Object.keys(SHARED).find((n) => sharedPath(n) === target)
+      return name ? { path: `plumb:${name}`, external: true } : undefined
+    })
+  },
+}
+await build({ ...bundled, entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs', plugins: [...bundled.plugins, opsBundle] })
+await build({ ...bundled, entryPoints: ['lib/cli/ops.ts'], outfile: 'dist/plumb-ops.cjs', plugins: [...bundled.plugins, sharedModules] })
 // The CNI plugin's face: its own bundle without yargs and the CLI commands (bin/cni.ts).
 await build({ ...bundled, entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
 // The start-up snapshot's script: its import.meta.url is set at run time by its deserialised main (bin/snapshot.ts).
-await build({ ...bundled, entryPoints: ['bin/snapshot.ts'], outfile: 'dist/plumb-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" } })
+await build({ ...bundled, entryPoints: ['bin/snapshot.ts'], outfile: 'dist/plumb-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" }, plugins: [...bundled.plugins, opsBundle] })
 await build({
   entryPoints: ['bin/plumb.cts'],
   outfile: 'dist/plumb.cjs',
-  bundle: false,
+  bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   logLevel: 'warning',
 })
-for (const bundle of ['dist/plumb-cli.cjs', 'dist/plumb-cni.cjs']) {
-  const cache = spawnSync(process.execPath, ['scripts/code-cache.cjs', bundle], { stdio: 'inherit' })
-  if (cache.status !== 0) throw new Error(`writing the code cache of ${bundle} failed`)
+// The CLI's training writes the ops bundle's cache too, once more under the snapshot's V8 flags (a
+// run from the snapshot loads the ops with them: lib/cli/bundle.ts's codeCacheFile).
+const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs'], [[], 'dist/plumb-cni.cjs']]
+for (const [flags, bundle] of trainings) {
+  const cache = spawnSync(process.execPath, [...flags, 'scripts/code-cache.cjs', bundle], { stdio: 'inherit' })
+  if (cache.status !== 0) throw new Error(`writing the code cache of ${bundle} ${flags.join(' ')} failed`)
 }
 await chmod('dist/plumb.cjs', 0o755)
 await copyFile('bin/plumb.sh', 'dist/plumb')
@@ -141,8 +184,8 @@ await chmod('dist/plumb', 0o755)
 // The V8 start-up snapshot (bin/plumb.sh says when it is used): made by this node, then vouched
 // for only once a run from it worked. A node that cannot make or load one leaves the CLI on the
 // code-cache path, which doctor reports; the build still succeeds.
-const snap = spawnSync(process.execPath, ['--snapshot-blob', SNAPSHOT_BLOB, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
-const tried = snap.status === 0 ? spawnSync(process.execPath, ['--snapshot-blob', `dist/${SNAPSHOT_BLOB}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' }) : snap
+const snap = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', SNAPSHOT_BLOB, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
+const tried = snap.status === 0 ? spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${SNAPSHOT_BLOB}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' }) : snap
 if (tried.status === 0 && tried.stdout.trim() === JSON.parse(await readFile('package.json', 'utf8')).version) {
   await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n`)
   // node's mtime to the nanosecond, which utimes from JS cannot copy

@@ -1,4 +1,5 @@
-// Writes V8's code cache for a bundle (argv[2]) to argv[2].cache. The cache holds the functions
+// Writes V8's code cache for a bundle (argv[2]) to argv[2].cache (for the CLI, the ops bundle its
+// commands load too: dist/plumb-ops.cjs.cache). The cache holds the functions
 // compiled so far, so the bundle first runs a few commands that change nothing: for the CLI
 // (dist/plumb-cli.cjs) help texts, a usage error, and a --dry-run attach-veth planned against
 // this process's own netns; for the CNI plugin (dist/plumb-cni.cjs) VERSION, configs it refuses,
@@ -17,7 +18,7 @@ const file = resolve(process.argv[2])
 const script = new Script(wrap(readFileSync(file, 'utf8')), { filename: file })
 const mod = { exports: {} }
 script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, dirname(file))
-const { main, bufferIo, cniMain, attachVeth } = mod.exports
+const { main, bufferIo, cniMain, attachVeth, loadedBundles, codeCacheFile } = mod.exports
 
 const self = `pid:${process.pid}`
 const cliRuns = [
@@ -50,8 +51,17 @@ async function train() {
     await attachVeth({ guest: self, bridge: 'pt-train0', ips: ['198.18.0.2/24@198.18.0.1'], ifname: 'eth0', tags, dryRun: true, allowHost: true, firewall: false }).catch(() => undefined)
   }
   else for (const argv of cliRuns) await main(argv, bufferIo()).catch(() => undefined)
-  writeFileSync(`${file}.cache.tmp`, script.createCachedData())
-  renameSync(`${file}.cache.tmp`, `${file}.cache`)
+  // The CLI's ops bundle (dist/plumb-ops.cjs), which the dry runs loaded, has its cache written
+  // too. Run under the start-up snapshot's V8 flags (scripts/bundle.mjs), only the ops bundle's,
+  // named for them (codeCacheFile): the snapshot holds the command line itself.
+  const ops = [...(loadedBundles ?? new Map())]
+  if (!cniMain && ops.length !== 1) throw new Error('the training runs did not load the ops bundle')
+  const underFlags = !cniMain && codeCacheFile(file) !== `${file}.cache`
+  for (const [f, s] of underFlags ? ops : [[file, script], ...ops]) {
+    const out = cniMain ? `${f}.cache` : codeCacheFile(f)
+    writeFileSync(`${out}.tmp`, s.createCachedData())
+    renameSync(`${out}.tmp`, out)
+  }
 }
 train().then(
   () => process.exit(0), // sockets or timers a dry run left open must not hold the build

@@ -89,6 +89,13 @@ export function commonOptions(args: GlobalArgs, io: CliIo): CommonOptions {
   }
 }
 
+/**
+ * The ops the commands call (./ops.ts), loaded by a handler when it runs: never by --help,
+ * --version, completion or a usage error. In the CLI bundle this import is the ops bundle
+ * (dist/plumb-ops.cjs, scripts/bundle.mjs).
+ */
+export const ops = (): Promise<typeof import('./ops.js')> => import('./ops.js')
+
 /** Run an op, render its result or its error, and record the exit code. */
 export async function runOp(state: CliState, args: GlobalArgs, op: () => Promise<OpResult>): Promise<void> {
   try {
@@ -101,9 +108,9 @@ export async function runOp(state: CliState, args: GlobalArgs, op: () => Promise
 }
 
 /** Run something whose output the command renders itself. */
-export async function runCustom<T>(state: CliState, args: GlobalArgs, op: () => Promise<T>, render: (r: T) => void): Promise<void> {
+export async function runCustom<T>(state: CliState, args: GlobalArgs, op: () => Promise<T>, render: (r: T) => void | Promise<void>): Promise<void> {
   try {
-    render(await op())
+    await render(await op())
     state.exitCode = state.exitCode || 0
   } catch (err) {
     state.exitCode = renderError(err, args, state.io)

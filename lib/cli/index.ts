@@ -124,7 +124,6 @@ export function renderFlags(argv: string[]): { json: boolean; verbose: boolean }
 export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   configure(configFromEnv(env))
   const state: CliState = { exitCode: 0, io }
-  const { json, verbose } = renderFlags(argv)
   try {
     const cli = createCli(argv, state, await loadCommands(argv))
     // A parse callback makes yargs hand --help/--version/completion text to us instead of
@@ -133,7 +132,8 @@ export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.Pr
       if (output) io.out(output)
     })
   } catch (err) {
-    return renderError(err, { json, verbose }, io)
+    // read only for an error that escaped the handlers (~1 ms of yargs-parser a run)
+    return renderError(err, renderFlags(argv), io)
   }
   return state.exitCode
 }

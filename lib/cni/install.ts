@@ -8,10 +8,8 @@ import { join } from 'node:path'
 import { conflict, usageError } from '../errors.js'
 import { emptyResult } from '../ops/result.js'
 import type { OpResult } from '../ops/result.js'
-import { packageRoot } from '../paths.js'
+import { DEFAULT_CNI_BIN_DIR, packageRoot } from '../paths.js'
 
-/** Where containerd, CRI-O and Multus look first. */
-export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin'
 const MARKER = '# plumb-cni-launcher v1'
 
 export interface CniInstallOptions {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot } from '../paths.js'
 import { findOnPath } from '../proc.js'
-import { SNAPSHOT_BLOB, snapshotVerdict } from '../snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, codeCacheFile, fromSnapshot, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -43,20 +43,23 @@ function readOr(path: string, fallback: string): string {
 }
 
 /**
- * The CLI's V8 code cache (dist/plumb-cli.cjs.cache): V8 rejects one made by another node binary
- * or with other flags, and every command then compiles the 1 MB bundle again (~40 ms). Only where
- * the bundle is (an installed package, a build), not for a library checkout without it.
+ * The CLI's V8 code caches, as this run reads them (lib/snapshot.ts's codeCacheFile): the ops
+ * bundle's (dist/plumb-ops.cjs), and the command line's when not started from the snapshot. V8
+ * rejects one made by another node binary or under other flags, and every command then compiles
+ * the bundle again (~15 ms for the ops). Only where the bundles are (an installed package, a
+ * build), not for a library checkout without them.
  */
 function codeCacheCheck(): DoctorCheck | undefined {
-  const bundle = join(packageRoot(), 'dist', 'plumb-cli.cjs')
-  if (!exists(bundle)) return undefined
+  const dist = join(packageRoot(), 'dist')
+  const bundles = [...(fromSnapshot() ? [] : ['plumb-cli.cjs']), 'plumb-ops.cjs'].map((f) => join(dist, f))
+  if (!bundles.every(exists)) return undefined
   const name = 'CLI code cache'
   const hint = 'rebuild it with the node that runs plumb: npm run build'
   try {
-    const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: readFileSync(`${bundle}.cache`) })
-    return script.cachedDataRejected
-      ? { name, ok: false, optional: true, detail: `V8 rejects ${bundle}.cache (made by another node or with other flags): every command compiles the CLI again`, hint }
-      : { name, ok: true, optional: true, detail: `${bundle}.cache accepted: commands start without compiling the CLI` }
+    const rejected = bundles.map(codeCacheFile).filter((cache, i) => new Script(Module.wrap(readFileSync(bundles[i]!, 'utf8')), { filename: bundles[i]!, cachedData: readFileSync(cache) }).cachedDataRejected)
+    return rejected.length
+      ? { name, ok: false, optional: true, detail: `V8 rejects ${rejected.join(', ')} (made by another node or with other flags): every command compiles the CLI again`, hint }
+      : { name, ok: true, optional: true, detail: `${bundles.map(codeCacheFile).join(', ')} accepted: commands start without compiling the CLI` }
   } catch (err) {
     return { name, ok: false, optional: true, detail: `no usable code cache: ${(err as Error).message}`, hint }
   }
@@ -76,7 +79,7 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
   const verdict = snapshotVerdict(dist, node, process.env)
   if (!verdict.used) return { name, ok: false, optional: true, detail: `not used, commands start from the code cache (slower): ${verdict.why}`, hint }
   const { run } = await import('../proc.js')
-  const tried = await run(node!, ['--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
+  const tried = await run(node!, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
   return tried.exitCode === 0
     ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}` }
     : { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }

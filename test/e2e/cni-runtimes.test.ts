@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { REFERENCE_PLUGINS, TEST_IMAGE, assertTraffic, execPlugin, hasBinary, hasDocker, isRoot, runCli, sh, shQuiet, testIf, uniq, waitFor, reserveOctet } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { removeBridgeRules } from '../../lib/ops/firewall.js'
-import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
+import { DEFAULT_CNI_BIN_DIR } from '../../lib/paths.js'
 
 const CONTAINERD = '/var/run/docker/containerd/containerd.sock'
 const withCtr = testIf(isRoot && hasDocker() && hasBinary('ctr') && existsSync(CONTAINERD) && existsSync(`${REFERENCE_PLUGINS}/host-local`), `cni-runtimes: needs root, dockerd with ${TEST_IMAGE}, ctr and ${CONTAINERD}, and ${REFERENCE_PLUGINS}/host-local`)

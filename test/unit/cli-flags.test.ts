@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { main } from '../../lib/cli/index.js'
 import { bufferIo } from '../../lib/cli/io.js'
 import { runCli } from '../helpers/cli.js'
-import { DEFAULT_CNI_BIN_DIR } from '../../lib/cni/install.js'
+import { DEFAULT_CNI_BIN_DIR } from '../../lib/paths.js'
 
 async function run(...argv: string[]) {
   const io = bufferIo()

@@ -13,15 +13,50 @@ import { dirname, join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot, packageVersion } from '../../lib/paths.js'
 import { snapshotCheck } from '../../lib/ops/doctor.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
 
 const dist = join(packageRoot(), 'dist')
 const bundle = join(dist, 'plumb-cli.cjs')
 
-test('the build wrote a code cache that V8 accepts for the bundle', (t) => {
-  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: readFileSync(`${bundle}.cache`) })
-  t.false(script.cachedDataRejected, 'a rejected cache means every run compiles 1 MB again')
+const opsBundle = join(dist, 'plumb-ops.cjs')
+
+test('the build wrote code caches that V8 accepts for the command line and for its ops', (t) => {
+  for (const file of [bundle, opsBundle]) {
+    const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData: readFileSync(`${file}.cache`) })
+    t.false(script.cachedDataRejected, `${file}: a rejected cache means every run compiles it again`)
+  }
+})
+
+test('the command line (bundle and snapshot) holds no op: --help, --version and usage errors never load them', async (t) => {
+  const cli = readFileSync(bundle, 'utf8')
+  const ops = readFileSync(opsBundle, 'utf8')
+  t.true(ops.includes('// lib/ops/attach-veth.ts') && ops.includes('node_modules/netlink/') && ops.includes('node_modules/yaml/'), 'the ops bundle has them (the checks below can fail)')
+  for (const inside of ['// lib/ops/', '// lib/lab/', '// lib/guest/', 'node_modules/netlink/', 'node_modules/yaml/']) t.false(cli.includes(inside), `the CLI bundle carries ${inside}`)
+  t.false(ops.includes('node_modules/yargs/'), 'the ops bundle carries yargs')
+  // one error class, one configuration: the ops bundle takes the command line's
+  for (const shared of ['// lib/errors.ts', '// lib/config.ts', '// lib/paths.ts']) {
+    t.true(cli.includes(shared))
+    t.false(ops.includes(shared), `the ops bundle has its own copy of ${shared}`)
+  }
+  // A copy without the ops bundle answers everything that runs no handler, from the snapshot and from the code cache.
+  const copy = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }))
+  for (const f of ['plumb', 'plumb.cjs', 'plumb-cli.cjs', 'plumb-cli.cjs.cache', SNAPSHOT_BLOB, SNAPSHOT_STAMP]) copyFileSync(join(dist, f), join(copy, f))
+  execFileSync('touch', ['-r', process.execPath, join(copy, SNAPSHOT_STAMP)])
+  const node = fakeNode(t)
+  const runs: Array<[string[], number]> = [[['--version'], 0], [['--help'], 0], [['attach-veth', '--help'], 0], [['attach-veth', 'pid:1'], 2], [['atach-veth'], 2]]
+  for (const [argv, code] of runs) {
+    const r = await execa(join(copy, 'plumb'), argv, { env: node.env, extendEnv: false, reject: false })
+    t.is(r.exitCode, code, `${argv.join(' ')}: ${r.stderr}`)
+    const cached = await execa(process.execPath, [join(copy, 'plumb.cjs'), ...argv], { reject: false })
+    t.is(cached.exitCode, r.exitCode, `${argv.join(' ')} from the code cache: ${cached.stderr}`)
+  }
+  t.true(node.argvs().every((a) => a.includes('--snapshot-blob')), 'the launcher ran them from the snapshot')
+  // and an op needs it
+  const op = await execa(process.execPath, [join(copy, 'plumb.cjs'), 'set-ip', 'pid:1', 'eth1', '198.18.0.2/24', '--json'], { reject: false })
+  t.not(op.exitCode, 0)
+  t.regex(op.stderr, /plumb-ops\.cjs/)
 })
 
 test('the CLI runs without the code cache, and with a corrupt one', async (t) => {
@@ -126,7 +161,14 @@ test('the build wrote a start-up snapshot and vouched for it; plumb starts node 
   t.is(version.exitCode, 0, version.stderr)
   t.is(version.stdout.trim(), packageVersion())
   const [argv] = node.argvs()
-  t.deepEqual(argv, ['--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version'])
+  t.deepEqual(argv, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version'])
+  // the ops a run from the snapshot loads come from their own code cache (V8 would reject the
+  // code-cache path's, made without the snapshot's flags), and doctor, itself run from it, says so
+  const doctor = await execa(launcher, ['doctor', '--json'], { env: node.env, extendEnv: false, reject: false })
+  const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks
+  t.true(node.argvs()[1]?.includes('--snapshot-blob'))
+  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true })
+  t.like(checks.find((c) => c.name === 'CLI code cache'), { ok: true, detail: `${opsBundle}.snapshot.cache accepted: commands start without compiling the CLI` })
 })
 
 test('from the snapshot, argv, the environment and the exit codes are the run\'s own', async (t) => {
@@ -142,7 +184,7 @@ test('from the snapshot, argv, the environment and the exit codes are the run\'s
   const missing = await execa(launcher, ['attach-veth', `pt-nosuch-${process.pid}`, 'pt-x0', '198.18.0.2/24'], { env: { ...node.env, DOCKER_HOST: sock }, extendEnv: false, reject: false })
   t.is(missing.exitCode, 3)
   t.true(missing.stderr.includes(sock), missing.stderr)
-  t.true(node.argvs().every((a) => a[0] === '--snapshot-blob'), 'every run started from the snapshot')
+  t.true(node.argvs().every((a) => a.includes('--snapshot-blob')), 'every run started from the snapshot')
   t.is(node.argvs().length, 3)
 })
 

@@ -1,8 +1,7 @@
 // plumb attach-veth <guest> <bridge> [IP...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { attachVeth } from '../../ops/attach-veth.js'
-import { defined, linkFlags, linkOptions, runOp } from '../common.js'
+import { defined, linkFlags, linkOptions, ops, runOp } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -28,8 +27,8 @@ export const attachVethCommand = (state: CliState): CommandModule<GlobalArgs, Ar
       .example('$0 attach-veth netns:blue br0 198.18.0.11/24 --mac seed:blue', 'an ip netns guest with a stable MAC')
       .example('$0 attach-veth web br0 dhcp', 'a lease from the LAN\'s DHCP server') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      attachVeth({
+    runOp(state, args, async () =>
+      (await ops()).attachVeth({
         ...linkOptions(args, state.io),
         bridge: String(args.bridge),
         firewall: args.firewall,

@@ -1,9 +1,9 @@
 // plumb cni install
 
 import type { Argv, CommandModule } from 'yargs'
-import { cniInstall, DEFAULT_CNI_BIN_DIR } from '../../cni/install.js'
-import { runOp, sharedFlags } from '../common.js'
+import { ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
+import { DEFAULT_CNI_BIN_DIR } from '../../paths.js'
 
 interface CniInstallArgs extends GlobalArgs {
   dir?: string
@@ -22,6 +22,6 @@ export const cniCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
       .example('$0 cni install --dir /usr/lib/cni', "Debian's plugin dir (Podman and containerd look there too)") as unknown as Argv<GlobalArgs>,
   handler: (args) => {
     const a = args as unknown as CniInstallArgs
-    return runOp(state, args, async () => cniInstall({ ...(a.dir !== undefined ? { dir: a.dir } : {}), del: a.del, dryRun: args.dryRun }))
+    return runOp(state, args, async () => (await ops()).cniInstall({ ...(a.dir !== undefined ? { dir: a.dir } : {}), del: a.del, dryRun: args.dryRun }))
   },
 })

@@ -1,8 +1,7 @@
 // plumb detach <guest> [IFNAME|--all]
 
 import type { Argv, CommandModule } from 'yargs'
-import { detach } from '../../ops/detach.js'
-import { OP_FLAGS, commonOptions, runOp, sharedFlags } from '../common.js'
+import { commonOptions, OP_FLAGS, ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -22,7 +21,7 @@ export const detachCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
       .example('$0 detach web eth1', 'remove eth1 (and its host end, lease, firewall rule...)')
       .example('$0 detach web --all', "remove all of plumb's work on web") as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      detach({ ...commonOptions(args, state.io), guest: String(args.guest), all: args.all, ...(args.ifname !== undefined ? { ifname: String(args.ifname) } : {}) }),
+    runOp(state, args, async () =>
+      (await ops()).detach({ ...commonOptions(args, state.io), guest: String(args.guest), all: args.all, ...(args.ifname !== undefined ? { ifname: String(args.ifname) } : {}) }),
     ),
 })

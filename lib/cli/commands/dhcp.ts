@@ -1,9 +1,8 @@
 // plumb dhcp <guest> <ifname>
 
 import type { Argv, CommandModule } from 'yargs'
-import { dhcp } from '../../ops/dhcp.js'
 import type { DhcpClient } from '../../ops/lease.js'
-import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags } from '../common.js'
+import { commonOptions, defined, OP_FLAGS, ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -31,8 +30,8 @@ export const dhcpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
       .example('$0 dhcp web eth1', 'a lease on eth1')
       .example('$0 dhcp web eth1 --release', 'give it back') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      dhcp({
+    runOp(state, args, async () =>
+      (await ops()).dhcp({
         ...commonOptions(args, state.io),
         guest: String(args.guest),
         ifname: String(args.ifname),

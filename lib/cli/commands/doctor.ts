@@ -1,8 +1,7 @@
 // plumb doctor
 
 import type { Argv, CommandModule } from 'yargs'
-import { doctor, formatDoctor } from '../../ops/doctor.js'
-import { runCustom, sharedFlags } from '../common.js'
+import { ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 export const doctorCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArgs> => ({
@@ -10,8 +9,8 @@ export const doctorCommand = (state: CliState): CommandModule<GlobalArgs, Global
   describe: 'what this host supports: link kinds, OVS, DHCP clients, Docker/Podman, the firewall, the setns addon',
   builder: (y: Argv<GlobalArgs>) => sharedFlags(y, ['json']).example('$0 doctor', 'check this host'),
   handler: (args) =>
-    runCustom(state, args, doctor, (r) => {
-      state.io.out(args.json ? JSON.stringify(r, null, 2) : formatDoctor(r))
+    runCustom(state, args, async () => (await ops()).doctor(), async (r) => {
+      state.io.out(args.json ? JSON.stringify(r, null, 2) : (await ops()).formatDoctor(r))
       // A host that can't run plumb at all is "unsupported here".
       if (!r.ok) state.exitCode = 5
     }),

@@ -1,8 +1,7 @@
 // plumb exec <guest> [--mount] -- CMD [ARG...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { execIn } from '../../ops/exec.js'
-import { runCustom, sharedFlags, strings } from '../common.js'
+import { ops, runCustom, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -33,7 +32,7 @@ export const execCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
     runCustom(
       state,
       args,
-      () => execIn({ guest: String(args.guest), argv: [...strings(args.cmd), ...strings(args['--'])], allowHost: args.allowHost, mount: args.mount }),
+      async () => (await ops()).execIn({ guest: String(args.guest), argv: [...strings(args.cmd), ...strings(args['--'])], allowHost: args.allowHost, mount: args.mount }),
       (r) => {
         // The command's own exit code is ours: exec is transparent.
         state.exitCode = r.exitCode

@@ -1,7 +1,7 @@
 // plumb expose <guest> <PORTSPEC>... [--to ADDR] [--del]   |   plumb expose <guest> --all [--del]
 
 import type { Argv, CommandModule } from 'yargs'
-import { OP_FLAGS, commonOptions, defined, runOp, strings, sharedFlags } from '../common.js'
+import { OP_FLAGS, commonOptions, defined, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -28,7 +28,6 @@ export const exposeCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
       .example('$0 expose web --all', "the image's EXPOSE list")
       .example('$0 expose web 8080:80 --del', 'unpublish') as unknown as Argv<Args>,
   handler: async (args) => {
-    const { expose } = await import('../../ops/expose.js')
-    await runOp(state, args, () => expose({ ...commonOptions(args, state.io), guest: String(args.guest), ports: strings(args.ports), all: args.all, del: args.del, ...defined({ to: args.to }) }))
+    await runOp(state, args, async () => (await ops()).expose({ ...commonOptions(args, state.io), guest: String(args.guest), ports: strings(args.ports), all: args.all, del: args.del, ...defined({ to: args.to }) }))
   },
 })

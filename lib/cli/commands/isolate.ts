@@ -1,7 +1,7 @@
 // plumb isolate <bridge> [--allow GUEST,GUEST]... [--del]
 
 import type { Argv, CommandModule } from 'yargs'
-import { OP_FLAGS, commonOptions, runOp, strings, sharedFlags } from '../common.js'
+import { OP_FLAGS, commonOptions, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -23,7 +23,6 @@ export const isolateCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .example('$0 isolate br0 --allow web,db --del', 'take the exception back')
       .example('$0 isolate br0 --del', 'lift it') as unknown as Argv<Args>,
   handler: async (args) => {
-    const { isolate } = await import('../../ops/isolate.js')
-    await runOp(state, args, () => isolate({ ...commonOptions(args, state.io), bridge: String(args.bridge), allow: strings(args.allow), del: args.del }))
+    await runOp(state, args, async () => (await ops()).isolate({ ...commonOptions(args, state.io), bridge: String(args.bridge), allow: strings(args.allow), del: args.del }))
   },
 })

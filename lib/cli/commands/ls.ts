@@ -1,8 +1,7 @@
 // plumb ls [<guest>]
 
 import type { Argv, CommandModule } from 'yargs'
-import { formatLs, ls } from '../../ops/ls.js'
-import { runCustom, sharedFlags } from '../common.js'
+import { ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -21,11 +20,11 @@ export const lsCommand = (state: CliState): CommandModule<GlobalArgs, Args> => (
     runCustom(
       state,
       args,
-      () => ls({ allowHost: args.allowHost, ...(args.guest !== undefined ? { guest: String(args.guest) } : {}) }),
-      (r) => {
+      async () => (await ops()).ls({ allowHost: args.allowHost, ...(args.guest !== undefined ? { guest: String(args.guest) } : {}) }),
+      async (r) => {
         if (args.json) return state.io.out(JSON.stringify(r, null, 2))
         for (const w of r.warnings) state.io.err(`plumb: ${w}`)
-        state.io.out(formatLs(r))
+        state.io.out((await ops()).formatLs(r))
       },
     ),
 })

@@ -1,8 +1,7 @@
 // plumb macvlan <guest> <parent> [IP...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { macvlan } from '../../ops/macvlan.js'
-import { linkFlags, linkOptions, runOp } from '../common.js'
+import { linkFlags, linkOptions, ops, runOp } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -22,8 +21,8 @@ export const macvlanCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .example('$0 macvlan web enp3s0 198.18.1.10/24@198.18.1.1', "web gets its own MAC on the LAN behind enp3s0")
       .example('$0 macvlan web enp3s0 dhcp --mac seed:web', "an address from the LAN's DHCP server, stable across restarts") as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      macvlan({
+    runOp(state, args, async () =>
+      (await ops()).macvlan({
         ...linkOptions(args, state.io),
         parent: String(args.parent),
         mode: args.mode,

@@ -1,7 +1,7 @@
 // plumb masquerade <bridge|CIDR> [--out IFNAME] [--del]
 
 import type { Argv, CommandModule } from 'yargs'
-import { commonOptions, defined, runOp, sharedFlags } from '../common.js'
+import { commonOptions, defined, ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -22,7 +22,6 @@ export const masqueradeCommand = (state: CliState): CommandModule<GlobalArgs, Ar
       .example('$0 masquerade 198.18.0.0/24 --out enp3s0', 'only out of enp3s0')
       .example('$0 masquerade br0 --del', 'undo') as unknown as Argv<Args>,
   handler: async (args) => {
-    const { masquerade } = await import('../../ops/masquerade.js')
-    await runOp(state, args, () => masquerade({ ...commonOptions(args, state.io), source: String(args.source), del: args.del, ...defined({ out: args.out }) }))
+    await runOp(state, args, async () => (await ops()).masquerade({ ...commonOptions(args, state.io), source: String(args.source), del: args.del, ...defined({ out: args.out }) }))
   },
 })

@@ -1,8 +1,7 @@
 // plumb move-dev <guest> <host-if> [IP...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { moveDev } from '../../ops/move-dev.js'
-import { OP_FLAGS, dhcpFlags, linkOptions, runOp, sharedFlags } from '../common.js'
+import { dhcpFlags, linkOptions, OP_FLAGS, ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -24,8 +23,8 @@ export const moveDevCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .option('replace-gateway', { type: 'boolean', default: false, describe: 'replace an existing default route' })
       .example('$0 move-dev web enp4s0 198.18.3.10/24 -i eth1', 'give web a NIC of its own') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      moveDev({
+    runOp(state, args, async () =>
+      (await ops()).moveDev({
         ...linkOptions(args, state.io),
         device: String(args.device),
         force: args.force,

@@ -1,8 +1,7 @@
 // plumb names <guest> [--hostname NAME] [--add-host NAME:ADDR]... [--dns ADDR]... [--dns-search D]... [--dns-option OPT]... [--del]
 
 import type { Argv, CommandModule } from 'yargs'
-import { names } from '../../ops/names.js'
-import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags, strings } from '../common.js'
+import { commonOptions, defined, OP_FLAGS, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -33,8 +32,8 @@ export const namesCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
       .example('$0 exec --mount web -- cat /etc/hosts', "read the guest's file back")
       .example('$0 names web --del', "remove all of plumb's name edits") as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      names({
+    runOp(state, args, async () =>
+      (await ops()).names({
         ...commonOptions(args, state.io),
         guest: String(args.guest),
         addHosts: strings(args.addHost),

@@ -1,8 +1,7 @@
 // plumb ovs-port <guest> <ovs-bridge> [IP...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { ovsPort } from '../../ops/ovs-port.js'
-import { defined, linkFlags, linkOptions, runOp } from '../common.js'
+import { defined, linkFlags, linkOptions, ops, runOp } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -28,8 +27,8 @@ export const ovsPortCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .example('$0 ovs-port web ovsbr0 198.18.10.2/24 --tag 10 --create-bridge', 'an access port on VLAN 10')
       .example('$0 ovs-port router ovsbr0 --trunks 10,20', 'a trunk port') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      ovsPort({
+    runOp(state, args, async () =>
+      (await ops()).ovsPort({
         ...linkOptions(args, state.io),
         bridge: String(args.bridge),
         createBridge: args.createBridge,

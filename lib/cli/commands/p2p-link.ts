@@ -1,8 +1,7 @@
 // plumb p2p-link <guest> <guest|host>
 
 import type { Argv, CommandModule } from 'yargs'
-import { p2pLink } from '../../ops/p2p-link.js'
-import { OP_FLAGS, commonOptions, defined, runOp, sharedFlags } from '../common.js'
+import { commonOptions, defined, OP_FLAGS, ops, runOp, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -34,8 +33,8 @@ export const p2pLinkCommand = (state: CliState): CommandModule<GlobalArgs, Args>
       .example('$0 p2p-link web db --ip-a 198.18.5.0/31 --ip-b 198.18.5.1/31', 'a direct link, no bridge')
       .example('$0 p2p-link web host --ip-a 198.18.6.2/32 --ip-b 198.18.6.1/32', 'a link to the host, with peer routes') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      p2pLink({
+    runOp(state, args, async () =>
+      (await ops()).p2pLink({
         ...commonOptions(args, state.io),
         a: String(args.a),
         b: String(args.b),

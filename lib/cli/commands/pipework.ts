@@ -1,9 +1,8 @@
 // plumb pipework ARGS...: pipework's own command lines (its README's forms), done by plumb.
 
 import type { Argv, CommandModule } from 'yargs'
-import { pipework } from '../../ops/pipework.js'
 import { renderResult } from '../render.js'
-import { OP_FLAGS, commonOptions, runCustom, sharedFlags } from '../common.js'
+import { commonOptions, OP_FLAGS, ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -39,7 +38,7 @@ export const pipeworkCommand = (state: CliState, argv: string[]): CommandModule<
     runCustom(
       state,
       args,
-      () => pipework({ ...commonOptions(args, state.io), argv: pipeworkWords(argv), stdio: args.json ? 'pipe' : 'inherit' }),
+      async () => (await ops()).pipework({ ...commonOptions(args, state.io), argv: pipeworkWords(argv), stdio: args.json ? 'pipe' : 'inherit' }),
       (r) => {
         if (r.kind === 'link') {
           if (!args.json && !args.quiet) state.io.out(`# ${r.plumb}`)

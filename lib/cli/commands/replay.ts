@@ -1,7 +1,7 @@
 // plumb replay <guest>
 
 import type { Argv, CommandModule } from 'yargs'
-import { commonOptions, runCustom, sharedFlags } from '../common.js'
+import { commonOptions, ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 import { renderError, renderResult } from '../render.js'
 
@@ -22,7 +22,7 @@ export const replayCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
       state,
       args,
       async () => {
-        const { ReplayError, replay } = await import('../../watch/replay.js')
+        const { ReplayError, replay } = await ops()
         try {
           return { result: await replay({ ...commonOptions(args, state.io), guest: String(args.guest) }) }
         } catch (err) {

@@ -1,8 +1,7 @@
 // plumb set-ip <guest> <ifname> <IP>... [--del] [--route DST[@GW]]...
 
 import type { Argv, CommandModule } from 'yargs'
-import { setIp } from '../../ops/set-ip.js'
-import { OP_FLAGS, commonOptions, runOp, sharedFlags, strings } from '../common.js'
+import { commonOptions, OP_FLAGS, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -29,8 +28,8 @@ export const setIpCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
       .example('$0 set-ip web eth1 --route 198.19.0.0/16@198.18.0.254', 'add a route')
       .example('$0 set-ip web eth1 198.18.0.10/24 --del', 'remove an address') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      setIp({
+    runOp(state, args, async () =>
+      (await ops()).setIp({
         ...commonOptions(args, state.io),
         guest: String(args.guest),
         ifname: String(args.ifname),

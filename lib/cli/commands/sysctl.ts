@@ -1,8 +1,7 @@
 // plumb sysctl <guest> KEY=VALUE...   |   plumb sysctl <guest> [KEY...] --del
 
 import type { Argv, CommandModule } from 'yargs'
-import { sysctl } from '../../ops/sysctl.js'
-import { OP_FLAGS, commonOptions, runOp, sharedFlags, strings } from '../common.js'
+import { commonOptions, OP_FLAGS, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -23,5 +22,5 @@ export const sysctlCommand = (state: CliState): CommandModule<GlobalArgs, Args> 
       .example('$0 sysctl router net.ipv4.ip_forward=1', 'make a guest a router')
       .example('$0 sysctl web net.ipv4.conf.eth1.rp_filter=2 net.ipv6.conf.eth1.disable_ipv6=0', 'per-interface keys')
       .example('$0 sysctl router net.ipv4.ip_forward --del', 'back to the value plumb found') as unknown as Argv<Args>,
-  handler: (args) => runOp(state, args, () => sysctl({ ...commonOptions(args, state.io), guest: String(args.guest), settings: strings(args.settings), del: args.del })),
+  handler: (args) => runOp(state, args, async () => (await ops()).sysctl({ ...commonOptions(args, state.io), guest: String(args.guest), settings: strings(args.settings), del: args.del })),
 })

@@ -1,8 +1,7 @@
 // plumb vlan <guest> <parent> <VID> [IP...]
 
 import type { Argv, CommandModule } from 'yargs'
-import { vlan } from '../../ops/vlan.js'
-import { linkFlags, linkOptions, runOp } from '../common.js'
+import { linkFlags, linkOptions, ops, runOp } from '../common.js'
 import type { CliState, GlobalArgs, LinkArgs } from '../common.js'
 
 interface Args extends LinkArgs {
@@ -22,8 +21,8 @@ export const vlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
       .example('$0 vlan web ovsbr0 10 198.18.10.2/24', 'an access port on VLAN 10 of an OVS bridge')
       .example('$0 vlan web enp3s0 20 198.18.20.2/24', 'an 802.1q sub-interface of a NIC (needs 8021q)') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      vlan({
+    runOp(state, args, async () =>
+      (await ops()).vlan({
         ...linkOptions(args, state.io),
         parent: String(args.parent),
         vid: String(args.vid),

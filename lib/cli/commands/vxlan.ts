@@ -1,8 +1,7 @@
 // plumb vxlan <bridge> --vni N --remote ADDR[,ADDR...] [--local ADDR] [--dev IFNAME] [--dstport PORT] [--del]
 
 import type { Argv, CommandModule } from 'yargs'
-import { vxlan } from '../../ops/vxlan.js'
-import { commonOptions, defined, runOp, sharedFlags, strings } from '../common.js'
+import { commonOptions, defined, ops, runOp, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -33,8 +32,8 @@ export const vxlanCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
       .example('$0 vxlan br0 --vni 42 --remote 198.18.20.3 --del', 'cut exactly that host off')
       .example('$0 vxlan br0 --vni 42 --del', 'leave the overlay') as unknown as Argv<Args>,
   handler: (args) =>
-    runOp(state, args, () =>
-      vxlan({
+    runOp(state, args, async () =>
+      (await ops()).vxlan({
         ...commonOptions(args, state.io),
         bridge: String(args.bridge),
         vni: args.vni,

@@ -1,8 +1,7 @@
 // plumb wait <guest|self> [IFNAME] [--timeout S] [--print-sh]
 
 import type { Argv, CommandModule } from 'yargs'
-import { waitFor, waitScript } from '../../ops/wait.js'
-import { defined, runCustom, sharedFlags } from '../common.js'
+import { defined, ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -25,12 +24,12 @@ export const waitCommand = (state: CliState): CommandModule<GlobalArgs, Args> =>
       .example('$0 wait self --print-sh > /wait-net.sh', 'for an entrypoint: sh /wait-net.sh && exec app') as unknown as Argv<Args>,
   handler: (args) => {
     if (args.printSh) {
-      return runCustom(state, args, async () => waitScript(args.ifname ?? 'eth1', args.timeout), (script) => state.io.out(script))
+      return runCustom(state, args, async () => (await ops()).waitScript(args.ifname ?? 'eth1', args.timeout), (script) => state.io.out(script))
     }
     return runCustom(
       state,
       args,
-      () => waitFor({ guest: String(args.guest), ...defined({ timeout: args.timeout, ifname: args.ifname }) }),
+      async () => (await ops()).waitFor({ guest: String(args.guest), ...defined({ timeout: args.timeout, ifname: args.ifname }) }),
       (r) => state.io.out(args.json ? JSON.stringify(r) : args.quiet ? '' : `${r.ifname} in ${r.guest} is up: ${r.addresses.join(', ')} (waited ${r.waitedMs} ms)`),
     )
   },

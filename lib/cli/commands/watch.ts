@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { usageError } from '../../errors.js'
 import type { EngineName } from '../../guest/types.js'
-import { runCustom, sharedFlags, strings } from '../common.js'
+import { ops, runCustom, sharedFlags, strings } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -29,7 +29,7 @@ export const watchCommand = (state: CliState): CommandModule<GlobalArgs, Args> =
       async () => {
         const engines = strings(args.engine)
         for (const e of engines) if (!(ENGINES as string[]).includes(e)) throw usageError(`unknown engine "${e}" (--engine)`, 'docker or podman')
-        const { watch } = await import('../../watch/watch.js')
+        const { watch } = await ops()
         const stop = new AbortController()
         const onSignal = (): void => stop.abort()
         process.once('SIGTERM', onSignal)
