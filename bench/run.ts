@@ -194,8 +194,10 @@ async function oneShotDocker(): Promise<void> {
     const contenders: Array<() => void> = [
       () => p.push(timed(() => run(CLI, ['attach-veth', c1, `ptbd${tag}`, `198.18.206.${i + 10}/24@198.18.206.1`], envNoCa))),
       () => n.push(timed(() => run('node', ['-e', '0'], envNoCa))),
-      // pipework on the same bridge, a fresh container of its own (PIPEWORK names a copy of the script)
-      ...(PIPEWORK ? [() => void pw.push(timed(() => run(PIPEWORK, [`ptbd${tag}`, c3, `198.18.208.${i + 10}/24@198.18.208.1`])))] : []),
+      // pipework, a fresh container of its own (PIPEWORK names a copy of the script), on the
+      // floor's bridge: it reads the MTU as the 5th word of every line of `ip link show`, which
+      // breaks on a bridge with an alias line (plumb's mark on the bridge it made)
+      ...(PIPEWORK ? [() => void pw.push(timed(() => run(PIPEWORK, [`ptbe${tag}`, c3, `198.18.208.${i + 10}/24@198.18.208.1`])))] : []),
       () =>
         s.push(
           timed(() =>

@@ -116,6 +116,8 @@ const bundled = {
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
+  // ASCII only (non-ASCII escaped): lib/cli/bundle.ts reads the bundles as latin1, ~10x faster than UTF-8
+  charset: 'ascii',
 }
 // The CLI is two bundles: the command line (yargs, the commands' flags and help: dist/plumb-cli.cjs,
 // and the start-up snapshot) and what the commands call (lib/cli/ops.ts: dist/plumb-ops.cjs),
@@ -170,6 +172,9 @@ await build({
   format: 'cjs',
   logLevel: 'warning',
 })
+for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-cni.cjs']) {
+  if (/[^\x00-\x7f]/.test(await readFile(file, 'latin1'))) throw new Error(`${file} is not ASCII: lib/cli/bundle.ts reads it as latin1`)
+}
 // The CLI's training writes the ops bundle's cache too, once more under the snapshot's V8 flags (a
 // run from the snapshot loads the ops with them: lib/cli/bundle.ts's codeCacheFile).
 const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs'], [[], 'dist/plumb-cni.cjs']]

@@ -15,7 +15,7 @@ const { dirname, resolve } = require('node:path')
 const { Script } = require('node:vm')
 
 const file = resolve(process.argv[2])
-const script = new Script(wrap(readFileSync(file, 'utf8')), { filename: file })
+const script = new Script(wrap(readFileSync(file, 'latin1')), { filename: file }) // ASCII: as lib/cli/bundle.ts reads it
 const mod = { exports: {} }
 script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, dirname(file))
 const { main, bufferIo, cniMain, attachVeth, loadedBundles, codeCacheFile } = mod.exports

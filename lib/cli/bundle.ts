@@ -37,7 +37,9 @@ export function loadBundle<T>(file: string, provided: Record<string, unknown> = 
   } catch {
     // not built, or removed: compile from source
   }
-  const script = new Script(wrap(readFileSync(file, 'utf8')), { filename: file, ...(cachedData ? { cachedData } : {}) })
+  // latin1: the bundles are ASCII (esbuild escapes the rest; the build checks), and decoding them
+  // as UTF-8 took ~2 ms of a run, latin1 ~0.2
+  const script = new Script(wrap(readFileSync(file, 'latin1')), { filename: file, ...(cachedData ? { cachedData } : {}) })
   loadedBundles.set(file, script)
   const nodeRequire = createRequire(file)
   const require = Object.assign((id: string): unknown => (Object.hasOwn(provided, id) ? provided[id] : nodeRequire(id)), nodeRequire)

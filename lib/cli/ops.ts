@@ -26,6 +26,12 @@ export { vlan } from '../ops/vlan.js'
 export { vxlan } from '../ops/vxlan.js'
 export { waitFor, waitScript } from '../ops/wait.js'
 export { cniInstall } from '../cni/install.js'
-export { barRenderer, checkLab, deployLab, destroyLab, formatInspect, formatReport, graphLab, inspectLab, lineRenderer } from '../lab/index.js'
 export { ReplayError, replay } from '../watch/replay.js'
 export { watch } from '../watch/watch.js'
+
+/**
+ * Lab files, with the YAML parser (a third of the ops): loaded on a lab command's first call, so
+ * the bundle does not initialise them for every other command (esbuild keeps a module reached
+ * only through import() uninitialised until then).
+ */
+export const lab = (): Promise<typeof import('../lab/index.js')> => import('../lab/index.js')

@@ -1,5 +1,5 @@
-// plumb lab deploy|check|destroy|inspect|graph <file>: lab files (LAB.md). lib/lab comes with the
-// other ops (ops()), loaded only when a handler runs.
+// plumb lab deploy|check|destroy|inspect|graph <file>: lab files (LAB.md). lib/lab is loaded only
+// when a lab command's handler runs (ops().lab()).
 
 import type { Argv, CommandModule } from 'yargs'
 import { usageError } from '../../errors.js'
@@ -7,6 +7,8 @@ import { ops, runCustom, sharedFlags } from '../common.js'
 import type { CliState, GlobalArgs } from '../common.js'
 import { processIo } from '../io.js'
 import type { CliIo } from '../io.js'
+
+const lab = async () => (await ops()).lab()
 
 interface FileArgs extends GlobalArgs {
   file: string
@@ -29,7 +31,7 @@ async function writeOut(file: string, text: string): Promise<void> {
 /** A line per node/link on a pipe or log, a bar on a terminal; nothing with --quiet or --json. */
 async function progressFor(args: GlobalArgs, io: CliIo) {
   if (args.quiet || args.json || args.dryRun) return undefined
-  const { barRenderer, lineRenderer } = await ops()
+  const { barRenderer, lineRenderer } = await lab()
   const write = (s: string): void => void process.stderr.write(s)
   // Through the io when it is not the process's (tests): lines, never the bar.
   if (io.err !== processIo.err) return lineRenderer((s) => io.err(s.replace(/\n$/, '')))
@@ -67,7 +69,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
         builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet', 'persist'])).example('$0 lab deploy lesson12.yml', 'start its containers, make its bridges and links') as unknown as Argv<FileArgs>,
         handler: async (args: FileArgs) => {
           const onProgress = await progressFor(args, state.io)
-          await runCustom(state, args, async () => (await ops()).deployLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
+          await runCustom(state, args, async () => (await lab()).deployLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
         },
       } as CommandModule<GlobalArgs, FileArgs>)
       .command({
@@ -85,7 +87,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
             state,
             args,
             async () => {
-              const l = await ops()
+              const l = await lab()
               if (args.timeout !== undefined && !(args.timeout > 0)) throw usageError(`--timeout ${args.timeout}: give a positive number of seconds`)
               const report = await l.checkLab(String(args.file), { ...(args.timeout !== undefined ? { timeout: args.timeout } : {}) })
               const format = (args.format ?? (args.json ? 'json' : 'text')) as import('../../lab/index.js').CheckFormat
@@ -107,7 +109,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
         builder: (b: Argv<GlobalArgs>) => fileArg(sharedFlags(b, ['json', 'dry-run', 'verbose', 'quiet'])).example('$0 lab destroy lesson12.yml', 'containers, netns, links, bridges, rules of the lab') as unknown as Argv<FileArgs>,
         handler: async (args: FileArgs) => {
           const onProgress = await progressFor(args, state.io)
-          await runCustom(state, args, async () => (await ops()).destroyLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
+          await runCustom(state, args, async () => (await lab()).destroyLab(String(args.file), { ...runOptions(args, state.io), ...(onProgress ? { onProgress } : {}) }), renderLabResult(state, args))
         },
       } as CommandModule<GlobalArgs, FileArgs>)
       .command({
@@ -119,7 +121,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
             state,
             args,
             async () => {
-              const l = await ops()
+              const l = await lab()
               const r = await l.inspectLab(String(args.file))
               return args.json ? JSON.stringify(r, null, 2) : l.formatInspect(r)
             },
@@ -140,7 +142,7 @@ export const labCommand = (state: CliState): CommandModule<GlobalArgs, GlobalArg
             state,
             args,
             async () => {
-              const text = await (await ops()).graphLab(String(args.file), (args.format ?? 'mermaid') as import('../../lab/index.js').GraphFormat)
+              const text = await (await lab()).graphLab(String(args.file), (args.format ?? 'mermaid') as import('../../lab/index.js').GraphFormat)
               if (args.out !== undefined) await writeOut(args.out, text)
               return text
             },
