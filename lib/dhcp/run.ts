@@ -1,7 +1,6 @@
 // Starting a supervised DHCP client for a guest's interface, waiting for its lease, and stopping it.
 
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
-import { rm, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
 import { checkClientChoice, dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
@@ -270,7 +269,7 @@ async function releaseClient(p: StatePaths, meta: LeaseMeta, clientPid: number |
   // dhclient -r: stop the running one ourselves first (its own kill-and-wait sleeps a whole
   // second), then run -r with the same lease file in the guest's netns to send the release
   await terminate(clientPid, p.dir, 2000)
-  await rm(p.clientPidFile, { force: true })
+  rmSync(p.clientPidFile, { force: true })
   const argv = meta.argv.slice()
   const i = argv.indexOf('-d')
   if (i >= 0) argv.splice(i, 1, '-r')
@@ -296,7 +295,11 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
   const clientPid = readPid(p.clientPid)
 
   // tell the supervisor we are in charge, then stop it: it must not clean the dir under us
-  await writeFile(p.stopping, '').catch(() => undefined)
+  try {
+    writeFileSync(p.stopping, '')
+  } catch {
+    // the lease dir went already: nothing to mark
+  }
   await terminate(supPid, p.dir, 2000)
 
   let released = false
@@ -315,6 +318,6 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
     await run(meta.nsenter, [`--net=${meta.nsPath}`, 'ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', timeout: 5000, extendEnv: false }).catch(() => undefined)
     steps.push(...lines.map((l) => `ip ${l}`))
   }
-  await rm(p.dir, { recursive: true, force: true })
+  rmSync(p.dir, { recursive: true, force: true })
   return { stopped: true, released, steps }
 }

@@ -1,7 +1,6 @@
 // The per-lease state dir (/run/plumb/dhcp/<guest-key>-<ifname>/): its layout, and reading it back.
 
-import { readFileSync } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { dhcpStateDir } from '../config.js'
 import { encodeKey } from '../paths.js'
@@ -180,7 +179,7 @@ function decodeKey(s: string): string {
 export async function listLeases(): Promise<LeaseState[]> {
   let names: string[]
   try {
-    names = (await readdir(dhcpStateDir(), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name)
+    names = readdirSync(dhcpStateDir(), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name)
   } catch {
     return []
   }

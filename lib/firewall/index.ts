@@ -74,38 +74,39 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
 }
 
 /**
- * What attach-veth's check last read, and under which key: iptables' view cannot have changed
- * while the key holds, so an attach to a bridge whose rule is in place spawns nothing (the
- * spawns are ~5-10 ms of a one-shot attach on a busy machine: bench/README.md).
+ * What plumb last read of the tables (iptables-save), and under which key: iptables' view cannot
+ * have changed while the key holds, so an attach to a bridge whose rule is in place, an ls, a gc
+ * or a lab deploy that finds nothing changed spawns nothing (the spawns are ~5-10 ms of a
+ * one-shot command on a busy machine: bench/README.md).
  *
  * The key is the nftables generation of plumb's netns (lib/kernel/nftgen.ts), which the kernel
  * bumps on every committed nftables transaction, and so on every change iptables-nft makes, by
  * plumb or anyone (Docker, firewalld, nft itself); plus the programs `iptables`/`ip6tables` on
- * PATH resolve to. It is read BEFORE the tables: a change racing the read bumps it past the key
+ * PATH resolve to (their -save programs). It is read BEFORE the tables: a change racing the read bumps it past the key
  * stored, so the next run reads again (the other order could store a new key with old tables).
  * Kept only when each binary is iptables-nft (xtables-nft-multi, or "(nf_tables)" in its -V): the
  * legacy backend's tables change without a generation. And only in the initial netns, recognised by
  * its fixed inode (NET_NS_INIT_INO, kernel 6.18 and later): it never dies, while another netns's
  * inode and generation counter can come back, together, with a new netns after it is gone.
  */
-export const TABLES_CACHE = `${RUN_DIR}/firewall-tables.json`
+export const TABLES_CACHE = `${RUN_DIR}/firewall-save.json`
 const NET_NS_INIT_INO = 0xeffffff9
 
 interface TablesKey {
   gen: number
-  /** each binary asked for and the file it resolves to */
+  /** each binary asked for and the file its -save program resolves to */
   bins: Partial<Record<Binary, string>>
 }
 interface CachedTables extends TablesKey {
   tables: Partial<Record<Binary, string>>
 }
 
-/** Where each iptables binary resolves to, walked once per process (PATH and its symlinks: ~40
- *  syscalls a binary, on every attach of a library caller). */
+/** Where each binary's iptables-save resolves to, walked once per process (PATH and its symlinks:
+ *  ~40 syscalls a binary, on every attach of a library caller). */
 const resolved = new Map<Binary, string | undefined>()
 function resolveBinary(b: Binary): string | undefined {
   if (!resolved.has(b)) {
-    const at = findOnPath(b)
+    const at = findOnPath(`${b}-save`)
     resolved.set(b, at === undefined ? undefined : realpathSync(at))
   }
   return resolved.get(b)
@@ -154,28 +155,28 @@ function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
  */
 const reading = new Map<string, Promise<Map<Binary, string>>>()
 
-/** `iptables -S` (and/or ip6tables) output per binary, for the binaries installed. */
-export async function dumpTables(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
+/** iptables-save's output (and/or ip6tables-save's) per binary, for the binaries installed. */
+async function saveTexts(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
   if (binaries.length === 0) return new Map()
   const key = await tablesKey(binaries)
   const cached = key && cachedTables(key, binaries)
   if (cached) return cached
-  if (!key) return readTables(binaries, key)
+  if (!key) return readSaved(binaries, key)
   const id = `${key.gen} ${binaries.join(' ')}`
   let p = reading.get(id)
   if (!p) {
-    p = readTables(binaries, key).finally(() => reading.delete(id))
+    p = readSaved(binaries, key).finally(() => reading.delete(id))
     reading.set(id, p)
   }
   return new Map(await p)
 }
 
-async function readTables(binaries: readonly Binary[], key: TablesKey | undefined): Promise<Map<Binary, string>> {
+async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined): Promise<Map<Binary, string>> {
   const tables = new Map<Binary, string>()
   // With a key, each binary's backend: xtables-nft-multi is iptables-nft; anything else (a
   // wrapper, the legacy backend) says it with -V, in the same spawn as the tables.
   const ask = key ? binaries.filter((b) => basename(key.bins[b] ?? '') !== 'xtables-nft-multi') : []
-  const texts = await dumpAll([...binaries.map((b) => `${b} -w -S`), ...ask.map((b) => `${b} -V`)])
+  const texts = await dumpAll([...binaries.map((b) => `${b}-save`), ...ask.map((b) => `${b}-save -V`)])
   binaries.forEach((b, i) => {
     const t = texts[i]
     if (t !== undefined) tables.set(b, t)
@@ -185,15 +186,14 @@ async function readTables(binaries: readonly Binary[], key: TablesKey | undefine
   return tables
 }
 
-/** Both families' tables (all of them: filter, nat) from one spawn; a family not installed is absent. */
+/**
+ * The families' tables (filter, nat) as iptables-save gives them, from one spawn, or none while
+ * nftables' generation stands (above); a family not installed is absent. plumb's one read of the
+ * firewall: attach's check, planning a change (under the firewall lock), ls, gc and labs.
+ */
 export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
-  const texts = await dumpAll(binaries.map((b) => `${b}-save`))
-  const out = new Map<Binary, Tables>()
-  binaries.forEach((b, i) => {
-    const t = texts[i]
-    if (t !== undefined) out.set(b, parseSave(t))
-  })
-  return out
+  const texts = await saveTexts(binaries)
+  return new Map([...texts].map(([b, t]) => [b, parseSave(t)]))
 }
 
 /** Apply planned commands as one iptables-restore --noflush batch: all of them or none. */
@@ -244,15 +244,15 @@ export interface BridgeFirewall {
 }
 
 /**
- * What a bridge needs from the firewall on this host, from one `-S` dump of the filter tables
- * (IPv4 always: it says whether the bridge is isolated; IPv6 when br_netfilter hands it
- * bridged frames). A table that cannot be read rejects (see dumpAll): the op fails and rolls back.
+ * What a bridge needs from the firewall on this host, from one read of the tables (IPv4 always:
+ * it says whether the bridge is isolated; IPv6 when br_netfilter hands it bridged frames). A
+ * table that cannot be read rejects (see dumpAll): the op fails and rolls back.
  */
 export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
   const v4On = bridgeNetfilterOn('iptables')
-  const dumps = await dumpTables(families)
-  const v4 = parseSave(dumps.get('iptables') ?? '')
+  const saved = await saveTables(families)
+  const v4 = saved.get('iptables') ?? {}
   const out: BridgeFirewall = {
     rules: [],
     isolated: (v4.filter?.rules ?? []).some((r) => r.mark?.op === 'isolate' && r.mark.bridge === bridge),
@@ -261,9 +261,8 @@ export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   if (out.dockerBridge) return out
   for (const binary of families) {
     if (binary === 'iptables' && !v4On) continue
-    const text = dumps.get(binary)
-    if (text === undefined) continue // no such binary or no filter table: nothing drops
-    const tables = binary === 'iptables' ? v4 : parseSave(text)
+    const tables = saved.get(binary)
+    if (tables === undefined) continue // no such binary or no filter table: nothing drops
     if (!forwardDrops(tables)) continue
     const present = (tables.filter?.rules ?? []).some((r) => r.mark?.op === 'bridge' && r.mark.bridge === bridge)
     out.rules.push({ binary, hook: hasDockerUser(tables) ? 'DOCKER-USER' : 'FORWARD', bridge, present })

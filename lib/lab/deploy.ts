@@ -10,7 +10,7 @@ import { openHandleIn, openHostHandle, openNetnsFd, closeFd } from '../kernel/in
 import { HandlePool } from '../ops/context.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { cleanupBridges, ensureLinuxBridge } from '../ops/bridge.js'
-import { ensureFirewall, plannedFirewall } from '../ops/firewall.js'
+import { ensureFirewall, plannedFirewall, readMarks } from '../ops/firewall.js'
 import { ignoreGone } from '../ops/guest-config.js'
 import { emptyResult } from '../ops/result.js'
 import { runTx } from '../ops/tx.js'
@@ -300,18 +300,6 @@ async function firewallPlans(lab: Lab): Promise<FirewallPlans> {
   return new Map(bridges.map((b, i) => [b.runtime, plans[i]!]))
 }
 
-/**
- * plumb's firewall marks (IPv4 filter table), through attach-veth's read: kept while nftables'
- * generation stands, so a deploy that finds nothing changed spawns no iptables for it. Every rule
- * of a `nat:` entry has one in the filter table (a published port's FORWARD accept, the
- * masquerade's, the isolation's DROP, a pair's ACCEPTs), so this finds each of them.
- */
-async function firewallMarks(): Promise<RuleMark[]> {
-  const { dumpTables, parseSave, plumbRules } = await import('../firewall/index.js')
-  const text = (await dumpTables(['iptables'])).get('iptables')
-  return text === undefined ? [] : plumbRules(parseSave(text)).map((r) => r.mark)
-}
-
 /** The lab's `nat:` rules in place, and those of them the file no longer names. */
 interface NatState {
   all: RuleMark[]
@@ -319,7 +307,7 @@ interface NatState {
 }
 
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
-  const [seen, fw, marks] = await Promise.all([observe(lab), firewallPlans(lab), firewallMarks()])
+  const [seen, fw, { marks }] = await Promise.all([observe(lab), firewallPlans(lab), readMarks(['iptables'])])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const named = namedByFile(lab, nodeByName(lab))
@@ -475,7 +463,6 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
     // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
     // goes, once no plumb port is left on it (as detach does).
-    const { readMarks } = await import('../ops/firewall.js')
     const { marks } = await readMarks()
     const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' ? [m.bridge] : [])))
     // Every rule the lab's `nat:` made, whether or not the file still names it (and none it did not make).

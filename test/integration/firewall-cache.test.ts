@@ -30,9 +30,9 @@ const withDrop = cacheOk && bridgeNf && forwardDrop ? test.serial : testIf(false
 function standIns(t: { teardown(fn: () => void): void }): { reads: () => number } {
   const dir = mkdtempSync(join(tmpdir(), 'pt-fwc-'))
   const log = join(dir, 'argv.log')
-  for (const b of ['iptables', 'ip6tables']) {
+  for (const b of ['iptables-save', 'ip6tables-save']) {
     const real = findOnPath(b)
-    if (real) writeFileSync(join(dir, b), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${real} "$@"\n`, { mode: 0o755 })
+    if (real) writeFileSync(join(dir, b), `#!/bin/sh\nprintf 'run %s\\n' "$*" >>${log}\nexec ${real} "$@"\n`, { mode: 0o755 })
   }
   const path = process.env.PATH
   process.env.PATH = `${dir}:${path ?? ''}`
@@ -40,7 +40,7 @@ function standIns(t: { teardown(fn: () => void): void }): { reads: () => number 
     process.env.PATH = path
     rmSync(dir, { recursive: true, force: true })
   })
-  return { reads: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l === '-w -S').length : 0) }
+  return { reads: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l === 'run ').length : 0) }
 }
 
 /**
@@ -151,7 +151,7 @@ withCache('reads of one generation started together in one process share one spa
     const chain = `pt-${bridge}`
     execFileSync(iptables!, ['-w', '-N', chain])
     execFileSync(iptables!, ['-w', '-X', chain])
-    // what one read spawns (iptables -S, and ip6tables -S where br_netfilter hands it IPv6)
+    // what one read spawns (iptables-save, and ip6tables-save where br_netfilter hands it IPv6)
     const [gen1, start] = [await nftGeneration(), reads()]
     await bridgeFirewall(bridge)
     const one = reads() - start
