@@ -101,6 +101,21 @@ const yargsNoHelpCache = {
   },
 }
 
+// yargs' factory sets a default version guessed from the package.json it finds walking up from
+// the main module (two directory reads and a parse, ~0.8 ms of every run); createCli sets
+// plumb's own right after. The guess goes.
+const yargsNoVersionGuess = {
+  name: 'yargs-no-version-guess',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]yargs-factory\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      const patched = src.replace('yargs.help();\n        yargs.version();', 'yargs.help(); /* plumb: version set by createCli (scripts/bundle.mjs) */')
+      if (patched === src) throw new Error('yargs/build/lib/yargs-factory.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+  },
+}
+
 const bundled = {
   bundle: true,
   platform: 'node',
@@ -112,7 +127,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache],
+  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache, yargsNoVersionGuess],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',

@@ -7,9 +7,8 @@
 // ops (common.ts's ops(): dist/plumb-ops.cjs).
 
 import { readFileSync } from 'node:fs'
-import { createRequire, wrap } from 'node:module'
 import { dirname } from 'node:path'
-import { Script } from 'node:vm'
+import type { Script } from 'node:vm'
 import { codeCacheFile } from '../snapshot.js'
 
 /**
@@ -37,9 +36,13 @@ export function loadBundle<T>(file: string, provided: Record<string, unknown> = 
   } catch {
     // not built, or removed: compile from source
   }
+  // node:vm and node:module are taken when a bundle loads, not imported: this module is in the
+  // start-up snapshot (bin/snapshot.ts), whose builder node warns may hold them out of sync
+  const { Script: VmScript } = process.getBuiltinModule('node:vm')
+  const { createRequire, wrap } = process.getBuiltinModule('node:module')
   // latin1: the bundles are ASCII (esbuild escapes the rest; the build checks), and decoding them
   // as UTF-8 took ~2 ms of a run, latin1 ~0.2
-  const script = new Script(wrap(readFileSync(file, 'latin1')), { filename: file, ...(cachedData ? { cachedData } : {}) })
+  const script = new VmScript(wrap(readFileSync(file, 'latin1')), { filename: file, ...(cachedData ? { cachedData } : {}) })
   loadedBundles.set(file, script)
   const nodeRequire = createRequire(file)
   const require = Object.assign((id: string): unknown => (Object.hasOwn(provided, id) ? provided[id] : nodeRequire(id)), nodeRequire)
