@@ -132,6 +132,23 @@ const stringWidthAscii = {
   },
 }
 
+// yargs checks every call of its API against a usage string ("<string> [object]"), parsing that
+// string again on each call: ~1 ms of every run (createCli and a command's builder make ~150
+// calls over ~30 strings). The parse is kept, once per string.
+const yargsArgsertMemo = {
+  name: 'yargs-argsert-memo',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]argsert\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8')
+      const patched = src
+        .replace('export function argsert(arg1, arg2, arg3) {', 'const parsedUsages = new Map(); // plumb: scripts/bundle.mjs\nexport function argsert(arg1, arg2, arg3) {')
+        .replace('                parseCommand(`cmd ${arg1}`),', '                parsedUsages.get(arg1) ?? parsedUsages.set(arg1, parseCommand(`cmd ${arg1}`)).get(arg1),')
+      if (patched.split('parsedUsages').length !== 4) throw new Error('yargs/build/lib/argsert.js changed: update the bundle plugin')
+      return { contents: patched, loader: 'js' }
+    })
+  },
+}
+
 const bundled = {
   bundle: true,
   platform: 'node',
@@ -143,7 +160,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache, yargsNoVersionGuess, stringWidthAscii],
+  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
