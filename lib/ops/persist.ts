@@ -75,7 +75,8 @@ export async function persist(tx: Tx, opts: CommonOptions, result: OpResult, cha
     const probe = newContainerRecord(c.engine, c.id)
     edit(probe)
     if (probe.entries.length === 0 && !existsSync(recordPath(c.engine, c.id))) continue
-    const started = performance.now()
+    // timed only when logged: the first read of `performance` loads node:perf_hooks (~1 ms)
+    const started = opts.log ? performance.now() : 0
     const done = await withStoreLock(() => {
       let before: ContainerRecord | undefined
       try {
