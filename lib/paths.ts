@@ -1,5 +1,5 @@
 // Where plumb's own files are: the package root, found by walking up from this module, so it
-// works from dist/lib/**.js (library) and from the one-file bundle dist/plumb-cli.cjs (CLI) alike.
+// works from dist/lib/**.js (library) and from the CLI's bundles (dist/plumb-cli.cjs, its snapshot) alike.
 
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'

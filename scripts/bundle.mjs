@@ -13,39 +13,52 @@ import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_STAMP, cpuIdentity } from 
 
 const require = createRequire(import.meta.url)
 
+/**
+ * A plugin that edits one file of a pinned dependency as it is bundled: `file` is its path under
+ * node_modules, each [from, to] must match exactly once more (a dependency that changed fails the
+ * build instead of shipping unpatched).
+ */
+function patchDependency(name, file, edits) {
+  const filter = new RegExp(`node_modules[\\\\/]${file.split('/').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\\\/]')}$`)
+  return {
+    name,
+    setup(b) {
+      b.onLoad({ filter }, async (args) => {
+        let src = await readFile(args.path, 'utf8')
+        for (const [from, to] of edits) {
+          if (!src.includes(from)) throw new Error(`${file} changed: update the bundle plugin ${name}`)
+          src = src.replace(from, () => to)
+        }
+        return { contents: src, loader: 'js' }
+      })
+    },
+  }
+}
+
 // netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
 // binding is found at run time, from the installed package, and only when the first socket is
 // made: a start-up snapshot (bin/snapshot.ts) cannot hold a native binding, and --help or a
 // usage error never needs one. node-gyp-build, which picks the prebuilt binary, is bundled, its
-// require of the binary made a real one (the snapshot's `require` knows only node's built-ins).
-const netlinkBinding = {
-  name: 'netlink-binding',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const lazy = [
-        'let loaded;',
-        'const binding = { get NativeNetlink() {',
-        "  loaded ??= require('node-gyp-build')(require('node:path').dirname(require('node:module').createRequire(__plumbModuleUrl).resolve('netlink/package.json')));",
-        '  return loaded.NativeNetlink',
-        '} };',
-      ].join('\n')
-      const patched = src.replace("const binding = require('node-gyp-build')(__dirname + '/..');", lazy)
-      if (patched === src) throw new Error('netlink/dist/raw.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-    b.onLoad({ filter: /node_modules[\\/]node-gyp-build[\\/]node-gyp-build\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      // it requires absolute paths only: the binary and a package.json
-      const patched = src.replace(
-        "var runtimeRequire = typeof __webpack_require__ === 'function' ? __non_webpack_require__ : require // eslint-disable-line",
-        "var runtimeRequire = function (file) { return require('node:module').createRequire(file)(file) }",
-      )
-      if (patched === src) throw new Error('node-gyp-build/node-gyp-build.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+// require of the binary made a real one (the snapshot's `require` knows only node's built-ins):
+// it requires absolute paths only, the binary and a package.json.
+const netlinkBinding = patchDependency('netlink-binding', 'netlink/dist/raw.js', [
+  [
+    "const binding = require('node-gyp-build')(__dirname + '/..');",
+    [
+      'let loaded;',
+      'const binding = { get NativeNetlink() {',
+      "  loaded ??= require('node-gyp-build')(require('node:path').dirname(require('node:module').createRequire(__plumbModuleUrl).resolve('netlink/package.json')));",
+      '  return loaded.NativeNetlink',
+      '} };',
+    ].join('\n'),
+  ],
+])
+const nodeGypBuild = patchDependency('node-gyp-build-require', 'node-gyp-build/node-gyp-build.js', [
+  [
+    "var runtimeRequire = typeof __webpack_require__ === 'function' ? __non_webpack_require__ : require // eslint-disable-line",
+    "var runtimeRequire = function (file) { return require('node:module').createRequire(file)(file) }",
+  ],
+])
 
 // yargs takes strictEqual/notStrictEqual from node:assert for its own invariants; loading
 // node:assert pulls in streams and colour detection (~7 ms of every start). Two lines do the job.
@@ -70,84 +83,40 @@ const yargsAssert = {
 // column ("[boolean]") is put on the previous line when its padding is at least as wide as that
 // line's text, so a description that fills its column exactly runs into it with no space
 // ("in the guest[boolean]"); it must be wider.
-const cliuiCjs = {
-  name: 'cliui-cjs',
-  setup(b) {
-    b.onResolve({ filter: /^cliui$/ }, () => ({ path: require.resolve('cliui') }))
-    b.onLoad({ filter: /node_modules[\\/]cliui[\\/]build[\\/]index\.cjs$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const patched = src.replace('if (leadingWhitespace < targetTextWidth) {', 'if (leadingWhitespace <= targetTextWidth) {')
-      if (patched === src) throw new Error('cliui/build/index.cjs changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+const cliuiCjs = { name: 'cliui-cjs', setup: (b) => void b.onResolve({ filter: /^cliui$/ }, () => ({ path: require.resolve('cliui') })) }
+const cliuiFit = patchDependency('cliui-fit', 'cliui/build/index.cjs', [['if (leadingWhitespace < targetTextWidth) {', 'if (leadingWhitespace <= targetTextWidth) {']])
 
-await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
-await rm('dist/plumb.mjs.map', { force: true })
 // yargs renders the full help of the command that ran, right after its handler starts, and keeps
 // it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of ~250 M
 // instructions for a dry-run attach) for a text plumb never shows (its fail handler throws;
 // nothing calls showHelp). The call goes.
-const yargsNoHelpCache = {
-  name: 'yargs-no-help-cache',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]command\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const patched = src.replace('yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */')
-      if (patched === src) throw new Error('yargs/build/lib/command.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+const yargsNoHelpCache = patchDependency('yargs-no-help-cache', 'yargs/build/lib/command.js', [
+  ['yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */'],
+])
 
 // yargs' factory sets a default version guessed from the package.json it finds walking up from
 // the main module (two directory reads and a parse, ~0.8 ms of every run); createCli sets
 // plumb's own right after. The guess goes.
-const yargsNoVersionGuess = {
-  name: 'yargs-no-version-guess',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]yargs-factory\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const patched = src.replace('yargs.help();\n        yargs.version();', 'yargs.help(); /* plumb: version set by createCli (scripts/bundle.mjs) */')
-      if (patched === src) throw new Error('yargs/build/lib/yargs-factory.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+const yargsNoVersionGuess = patchDependency('yargs-no-version-guess', 'yargs/build/lib/yargs-factory.js', [['yargs.help();\n        yargs.version();', 'yargs.help();']])
+
+// yargs checks every call of its API against a usage string ("<string> [object]"), parsing that
+// string again on each call: ~1 ms of every run (createCli and a command's builder make ~150
+// calls over ~30 strings). The parse is kept, once per string (argsert only reads it).
+const yargsArgsertMemo = patchDependency('yargs-argsert-memo', 'yargs/build/lib/argsert.js', [
+  ['export function argsert(arg1, arg2, arg3) {', 'const parsedUsages = new Map();\nexport function argsert(arg1, arg2, arg3) {'],
+  ['parseCommand(`cmd ${arg1}`),', 'parsedUsages.get(arg1) ?? parsedUsages.set(arg1, parseCommand(`cmd ${arg1}`)).get(arg1),'],
+])
 
 // string-width (cliui's and wrap-ansi's measure of every cell of a help text) builds a fresh ANSI
 // regex and runs the emoji regex over each string: ~3 ms of `plumb --help`. Printable ASCII, all
 // of plumb's help but a few cells, holds no escape, no wide and no combining character: its
 // width is its length.
-const stringWidthAscii = {
-  name: 'string-width-ascii',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]string-width[\\/]index\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const patched = src.replace('\tstring = stripAnsi(string);', '\tif (/^[\\x20-\\x7e]*$/.test(string)) return string.length; // plumb: scripts/bundle.mjs\n\tstring = stripAnsi(string);')
-      if (patched === src) throw new Error('string-width/index.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+const stringWidthAscii = patchDependency('string-width-ascii', 'string-width/index.js', [
+  ['\tstring = stripAnsi(string);', '\tif (/^[\\x20-\\x7e]*$/.test(string)) return string.length;\n\tstring = stripAnsi(string);'],
+])
 
-// yargs checks every call of its API against a usage string ("<string> [object]"), parsing that
-// string again on each call: ~1 ms of every run (createCli and a command's builder make ~150
-// calls over ~30 strings). The parse is kept, once per string.
-const yargsArgsertMemo = {
-  name: 'yargs-argsert-memo',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]yargs[\\/]build[\\/]lib[\\/]argsert\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8')
-      const patched = src
-        .replace('export function argsert(arg1, arg2, arg3) {', 'const parsedUsages = new Map(); // plumb: scripts/bundle.mjs\nexport function argsert(arg1, arg2, arg3) {')
-        .replace('                parseCommand(`cmd ${arg1}`),', '                parsedUsages.get(arg1) ?? parsedUsages.set(arg1, parseCommand(`cmd ${arg1}`)).get(arg1),')
-      if (patched.split('parsedUsages').length !== 4) throw new Error('yargs/build/lib/argsert.js changed: update the bundle plugin')
-      return { contents: patched, loader: 'js' }
-    })
-  },
-}
+await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
+await rm('dist/plumb.mjs.map', { force: true })
 
 const bundled = {
   bundle: true,
@@ -160,7 +129,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, yargsAssert, cliuiCjs, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii],
+  plugins: [netlinkBinding, nodeGypBuild, yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',
