@@ -73,7 +73,7 @@ export async function withFirewallLock<T>(dryRun: boolean, fn: () => Promise<T>)
 /** Under the firewall lock, the IPv4 tables (filter, nat) an edit of expose, isolate or masquerade starts from; UNSUPPORTED when iptables-save cannot read them. */
 export async function withIpv4Tables<T>(dryRun: boolean, fn: (tables: Tables) => Promise<T>): Promise<T> {
   return withFirewallLock(dryRun, async () => {
-    const tables = (await readTables(['iptables'])).get('iptables')
+    const tables = (await saveTables(['iptables'])).get('iptables')
     if (!tables) throw new PlumbError('UNSUPPORTED', 'cannot read the firewall: iptables-save failed', { hint: 'install iptables (the nft backend Docker uses) and run as root' })
     return fn(tables)
   })
@@ -81,13 +81,8 @@ export async function withIpv4Tables<T>(dryRun: boolean, fn: (tables: Tables) =>
 
 /** plumb's marks in the firewall (both families unless told), and whether IPv4's tables could be read at all. */
 export async function readMarks(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<{ marks: RuleMark[]; read: boolean }> {
-  const tables = await readTables(binaries)
+  const tables = await saveTables(binaries)
   return { marks: [...tables.values()].flatMap((t) => plumbRules(t).map((r) => r.mark)), read: tables.has('iptables') }
-}
-
-/** The tables (filter, nat) of each family asked for (default IPv4); a family whose iptables-save failed is absent. */
-export async function readTables(binaries: readonly Binary[] = ['iptables']): Promise<Map<Binary, Tables>> {
-  return saveTables(binaries)
 }
 
 // ---- sysctls the rules need ----------------------------------------------------------------
@@ -258,7 +253,7 @@ async function planSysctls(hostNs: NetHandle, kept: RuleMark[], gone: RuleMark[]
 export async function removeRulesNow(binaries: Binary | Binary[], pick: (m: RuleMark) => boolean): Promise<string[]> {
   return withFirewallLock(false, async () => {
     const done: string[] = []
-    for (const [binary, t] of await readTables(typeof binaries === 'string' ? [binaries] : binaries)) {
+    for (const [binary, t] of await saveTables(typeof binaries === 'string' ? [binaries] : binaries)) {
       const remove = plumbRules(t).filter((r) => pick(r.mark))
       if (remove.length === 0) continue
       const cmds = planChange(t, { add: [], remove })
@@ -297,7 +292,7 @@ export function bridgeRules(bridge: string, all: boolean): (m: RuleMark) => bool
 export async function dropEmptyChains(tx: Tx): Promise<string[]> {
   return withFirewallLock(tx.dryRun, async () => {
     const dropped: string[] = []
-    for (const [binary, t] of await readTables(['iptables', 'ip6tables'])) {
+    for (const [binary, t] of await saveTables(['iptables', 'ip6tables'])) {
       const cmds = planEmptyChains(t)
       if (cmds.length === 0) continue
       await tx.step(commandLines(binary, cmds), () => applyCmds(binary, cmds))
@@ -309,7 +304,7 @@ export async function dropEmptyChains(tx: Tx): Promise<string[]> {
 
 /** detach/gc: remove the rules `pick` selects, in both families, under the lock, as steps of `tx`. */
 export async function removeRules(tx: Tx, hostNs: NetHandle, pick: (m: RuleMark) => boolean): Promise<EditResult> {
-  return withFirewallLock(tx.dryRun, async () => editRules(tx, hostNs, await readTables(['iptables', 'ip6tables']), { remove: pick }))
+  return withFirewallLock(tx.dryRun, async () => editRules(tx, hostNs, await saveTables(['iptables', 'ip6tables']), { remove: pick }))
 }
 
 /** Say what went with the guest (or its bridge) in the result's messages. */
