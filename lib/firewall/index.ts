@@ -81,9 +81,10 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
  *
  * The key is the nftables generation of plumb's netns (lib/kernel/nftgen.ts), which the kernel
  * bumps on every committed nftables transaction, and so on every change iptables-nft makes, by
- * plumb or anyone (Docker, firewalld, nft itself); plus the programs `iptables`/`ip6tables` on
- * PATH resolve to (their -save programs). It is read BEFORE the tables: a change racing the read bumps it past the key
- * stored, so the next run reads again (the other order could store a new key with old tables).
+ * plumb or anyone (Docker, firewalld, nft itself); plus the programs `iptables-save` and
+ * `ip6tables-save` on PATH resolve to. It is read BEFORE the tables: a change racing the read
+ * bumps it past the key stored, so the next run reads again (the other order could store a new
+ * key with old tables).
  * Kept only when each binary is iptables-nft (xtables-nft-multi, or "(nf_tables)" in its -V): the
  * legacy backend's tables change without a generation. And only in the initial netns, recognised by
  * its fixed inode (NET_NS_INIT_INO, kernel 6.18 and later): it never dies, while another netns's
