@@ -6,10 +6,9 @@
 // an error. Used by the executable (bin/plumb.cts: the CLI or CNI bundle) and by the CLI for its
 // ops (common.ts's ops(): dist/plumb-ops.cjs).
 
-import { readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Script } from 'node:vm'
-import { codeCacheFile } from '../snapshot.js'
+import { compileBundle } from '../snapshot.js'
 
 /**
  * End a one-shot run with its exit code once main() has resolved: everything it did is awaited by
@@ -30,21 +29,10 @@ export const loadedBundles = new Map<string, Script>()
  * (one copy of each: one error class, one configuration).
  */
 export function loadBundle<T>(file: string, provided: Record<string, unknown> = {}): T {
-  let cachedData: Buffer | undefined
-  try {
-    cachedData = readFileSync(codeCacheFile(file))
-  } catch {
-    // not built, or removed: compile from source
-  }
-  // node:vm and node:module are taken when a bundle loads, not imported: this module is in the
-  // start-up snapshot (bin/snapshot.ts), whose builder node warns may hold them out of sync
-  const { Script: VmScript } = process.getBuiltinModule('node:vm')
-  const { createRequire, wrap } = process.getBuiltinModule('node:module')
-  // latin1: the bundles are ASCII (esbuild escapes the rest; the build checks), and decoding them
-  // as UTF-8 took ~2 ms of a run, latin1 ~0.2
-  const script = new VmScript(wrap(readFileSync(file, 'latin1')), { filename: file, ...(cachedData ? { cachedData } : {}) })
+  const { script } = compileBundle(file)
   loadedBundles.set(file, script)
-  const nodeRequire = createRequire(file)
+  // taken when a bundle loads, not imported: see compileBundle
+  const nodeRequire = process.getBuiltinModule('node:module').createRequire(file)
   const require = Object.assign((id: string): unknown => (Object.hasOwn(provided, id) ? provided[id] : nodeRequire(id)), nodeRequire)
   const mod = { exports: {} as T }
   ;(script.runInThisContext() as (...args: unknown[]) => void).call(mod.exports, mod.exports, require, mod, file, dirname(file))

@@ -2,12 +2,10 @@
 
 // Sync fs: a handful of tiny checks, and node:fs/promises is not worth loading on every CLI start.
 import { accessSync, readFileSync } from 'node:fs'
-import Module from 'node:module'
 import { join } from 'node:path'
-import { Script } from 'node:vm'
 import { packageRoot } from '../paths.js'
 import { findOnPath } from '../proc.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, codeCacheFile, fromSnapshot, snapshotVerdict } from '../snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, codeCacheFile, compileBundle, fromSnapshot, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -55,11 +53,15 @@ function codeCacheCheck(): DoctorCheck | undefined {
   if (!bundles.every(exists)) return undefined
   const name = 'CLI code cache'
   const hint = 'rebuild it with the node that runs plumb: npm run build'
+  const caches = bundles.map(codeCacheFile)
   try {
-    const rejected = bundles.map(codeCacheFile).filter((cache, i) => new Script(Module.wrap(readFileSync(bundles[i]!, 'utf8')), { filename: bundles[i]!, cachedData: readFileSync(cache) }).cachedDataRejected)
+    const compiled = bundles.map(compileBundle)
+    const missing = caches.filter((_, i) => !compiled[i]!.cached)
+    if (missing.length) return { name, ok: false, optional: true, detail: `no usable code cache: no ${missing.join(', ')}`, hint }
+    const rejected = caches.filter((_, i) => compiled[i]!.script.cachedDataRejected)
     return rejected.length
       ? { name, ok: false, optional: true, detail: `V8 rejects ${rejected.join(', ')} (made by another node or with other flags): every command compiles the CLI again`, hint }
-      : { name, ok: true, optional: true, detail: `${bundles.map(codeCacheFile).join(', ')} accepted: commands start without compiling the CLI` }
+      : { name, ok: true, optional: true, detail: `${caches.join(', ')} accepted: commands start without compiling the CLI` }
   } catch (err) {
     return { name, ok: false, optional: true, detail: `no usable code cache: ${(err as Error).message}`, hint }
   }
