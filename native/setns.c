@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
+#include <linux/net_namespace.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sched.h>
@@ -30,6 +33,12 @@
 #endif
 #ifndef NETLINK_GET_STRICT_CHK
 #define NETLINK_GET_STRICT_CHK 12
+#endif
+#ifndef NETLINK_LISTEN_ALL_NSID
+#define NETLINK_LISTEN_ALL_NSID 8
+#endif
+#ifndef RTNLGRP_NSID
+#define RTNLGRP_NSID 28
 #endif
 #ifndef SIOCGSKNS
 #define SIOCGSKNS 0x894C
@@ -56,6 +65,7 @@ static const char *errno_name(int e) {
     case ENODEV: return "ENODEV";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case ENOTTY: return "ENOTTY";
+    case ENOBUFS: return "ENOBUFS";
     default: return "EUNKNOWN";
   }
 }
@@ -331,6 +341,156 @@ static napi_value tx_checksum(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The address watch: one NETLINK_ROUTE socket in the calling thread's netns that hears every
+ * address added or deleted in it and in every netns that has an id there
+ * (NETLINK_LISTEN_ALL_NSID: each message carries its netns id as a NETLINK_NSID control
+ * message, none for the socket's own netns), and every netns id given or taken back. Read
+ * synchronously, never polled: the kernel queues a notification before the change's own
+ * syscall returns, so a drain reads every change made before it. The netlink package receives
+ * without control messages, hence this socket of our own.
+ *
+ * addrWatchOpen(): the socket's fd (non-blocking, O_CLOEXEC, a 1 MB queue when root may force it:
+ * ~1000 notifications between two drains; past that the cache forgets and reads again). */
+static napi_value addr_watch_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (fd < 0) {
+    throw_errno(env, "socket(NETLINK_ROUTE)", errno);
+    return NULL;
+  }
+  int one = 1, size = 1 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  const char *step = "bind";
+  int groups[] = { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_NSID };
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
+  step = "setsockopt(NETLINK_LISTEN_ALL_NSID)";
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &one, sizeof one) < 0) goto fail;
+  step = "setsockopt(NETLINK_ADD_MEMBERSHIP)";
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof groups[i]) < 0) goto fail;
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+fail: {
+    int e = errno;
+    close(fd);
+    throw_errno(env, step, e);
+    return NULL;
+  }
+}
+
+/* addrWatchDrain(fd): everything queued since the last drain, in order, as
+ * { reset, events: [[type, nsid, family, index, addressBytes], ...] } (type RTM_NEWADDR or
+ * RTM_DELADDR, nsid -1 for the socket's own netns, family 4 or 6, the address IFA_LOCAL or else
+ * IFA_ADDRESS; or RTM_DELNSID with the id the socket's netns took back, its netns gone, after
+ * which the id may be given to another). An id given (RTM_NEWNSID) changes nothing known: it was
+ * free. `reset` is true when what was heard cannot be trusted as complete: the queue overflowed
+ * (ENOBUFS: notifications were dropped). */
+static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, events, v;
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "addrWatchDrain(fd) needs an fd");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
+  napi_create_array(env, &events);
+  uint32_t n = 0;
+  int reset = 0;
+  static char buf[65536];
+  char ctl[CMSG_SPACE(sizeof(int))];
+  for (;;) {
+    struct iovec iov = { buf, sizeof buf };
+    struct sockaddr_nl from;
+    struct msghdr mh = { &from, sizeof from, &iov, 1, ctl, sizeof ctl, 0 };
+    ssize_t len = recvmsg(fd, &mh, 0);
+    if (len < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        reset = 1;
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      throw_errno(env, "recvmsg (address watch)", errno);
+      return NULL;
+    }
+    if (mh.msg_flags & MSG_TRUNC) {
+      reset = 1;
+      continue;
+    }
+    int nsid = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+      if (c->cmsg_level == SOL_NETLINK && c->cmsg_type == NETLINK_LISTEN_ALL_NSID && c->cmsg_len >= CMSG_LEN(sizeof(int))) memcpy(&nsid, CMSG_DATA(c), sizeof nsid);
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type == RTM_DELNSID && nsid == -1) {
+        /* an id of ours taken back (its netns is gone): [RTM_DELNSID, that id, 0, 0, <empty>] */
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtgenmsg))) continue;
+        int rest = h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct rtgenmsg)));
+        int gone = -2;
+        for (struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct rtgenmsg))); RTA_OK(a, rest); a = RTA_NEXT(a, rest))
+          if (a->rta_type == NETNSA_NSID && RTA_PAYLOAD(a) >= sizeof(int)) memcpy(&gone, RTA_DATA(a), sizeof gone);
+        if (gone == -2) {
+          reset = 1;
+          continue;
+        }
+        napi_value ev, b;
+        void *data;
+        napi_create_array_with_length(env, 5, &ev);
+        napi_create_int32(env, RTM_DELNSID, &v);
+        napi_set_element(env, ev, 0, v);
+        napi_create_int32(env, gone, &v);
+        napi_set_element(env, ev, 1, v);
+        napi_create_int32(env, 0, &v);
+        napi_set_element(env, ev, 2, v);
+        napi_set_element(env, ev, 3, v);
+        napi_create_buffer(env, 0, &data, &b);
+        napi_set_element(env, ev, 4, b);
+        napi_set_element(env, events, n++, ev);
+        continue;
+      }
+      if (h->nlmsg_type != RTM_NEWADDR && h->nlmsg_type != RTM_DELADDR) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg))) continue;
+      struct ifaddrmsg *ifa = NLMSG_DATA(h);
+      int family = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 6 : 0;
+      if (!family) continue;
+      const void *local = NULL, *address = NULL;
+      size_t local_len = 0, address_len = 0;
+      int rest = IFA_PAYLOAD(h);
+      for (struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, rest); a = RTA_NEXT(a, rest)) {
+        if (a->rta_type == IFA_LOCAL) local = RTA_DATA(a), local_len = RTA_PAYLOAD(a);
+        else if (a->rta_type == IFA_ADDRESS) address = RTA_DATA(a), address_len = RTA_PAYLOAD(a);
+      }
+      const void *bytes = local ? local : address;
+      size_t blen = local ? local_len : address_len;
+      if (!bytes || blen != (family == 4 ? 4u : 16u)) continue;
+      napi_value ev, b;
+      void *data;
+      napi_create_array_with_length(env, 5, &ev);
+      napi_create_int32(env, h->nlmsg_type, &v);
+      napi_set_element(env, ev, 0, v);
+      napi_create_int32(env, nsid, &v);
+      napi_set_element(env, ev, 1, v);
+      napi_create_int32(env, family, &v);
+      napi_set_element(env, ev, 2, v);
+      napi_create_uint32(env, ifa->ifa_index, &v);
+      napi_set_element(env, ev, 3, v);
+      napi_create_buffer_copy(env, blen, bytes, &data, &b);
+      napi_set_element(env, ev, 4, b);
+      napi_set_element(env, events, n++, ev);
+    }
+  }
+  napi_create_object(env, &out);
+  napi_get_boolean(env, reset, &v);
+  napi_set_named_property(env, out, "reset", v);
+  napi_set_named_property(env, out, "events", events);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -339,6 +499,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "txChecksum", NULL, tx_checksum, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "addrWatchOpen", NULL, addr_watch_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "addrWatchDrain", NULL, addr_watch_drain, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -7,6 +7,7 @@ import type { StreamData } from './netlink.js'
 import { PlumbError, usageError } from '../errors.js'
 import { NetlinkError, errnoOf, isMissingKind, toPlumbError } from './errors.js'
 import type { ToPlumbErrorOptions } from './errors.js'
+import { AddrCache } from './addr-cache.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
@@ -125,6 +126,8 @@ export class NetlinkHandle implements NetHandle {
   private readonly nsFd: number | undefined
   private readonly timeoutMs: number
   private closed = false
+  /** the addresses of links here and in peer netns, kept current by an address watch (addressesOf) */
+  private addrCache: AddrCache | undefined
 
   private constructor(label: string, made: { sock: RtSocket; tuned: boolean; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
     this.label = label
@@ -477,6 +480,27 @@ export class NetlinkHandle implements NetHandle {
     return out
   }
 
+  /**
+   * The addresses of each link asked for (one family each, here or, with netnsId, in a peer
+   * netns), as sets of texts shared with later calls (do not change them): a dump the first time
+   * a link is asked for, then what the handle's address watch heard since
+   * (lib/kernel/addr-cache.ts). For lookups repeated across many links and calls (a bridge's
+   * segment); getAddrs reads the kernel every time. A link whose read fails rejects its own
+   * promise only.
+   */
+  addressesOf(links: Array<{ index: number; family: Family; netnsId?: number }>): Array<ReadonlySet<string> | Promise<ReadonlySet<string>>> {
+    if (!this.addrCache) {
+      const addon = loadAddon()
+      const nsFd = this.nsFd
+      const fd = nsFd === undefined ? addon.addrWatchOpen() : addon.withNetns(nsFd, () => addon.addrWatchOpen())
+      this.addrCache = new AddrCache({ drain: () => addon.addrWatchDrain(fd), close: () => closeSync(fd) }, formatIp)
+    }
+    return this.addrCache.lookup(
+      links.map((l) => [l.netnsId ?? -1, l.index, l.family]),
+      async (netnsId, index, family) => (await this.getAddrs({ index, family, ...(netnsId === -1 ? {} : { netnsId }) })).map((a) => a.address),
+    )
+  }
+
   /** `ip addr add CIDR dev #INDEX [valid_lft V preferred_lft P] [nodad]` (`replace` with opts.replace) */
   async addAddr(index: number, cidr: string, opts: AddrOptions = {}): Promise<void> {
     const what = `${opts.replace ? 'replace' : 'add'} address ${cidr} on link #${index}${this.where()}`
@@ -618,6 +642,7 @@ export class NetlinkHandle implements NetHandle {
     if (this.closed) return
     this.closed = true
     try {
+      this.addrCache?.close()
       this.sock.close()
     } finally {
       if (this.nsFd !== undefined) closeSync(this.nsFd)

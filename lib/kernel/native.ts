@@ -20,9 +20,17 @@ export interface SetnsAddon {
   /** `ethtool -K IFNAME tx on|off` (SIOCETHTOOL) on socket `fd`, in that socket's netns; the
    *  state read back (without `on`: only the read) */
   txChecksum(fd: number, ifname: string, on?: boolean): boolean
+  /** a non-blocking NETLINK_ROUTE socket in the calling thread's netns hearing address changes
+   *  there and in every netns with an id there, and netns ids given or taken back */
+  addrWatchOpen(): number
+  /** what the watch heard since the last drain, in order: [RTM_NEWADDR (20) | RTM_DELADDR (21),
+   *  netns id (-1: the socket's own), family, ifindex, address bytes], or [RTM_DELNSID (89), the
+   *  id taken back, 0, 0, <empty>]; `reset` when some of it was lost (queue overflow) */
+  addrWatchDrain(fd: number): { reset: boolean; events: Array<[number, number, 0 | 4 | 6, number, Buffer]> }
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'addrWatchOpen', 'addrWatchDrain']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined
@@ -35,7 +43,11 @@ export function loadAddon(): SetnsAddon {
   const path = root === undefined ? undefined : join(root, ADDON)
   try {
     if (path === undefined) throw new Error('the plumb package root (package.json named "plumb") was not found above ' + import.meta.url)
-    cached = createRequire(import.meta.url)(path) as SetnsAddon
+    const addon = createRequire(import.meta.url)(path) as SetnsAddon
+    // a build left from an older plumb lacks what this one calls: say so now, not as a TypeError mid-op
+    const missing = ADDON_FUNCTIONS.filter((f) => typeof addon[f] !== 'function')
+    if (missing.length) throw new Error(`it was built for an older plumb: it lacks ${missing.join(', ')}`)
+    cached = addon
     return cached
   } catch (err) {
     loadError = new PlumbError('UNSUPPORTED', `failed to load the setns addon${path ? ` "${path}"` : ''}: ${(err as Error).message}`, {

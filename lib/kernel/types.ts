@@ -192,6 +192,8 @@ export interface NetHandle {
 
   /** `netnsId`: the addresses of the netns with that id as seen from this one (a veth peer's IFLA_LINK_NETNSID) */
   getAddrs(filter?: { index?: number; family?: Family; netnsId?: number }): Promise<AddrInfo[]>
+  /** each link's addresses of one family (here, or in the peer netns `netnsId`), kept current by an address watch after the first read */
+  addressesOf(links: Array<{ index: number; family: Family; netnsId?: number }>): Array<ReadonlySet<string> | Promise<ReadonlySet<string>>>
   addAddr(index: number, cidr: string, opts?: AddrOptions): Promise<void>
   delAddr(index: number, cidr: string): Promise<void>
 

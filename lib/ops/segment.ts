@@ -4,7 +4,7 @@
 
 import { PlumbError, conflict } from '../errors.js'
 import { errnoOf } from '../kernel/index.js'
-import type { AddrInfo, LinkInfo, NetHandle } from '../kernel/types.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import type { StaticIp } from './guest-config.js'
 
@@ -19,75 +19,50 @@ export interface AddressHolder {
  * The wanted addresses already on the segment of a bridge whose host-side ports are `ports`
  * (a Linux bridge's: `getLinks({ master })`; an OVS bridge's: its port rows' links). A port is a
  * veth whose peer sits in another netns, named by IFLA_LINK_NETNSID (the peer's ifindex is
- * IFLA_LINK): one address dump per such netns (IFA_TARGET_NETNSID, read-only), sent at once.
- * `own` adds the addresses of a host link on the segment itself (a Linux bridge, an OVS bridge's
- * local port, a macvlan's parent), `holder` naming it. Only the address is compared (a /24 and
- * a /16 of one address collide all the same).
+ * IFLA_LINK), or in the host's own (no netns id: a veth pair standing in for a NIC, say); a NIC
+ * or a tap has no other end. `own` adds the addresses of a host link on the segment itself (a
+ * Linux bridge, an OVS bridge's local port, a macvlan's parent), `holder` naming it. Each peer's
+ * addresses of the wanted family come from the host handle's address cache (`addressesOf`: one
+ * dump, IFA_TARGET_NETNSID and read-only, the first time a peer is seen; the kernel's
+ * notifications after), so the n-th attach to a bridge does not re-read the guests before it.
+ * Only the address is compared (a /24 and a /16 of one address collide all the same).
  */
 export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own: { index: number; holder: string } | undefined, ports: LinkInfo[]): Promise<AddressHolder[]> {
   if (wanted.length === 0) return []
-  // The other end of each veth port: in another netns (IFLA_LINK_NETNSID), or in the host's own
-  // (no netns id; a veth pair standing in for a NIC, say). A NIC or a tap has no other end.
-  const byNsid = new Map<number | 'host', LinkInfo[]>()
-  for (const p of ports) {
-    if (p.link === undefined || p.link === p.index) continue
-    const key = p.linkNetnsId ?? 'host'
-    byNsid.set(key, [...(byNsid.get(key) ?? []), p])
-  }
-  // Each dump asks (strict checking) for just what can matter: the wanted family, and the peer's
-  // own interface when it is the port's only one there, so a guest's lo, link-locals and other
-  // interfaces never cross: one small reply per port on a bridge of a hundred guests.
-  const families = new Set(wanted.map((w) => w.family))
-  const family = families.size === 1 ? { family: wanted[0]!.family } : {}
-  const [ownAddrs, ...peers] = await Promise.all([
-    own ? hostNs.getAddrs({ index: own.index, ...family }) : Promise.resolve([] as AddrInfo[]),
-    ...[...byNsid].map(([netnsId, nsPorts]) => {
-      const index = nsPorts.length === 1 ? { index: nsPorts[0]!.link! } : {}
-      return peerAddrs(hostNs, netnsId, { ...index, ...family })
-    }),
-  ])
+  const peers = ports.filter((p) => p.link !== undefined && p.link !== p.index)
+  const families = [...new Set(wanted.map((w) => w.family))]
+  const holders = [...(own ? [{ holder: () => own.holder, index: own.index, netnsId: undefined }] : []), ...peers.map((p) => ({ holder: () => describeHolder(p), index: p.link!, netnsId: p.linkNetnsId }))]
+  const links = holders.flatMap((h) => families.map((family) => ({ index: h.index, family, ...(h.netnsId === undefined ? {} : { netnsId: h.netnsId }) })))
+  const addrs = await Promise.all(hostNs.addressesOf(links).map(gone))
   const found: AddressHolder[] = []
-  const held = (addrs: AddrInfo[], w: StaticIp): boolean => addrs.some((a) => a.family === w.family && a.address === w.address)
   for (const w of wanted) {
-    if (own && held(ownAddrs!, w)) {
-      found.push({ cidr: w.cidr, holder: own.holder })
-      continue
-    }
-    let i = 0
-    for (const [netnsId, nsPorts] of byNsid) {
-      const addrs = peers[i++]!
-      const port = nsPorts.find((p) => held(addrs.filter((a) => a.index === p.link), w))
-      if (port) {
-        found.push({ cidr: w.cidr, holder: describeHolder(port, netnsId) })
-        break
-      }
-    }
+    const i = links.findIndex((l, k) => l.family === w.family && addrs[k]!.has(w.address))
+    if (i >= 0) found.push({ cidr: w.cidr, holder: holders[Math.floor(i / families.length)]!.holder() })
   }
   return found
 }
 
 /**
- * The addresses behind a port (its peer's netns, or the host's own). A port going away while we
- * look holds none: EINVAL is the kernel's answer for a netns id that names no live netns (a
- * container restarting: the kernel tears a dead netns down asynchronously, its veths last; seen
- * with 20 containers restarted at once), ENODEV for a peer interface deleted since the ports were
- * listed (a concurrent detach: the dump asks for that interface alone).
+ * A link on the segment going away while we look holds no address: EINVAL is the kernel's
+ * answer for a netns id that names no live netns (a container restarting: the kernel tears a
+ * dead netns down asynchronously, its veths last; seen with 20 containers restarted at once),
+ * ENODEV for a peer interface deleted since the ports were listed (a concurrent detach).
  */
-async function peerAddrs(hostNs: NetHandle, netnsId: number | 'host', filter: { index?: number; family?: 4 | 6 }): Promise<AddrInfo[]> {
+async function gone(read: ReadonlySet<string> | Promise<ReadonlySet<string>>): Promise<ReadonlySet<string>> {
   try {
-    return await hostNs.getAddrs({ ...(netnsId === 'host' ? {} : { netnsId }), ...filter })
+    return await read
   } catch (err) {
     const errno = err instanceof PlumbError ? errnoOf(err.cause) : undefined
-    if (errno === 'EINVAL' || errno === 'ENODEV') return []
+    if (errno === 'EINVAL' || errno === 'ENODEV') return new Set()
     throw err
   }
 }
 
 /** The guest behind a port, from plumb's mark on the host end when it carries one. */
-function describeHolder(port: LinkInfo, netnsId: number | 'host'): string {
+function describeHolder(port: LinkInfo): string {
   const m = parseMark(port.alias)
   if (m?.guest) return `${m.guest}${m.ifname ? ` ${m.ifname}` : ''} (port ${port.name})`
-  return netnsId === 'host' ? `the host's end of port ${port.name}` : `the guest behind port ${port.name} (netns id ${netnsId})`
+  return port.linkNetnsId === undefined ? `the host's end of port ${port.name}` : `the guest behind port ${port.name} (netns id ${port.linkNetnsId})`
 }
 
 /** Exit 4 when any wanted address is already used on the segment. */

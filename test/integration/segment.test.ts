@@ -3,7 +3,7 @@
 // plumb's mark, or by netns id for a port plumb did not make), the bridge's own address, the
 // guests on the same VLAN of an OVS bridge (not another VLAN's), a macvlan's parent.
 
-import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, testIf } from '../helpers/index.js'
+import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
 import { fixture, plumb } from './ops-fixture.js'
 import { extraGuest, nicWithFarEnd, ovsBridgeName, worldView } from './links-fixture.js'
 
@@ -111,4 +111,57 @@ asRoot('a port whose guest netns is being dismantled (its netns id names no netn
   const port = { index: 999_999, name: 'pt-gone', mtu: 1500, up: true, operState: 'DOWN', link: 2, linkNetnsId: gone }
   const wanted = [parseIpSpec('198.18.0.10/24')].filter((ip) => ip.kind === 'static')
   t.deepEqual(await addressHolders(hostNs, wanted as Parameters<typeof addressHolders>[1], undefined, [port]), [])
+})
+
+asRoot("one process's checks of a segment read each guest once, then follow the kernel: an address another program adds or deletes is seen, and a netns id taken back and given to another netns forgets the old one's", async (t) => {
+  const { openHostHandle } = await import('../../lib/kernel/index.js')
+  const { addressHolders } = await import('../../lib/ops/segment.js')
+  const { parseIpSpec } = await import('../../lib/parse/index.js')
+  const hostNs = openHostHandle()
+  t.teardown(() => hostNs.close())
+  let dumps = 0
+  const getAddrs = hostNs.getAddrs.bind(hostNs)
+  hostNs.getAddrs = (filter) => {
+    if (filter?.netnsId !== undefined) dumps++
+    return getAddrs(filter)
+  }
+  const f = await fixture(t)
+  const br = await makeBridge(t, f.br)
+  const holders = async (cidr: string): Promise<string[]> => {
+    const wanted = [parseIpSpec(cidr)].filter((ip) => ip.kind === 'static') as Parameters<typeof addressHolders>[1]
+    return (await addressHolders(hostNs, wanted, undefined, await hostNs.getLinks({ master: (await hostNs.getLink(br))!.index }))).map((h) => h.holder)
+  }
+  // a guest behind a port another program made, with an explicit netns id
+  const a = await extraGuest(t, f, 'a')
+  await sh('ip', ['netns', 'set', a.ns, '4242'])
+  await makeVethPair(t, `${f.id}a`, 'eth0', a.ns)
+  await sh('ip', ['link', 'set', `${f.id}a`, 'master', br])
+  await sh('ip', ['-n', a.ns, 'addr', 'add', f.v4(10), 'dev', 'eth0'])
+  const portA = (await hostNs.getLink(`${f.id}a`))!
+  t.is(portA.linkNetnsId, 4242)
+
+  t.deepEqual(await holders(f.v4(10)), [`the guest behind port ${f.id}a (netns id 4242)`])
+  t.is(dumps, 1, 'the first check reads the guest')
+  t.deepEqual(await holders(f.v4(11)), [])
+  // (deleted first: deleting a primary address deletes its secondaries with it)
+  await sh('ip', ['-n', a.ns, 'addr', 'del', f.v4(10), 'dev', 'eth0'])
+  await sh('ip', ['-n', a.ns, 'addr', 'add', f.v4(11), 'dev', 'eth0'])
+  t.deepEqual(await holders(f.v4(11)), [`the guest behind port ${f.id}a (netns id 4242)`], 'an address added since is seen')
+  t.deepEqual(await holders(f.v4(10)), [], 'an address deleted since is gone')
+  t.is(dumps, 1, 'without reading the guest again')
+
+  // netns id 4242 taken back (its netns deleted), then given to another netns whose peer has the same ifindex
+  await sh('ip', ['netns', 'del', a.ns])
+  await waitFor(async () => (await shQuiet('ip', ['link', 'show', `${f.id}a`])).exitCode !== 0, { what: 'the port of the deleted netns to go' })
+  const b = await extraGuest(t, f, 'b')
+  await sh('ip', ['netns', 'set', b.ns, '4242'])
+  await makeVethPair(t, `${f.id}c`, 'eth0', b.ns)
+  await sh('ip', ['link', 'set', `${f.id}c`, 'master', br])
+  await sh('ip', ['-n', b.ns, 'addr', 'add', f.v4(12), 'dev', 'eth0'])
+  const portB = (await hostNs.getLink(`${f.id}c`))!
+  t.is(portB.linkNetnsId, 4242)
+  t.is(portB.link, portA.link, 'the new peer has the old one\'s ifindex')
+  t.deepEqual(await holders(f.v4(11)), [], "the old netns's address is forgotten")
+  t.deepEqual(await holders(f.v4(12)), [`the guest behind port ${f.id}c (netns id 4242)`])
+  t.is(dumps, 2, 'the new netns is read once')
 })
