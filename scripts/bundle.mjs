@@ -82,9 +82,17 @@ const yargsAssert = {
 // with string-width: the same cliui, given the real helpers. One fix in it: a right-aligned
 // column ("[boolean]") is put on the previous line when its padding is at least as wide as that
 // line's text, so a description that fills its column exactly runs into it with no space
-// ("in the guest[boolean]"); it must be wider.
+// ("in the guest[boolean]"); it must be wider. And its default width (help unwrapped: to a pipe
+// without $COLUMNS) reads process.stdout.columns only where fd 1 can be a terminal: the first
+// touch of process.stdout builds a net.Socket for a pipe (~2 ms of a `plumb --help | less`).
 const cliuiCjs = { name: 'cliui-cjs', setup: (b) => void b.onResolve({ filter: /^cliui$/ }, () => ({ path: require.resolve('cliui') })) }
-const cliuiFit = patchDependency('cliui-fit', 'cliui/build/index.cjs', [['if (leadingWhitespace < targetTextWidth) {', 'if (leadingWhitespace <= targetTextWidth) {']])
+const cliuiFit = patchDependency('cliui-fit', 'cliui/build/index.cjs', [
+  ['if (leadingWhitespace < targetTextWidth) {', 'if (leadingWhitespace <= targetTextWidth) {'],
+  [
+    "if (typeof process === 'object' && process.stdout && process.stdout.columns) {",
+    "if (typeof process === 'object' && (() => { try { return require('node:fs').fstatSync(1).isCharacterDevice() } catch { return false } })() && process.stdout && process.stdout.columns) {",
+  ],
+])
 
 // yargs renders the full help of the command that ran, right after its handler starts, and keeps
 // it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of ~250 M
@@ -115,6 +123,14 @@ const stringWidthAscii = patchDependency('string-width-ascii', 'string-width/ind
   ['\tstring = stripAnsi(string);', '\tif (/^[\\x20-\\x7e]*$/.test(string)) return string.length;\n\tstring = stripAnsi(string);'],
 ])
 
+// yargs' platform shim reads process.stdout.columns when it loads, for a default wrap width plumb
+// never uses (createCli always sets .wrap): the first touch of process.stdout builds a net.Socket
+// for a pipe or a terminal (node:net and node:tty, ~2 ms of every run from the code cache). Read
+// when asked, as a getter.
+const yargsLazyColumns = patchDependency('yargs-lazy-columns', 'yargs/lib/platform-shims/esm.mjs', [
+  ["stdColumns: typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null", "get stdColumns() { return typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null }"],
+])
+
 await rm('dist/plumb.mjs', { force: true }) // the ESM bundle of earlier builds
 await rm('dist/plumb.mjs.map', { force: true })
 
@@ -129,7 +145,7 @@ const bundled = {
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
   banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, nodeGypBuild, yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii],
+  plugins: [netlinkBinding, nodeGypBuild, yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
   logLevel: 'warning',

@@ -2,6 +2,7 @@
 // everything to the exit codes of CLI.md. The executable (bin/plumb.cts) only loads the bundle
 // and hands argv to main().
 
+import { fstatSync } from 'node:fs'
 import yargs from 'yargs'
 import { Parser } from 'yargs/helpers'
 import type { Argv, CommandModule, MiddlewareFunction } from 'yargs'
@@ -103,11 +104,20 @@ const PARSER_CONFIG = { 'parse-positional-numbers': false, 'populate--': true } 
 
 /**
  * The width help is wrapped to: the terminal's, else $COLUMNS (a pipe has no width; the
- * variable is how a user says one), at most 120; unwrapped when neither says.
+ * variable is how a user says one), at most 120; unwrapped when neither says. process.stdout
+ * (a tty.WriteStream for a terminal, the one way to its width) only when fd 1 can be one.
  */
 function helpWidth(): number | null {
-  const cols = process.stdout.columns || Number(process.env.COLUMNS) || 0
+  const cols = (mayBeTerminal(1) ? process.stdout.columns : 0) || Number(process.env.COLUMNS) || 0
   return cols > 0 ? Math.min(cols, 120) : null
+}
+
+function mayBeTerminal(fd: number): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice()
+  } catch {
+    return false // closed
+  }
 }
 
 /**

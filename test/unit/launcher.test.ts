@@ -78,7 +78,7 @@ test('the CLI runs without the code cache, and with a corrupt one', async (t) =>
   t.regex(corrupt.stdout, /plumb attach-veth <guest> <bridge>/)
 })
 
-test('start-up loads neither crypto, assert, fs/promises nor child_process (each costs ms on every run)', async (t) => {
+test('start-up loads neither crypto, assert, fs/promises, child_process, net nor tty (each costs ms on every run; net and tty come with process.stdout)', async (t) => {
   const dir = mkdtempSync(join(dist, 'pt-launch-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const out = join(dir, 'modules.txt')
@@ -88,7 +88,7 @@ test('start-up loads neither crypto, assert, fs/promises nor child_process (each
     await execa(process.execPath, ['-r', hook, PLUMB_BIN, ...argv], { reject: false })
     const loaded = readFileSync(out, 'utf8').split('\n')
     t.true(loaded.includes('NativeModule vm'), 'the hook saw the launcher run') // a check that can fail
-    for (const mod of ['crypto', 'assert', 'fs/promises', 'child_process']) t.false(loaded.includes(`NativeModule ${mod}`), `${argv.join(' ')} loaded node:${mod}`)
+    for (const mod of ['crypto', 'assert', 'fs/promises', 'child_process', 'net', 'tty']) t.false(loaded.includes(`NativeModule ${mod}`), `${argv.join(' ')} loaded node:${mod}`)
   }
 })
 
