@@ -78,7 +78,7 @@ function newContainer(): string {
 function cleanup(): void {
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
-  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`, `ptbk${tag}`]) quiet(`ip link del ${br}`)
+  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`, `ptbf${tag}`]) quiet(`ip link del ${br}`)
   quiet(`ovs-vsctl --if-exists del-br ptbo${tag}`)
   quiet(`ip link del ptbm${tag}`)
   for (const br of [`ptbq${tag}`, `ptbr${tag}`]) quiet(`ip link del ${br}`)
@@ -256,8 +256,8 @@ async function libraryAttach(): Promise<void> {
   // the peer born in its guest) in one `ip -batch`, one process, nothing else (no address, no
   // route, no check): what 7× the CNI loop would have to be measured against.
   const gk = Array.from({ length: LIBRARY_N }, () => newGuest())
-  sh(`ip link add ptbk${tag} type bridge && ip link set ptbk${tag} up`)
-  const kernel = timed(() => run('ip', ['-batch', '-'], process.env, gk.map((g, i) => `link add ptbk${tag}h${i} mtu 1500 master ptbk${tag} up type veth peer name eth1 netns ${g}`).join('\n')))
+  sh(`ip link add ptbf${tag} type bridge && ip link set ptbf${tag} up`)
+  const kernel = timed(() => run('ip', ['-batch', '-'], process.env, gk.map((g, i) => `link add ptbf${tag}h${i} mtu 1500 master ptbf${tag} up type veth peer name eth1 netns ${g}`).join('\n')))
   console.log(report(`library: ${LIBRARY_N} attachVeth() in one process vs ${LIBRARY_N} CNI ADDs`, seq, cni))
   console.log(report(`library: ${LIBRARY_N} attachVeth() concurrent vs ${LIBRARY_N} CNI ADDs`, par, cni))
   console.log(report(`library: ${LIBRARY_N} veths alone in one ip -batch (the kernel's share) vs ${LIBRARY_N} CNI ADDs`, kernel, cni))

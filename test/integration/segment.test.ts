@@ -4,6 +4,7 @@
 // guests on the same VLAN of an OVS bridge (not another VLAN's), a macvlan's parent.
 
 import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
+import type { LinkInfo } from '../../lib/kernel/types.js'
 import { fixture, plumb } from './ops-fixture.js'
 import { extraGuest, nicWithFarEnd, ovsBridgeName, worldView } from './links-fixture.js'
 
@@ -131,35 +132,33 @@ asRoot("one process's checks of a segment read each guest once, then follow the 
     const wanted = [parseIpSpec(cidr)].filter((ip) => ip.kind === 'static') as Parameters<typeof addressHolders>[1]
     return (await addressHolders(hostNs, wanted, undefined, await hostNs.getLinks({ master: (await hostNs.getLink(br))!.index }))).map((h) => h.holder)
   }
-  // a guest behind a port another program made, with an explicit netns id
-  const a = await extraGuest(t, f, 'a')
-  await sh('ip', ['netns', 'set', a.ns, '4242'])
-  await makeVethPair(t, `${f.id}a`, 'eth0', a.ns)
-  await sh('ip', ['link', 'set', `${f.id}a`, 'master', br])
-  await sh('ip', ['-n', a.ns, 'addr', 'add', f.v4(10), 'dev', 'eth0'])
-  const portA = (await hostNs.getLink(`${f.id}a`))!
-  t.is(portA.linkNetnsId, 4242)
+  /** a guest behind a port another program made, its netns given id 4242, eth0 holding `cidr` */
+  const guestBehind = async (suffix: string, cidr: string): Promise<{ ns: string; port: LinkInfo }> => {
+    const g = await extraGuest(t, f, suffix)
+    await sh('ip', ['netns', 'set', g.ns, '4242'])
+    await makeVethPair(t, `${f.id}${suffix}`, 'eth0', g.ns)
+    await sh('ip', ['link', 'set', `${f.id}${suffix}`, 'master', br])
+    await sh('ip', ['-n', g.ns, 'addr', 'add', cidr, 'dev', 'eth0'])
+    const port = (await hostNs.getLink(`${f.id}${suffix}`))!
+    t.is(port.linkNetnsId, 4242)
+    return { ns: g.ns, port }
+  }
+  const { ns: a, port: portA } = await guestBehind('a', f.v4(10))
 
   t.deepEqual(await holders(f.v4(10)), [`the guest behind port ${f.id}a (netns id 4242)`])
   t.is(dumps, 1, 'the first check reads the guest')
   t.deepEqual(await holders(f.v4(11)), [])
   // (deleted first: deleting a primary address deletes its secondaries with it)
-  await sh('ip', ['-n', a.ns, 'addr', 'del', f.v4(10), 'dev', 'eth0'])
-  await sh('ip', ['-n', a.ns, 'addr', 'add', f.v4(11), 'dev', 'eth0'])
+  await sh('ip', ['-n', a, 'addr', 'del', f.v4(10), 'dev', 'eth0'])
+  await sh('ip', ['-n', a, 'addr', 'add', f.v4(11), 'dev', 'eth0'])
   t.deepEqual(await holders(f.v4(11)), [`the guest behind port ${f.id}a (netns id 4242)`], 'an address added since is seen')
   t.deepEqual(await holders(f.v4(10)), [], 'an address deleted since is gone')
   t.is(dumps, 1, 'without reading the guest again')
 
   // netns id 4242 taken back (its netns deleted), then given to another netns whose peer has the same ifindex
-  await sh('ip', ['netns', 'del', a.ns])
+  await sh('ip', ['netns', 'del', a])
   await waitFor(async () => (await shQuiet('ip', ['link', 'show', `${f.id}a`])).exitCode !== 0, { what: 'the port of the deleted netns to go' })
-  const b = await extraGuest(t, f, 'b')
-  await sh('ip', ['netns', 'set', b.ns, '4242'])
-  await makeVethPair(t, `${f.id}c`, 'eth0', b.ns)
-  await sh('ip', ['link', 'set', `${f.id}c`, 'master', br])
-  await sh('ip', ['-n', b.ns, 'addr', 'add', f.v4(12), 'dev', 'eth0'])
-  const portB = (await hostNs.getLink(`${f.id}c`))!
-  t.is(portB.linkNetnsId, 4242)
+  const { port: portB } = await guestBehind('c', f.v4(12))
   t.is(portB.link, portA.link, 'the new peer has the old one\'s ifindex')
   t.deepEqual(await holders(f.v4(11)), [], "the old netns's address is forgotten")
   t.deepEqual(await holders(f.v4(12)), [`the guest behind port ${f.id}c (netns id 4242)`])
