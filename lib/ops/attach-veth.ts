@@ -13,7 +13,8 @@ import type { BridgeFirewall } from '../firewall/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseIfAsked } from './lease.js'
+import { leaseIfAsked, leasesOf, sameLease } from './lease.js'
+import type { LeaseState } from '../dhcp/index.js'
 import type { DhcpLeaseOptions } from './lease.js'
 import { acquireBridgeLock } from './bridge-lock.js'
 import type { BridgeLock } from './bridge-lock.js'
@@ -162,11 +163,14 @@ async function attachToLinuxBridge(
   // Idempotency: the same attach done before is found by its owner mark. A concurrent detach
   // may delete it between the listing and the reads of its addresses: then it is gone, and
   // the guest is read again (not "no such device", exit 3).
+  // With dhcp, the lease's address is not part of the configuration asked for: the client's state
+  // says which interface holds it.
+  const leases = v.ips.some((ip) => ip.kind === 'dhcp') ? await leasesOf(netns) : undefined
   for (let reread = 0; ; reread++) {
-    const existing = v.ifname ? guestLinks.find((l) => l.name === v.ifname) : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs)
+    const existing = v.ifname ? guestLinks.find((l) => l.name === v.ifname) : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs, leases)
     if (!existing) break
     try {
-      return await alreadyAttached(ctx, v, existing, result, guestLinks)
+      return await alreadyAttached(ctx, v, existing, result, guestLinks, leases)
     } catch (err) {
       if (reread >= 3 || !(err instanceof PlumbError && err.code === 'NOT_FOUND') || (await guestNs.getLinkByIndex(existing.index))) throw err
       guestLinks = await guestNs.getLinks()
@@ -284,21 +288,26 @@ async function attachToLinuxBridge(
  * whole guest, not one per candidate: a per-link query fails (ENODEV) when a concurrent detach
  * deleted the link after the listing, and this way there is one round trip whatever the count.
  */
-async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[]): Promise<LinkInfo | undefined> {
+/**
+ * The attach done before, without -i: plumb's guest end on the same bridge holding exactly the
+ * static addresses asked for. With `leases` (dhcp asked for), an interface with a DHCP client's
+ * state, whose leased address (valid for a lifetime, not permanent) does not count.
+ */
+async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[], leases: Map<string, LeaseState> | undefined): Promise<LinkInfo | undefined> {
   const candidates = links.filter((l) => {
     const m = parseMark(l.alias)
-    return m?.role === 'guest' && m.op === 'attach-veth' && m.bridge === bridge
+    return m?.role === 'guest' && m.op === 'attach-veth' && m.bridge === bridge && (!leases || leases.has(l.name))
   })
   if (candidates.length === 0) return undefined
   const addrs = await guestNs.getAddrs()
   return candidates.find((l) => {
-    const have = addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:'))).map((a) => `${a.address}/${a.prefix}`)
+    const have = addrs.filter((a) => a.index === l.index && !(a.family === 6 && a.address.startsWith('fe80:')) && (!leases || a.permanent)).map((a) => `${a.address}/${a.prefix}`)
     return sameSet(have, wantAddrs)
   })
 }
 
 /** A re-run: exit 0 and say so when the state is the same; exit 4 when it differs. */
-async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: LinkInfo, result: OpResult, guestLinks: LinkInfo[]): Promise<OpResult> {
+async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: LinkInfo, result: OpResult, guestLinks: LinkInfo[], leases: Map<string, LeaseState> | undefined): Promise<OpResult> {
   const mark = parseMark(link.alias)
   if (!mark || mark.role !== 'guest') {
     throw conflict(`"${link.name}" already exists in ${ctx.netns.label} and is not plumb's`, 'choose another name with -i, or leave -i out to take the first free ethN')
@@ -314,8 +323,9 @@ async function alreadyAttached(ctx: GuestContext, v: ValidatedAttachVeth, link: 
     ...(mark.peer ? [{ name: mark.peer, netns: 'host', kind: 'veth', peer: link.name, bridge: v.bridge }] : []),
     { name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: 'veth', ...(mark.peer ? { peer: mark.peer } : {}) },
   )
+  if (leases) sameLease(ctx.netns, link.name, leases.get(link.name), result)
   for (const ip of v.statics) result.ips.push({ address: ip.cidr, ...(ip.gateway ? { gateway: ip.gateway } : {}), interface: result.interfaces.length - 1 })
   result.mark = link.alias
-  result.messages.push(`already attached: ${ctx.netns.label} ${link.name} on bridge ${v.bridge}; nothing changed`)
+  result.messages.push(`already attached: ${ctx.netns.label} ${link.name} on bridge ${v.bridge}${leases ? ` (DHCP lease ${(result.lease as LeaseState).address ?? 'pending'})` : ''}; nothing changed`)
   return result
 }

@@ -16,7 +16,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
-import { leaseIfAsked } from './lease.js'
+import { leaseIfAsked, sameLeaseIfAsked } from './lease.js'
 import type { DhcpLeaseOptions } from './lease.js'
 
 export interface ChildLinkPlan {
@@ -102,6 +102,7 @@ export async function createChildLink(ctx: GuestContext, v: ValidatedLinkInput, 
       )
     }
     result.interfaces.push({ name: existing.name, ...(existing.mac ? { mac: existing.mac } : {}), mtu: existing.mtu, netns: netns.label, kind: plan.op, peer: plan.parent.name })
+    await sameLeaseIfAsked(netns, existing.name, v.ips, result)
     result.messages.push(`already so: ${netns.label} ${existing.name} is a ${plan.op} of ${plan.parent.name}; nothing changed`)
     result.mark = existing.alias
     return result

@@ -1,9 +1,10 @@
 // The `dhcp` IP spec of the link ops (a real client in the guest's netns, started inside the
 // op's transaction) and the lease teardown detach runs: what the link ops and the dhcp op share.
 
-import { usageError } from '../errors.js'
+import { conflict, usageError } from '../errors.js'
 import { parseSeconds } from '../parse/index.js'
 import type { GuestRef, IpSpec } from '../parse/index.js'
+import type { LeaseState } from '../dhcp/index.js'
 import type { Netns } from '../guest/index.js'
 import type { GuestContext } from './context.js'
 import type { OpResult } from './result.js'
@@ -91,6 +92,28 @@ export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: Dh
 /** The `dhcp` IP spec of a link op, when one was given. */
 export async function leaseIfAsked(tx: Tx, ctx: GuestContext, ifname: string, ips: IpSpec[], o: DhcpLeaseOptions | undefined, result: OpResult): Promise<void> {
   if (ips.some((ip) => ip.kind === 'dhcp')) await leaseInto(tx, ctx, ifname, o ?? {}, result)
+}
+
+/** The DHCP state of each interface of this guest (its netns now, not an older one under the same key), by name. */
+export async function leasesOf(netns: Netns): Promise<Map<string, LeaseState>> {
+  const dhcp = await import('../dhcp/index.js')
+  return new Map((await dhcp.listLeases()).filter((l) => l.stateKey === netns.key && (l.netnsIno === undefined || l.netnsIno === netns.ino)).map((l) => [l.ifname, l]))
+}
+
+/**
+ * A re-run of a link op asking for `dhcp` on an interface it made before: the same only with that
+ * interface's client running (result.lease then says what it holds). Without one it is another
+ * configuration (exit 4) whose fix is the dhcp command, not a second interface.
+ */
+export function sameLease(netns: Netns, ifname: string, lease: LeaseState | undefined, result: OpResult): void {
+  if (!lease) throw conflict(`${netns.label} ${ifname} is already attached without a DHCP client`, `start one on it: plumb dhcp ${netns.label} ${ifname}`)
+  if (lease.alive === false) throw conflict(`${netns.label} ${ifname} is already attached, but its DHCP client no longer runs`, `restart it: plumb dhcp ${netns.label} ${ifname} (or let plumb gc clean its state)`)
+  result.lease = lease
+}
+
+/** sameLease for a re-run whose IP specs may ask for dhcp (a no-op when they do not). */
+export async function sameLeaseIfAsked(netns: Netns, ifname: string, ips: IpSpec[], result: OpResult): Promise<void> {
+  if (ips.some((ip) => ip.kind === 'dhcp')) sameLease(netns, ifname, (await leasesOf(netns)).get(ifname), result)
 }
 
 /** detach: release the lease and stop the client of this interface, if there is one. */

@@ -14,7 +14,7 @@ import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { returnMovedDevice } from './teardown.js'
 import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
-import { leaseIfAsked } from './lease.js'
+import { leaseIfAsked, sameLeaseIfAsked } from './lease.js'
 import { ovsOwner } from './ovs-owner.js'
 import type { DhcpLeaseOptions } from './lease.js'
 
@@ -68,6 +68,7 @@ export async function moveDev(opts: MoveDevOptions): Promise<OpResult> {
         )
       }
       result.interfaces.push({ name: ifname, mtu: inGuest.mtu, netns: netns.label, kind: inGuest.kind ?? 'device' })
+      await sameLeaseIfAsked(netns, ifname, v.ips, result)
       result.messages.push(`already moved: ${v.device} is ${netns.label} ${ifname}; nothing changed`)
       return result
     }

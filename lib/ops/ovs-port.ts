@@ -14,7 +14,7 @@ import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
 import { commonArgs, ipTexts, linkEdit, persist, routeTexts } from './persist.js'
-import { leaseIfAsked } from './lease.js'
+import { leaseIfAsked, sameLeaseIfAsked } from './lease.js'
 import { addressHolders, refuseHeld } from './segment.js'
 import type { AddressHolder } from './segment.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
@@ -99,6 +99,7 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     }
     if (differs.length === 0) {
       result.interfaces.push({ name: same.name, mtu: same.mtu, netns: netns.label, kind: 'veth', peer: m.peer!, bridge: v.bridge })
+      await sameLeaseIfAsked(netns, same.name, v.ips, result)
       result.messages.push(`already so: ${netns.label} ${same.name} is a port of OVS bridge ${v.bridge}; nothing changed`)
       return result
     }

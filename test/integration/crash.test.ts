@@ -1,6 +1,6 @@
-// Killed at every step: attach-veth, macvlan, p2p-link, ovs-port, expose, masquerade, vxlan,
-// isolate, set-ip, sysctl, names and move-dev run under strace, which
-// SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
+// Killed at every step: attach-veth (static and dhcp), macvlan, p2p-link, ovs-port (a new bridge
+// and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names and move-dev
+// run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
 // each kill, both ways out must work: the same command run again converges to exactly the state
 // a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
@@ -10,10 +10,13 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { execa } from 'execa'
-import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, holdGcLock, sh, shQuiet, isolatedPorts } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, sh, shQuiet, isolatedPorts } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
+import { inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
+import { dhcpStateDir } from '../../lib/config.js'
+import { encodeKey } from '../../lib/paths.js'
 
 const canKill = isRoot && hasBinary('strace')
 const rootTest = canKill ? test : test.skip
@@ -253,6 +256,71 @@ ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc re
       t.is(ports[0]!.bridge, br)
       t.is(ports[0]!.tag, 10)
       t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+ovsTest('ovs-port on an OVS bridge that exists killed at every step: a rerun converges, gc removes the remains, the bridge stays', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const br = await makeOvsBridge(t, `${f.id}p`)
+  const ip = f.v4(5)
+  const points = await killEverywhere(t, f, {
+    args: ['ovs-port', f.guest, br, ip, '--tag', '20'],
+    guests: [f.ns],
+    ovs: true,
+    async intended(t) {
+      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
+      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=ovs-port /)
+      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
+      t.deepEqual(await ovsBridgesOf(f.id), [br], 'the one bridge, the test\'s own')
+      const ports = await ovsPortsOf(f.id)
+      t.is(ports.length, 1, 'one OVS port')
+      t.is(ports[0]!.bridge, br)
+      t.is(ports[0]!.tag, 20)
+      t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+const dhcpTest = canKill && hasBinary('dnsmasq') && hasBinary('udhcpc') && hasBinary('nsenter') ? test : test.skip
+
+/** The DHCP state dirs of guest `ns` (ip netns name: its state key is its netns inode) and the processes that name any of them (supervisor, client). */
+function dhcpRemains(ns: string): { dirs: string[]; pids: number[] } {
+  const key = `${encodeKey(`ino:${statSync(`/run/netns/${ns}`).ino}`)}-`
+  let dirs: string[] = []
+  try {
+    dirs = readdirSync(dhcpStateDir()).filter((d) => d.includes(key))
+  } catch {
+    // no DHCP state at all yet
+  }
+  return { dirs, pids: pidsMentioning(key) }
+}
+
+dhcpTest('attach-veth with dhcp killed at every step: a rerun converges to one lease and one client, gc and detach leave no client behind', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const lab = await makeHostDhcpLab(t)
+  const points = await killEverywhere(t, f, {
+    args: ['attach-veth', f.guest, lab.br, 'dhcp', '--dhcp-client', 'udhcpc'],
+    guests: [f.ns],
+    view: async () => ({ world: await worldView(f.id, [f.ns]), dhcp: dhcpRemains(f.ns) }),
+    async intended(t) {
+      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
+      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=attach-veth /)
+      const addrs = await addrsOf('eth1', f.ns)
+      t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
+      t.true(inRange(addrs[0]!.split('/')[0]!, lab.net), `${addrs[0]} from the server's range`)
+      const { dirs, pids } = dhcpRemains(f.ns)
+      t.is(dirs.length, 1, 'one DHCP state dir')
+      // one supervisor and its one client (both name the state dir), whatever the kills left before
+      t.is(pids.length, 2, `a supervisor and a client: ${pids.join(' ')}`)
     },
   })
   t.log(`${points} kill points`)

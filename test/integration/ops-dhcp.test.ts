@@ -201,6 +201,16 @@ withLab('macvlan and move-dev take the dhcp spec with --dhcp-client/--dhcp-timeo
   await assertLeased(t, lab, ns, 'eth2', l2)
   t.not(l1.address, l2.address)
 
+  // run again: the same lease, no second client (a macvlan with or without -i, the moved device)
+  for (const argv of [['macvlan', `netns:${ns}`, nic.a, 'dhcp', '-i', 'eth1'], ['macvlan', `netns:${ns}`, nic.a, 'dhcp'], ['move-dev', `netns:${ns}`, dev.a, 'dhcp', '-i', 'eth2']]) {
+    const again = await plumb(...argv, '--json')
+    t.is(again.exitCode, 0, `${argv.join(' ')}: ${again.stderr}`)
+    t.false(again.json?.changed, argv.join(' '))
+    t.is(again.json?.lease?.address, argv[0] === 'macvlan' ? l1.address : l2.address, argv.join(' '))
+  }
+  t.deepEqual(await linkNames(ns), ['eth1', 'eth2', 'lo'])
+  t.is(lab.count(/DHCPDISCOVER/), 2, 'no third client asked')
+
   const det = await plumb('detach', `netns:${ns}`, '--all')
   t.is(det.exitCode, 0, det.stderr)
   await assertReleased(t, lab, l1)
@@ -250,6 +260,45 @@ withLab('gc: a lease whose supervisor and client died is shown as dead by ls and
   const det = await cli('detach', `netns:${ns}`, '--all')
   t.is(det.exitCode, 0, det.stderr)
   t.deepEqual(await linkNames(ns), ['lo'])
+})
+
+withLab('attach-veth with dhcp run again is "already" (with or without -i): one interface, one client; without a running client it is exit 4 naming plumb dhcp', async (t) => {
+  const lab = await makeHostDhcpLab(t)
+  const ns = await makeNetns(t, { name: uniq('g') })
+  const first = await plumb('attach-veth', `netns:${ns}`, lab.br, 'dhcp', '--dhcp-client', 'udhcpc', '--json')
+  t.is(first.exitCode, 0, first.stderr)
+  const lease = first.json?.lease as JsonLease
+  await assertLeased(t, lab, ns, 'eth1', lease)
+  for (const named of [[], ['-i', 'eth1']]) {
+    const again = await plumb('attach-veth', `netns:${ns}`, lab.br, 'dhcp', '--dhcp-client', 'udhcpc', ...named, '--json')
+    t.is(again.exitCode, 0, again.stderr)
+    t.false(again.json?.changed, `${named.join(' ')}: nothing changed`)
+    t.is(again.json?.lease?.address, lease.address)
+    t.regex(again.stdout, /already attached/)
+  }
+  t.deepEqual(await linkNames(ns), ['eth1', 'lo'], 'no eth2 beside eth1')
+  t.is(lab.count(/DHCPDISCOVER/), 1, 'no second client asked')
+  t.deepEqual(pidsMentioning(lease.stateDir).sort(), [lease.pid, lease.clientPid].sort(), 'one supervisor and one client')
+
+  // the client gone behind plumb's back: a re-run says how to get one again, and changes nothing
+  process.kill(lease.pid, 'SIGKILL')
+  process.kill(lease.clientPid!, 'SIGKILL')
+  await waitFor(() => !alive(lease.pid) && !alive(lease.clientPid), { what: 'the kill' })
+  const dead = await plumb('attach-veth', `netns:${ns}`, lab.br, 'dhcp')
+  t.is(dead.exitCode, 4, dead.stderr)
+  t.regex(dead.stderr, new RegExp(`eth1 is already attached, but its DHCP client no longer runs\nhint: restart it: plumb dhcp netns:${escapeRe(ns)} eth1`))
+  t.deepEqual(await linkNames(ns), ['eth1', 'lo'])
+  const restart = await plumb('dhcp', `netns:${ns}`, 'eth1')
+  t.is(restart.exitCode, 0, restart.stderr)
+  const det = await plumb('detach', `netns:${ns}`, '--all')
+  t.is(det.exitCode, 0, det.stderr)
+
+  // an attach without dhcp, then the same attach asking for it with -i: another configuration
+  t.is((await plumb('attach-veth', `netns:${ns}`, lab.br, '-i', 'eth1')).exitCode, 0)
+  const without = await plumb('attach-veth', `netns:${ns}`, lab.br, 'dhcp', '-i', 'eth1')
+  t.is(without.exitCode, 4, without.stderr)
+  t.regex(without.stderr, new RegExp(`eth1 is already attached without a DHCP client\nhint: start one on it: plumb dhcp netns:${escapeRe(ns)} eth1`))
+  t.is((await plumb('detach', `netns:${ns}`, '--all')).exitCode, 0)
 })
 
 withLab('plumb dhcp (client auto, as doctor reports) twice is "already"; --release on nothing is a no-op', async (t) => {
