@@ -1,4 +1,4 @@
-// Killed at every step: attach-veth (static and dhcp), macvlan, p2p-link, ovs-port (a new bridge
+// Killed at every step: attach-veth (static and dhcp), dhcp, macvlan, p2p-link, ovs-port (a new bridge
 // and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names and move-dev
 // run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
@@ -320,6 +320,36 @@ dhcpTest('attach-veth with dhcp killed at every step: a rerun converges to one l
       const { dirs, pids } = dhcpRemains(f.ns)
       t.is(dirs.length, 1, 'one DHCP state dir')
       // one supervisor and its one client (both name the state dir), whatever the kills left before
+      t.is(pids.length, 2, `a supervisor and a client: ${pids.join(' ')}`)
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+dhcpTest('dhcp on an interface that exists killed at every step: a rerun converges to one client, gc and --release leave none', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const lab = await makeHostDhcpLab(t)
+  const att = await plumb('attach-veth', f.guest, lab.br, '-i', 'eth1')
+  t.is(att.exitCode, 0, att.stderr)
+  t.teardown(async () => void (await plumb('detach', f.guest, '--all')))
+  const points = await killEverywhere(t, f, {
+    args: ['dhcp', f.guest, 'eth1', '--client', 'udhcpc'],
+    guests: [f.ns],
+    view: async () => ({ world: await worldView(f.id, [f.ns]), dhcp: dhcpRemains(f.ns) }),
+    async undo(t) {
+      const r = await plumb('dhcp', f.guest, 'eth1', '--release')
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    present: async () => dhcpRemains(f.ns).dirs.length > 0,
+    async intended(t) {
+      const addrs = await addrsOf('eth1', f.ns)
+      t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
+      t.true(inRange(addrs[0]!.split('/')[0]!, lab.net), `${addrs[0]} from the server's range`)
+      const { dirs, pids } = dhcpRemains(f.ns)
+      t.is(dirs.length, 1, 'one DHCP state dir')
       t.is(pids.length, 2, `a supervisor and a client: ${pids.join(' ')}`)
     },
   })
