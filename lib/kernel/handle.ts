@@ -492,8 +492,14 @@ export class NetlinkHandle implements NetHandle {
     if (!this.addrCache) {
       const addon = loadAddon()
       const nsFd = this.nsFd
-      const fd = nsFd === undefined ? addon.addrWatchOpen() : addon.withNetns(nsFd, () => addon.addrWatchOpen())
-      this.addrCache = new AddrCache({ drain: () => addon.addrWatchDrain(fd), close: () => closeSync(fd) }, formatIp)
+      let fd: number | undefined
+      try {
+        fd = nsFd === undefined ? addon.addrWatchOpen() : addon.withNetns(nsFd, () => addon.addrWatchOpen())
+      } catch {
+        // a kernel or a sandbox that refuses the watch (NETLINK_LISTEN_ALL_NSID, CAP_NET_BROADCAST):
+        // a cache that hears nothing it can trust forgets at every lookup, so every lookup reads
+      }
+      this.addrCache = new AddrCache(fd === undefined ? { drain: () => ({ reset: true, events: [] }), close: () => {} } : { drain: () => addon.addrWatchDrain(fd), close: () => closeSync(fd) }, formatIp)
     }
     return this.addrCache.lookup(
       links.map((l) => [l.netnsId ?? -1, l.index, l.family]),
