@@ -1,6 +1,7 @@
 #!/bin/sh
 # plumb's command (dist/plumb, package.json's bin): starts node from the CLI's V8 start-up
-# snapshot (dist/plumb.blob, bin/snapshot.ts: the CLI already loaded and initialised) when the
+# snapshot (dist/plumb.blob, or dist/plumb-ops.blob for an op: bin/snapshot.ts, the CLI and its
+# ops already loaded and initialised) when the
 # build vouched for it on this node and this CPU, else from the code cache (dist/plumb.cjs).
 # node refuses a snapshot made by another node binary, under other V8 flags (NODE_OPTIONS) or on
 # a CPU with other features, and exits 14 before running anything; so the blob is offered only
@@ -29,8 +30,19 @@ if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$st
   IFS= read -r want <"$stamp"
   line=
   IFS= read -r line 2>/dev/null </sys/devices/system/cpu/modalias
+  # An op starts from the blob that holds the ops too; help, version, completion and no command
+  # from the command line's alone, whose smaller heap starts faster (lib/snapshot.ts).
+  blob=plumb-ops.blob
+  [ $# -eq 0 ] && blob=plumb.blob
+  for a; do
+    case $a in
+      --) break ;;
+      -h | --help | --version | completion | --get-yargs-completions) blob=plumb.blob; break ;;
+    esac
+  done
+  [ -f "$d/$blob" ] || blob=plumb.blob
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
-  [ "$line" = "$want" ] && exec "$node" --no-rehash-snapshot --snapshot-blob "$d/plumb.blob" "$d/plumb.cjs" "$@"
+  [ "$line" = "$want" ] && exec "$node" --no-rehash-snapshot --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
 fi
 exec "$node" "$d/plumb.cjs" "$@"

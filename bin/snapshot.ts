@@ -1,6 +1,7 @@
-// The V8 start-up snapshot's entry (dist/plumb-snapshot.cjs, made into dist/plumb.blob by the
-// build with `node --build-snapshot`): the command line (yargs and every command's flags, not the
-// ops they call: lib/cli/ops.ts) is loaded and initialised here, at build time, and the paths
+// The V8 start-up snapshots' entry (dist/plumb-snapshot.cjs, made into dist/plumb.blob and
+// dist/plumb-ops.blob by the build with `node --build-snapshot`): the command line (yargs and every
+// command's flags) is loaded and initialised here, at build time, and for the second blob the ops
+// it calls too (lib/cli/ops.ts, loaded and initialised, nothing run); the paths
 // every run takes (argument parsing, help, usage errors) are run once so that their compiled code
 // is in the snapshot too. A run that starts from it (the `plumb`
 // launcher, bin/plumb.sh) begins with the CLI in the heap. What depends on the run is read in
@@ -9,9 +10,10 @@
 // load them (a failed load is remembered), and both load on first use, after it.
 
 import { startupSnapshot } from 'node:v8'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { exitNow, loadedBundles } from '../lib/cli/bundle.js'
+import { ops } from '../lib/cli/common.js'
 import { loadCommands, main } from '../lib/cli/index.js'
 
 // The bundle's import.meta.url (scripts/bundle.mjs): the package root, node_modules and the
@@ -32,12 +34,21 @@ const training = [
   ['atach-veth'],
 ]
 
+/** Whether this blob holds the ops bundle too (dist/plumb-ops.blob): read once, at build time. */
+const withOps = process.env.PLUMB_SNAPSHOT_OPS === '1'
+
 async function train(): Promise<void> {
   __plumbModuleUrl = pathToFileURL(join(process.cwd(), 'plumb-snapshot.cjs')).href
   await loadCommands([])
   for (const argv of training) await main(argv, quiet, {})
+  if (loadedBundles.size) throw new Error(`the snapshot's training loaded ${[...loadedBundles.keys()].join(', ')}: the training runs no op`)
+  if (withOps) {
+    // loaded and initialised (no op runs: nothing here may open a socket or load a binding); the
+    // compiled script itself (a vm.Script) cannot be in a heap snapshot, only what it made
+    await ops()
+    loadedBundles.clear()
+  }
   __plumbModuleUrl = ''
-  if (loadedBundles.size) throw new Error(`the snapshot's training loaded ${[...loadedBundles.keys()].join(', ')}: it must hold the command line only`)
 }
 // Done while the builder drains its event loop, before it writes the heap; a failure fails the build.
 train().catch((err: unknown) => {
@@ -47,6 +58,13 @@ train().catch((err: unknown) => {
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // argv[1] is dist/plumb.cjs: the launcher names it so that this run knows where it is installed.
-  __plumbModuleUrl = pathToFileURL(process.argv[1] ?? '').href
-  void main(process.argv.slice(2)).then(exitNow)
+  const here = process.argv[1] ?? ''
+  __plumbModuleUrl = pathToFileURL(here).href
+  const run = (): Promise<number> => main(process.argv.slice(2))
+  if (!withOps) return void run().then(exitNow)
+  // the ops bundle in the heap was loaded where the build ran: tell it where it is now
+  void ops()
+    .then((o) => o.relocate(pathToFileURL(join(dirname(here), 'plumb-ops.cjs')).href))
+    .then(run)
+    .then(exitNow)
 })

@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import type { Script } from 'node:vm'
 
 export const SNAPSHOT_BLOB = 'plumb.blob'
+/** The same command line with the ops bundle loaded too: what the launcher starts an op from. */
+export const SNAPSHOT_OPS_BLOB = 'plumb-ops.blob'
 export const SNAPSHOT_STAMP = 'plumb.blob.ok'
 
 /**

@@ -9,7 +9,7 @@ import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
 
 const require = createRequire(import.meta.url)
 
@@ -144,7 +144,8 @@ const bundled = {
   // (an import() cannot run from vm.Script on Node 20), so only the paths that spawn load it.
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__plumbModuleUrl' },
-  banner: { js: "const __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // let: a start-up snapshot holding the ops bundle moves it to where the run found it (lib/cli/ops.ts's relocate)
+  banner: { js: "let __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [netlinkBinding, nodeGypBuild, yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
   // netlink's binding is found with require.resolve at run time, on purpose
   logOverride: { 'require-resolve-not-external': 'silent' },
@@ -222,9 +223,25 @@ await chmod('dist/plumb', 0o755)
 // The V8 start-up snapshot (bin/plumb.sh says when it is used): made by this node, then vouched
 // for only once a run from it worked. A node that cannot make or load one leaves the CLI on the
 // code-cache path, which doctor reports; the build still succeeds.
-const snap = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', SNAPSHOT_BLOB, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
-const tried = snap.status === 0 ? spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${SNAPSHOT_BLOB}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' }) : snap
-if (tried.status === 0 && tried.stdout.trim() === JSON.parse(await readFile('package.json', 'utf8')).version) {
+// Two blobs from one entry: the command line alone (help, version, usage errors: the smaller heap
+// starts faster) and the command line with the ops loaded (PLUMB_SNAPSHOT_OPS at build time: an
+// op then does not load dist/plumb-ops.cjs from its code cache, ~3-4 ms). One stamp vouches for
+// both; without the second the launcher offers the first for every command.
+const version = JSON.parse(await readFile('package.json', 'utf8')).version
+const makeBlob = (blob, env) => {
+  const made = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8', env: { ...process.env, ...env } })
+  if (made.status !== 0) return made
+  const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' })
+  return run.status === 0 && run.stdout.trim() !== version ? { ...run, status: 1, stderr: `--version said "${run.stdout.trim()}"` } : run
+}
+await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
+const tried = makeBlob(SNAPSHOT_BLOB, {})
+if (tried.status === 0) {
+  const triedOps = makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
+  if (triedOps.status !== 0) {
+    await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
+    console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${(triedOps.stderr || triedOps.stdout || `exit ${triedOps.status}`).trim().split('\n')[0]}`)
+  }
   await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n`)
   // node's mtime to the nanosecond, which utimes from JS cannot copy
   const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })

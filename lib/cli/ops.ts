@@ -2,7 +2,8 @@
 // run, in one module. A command loads it (common.ts's ops()) only in its handler, after yargs has
 // parsed and validated, so --help, --version, completion and usage errors never load the ops,
 // netlink or the YAML parser. The CLI bundle keeps this module in a file of its own
-// (dist/plumb-ops.cjs, scripts/bundle.mjs): the start-up snapshot holds the command line only.
+// (dist/plumb-ops.cjs, scripts/bundle.mjs), loaded from its code cache, or already loaded in the
+// start-up snapshot the launcher picks for an op (dist/plumb-ops.blob: bin/snapshot.ts).
 
 export { attachVeth } from '../ops/attach-veth.js'
 export { detach } from '../ops/detach.js'
@@ -35,3 +36,16 @@ export { watch } from '../watch/watch.js'
  * only through import() uninitialised until then).
  */
 export const lab = (): Promise<typeof import('../lab/index.js')> => import('../lab/index.js')
+
+// The bundle's import.meta.url (scripts/bundle.mjs's banner): where it finds netlink's binding and
+// the setns addon, both loaded on first use.
+declare let __plumbModuleUrl: string
+
+/**
+ * Where this bundle is now: a start-up snapshot holding it (dist/plumb-ops.blob) was made where the
+ * build ran, so its deserialised main says where the run found it. Only there: elsewhere the
+ * bundle knows its own file.
+ */
+export function relocate(url: string): void {
+  __plumbModuleUrl = url
+}

@@ -9,6 +9,7 @@ import { dhcpStateDir } from '../config.js'
 import { isOurs, readHookLease, readMeta, readPid, statePaths, toLease } from './state.js'
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
 import { run, spawnChild } from '../proc.js'
+import { writeFileAtomic } from '../write-file.js'
 
 export interface StartDhcpOptions {
   /** netns file to enter: /proc/PID/ns/net, /run/netns/X, a Docker SandboxKey */
@@ -191,7 +192,9 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     let spawnError: Error | undefined
     sup.on('error', (e) => (spawnError = e))
     sup.unref()
-    if (sup.pid) writeFileSync(p.supervisorPid, `${sup.pid}\n`)
+    // The supervisor writes it too, first thing: atomically here, so that a plumb killed
+    // mid-write never leaves it empty (stopDhcp and gc find the supervisor by it).
+    if (sup.pid) writeFileAtomic(p.supervisorPid, `${sup.pid}\n`)
 
     let supGone = false
     sup.on('exit', () => (supGone = true))

@@ -209,6 +209,12 @@ C=$!
 echo "$C" >"$D/client.pid"
 S=
 
+# Whether $D is still this supervisor's: plumb removes it once it stopped us, and a new client for
+# the same interface may have made it again since, with its own supervisor's pid in it.
+mine() {
+  [ "$(cat "$D/supervisor.pid" 2>/dev/null)" = "$$" ]
+}
+
 gone() {
   if [ -n "$WPID" ] && [ "$(stat -L -c %i "/proc/$WPID/ns/net" 2>/dev/null)" != "$WPIDINO" ]; then
     echo "plumb-supervisor: guest pid $WPID is gone" >&2; return 0
@@ -226,7 +232,7 @@ finish() {
   i=0
   while kill -0 "$C" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
   kill -KILL "$C" 2>/dev/null
-  rm -rf "$D"
+  mine && rm -rf "$D"
   exit 0
 }
 trap finish TERM INT HUP
@@ -241,6 +247,6 @@ while kill -0 "$C" 2>/dev/null; do
 done
 # the client exited by itself (crashed, or was told to): nothing left to supervise
 echo "plumb-supervisor: client $C exited" >&2
-[ -e "$D/stopping" ] || rm -rf "$D"
+[ -e "$D/stopping" ] || ! mine || rm -rf "$D"
 exit 0
 `

@@ -5,7 +5,7 @@ import { accessSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { packageRoot } from '../paths.js'
 import { findOnPath } from '../proc.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, codeCacheFile, compileBundle, fromSnapshot, snapshotVerdict } from '../snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, codeCacheFile, compileBundle, fromSnapshot, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -81,10 +81,15 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
   const verdict = snapshotVerdict(dist, node, process.env)
   if (!verdict.used) return { name, ok: false, optional: true, detail: `not used, commands start from the code cache (slower): ${verdict.why}`, hint }
   const { run } = await import('../proc.js')
-  const tried = await run(node!, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
-  return tried.exitCode === 0
-    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}` }
-    : { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }
+  const tryBlob = (blob: string) => run(node!, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, blob), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
+  const tried = await tryBlob(SNAPSHOT_BLOB)
+  if (tried.exitCode !== 0) return { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }
+  // the second blob, with the ops loaded: the launcher falls back to the first without it
+  if (!exists(join(dist, SNAPSHOT_OPS_BLOB))) return { name, ok: false, optional: true, detail: `half in use: ${verdict.why}; no ${join(dist, SNAPSHOT_OPS_BLOB)}: ops load from their code cache (slower)`, hint }
+  const triedOps = await tryBlob(SNAPSHOT_OPS_BLOB)
+  return triedOps.exitCode === 0
+    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}; ops start from ${SNAPSHOT_OPS_BLOB}` }
+    : { name, ok: false, optional: true, detail: `node refuses ${join(dist, SNAPSHOT_OPS_BLOB)} (exit ${triedOps.exitCode}): ${triedOps.stderr.trim().split('\n')[0]}`, hint }
 }
 
 /** A program on PATH (the usual system directories when PATH is unset). */

@@ -2,12 +2,12 @@
 // death, --resolv into a real container, and the host's own files left untouched. Root only.
 
 import type { ExecutionContext } from 'ava'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { PlumbError } from '../../lib/errors.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
 import type { Lease } from '../../lib/dhcp/index.js'
-import { hasBinary, hasDocker, isRoot, makeContainer, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
+import { hasBinary, hasDocker, isRoot, makeContainer, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
 import { defaultRoute, hostHashes, makeDhcpLab, pidsMentioning, v4Addrs } from './dhcp-lab.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter')
@@ -146,6 +146,27 @@ withUdhcpc('two interfaces of one guest and two guests get separate clients and 
   const err = await t.throwsAsync(startDhcp({ nsPath: c1.nsPath, guestLabel: c1.ns, stateKey: k1, ifname: 'eth1', client: 'udhcpc' }), { instanceOf: PlumbError })
   t.is((err as PlumbError).code, 'CONFLICT')
   t.is((await listLeases()).filter((l) => l.stateKey === k1 || l.stateKey === k2).length, 2)
+})
+
+withUdhcpc("a supervisor whose client exits removes its state dir only while the dir is its own (not a newer client's made under the same name)", async (t) => {
+  const lab = await makeDhcpLab(t)
+  const c = await lab.addClient(t)
+  const stateKey = key()
+  stopLater(t, stateKey, c.ifname)
+  const lease = await startDhcp({ nsPath: c.nsPath, guestLabel: c.ns, stateKey, ifname: c.ifname, client: 'udhcpc' })
+  const p = statePaths(stateKey, c.ifname)
+  t.is(readFileSync(p.supervisorPid, 'utf8').trim(), String(lease.pid), 'the supervisor pid on record')
+  // the dir as a newer start for the same lease would have it: another supervisor's pid
+  writeFileSync(p.supervisorPid, '999999999\n')
+  process.kill(lease.clientPid!, 'SIGKILL')
+  await waitFor(() => !processAlive(lease.pid), { timeout: 5000, what: 'the supervisor to see its client gone and exit' })
+  t.true(existsSync(p.dir), 'the dir that is not its own is left alone')
+  // and its own dir it does remove
+  rmSync(p.dir, { recursive: true, force: true })
+  const again = await startDhcp({ nsPath: c.nsPath, guestLabel: c.ns, stateKey, ifname: c.ifname, client: 'udhcpc' })
+  process.kill(again.clientPid!, 'SIGKILL')
+  await waitFor(() => !processAlive(again.pid), { timeout: 5000, what: 'the supervisor to exit' })
+  t.false(existsSync(p.dir), 'its own dir goes with it')
 })
 
 withDocker('--resolv writes the offered DNS server into the container\'s /etc/resolv.conf, never the host\'s; removing the container stops the client', async (t) => {

@@ -6,14 +6,14 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { execa } from 'execa'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import Module, { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot, packageVersion } from '../../lib/paths.js'
 import { snapshotCheck } from '../../lib/ops/doctor.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
 
 const dist = join(packageRoot(), 'dist')
@@ -155,6 +155,7 @@ function fakeNode(t: ExecutionContext): { dir: string; log: string; env: NodeJS.
 
 test('the build wrote a start-up snapshot and vouched for it; plumb starts node from it', async (t) => {
   t.true(existsSync(join(dist, SNAPSHOT_BLOB)), 'npm run build makes dist/plumb.blob')
+  t.true(existsSync(join(dist, SNAPSHOT_OPS_BLOB)), 'and dist/plumb-ops.blob')
   t.true(existsSync(join(dist, SNAPSHOT_STAMP)), 'and the stamp, once a run from it worked')
   const node = fakeNode(t)
   const version = await execa(launcher, ['--version'], { env: node.env, extendEnv: false, reject: false })
@@ -166,8 +167,9 @@ test('the build wrote a start-up snapshot and vouched for it; plumb starts node 
   // code-cache path's, made without the snapshot's flags), and doctor, itself run from it, says so
   const doctor = await execa(launcher, ['doctor', '--json'], { env: node.env, extendEnv: false, reject: false })
   const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks
-  t.true(node.argvs()[1]?.includes('--snapshot-blob'))
-  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true })
+  // an op (doctor is one) starts from the blob that holds the ops
+  t.deepEqual(node.argvs()[1], [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_OPS_BLOB), join(dist, 'plumb.cjs'), 'doctor', '--json'])
+  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true, detail: `in use: ${join(dist, SNAPSHOT_BLOB)} vouched for ${join(node.dir, 'node')} on this CPU; ops start from ${SNAPSHOT_OPS_BLOB}` })
   t.like(checks.find((c) => c.name === 'CLI code cache'), { ok: true, detail: `${opsBundle}.snapshot.cache accepted: commands start without compiling the CLI` })
 })
 
@@ -184,8 +186,30 @@ test('from the snapshot, argv, the environment and the exit codes are the run\'s
   const missing = await execa(launcher, ['attach-veth', `pt-nosuch-${process.pid}`, 'pt-x0', '198.18.0.2/24'], { env: { ...node.env, DOCKER_HOST: sock }, extendEnv: false, reject: false })
   t.is(missing.exitCode, 3)
   t.true(missing.stderr.includes(sock), missing.stderr)
-  t.true(node.argvs().every((a) => a.includes('--snapshot-blob')), 'every run started from the snapshot')
-  t.is(node.argvs().length, 3)
+  // help from the command line's blob; the usage error and the op from the one with the ops (an
+  // op's argv holds no --help): the environment is still the run's own
+  t.deepEqual(
+    node.argvs().map((a) => a[a.indexOf('--snapshot-blob') + 1]),
+    [join(dist, SNAPSHOT_BLOB), join(dist, SNAPSHOT_OPS_BLOB), join(dist, SNAPSHOT_OPS_BLOB)],
+  )
+})
+
+test('an op run from a copy of the package with the ops in its snapshot finds its bindings beside the copy, not where the build ran', async (t) => {
+  // the copy: its own package.json, dist (stamp times kept) and native addon, and no node_modules at first
+  const root = mkdtempSync(join(tmpdir(), 'pt-reloc-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  cpSync(dist, join(root, 'dist'), { recursive: true, preserveTimestamps: true, filter: (src) => !src.includes('/test') && !src.includes('/bench') })
+  cpSync(join(packageRoot(), 'native'), join(root, 'native'), { recursive: true })
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'plumb', version: packageVersion() }))
+  const node = fakeNode(t)
+  const ls = (): Promise<{ exitCode?: number; stderr: string }> => execa(join(root, 'dist', 'plumb'), ['ls'], { env: node.env, extendEnv: false, reject: false })
+  const without = await ls()
+  t.not(without.exitCode, 0, 'netlink is looked for beside the copy, where there is none')
+  t.regex(without.stderr, /netlink/)
+  symlinkSync(join(packageRoot(), 'node_modules'), join(root, 'node_modules'))
+  const withModules = await ls()
+  t.is(withModules.exitCode, 0, withModules.stderr)
+  t.true(node.argvs().every((a) => a.includes(join(root, 'dist', SNAPSHOT_OPS_BLOB))), 'both from the copy\'s ops blob')
 })
 
 test('without a snapshot node accepts, plumb runs from the code cache and doctor says why', async (t) => {
