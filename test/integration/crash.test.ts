@@ -237,56 +237,40 @@ rootTest('p2p-link killed at every step: a rerun converges, gc removes the remai
   t.true(points >= 3)
 })
 
-ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
-  const br = ovsBridgeName(t, f)
-  const ip = f.v4(4)
+/** ovs-port killed at every step, on bridge `br` with VLAN `tag` (`extra`: more of its flags). */
+async function ovsPortEverywhere(t: ExecutionContext, f: Fixture, br: string, ip: string, tag: number, extra: string[]): Promise<void> {
   const points = await killEverywhere(t, f, {
-    args: ['ovs-port', f.guest, br, ip, '--tag', '10', '--create-bridge'],
+    args: ['ovs-port', f.guest, br, ip, '--tag', String(tag), ...extra],
     guests: [f.ns],
     ovs: true,
     async intended(t) {
       const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
       t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=ovs-port /)
       t.deepEqual(await addrsOf('eth1', f.ns), [ip])
-      t.deepEqual(await ovsBridgesOf(f.id), [br])
+      t.deepEqual(await ovsBridgesOf(f.id), [br], 'the one bridge')
       const ports = await ovsPortsOf(f.id)
       t.is(ports.length, 1, 'one OVS port')
       t.is(ports[0]!.bridge, br)
-      t.is(ports[0]!.tag, 10)
+      t.is(ports[0]!.tag, tag)
       t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
     },
   })
   t.log(`${points} kill points`)
   t.true(points >= 5)
+}
+
+ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  await ovsPortEverywhere(t, f, ovsBridgeName(t, f), f.v4(4), 10, ['--create-bridge'])
 })
 
 ovsTest('ovs-port on an OVS bridge that exists killed at every step: a rerun converges, gc removes the remains, the bridge stays', async (t) => {
   t.timeout(900_000)
   await holdGcLock(t)
   const f = await fixture(t)
-  const br = await makeOvsBridge(t, `${f.id}p`)
-  const ip = f.v4(5)
-  const points = await killEverywhere(t, f, {
-    args: ['ovs-port', f.guest, br, ip, '--tag', '20'],
-    guests: [f.ns],
-    ovs: true,
-    async intended(t) {
-      const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
-      t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=ovs-port /)
-      t.deepEqual(await addrsOf('eth1', f.ns), [ip])
-      t.deepEqual(await ovsBridgesOf(f.id), [br], 'the one bridge, the test\'s own')
-      const ports = await ovsPortsOf(f.id)
-      t.is(ports.length, 1, 'one OVS port')
-      t.is(ports[0]!.bridge, br)
-      t.is(ports[0]!.tag, 20)
-      t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
-    },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  await ovsPortEverywhere(t, f, await makeOvsBridge(t, `${f.id}p`), f.v4(5), 20, [])
 })
 
 const dhcpTest = canKill && hasBinary('dnsmasq') && hasBinary('udhcpc') && hasBinary('nsenter') ? test : test.skip
