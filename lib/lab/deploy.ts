@@ -7,7 +7,8 @@ import { PlumbError, asPlumbError } from '../errors.js'
 import { dockerRunLine, removeContainer, runContainer, startContainer } from '../guest/containers.js'
 import type { ContainerSpec } from '../guest/containers.js'
 import { openHandleIn, openHostHandle, openNetnsFd, closeFd } from '../kernel/index.js'
-import { HandlePool } from '../ops/context.js'
+import { HandlePool, processHostHandle, recoverFor } from '../ops/context.js'
+import { selfIdentity } from '../ops/journal.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { cleanupBridges, ensureLinuxBridge } from '../ops/bridge.js'
 import { ensureFirewall, plannedFirewall, readMarks } from '../ops/firewall.js'
@@ -179,8 +180,11 @@ async function createNode(c: Ctx, s: Extract<Step, { kind: 'create-node' }>): Pr
       return
     }
     case 'netns': {
-      await tx.step(`ip netns add ${n.runtime}`, () => c.netns(`netns add ${n.runtime}`), { line: `ip netns del ${n.runtime}`, run: () => ipBatch([`netns del ${n.runtime}`]) })
       const mark = nodeMark(lab, n)
+      // journaled first: killed between the add and the mark, the netns would be nobody's (a rerun
+      // refuses an unmarked netns of the lab's name); recovery removes it (lib/ops/recover.ts)
+      tx.intend({ t: 'netns', name: n.runtime, mark })
+      await tx.step(`ip netns add ${n.runtime}`, () => c.netns(`netns add ${n.runtime}`), { line: `ip netns del ${n.runtime}`, run: () => ipBatch([`netns del ${n.runtime}`]) })
       // lo up (a netns is born with it down) and the lab's mark on it: the netns has nowhere else to hold one.
       await tx.step(`ip -n ${n.runtime} link set lo alias '${mark}' up`, async () => {
         const fd = openNetnsFd(`/run/netns/${n.runtime}`)
@@ -306,13 +310,24 @@ interface NatState {
   stale: NatMark[]
 }
 
+/**
+ * Finish what a killed plumb left on the host first (its journal entries naming the host, a
+ * killed deploy's among them): a rerun of a deploy killed between making a netns node and marking
+ * it then converges instead of refusing the lab's own name.
+ */
+async function recoverHost(opts: LabRunOptions): Promise<string[]> {
+  return recoverFor(processHostHandle(), selfIdentity().hostNs, opts)
+}
+
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
+  const recovered = await recoverHost(opts)
   const [seen, fw, { marks }] = await Promise.all([observe(lab), firewallPlans(lab), readMarks(['iptables'])])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const named = namedByFile(lab, nodeByName(lab))
   const nat: NatState = { all: marks, stale: labNatMarks(marks, lab.name).filter((m) => !named(m)) }
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
+  result.warnings.push(...recovered)
   // Sysctls, names, overlays and NAT are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
   const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab) || nat.stale.length > 0
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
@@ -332,7 +347,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, n
   const handles = new HandlePool()
   const hostNs = handles.host()
   try {
-    return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}) }, async (tx) => {
+    return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}), journal: { op: 'lab deploy', guests: [selfIdentity().hostNs] } }, async (tx) => {
       const c: Ctx = { lab, tx, handles, hostNs, nodes, seen, progress: new Progress(total, opts.onProgress), netns: batcher(), messages: result.messages, warnings: result.warnings, ...(opts.log ? { log: opts.log } : {}) }
       const at = (s: Step): string | undefined => (s.kind === 'create-node' || s.kind === 'bridge-ips' || s.kind === 'exec' ? s.node.at : s.kind === 'add-link' ? s.link.at : s.kind === 'repair' ? s.ep.at : undefined)
       const each = (steps: Step[], limit: number, outcome: string, fn: (s: Step) => Promise<void>): Promise<void> =>
@@ -439,8 +454,9 @@ async function labHostLinks(hostNs: NetHandle, lab: string): Promise<LinkInfo[]>
  * Linux bridges and their firewall rules. Idempotent: nothing there, nothing done.
  */
 export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
+  const recovered = await recoverHost(opts)
   const seen = await observe(lab, { strict: false })
-  const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [] }
+  const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [...recovered] }
   const hostNs = openHostHandle()
   try {
     const leases = await (await import('../dhcp/index.js')).listLeases()

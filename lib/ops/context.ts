@@ -8,7 +8,7 @@ import { parseGuestRef } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { journalNotEmpty } from './journal.js'
-import type { JournalSpec, Where } from './journal.js'
+import type { JournalSpec, NsId, Where } from './journal.js'
 
 export interface CommonOptions {
   /** print the plan (as `ip` lines), change nothing */
@@ -127,7 +127,7 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
  * reading the guest: a rerun of the killed command then converges instead of making eth2 beside
  * an unmarked eth1. One readdir when nothing was interrupted.
  */
-export async function recoverFor(hostNs: NetHandle, netns: Netns, opts: { dryRun?: boolean }): Promise<string[]> {
+export async function recoverFor(hostNs: NetHandle, netns: NsId, opts: { dryRun?: boolean }): Promise<string[]> {
   if (!journalNotEmpty()) return []
   const { recoverInterrupted } = await import('./recover.js')
   const r = await recoverInterrupted({ hostNs, guest: netns, ...(opts.dryRun ? { dryRun: true } : {}) })

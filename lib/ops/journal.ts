@@ -53,6 +53,8 @@ export type Intent =
   | { t: 'dhcp'; stateKey: string; ifname: string }
   /** a program the op started (iptables, ovs-vsctl): it may still be working when its parent dies */
   | { t: 'child'; pid: number; start: number }
+  /** an `ip netns` about to be made (a lab's netns node) whose lo is to carry `mark`: the netns has nowhere to hold a mark before it exists */
+  | { t: 'netns'; name: string; mark: string }
 
 export interface JournalEntry {
   v: 1

@@ -285,6 +285,34 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
     }
     case 'child':
       return undefined
+    case 'netns': {
+      // Still what the dead run made: its lo unmarked and nothing else in it (killed before the
+      // mark: links come after), or its lo carrying that run's mark. Any other is someone's.
+      let fd: number
+      try {
+        fd = openNetnsFd(`/run/netns/${intent.name}`)
+      } catch {
+        return undefined // never made, or gone
+      }
+      let links
+      try {
+        const h = openHandleIn(fd, `netns:${intent.name}`)
+        try {
+          links = await h.getLinks()
+        } finally {
+          h.close()
+        }
+      } finally {
+        closeFd(fd)
+      }
+      const lo = links.find((l) => l.name === 'lo')
+      const bare = !lo?.alias && links.every((l) => l.name === 'lo')
+      if (!bare && lo?.alias !== intent.mark) throw new Error(`netns ${intent.name} is not as the interrupted run left it (${lo?.alias ? `its lo carries "${lo.alias}"` : 'it holds other interfaces'}): not touching it`)
+      const { run } = await import('../proc.js')
+      const r = await run('ip', ['netns', 'del', intent.name])
+      if (r.exitCode !== 0) throw new Error(`ip netns del ${intent.name}: ${r.stderr.trim() || `exit ${r.exitCode}`}`)
+      return `ip netns del ${intent.name}`
+    }
   }
 }
 
@@ -318,5 +346,7 @@ function describe(i: Intent): string {
       return `the DHCP client of ${i.ifname}`
     case 'child':
       return `process ${i.pid}`
+    case 'netns':
+      return `netns ${i.name}`
   }
 }

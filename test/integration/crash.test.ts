@@ -8,7 +8,7 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { join } from 'node:path'
 import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts } from '../helpers/index.js'
@@ -85,6 +85,8 @@ interface Case {
   present?: () => Promise<boolean>
   /** the command's work carries no mark gc could go by: gc must leave a live guest's state exactly as the kill left it */
   keptByGc?: boolean
+  /** the second way out instead of gc (a lab's: its destroy), after which nothing of it is left */
+  cleanup?: string[]
 }
 
 /**
@@ -140,8 +142,8 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     t.is(again2, 137, `K=${k}: killed again`)
     // What a live guest keeps through gc (addresses, sysctls, name edits carry no mark): exactly as the kill left it.
     const killedState = c.keptByGc ? await view() : undefined
-    const gc = await plumb('gc')
-    t.is(gc.exitCode, 0, `K=${k}: gc: ${gc.stderr}`)
+    const gc = await plumb(...(c.cleanup ?? ['gc']))
+    t.is(gc.exitCode, 0, `K=${k}: ${(c.cleanup ?? ['gc']).join(' ')}: ${gc.stderr}`)
     t.deepEqual(journalEntriesFor(c.guests, c.hostWide ? c.args[0] : undefined), [], `K=${k}: gc finished the killed run's journal entry`)
     if (killedState !== undefined) t.deepEqual(await view(), killedState, `K=${k}: gc left the live guest as the kill left it`)
     // A kill after the commit (the result being printed) left a whole, marked attach of a live
@@ -371,6 +373,43 @@ dhcpTest('dhcp on an interface that exists killed at every step: a rerun converg
       t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
       t.true(inRange(addrs[0]!.split('/')[0]!, lab.net), `${addrs[0]} from the server's range`)
       assertOneClient(t, f.ns)
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+rootTest('lab deploy killed at every step: a rerun converges, destroy removes the remains', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const net = `198.18.${f.octet}`
+  const dir = mkdtempSync(`/tmp/${f.id}-`)
+  const file = join(dir, 'lab.yml')
+  writeFileSync(file, `name: ${f.id}\nprefix: __lab-name\ntopology:\n  defaults: {kind: netns}\n  nodes:\n    a: {}\n    b: {}\n  links:\n    - endpoints: ["a:eth1", "b:eth1"]\n      ips: [${net}.0/31, ${net}.1/31]\n`)
+  const destroy = ['lab', 'destroy', file]
+  t.teardown(async () => {
+    await plumb(...destroy)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const nodes = [`${f.id}-a`, `${f.id}-b`]
+  const labNetns = async (): Promise<string[]> => (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
+  const points = await killEverywhere(t, f, {
+    args: ['lab', 'deploy', file],
+    guests: [],
+    view: async () => ({ world: await worldView(f.id, []), netns: await labNetns() }),
+    async undo(t) {
+      const r = await plumb(...destroy)
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    cleanup: destroy,
+    present: async () => (await labNetns()).length > 0,
+    async intended(t) {
+      t.deepEqual(await labNetns(), nodes)
+      for (const [i, ns] of nodes.entries()) {
+        t.deepEqual((await guestLinks(ns)).size, 2, `${ns}: lo and eth1`)
+        t.deepEqual(await addrsOf('eth1', ns), [`${net}.${i}/31`])
+      }
     },
   })
   t.log(`${points} kill points`)
