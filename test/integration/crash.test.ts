@@ -379,41 +379,97 @@ dhcpTest('dhcp on an interface that exists killed at every step: a rerun converg
   t.true(points >= 5)
 })
 
+/** A lab of two netns nodes joined directly and one on a Linux bridge node, in a file of its own. */
+function smallLab(t: ExecutionContext, f: Fixture): { file: string; nodes: string[]; bridge: string; net: string } {
+  const net = `198.18.${f.octet}`
+  const dir = mkdtempSync(`/tmp/${f.id}-`)
+  const file = join(dir, 'lab.yml')
+  const bridge = `${f.id}lb`
+  writeFileSync(
+    file,
+    `name: ${f.id}\nprefix: __lab-name\ntopology:\n  defaults: {kind: netns}\n  nodes:\n    a: {}\n    b: {}\n    ${bridge}: {kind: bridge}\n  links:\n` +
+      `    - endpoints: ["a:eth1", "b:eth1"]\n      ips: [${net}.0/31, ${net}.1/31]\n    - endpoints: ["b:eth2", "${bridge}:${f.id}b2"]\n      ips: [${net}.10/24]\n`,
+  )
+  t.teardown(async () => {
+    await plumb('lab', 'destroy', file)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { file, nodes: [`${f.id}-a`, `${f.id}-b`], bridge, net }
+}
+
+/** The lab's netns nodes there now, and the host's links, addresses, routes and rules of the test. */
+async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
+  const netns = (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
+  return { world: await worldView(f.id, netns), netns }
+}
+
 rootTest('lab deploy killed at every step: a rerun converges, destroy removes the remains', async (t) => {
   t.timeout(900_000)
   await holdGcLock(t)
   const f = await fixture(t)
-  const net = `198.18.${f.octet}`
-  const dir = mkdtempSync(`/tmp/${f.id}-`)
-  const file = join(dir, 'lab.yml')
-  writeFileSync(file, `name: ${f.id}\nprefix: __lab-name\ntopology:\n  defaults: {kind: netns}\n  nodes:\n    a: {}\n    b: {}\n  links:\n    - endpoints: ["a:eth1", "b:eth1"]\n      ips: [${net}.0/31, ${net}.1/31]\n`)
-  const destroy = ['lab', 'destroy', file]
-  t.teardown(async () => {
-    await plumb(...destroy)
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const nodes = [`${f.id}-a`, `${f.id}-b`]
-  const labNetns = async (): Promise<string[]> => (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
+  const lab = smallLab(t, f)
+  const destroy = ['lab', 'destroy', lab.file]
   const points = await killEverywhere(t, f, {
-    args: ['lab', 'deploy', file],
+    args: ['lab', 'deploy', lab.file],
     guests: [],
-    view: async () => ({ world: await worldView(f.id, []), netns: await labNetns() }),
+    view: () => labView(f, lab.nodes),
     async undo(t) {
       const r = await plumb(...destroy)
       t.is(r.exitCode, 0, r.stderr)
     },
     cleanup: destroy,
-    present: async () => (await labNetns()).length > 0,
+    present: async () => ((await labView(f, lab.nodes)) as { netns: string[] }).netns.length > 0,
     async intended(t) {
-      t.deepEqual(await labNetns(), nodes)
-      for (const [i, ns] of nodes.entries()) {
-        t.deepEqual((await guestLinks(ns)).size, 2, `${ns}: lo and eth1`)
-        t.deepEqual(await addrsOf('eth1', ns), [`${net}.${i}/31`])
-      }
+      t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, lab.nodes)
+      t.deepEqual(await addrsOf('eth1', lab.nodes[0]!), [`${lab.net}.0/31`])
+      t.deepEqual(await addrsOf('eth1', lab.nodes[1]!), [`${lab.net}.1/31`])
+      t.deepEqual(await addrsOf('eth2', lab.nodes[1]!), [`${lab.net}.10/24`])
+      const host = await hostView(f.id)
+      t.truthy(host.links.find((l) => l.ifname === lab.bridge), 'the bridge node')
+      t.is(host.links.filter((l) => l.master === lab.bridge).length, 1, 'one port on it')
     },
   })
   t.log(`${points} kill points`)
   t.true(points >= 5)
+})
+
+rootTest('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const lab = smallLab(t, f)
+  const deploy = async (t: ExecutionContext): Promise<void> => {
+    const r = await plumb('lab', 'deploy', lab.file)
+    t.is(r.exitCode, 0, r.stderr)
+  }
+  await deploy(t)
+  // A deploy after the destroy makes the lab anew (other MACs and ifindexes): compared by what the lab says.
+  const shape = async (): Promise<unknown> => {
+    const { netns } = (await labView(f, lab.nodes)) as { netns: string[] }
+    const host = await hostView(f.id)
+    return {
+      netns,
+      addrs: await Promise.all(netns.map(async (ns) => [ns, ...(await Promise.all(['eth1', 'eth2'].map((i) => addrsOf(i, ns).catch(() => [] as string[]))))])),
+      bridge: host.links.some((l) => l.ifname === lab.bridge),
+      ports: host.links.filter((l) => l.master === lab.bridge).map((l) => l.ifname),
+      rules: host.rules,
+    }
+  }
+  const points = await killEverywhere(t, f, {
+    args: ['lab', 'destroy', lab.file],
+    guests: [],
+    view: shape,
+    undo: deploy,
+    cleanup: ['lab', 'destroy', lab.file],
+    // after either way out nothing of the lab is left: the undo (a deploy) makes it whole again
+    present: async () => false,
+    async intended(t) {
+      t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, [])
+      t.falsy((await hostView(f.id)).links.find((l) => l.ifname === lab.bridge), 'no bridge node')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 3)
 })
 
 /** The host's iptables-save lines that mention `needle` (both tables; no counters), in order. */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { PlumbError } from '../../lib/errors.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
 import type { Lease } from '../../lib/dhcp/index.js'
-import { hasBinary, hasDocker, isRoot, makeContainer, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
+import { hasBinary, hasDocker, holdGcLock, isRoot, makeContainer, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
 import { defaultRoute, hostHashes, makeDhcpLab, pidsMentioning, v4Addrs } from './dhcp-lab.js'
 
 const ready = isRoot && hasBinary('dnsmasq') && hasBinary('nsenter')
@@ -149,6 +149,8 @@ withUdhcpc('two interfaces of one guest and two guests get separate clients and 
 })
 
 withUdhcpc("a supervisor whose client exits removes its state dir only while the dir is its own (not a newer client's made under the same name)", async (t) => {
+  // a dead client's state is gc's to clean: no gc of another test may run meanwhile
+  await holdGcLock(t)
   const lab = await makeDhcpLab(t)
   const c = await lab.addClient(t)
   const stateKey = key()
