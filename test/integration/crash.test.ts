@@ -1,6 +1,6 @@
 // Killed at every step: attach-veth (static and dhcp), dhcp, macvlan, p2p-link, ovs-port (a new bridge
-// and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names and move-dev
-// run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
+// and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names, move-dev, lab
+// deploy and destroy, and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
 // each kill, both ways out must work: the same command run again converges to exactly the state
 // a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
@@ -11,7 +11,7 @@ import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { join } from 'node:path'
-import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts } from '../helpers/index.js'
+import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -466,6 +466,46 @@ rootTest('lab destroy killed at every step: a rerun converges to nothing left, a
     async intended(t) {
       t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, [])
       t.falsy((await hostView(f.id)).links.find((l) => l.ifname === lab.bridge), 'no bridge node')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 3)
+})
+
+ovsTest('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', async (t) => {
+  t.timeout(900_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const br = await makeOvsBridge(t, `${f.id}o`)
+  let n = 0
+  // A guest with a port on the OVS bridge and one on a plumb-made Linux bridge, then dead.
+  const leftovers = async (t: ExecutionContext): Promise<void> => {
+    const ns = await makeNetns(t, { name: `${f.id}g${n++}` })
+    for (const argv of [['ovs-port', `netns:${ns}`, br, f.v4(10), '--tag', '10'], ['attach-veth', `netns:${ns}`, f.br, f.v4(11)]]) {
+      const r = await plumb(...argv)
+      t.is(r.exitCode, 0, r.stderr)
+    }
+    await sh('ip', ['netns', 'del', ns])
+    await waitFor(async () => !(await hostView(f.id)).links.some((l) => l.master === f.br), { what: 'the bridge port to vanish with the netns' })
+  }
+  const fwExpected = await forwardDropActive()
+  // what gc is to remove, by what it is (a re-made one has other MACs and ifindexes)
+  const shape = async (): Promise<unknown> => ({
+    bridge: (await hostView(f.id)).links.some((l) => l.ifname === f.br),
+    rules: (await savedRules(`plumb:${f.br}`)).length > 0,
+    rows: (await ovsPortsOf(f.id)).filter((p) => p.externalIds['plumb-owner'] === 'plumb').length,
+  })
+  await leftovers(t)
+  t.deepEqual(await shape(), { bridge: true, rules: fwExpected, rows: 1 }, 'the leftovers')
+  const points = await killEverywhere(t, f, {
+    args: ['gc'],
+    guests: [],
+    ovs: true,
+    view: shape,
+    undo: leftovers,
+    present: async () => false,
+    async intended(t) {
+      t.deepEqual(await shape(), { bridge: false, rules: false, rows: 0 })
     },
   })
   t.log(`${points} kill points`)
