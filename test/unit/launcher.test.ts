@@ -111,7 +111,7 @@ test("the CNI plugin's bundle has a code cache V8 accepts, and no yargs or CLI c
   t.false(text.includes('lib/cli/commands/'))
 })
 
-test('with CNI_COMMAND set the executable answers as a CNI plugin from its own bundle, without crypto, assert or child_process at start-up', async (t) => {
+test('with CNI_COMMAND set the executable answers as a CNI plugin from its own bundle, without crypto, assert, child_process, net or tty at start-up', async (t) => {
   const dir = mkdtempSync(join(dist, 'pt-launch-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const out = join(dir, 'modules.txt')
@@ -129,7 +129,7 @@ process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, [...process.mo
   const loaded = readFileSync(out, 'utf8').split('\n')
   t.true(loaded.includes(cniBundle))
   t.false(loaded.includes(bundle), 'the CLI bundle was not read')
-  for (const mod of ['crypto', 'assert', 'child_process']) t.false(loaded.includes(`NativeModule ${mod}`), `VERSION loaded node:${mod}`)
+  for (const mod of ['crypto', 'assert', 'child_process', 'net', 'tty']) t.false(loaded.includes(`NativeModule ${mod}`), `VERSION loaded node:${mod}`)
   // A refused config: the spec's error object on stdout, the reason on stderr too, exit 1.
   const bad = await execa(process.execPath, [PLUMB_BIN], { env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, input: '{"cniVersion":"0.4.0","name":"n","op":"nope"}', reject: false })
   t.is(bad.exitCode, 1)
