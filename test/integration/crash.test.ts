@@ -310,11 +310,14 @@ async function settledRemains(ns: string): Promise<{ dirs: string[]; procs: stri
 }
 
 /**
- * The one lease of guest `ns` as a clean run leaves it: one state dir, its supervisor alive, and
- * one DHCP client process (by name: the supervisor's forked subshells and the client's hook name
- * the state dir too, for a moment).
+ * The one lease of guest `ns` as a clean run leaves it: one address from the server's range on
+ * eth1, one state dir, its supervisor alive, and one DHCP client process (by name: the
+ * supervisor's forked subshells and the client's hook name the state dir too, for a moment).
  */
-function assertOneClient(t: ExecutionContext, ns: string): void {
+async function assertOneLease(t: ExecutionContext, ns: string, net: string): Promise<void> {
+  const addrs = await addrsOf('eth1', ns)
+  t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
+  t.true(inRange(addrs[0]!.split('/')[0]!, net), `${addrs[0]} from the server's range`)
   const { dirs, pids } = dhcpRemains(ns)
   t.is(dirs.length, 1, 'one DHCP state dir')
   const supervisor = Number(readFileSync(join(dhcpStateDir(), dirs[0] ?? '-', 'supervisor.pid'), { encoding: 'utf8', flag: 'r' }).trim())
@@ -341,10 +344,7 @@ dhcpTest('attach-veth with dhcp killed at every step: a rerun converges to one l
     async intended(t) {
       const eth1 = (await onlyLinks(t, f.ns, ['eth1'])).get('eth1')!
       t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=attach-veth /)
-      const addrs = await addrsOf('eth1', f.ns)
-      t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
-      t.true(inRange(addrs[0]!.split('/')[0]!, lab.net), `${addrs[0]} from the server's range`)
-      assertOneClient(t, f.ns)
+      await assertOneLease(t, f.ns, lab.net)
     },
   })
   t.log(`${points} kill points`)
@@ -369,10 +369,7 @@ dhcpTest('dhcp on an interface that exists killed at every step: a rerun converg
     },
     present: async () => dhcpRemains(f.ns).dirs.length > 0,
     async intended(t) {
-      const addrs = await addrsOf('eth1', f.ns)
-      t.is(addrs.length, 1, `one address on eth1: ${addrs.join(' ')}`)
-      t.true(inRange(addrs[0]!.split('/')[0]!, lab.net), `${addrs[0]} from the server's range`)
-      assertOneClient(t, f.ns)
+      await assertOneLease(t, f.ns, lab.net)
     },
   })
   t.log(`${points} kill points`)
