@@ -382,6 +382,25 @@ fail: {
   }
 }
 
+/* events[i] = [type, nsid, family, index, a Buffer copy of bytes (len 0: empty)] */
+static void push_event(napi_env env, napi_value events, uint32_t i, int type, int nsid, int family, uint32_t index, const void *bytes, size_t len) {
+  napi_value ev, v, b;
+  void *data;
+  napi_create_array_with_length(env, 5, &ev);
+  napi_create_int32(env, type, &v);
+  napi_set_element(env, ev, 0, v);
+  napi_create_int32(env, nsid, &v);
+  napi_set_element(env, ev, 1, v);
+  napi_create_int32(env, family, &v);
+  napi_set_element(env, ev, 2, v);
+  napi_create_uint32(env, index, &v);
+  napi_set_element(env, ev, 3, v);
+  if (len) napi_create_buffer_copy(env, len, bytes, &data, &b);
+  else napi_create_buffer(env, 0, &data, &b);
+  napi_set_element(env, ev, 4, b);
+  napi_set_element(env, events, i, ev);
+}
+
 /* addrWatchDrain(fd): everything queued since the last drain, in order, as
  * { reset, events: [[type, nsid, family, index, addressBytes], ...] } (type RTM_NEWADDR or
  * RTM_DELADDR, nsid -1 for the socket's own netns, family 4 or 6, the address IFA_LOCAL or else
@@ -438,19 +457,7 @@ static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
           reset = 1;
           continue;
         }
-        napi_value ev, b;
-        void *data;
-        napi_create_array_with_length(env, 5, &ev);
-        napi_create_int32(env, RTM_DELNSID, &v);
-        napi_set_element(env, ev, 0, v);
-        napi_create_int32(env, gone, &v);
-        napi_set_element(env, ev, 1, v);
-        napi_create_int32(env, 0, &v);
-        napi_set_element(env, ev, 2, v);
-        napi_set_element(env, ev, 3, v);
-        napi_create_buffer(env, 0, &data, &b);
-        napi_set_element(env, ev, 4, b);
-        napi_set_element(env, events, n++, ev);
+        push_event(env, events, n++, RTM_DELNSID, gone, 0, 0, NULL, 0);
         continue;
       }
       if (h->nlmsg_type != RTM_NEWADDR && h->nlmsg_type != RTM_DELADDR) continue;
@@ -468,20 +475,7 @@ static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
       const void *bytes = local ? local : address;
       size_t blen = local ? local_len : address_len;
       if (!bytes || blen != (family == 4 ? 4u : 16u)) continue;
-      napi_value ev, b;
-      void *data;
-      napi_create_array_with_length(env, 5, &ev);
-      napi_create_int32(env, h->nlmsg_type, &v);
-      napi_set_element(env, ev, 0, v);
-      napi_create_int32(env, nsid, &v);
-      napi_set_element(env, ev, 1, v);
-      napi_create_int32(env, family, &v);
-      napi_set_element(env, ev, 2, v);
-      napi_create_uint32(env, ifa->ifa_index, &v);
-      napi_set_element(env, ev, 3, v);
-      napi_create_buffer_copy(env, blen, bytes, &data, &b);
-      napi_set_element(env, ev, 4, b);
-      napi_set_element(env, events, n++, ev);
+      push_event(env, events, n++, h->nlmsg_type, nsid, family, ifa->ifa_index, bytes, blen);
     }
   }
   napi_create_object(env, &out);
