@@ -13,7 +13,7 @@ import type { BridgeFirewall } from '../firewall/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseIfAsked, leasesOf, sameLease } from './lease.js'
+import { asksDhcp, leaseIfAsked, leasesOf, sameLease } from './lease.js'
 import type { LeaseState } from '../dhcp/index.js'
 import type { DhcpLeaseOptions } from './lease.js'
 import { acquireBridgeLock } from './bridge-lock.js'
@@ -165,7 +165,7 @@ async function attachToLinuxBridge(
   // the guest is read again (not "no such device", exit 3).
   // With dhcp, the lease's address is not part of the configuration asked for: the client's state
   // says which interface holds it.
-  const leases = v.ips.some((ip) => ip.kind === 'dhcp') ? await leasesOf(netns) : undefined
+  const leases = asksDhcp(v.ips) ? await leasesOf(netns) : undefined
   for (let reread = 0; ; reread++) {
     const existing = v.ifname ? guestLinks.find((l) => l.name === v.ifname) : await findSameAttach(guestNs, guestLinks, v.bridge, wantAddrs, leases)
     if (!existing) break
@@ -284,14 +284,12 @@ async function attachToLinuxBridge(
 }
 
 /**
- * The attach of the same addresses to the same bridge, done before. One address dump of the
- * whole guest, not one per candidate: a per-link query fails (ENODEV) when a concurrent detach
- * deleted the link after the listing, and this way there is one round trip whatever the count.
- */
-/**
  * The attach done before, without -i: plumb's guest end on the same bridge holding exactly the
  * static addresses asked for. With `leases` (dhcp asked for), an interface with a DHCP client's
- * state, whose leased address (valid for a lifetime, not permanent) does not count.
+ * state, whose leased address (valid for a lifetime, not permanent) does not count. One address
+ * dump of the whole guest, not one per candidate: a per-link query fails (ENODEV) when a
+ * concurrent detach deleted the link after the listing, and this way there is one round trip
+ * whatever the count.
  */
 async function findSameAttach(guestNs: NetHandle, links: LinkInfo[], bridge: string, wantAddrs: string[], leases: Map<string, LeaseState> | undefined): Promise<LinkInfo | undefined> {
   const candidates = links.filter((l) => {

@@ -10,7 +10,7 @@ import type { CommonOptions } from './context.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { leaseInto, refuseResolvWithoutFs, stopLeaseOf, validateLeaseOptions } from './lease.js'
+import { leaseInto, leasesOf, refuseResolvWithoutFs, stopLeaseOf, validateLeaseOptions } from './lease.js'
 import type { DhcpLeaseOptions } from './lease.js'
 import { commonArgs, entry, persist } from './persist.js'
 import { putDhcp, removeDhcp } from '../watch/record.js'
@@ -36,10 +36,9 @@ export async function dhcp(opts: DhcpOptions): Promise<OpResult> {
     const link = await ctx.guestNs.getLink(v.ifname)
     if (!link) throw notFound(`no interface "${v.ifname}" in ${ctx.netns.label}`, `create one first, e.g. plumb attach-veth ${ctx.netns.label} BRIDGE dhcp`)
     result.interfaces.push({ name: link.name, ...(link.mac ? { mac: link.mac } : {}), mtu: link.mtu, netns: ctx.netns.label, kind: link.kind ?? 'device' })
-    const mod = await import('../dhcp/index.js')
     // A lease of an older netns under the same key (the container restarted) is not this one's:
     // startDhcp stops that leftover client instead of calling this one leased.
-    const existing = (await mod.listLeases()).find((l) => l.stateKey === ctx.netns.key && l.ifname === v.ifname && (l.netnsIno === undefined || l.netnsIno === ctx.netns.ino))
+    const existing = (await leasesOf(ctx.netns)).get(v.ifname)
     return runTx({ ...opts, journal: journalFor('dhcp', ctx.netns) }, async (tx) => {
       if (opts.release) {
         if (!existing) {

@@ -12,6 +12,9 @@ import type { Tx } from './tx.js'
 
 export type DhcpClient = 'auto' | 'udhcpc' | 'dhclient' | 'dhcpcd'
 
+/** Whether a link op's IP specs ask for a lease. */
+export const asksDhcp = (ips: readonly IpSpec[]): boolean => ips.some((ip) => ip.kind === 'dhcp')
+
 export interface DhcpLeaseOptions {
   client?: DhcpClient
   /** seconds to wait for a lease (a number, or its decimal text); default 10 */
@@ -40,7 +43,7 @@ export function validateLinkDhcp(guest: GuestRef, ips: IpSpec[], o: DhcpLeaseOpt
   if (!o) return
   const given = (Object.keys(o) as Array<keyof DhcpLeaseOptions>).filter((k) => o[k] !== undefined && o[k] !== false)
   if (given.length === 0) return
-  if (!ips.some((ip) => ip.kind === 'dhcp')) {
+  if (!asksDhcp(ips)) {
     throw usageError(`DHCP options (${given.join(', ')}) given without the dhcp IP spec`, 'add dhcp to the addresses, e.g. plumb attach-veth web br0 dhcp --resolv')
   }
   validateLeaseOptions(o, { client: '--dhcp-client', timeout: '--dhcp-timeout' })
@@ -91,7 +94,7 @@ export async function leaseInto(tx: Tx, ctx: GuestContext, ifname: string, o: Dh
 
 /** The `dhcp` IP spec of a link op, when one was given. */
 export async function leaseIfAsked(tx: Tx, ctx: GuestContext, ifname: string, ips: IpSpec[], o: DhcpLeaseOptions | undefined, result: OpResult): Promise<void> {
-  if (ips.some((ip) => ip.kind === 'dhcp')) await leaseInto(tx, ctx, ifname, o ?? {}, result)
+  if (asksDhcp(ips)) await leaseInto(tx, ctx, ifname, o ?? {}, result)
 }
 
 /** The DHCP state of each interface of this guest (its netns now, not an older one under the same key), by name. */
@@ -113,7 +116,7 @@ export function sameLease(netns: Netns, ifname: string, lease: LeaseState | unde
 
 /** sameLease for a re-run whose IP specs may ask for dhcp (a no-op when they do not). */
 export async function sameLeaseIfAsked(netns: Netns, ifname: string, ips: IpSpec[], result: OpResult): Promise<void> {
-  if (ips.some((ip) => ip.kind === 'dhcp')) sameLease(netns, ifname, (await leasesOf(netns)).get(ifname), result)
+  if (asksDhcp(ips)) sameLease(netns, ifname, (await leasesOf(netns)).get(ifname), result)
 }
 
 /** detach: release the lease and stop the client of this interface, if there is one. */
