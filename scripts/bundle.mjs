@@ -234,18 +234,20 @@ const makeBlob = (blob, env) => {
   const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' })
   return run.status === 0 && run.stdout.trim() !== version ? { ...run, status: 1, stderr: `--version said "${run.stdout.trim()}"` } : run
 }
+/** What a failed build or run of a blob said, in one line. */
+const why = (r) => (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n')[0]
 await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
 const tried = makeBlob(SNAPSHOT_BLOB, {})
 if (tried.status === 0) {
   const triedOps = makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
   if (triedOps.status !== 0) {
     await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
-    console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${(triedOps.stderr || triedOps.stdout || `exit ${triedOps.status}`).trim().split('\n')[0]}`)
+    console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
   }
   await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n`)
   // node's mtime to the nanosecond, which utimes from JS cannot copy
   const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })
   if (touch.status !== 0) throw new Error(`touch -r ${process.execPath} dist/${SNAPSHOT_STAMP} failed`)
 } else {
-  console.warn(`no start-up snapshot (the CLI starts from its code cache): ${(tried.stderr || tried.stdout || `exit ${tried.status}`).trim().split('\n')[0]}`)
+  console.warn(`no start-up snapshot (the CLI starts from its code cache): ${why(tried)}`)
 }
