@@ -4,7 +4,10 @@
 // guests on the same VLAN of an OVS bridge (not another VLAN's), a macvlan's parent.
 
 import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
+import { openHostHandle } from '../../lib/kernel/index.js'
 import type { LinkInfo } from '../../lib/kernel/types.js'
+import { addressHolders } from '../../lib/ops/segment.js'
+import { parseIpSpec } from '../../lib/parse/index.js'
 import { fixture, plumb } from './ops-fixture.js'
 import { extraGuest, nicWithFarEnd, ovsBridgeName, worldView } from './links-fixture.js'
 
@@ -101,9 +104,6 @@ asRoot("macvlan: the parent's own address (the host's, on the same LAN) is exit 
 })
 
 asRoot('a port whose guest netns is being dismantled (its netns id names no netns any more: EINVAL) holds no address: the check goes on', async (t) => {
-  const { openHostHandle } = await import('../../lib/kernel/index.js')
-  const { addressHolders } = await import('../../lib/ops/segment.js')
-  const { parseIpSpec } = await import('../../lib/parse/index.js')
   const hostNs = openHostHandle()
   t.teardown(() => hostNs.close())
   const gone = 2_000_000_000 // a netns id nothing has
@@ -115,9 +115,6 @@ asRoot('a port whose guest netns is being dismantled (its netns id names no netn
 })
 
 asRoot("one process's checks of a segment read each guest once, then follow the kernel: an address another program adds or deletes is seen, and a netns id taken back and given to another netns forgets the old one's", async (t) => {
-  const { openHostHandle } = await import('../../lib/kernel/index.js')
-  const { addressHolders } = await import('../../lib/ops/segment.js')
-  const { parseIpSpec } = await import('../../lib/parse/index.js')
   const hostNs = openHostHandle()
   t.teardown(() => hostNs.close())
   let dumps = 0
