@@ -321,13 +321,13 @@ async function recoverHost(opts: LabRunOptions): Promise<string[]> {
 
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
   const recovered = await recoverHost(opts)
-  const [seen, fw, { marks }] = await Promise.all([observe(lab), firewallPlans(lab), readMarks(['iptables'])])
+  const [seen, fw, { marks }] = await Promise.all([observe(lab, { recover: { ...(opts.dryRun ? { dryRun: true } : {}) } }), firewallPlans(lab), readMarks(['iptables'])])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const named = namedByFile(lab, nodeByName(lab))
   const nat: NatState = { all: marks, stale: labNatMarks(marks, lab.name).filter((m) => !named(m)) }
   const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [], inPlace: p.inPlace }
-  result.warnings.push(...recovered)
+  result.warnings.push(...recovered, ...seen.recovered)
   // Sysctls, names, overlays and NAT are their ops' to compare: a lab with any goes through them (a rerun changes nothing).
   const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab) || nat.stale.length > 0
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
@@ -455,8 +455,8 @@ async function labHostLinks(hostNs: NetHandle, lab: string): Promise<LinkInfo[]>
  */
 export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
   const recovered = await recoverHost(opts)
-  const seen = await observe(lab, { strict: false })
-  const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [...recovered] }
+  const seen = await observe(lab, { strict: false, recover: { ...(opts.dryRun ? { dryRun: true } : {}) } })
+  const result: LabResult = { lab: lab.name, file: lab.file, changed: false, dryRun: opts.dryRun ?? false, plan: [], messages: [], warnings: [...recovered, ...seen.recovered] }
   const hostNs = openHostHandle()
   try {
     const leases = await (await import('../dhcp/index.js')).listLeases()

@@ -9,6 +9,7 @@ import type { LabelledContainer } from '../guest/containers.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { openHandleIn, openHostHandle } from '../kernel/index.js'
+import { processHostHandle, recoverFor } from '../ops/context.js'
 import type { AddrInfo, LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import type { GuestRef } from '../parse/index.js'
@@ -56,10 +57,23 @@ export interface Observed {
   ovs: boolean
   /** the lab's OVS bridges that exist (name -> this lab made it) */
   ovsBridges: Map<string, { ours: boolean }>
+  /** what finishing a killed plumb's runs on the lab's guests did first (observe's `recover`) */
+  recovered: string[]
 }
 
-/** Open a guest by ref, read its links, addresses and routes, close it; undefined when it is not there (or not running). */
-export async function readGuest(ref: GuestRef, guest: string): Promise<GuestState | undefined> {
+/** Finish a killed plumb's runs on each guest before reading it (a deploy's, a destroy's): its collected lines. */
+export interface RecoverFirst {
+  dryRun?: boolean
+  lines: string[]
+}
+
+/**
+ * Open a guest by ref, read its links, addresses and routes, close it; undefined when it is not
+ * there (or not running). With `recover`, what a killed plumb left half-made in it (a veth created
+ * and killed before its mark was set) is finished first, as every op does before reading its
+ * guest: a rerun of a killed deploy then converges instead of refusing an unmarked eth2.
+ */
+export async function readGuest(ref: GuestRef, guest: string, recover?: RecoverFirst): Promise<GuestState | undefined> {
   let netns: Netns
   try {
     netns = await resolveGuest(ref, { allowHost: false })
@@ -68,6 +82,7 @@ export async function readGuest(ref: GuestRef, guest: string): Promise<GuestStat
     throw err
   }
   try {
+    if (recover) recover.lines.push(...(await recoverFor(processHostHandle(), netns, recover)))
     const h = openHandleIn(netns.fd, netns.label)
     try {
       const [links, addrs, routes] = await Promise.all([h.getLinks(), h.getAddrs(), h.getRoutes()])
@@ -114,17 +129,19 @@ export function netnsNames(): string[] {
  * Read the lab's state. `strict` (deploy): a name the lab needs that something else holds is a
  * conflict (exit 4). Destroy is not strict: what is not the lab's is simply not its to remove.
  */
-export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promise<Observed> {
+export async function observe(lab: Lab, opts: { strict?: boolean; recover?: { dryRun?: boolean } } = {}): Promise<Observed> {
   const strict = opts.strict ?? true
   const needDocker = lab.nodes.some((n) => n.kind === 'linux')
-  const hostNs = openHostHandle()
-  let hostLinks: LinkInfo[]
-  let hostAddrs: AddrInfo[]
-  try {
-    ;[hostLinks, hostAddrs] = await Promise.all([hostNs.getLinks(), hostNs.getAddrs()])
-  } finally {
-    hostNs.close()
+  const readHost = async (): Promise<[LinkInfo[], AddrInfo[]]> => {
+    const hostNs = openHostHandle()
+    try {
+      return await Promise.all([hostNs.getLinks(), hostNs.getAddrs()])
+    } finally {
+      hostNs.close()
+    }
   }
+  let [hostLinks, hostAddrs] = await readHost()
+  const recover: RecoverFirst | undefined = opts.recover ? { ...opts.recover, lines: [] } : undefined
   // All containers, once: a name taken by a container that is not the lab's is a conflict.
   const containers = needDocker ? await listLabelled().catch(engineNeeded(lab)) : await listLabelled({ key: LABEL_LAB, value: lab.name }).catch(engineAbsent)
   const byName = new Map(containers.map((c) => [c.name, c]))
@@ -172,14 +189,14 @@ export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promis
             throw conflict(`${lab.file}: ${node.at}: a container named "${node.runtime}" exists and is not lab ${lab.name}'s`, `remove it (docker rm -f ${node.runtime}) or change the lab's prefix`)
           }
           // A node on the host's network (network-mode host) has no netns of its own: no links to read.
-          if (c.running && node.networkMode !== 'host') o.state = await readGuest({ kind: 'container', engine: 'docker', name: node.runtime }, `docker:${node.runtime}`)
+          if (c.running && node.networkMode !== 'host') o.state = await readGuest({ kind: 'container', engine: 'docker', name: node.runtime }, `docker:${node.runtime}`, recover)
         }
       } else if (node.kind === 'netns') {
         if (netnsSet.has(node.runtime)) {
           o.exists = true
           o.ours = labNetns.get(node.runtime) === lab.name
           if (!o.ours && strict) throw conflict(`${lab.file}: ${node.at}: an ip netns named "${node.runtime}" exists and is not lab ${lab.name}'s`, `remove it (ip netns del ${node.runtime}) or change the lab's prefix`)
-          if (o.ours) o.state = await readGuest({ kind: 'netns', name: node.runtime }, `netns:${node.runtime}`)
+          if (o.ours) o.state = await readGuest({ kind: 'netns', name: node.runtime }, `netns:${node.runtime}`, recover)
         }
       } else if (node.kind === 'bridge') {
         const l = hostLinks.find((x) => x.name === node.runtime)
@@ -202,6 +219,8 @@ export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promis
     }),
   )
 
+  // a killed run's host ends went with its half-made links: the host as it is now
+  if (recover?.lines.length && !recover.dryRun) [hostLinks, hostAddrs] = await readHost()
   const fileContainers = new Set(lab.nodes.filter((n) => n.kind === 'linux' && !n.existing).map((n) => n.runtime))
   const fileNetns = new Set(lab.nodes.filter((n) => n.kind === 'netns').map((n) => n.runtime))
   const fileBridges = new Set(lab.nodes.filter((n) => n.kind === 'bridge').map((n) => n.runtime))
@@ -216,6 +235,7 @@ export async function observe(lab: Lab, opts: { strict?: boolean } = {}): Promis
     strayOvsBridges: labOvs.filter((b) => !fileOvs.has(b)),
     ovs,
     ovsBridges,
+    recovered: recover?.lines ?? [],
   }
 }
 

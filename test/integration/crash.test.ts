@@ -1,6 +1,6 @@
 // Killed at every step: attach-veth (static and dhcp), dhcp, macvlan, p2p-link, ovs-port (a new bridge
 // and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names, move-dev, lab
-// deploy and destroy, and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
+// deploy (netns nodes; a container node) and destroy, and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
 // each kill, both ways out must work: the same command run again converges to exactly the state
 // a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
@@ -11,11 +11,12 @@ import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { join } from 'node:path'
-import { PLUMB_BIN, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, hasBinary, hasDocker, hasOvs, inspectContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
 import { inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
+import { labContainers } from '../e2e/lab-fixture.js'
 import { dhcpStateDir } from '../../lib/config.js'
 import { encodeKey } from '../../lib/paths.js'
 
@@ -37,9 +38,9 @@ async function runKilledAt(k: number, args: string[]): Promise<number> {
   return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
 }
 
-/** Journal entries still on disk that name one of these netns (by inode). */
+/** Journal entries still on disk that name one of these netns (ip netns names, or paths: by inode). */
 function journalEntriesFor(nsNames: string[], hostOp?: string): string[] {
-  const inos = new Set(nsNames.map((n) => statSync(`/run/netns/${n}`).ino))
+  const inos = new Set(nsNames.map((n) => statSync(n.startsWith('/') ? n : `/run/netns/${n}`).ino))
   let files: string[]
   try {
     files = readdirSync('/run/plumb/journal')
@@ -87,6 +88,8 @@ interface Case {
   keptByGc?: boolean
   /** the second way out instead of gc (a lab's: its destroy), after which nothing of it is left */
   cleanup?: string[]
+  /** the netns (paths) the rerun must have finished every killed run's journal entry of (default: `guests`) */
+  rerunGuests?: () => Promise<string[]>
 }
 
 /**
@@ -125,7 +128,7 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     const again = await plumb(...c.args)
     t.is(again.exitCode, 0, `K=${k}: rerun: ${again.stderr}`)
     await c.intended(t)
-    t.deepEqual(journalEntriesFor(c.guests, c.hostWide ? c.args[0] : undefined), [], `K=${k}: the rerun finished the killed run's journal entry`)
+    t.deepEqual(journalEntriesFor(c.rerunGuests ? await c.rerunGuests() : c.guests, c.hostWide ? c.args[0] : undefined), [], `K=${k}: the rerun finished the killed run's journal entry`)
     await detachAll()
     t.deepEqual(await view(), before, `K=${k}: rerun then detach leaves the world as it was`)
 
@@ -467,6 +470,71 @@ rootTest('lab destroy killed at every step: a rerun converges to nothing left, a
   })
   t.log(`${points} kill points`)
   t.true(points >= 3)
+})
+
+const dockerTest = canKill && hasDocker() ? test : test.skip
+
+dockerTest('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', async (t) => {
+  t.timeout(1_200_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const net = `198.18.${f.octet}`
+  const dir = mkdtempSync(`/tmp/${f.id}-`)
+  const file = join(dir, 'lab.yml')
+  const bridge = `${f.id}lb`
+  // a container and a netns joined directly, the container on a bridge node too
+  writeFileSync(
+    file,
+    `name: ${f.id}\nprefix: __lab-name\ntopology:\n  defaults: {kind: netns}\n  kinds:\n    linux: {image: ${TEST_IMAGE}, cmd: sleep 1000000}\n  nodes:\n    c: {kind: linux}\n    n: {}\n    ${bridge}: {kind: bridge}\n  links:\n` +
+      `    - endpoints: ["c:eth1", "n:eth1"]\n      ips: [${net}.0/31, ${net}.1/31]\n    - endpoints: ["c:eth2", "${bridge}:${f.id}c2"]\n      ips: [${net}.10/24]\n`,
+  )
+  const container = `${f.id}-c`
+  t.teardown(async () => {
+    await plumb('lab', 'destroy', file)
+    await shQuiet('docker', ['rm', '-f', '-v', container])
+    forgetRecordsNamed(container)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  // what is there of the lab: its containers (running or not), its netns, and the host's side
+  const view = async (): Promise<unknown> => ({ containers: [...(await labContainers(f.id))].map(([name, c]) => `${name} ${c.running ? 'running' : 'stopped'}`).sort(), ...((await labView(f, [`${f.id}-n`])) as object) })
+  const destroy = ['lab', 'destroy', file]
+  const points = await killEverywhere(t, f, {
+    args: ['lab', 'deploy', file],
+    guests: [],
+    view,
+    async undo(t) {
+      const r = await plumb(...destroy)
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    cleanup: destroy,
+    // the lab's two guests: the container's netns and the ip netns
+    rerunGuests: async () => [`/proc/${(await inspectContainer(container)).pid}/ns/net`, `${f.id}-n`],
+    present: async () => {
+      const v = (await view()) as { containers: string[]; netns: string[] }
+      return v.containers.length + v.netns.length > 0
+    },
+    async intended(t) {
+      const v = (await view()) as { containers: string[]; netns: string[] }
+      t.deepEqual(v.containers, [`${container} running`], 'one container, running')
+      t.deepEqual(v.netns, [`${f.id}-n`])
+      const inC = { container }
+      const addrs = async (ifname: string): Promise<string[]> =>
+        (await ipJson(['addr', 'show', 'dev', ifname], inC)).flatMap((o) => (o.addr_info as Array<{ scope: string; local: string; prefixlen: number }>).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`))
+      t.deepEqual(await addrs('eth1'), [`${net}.0/31`])
+      t.deepEqual(await addrs('eth2'), [`${net}.10/24`])
+      t.deepEqual(
+        (await ipJson(['link', 'show'], inC)).map((l) => l.ifname).sort(),
+        ['eth1', 'eth2', 'lo'],
+        'no half-made third interface in the container',
+      )
+      t.deepEqual(await addrsOf('eth1', `${f.id}-n`), [`${net}.1/31`])
+      const host = await hostView(f.id)
+      t.truthy(host.links.find((l) => l.ifname === bridge), 'the bridge node')
+      t.is(host.links.filter((l) => l.master === bridge).length, 1, 'one port on it')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
 })
 
 ovsTest('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', async (t) => {

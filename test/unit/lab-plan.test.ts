@@ -51,6 +51,7 @@ function observed(l: Lab, nodes: Record<string, Partial<ObservedNode>>, more: Pa
     strayOvsBridges: [],
     ovs: false,
     ovsBridges: new Map(),
+    recovered: [],
     ...more,
   }
 }
