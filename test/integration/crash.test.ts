@@ -1,6 +1,6 @@
 // Killed at every step: attach-veth (static and dhcp), dhcp, macvlan, p2p-link, ovs-port (a new bridge
 // and an existing one), expose, masquerade, vxlan, isolate, set-ip, sysctl, names, move-dev, lab
-// deploy (netns nodes; a container node) and destroy, and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
+// deploy (netns nodes; a container node; an OVS bridge node and a VXLAN link) and destroy, and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
 // every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
 // each kill, both ways out must work: the same command run again converges to exactly the state
 // a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
@@ -531,6 +531,77 @@ dockerTest('lab deploy with a container node killed at every step: a rerun conve
       const host = await hostView(f.id)
       t.truthy(host.links.find((l) => l.ifname === bridge), 'the bridge node')
       t.is(host.links.filter((l) => l.master === bridge).length, 1, 'one port on it')
+    },
+  })
+  t.log(`${points} kill points`)
+  t.true(points >= 5)
+})
+
+ovsTest('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', async (t) => {
+  t.timeout(1_200_000)
+  await holdGcLock(t)
+  const f = await fixture(t)
+  const net = `198.18.${f.octet}`
+  // the underlay: a veth standing in for a NIC, the other "host" behind it
+  const local = `${net}.250`
+  const remote = `${net}.251`
+  const { nic } = await nicWithFarEnd(t, f, `${remote}/24`)
+  await sh('ip', ['addr', 'add', `${local}/24`, 'dev', nic])
+  const dir = mkdtempSync(`/tmp/${f.id}-`)
+  const file = join(dir, 'lab.yml')
+  const ovsBr = `${f.id}o`
+  const linuxBr = `${f.id}l`
+  const vni = 4000 + f.octet
+  // a netns on VLAN 10 of an OVS bridge node, and on a Linux bridge node that a VXLAN joins to the other host
+  writeFileSync(
+    file,
+    `name: ${f.id}\nprefix: __lab-name\ntopology:\n  defaults: {kind: netns}\n  nodes:\n    a: {}\n    ${ovsBr}: {kind: ovs-bridge}\n    ${linuxBr}: {kind: bridge}\n  links:\n` +
+      `    - type: veth\n      endpoints: [{node: a, interface: eth1, ips: [${net}.1/25]}, {node: ${ovsBr}, interface: ${f.id}a1, vlan: 10}]\n` +
+      `    - endpoints: ["a:eth2", "${linuxBr}:${f.id}a2"]\n      ips: [${net}.129/26]\n` +
+      `    - type: vxlan\n      endpoint: {node: ${linuxBr}}\n      vni: ${vni}\n      remote: ${remote}\n      local: ${local}\n      udp-port: 4789\n`,
+  )
+  t.teardown(async () => {
+    await plumb('lab', 'destroy', file)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const node = `${f.id}-a`
+  const view = async (): Promise<unknown> => ({ ...((await labView(f, [node])) as object), ovs: { ports: await ovsPortsOf(f.id), bridges: await ovsBridgesOf(f.id) } })
+  const vxlanPorts = async (): Promise<Array<Record<string, any>>> => (await ipJson(['-d', 'link', 'show'])).filter((l) => l.master === linuxBr && l.linkinfo?.info_kind === 'vxlan')
+  const destroy = ['lab', 'destroy', file]
+  const points = await killEverywhere(t, f, {
+    args: ['lab', 'deploy', file],
+    guests: [],
+    ovs: true,
+    view,
+    async undo(t) {
+      const r = await plumb(...destroy)
+      t.is(r.exitCode, 0, r.stderr)
+    },
+    cleanup: destroy,
+    rerunGuests: async () => [node],
+    present: async () => ((await labView(f, [node])) as { netns: string[] }).netns.length > 0 || (await ovsBridgesOf(f.id)).length > 0 || (await vxlanPorts()).length > 0,
+    async intended(t) {
+      t.deepEqual(((await labView(f, [node])) as { netns: string[] }).netns, [node])
+      t.deepEqual(await addrsOf('eth1', node), [`${net}.1/25`])
+      t.deepEqual(await addrsOf('eth2', node), [`${net}.129/26`])
+      t.deepEqual(
+        (await ipJson(['link', 'show'], node)).map((l) => l.ifname).sort(),
+        ['eth1', 'eth2', 'lo'],
+        'no half-made third interface in the node',
+      )
+      const rows = (await ovsPortsOf(f.id)).filter((p) => p.bridge === ovsBr)
+      t.deepEqual(
+        rows.map((p) => [p.name, p.tag, p.externalIds['plumb-owner']]),
+        [[`${f.id}a1`, 10, 'plumb']],
+        'one access port on VLAN 10 of the OVS bridge node',
+      )
+      const host = await hostView(f.id)
+      t.deepEqual(host.links.filter((l) => l.master === linuxBr).map((l) => l.ifname).length, 2, "the node's port and the VXLAN port on the Linux bridge node")
+      const vx = await vxlanPorts()
+      t.is(vx.length, 1, 'one VXLAN port')
+      t.is(vx[0]!.linkinfo.info_data.id, vni)
+      const fdb = JSON.parse(await sh('bridge', ['-j', 'fdb', 'show', 'dev', vx[0]!.ifname])) as Array<{ mac: string; dst?: string }>
+      t.deepEqual(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst), [remote], 'one flood entry, to the remote')
     },
   })
   t.log(`${points} kill points`)
