@@ -1,10 +1,11 @@
 // One way to replace a file's contents so that a reader (or a plumb killed half-way) never sees
 // half of it: write `FILE.PID.tmp`, then rename it over FILE. A killed writer leaves only its
-// temporary file, which gc removes once that pid is gone (ops/gc.ts sweepTemps); the pid in the
-// name keeps two writers of one file off each other's temporary file.
+// temporary file, which removeDeadTemps takes away once that pid is gone (gc for plumb's own
+// dirs, a CNI DEL or GC for a network's records); the pid in the name keeps two writers of one
+// file off each other's temporary file.
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 
 export interface WriteOptions {
   /** the file's mode when it is created (default 0o644) */
@@ -38,5 +39,24 @@ export function writeFileAtomic(file: string, data: string, opts: WriteOptions =
     } finally {
       closeSync(dfd)
     }
+  }
+}
+
+/**
+ * Remove the temporary files in `dir` (only those of the file named `of` there, when given) whose
+ * writer is gone: what a writeFileAtomic killed before its rename left. The write they belonged
+ * to never happened; a live writer's are left alone. A missing dir has none.
+ */
+export function removeDeadTemps(dir: string, of?: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = /\.(\d+)\.tmp$/.exec(name)
+    if (!m || (of !== undefined && name !== `${of}.${m[1]}.tmp`)) continue
+    if (!existsSync(`/proc/${m[1]}`)) rmSync(join(dir, name), { force: true })
   }
 }

@@ -3,7 +3,7 @@
 // Idempotent; `--del` removes a launcher plumb wrote and nothing else.
 
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
-import { writeFileAtomic } from '../write-file.js'
+import { removeDeadTemps, writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { conflict, usageError } from '../errors.js'
 import { emptyResult } from '../ops/result.js'
@@ -72,6 +72,8 @@ export function cniInstall(opts: CniInstallOptions = {}): OpResult {
   if (current !== undefined && !current.includes(MARKER)) {
     throw conflict(`${file} exists and is not plumb's launcher`, `another plugin is installed as "plumb" there: move it, or install into another dir with --dir`)
   }
+  // an install or update killed before its rename left the launcher's temporary file
+  if (!opts.dryRun) removeDeadTemps(dir, 'plumb')
   if (opts.del) {
     if (current === undefined) {
       result.messages.push(`nothing to remove: no ${file}`)

@@ -14,7 +14,7 @@ import { COMMANDS, SUPPORTED_VERSIONS, decodeConfig, parseEnv, parseNetConf } fr
 import type { CniEnv, NetConf, PortMapping } from './config.js'
 import { CNI_CODES, CniError, PLUMB_CODE_BASE, asCniError } from './errors.js'
 import { delegateFor, delegateKnows, invoke } from './ipam.js'
-import { listRecords, readRecord, removeRecord, writeRecord } from './records.js'
+import { listRecords, readRecord, removeDeadRecordTemps, removeRecord, writeRecord } from './records.js'
 import { composeResult, dnsOf, formatResult, ipamToSpecs, parseResult } from './result.js'
 import type { CniResult } from './result.js'
 
@@ -233,6 +233,7 @@ async function gc(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pro
     }
   }
   if (ipam && delegateKnows(ipam, 'GC')) await invoke(ipam, 'GC', conf.raw)
+  removeDeadRecordTemps(conf.dataDir, conf.name)
   if (failed.length) throw new CniError(PLUMB_CODE_BASE + 1, `GC could not remove ${failed.length} of ${stale.length} stale attachment(s)`, failed.join('; '))
 }
 

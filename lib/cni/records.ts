@@ -3,10 +3,11 @@
 // their marks; the record is what outlives them: an IPAM reservation, which a mark cannot carry,
 // and the netns the attachment was made in. GC walks the records of its network to find
 // attachments the runtime no longer knows (a `ctr run -d` container never gets a DEL), and a
-// plumb killed half-way through an ADD leaves its record for GC or the next DEL.
+// plumb killed half-way through an ADD leaves its record (or, killed while writing it, the
+// record's temporary file) for GC or the next DEL.
 
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { writeFileAtomic } from '../write-file.js'
+import { removeDeadTemps, writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import type { OpName } from './config.js'
 
@@ -44,8 +45,15 @@ export function readRecord(dataDir: string, network: string, containerId: string
   }
 }
 
+/** Remove an attachment's record, and what a plumb killed while writing it left (its temporary file). */
 export function removeRecord(dataDir: string, network: string, containerId: string, ifname: string): void {
   rmSync(fileOf(dataDir, network, containerId, ifname), { force: true })
+  removeDeadTemps(join(dataDir, network), `${containerId}:${ifname}`)
+}
+
+/** The temporary files killed writers left among a network's records (GC's sweep). */
+export function removeDeadRecordTemps(dataDir: string, network: string): void {
+  removeDeadTemps(join(dataDir, network))
 }
 
 /** Every record of a network; files that are not records are skipped. */

@@ -16,12 +16,13 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { processStart, selfIdentity } from './journal.js'
+import { selfIdentity } from './journal.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readMarks, removeRules } from './firewall.js'
 import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
+import { removeDeadTemps } from '../write-file.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
 import { returnMovedDevice } from './teardown.js'
@@ -438,17 +439,6 @@ function sweepTemps(): void {
   } catch {
     // no records dir: nothing of this kind
   }
-  for (const dir of [RUN_DIR, RECORDS_DIR, recordsDir()]) {
-    let names: string[]
-    try {
-      names = readdirSync(dir)
-    } catch {
-      continue
-    }
-    for (const name of names) {
-      const m = /\.(\d+)\.tmp$/.exec(name)
-      if (m && processStart(Number(m[1])) === undefined) rmSync(join(dir, name), { force: true })
-    }
-  }
+  for (const dir of [RUN_DIR, RECORDS_DIR, recordsDir()]) removeDeadTemps(dir)
 }
 

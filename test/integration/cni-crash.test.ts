@@ -1,0 +1,100 @@
+// plumb as a CNI plugin killed at every step of an ADD: a runtime's plugin call has a timeout and
+// a runtime may die, so plumb can be SIGKILLed anywhere. The runtime's answer to a failed ADD is a
+// DEL of the same attachment (libcni, the CRI plugin): after it nothing of the ADD may be left
+// (no link in the netns, no host end, no bridge plumb made for it, no firewall rule, no address
+// held in host-local's store, no record, no journal entry), and the next ADD must work. Each
+// kill is strace's fault injection at plumb's K-th sendmsg/write/writev, K = 1, 2, ... until an
+// ADD gets through. State is read from the kernel, iptables-save and the stores' files.
+
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CniCallError, REFERENCE_PLUGINS, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
+import { addrsIn, installPlumb, network, records, reserved } from './cni-fixture.js'
+
+const canKill = testIf(isRoot && hasBinary('strace') && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root, strace and the reference plugins in ${REFERENCE_PLUGINS}`)
+
+/** Past this many kill points an ADD is looping, not working. */
+const MAX_K = 120
+
+/** Journal entries (/run/plumb/journal) that name this netns, by its inode. */
+function journalEntriesFor(nsPath: string): string[] {
+  const ino = statSync(nsPath).ino
+  let files: string[]
+  try {
+    files = readdirSync('/run/plumb/journal')
+  } catch {
+    return []
+  }
+  return files.filter((f) => {
+    try {
+      return (JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { guests: Array<{ ino: number }> }).guests.some((g) => g.ino === ino)
+    } catch {
+      return false
+    }
+  })
+}
+
+canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM released), and the next ADD works', async (t) => {
+  t.timeout(600_000)
+  // gc would finish a killed ADD's journal entry before the DEL could show it does
+  await holdGcLock(t)
+  const bin = await installPlumb(t)
+  // The plugin the runtime finds first: plumb's installed launcher, under strace while `k` holds K > 0.
+  const dir = mkdtempSync('/tmp/pt-cnikill-')
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const kFile = join(dir, 'k')
+  const calls = 'sendmsg,write,writev'
+  writeFileSync(
+    join(dir, 'plumb'),
+    `#!/bin/sh\nk=$(cat ${kFile})\n[ "$k" = 0 ] && exec ${bin}/plumb\nexec strace -qq -o /dev/null -e trace=${calls} -e inject=${calls}:signal=SIGKILL:when=$k ${bin}/plumb\n`,
+    { mode: 0o755 },
+  )
+  const net = network(t, dir)
+  const ns = await makeNetns(t)
+  const nsPath = `/run/netns/${ns}`
+  const rt = net.runtime('1.0.0')
+  const world = async (): Promise<unknown> => ({
+    guest: (await ipJson(['link', 'show'], ns)).map((l) => l.ifname),
+    hostEnds: (await ipJson(['link', 'show'])).filter((l) => typeof l.ifalias === 'string' && l.ifalias.includes(` cni=${ns}-`)).map((l) => l.ifname),
+    bridge: (await ipJson(['link', 'show'])).some((l) => l.ifname === net.bridge),
+    rules: (await shQuiet('iptables-save')).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(net.bridge)),
+    reserved: reserved(net),
+    records: records(net),
+    journal: journalEntriesFor(nsPath),
+  })
+  const before = await world()
+  t.deepEqual(before, { guest: ['lo'], hostEnds: [], bridge: false, rules: [], reserved: [], records: [], journal: [] })
+  /** ADD's result made real: eth0 holds the address IPAM gave, on a port of the bridge. */
+  const intended = async (res: any, what: string): Promise<void> => {
+    t.deepEqual(await addrsIn(ns, 'eth0'), [res.ips[0].address], `${what}: eth0 has the address in the result`)
+    t.deepEqual(reserved(net), [res.ips[0].address.split('/')[0]], `${what}: host-local holds that one address`)
+    t.is((await ipJson(['link', 'show'])).filter((l) => l.master === net.bridge).length, 1, `${what}: one port on the bridge`)
+  }
+  for (let k = 1; k <= MAX_K; k++) {
+    const call = { containerId: `${ns}-${k}`, netns: nsPath, ifname: 'eth0' }
+    writeFileSync(kFile, String(k))
+    let res: any
+    try {
+      res = await rt.add(call)
+    } catch (err) {
+      t.true(err instanceof CniCallError, `K=${k}: ${String(err)}`)
+    } finally {
+      writeFileSync(kFile, '0')
+    }
+    if (res !== undefined) {
+      await intended(res, `K=${k} (got through)`)
+      await rt.del(call)
+      t.deepEqual(await world(), before, 'a whole ADD, then DEL')
+      t.log(`${k - 1} kill points`)
+      t.true(k - 1 >= 5)
+      return
+    }
+    await rt.del(call)
+    t.deepEqual(await world(), before, `K=${k}: DEL after the killed ADD leaves nothing`)
+    const again = await rt.add(call)
+    await intended(again, `K=${k}: the next ADD`)
+    await rt.del(call)
+    t.deepEqual(await world(), before, `K=${k}: ADD, DEL`)
+  }
+  t.fail(`ADD was still killed at K=${MAX_K}`)
+})
