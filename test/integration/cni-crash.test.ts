@@ -1,11 +1,13 @@
-// plumb as a CNI plugin killed at every step of an ADD: a runtime's plugin call has a timeout and
-// a runtime may die, so plumb can be SIGKILLed anywhere. The runtime's answer to a failed ADD is a
-// DEL of the same attachment (libcni, the CRI plugin): after it nothing of the ADD may be left
-// (no link in the netns, no host end, no bridge plumb made for it, no firewall rule, no address
-// held in host-local's store, no record, no journal entry), and the next ADD must work. Each
+// plumb as a CNI plugin killed at every step of an ADD and of a DEL: a runtime's plugin call has a
+// timeout and a runtime may die, so plumb can be SIGKILLed anywhere. The runtime's answer to a
+// failed ADD is a DEL of the same attachment (libcni, the CRI plugin), to a failed DEL another
+// DEL: after it nothing of the attachment may be left (no link in the netns, no host end, no
+// bridge plumb made for it, no firewall rule, no address held in host-local's store, no record,
+// no journal entry), and after a killed ADD's DEL the next ADD must work. Each
 // kill is strace's fault injection at plumb's K-th sendmsg/write/writev, K = 1, 2, ... until an
 // ADD gets through. State is read from the kernel, iptables-save and the stores' files.
 
+import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CniCallError, REFERENCE_PLUGINS, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
@@ -34,9 +36,9 @@ function journalEntriesFor(nsPath: string): string[] {
   })
 }
 
-canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM released), and the next ADD works', async (t) => {
-  t.timeout(600_000)
-  // gc would finish a killed ADD's journal entry before the DEL could show it does
+/** plumb installed as a plugin behind a wrapper that runs it under strace while `k` holds K > 0, a network, a netns, and a view of all an attachment leaves. */
+async function killable(t: ExecutionContext) {
+  // gc would finish a killed run's journal entry before the DEL could show it does
   await holdGcLock(t)
   const bin = await installPlumb(t)
   // The plugin the runtime finds first: plumb's installed launcher, under strace while `k` holds K > 0.
@@ -49,6 +51,7 @@ canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM r
     `#!/bin/sh\nk=$(cat ${kFile})\n[ "$k" = 0 ] && exec ${bin}/plumb\nexec strace -qq -o /dev/null -e trace=${calls} -e inject=${calls}:signal=SIGKILL:when=$k ${bin}/plumb\n`,
     { mode: 0o755 },
   )
+  writeFileSync(kFile, '0')
   const net = network(t, dir)
   const ns = await makeNetns(t)
   const nsPath = `/run/netns/${ns}`
@@ -70,16 +73,28 @@ canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM r
     t.deepEqual(reserved(net), [res.ips[0].address.split('/')[0]], `${what}: host-local holds that one address`)
     t.is((await ipJson(['link', 'show'])).filter((l) => l.master === net.bridge).length, 1, `${what}: one port on the bridge`)
   }
-  for (let k = 1; k <= MAX_K; k++) {
-    const call = { containerId: `${ns}-${k}`, netns: nsPath, ifname: 'eth0' }
+  /** Run `fn` with plumb killed at its K-th call (K = 0: not killed). */
+  const killedAt = async <T>(k: number, fn: () => Promise<T>): Promise<T> => {
     writeFileSync(kFile, String(k))
-    let res: any
     try {
-      res = await rt.add(call)
-    } catch (err) {
-      t.true(err instanceof CniCallError, `K=${k}: ${String(err)}`)
+      return await fn()
     } finally {
       writeFileSync(kFile, '0')
+    }
+  }
+  return { ns, nsPath, rt, world, before, intended, killedAt }
+}
+
+canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM released), and the next ADD works', async (t) => {
+  t.timeout(600_000)
+  const { ns, nsPath, rt, world, before, intended, killedAt } = await killable(t)
+  for (let k = 1; k <= MAX_K; k++) {
+    const call = { containerId: `${ns}-${k}`, netns: nsPath, ifname: 'eth0' }
+    let res: any
+    try {
+      res = await killedAt(k, () => rt.add(call))
+    } catch (err) {
+      t.true(err instanceof CniCallError, `K=${k}: ${String(err)}`)
     }
     if (res !== undefined) {
       await intended(res, `K=${k} (got through)`)
@@ -97,4 +112,28 @@ canKill('CNI ADD killed at every step: the runtime\'s DEL leaves nothing (IPAM r
     t.deepEqual(await world(), before, `K=${k}: ADD, DEL`)
   }
   t.fail(`ADD was still killed at K=${MAX_K}`)
+})
+
+canKill('CNI DEL killed at every step: the runtime\'s next DEL leaves nothing (IPAM released)', async (t) => {
+  t.timeout(600_000)
+  const { ns, nsPath, rt, world, before, intended, killedAt } = await killable(t)
+  for (let k = 1; k <= MAX_K; k++) {
+    const call = { containerId: `${ns}-${k}`, netns: nsPath, ifname: 'eth0' }
+    await intended(await rt.add(call), `K=${k}: ADD`)
+    let done = true
+    try {
+      await killedAt(k, () => rt.del(call))
+    } catch (err) {
+      t.true(err instanceof CniCallError, `K=${k}: ${String(err)}`)
+      done = false
+    }
+    if (!done) await rt.del(call)
+    t.deepEqual(await world(), before, `K=${k}: ${done ? 'a whole DEL' : 'DEL again after the killed one'} leaves nothing`)
+    if (done) {
+      t.log(`${k - 1} kill points`)
+      t.true(k - 1 >= 3)
+      return
+    }
+  }
+  t.fail(`DEL was still killed at K=${MAX_K}`)
 })
