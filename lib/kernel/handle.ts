@@ -41,9 +41,15 @@ const T = {
   NEWNEIGH: 28,
   DELNEIGH: 29,
   GETNEIGH: 30,
+  NEWNSID: 88,
+  GETNSID: 90,
 } as const
 /** PF_BRIDGE: the neighbour family of bridge (and VXLAN) forwarding entries */
 const AF_BRIDGE = 7
+/** netns id attributes (linux/net_namespace.h) */
+const NETNSA_NSID = 1
+const NETNSA_FD = 3
+
 const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, `RTM_${k}`]))
 /** IFLA_EXT_MASK: no per-link statistics in replies (most of a link message's bytes) */
 const EXT_MASK_SKIP_STATS = u32buf(1 << 3)
@@ -353,6 +359,35 @@ export class NetlinkHandle implements NetHandle {
       out.push({ mac: formatMac(m.attrs.lladdr), ...(m.attrs.dst ? { dst: formatIp(m.attrs.dst) } : {}), permanent: m.data.state?.permanent === true })
     }
     return out
+  }
+
+  /** The id this netns gives the netns of `nsFd` (RTM_GETNSID: what a veth peer there shows as
+   *  IFLA_LINK_NETNSID here), or undefined when it has given it none (asking assigns none). */
+  async nsIdOf(nsFd: number): Promise<number | undefined> {
+    const what = `look up the netns id of fd ${nsFd}${this.where()}`
+    if (this.closed) throw new PlumbError('FAILED', `the netlink handle of ${this.label} is closed`)
+    // struct rtgenmsg (AF_UNSPEC, padded to 4), then NETNSA_FD
+    const req = Buffer.alloc(12)
+    req.writeUInt16LE(8, 4)
+    req.writeUInt16LE(NETNSA_FD, 6)
+    req.writeUInt32LE(nsFd, 8)
+    let replies: RawMsg[]
+    try {
+      replies = await this.sock.request(T.GETNSID, [req], 0, { op: OP_NAMES[T.GETNSID]!, timeoutMs: this.timeoutMs })
+    } catch (err) {
+      throw toPlumbError(err, what)
+    }
+    const m = replies.find((r) => r.type === T.NEWNSID)
+    for (let off = 4; m && off + 8 <= m.data.length; ) {
+      const len = m.data.readUInt16LE(off)
+      if (len < 4) break
+      if ((m.data.readUInt16LE(off + 2) & 0x3fff) === NETNSA_NSID) {
+        const id = m.data.readInt32LE(off + 4)
+        return id < 0 ? undefined : id
+      }
+      off += (len + 3) & ~3
+    }
+    return undefined
   }
 
   async appendFdb(index: number, mac: string, dst: string): Promise<void> {

@@ -179,6 +179,8 @@ export interface NetHandle {
   createVxlan(spec: CreateVxlanSpec): Promise<{ index: number }>
   /** `bridge fdb show dev #INDEX` (the device's own entries) */
   getFdb(index: number): Promise<FdbEntry[]>
+  /** the id this netns gives the netns of `nsFd` (a veth peer's linkNetnsId), undefined when none */
+  nsIdOf(nsFd: number): Promise<number | undefined>
   /** `bridge fdb append MAC dev #INDEX dst DST` (permanent) */
   appendFdb(index: number, mac: string, dst: string): Promise<void>
   /** `bridge fdb del MAC dev #INDEX dst DST` */

@@ -23,6 +23,8 @@ import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, remo
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
 import { removeDeadTemps } from '../write-file.js'
+import { aliveElsewhere } from './liveness.js'
+import type { AliveElsewhere, LiveNetns } from './liveness.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
 import { returnMovedDevice } from './teardown.js'
@@ -43,10 +45,15 @@ export interface GcKept {
   reason: string
 }
 
-type Fate = { state: 'there'; dev: number; ino: number } | { state: 'gone'; reason: string } | { state: 'unknown'; reason: string; error: PlumbError }
+/** 'there' with `why`: its engine has no such container, but a process is in its netns (./liveness.ts) */
+type Fate = { state: 'there'; dev: number; ino: number; why?: string } | { state: 'gone'; reason: string } | { state: 'unknown'; reason: string; error: PlumbError }
 
-/** The fate of each guest label, asked once per gc run; a found guest's netns is closed at once. */
-function guestFates(): (label: string | undefined) => Promise<Fate> {
+/**
+ * The fate of each guest label, asked once per gc run; a found guest's netns is closed at once. A
+ * container its engine does not have is gone only while nothing proves it alive elsewhere (see
+ * ./liveness.ts: another daemon's, or renamed).
+ */
+function guestFates(alive: AliveElsewhere): (label: string | undefined) => Promise<Fate> {
   const probe = guestProbe()
   const cache = new Map<string, Promise<Fate>>()
   const ask = async (label: string | undefined): Promise<Fate> => {
@@ -58,6 +65,7 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
       return { state: 'unknown', reason: `its mark names a guest plumb cannot read ("${label}")`, error: asPlumbError(err) }
     }
     const s = await probe(ref)
+    if (s.state === 'gone' && ref.kind === 'container') return stillAlive(label, s, await alive(label))
     if (s.state !== 'found') return s
     s.netns.close()
     return { state: 'there', dev: s.netns.dev, ino: s.netns.ino }
@@ -69,8 +77,15 @@ function guestFates(): (label: string | undefined) => Promise<Fate> {
   }
 }
 
+/** An engine's "no such container" against a process still in the netns of what plumb made for it. */
+function stillAlive<T extends { state: 'gone'; reason: string }>(label: string, gone: T, live: LiveNetns | undefined): T | Extract<Fate, { state: 'there' }> {
+  if (live === undefined) return gone
+  const why = `${gone.reason}, but a process (pid ${live.pid}) is in the netns of what plumb made for ${label}: a container of that name on another engine (another DOCKER_HOST), or one renamed`
+  return { state: 'there', dev: live.dev, ino: live.ino, why }
+}
+
 function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
-  if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: `its guest ${guest} is there` }
+  if (f.state === 'there') return { name, what, ...(guest ? { guest } : {}), reason: f.why ? `its guest ${guest} is there: ${f.why}` : `its guest ${guest} is there` }
   return { name, what, ...(guest ? { guest } : {}), unknown: true, reason: `cannot tell whether its guest ${guest ?? '?'} is gone: ${f.reason}` }
 }
 
@@ -207,7 +222,8 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     for (const k of recovered.kept) result.messages.push(`kept an interrupted plumb run's journal entry: ${k}`)
     journalKept = recovered.kept.length
     if (!opts.dryRun) sweepTemps()
-    const fate = guestFates()
+    const alive = aliveElsewhere(hostNs)
+    const fate = guestFates(alive)
     // OVS ports first, host links second: ovs-port creates the veth before it adds the port, so
     // a port listed here whose interface is missing from the links read after it is really gone,
     // not one a concurrent plumb is making right now.
@@ -263,7 +279,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
       else if (f.state === 'unknown') keep(keptFor(r.key, 'record', r.guest, f), f.error)
     }
 
-    const goneContainers = await removedContainers(keep)
+    const goneContainers = await removedContainers(keep, alive)
 
     await runTx(opts, async (tx) => {
       for (const g of goneContainers) {
@@ -384,13 +400,15 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
  * container keeps its record (it may start again); an engine that cannot be asked keeps them
  * all, asked once (a hung engine costs its timeout once, not per record).
  */
-async function removedContainers(keep: (k: GcKept, error?: PlumbError) => void): Promise<Array<{ engine: EngineName; id: string; label: string }>> {
+async function removedContainers(keep: (k: GcKept, error?: PlumbError) => void, alive: AliveElsewhere): Promise<Array<{ engine: EngineName; id: string; label: string }>> {
   const out: Array<{ engine: EngineName; id: string; label: string }> = []
   const down = new Map<EngineName, Extract<ContainerFate, { state: 'unknown' }>>()
   for (const s of listStoredRecords()) {
     const label = `${s.engine}:${'record' in s ? (s.record.name ?? s.id.slice(0, 12)) : s.id.slice(0, 12)}`
     const f = down.get(s.engine) ?? (await containerFate(s.engine, s.id))
-    if (f.state === 'gone') out.push({ engine: s.engine, id: s.id, label })
+    const there = f.state === 'gone' ? stillAlive(label, f, await alive(label)) : undefined
+    if (there?.state === 'there') keep({ name: s.file, what: 'replay record', guest: label, reason: `its container is there: ${there.why}` })
+    else if (f.state === 'gone') out.push({ engine: s.engine, id: s.id, label })
     else if (f.state === 'unknown') {
       if (f.error.code === 'UNSUPPORTED') down.set(s.engine, f)
       keep({ name: s.file, what: 'replay record', guest: label, unknown: true, reason: `cannot tell whether container ${label} still exists: ${f.reason}` }, f.error)

@@ -8,7 +8,8 @@ import type { GuestRef, OwnerMark, RuleMark } from '../parse/index.js'
 import { guestProbe, listContainers, resolveGuest } from '../guest/index.js'
 import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
-import { asPlumbError } from '../errors.js'
+import { PlumbError, asPlumbError } from '../errors.js'
+import { aliveElsewhere } from './liveness.js'
 import { toGuestRef } from './context.js'
 import { readMarks } from './firewall.js'
 import { listRecords, readRecord } from './guest-record.js'
@@ -359,8 +360,16 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     // guest, shown under its most telling name, whatever else names it.
     const states = new Map<string, GuestVerdict | { state: 'found' }>()
     const groups = new Map<string, Netns[]>()
+    const alive = aliveElsewhere(hostNs)
     for (const [label, ref] of candidates) {
       const s = await probe(ref)
+      // a container its engine does not have, with a process still in the netns of what plumb made for it (./liveness.ts)
+      const live = s.state === 'gone' && ref.kind === 'container' ? await alive(label) : undefined
+      if (live !== undefined) {
+        const reason = `${(s as { reason: string }).reason}, but a process (pid ${live.pid}) is in its netns: a container of that name on another engine (another DOCKER_HOST), or one renamed`
+        states.set(label, { state: 'unknown', reason, error: new PlumbError('FAILED', reason) })
+        continue
+      }
       if (s.state !== 'found') {
         states.set(label, s)
         continue

@@ -1,10 +1,12 @@
 // A Docker engine that cannot be asked (a dead socket, a hung one) is "don't know" for gc and ls,
 // never "gone": a live container's host end, bridge and OVS row are kept and the reason said;
-// and ls lists a netns once, under its container's name, whatever else names it.
+// and ls lists a netns once, under its container's name, whatever else names it. A container of
+// another dockerd on the same host (one gc is not asking) is "don't know" too, while a process
+// lives in its netns.
 
 import test from 'ava'
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs'
-import { deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock, reserveOctet } from '../helpers/index.js'
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { RECORDS_DIR, TEST_IMAGE, deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, privateDockerd, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock, reserveOctet, waitFor } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { plumb, stable, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -180,4 +182,67 @@ withDocker("ls lists a netns once: a stale /var/run/netns symlink to a container
   t.is(mine[0].interfaces.length, 1)
   const text = await plumb('ls')
   t.regex(text.stdout, new RegExp(`docker:${c.name} \\(also .*netns:${id}`))
+})
+
+serialDocker("a container on another dockerd (its DOCKER_HOST): gc and ls asked through the machine's keep its interface, its records and its rule, saying why; once it is removed, gc collects them", async (t) => {
+  t.timeout(180_000)
+  await holdGcLock(t)
+  const { id, net } = ids(t)
+  const d = privateDockerd(t, id)
+  await d.start()
+  await d.loadTestImage()
+  const name = `${id}a`
+  await d.docker('run', '-d', '--net=none', '--name', name, TEST_IMAGE, 'sleep', '100000')
+  const [cid = '', sandboxKey = ''] = (await d.docker('inspect', '-f', '{{.Id}}|{{.NetworkSettings.SandboxKey}}', name)).split('|')
+  const theirs = { DOCKER_HOST: d.host }
+  const a = await runCli(['attach-veth', name, `${id}b`, `${net}.10/24`, '--json'], { env: theirs })
+  t.is(a.exitCode, 0, a.stderr)
+  const hostEnd = hostEndOf(a)
+  // a sysctl (a guest record) and a published port (a rule naming the guest)
+  const s = await runCli(['sysctl', name, 'net.ipv4.conf.eth1.rp_filter=2'], { env: theirs })
+  t.is(s.exitCode, 0, s.stderr)
+  const x = await runCli(['expose', name, '80'], { env: theirs })
+  t.is(x.exitCode, 0, x.stderr)
+  // a second container with an interface only (no guest record): its host end's peer is the proof
+  const other = `${id}c`
+  await d.docker('run', '-d', '--net=none', '--name', other, TEST_IMAGE, 'sleep', '100000')
+  const o = await runCli(['attach-veth', other, `${id}b`, `${net}.11/24`, '--json'], { env: theirs })
+  t.is(o.exitCode, 0, o.stderr)
+  const otherEnd = hostEndOf(o)
+  const guest = `docker:${name}`
+  const replayRecord = `${RECORDS_DIR}/docker-${cid}.json`
+  const guestRecords = (): string[] => readdirSync('/run/plumb/guests').filter((f) => f.includes(cid) && f.endsWith('.json'))
+  const rules = async (): Promise<string[]> => (await shQuiet('iptables-save')).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(guest))
+  t.true(existsSync(replayRecord), 'recorded for replay')
+  t.is(guestRecords().length, 1, 'a guest record (the sysctl)')
+  t.not((await rules()).length, 0, 'the published port')
+
+  // the machine's dockerd has no container of that name: gc and ls must not take it for gone
+  const ls = await runCli(['ls', '--json'])
+  t.is(ls.exitCode, 0, ls.stderr)
+  t.false((ls.json.orphans as string[]).includes(hostEnd), 'ls lists no orphan')
+  t.like((ls.json.guests as Array<{ guest: string }>).find((g) => g.guest === guest), { state: 'unknown' })
+  const gc = await runCli(['gc', '--json'])
+  t.is(gc.exitCode, 0, gc.stderr)
+  const kept = gc.json.kept as Kept[]
+  t.like(kept.find((k) => k.name === hostEnd), { what: 'host end', guest })
+  t.false(kept.some((k) => k.unknown), 'decided: the guest is there')
+  t.regex(kept.find((k) => k.name === hostEnd)!.reason, /^its guest docker:pt-\w+a is there: no such container "pt-\w+a", but a process \(pid \d+\) is in the netns of what plumb made for docker:pt-\w+a: a container of that name on another engine/)
+  t.like(kept.find((k) => k.what === 'replay record' && k.guest === guest), { name: replayRecord })
+  t.regex(kept.find((k) => k.name === otherEnd)?.reason ?? '', /^its guest docker:pt-\w+c is there: no such container "pt-\w+c", but a process \(pid \d+\) is in the netns/)
+  t.is((await getLink(otherEnd))?.master, `${id}b`, "the other container's host end stays too")
+  t.is((await getLink(hostEnd))?.master, `${id}b`, 'the host end stays on its bridge')
+  t.deepEqual(await namesIn(sandboxKey), ['eth1', 'lo'], 'the container keeps its interface')
+  t.true(existsSync(replayRecord), 'the replay record stays')
+  t.is(guestRecords().length, 1, 'the guest record stays')
+  t.not((await rules()).length, 0, 'the published port stays')
+
+  // removed from its own dockerd: nothing proves it alive, and gc (through either) collects
+  await d.docker('rm', '-f', name, other)
+  await waitFor(async () => (await getLink(hostEnd)) === undefined && (await getLink(otherEnd)) === undefined, { what: 'the host ends to go with the netns' })
+  const after = await runCli(['gc', '--json'])
+  t.is(after.exitCode, 0, after.stderr)
+  t.false(existsSync(replayRecord), 'the replay record forgotten')
+  t.deepEqual(guestRecords(), [], 'the guest record removed')
+  t.deepEqual(await rules(), [], 'the published port removed')
 })

@@ -4,82 +4,11 @@
 // at it with DOCKER_HOST. The container (--restart=always) dies with the daemon and is started
 // again by it, in a new netns: the watch says it lost the stream, reconnects, and re-plumbs it.
 
-import { execFile, spawn } from 'node:child_process'
-import { mkdirSync, openSync, rmSync } from 'node:fs'
-import { promisify } from 'node:util'
-import { TEST_IMAGE, assertTraffic, getLink, hasDocker, holdGcLock, isRoot, makeNetns, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
-import type { Teardown, TestContainer } from '../helpers/index.js'
+import { TEST_IMAGE, assertTraffic, getLink, hasDocker, holdGcLock, isRoot, makeNetns, privateDockerd, testIf } from '../helpers/index.js'
+import type { TestContainer } from '../helpers/index.js'
 import { interfacesOf, restartLab, startWatch } from './restart-fixture.js'
 
 const withDocker = testIf(isRoot && hasDocker(), 'watch-dockerd: needs root, dockerd and plumb-test:busybox (loaded into a dockerd of the test\'s own)')
-
-interface PrivateDockerd {
-  sock: string
-  /** DOCKER_HOST for plumb */
-  host: string
-  start(): Promise<void>
-  stop(): Promise<void>
-  docker(...args: string[]): Promise<string>
-}
-
-/**
- * A dockerd of the test's own under /run/<id>-dockerd, removed (stopped by its pid first) in
- * teardown. It runs in a network namespace of its own: started with --bridge=none, dockerd
- * deletes any `docker0` it finds in its netns (moby's removeDefaultBridgeInterface), and in the
- * host's that is the machine's dockerd's default bridge.
- */
-function privateDockerd(t: Teardown, id: string): PrivateDockerd {
-  const dir = `/run/${id}-dockerd`
-  const netns = `${id}-dn`
-  const sock = `${dir}/docker.sock`
-  mkdirSync(dir, { recursive: true })
-  let pid: number | undefined
-  const docker = (...args: string[]): Promise<string> => sh('docker', ['-H', `unix://${sock}`, ...args])
-  const d: PrivateDockerd = {
-    sock,
-    host: `unix://${sock}`,
-    docker,
-    async start() {
-      if ((await shQuiet('ip', ['netns', 'pids', netns])).exitCode !== 0) await sh('ip', ['netns', 'add', netns])
-      const log = openSync(`${dir}/dockerd.log`, 'a')
-      // nsenter --net only, not `ip netns exec`: that one remounts /sys for the netns, and dockerd
-      // then finds no cgroup mounted ("Devices cgroup isn't mounted"). nsenter execs dockerd: the
-      // pid is the daemon's own, stopped by it.
-      const proc = spawn(
-        'nsenter',
-        [
-          `--net=/run/netns/${netns}`, '--', 'dockerd',
-          '--data-root', `${dir}/data`,
-          '--exec-root', `${dir}/exec`,
-          '--pidfile', `${dir}/docker.pid`,
-          '-H', `unix://${sock}`,
-          '--bridge=none', '--iptables=false', '--ip-masq=false',
-          // containers get 1 s to stop (busybox's sleep ignores SIGTERM): a restart takes seconds, not tens
-          '--shutdown-timeout=1', '--log-level=warn',
-        ],
-        { stdio: ['ignore', log, log], detached: false },
-      )
-      pid = proc.pid
-      proc.unref()
-      await waitFor(async () => (await shQuiet('docker', ['-H', `unix://${sock}`, 'version', '--format', '{{.Server.Version}}'])).exitCode === 0, { timeout: 30_000, what: 'the private dockerd to answer' })
-    },
-    async stop() {
-      if (pid === undefined || !processAlive(pid)) return
-      process.kill(pid, 'SIGTERM')
-      const p = pid
-      await waitFor(() => !processAlive(p), { timeout: 40_000, interval: 100, what: `the private dockerd (pid ${p}) to exit` })
-    },
-  }
-  t.teardown(async () => {
-    if (pid !== undefined && processAlive(pid)) {
-      await shQuiet('docker', ['-H', `unix://${sock}`, 'rm', '-f', '-v', ...(await shQuiet('docker', ['-H', `unix://${sock}`, 'ps', '-aq'])).stdout.split(/\s+/).filter(Boolean)])
-      await d.stop()
-    }
-    rmSync(dir, { recursive: true, force: true })
-    await shQuiet('ip', ['netns', 'del', netns])
-  })
-  return d
-}
 
 withDocker('dockerd restarted while watch runs: the watch says it lost the stream, reconnects, and re-plumbs the container the daemon started again', async (t) => {
   // Its container lives on a private dockerd the machine's does not know: kept apart from other
@@ -95,7 +24,7 @@ withDocker('dockerd restarted while watch runs: the watch says it lost the strea
   const docker0 = await bridgeIndex()
   const d = privateDockerd(t, id)
   await d.start()
-  await promisify(execFile)('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H unix://${d.sock} load -q`])
+  await d.loadTestImage()
   const env = { ...lab.env, DOCKER_HOST: d.host }
   const plumb = (...args: string[]) => import('../helpers/index.js').then((h) => h.runCli(args, { env }))
   const inspect = async (): Promise<TestContainer> => {

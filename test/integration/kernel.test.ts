@@ -138,6 +138,22 @@ maybe('createVeth: one message, peer born in the netns with name/mac/mtu/alias, 
   t.like(peer, { name: 'eth1', kind: 'veth', mac: '02:42:c6:12:00:0a', up: false, link: res.index })
 })
 
+maybe("nsIdOf: the id the host gives a veth peer's netns (its host end's link-netnsid), none for a netns it has given none", async (t) => {
+  const id = uid()
+  const ns = makeNs(t, id)
+  const lone = makeNs(t)
+  const { h, cleanup } = host(t)
+  const hostIf = `${id}h`
+  cleanup(hostIf)
+  t.is(await h.nsIdOf(lone.fd), undefined, 'no id yet, and asking assigns none')
+  t.is(await h.nsIdOf(lone.fd), undefined)
+  await h.createVeth({ name: hostIf, peer: { name: 'eth1', nsFd: ns.fd } })
+  const [hl] = ipj('-d', 'link', 'show', 'dev', hostIf)
+  t.is(typeof hl.link_netnsid, 'number')
+  t.is(await h.nsIdOf(ns.fd), hl.link_netnsid)
+  t.is((await h.getLink(hostIf))?.linkNetnsId, hl.link_netnsid)
+})
+
 maybe('a handle opened inside a netns sees only that netns', async (t) => {
   const ns = makeNs(t)
   t.deepEqual((await ns.h.getLinks()).map((l) => l.name), ['lo'])
