@@ -2,7 +2,7 @@
 
 import { execa } from 'execa'
 import type { ResultPromise } from 'execa'
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
 import type { Teardown } from './env.js'
 import { nsArgv } from './netns.js'
 import type { NsTarget } from './netns.js'
@@ -78,4 +78,37 @@ export function childrenOf(pid: number): number[] {
     }
   }
   return out
+}
+
+/**
+ * The journal entries (/run/plumb/journal) of killed plumbs still on disk that name one of these
+ * netns (ip netns names, or paths: by inode), or, with `hostOp`, are that host-wide op's.
+ */
+export function journalEntriesFor(nsNames: string[], hostOp?: string): string[] {
+  const inos = new Set(nsNames.map((n) => statSync(n.startsWith('/') ? n : `/run/netns/${n}`).ino))
+  let files: string[]
+  try {
+    files = readdirSync('/run/plumb/journal')
+  } catch {
+    return []
+  }
+  return files.filter((f) => {
+    try {
+      const e = JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { pid: number; start: number; op: string; guests: Array<{ ino: number }> }
+      // a killed writer's (a live one's belongs to another test's op); a host-wide op's by its name, whatever guests it names
+      return (e.guests.some((g) => inos.has(g.ino)) || e.op === hostOp) && startOf(e.pid) !== e.start
+    } catch {
+      return false
+    }
+  })
+}
+
+/** A process's start time (/proc/PID/stat field 22), undefined once it is gone. */
+export function startOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+  } catch {
+    return undefined
+  }
 }

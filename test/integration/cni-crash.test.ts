@@ -8,33 +8,15 @@
 // ADD gets through. State is read from the kernel, iptables-save and the stores' files.
 
 import type { ExecutionContext } from 'ava'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CniCallError, REFERENCE_PLUGINS, hasBinary, ipJson, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
+import { CniCallError, REFERENCE_PLUGINS, hasBinary, ipJson, journalEntriesFor, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
 import { addrsIn, installPlumb, network, records, reserved } from './cni-fixture.js'
 
 const canKill = testIf(isRoot && hasBinary('strace') && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root, strace and the reference plugins in ${REFERENCE_PLUGINS}`)
 
 /** Past this many kill points an ADD is looping, not working. */
 const MAX_K = 120
-
-/** Journal entries (/run/plumb/journal) that name this netns, by its inode. */
-function journalEntriesFor(nsPath: string): string[] {
-  const ino = statSync(nsPath).ino
-  let files: string[]
-  try {
-    files = readdirSync('/run/plumb/journal')
-  } catch {
-    return []
-  }
-  return files.filter((f) => {
-    try {
-      return (JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { guests: Array<{ ino: number }> }).guests.some((g) => g.ino === ino)
-    } catch {
-      return false
-    }
-  })
-}
 
 /** plumb installed as a plugin behind a wrapper that runs it under strace while `k` holds K > 0, a network, a netns, and a view of all an attachment leaves. */
 async function killable(t: ExecutionContext) {
@@ -63,7 +45,7 @@ async function killable(t: ExecutionContext) {
     rules: (await shQuiet('iptables-save')).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(net.bridge)),
     reserved: reserved(net),
     records: records(net),
-    journal: journalEntriesFor(nsPath),
+    journal: journalEntriesFor([nsPath]),
   })
   const before = await world()
   t.deepEqual(before, { guest: ['lo'], hostEnds: [], bridge: false, rules: [], reserved: [], records: [], journal: [] })

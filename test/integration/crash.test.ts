@@ -12,7 +12,7 @@ import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { join } from 'node:path'
-import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -37,36 +37,6 @@ async function runKilledAt(k: number, args: string[]): Promise<number> {
     stdin: 'ignore',
   })
   return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
-}
-
-/** Journal entries still on disk that name one of these netns (ip netns names, or paths: by inode). */
-function journalEntriesFor(nsNames: string[], hostOp?: string): string[] {
-  const inos = new Set(nsNames.map((n) => statSync(n.startsWith('/') ? n : `/run/netns/${n}`).ino))
-  let files: string[]
-  try {
-    files = readdirSync('/run/plumb/journal')
-  } catch {
-    return []
-  }
-  return files.filter((f) => {
-    try {
-      const e = JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { pid: number; start: number; op: string; guests: Array<{ ino: number }> }
-      // a killed writer's (a live one's belongs to another test's op); a host-wide op's by its name, whatever guests it names
-      return (e.guests.some((g) => inos.has(g.ino)) || e.op === hostOp) && startOf(e.pid) !== e.start
-    } catch {
-      return false
-    }
-  })
-}
-
-/** A process's start time (/proc/PID/stat field 22), undefined once it is gone. */
-function startOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
-  } catch {
-    return undefined
-  }
 }
 
 interface Case {
