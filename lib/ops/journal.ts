@@ -27,8 +27,12 @@ export type Where = { ns: 'host' } | ({ ns: 'guest'; path: string } & NsId)
 
 /** What an op is about to do that outlives it unless undone. */
 export type Intent =
-  /** a link created in `where` (a veth end: deleting it deletes its peer) */
-  | { t: 'link'; where: Where; name: string; kind: string }
+  /**
+   * a link created in `where` (a veth end: deleting it deletes its peer). `peer`: where a host
+   * end's peer is born; the op's veth dies with that netns, so a link of the name whose peer is
+   * elsewhere (a rerun's, after the guest was made anew) is not the op's.
+   */
+  | { t: 'link'; where: Where; name: string; kind: string; peer?: Where }
   /** a Linux bridge created on the host */
   | { t: 'bridge'; name: string }
   /** plumb's FORWARD ACCEPT rule for a bridge */

@@ -150,7 +150,7 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
 
   return runTx({ ...opts, journal: journalFor('p2p-link', aNetns, bNetns) }, async (tx) => {
     tx.intend({ t: 'link', where: whereOf(aNetns), name: ifA, kind: 'veth' })
-    tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth' })
+    tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth', ...(bNetns.isHost ? { peer: whereOf(aNetns) } : {}) })
     const nsArg = (n: Netns): string => (n.isHost ? '' : ` netns ${ipNetnsArg(n)}`)
     const created = await tx.step(
       `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu}${v.macA ? ` address ${v.macA}` : ''} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}${v.macB ? ` address ${v.macB}` : ''}`,

@@ -123,10 +123,11 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
   }
   const handles = new Map<string, NetHandle | null>()
   try {
+    const ctx: UndoContext = { hostNs, handles, foreign: await foreignHostEnds(entry, hostNs, handles), guestInos: entry.guests.map((g) => g.ino) }
     for (const intent of entry.intents.slice().reverse()) {
       if (intent.t === 'child') continue
       try {
-        const line = await undoIntent(intent, hostNs, handles)
+        const line = await undoIntent(intent, ctx)
         if (line) report.undone.push(`${line}  (left by ${entry.op}, pid ${entry.pid}, killed)`)
       } catch (err) {
         return `could not undo ${describe(intent)}: ${err instanceof Error ? err.message : String(err)}`
@@ -164,11 +165,56 @@ function handleFor(where: Where, hostNs: NetHandle, handles: Map<string, NetHand
 /** A link that is ours to delete: the kind we made, carrying no alias or plumb's own. */
 const looksMade = (alias: string | undefined): boolean => !alias || parseMark(alias) !== undefined
 
-async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string, NetHandle | null>): Promise<string | undefined> {
+interface UndoContext {
+  hostNs: NetHandle
+  handles: Map<string, NetHandle | null>
+  /** host ends of the entry's name that are not its veths (see foreignHostEnds): neither they nor their OVS rows are touched */
+  foreign: ReadonlySet<string>
+  /** the netns (inodes) the entry's op worked on */
+  guestInos: number[]
+}
+
+/**
+ * The entry's host ends (link intents with a `peer`) whose name is now carried by a veth that is
+ * not the op's: the op's died with its peer's netns, so one whose peer is in another netns, or
+ * whose peer's netns is gone, was made since (a rerun after the guest was made anew: the same
+ * container id or lab node gives the same host end name), and undoing the dead run must not
+ * delete it, nor its OVS row.
+ */
+async function foreignHostEnds(entry: JournalEntry, hostNs: NetHandle, handles: Map<string, NetHandle | null>): Promise<Set<string>> {
+  const out = new Set<string>()
+  for (const i of entry.intents) {
+    if (i.t !== 'link' || i.where.ns !== 'host' || i.peer?.ns !== 'guest') continue
+    const l = await hostNs.getLink(i.name)
+    if (!l) continue
+    const peerNs = handleFor(i.peer, hostNs, handles) ? i.peer : undefined
+    if (!peerNs || l.linkNetnsId === undefined || l.linkNetnsId !== (await nsIdAt(hostNs, peerNs.path))) out.add(i.name)
+  }
+  return out
+}
+
+/** The id the host gives the netns at `path` (undefined when none, or when it cannot be opened). */
+async function nsIdAt(hostNs: NetHandle, path: string): Promise<number | undefined> {
+  let fd: number
+  try {
+    fd = openNetnsFd(path)
+  } catch {
+    return undefined
+  }
+  try {
+    return await hostNs.nsIdOf(fd)
+  } finally {
+    closeFd(fd)
+  }
+}
+
+async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | undefined> {
+  const { hostNs, handles } = ctx
   switch (intent.t) {
     case 'link': {
       const ns = handleFor(intent.where, hostNs, handles)
       if (!ns) return undefined
+      if (intent.where.ns === 'host' && ctx.foreign.has(intent.name)) return undefined
       const l = await ns.getLink(intent.name)
       if (!l || l.kind !== intent.kind) return undefined
       if (!looksMade(l.alias)) throw new Error(`"${intent.name}" now carries another alias ("${l.alias}"): not touching it`)
@@ -268,6 +314,7 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
       return sysctlLine(intent.path, intent.was)
     }
     case 'ovs-port': {
+      if (ctx.foreign.has(intent.name)) return undefined // the row of a later run's veth of that name
       const ovs = await import('../ovs/index.js')
       const port = await ovs.getPort(intent.name)
       if (!port || port.externalIds['plumb-owner'] !== 'plumb') return undefined
@@ -280,7 +327,8 @@ async function undoIntent(intent: Intent, hostNs: NetHandle, handles: Map<string
     }
     case 'dhcp': {
       const dhcp = await import('../dhcp/index.js')
-      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true })
+      // only the client started in the op's guest: a later run's in a new netns has the same state key
+      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guestInos })
       return r.stopped ? `# stop the DHCP client of ${intent.ifname} (${intent.stateKey})` : undefined
     }
     case 'child':

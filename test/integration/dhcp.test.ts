@@ -2,7 +2,7 @@
 // death, --resolv into a real container, and the host's own files left untouched. Root only.
 
 import type { ExecutionContext } from 'ava'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { PlumbError } from '../../lib/errors.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
@@ -64,7 +64,11 @@ for (const [client, maybe] of [['udhcpc', withUdhcpc], ['dhclient', withDhclient
     t.true(pidsMentioning(dir).includes(lease.pid))
     t.truthy(lease.clientPid && pidsMentioning(dir).includes(lease.clientPid))
 
-    const stop = await stopDhcp({ stateKey, ifname: c.ifname, release: true })
+    // a killed run's recovery names the netns it worked on: a client started in another is left alone
+    const otherNs = statSync('/proc/self/ns/net').ino
+    t.deepEqual(await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs] }), { stopped: false, released: false, steps: [] })
+    t.true(listed !== undefined && (await listLeases()).some((l) => l.stateKey === stateKey && l.alive), 'still running')
+    const stop = await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs, statSync(c.nsPath).ino] })
     t.true(stop.stopped)
     t.true(stop.released)
     await waitFor(() => lab.count(new RegExp(`DHCPRELEASE\\(pt-br\\) ${lease.address.replace(/\./g, '\\.')} `)) > 0, { timeout: 10_000, what: 'dnsmasq to log the DHCPRELEASE' })

@@ -209,3 +209,34 @@ rootTest("gc removes the temporary files a killed writer left beside plumb's sta
   t.false(existsSync(dead), "the dead writer's temporary file is gone")
   t.true(existsSync(live), "a live writer's stays")
 })
+
+rootTest("an entry whose guest was made anew since (the same name): gc leaves the new guest's host end of the op's name alone, and still undoes a host end whose peer is the op's", async (t) => {
+  await holdGcLock(t)
+  // the old guest of a killed attach, and its host end
+  const ns = await makeNetns(t)
+  const hostEnd = `${uniq('h', { dash: false })}`
+  t.teardown(async () => void (await sh('ip', ['link', 'del', hostEnd]).catch(() => undefined)))
+  const addVeth = async (): Promise<void> => {
+    await sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns])
+  }
+  await addVeth()
+  const old = where(ns)
+  writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: { ns: 'host' }, name: hostEnd, kind: 'veth', peer: old }] })
+  // made anew under the same name (a lab node, a restarted container), and a rerun's host end of the same name
+  await sh('ip', ['netns', 'del', ns])
+  await waitFor(async () => !(await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), { what: 'the old host end to go with the old netns' })
+  await sh('ip', ['netns', 'add', ns])
+  t.not(nsId(`/run/netns/${ns}`).ino, old.ino, 'another netns')
+  await addVeth()
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.true((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the rerun's host end stays")
+  t.false(readdirSync(DIR).some((f) => readFileSync(`${DIR}/${f}`, 'utf8').includes(hostEnd)), 'the entry is finished')
+
+  // the same entry for the guest as it is now: that host end is the op's, and goes
+  writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: { ns: 'host' }, name: hostEnd, kind: 'veth', peer: where(ns) }] })
+  const again = await plumb('gc')
+  t.is(again.exitCode, 0, again.stderr)
+  t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the op's own host end is undone")
+  t.false(await linkIn(ns, 'eth1'), 'its peer with it')
+})
