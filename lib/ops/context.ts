@@ -146,7 +146,7 @@ export function whereOf(netns: Netns): Where {
 
 /** The journal spec of an op on these guests. */
 export function journalFor(op: string, ...guests: Netns[]): JournalSpec {
-  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino })) }
+  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino, ...(g.isHost ? {} : { path: g.path }) })) }
 }
 
 /** How a guest-side command is written in a dry-run plan. */

@@ -68,16 +68,18 @@ export interface JournalEntry {
   /** the netns the writer took for "host": entries of another host netns are not ours to undo */
   hostNs: NsId
   op: string
-  /** the guest netns the op works on: an op on one of them recovers the entry first */
-  guests: NsId[]
+  /** the guest netns the op works on: an op on one of them recovers the entry first (`path`: where a guest's netns was found, the host's has none) */
+  guests: GuestNs[]
   /** unix ms */
   at: number
   intents: Intent[]
 }
 
+export type GuestNs = NsId & { path?: string }
+
 export interface JournalSpec {
   op: string
-  guests: NsId[]
+  guests: GuestNs[]
 }
 
 let seq = 0

@@ -123,7 +123,14 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
   }
   const handles = new Map<string, NetHandle | null>()
   try {
-    const ctx: UndoContext = { hostNs, handles, foreign: await foreignHostEnds(entry, hostNs, handles), guestInos: entry.guests.map((g) => g.ino) }
+    const ctx: UndoContext = {
+      hostNs,
+      handles,
+      foreign: await foreignHostEnds(entry, hostNs, handles),
+      guestInos: entry.guests.map((g) => g.ino),
+      // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
+      guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino }, hostNs, handles) === null),
+    }
     for (const intent of entry.intents.slice().reverse()) {
       if (intent.t === 'child') continue
       try {
@@ -172,6 +179,8 @@ interface UndoContext {
   foreign: ReadonlySet<string>
   /** the netns (inodes) the entry's op worked on */
   guestInos: number[]
+  /** all of them are gone: a later run on the guest made anew (the same name) may hold what carries the op's keys */
+  guestsGone: boolean
 }
 
 /**
@@ -291,17 +300,29 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
       }
     }
     case 'fw': {
-      // The rule goes unless the bridge still has a plumb port that needs it.
-      const br = await hostNs.getLink(intent.bridge)
-      if (br) {
-        const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
-        if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return undefined
+      // The rule goes unless the bridge still has a plumb port that needs it; under the bridge
+      // lock, as gc's own removal: an attach holds it from finding the bridge until its port is
+      // on it, so no port can be on its way while the bridge is seen without one.
+      const { acquireBridgeLock } = await import('./bridge-lock.js')
+      const lock = await acquireBridgeLock('exclusive')
+      try {
+        const br = await hostNs.getLink(intent.bridge)
+        if (br) {
+          const ports = (await hostNs.getLinks()).filter((l) => l.master === br.index)
+          if (ports.some((p) => parseMark(p.alias)?.role === 'host')) return undefined
+        }
+        const { removeBridgeRules } = await import('./firewall.js')
+        const removed = await removeBridgeRules(intent.bridge)
+        return removed.length ? removed.join('; ') : undefined
+      } finally {
+        lock.release()
       }
-      const { removeBridgeRules } = await import('./firewall.js')
-      const removed = await removeBridgeRules(intent.bridge)
-      return removed.length ? removed.join('; ') : undefined
     }
     case 'rules': {
+      // The rules of a guest that is gone carry its name, which a guest made anew (a restarted
+      // container) may carry too, with a later run's rules of the same keys: gc's pass over the
+      // marks removes them only while no guest answers to that name.
+      if (ctx.guestsGone) return undefined
       const { removeRulesNow } = await import('./firewall.js')
       const keys = new Set(intent.keys)
       const removed = await removeRulesNow(intent.binary, (m) => keys.has(ruleKey(m)))

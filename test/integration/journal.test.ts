@@ -240,3 +240,45 @@ rootTest("an entry whose guest was made anew since (the same name): gc leaves th
   t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the op's own host end is undone")
   t.false(await linkIn(ns, 'eth1'), 'its peer with it')
 })
+
+rootTest("an entry whose guest was made anew since: gc leaves the rules of the same keys a later run made for the new guest, and still undoes them for the guest as it is", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  const br = uniq('b', { dash: false })
+  t.teardown(async () => void (await plumb('detach', `netns:${ns}`, '--all')))
+  t.teardown(async () => void (await sh('ip', ['link', 'del', br]).catch(() => undefined)))
+  const net = `198.18.${200 + Math.floor(Math.random() * 50)}`
+  const attachAndExpose = async (port?: string): Promise<string> => {
+    const a = await plumb('attach-veth', `netns:${ns}`, br, `${net}.10/24`)
+    t.is(a.exitCode, 0, a.stderr)
+    const x = await plumb('expose', `netns:${ns}`, port ? `${port}:80` : '80')
+    t.is(x.exitCode, 0, x.stderr)
+    const rule = (await sh('iptables-save')).split('\n').find((l) => l.includes(`guest=netns:${ns}`) && l.includes('--dport'))
+    return /--dport (\d+)/.exec(rule ?? '')![1]!
+  }
+  const port = await attachAndExpose()
+  const key = `expose tcp :${port}`
+  const entry = (): Record<string, unknown> => ({ op: 'expose', pid: 0, start: 1, guests: [{ ...nsId(`/run/netns/${ns}`), path: `/run/netns/${ns}` }], intents: [{ t: 'rules', binary: 'iptables', keys: [key] }] })
+  // the killed run's entry, for the guest as it was
+  const killed = entry()
+  // the guest made anew under its name, and a later run publishing the same port for it
+  const d = await plumb('detach', `netns:${ns}`, '--all')
+  t.is(d.exitCode, 0, d.stderr)
+  await sh('ip', ['netns', 'del', ns])
+  await sh('ip', ['netns', 'add', ns])
+  writeEntry(t, { ...killed, pid: await deadPid() })
+  t.is(await attachAndExpose(port), port)
+  const rules = async (): Promise<number> => (await sh('iptables-save')).split('\n').filter((l) => l.includes(`guest=netns:${ns}`)).length
+  const before = await rules()
+  t.true(before > 0)
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.is(await rules(), before, "the new guest's published port stays")
+  t.false(readdirSync(DIR).some((f) => readFileSync(`${DIR}/${f}`, 'utf8').includes(key)), 'the entry is finished')
+
+  // the same entry for the guest as it is now: those rules are the op's, and go
+  writeEntry(t, { ...entry(), pid: await deadPid() })
+  const again = await plumb('gc')
+  t.is(again.exitCode, 0, again.stderr)
+  t.is(await rules(), 0, "the op's own rules are undone")
+})
