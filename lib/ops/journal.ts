@@ -167,19 +167,16 @@ export interface StoredEntry {
 }
 
 /** The entries on disk, newest last; unreadable ones are reported by name (never fatal). */
-export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; partial: Array<{ file: string; pid: number }> } {
+export function readJournal(): { entries: StoredEntry[]; unreadable: string[] } {
   let names: string[]
   try {
     names = readdirSync(JOURNAL_DIR)
   } catch {
-    return { entries: [], unreadable: [], partial: [] } // no journal yet: nothing was ever interrupted
+    return { entries: [], unreadable: [] } // no journal yet: nothing was ever interrupted
   }
   const entries: StoredEntry[] = []
   const unreadable: string[] = []
-  const partial: Array<{ file: string; pid: number }> = []
   for (const name of names) {
-    const tmp = /^\d+-\d+\.json\.(\d+)\.tmp$/.exec(name)
-    if (tmp) partial.push({ file: join(JOURNAL_DIR, name), pid: Number(tmp[1]) })
     // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
     if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
     const file = join(JOURNAL_DIR, name)
@@ -192,5 +189,5 @@ export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; p
     }
   }
   entries.sort((a, b) => a.entry.at - b.entry.at)
-  return { entries, unreadable, partial }
+  return { entries, unreadable }
 }

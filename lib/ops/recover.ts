@@ -14,6 +14,7 @@ import { JOURNAL_DIR, processStart, readJournal, selfIdentity, stillRunning } fr
 import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
+import { removeDeadTemps } from '../write-file.js'
 
 export interface RecoverOptions {
   hostNs: NetHandle
@@ -61,25 +62,30 @@ export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverR
   const report: RecoverReport = { undone: [], kept: [] }
   const deadline = Date.now() + HELD_WAIT_MS
   for (;;) {
-    const holder = await recoverPass(opts, report)
-    if (holder === undefined || !opts.guest) return report
-    if (Date.now() > deadline) {
+    const { holder, again } = await recoverPass(opts, report)
+    if ((holder === undefined && !again) || !opts.guest) return report
+    if (holder !== undefined && Date.now() > deadline) {
       throw new PlumbError('FAILED', `plumb pid ${holder} is still undoing an interrupted run on this guest after ${HELD_WAIT_MS / 1000} s`, { hint: 'try again once it has finished' })
     }
     await new Promise((r) => setTimeout(r, 20))
   }
 }
 
-/** One pass over the journal; returns the pid of a live recoverer holding an entry of opts.guest, if any. */
-async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise<number | undefined> {
-  const { entries, unreadable, partial } = readJournal()
+/**
+ * One pass over the journal: `holder`, the pid of a live recoverer holding an entry of opts.guest,
+ * if any; `again`, another recoverer took one of them between this pass's read and its rename
+ * (it may be undoing it right now: look again, and wait for it like any holder).
+ */
+async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise<{ holder?: number; again: boolean }> {
   // A write a kill cut short, before its rename: the step it announced never ran.
-  if (!opts.dryRun) for (const p of partial) if (!processAlive(p.pid)) rmSync(p.file, { force: true })
-  if (entries.length === 0 && unreadable.length === 0) return undefined
+  if (!opts.dryRun) removeDeadTemps(JOURNAL_DIR)
+  const { entries, unreadable } = readJournal()
+  if (entries.length === 0 && unreadable.length === 0) return { again: false }
   const me = selfIdentity()
   // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
   if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
   let holder: number | undefined
+  let again = false
   for (const s of entries) {
     if (opts.guest && !s.entry.guests.some((g) => sameNs(g, opts.guest!))) continue
     if (!isStale(s, me.hostNs)) {
@@ -91,11 +97,14 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
       report.undone.push(...s.entry.intents.slice().reverse().map((i) => `# undo ${describe(i)} (left by ${s.entry.op}, pid ${s.entry.pid}, killed)`))
       continue
     }
-    // Take it: of two recoverers racing, the rename of one fails and it moves on.
+    // Take it: of two recoverers racing, the rename of one fails. The other may be undoing it
+    // right now (a gc deleting the killed run's netns): an op on the guest must not read the
+    // guest, let alone make things in it, before that is done.
     const held = join(JOURNAL_DIR, `${basename(s.file).replace(/\.recovering\.\d+$/, '')}.recovering.${process.pid}`)
     try {
       renameSync(s.file, held)
     } catch {
+      again = true
       continue
     }
     const kept = await undoEntry(s.entry, opts.hostNs, report)
@@ -106,7 +115,7 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
       rmSync(held, { force: true })
     }
   }
-  return holder
+  return holder === undefined ? { again } : { holder, again }
 }
 
 /** Undo one entry; returns why it must be kept, or undefined when it is finished. */
@@ -363,20 +372,23 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
       } catch {
         return undefined // never made, or gone
       }
-      let links
       try {
         const h = openHandleIn(fd, `netns:${intent.name}`)
         try {
-          links = await h.getLinks()
+          const links = await h.getLinks()
+          const lo = links.find((l) => l.name === 'lo')
+          const bare = !lo?.alias && links.every((l) => l.name === 'lo')
+          if (!bare && lo?.alias !== intent.mark) throw new Error(`netns ${intent.name} is not as the interrupted run left it (${lo?.alias ? `its lo carries "${lo.alias}"` : 'it holds other interfaces'}): not touching it`)
+          // Its veths first, each with its peer at once: a netns's own teardown frees them later
+          // (the kernel's clean-up runs after `ip netns del` returns), and a rerun making the
+          // node and its links again right away would find their host ends' names still taken.
+          for (const l of links) if (l.kind === 'veth') await ignoreGone(h.delLink(l.index))
         } finally {
           h.close()
         }
       } finally {
         closeFd(fd)
       }
-      const lo = links.find((l) => l.name === 'lo')
-      const bare = !lo?.alias && links.every((l) => l.name === 'lo')
-      if (!bare && lo?.alias !== intent.mark) throw new Error(`netns ${intent.name} is not as the interrupted run left it (${lo?.alias ? `its lo carries "${lo.alias}"` : 'it holds other interfaces'}): not touching it`)
       const { run } = await import('../proc.js')
       const r = await run('ip', ['netns', 'del', intent.name])
       if (r.exitCode !== 0) throw new Error(`ip netns del ${intent.name}: ${r.stderr.trim() || `exit ${r.exitCode}`}`)
