@@ -16,7 +16,13 @@ import { RUN_DIR } from '../paths.js'
 
 export const JOURNAL_DIR = `${RUN_DIR}/journal`
 
-/** A netns by identity: two are the same namespace iff dev and ino are equal. */
+/**
+ * A netns by identity: two netns that exist at once are the same iff dev and ino are equal. Over
+ * time an inode number is handed to the next netns made once its own is freed (measured: a lab
+ * node deleted and made again at once often gets the number back), so an entry whose netns is
+ * gone may take a newer one for its own; the netns cookie (SO_NETNS_COOKIE) would tell them apart
+ * and is not recorded yet.
+ */
 export interface NsId {
   dev: number
   ino: number

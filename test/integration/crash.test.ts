@@ -431,8 +431,7 @@ async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
 
 rootTest('lab deploy killed at every step: a rerun converges, destroy removes the remains', async (t) => {
   t.timeout(900_000)
-  // no gc lock: a lab's way out is its destroy, never gc, and another test's gc finishing a killed
-  // run's journal entry first leaves the rerun and the destroy the same work or less
+  await holdGcLock(t)
   const f = await fixture(t)
   const lab = smallLab(t, f)
   const destroy = ['lab', 'destroy', lab.file]
@@ -462,8 +461,7 @@ rootTest('lab deploy killed at every step: a rerun converges, destroy removes th
 
 rootTest('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', async (t) => {
   t.timeout(900_000)
-  // no gc lock: a lab's way out is its destroy, never gc, and another test's gc finishing a killed
-  // run's journal entry first leaves the rerun and the destroy the same work or less
+  await holdGcLock(t)
   const f = await fixture(t)
   const lab = smallLab(t, f)
   const deploy = async (t: ExecutionContext): Promise<void> => {
@@ -504,8 +502,7 @@ const dockerTest = canKill && hasDocker() ? test : test.skip
 
 dockerTest('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', async (t) => {
   t.timeout(1_200_000)
-  // no gc lock: a lab's way out is its destroy, never gc, and another test's gc finishing a killed
-  // run's journal entry first leaves the rerun and the destroy the same work or less
+  await holdGcLock(t)
   const f = await fixture(t)
   const net = `198.18.${f.octet}`
   const dir = mkdtempSync(`/tmp/${f.id}-`)
@@ -568,8 +565,7 @@ dockerTest('lab deploy with a container node killed at every step: a rerun conve
 
 ovsTest('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', async (t) => {
   t.timeout(1_200_000)
-  // no gc lock: a lab's way out is its destroy, never gc, and another test's gc finishing a killed
-  // run's journal entry first leaves the rerun and the destroy the same work or less
+  await holdGcLock(t)
   const f = await fixture(t)
   const net = `198.18.${f.octet}`
   // the underlay: a veth standing in for a NIC, the other "host" behind it

@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { cmdlineOf, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
@@ -222,9 +222,13 @@ rootTest("an entry whose guest was made anew since (the same name): gc leaves th
   await addVeth()
   const old = where(ns)
   writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: { ns: 'host' }, name: hostEnd, kind: 'veth', peer: old }] })
-  // made anew under the same name (a lab node, a restarted container), and a rerun's host end of the same name
+  // made anew under the same name (a lab node, a restarted container), and a rerun's host end of
+  // the same name. The old netns is held open meanwhile: a freed netns's inode number is handed
+  // to the next one made (the limit of telling netns apart by inode: see the journal's notes)
+  const holdOld = openSync(`/run/netns/${ns}`, 'r')
+  t.teardown(() => closeSync(holdOld))
+  await sh('ip', ['link', 'del', hostEnd])
   await sh('ip', ['netns', 'del', ns])
-  await waitFor(async () => !(await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), { what: 'the old host end to go with the old netns' })
   await sh('ip', ['netns', 'add', ns])
   t.not(nsId(`/run/netns/${ns}`).ino, old.ino, 'another netns')
   await addVeth()
@@ -264,6 +268,9 @@ rootTest("an entry whose guest was made anew since: gc leaves the rules of the s
   // the guest made anew under its name, and a later run publishing the same port for it
   const d = await plumb('detach', `netns:${ns}`, '--all')
   t.is(d.exitCode, 0, d.stderr)
+  // held open: its inode number is not handed to the netns made next
+  const holdOld = openSync(`/run/netns/${ns}`, 'r')
+  t.teardown(() => closeSync(holdOld))
   await sh('ip', ['netns', 'del', ns])
   await sh('ip', ['netns', 'add', ns])
   writeEntry(t, { ...killed, pid: await deadPid() })
