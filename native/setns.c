@@ -180,6 +180,63 @@ static napi_value new_netns(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* netnsCookie(fd): the cookie of the network namespace of fd (SO_NETNS_COOKIE, Linux 5.14+), a
+ * number the kernel never gives another netns, unlike the nsfs inode, which the next netns made
+ * may get back once this one is freed. Asked of a socket made inside it (the thread switched in
+ * and back, as withNetns does). A number (cookies count up from 1, far below 2^53), or undefined
+ * where the kernel has none. */
+static napi_value netns_cookie(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t target;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "netnsCookie(fd) needs an fd");
+    return NULL;
+  }
+  if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    throw_errno(env, "open /proc/thread-self/ns/net", errno);
+    return NULL;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(self);
+    throw_errno(env, "setns", e);
+    return NULL;
+  }
+  int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int e = errno;
+  if (setns(self, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(self);
+  if (s < 0) {
+    throw_errno(env, "socket", e);
+    return NULL;
+  }
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  int r = getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  e = errno;
+  close(s);
+  if (r < 0) {
+    if (e == ENOPROTOOPT) {
+      napi_get_undefined(env, &out);
+      return out;
+    }
+    throw_errno(env, "getsockopt SO_NETNS_COOKIE", e);
+    return NULL;
+  }
+  napi_create_double(env, (double)cookie, &out);
+  return out;
+}
+
 /* Whether socket fd lives in the same netns as the calling thread (SIOCGSKNS, Linux 4.9+).
  * Returns 1 yes, 0 no, -1 unknown. */
 static int same_netns(int fd, const struct stat *here) {
@@ -493,6 +550,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "txChecksum", NULL, tx_checksum, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "netnsCookie", NULL, netns_cookie, NULL, NULL, NULL, napi_enumerable, NULL },
     { "addrWatchOpen", NULL, addr_watch_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "addrWatchDrain", NULL, addr_watch_drain, NULL, NULL, NULL, napi_enumerable, NULL },
   };

@@ -73,9 +73,11 @@ export interface Netns {
   fd: number
   /** the file that was opened (for nsenter --net=PATH and dry-run plans) */
   path: string
-  /** nsfs inode and device: two Netns are the same namespace iff both are equal */
+  /** nsfs inode and device: two Netns open at once are the same namespace iff both are equal */
   ino: number
   dev: number
+  /** the netns's cookie, read on first need (lib/ops/context.ts cookieOf): what tells it from a later netns given the same inode */
+  cookie?: number
   /** this is the host's own netns (only returned with allowHost, or for ref kind 'host') */
   isHost: boolean
   /** a process in the netns, when known (containers, pid refs, /proc/PID/ns/net paths, self) */

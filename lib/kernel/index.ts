@@ -38,6 +38,11 @@ export function openNetnsFd(path: string): number {
   }
 }
 
+/** The cookie of the netns of `fd` (SO_NETNS_COOKIE): unlike its inode, never given to another netns. */
+export function netnsCookie(fd: number): number | undefined {
+  return loadAddon().netnsCookie(fd)
+}
+
 export function closeFd(fd: number): void {
   closeSync(fd)
 }

@@ -20,6 +20,8 @@ export interface SetnsAddon {
   /** `ethtool -K IFNAME tx on|off` (SIOCETHTOOL) on socket `fd`, in that socket's netns; the
    *  state read back (without `on`: only the read) */
   txChecksum(fd: number, ifname: string, on?: boolean): boolean
+  /** the cookie of the netns of `fd` (SO_NETNS_COOKIE: never given to another netns, unlike its inode); undefined where the kernel has none */
+  netnsCookie(fd: number): number | undefined
   /** a non-blocking NETLINK_ROUTE socket in the calling thread's netns hearing address changes
    *  there and in every netns with an id there, and netns ids given or taken back */
   addrWatchOpen(): number
@@ -30,7 +32,7 @@ export interface SetnsAddon {
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'addrWatchOpen', 'addrWatchDrain']
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

@@ -1,7 +1,7 @@
 // Opens what an op works on, the guest's netns and one netlink handle on each side, and
 // closes them whatever happens.
 
-import { openHandleIn, openHostHandle } from '../kernel/index.js'
+import { netnsCookie, openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { parseGuestRef } from '../parse/index.js'
@@ -127,10 +127,12 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
  * reading the guest: a rerun of the killed command then converges instead of making eth2 beside
  * an unmarked eth1. One readdir when nothing was interrupted.
  */
-export async function recoverFor(hostNs: NetHandle, netns: NsId, opts: { dryRun?: boolean }): Promise<string[]> {
+export async function recoverFor(hostNs: NetHandle, netns: NsId | Netns, opts: { dryRun?: boolean }): Promise<string[]> {
   if (!journalNotEmpty()) return []
   const { recoverInterrupted } = await import('./recover.js')
-  const r = await recoverInterrupted({ hostNs, guest: netns, ...(opts.dryRun ? { dryRun: true } : {}) })
+  // a guest's cookie too: an entry of an older netns that had its inode is not this guest's
+  const guest: NsId = 'fd' in netns && !netns.isHost ? { dev: netns.dev, ino: netns.ino, ...withCookie(netns) } : { dev: netns.dev, ino: netns.ino }
+  const r = await recoverInterrupted({ hostNs, guest, ...(opts.dryRun ? { dryRun: true } : {}) })
   return [
     ...(r.undone.length ? [`finished an interrupted plumb first:`, ...r.undone.map((l) => `  ${l}`)] : []),
     ...r.kept.map((k) => `could not finish an interrupted plumb: ${k} (plumb gc retries)`),
@@ -139,14 +141,25 @@ export async function recoverFor(hostNs: NetHandle, netns: NsId, opts: { dryRun?
 
 const isResult = (r: unknown): r is { messages: string[] } => typeof r === 'object' && r !== null && Array.isArray((r as { messages?: unknown }).messages)
 
+/** A guest netns's cookie (read once: a socket made inside it), for the journal; undefined where the kernel has none. */
+export function cookieOf(netns: Netns): number | undefined {
+  if (!('cookie' in netns)) netns.cookie = netnsCookie(netns.fd)
+  return netns.cookie
+}
+
+const withCookie = (netns: Netns): { cookie?: number } => {
+  const cookie = cookieOf(netns)
+  return cookie === undefined ? {} : { cookie }
+}
+
 /** Where a link of this guest lives, for a journal intent. */
 export function whereOf(netns: Netns): Where {
-  return netns.isHost ? { ns: 'host' } : { ns: 'guest', path: netns.path, dev: netns.dev, ino: netns.ino }
+  return netns.isHost ? { ns: 'host' } : { ns: 'guest', path: netns.path, dev: netns.dev, ino: netns.ino, ...withCookie(netns) }
 }
 
 /** The journal spec of an op on these guests. */
 export function journalFor(op: string, ...guests: Netns[]): JournalSpec {
-  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino, ...(g.isHost ? {} : { path: g.path }) })) }
+  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino, ...(g.isHost ? {} : { path: g.path, ...withCookie(g) }) })) }
 }
 
 /** How a guest-side command is written in a dry-run plan. */

@@ -19,13 +19,14 @@ export const JOURNAL_DIR = `${RUN_DIR}/journal`
 /**
  * A netns by identity: two netns that exist at once are the same iff dev and ino are equal. Over
  * time an inode number is handed to the next netns made once its own is freed (measured: a lab
- * node deleted and made again at once often gets the number back), so an entry whose netns is
- * gone may take a newer one for its own; the netns cookie (SO_NETNS_COOKIE) would tell them apart
- * and is not recorded yet.
+ * node deleted and made again at once often gets the number back), so a guest's netns also
+ * carries its cookie (SO_NETNS_COOKIE), which the kernel never gives another: an entry whose netns
+ * is gone does not take a newer one of the same inode for its own.
  */
 export interface NsId {
   dev: number
   ino: number
+  cookie?: number
 }
 
 /** Where a link lives: plumb's own netns, or a guest's, reopened by path and checked by identity. */

@@ -7,7 +7,7 @@
 
 import { renameSync, rmSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
+import { closeFd, netnsCookie, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, processStart, readJournal, selfIdentity, stillRunning } from './journal.js'
@@ -33,7 +33,8 @@ export interface RecoverReport {
 
 /** How long the programs a dead op started get to finish before their work is undone. */
 const CHILD_WAIT_MS = 10_000
-const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino
+/** The same netns: dev and inode, and the cookie where both sides have one (an inode is handed to a later netns; a cookie never is). */
+const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino && (a.cookie === undefined || b.cookie === undefined || a.cookie === b.cookie)
 
 /** An entry is ours to undo: its writer is dead and it was made in this netns. */
 function isStale(s: StoredEntry, hostNs: NsId): boolean {
@@ -138,7 +139,7 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
       foreign: await foreignHostEnds(entry, hostNs, handles),
       guestInos: entry.guests.map((g) => g.ino),
       // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
-      guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino }, hostNs, handles) === null),
+      guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino, ...(g.cookie === undefined ? {} : { cookie: g.cookie }) }, hostNs, handles) === null),
     }
     for (const intent of entry.intents.slice().reverse()) {
       if (intent.t === 'child') continue
@@ -161,14 +162,14 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
  */
 function handleFor(where: Where, hostNs: NetHandle, handles: Map<string, NetHandle | null>): NetHandle | null {
   if (where.ns === 'host') return hostNs
-  const key = `${where.dev}:${where.ino}`
+  const key = `${where.dev}:${where.ino}:${where.cookie ?? ''}`
   if (handles.has(key)) return handles.get(key)!
   let h: NetHandle | null = null
   let fd: number | undefined
   try {
     fd = openNetnsFd(where.path)
     const st = statSync(`/proc/self/fd/${fd}`)
-    if (st.dev === where.dev && st.ino === where.ino) h = openHandleIn(fd, where.path)
+    if (sameNs({ dev: st.dev, ino: st.ino, ...(where.cookie === undefined ? {} : { cookie: netnsCookie(fd) }) }, where)) h = openHandleIn(fd, where.path)
   } catch {
     h = null
   } finally {

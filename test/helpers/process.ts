@@ -2,7 +2,8 @@
 
 import { execa } from 'execa'
 import type { ResultPromise } from 'execa'
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { netnsCookie } from '../../lib/kernel/index.js'
 import type { Teardown } from './env.js'
 import { nsArgv } from './netns.js'
 import type { NsTarget } from './netns.js'
@@ -85,7 +86,17 @@ export function childrenOf(pid: number): number[] {
  * netns (ip netns names, or paths: by inode), or, with `hostOp`, are that host-wide op's.
  */
 export function journalEntriesFor(nsNames: string[], hostOp?: string): string[] {
-  const inos = new Set(nsNames.map((n) => statSync(n.startsWith('/') ? n : `/run/netns/${n}`).ino))
+  // by inode and cookie: an older netns (gone) may have had the same inode
+  const ids = nsNames.map((n) => {
+    const path = n.startsWith('/') ? n : `/run/netns/${n}`
+    const fd = openSync(path, 'r')
+    try {
+      return { ino: statSync(path).ino, cookie: netnsCookie(fd) }
+    } finally {
+      closeSync(fd)
+    }
+  })
+  const names = (g: { ino: number; cookie?: number }): boolean => ids.some((id) => id.ino === g.ino && (g.cookie === undefined || g.cookie === id.cookie))
   let files: string[]
   try {
     files = readdirSync('/run/plumb/journal')
@@ -94,9 +105,9 @@ export function journalEntriesFor(nsNames: string[], hostOp?: string): string[] 
   }
   return files.filter((f) => {
     try {
-      const e = JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { pid: number; start: number; op: string; guests: Array<{ ino: number }> }
+      const e = JSON.parse(readFileSync(`/run/plumb/journal/${f}`, 'utf8')) as { pid: number; start: number; op: string; guests: Array<{ ino: number; cookie?: number }> }
       // a killed writer's (a live one's belongs to another test's op); a host-wide op's by its name, whatever guests it names
-      return (e.guests.some((g) => inos.has(g.ino)) || e.op === hostOp) && startOf(e.pid) !== e.start
+      return (e.guests.some(names) || e.op === hostOp) && startOf(e.pid) !== e.start
     } catch {
       return false
     }

@@ -8,6 +8,7 @@ import type { ExecutionContext } from 'ava'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { cmdlineOf, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
+import { netnsCookie } from '../../lib/kernel/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
@@ -288,4 +289,29 @@ rootTest("an entry whose guest was made anew since: gc leaves the rules of the s
   const again = await plumb('gc')
   t.is(again.exitCode, 0, again.stderr)
   t.is(await rules(), 0, "the op's own rules are undone")
+})
+
+rootTest("an entry's netns is told by its cookie too: one with the same inode and another cookie (a later netns given the freed inode) is not the op's, and its host end stays", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  const hostEnd = `${uniq('h', { dash: false })}`
+  t.teardown(async () => void (await sh('ip', ['link', 'del', hostEnd]).catch(() => undefined)))
+  await sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns])
+  const fd = openSync(`/run/netns/${ns}`, 'r')
+  const cookie = netnsCookie(fd)!
+  closeSync(fd)
+  t.true(cookie > 0)
+  // the inode of the netns there now, the cookie of another: what a reused inode looks like
+  const entry = (c: number): Record<string, unknown> => ({
+    guests: [{ ...nsId(`/run/netns/${ns}`), path: `/run/netns/${ns}`, cookie: c }],
+    intents: [{ t: 'link', where: { ns: 'host' }, name: hostEnd, kind: 'veth', peer: { ...where(ns), cookie: c } }],
+  })
+  writeEntry(t, { ...entry(cookie + 1000), pid: await deadPid(), start: 1 })
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.true((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "another netns's host end stays")
+  writeEntry(t, { ...entry(cookie), pid: await deadPid(), start: 1 })
+  const again = await plumb('gc')
+  t.is(again.exitCode, 0, again.stderr)
+  t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the op's own host end is undone")
 })

@@ -11,6 +11,7 @@ import {
   NetlinkError,
   addonAvailable,
   closeFd,
+  netnsCookie,
   newNetnsFd,
   openHandleIn,
   openHostHandle,
@@ -152,6 +153,24 @@ maybe("nsIdOf: the id the host gives a veth peer's netns (its host end's link-ne
   t.is(typeof hl.link_netnsid, 'number')
   t.is(await h.nsIdOf(ns.fd), hl.link_netnsid)
   t.is((await h.getLink(hostIf))?.linkNetnsId, hl.link_netnsid)
+})
+
+maybe("netnsCookie: one netns's cookie whichever fd names it, another netns's another, the host's its own", (t) => {
+  const a = makeNs(t)
+  const b = makeNs(t)
+  const again = openNetnsFd(`/run/netns/${a.name}`)
+  const self = openNetnsFd('/proc/self/ns/net')
+  try {
+    const ca = netnsCookie(a.fd)
+    t.is(typeof ca, 'number')
+    t.is(netnsCookie(again), ca)
+    t.not(netnsCookie(b.fd), ca)
+    t.not(netnsCookie(self), ca)
+    t.is(netnsCookie(self), netnsCookie(self))
+  } finally {
+    closeFd(again)
+    closeFd(self)
+  }
 })
 
 maybe('a handle opened inside a netns sees only that netns', async (t) => {
