@@ -148,16 +148,31 @@ static napi_value with_netns(napi_env env, napi_callback_info info) {
   return with_ns(env, info, CLONE_NEWNET, "/proc/thread-self/ns/net", "withNetns(fd, fn) needs two arguments");
 }
 
+/* The calling thread's own netns as an fd, to come back to with restore_netns; -1 with the JS
+ * error thrown. */
+static int save_netns(napi_env env) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) throw_errno(env, "open /proc/thread-self/ns/net", errno);
+  return self;
+}
+
+/* Back to the netns save_netns kept, and close it: a thread left in a guest's netns would make
+ * every later socket there, so a failure aborts. */
+static void restore_netns(int self) {
+  if (setns(self, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  close(self);
+}
+
 /* newNetns(): a fresh, empty network namespace, as an fd (it lives while the fd is open):
  * unshare(CLONE_NEWNET) moves only the calling thread, which is then switched back. Used to
  * probe link kinds without touching any real namespace. */
 static napi_value new_netns(napi_env env, napi_callback_info info) {
   (void)info;
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) {
-    throw_errno(env, "open /proc/thread-self/ns/net", errno);
-    return NULL;
-  }
+  int self = save_netns(env);
+  if (self < 0) return NULL;
   if (unshare(CLONE_NEWNET) < 0) {
     int e = errno;
     close(self);
@@ -166,11 +181,7 @@ static napi_value new_netns(napi_env env, napi_callback_info info) {
   }
   int fresh = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int e = errno;
-  if (setns(self, CLONE_NEWNET) < 0) {
-    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
-    abort();
-  }
-  close(self);
+  restore_netns(self);
   if (fresh < 0) {
     throw_errno(env, "open /proc/thread-self/ns/net", e);
     return NULL;
@@ -195,11 +206,8 @@ static napi_value netns_cookie(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) {
-    throw_errno(env, "open /proc/thread-self/ns/net", errno);
-    return NULL;
-  }
+  int self = save_netns(env);
+  if (self < 0) return NULL;
   if (setns(target, CLONE_NEWNET) < 0) {
     int e = errno;
     close(self);
@@ -208,11 +216,7 @@ static napi_value netns_cookie(napi_env env, napi_callback_info info) {
   }
   int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   int e = errno;
-  if (setns(self, CLONE_NEWNET) < 0) {
-    fprintf(stderr, "plumb: FATAL: cannot restore the thread's network namespace: %s\n", strerror(errno));
-    abort();
-  }
-  close(self);
+  restore_netns(self);
   if (s < 0) {
     throw_errno(env, "socket", e);
     return NULL;
