@@ -315,3 +315,25 @@ rootTest("an entry's netns is told by its cookie too: one with the same inode an
   t.is(again.exitCode, 0, again.stderr)
   t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the op's own host end is undone")
 })
+
+rootTest("a killed lab deploy's netns node goes with its veths at once: their host ends' names are free when gc returns", async (t) => {
+  await holdGcLock(t)
+  const ns = uniq()
+  const mark = `plumb:1 role=node op=lab lab=${ns} node=a`
+  const hostEnd = `${uniq('h', { dash: false })}`
+  await sh('ip', ['netns', 'add', ns])
+  t.teardown(async () => void (await sh('ip', ['netns', 'del', ns]).catch(() => undefined)))
+  t.teardown(async () => void (await sh('ip', ['link', 'del', hostEnd]).catch(() => undefined)))
+  await sh('ip', ['-n', ns, 'link', 'set', 'lo', 'alias', mark])
+  await sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns])
+  writeEntry(t, { op: 'lab deploy', pid: await deadPid(), start: 1, guests: [nsId('/proc/self/ns/net')], intents: [{ t: 'netns', name: ns, mark }] })
+  // The netns outlives its name while anything holds it (here this fd; otherwise the kernel's
+  // deferred clean-up, which is quick on a quiet machine): its veths must not wait for that.
+  const held = openSync(`/run/netns/${ns}`, 'r')
+  t.teardown(() => closeSync(held))
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(existsSync(`/run/netns/${ns}`), 'the netns node is gone')
+  // right away, not after the kernel's deferred clean-up of the netns: a rerun makes it again at once
+  t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "its veth's host end is gone with it")
+})
