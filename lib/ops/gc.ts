@@ -16,14 +16,15 @@ import { ignoreGone } from './guest-config.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
 import { runTx } from './tx.js'
-import { selfIdentity } from './journal.js'
+import { sameNs, selfIdentity } from './journal.js'
+import { cookieOf } from './context.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
 import { dropEmptyChains, readMarks, removeRules } from './firewall.js'
-import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, removeRecord } from './guest-record.js'
+import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, recordNs, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
 import { removeDeadTemps } from '../write-file.js'
-import { aliveElsewhere } from './liveness.js'
+import { aliveElsewhere, aliveReason } from './liveness.js'
 import type { AliveElsewhere, LiveNetns } from './liveness.js'
 import type { GuestRecord } from './guest-record.js'
 import { isDisposableBridge } from './bridge.js'
@@ -46,7 +47,7 @@ export interface GcKept {
 }
 
 /** 'there' with `why`: its engine has no such container, but a process is in its netns (./liveness.ts) */
-type Fate = { state: 'there'; dev: number; ino: number; why?: string } | { state: 'gone'; reason: string } | { state: 'unknown'; reason: string; error: PlumbError }
+type Fate = { state: 'there'; dev: number; ino: number; cookie?: number; why?: string } | { state: 'gone'; reason: string } | { state: 'unknown'; reason: string; error: PlumbError }
 
 /**
  * The fate of each guest label, asked once per gc run; a found guest's netns is closed at once. A
@@ -67,8 +68,9 @@ function guestFates(alive: AliveElsewhere): (label: string | undefined) => Promi
     const s = await probe(ref)
     if (s.state === 'gone' && ref.kind === 'container') return stillAlive(label, s, await alive(label))
     if (s.state !== 'found') return s
+    const cookie = cookieOf(s.netns)
     s.netns.close()
-    return { state: 'there', dev: s.netns.dev, ino: s.netns.ino }
+    return { state: 'there', dev: s.netns.dev, ino: s.netns.ino, ...(cookie === undefined ? {} : { cookie }) }
   }
   return (label) => {
     const key = label ?? ''
@@ -80,8 +82,7 @@ function guestFates(alive: AliveElsewhere): (label: string | undefined) => Promi
 /** An engine's "no such container" against a process still in the netns of what plumb made for it. */
 function stillAlive<T extends { state: 'gone'; reason: string }>(label: string, gone: T, live: LiveNetns | undefined): T | Extract<Fate, { state: 'there' }> {
   if (live === undefined) return gone
-  const why = `${gone.reason}, but a process (pid ${live.pid}) is in the netns of what plumb made for ${label}: a container of that name on another engine (another DOCKER_HOST), or one renamed`
-  return { state: 'there', dev: live.dev, ino: live.ino, why }
+  return { state: 'there', dev: live.dev, ino: live.ino, why: aliveReason(gone.reason, label, live) }
 }
 
 function keptFor(name: string, what: GcKept['what'], guest: string | undefined, f: Exclude<Fate, { state: 'gone' }>): GcKept {
@@ -275,7 +276,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
     for (const r of listRecords()) {
       const f = await fate(r.guest)
       if (f.state === 'gone') deadRecords.push({ record: r, why: 'the guest is gone' })
-      else if (f.state === 'there' && (f.ino !== r.netnsIno || f.dev !== r.netnsDev)) deadRecords.push({ record: r, why: `${r.guest} is another netns now` })
+      else if (f.state === 'there' && !sameNs(f, recordNs(r))) deadRecords.push({ record: r, why: `${r.guest} is another netns now` })
       else if (f.state === 'unknown') keep(keptFor(r.key, 'record', r.guest, f), f.error)
     }
 
@@ -291,7 +292,7 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         await lockGuestRecord(tx, { key: r.key, label: r.guest })
         await tx.step(`# forget the record of ${r.guest} (its sysctls and name edits went with it)${r.names ? ' and clean the files plumb left on the host' : ''}`, async () => {
           // still the dead netns's record (readRecord matches the netns identity), not a new one's
-          if (!readRecord({ key: r.key, ino: r.netnsIno, dev: r.netnsDev })) return
+          if (!readRecord({ key: r.key, ...recordNs(r) })) return
           cleanNamesFiles(r)
           removeRecord(r.key)
           // held by this gc: a waiter finds the file it locked gone from the path and takes a new one

@@ -11,6 +11,9 @@ import { RUN_DIR, encodeKey } from '../paths.js'
 import type { Netns } from '../guest/index.js'
 import { acquireFileLock } from './bridge-lock.js'
 import type { Tx } from './tx.js'
+import { cookieOf } from './context.js'
+import { sameNs } from './journal.js'
+import type { NsId } from './journal.js'
 
 export const RECORDS_DIR = join(RUN_DIR, 'guests')
 
@@ -47,6 +50,8 @@ export interface GuestRecord {
   /** the netns identity the record belongs to: a new netns under the same name is another guest */
   netnsIno: number
   netnsDev: number
+  /** and its cookie (SO_NETNS_COOKIE): the kernel gives a freed netns's inode to the next one at once, never its cookie */
+  netnsCookie?: number
   sysctl?: Record<string, SysctlEntry>
   names?: NamesEntry
 }
@@ -72,10 +77,25 @@ function pathOf(key: string, dir: string): string {
   return join(dir, `${encodeKey(key)}.json`)
 }
 
-/** The record of this guest's netns, or undefined. A record of an older netns of the same key is not this guest's. */
-export function readRecord(netns: Pick<Netns, 'key' | 'ino' | 'dev'>, dir = RECORDS_DIR): GuestRecord | undefined {
+/** A guest's key and netns identity: an opened guest, or what a record says of its own. */
+export type RecordOwner = Netns | (NsId & { key: string })
+
+/** The netns a record belongs to. */
+export const recordNs = (r: GuestRecord): NsId => ({ dev: r.netnsDev, ino: r.netnsIno, ...(r.netnsCookie === undefined ? {} : { cookie: r.netnsCookie }) })
+
+const nsOf = (netns: RecordOwner): NsId => {
+  const cookie = 'fd' in netns ? cookieOf(netns) : netns.cookie
+  return { dev: netns.dev, ino: netns.ino, ...(cookie === undefined ? {} : { cookie }) }
+}
+
+/**
+ * The record of this guest's netns, or undefined. A record of an older netns of the same key is
+ * not this guest's: an `ip netns` guest's key is its inode, which the kernel gives the next netns
+ * made once the old one is freed; the cookie tells them apart.
+ */
+export function readRecord(netns: RecordOwner, dir = RECORDS_DIR): GuestRecord | undefined {
   const r = readRecordFile(pathOf(netns.key, dir))
-  return r && r.netnsIno === netns.ino && r.netnsDev === netns.dev ? r : undefined
+  return r && sameNs(recordNs(r), nsOf(netns)) ? r : undefined
 }
 
 function readRecordFile(path: string): GuestRecord | undefined {
@@ -95,8 +115,9 @@ function readRecordFile(path: string): GuestRecord | undefined {
 }
 
 /** A fresh record for this guest (not yet written). */
-export function newRecord(netns: Pick<Netns, 'key' | 'ino' | 'dev' | 'label'>): GuestRecord {
-  return { v: 1, guest: netns.label, key: netns.key, netnsIno: netns.ino, netnsDev: netns.dev }
+export function newRecord(netns: Netns): GuestRecord {
+  const { cookie } = nsOf(netns)
+  return { v: 1, guest: netns.label, key: netns.key, netnsIno: netns.ino, netnsDev: netns.dev, ...(cookie === undefined ? {} : { netnsCookie: cookie }) }
 }
 
 const empty = (r: GuestRecord): boolean => Object.keys(r.sysctl ?? {}).length === 0 && !hasNames(r.names)

@@ -9,7 +9,7 @@
 // it down: no proof.
 
 import { readdirSync, statSync } from 'node:fs'
-import { closeFd, openNetnsFd } from '../kernel/index.js'
+import { closeFd, netnsCookie, openNetnsFd } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import { listRecords } from './guest-record.js'
@@ -19,6 +19,11 @@ export interface LiveNetns {
   pid: number
   dev: number
   ino: number
+}
+
+/** Why a container its engine says it does not have counts as there all the same: gc's and ls's one wording. */
+export function aliveReason(goneReason: string, label: string, live: LiveNetns): string {
+  return `${goneReason}, but a process (pid ${live.pid}) is in the netns of what plumb made for ${label}: a container of that name on another engine (another DOCKER_HOST), or one renamed`
 }
 
 /** The live netns of what plumb made for the guest `label` (a process is in it), if there is one. */
@@ -36,7 +41,9 @@ export function aliveElsewhere(hostNs: NetHandle): AliveElsewhere {
     const byLabel = new Map<string, LiveNetns>()
     for (const r of listRecords()) {
       const live = inUse.get(`${r.netnsDev}:${r.netnsIno}`)
-      if (live !== undefined) byLabel.set(r.guest, live)
+      // the inode alone could be a later netns's (the kernel gives a freed one's inode again)
+      if (live === undefined || (r.netnsCookie !== undefined && cookieAt(live.pid) !== r.netnsCookie)) continue
+      byLabel.set(r.guest, live)
     }
     const ends = (await hostNs.getLinks()).flatMap((l) => {
       const m = parseMark(l.alias)
@@ -69,6 +76,21 @@ export function netnsInUse(): Map<string, LiveNetns> {
     }
   }
   return out
+}
+
+/** The cookie of the netns process `pid` is in (undefined once it has exited). */
+function cookieAt(pid: number): number | undefined {
+  let fd: number
+  try {
+    fd = openNetnsFd(`/proc/${pid}/ns/net`)
+  } catch {
+    return undefined
+  }
+  try {
+    return netnsCookie(fd)
+  } finally {
+    closeFd(fd)
+  }
 }
 
 /** The netns in use by the id this netns gives each (those it has given one: a veth peer's). */

@@ -9,7 +9,7 @@ import { guestProbe, listContainers, resolveGuest } from '../guest/index.js'
 import type { GuestVerdict, Netns } from '../guest/index.js'
 import { readdirSync } from 'node:fs'
 import { PlumbError, asPlumbError } from '../errors.js'
-import { aliveElsewhere } from './liveness.js'
+import { aliveElsewhere, aliveReason } from './liveness.js'
 import { toGuestRef } from './context.js'
 import { readMarks } from './firewall.js'
 import { listRecords, readRecord } from './guest-record.js'
@@ -366,7 +366,7 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       // a container its engine does not have, with a process still in the netns of what plumb made for it (./liveness.ts)
       const live = s.state === 'gone' && ref.kind === 'container' ? await alive(label) : undefined
       if (live !== undefined) {
-        const reason = `${(s as { reason: string }).reason}, but a process (pid ${live.pid}) is in its netns: a container of that name on another engine (another DOCKER_HOST), or one renamed`
+        const reason = aliveReason((s as { reason: string }).reason, label, live)
         states.set(label, { state: 'unknown', reason, error: new PlumbError('FAILED', reason) })
         continue
       }

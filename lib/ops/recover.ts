@@ -10,7 +10,7 @@ import { basename, join } from 'node:path'
 import { closeFd, netnsCookie, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
-import { JOURNAL_DIR, processStart, readJournal, selfIdentity, stillRunning } from './journal.js'
+import { JOURNAL_DIR, processStart, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
 import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
@@ -34,7 +34,6 @@ export interface RecoverReport {
 /** How long the programs a dead op started get to finish before their work is undone. */
 const CHILD_WAIT_MS = 10_000
 /** The same netns: dev and inode, and the cookie where both sides have one (an inode is handed to a later netns; a cookie never is). */
-const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino && (a.cookie === undefined || b.cookie === undefined || a.cookie === b.cookie)
 
 /** An entry is ours to undo: its writer is dead and it was made in this netns. */
 function isStale(s: StoredEntry, hostNs: NsId): boolean {
@@ -136,7 +135,7 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
     const ctx: UndoContext = {
       hostNs,
       handles,
-      foreign: await foreignHostEnds(entry, hostNs, handles),
+      foreign: await foreignHostEnds(entry, hostNs),
       guestInos: entry.guests.map((g) => g.ino),
       // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
       guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino, ...(g.cookie === undefined ? {} : { cookie: g.cookie }) }, hostNs, handles) === null),
@@ -165,18 +164,32 @@ function handleFor(where: Where, hostNs: NetHandle, handles: Map<string, NetHand
   const key = `${where.dev}:${where.ino}:${where.cookie ?? ''}`
   if (handles.has(key)) return handles.get(key)!
   let h: NetHandle | null = null
+  const fd = openSame(where)
+  if (fd !== undefined) {
+    try {
+      h = openHandleIn(fd, where.path)
+    } catch {
+      h = null
+    } finally {
+      closeFd(fd)
+    }
+  }
+  handles.set(key, h)
+  return h
+}
+
+/** An fd of the netns at `where`'s path when it is still the netns the journal names (inode, and cookie when recorded); the caller closes it. */
+function openSame(where: Extract<Where, { ns: 'guest' }>): number | undefined {
   let fd: number | undefined
   try {
     fd = openNetnsFd(where.path)
     const st = statSync(`/proc/self/fd/${fd}`)
-    if (sameNs({ dev: st.dev, ino: st.ino, ...(where.cookie === undefined ? {} : { cookie: netnsCookie(fd) }) }, where)) h = openHandleIn(fd, where.path)
+    if (sameNs({ dev: st.dev, ino: st.ino, ...(where.cookie === undefined ? {} : { cookie: netnsCookie(fd) }) }, where)) return fd
   } catch {
-    h = null
-  } finally {
-    if (fd !== undefined) closeFd(fd)
+    // gone, or not a netns any more
   }
-  handles.set(key, h)
-  return h
+  if (fd !== undefined) closeFd(fd)
+  return undefined
 }
 
 /** A link that is ours to delete: the kind we made, carrying no alias or plumb's own. */
@@ -200,31 +213,24 @@ interface UndoContext {
  * container id or lab node gives the same host end name), and undoing the dead run must not
  * delete it, nor its OVS row.
  */
-async function foreignHostEnds(entry: JournalEntry, hostNs: NetHandle, handles: Map<string, NetHandle | null>): Promise<Set<string>> {
+async function foreignHostEnds(entry: JournalEntry, hostNs: NetHandle): Promise<Set<string>> {
   const out = new Set<string>()
   for (const i of entry.intents) {
     if (i.t !== 'link' || i.where.ns !== 'host' || i.peer?.ns !== 'guest') continue
     const l = await hostNs.getLink(i.name)
     if (!l) continue
-    const peerNs = handleFor(i.peer, hostNs, handles) ? i.peer : undefined
-    if (!peerNs || l.linkNetnsId === undefined || l.linkNetnsId !== (await nsIdAt(hostNs, peerNs.path))) out.add(i.name)
+    let peerId: number | undefined
+    const fd = openSame(i.peer)
+    if (fd !== undefined) {
+      try {
+        peerId = await hostNs.nsIdOf(fd)
+      } finally {
+        closeFd(fd)
+      }
+    }
+    if (peerId === undefined || l.linkNetnsId !== peerId) out.add(i.name)
   }
   return out
-}
-
-/** The id the host gives the netns at `path` (undefined when none, or when it cannot be opened). */
-async function nsIdAt(hostNs: NetHandle, path: string): Promise<number | undefined> {
-  let fd: number
-  try {
-    fd = openNetnsFd(path)
-  } catch {
-    return undefined
-  }
-  try {
-    return await hostNs.nsIdOf(fd)
-  } finally {
-    closeFd(fd)
-  }
 }
 
 async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | undefined> {

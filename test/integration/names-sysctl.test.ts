@@ -3,7 +3,7 @@
 // the guest, and the host's own /etc files byte-identical throughout.
 
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { hasBinary, isRoot, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
@@ -252,4 +252,44 @@ asRoot('gc forgets the record of a gone ip netns and cleans the /etc/netns files
   t.false(existsSync(`/etc/netns/${ns}`), "the files plumb created are gone with their guest")
   t.false(existsSync(join(RECORDS, record!)), 'the record is gone')
   t.false(existsSync(lock), 'and so is its lock file')
+})
+
+asRoot("a gone ip netns's record is not the next netns's, though the kernel gives that one its inode: --del leaves its values, ls shows none", async (t) => {
+  t.timeout(120_000)
+  // no gc of another test may forget the dead guest's record before the new guest meets it
+  await holdGcLock(t)
+  const key = 'net.ipv4.icmp_echo_ignore_all'
+  const a = uniq()
+  await sh('ip', ['netns', 'add', a])
+  t.teardown(async () => void (await shQuiet('ip', ['netns', 'del', a])))
+  const ino = statSync(`/run/netns/${a}`).ino
+  t.is((await plumb('sysctl', `netns:${a}`, `${key}=1`)).exitCode, 0)
+  await sh('ip', ['netns', 'del', a])
+  // The kernel gives the lowest free inode to the next netns: make netns until one has a's (another
+  // test's netns may take it first and hold it for a while).
+  let b: string | undefined
+  for (let tries = 0; tries < 300 && !b; tries++) {
+    const n = uniq()
+    await sh('ip', ['netns', 'add', n])
+    if (statSync(`/run/netns/${n}`).ino === ino) b = n
+    else {
+      await sh('ip', ['netns', 'del', n])
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  if (!b) return t.fail(`no new netns was given inode ${ino} again in 300 tries`)
+  t.teardown(async () => void (await shQuiet('ip', ['netns', 'del', b])))
+  // b's own value, set by its user, not by plumb
+  await sh('ip', ['netns', 'exec', b, 'sysctl', '-qw', `${key}=1`])
+  const ls = await plumb('ls', `netns:${b}`, '--json')
+  t.is(ls.exitCode, 0, ls.stderr)
+  t.falsy(ls.json.guests[0]?.sysctl, `ls shows no sysctl of plumb's on ${b}`)
+  const del = await plumb('sysctl', `netns:${b}`, '--del')
+  t.is(del.exitCode, 0, del.stderr)
+  t.is(await sysctlIn(b, key), '1', `--del on ${b} did not put back the value ${a} had`)
+  // the dead guest's record is still gc's to forget
+  const gc = await plumb('gc')
+  t.is(gc.exitCode, 0, gc.stderr)
+  t.regex(gc.stdout, new RegExp(`removed the record of netns:${a}`))
+  t.deepEqual(readdirSync(RECORDS).filter((n) => n.endsWith('.json') && JSON.parse(readFileSync(join(RECORDS, n), 'utf8')).guest === `netns:${a}`), [])
 })
