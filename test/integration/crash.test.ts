@@ -130,6 +130,22 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
   return MAX_K
 }
 
+/**
+ * A kill-everywhere case as a test: under the suite's gc lock (the cases run gc, and a kill
+ * leaves journal entries another test's gc must not finish first), on a fresh fixture, with the
+ * case `make` sets up; the command must have at least `minPoints` kill points.
+ */
+function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
+  ;(opts.gate ?? rootTest)(title, async (t) => {
+    t.timeout(opts.timeout ?? 600_000)
+    await holdGcLock(t)
+    const f = await fixture(t)
+    const points = await killEverywhere(t, f, await make(t, f))
+    t.log(`${points} kill points`)
+    t.true(points >= opts.minPoints, `${points} kill points, fewer than ${opts.minPoints}: is the command still under test?`)
+  })
+}
+
 /** Only plumb's interface(s) in the guest, besides lo: no eth2 beside eth1. */
 async function onlyLinks(t: ExecutionContext, ns: string, want: string[]): Promise<Map<string, Record<string, any>>> {
   const links = await guestLinks(ns)
@@ -137,13 +153,10 @@ async function onlyLinks(t: ExecutionContext, ns: string, want: string[]): Promi
   return links
 }
 
-rootTest('attach-veth killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('attach-veth killed at every step: a rerun converges, gc removes the remains', { minPoints: 5 }, async (t, f) => {
   const ip = f.v4(2)
   const fwExpected = await forwardDropActive()
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['attach-veth', f.guest, f.br, `${ip}@${f.gw4}`],
     guests: [f.ns],
     async intended(t) {
@@ -162,18 +175,13 @@ rootTest('attach-veth killed at every step: a rerun converges, gc removes the re
       t.regex(String(ports[0]!.ifalias), /^plumb:1 role=host op=attach-veth /)
       t.is(host.rules.filter((r) => r.startsWith('-A ') && r.includes(`plumb:${f.br}`) && !r.includes('ip6')).length > 0, fwExpected, 'the FORWARD ACCEPT rule iff FORWARD DROP')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-rootTest('macvlan killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('macvlan killed at every step: a rerun converges, gc removes the remains', { minPoints: 3 }, async (t, f) => {
   const { nic } = await nicWithFarEnd(t, f)
   const ip = f.v4(3)
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['macvlan', f.guest, nic, ip, '--mode', 'bridge'],
     guests: [f.ns],
     async intended(t) {
@@ -182,19 +190,14 @@ rootTest('macvlan killed at every step: a rerun converges, gc removes the remain
       t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=macvlan /)
       t.deepEqual(await addrsOf('eth1', f.ns), [ip])
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 3)
+  }
 })
 
-rootTest('p2p-link killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('p2p-link killed at every step: a rerun converges, gc removes the remains', { minPoints: 3 }, async (t, f) => {
   const b = await makeNetns(t, { name: `${f.id}b2` })
   const ipA = `198.18.${f.octet}.0/31`
   const ipB = `198.18.${f.octet}.1/31`
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['p2p-link', f.guest, `netns:${b}`, '--ip-a', ipA, '--ip-b', ipB],
     guests: [f.ns, b],
     async intended(t) {
@@ -208,14 +211,12 @@ rootTest('p2p-link killed at every step: a rerun converges, gc removes the remai
         t.deepEqual(await addrsOf('eth1', ns), [ip])
       }
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 3)
+  }
 })
 
-/** ovs-port killed at every step, on bridge `br` with VLAN `tag` (`extra`: more of its flags). */
-async function ovsPortEverywhere(t: ExecutionContext, f: Fixture, br: string, ip: string, tag: number, extra: string[]): Promise<void> {
-  const points = await killEverywhere(t, f, {
+/** ovs-port on bridge `br` with VLAN `tag` (`extra`: more of its flags). */
+function ovsPortCase(f: Fixture, br: string, ip: string, tag: number, extra: string[]): Case {
+  return {
     args: ['ovs-port', f.guest, br, ip, '--tag', String(tag), ...extra],
     guests: [f.ns],
     ovs: true,
@@ -230,24 +231,16 @@ async function ovsPortEverywhere(t: ExecutionContext, f: Fixture, br: string, ip
       t.is(ports[0]!.tag, tag)
       t.is(ports[0]!.externalIds['plumb-owner'], 'plumb')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 }
 
-ovsTest('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
-  await ovsPortEverywhere(t, f, ovsBridgeName(t, f), f.v4(4), 10, ['--create-bridge'])
-})
+crashCase('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', { gate: ovsTest, timeout: 900_000, minPoints: 5 }, async (t, f) =>
+  ovsPortCase(f, ovsBridgeName(t, f), f.v4(4), 10, ['--create-bridge']),
+)
 
-ovsTest('ovs-port on an OVS bridge that exists killed at every step: a rerun converges, gc removes the remains, the bridge stays', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
-  await ovsPortEverywhere(t, f, await makeOvsBridge(t, `${f.id}p`), f.v4(5), 20, [])
-})
+crashCase('ovs-port on an OVS bridge that exists killed at every step: a rerun converges, gc removes the remains, the bridge stays', { gate: ovsTest, timeout: 900_000, minPoints: 5 }, async (t, f) =>
+  ovsPortCase(f, await makeOvsBridge(t, `${f.id}p`), f.v4(5), 20, []),
+)
 
 const dhcpTest = canKill && hasBinary('dnsmasq') && hasBinary('udhcpc') && hasBinary('nsenter') ? test : test.skip
 
@@ -306,12 +299,9 @@ async function assertOneLease(t: ExecutionContext, ns: string, net: string): Pro
   t.is(clients.length, 1, `one client: ${clients.join(' ')}`)
 }
 
-dhcpTest('attach-veth with dhcp killed at every step: a rerun converges to one lease and one client, gc and detach leave no client behind', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('attach-veth with dhcp killed at every step: a rerun converges to one lease and one client, gc and detach leave no client behind', { gate: dhcpTest, timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const lab = await makeHostDhcpLab(t)
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['attach-veth', f.guest, lab.br, 'dhcp', '--dhcp-client', 'udhcpc'],
     guests: [f.ns],
     view: async () => ({ world: await worldView(f.id, [f.ns]), dhcp: await settledRemains(f.ns) }),
@@ -320,20 +310,15 @@ dhcpTest('attach-veth with dhcp killed at every step: a rerun converges to one l
       t.regex(String(eth1.ifalias), /^plumb:1 role=guest op=attach-veth /)
       await assertOneLease(t, f.ns, lab.net)
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-dhcpTest('dhcp on an interface that exists killed at every step: a rerun converges to one client, gc and --release leave none', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('dhcp on an interface that exists killed at every step: a rerun converges to one client, gc and --release leave none', { gate: dhcpTest, timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const lab = await makeHostDhcpLab(t)
   const att = await plumb('attach-veth', f.guest, lab.br, '-i', 'eth1')
   t.is(att.exitCode, 0, att.stderr)
   t.teardown(async () => void (await plumb('detach', f.guest, '--all')))
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['dhcp', f.guest, 'eth1', '--client', 'udhcpc'],
     guests: [f.ns],
     view: async () => ({ world: await worldView(f.id, [f.ns]), dhcp: await settledRemains(f.ns) }),
@@ -345,15 +330,10 @@ dhcpTest('dhcp on an interface that exists killed at every step: a rerun converg
     async intended(t) {
       await assertOneLease(t, f.ns, lab.net)
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-rootTest('detach --all killed at every step: a rerun converges to nothing of plumb\'s left in the guest', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('detach --all killed at every step: a rerun converges to nothing of plumb\'s left in the guest', { timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const b = await makeNetns(t, { name: `${f.id}b2` })
   const { nic } = await nicWithFarEnd(t, f)
   const net = `198.18.${f.octet}`
@@ -379,7 +359,7 @@ rootTest('detach --all killed at every step: a rerun converges to nothing of plu
     bridge: (await hostView(f.id)).links.some((l) => l.ifname === f.br),
     ports: (await hostView(f.id)).links.filter((l) => l.master === f.br).length,
   })
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['detach', f.guest, '--all'],
     guests: [f.ns, b],
     view: shape,
@@ -400,9 +380,7 @@ rootTest('detach --all killed at every step: a rerun converges to nothing of plu
       }
       t.deepEqual(s, { guest: ['lo  '], routes: [], peer: ['lo  '], bridge: false, ports: 0 })
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
 /** A lab of two netns nodes joined directly and one on a Linux bridge node, in a file of its own. */
@@ -429,13 +407,10 @@ async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
   return { world: await worldView(f.id, netns), netns }
 }
 
-rootTest('lab deploy killed at every step: a rerun converges, destroy removes the remains', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('lab deploy killed at every step: a rerun converges, destroy removes the remains', { timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const lab = smallLab(t, f)
   const destroy = ['lab', 'destroy', lab.file]
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['lab', 'deploy', lab.file],
     guests: [],
     view: () => labView(f, lab.nodes),
@@ -454,15 +429,10 @@ rootTest('lab deploy killed at every step: a rerun converges, destroy removes th
       t.truthy(host.links.find((l) => l.ifname === lab.bridge), 'the bridge node')
       t.is(host.links.filter((l) => l.master === lab.bridge).length, 1, 'one port on it')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-rootTest('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', { timeout: 900_000, minPoints: 3 }, async (t, f) => {
   const lab = smallLab(t, f)
   const deploy = async (t: ExecutionContext): Promise<void> => {
     const r = await plumb('lab', 'deploy', lab.file)
@@ -481,7 +451,7 @@ rootTest('lab destroy killed at every step: a rerun converges to nothing left, a
       rules: host.rules,
     }
   }
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['lab', 'destroy', lab.file],
     guests: [],
     view: shape,
@@ -493,17 +463,12 @@ rootTest('lab destroy killed at every step: a rerun converges to nothing left, a
       t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, [])
       t.falsy((await hostView(f.id)).links.find((l) => l.ifname === lab.bridge), 'no bridge node')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 3)
+  }
 })
 
 const dockerTest = canKill && hasDocker() ? test : test.skip
 
-dockerTest('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', async (t) => {
-  t.timeout(1_200_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', { gate: dockerTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   const dir = mkdtempSync(`/tmp/${f.id}-`)
   const file = join(dir, 'lab.yml')
@@ -524,7 +489,7 @@ dockerTest('lab deploy with a container node killed at every step: a rerun conve
   // what is there of the lab: its containers (running or not), its netns, and the host's side
   const view = async (): Promise<unknown> => ({ containers: [...(await labContainers(f.id))].map(([name, c]) => `${name} ${c.running ? 'running' : 'stopped'}`).sort(), ...((await labView(f, [`${f.id}-n`])) as object) })
   const destroy = ['lab', 'destroy', file]
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['lab', 'deploy', file],
     guests: [],
     view,
@@ -558,15 +523,10 @@ dockerTest('lab deploy with a container node killed at every step: a rerun conve
       t.truthy(host.links.find((l) => l.ifname === bridge), 'the bridge node')
       t.is(host.links.filter((l) => l.master === bridge).length, 1, 'one port on it')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-ovsTest('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', async (t) => {
-  t.timeout(1_200_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', { gate: ovsTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   // the underlay: a veth standing in for a NIC, the other "host" behind it
   const local = `${net}.250`
@@ -594,7 +554,7 @@ ovsTest('lab deploy with an OVS bridge node and a VXLAN link killed at every ste
   const view = async (): Promise<unknown> => ({ ...((await labView(f, [node])) as object), ovs: { ports: await ovsPortsOf(f.id), bridges: await ovsBridgesOf(f.id) } })
   const vxlanPorts = async (): Promise<Array<Record<string, any>>> => (await ipJson(['-d', 'link', 'show'])).filter((l) => l.master === linuxBr && l.linkinfo?.info_kind === 'vxlan')
   const destroy = ['lab', 'destroy', file]
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['lab', 'deploy', file],
     guests: [],
     ovs: true,
@@ -629,15 +589,10 @@ ovsTest('lab deploy with an OVS bridge node and a VXLAN link killed at every ste
       const fdb = JSON.parse(await sh('bridge', ['-j', 'fdb', 'show', 'dev', vx[0]!.ifname])) as Array<{ mac: string; dst?: string }>
       t.deepEqual(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst), [remote], 'one flood entry, to the remote')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-dockerTest('replay of a restarted container killed at every step: a rerun converges, gc finishes the killed run', async (t) => {
-  t.timeout(1_200_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('replay of a restarted container killed at every step: a rerun converges, gc finishes the killed run', { gate: dockerTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const c = await makeContainer(t)
   // recorded: an attach to a bridge, then a second address on it
   for (const argv of [['attach-veth', c.name, f.br, f.v4(10)], ['set-ip', c.name, 'eth1', f.v4(11)]]) {
@@ -654,7 +609,7 @@ dockerTest('replay of a restarted container killed at every step: a rerun conver
   }
   await restart()
   const view = async (): Promise<unknown> => ({ ports: await ports(), container: await inC() })
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['replay', c.name],
     guests: [],
     view,
@@ -667,15 +622,10 @@ dockerTest('replay of a restarted container killed at every step: a rerun conver
       t.deepEqual(await inC(), [`eth1 ${[f.v4(10), f.v4(11)].sort().join(' ')}`, 'lo 127.0.0.1/8'])
       t.is((await ports()).length, 1, 'one port on the bridge')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 5)
+  }
 })
 
-ovsTest('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', async (t) => {
-  t.timeout(900_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', { gate: ovsTest, timeout: 900_000, minPoints: 3 }, async (t, f) => {
   const br = await makeOvsBridge(t, `${f.id}o`)
   let n = 0
   // A guest with a port on the OVS bridge and one on a plumb-made Linux bridge, then dead.
@@ -697,7 +647,7 @@ ovsTest('gc killed at every step: a rerun converges (a dead guest\'s stale OVS r
   })
   await leftovers(t)
   t.deepEqual(await shape(), { bridge: true, rules: fwExpected, rows: 1 }, 'the leftovers')
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['gc'],
     guests: [],
     ovs: true,
@@ -707,9 +657,7 @@ ovsTest('gc killed at every step: a rerun converges (a dead guest\'s stale OVS r
     async intended(t) {
       t.deepEqual(await shape(), { bridge: false, rules: false, rows: 0 })
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 3)
+  }
 })
 
 /** The host's iptables-save lines that mention `needle` (both tables; no counters), in order. */
@@ -717,10 +665,7 @@ async function savedRules(needle: string): Promise<string[]> {
   return (await shQuiet('iptables-save')).stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(needle))
 }
 
-rootTest('expose killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('expose killed at every step: a rerun converges, gc removes the remains', { minPoints: 2 }, async (t, f) => {
   // a guest on a bridge with the gateway's address: what a published port is for
   const att = await plumb('attach-veth', f.guest, f.br, `${f.v4(6)}@${f.gw4}`)
   t.is(att.exitCode, 0, att.stderr)
@@ -731,7 +676,7 @@ rootTest('expose killed at every step: a rerun converges, gc removes the remains
   const ports = [`${tcp}:80`, `${udp}:53/udp`]
   const mine = (): Promise<string[]> => savedRules(`guest=${f.guest} `)
   const routeLocalnet = (): string => readFileSync(`/proc/sys/net/ipv4/conf/${f.br}/route_localnet`, 'utf8').trim()
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['expose', f.guest, ...ports],
     guests: [f.ns],
     view: async () => ({ rules: await mine(), routeLocalnet: routeLocalnet(), world: await worldView(f.id, [f.ns]) }),
@@ -747,18 +692,13 @@ rootTest('expose killed at every step: a rerun converges, gc removes the remains
       t.is(r.exitCode, 0, r.stderr)
     },
     present: async () => (await mine()).length > 0,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('masquerade killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('masquerade killed at every step: a rerun converges, gc removes the remains', { minPoints: 2 }, async (t, f) => {
   const cidr = `198.18.${f.octet}.0/24`
   const mine = (): Promise<string[]> => savedRules(`src=${cidr}"`)
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['masquerade', cidr],
     hostWide: true,
     guests: [],
@@ -774,15 +714,10 @@ rootTest('masquerade killed at every step: a rerun converges, gc removes the rem
       t.is(r.exitCode, 0, r.stderr)
     },
     present: async () => (await mine()).length > 0,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('vxlan killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('vxlan killed at every step: a rerun converges, gc removes the remains', { minPoints: 2 }, async (t, f) => {
   // the underlay: a veth standing in for a NIC, the other "host" behind it
   const local = `198.18.${f.octet}.250`
   const remote = `198.18.${f.octet}.251`
@@ -792,7 +727,7 @@ rootTest('vxlan killed at every step: a rerun converges, gc removes the remains'
   await sh('ip', ['link', 'set', f.br, 'up'])
   const vni = String(4000 + f.octet)
   const ports = async (): Promise<Array<Record<string, any>>> => (await ipJson(['-d', 'link', 'show'])).filter((l) => l.master === f.br && l.linkinfo?.info_kind === 'vxlan')
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['vxlan', f.br, '--vni', vni, '--remote', remote, '--dev', nic],
     hostWide: true,
     guests: [],
@@ -812,15 +747,10 @@ rootTest('vxlan killed at every step: a rerun converges, gc removes the remains'
       t.is(r.exitCode, 0, r.stderr)
     },
     present: async () => (await ports()).length > 0,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('isolate killed at every step: a rerun converges, gc removes the remains', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('isolate killed at every step: a rerun converges, gc removes the remains', { minPoints: 2 }, async (t, f) => {
   const b = await makeNetns(t, { name: `${f.id}i2` })
   for (const [guest, h] of [
     [f.guest, 7],
@@ -831,7 +761,7 @@ rootTest('isolate killed at every step: a rerun converges, gc removes the remain
   }
   const mine = async (): Promise<string[]> => (await savedRules(`br=${f.br}`)).filter((l) => l.includes(`br=${f.br} `) || l.includes(`br=${f.br}"`))
   const isolated = (): Promise<boolean[]> => isolatedPorts(f.br)
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['isolate', f.br],
     hostWide: true,
     guests: [f.ns, b],
@@ -845,22 +775,17 @@ rootTest('isolate killed at every step: a rerun converges, gc removes the remain
       t.is(r.exitCode, 0, r.stderr)
     },
     present: async () => (await mine()).length > 0 || (await isolated()).some(Boolean),
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('sysctl killed at every step: a rerun converges, gc leaves what a live guest has as it is, --del puts every value back', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('sysctl killed at every step: a rerun converges, gc leaves what a live guest has as it is, --del puts every value back', { minPoints: 2 }, async (t, f) => {
   const keys: Array<[string, string]> = [
     ['net.ipv4.icmp_echo_ignore_all', '1'],
     ['net.ipv4.tcp_ecn', '1'],
     ['net.ipv4.conf.lo.arp_ignore', '1'],
   ]
   const values = (): Promise<string[]> => Promise.all(keys.map(async ([k]) => (await sh('ip', ['netns', 'exec', f.ns, 'sysctl', '-n', k])).trim()))
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['sysctl', f.guest, ...keys.map(([k, v]) => `${k}=${v}`)],
     guests: [f.ns],
     view: values,
@@ -874,15 +799,10 @@ rootTest('sysctl killed at every step: a rerun converges, gc leaves what a live 
     // gc never undoes a live guest's sysctls: what a killed run set is finished by the rerun or put back by --del
     present: async () => false,
     keptByGc: true,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('names killed at every step: a rerun converges, --del leaves the files as they were', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('names killed at every step: a rerun converges, --del leaves the files as they were', { minPoints: 2 }, async (t, f) => {
   const dir = `/etc/netns/${f.ns}`
   t.teardown(async () => {
     await shQuiet('rm', ['-rf', dir])
@@ -895,7 +815,7 @@ rootTest('names killed at every step: a rerun converges, --del leaves the files 
     }
     return out
   }
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['names', f.guest, '--add-host', `pt-db:198.18.${f.octet}.5`, '--dns', `198.18.${f.octet}.53`],
     guests: [f.ns],
     view: files,
@@ -912,19 +832,14 @@ rootTest('names killed at every step: a rerun converges, --del leaves the files 
     },
     present: async () => false,
     keptByGc: true,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('move-dev killed at every step: a rerun converges, gc gives the device back', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('move-dev killed at every step: a rerun converges, gc gives the device back', { minPoints: 2 }, async (t, f) => {
   // a veth standing in for a NIC; the far end keeps it from being a plain veth pair of the host
   const { nic } = await nicWithFarEnd(t, f)
   const ip = f.v4(9)
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['move-dev', f.guest, nic, ip, '-i', 'eth1'],
     guests: [f.ns],
     async intended(t) {
@@ -934,22 +849,17 @@ rootTest('move-dev killed at every step: a rerun converges, gc gives the device 
       t.deepEqual(await addrsOf('eth1', f.ns), [ip])
       t.deepEqual((await ipJson(['link', 'show'])).filter((l) => l.ifname === nic), [], 'gone from the host')
     },
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
 
-rootTest('set-ip killed at every step: a rerun converges, --del leaves the interface as it was', async (t) => {
-  t.timeout(600_000)
-  await holdGcLock(t)
-  const f = await fixture(t)
+crashCase('set-ip killed at every step: a rerun converges, --del leaves the interface as it was', { minPoints: 2 }, async (t, f) => {
   const att = await plumb('attach-veth', f.guest, f.br)
   t.is(att.exitCode, 0, att.stderr)
   const v4 = f.v4(10)
   const v6 = f.v6(0x10)
   const route = `198.19.${f.octet}.0/24@${f.gw4}`
   const args = [v4, `${v6}`, '--route', route]
-  const points = await killEverywhere(t, f, {
+  return {
     args: ['set-ip', f.guest, 'eth1', ...args],
     guests: [f.ns],
     async intended(t) {
@@ -964,7 +874,5 @@ rootTest('set-ip killed at every step: a rerun converges, --del leaves the inter
     // gc leaves a live guest's addresses: the rerun finishes what a killed run began, --del removes it
     present: async () => false,
     keptByGc: true,
-  })
-  t.log(`${points} kill points`)
-  t.true(points >= 2)
+  }
 })
