@@ -10,6 +10,7 @@ import { isOurs, readHookLease, readMeta, readPid, statePaths, toLease } from '.
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
 import { run, spawnChild } from '../proc.js'
 import { writeFileAtomic } from '../write-file.js'
+import { closeFd, netnsCookie, openNetnsFd } from '../kernel/index.js'
 
 export interface StartDhcpOptions {
   /** netns file to enter: /proc/PID/ns/net, /run/netns/X, a Docker SandboxKey */
@@ -68,6 +69,28 @@ function inode(path: string): number | undefined {
   }
 }
 
+/** The netns at `path`: its inode, and its cookie (an inode is given again to a later netns, a cookie never). */
+function netnsAt(path: string): { ino: number; cookie?: number } | undefined {
+  let fd: number
+  try {
+    fd = openNetnsFd(path)
+  } catch {
+    return undefined
+  }
+  try {
+    const cookie = netnsCookie(fd)
+    return { ino: statSync(`/proc/self/fd/${fd}`).ino, ...(cookie === undefined ? {} : { cookie }) }
+  } finally {
+    closeFd(fd)
+  }
+}
+
+/** `meta`'s netns is still the one at its path. */
+function stillItsNetns(meta: LeaseMeta): boolean {
+  const now = netnsAt(meta.nsPath)
+  return now !== undefined && now.ino === meta.netnsIno && (meta.netnsCookie === undefined || now.cookie === undefined || now.cookie === meta.netnsCookie)
+}
+
 function argvInput(o: Pick<StartDhcpOptions, 'nsPath' | 'stateKey' | 'ifname' | 'hostname'>) {
   return { nsPath: o.nsPath, stateKey: o.stateKey, ifname: o.ifname, ...(o.hostname ? { hostname: o.hostname } : {}) }
 }
@@ -120,8 +143,8 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
   const timeoutSec = validate(opts)
   const client = resolveClient(checkClientChoice(opts.client ?? 'auto'))
   const nsenter = resolveNsenter()
-  const netnsIno = inode(opts.nsPath)
-  if (netnsIno === undefined) throw notFound(`failed to open netns "${opts.nsPath}" of ${opts.guestLabel}: it does not exist`, 'is the guest still running?')
+  const ns = netnsAt(opts.nsPath)
+  if (ns === undefined) throw notFound(`failed to open netns "${opts.nsPath}" of ${opts.guestLabel}: it does not exist`, 'is the guest still running?')
 
   let mnt: { path: string; ino: number } | undefined
   if (opts.resolv) {
@@ -148,7 +171,7 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     // The same key (a container's id) in another netns: the container restarted, and the old
     // netns's supervisor takes about a second to see its guest gone. Its client runs in a netns
     // that is no more the guest's: a leftover, stopped here, not a client already running.
-    const sameNetns = existing === undefined || existing.netnsIno === netnsIno
+    const sameNetns = existing === undefined || (existing.netnsIno === ns.ino && (existing.netnsCookie === undefined || ns.cookie === undefined || existing.netnsCookie === ns.cookie))
     if (sameNetns && isOurs(readPid(p.supervisorPid), p.dir)) {
       throw conflict(`a DHCP client already runs for ${opts.guestLabel} ${opts.ifname} (supervisor pid ${readPid(p.supervisorPid)})`, `release it first: plumb dhcp ${opts.guestLabel} ${opts.ifname} --release`)
     }
@@ -168,7 +191,8 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     ifname: opts.ifname,
     guestLabel: opts.guestLabel,
     nsPath: opts.nsPath,
-    netnsIno,
+    netnsIno: ns.ino,
+    ...(ns.cookie === undefined ? {} : { netnsCookie: ns.cookie }),
     client: client.kind,
     argv,
     nsenter,
@@ -310,7 +334,7 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
 
   let released = false
   // the netns path is only trusted while it still names the netns the client was started in
-  const sameNetns = meta !== undefined && inode(meta.nsPath) === meta.netnsIno
+  const sameNetns = meta !== undefined && stillItsNetns(meta)
   if (opts.release && meta && sameNetns && isOurs(clientPid, p.dir)) {
     released = await releaseClient(p, meta, clientPid, steps).catch(() => false)
   }

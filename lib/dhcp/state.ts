@@ -56,6 +56,8 @@ export interface LeaseMeta {
   nsPath: string
   /** the netns inode at start: nsPath is only trusted while it still names this one */
   netnsIno: number
+  /** and its cookie: the kernel gives a freed netns's inode to the next one at once, never its cookie */
+  netnsCookie?: number
   client: 'udhcpc' | 'dhclient' | 'dhcpcd'
   argv: string[]
   nsenter: string
@@ -110,6 +112,7 @@ export interface LeaseState extends Partial<Omit<Lease, 'ifname' | 'pid' | 'stat
   alive: boolean
   /** the inode of the netns the client was started in (a restarted container's new netns has another) */
   netnsIno?: number
+  netnsCookie?: number
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -198,7 +201,7 @@ export async function listLeases(): Promise<LeaseState[]> {
     const base: LeaseState = {
       stateKey: meta?.stateKey ?? stateKey0,
       ifname: meta?.ifname ?? ifname0,
-      ...(meta ? { guestLabel: meta.guestLabel, nsPath: meta.nsPath, client: meta.client, netnsIno: meta.netnsIno } : {}),
+      ...(meta ? { guestLabel: meta.guestLabel, nsPath: meta.nsPath, client: meta.client, netnsIno: meta.netnsIno, ...(meta.netnsCookie === undefined ? {} : { netnsCookie: meta.netnsCookie }) } : {}),
       stateDir: p.dir,
       dns: [],
       pid: pid ?? 0,

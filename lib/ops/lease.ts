@@ -7,6 +7,7 @@ import type { GuestRef, IpSpec } from '../parse/index.js'
 import type { LeaseState } from '../dhcp/index.js'
 import type { Netns } from '../guest/index.js'
 import type { GuestContext } from './context.js'
+import { cookieOf } from './context.js'
 import type { OpResult } from './result.js'
 import type { Tx } from './tx.js'
 
@@ -97,10 +98,22 @@ export async function leaseIfAsked(tx: Tx, ctx: GuestContext, ifname: string, ip
   if (asksDhcp(ips)) await leaseInto(tx, ctx, ifname, o ?? {}, result)
 }
 
+/**
+ * A DHCP state dir is this guest's netns's, not an older one's under the same key (a restarted
+ * container's id; an ip netns's inode, which the kernel gives the next netns at once): by the
+ * inode, and the cookie where both are known. (Its key is the caller's to match: one netns has a
+ * key per name it goes by.)
+ */
+export function isLeaseOf(l: Pick<LeaseState, 'netnsIno' | 'netnsCookie'>, netns: Netns): boolean {
+  if (l.netnsIno === undefined) return true
+  const cookie = l.netnsCookie === undefined ? undefined : cookieOf(netns)
+  return l.netnsIno === netns.ino && (cookie === undefined || l.netnsCookie === cookie)
+}
+
 /** The DHCP state of each interface of this guest (its netns now, not an older one under the same key), by name. */
 export async function leasesOf(netns: Netns): Promise<Map<string, LeaseState>> {
   const dhcp = await import('../dhcp/index.js')
-  return new Map((await dhcp.listLeases()).filter((l) => l.stateKey === netns.key && (l.netnsIno === undefined || l.netnsIno === netns.ino)).map((l) => [l.ifname, l]))
+  return new Map((await dhcp.listLeases()).filter((l) => l.stateKey === netns.key && isLeaseOf(l, netns)).map((l) => [l.ifname, l]))
 }
 
 /**

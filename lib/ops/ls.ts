@@ -13,6 +13,8 @@ import { aliveElsewhere, aliveReason } from './liveness.js'
 import { toGuestRef } from './context.js'
 import { readMarks } from './firewall.js'
 import { listRecords, readRecord } from './guest-record.js'
+import { isLeaseOf } from './lease.js'
+import type { LeaseState } from '../dhcp/index.js'
 import { namesState } from './guest-names.js'
 import type { NamesState } from './guest-names.js'
 import { openGuestEtc } from '../guest/etc.js'
@@ -168,7 +170,7 @@ interface Extras {
   marks: RuleMark[]
 }
 
-async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): Promise<LsInterface[]> {
+async function guestInterfaces(netns: Netns, keys: string[], guestNs: NetHandle, x: Extras): Promise<LsInterface[]> {
   const links = await guestNs.getLinks()
   const mine = links.filter((l) => isGuestMark(parseMark(l.alias)))
   if (mine.length === 0) return []
@@ -199,7 +201,8 @@ async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): P
         .map((r) => ({ dst: r.dst, ...(r.gateway ? { gw: r.gateway } : {}) })),
       mark: l.alias!,
     }
-    const lease = keys.map((k) => x.leases.get(`${k}/${l.name}`)).find((v) => v !== undefined)
+    // not a lease of an older netns under the same key
+    const lease = keys.map((k) => x.leases.get(`${k}/${l.name}`)).find((v) => v !== undefined && isLeaseOf(v as LeaseState, netns))
     if (lease) iface.lease = lease
     return iface
   })
@@ -209,7 +212,7 @@ async function guestInterfaces(keys: string[], guestNs: NetHandle, x: Extras): P
 async function describeGuest(netns: Netns, x: Extras, others: Netns[] = []): Promise<LsGuest> {
   const guestNs = netns.isHost ? openHostHandle() : openHandleIn(netns.fd, netns.label)
   try {
-    const interfaces = await guestInterfaces([netns.key, ...others.map((o) => o.key)], guestNs, x)
+    const interfaces = await guestInterfaces(netns, [netns.key, ...others.map((o) => o.key)], guestNs, x)
     const replay = replayRecordOf(netns, interfaces)
     const record = readRecord(netns)
     const sysctl = Object.entries(record?.sysctl ?? {}).map(([key, e]) => ({ key, value: e.set, found: e.found }))

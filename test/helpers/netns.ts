@@ -4,6 +4,7 @@
 import { execa } from 'execa'
 import type { Options } from 'execa'
 import { execFileSync } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { uniq } from './env.js'
 import type { Teardown } from './env.js'
 
@@ -84,6 +85,35 @@ export async function makeNetns(t: Teardown, opts: { name?: string; loUp?: boole
   })
   if (opts.loUp) await sh('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
   return name
+}
+
+/**
+ * A new `ip netns` given inode `ino` again (the kernel gives the lowest free inode to the next
+ * netns made, so a freed one's goes to the next netns at once on a quiet host). Beside other
+ * tests making netns, the netns made here are held until one has it: each takes the lowest free
+ * inode, so they walk up to `ino` as soon as it is freed, before another test's netns can take
+ * it. Undefined after `ms` or 200 netns. Deleted in teardown; the others made on the way at once.
+ */
+export async function netnsWithInode(t: Teardown, ino: number, ms = 20_000): Promise<string | undefined> {
+  const held: string[] = []
+  let found: string | undefined
+  try {
+    for (const end = Date.now() + ms; !found && Date.now() < end && held.length < 200; ) {
+      const name = uniq()
+      await sh('ip', ['netns', 'add', name])
+      const got = statSync(`/run/netns/${name}`).ino
+      if (got === ino) found = name
+      else {
+        held.push(name)
+        // past it: not freed yet (a deleted netns is torn down a moment later), or taken
+        if (got > ino) await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+  } finally {
+    for (const n of held) await shQuiet('ip', ['netns', 'del', n])
+  }
+  if (found) t.teardown(async () => void (await shQuiet('ip', ['netns', 'del', found])))
+  return found
 }
 
 /**

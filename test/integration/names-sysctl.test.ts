@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { hasBinary, isRoot, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
+import { hasBinary, isRoot, netnsWithInode, ping, sh, shQuiet, spawnIn, testIf, uniq, waitFor, holdGcLock } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { fixture, plumb } from './ops-fixture.js'
 
@@ -265,20 +265,9 @@ asRoot("a gone ip netns's record is not the next netns's, though the kernel give
   const ino = statSync(`/run/netns/${a}`).ino
   t.is((await plumb('sysctl', `netns:${a}`, `${key}=1`)).exitCode, 0)
   await sh('ip', ['netns', 'del', a])
-  // The kernel gives the lowest free inode to the next netns: make netns until one has a's (another
-  // test's netns may take it first and hold it for a while).
-  let b: string | undefined
-  for (let tries = 0; tries < 300 && !b; tries++) {
-    const n = uniq()
-    await sh('ip', ['netns', 'add', n])
-    if (statSync(`/run/netns/${n}`).ino === ino) b = n
-    else {
-      await sh('ip', ['netns', 'del', n])
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-  if (!b) return t.fail(`no new netns was given inode ${ino} again in 300 tries`)
-  t.teardown(async () => void (await shQuiet('ip', ['netns', 'del', b])))
+  // the next netns made is given a's inode
+  const b = await netnsWithInode(t, ino)
+  if (!b) return t.fail(`no new netns was given inode ${ino} again`)
   // b's own value, set by its user, not by plumb
   await sh('ip', ['netns', 'exec', b, 'sysctl', '-qw', `${key}=1`])
   const ls = await plumb('ls', `netns:${b}`, '--json')

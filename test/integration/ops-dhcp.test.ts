@@ -5,9 +5,9 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { attachVeth, PlumbError } from '../../lib/index.js'
-import { assertTraffic, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, processAlive, runCli, sh, shQuiet, startDnsmasq, testIf, uniq, waitFor, holdGcLock, reserveOctet } from '../helpers/index.js'
+import { assertTraffic, hasBinary, hasOvs, ipJson, isRoot, makeNetns, makeVethPair, netnsWithInode, processAlive, runCli, sh, shQuiet, startDnsmasq, testIf, uniq, waitFor, holdGcLock, reserveOctet } from '../helpers/index.js'
 import type { CliResult } from '../helpers/index.js'
 import { escapeRe, hostHashes, inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
 import type { HostDhcpLab } from './ops-dhcp-fixture.js'
@@ -331,4 +331,48 @@ withLab('plumb dhcp (client auto, as doctor reports) twice is "already"; --relea
   t.deepEqual(await v4(ns, 'eth1'), [])
   const det = await plumb('detach', `netns:${ns}`, '--all')
   t.is(det.exitCode, 0, det.stderr)
+})
+
+withLab("a dead lease of a deleted ip netns is not the next netns's, though the kernel gives that one its inode: ls shows none, --release finds none, dhcp leases anew", async (t) => {
+  t.timeout(120_000)
+  await holdGcLock(t)
+  const lab = await makeHostDhcpLab(t)
+  const a = uniq()
+  await sh('ip', ['netns', 'add', a])
+  t.teardown(async () => void (await shQuiet('ip', ['netns', 'del', a])))
+  const ino = statSync(`/run/netns/${a}`).ino
+  // a private state root: another test's gc must not collect the dead lease first
+  const root = mkdtempSync('/run/pt-dhcpstate-')
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const cli = (...args: string[]) => runCli(args, { env: { PLUMB_DHCP_STATE_DIR: root } })
+  const r = await cli('attach-veth', `netns:${a}`, lab.br, 'dhcp', '--json')
+  t.is(r.exitCode, 0, r.stderr)
+  const old = r.json?.lease as JsonLease
+  // its supervisor and client killed behind plumb's back (by their pids): the state stays, dead; then the netns goes
+  process.kill(old.pid, 'SIGKILL')
+  process.kill(old.clientPid!, 'SIGKILL')
+  await waitFor(() => !alive(old.pid) && !alive(old.clientPid), { what: 'the kill' })
+  await sh('ip', ['netns', 'del', a])
+  const b = await netnsWithInode(t, ino)
+  if (!b) return t.fail(`no new netns was given inode ${ino} again`)
+  t.true(existsSync(old.stateDir), "a's dead lease is still there, under the key b has too")
+
+  // b's own eth1, without a client
+  const att = await cli('attach-veth', `netns:${b}`, lab.br, '-i', 'eth1')
+  t.is(att.exitCode, 0, att.stderr)
+  const ls = await cli('ls', `netns:${b}`, '--json')
+  t.is(ls.exitCode, 0, ls.stderr)
+  t.is(ls.json?.guests?.[0]?.interfaces?.[0]?.lease, undefined, `ls shows no lease on ${b}'s eth1`)
+  const rel = await cli('dhcp', `netns:${b}`, 'eth1', '--release')
+  t.is(rel.exitCode, 0, rel.stderr)
+  t.regex(rel.stdout, /nothing to release/)
+
+  const d = await cli('dhcp', `netns:${b}`, 'eth1', '--json')
+  t.is(d.exitCode, 0, d.stderr)
+  const lease = d.json?.lease as JsonLease
+  await assertLeased(t, lab, b, 'eth1', lease)
+  t.like((await cli('ls', `netns:${b}`, '--json')).json?.guests?.[0]?.interfaces?.[0]?.lease, { address: lease.address, pid: lease.pid, alive: true })
+  const det = await cli('detach', `netns:${b}`, '--all')
+  t.is(det.exitCode, 0, det.stderr)
+  await assertReleased(t, lab, lease)
 })
