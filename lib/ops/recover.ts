@@ -33,7 +33,6 @@ export interface RecoverReport {
 
 /** How long the programs a dead op started get to finish before their work is undone. */
 const CHILD_WAIT_MS = 10_000
-/** The same netns: dev and inode, and the cookie where both sides have one (an inode is handed to a later netns; a cookie never is). */
 
 /** An entry is ours to undo: its writer is dead and it was made in this netns. */
 function isStale(s: StoredEntry, hostNs: NsId): boolean {

@@ -185,8 +185,7 @@ withDocker("ls lists a netns once: a stale /var/run/netns symlink to a container
 })
 
 serialDocker("a container on another dockerd (its DOCKER_HOST): gc and ls asked through the machine's keep its interface, its records and its rule, saying why; once it is removed, gc collects them", async (t) => {
-  t.timeout(180_000)
-  await holdGcLock(t)
+  await holdGcLock(t, { timeout: 180_000 })
   const { id, net } = ids(t)
   const d = privateDockerd(t, id)
   await d.start()

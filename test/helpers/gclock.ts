@@ -1,27 +1,57 @@
 // The one lock of the tests that run a host-wide `plumb gc` (or assert what only a gc would change).
 
-import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import type { Teardown } from './env.js'
+import { startOf } from './process.js'
+
+const DIR = '/run/pt-links-gc.lock'
+const OWNER = `${DIR}/owner`
+
+/** What the ava test of a gc lock holder needs: its teardown, and its timer when it has one (hooks have none). */
+type Holder = Teardown & { timeout?: (ms: number, message?: string) => void }
+
+/** How long a test may wait for the lock: the crash cases hold it a minute or more each, one after the other. */
+const WAIT_MS = 60 * 60_000
 
 /**
- * Hold the host-wide gc lock of the link tests for the rest of the test: gc collects the
- * leftovers of every guest on the machine, so two gc tests in two ava workers would collect each
- * other's (a mkdir is atomic; a lock older than the ava timeout is a crashed run's, taken over).
+ * Hold the host-wide gc lock of the tests for the rest of the test: gc collects the leftovers of
+ * every guest on the machine, so two gc tests in two ava workers would collect each other's (a
+ * mkdir is atomic). The lock names its holder (the ava worker's pid and start time): a lock
+ * whose holder has exited (a worker that crashed, or was stopped, before its teardown) is taken
+ * over; a live holder's never is, however long it holds (a crash case holds it for minutes).
+ *
+ * The test's time limit starts once the lock is held (`timeout`, default ava's 2 minutes from
+ * package.json): waiting in the queue behind other holders is not the test's own time.
  */
-export async function holdGcLock(t: Teardown): Promise<void> {
-  const dir = '/run/pt-links-gc.lock'
+export async function holdGcLock(t: Holder, opts: { timeout?: number } = {}): Promise<void> {
+  t.timeout?.(WAIT_MS, 'waiting for the gc lock')
   for (;;) {
     try {
-      mkdirSync(dir)
+      mkdirSync(DIR)
       break
     } catch {
-      try {
-        if (Date.now() - statSync(dir).mtimeMs > 150_000) rmSync(dir, { recursive: true, force: true })
-      } catch {
-        /* released meanwhile */
-      }
+      if (ownerGone()) rmSync(DIR, { recursive: true, force: true })
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(OWNER, `${process.pid} ${startOf(process.pid)}\n`)
+  t.teardown(() => rmSync(DIR, { recursive: true, force: true }))
+  t.timeout?.(opts.timeout ?? 120_000)
+}
+
+/** The lock's holder has exited (or never wrote its name: a holder dies between its mkdir and that write only if killed). */
+function ownerGone(): boolean {
+  let text: string
+  try {
+    text = readFileSync(OWNER, 'utf8')
+  } catch {
+    try {
+      // just made, its owner about to write its name: give it a moment
+      return Date.now() - statSync(DIR).mtimeMs > 10_000
+    } catch {
+      return false // released meanwhile
+    }
+  }
+  const [pid, start] = text.trim().split(' ').map(Number)
+  return pid === undefined || startOf(pid) === undefined || String(startOf(pid)) !== String(start)
 }

@@ -137,8 +137,7 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
  */
 function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
   ;(opts.gate ?? rootTest)(title, async (t) => {
-    t.timeout(opts.timeout ?? 600_000)
-    await holdGcLock(t)
+    await holdGcLock(t, { timeout: opts.timeout ?? 600_000 })
     const f = await fixture(t)
     const points = await killEverywhere(t, f, await make(t, f))
     t.log(`${points} kill points`)

@@ -7,7 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { cmdlineOf, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { netnsCookie } from '../../lib/kernel/index.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
@@ -134,6 +134,57 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
   t.false(await linkIn(ns, 'eth1'))
   t.false(existsSync(held))
   t.false(existsSync(file))
+})
+
+const straceTest = isRoot && hasBinary('strace') ? test : test.skip
+
+straceTest("an op that loses the race for a killed run's entry (another recoverer renamed it between the op's read and its rename) waits for that recoverer too", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  // The op is held at its first rename (taking the entry: nothing before it renames) by strace, for 2 s.
+  let settled = false
+  const log = `/tmp/${uniq()}.strace`
+  t.teardown(() => rmSync(log, { force: true }))
+  const proc = execa('strace', ['-f', '-qq', '-o', log, '-e', 'trace=rename', '-e', 'inject=rename:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
+  const op = proc.finally(() => (settled = true))
+  const node = (): number | undefined => {
+    try {
+      return Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0]) || undefined
+    } catch {
+      return undefined
+    }
+  }
+  // x86_64's rename is syscall 82: the op has read the journal and is at its rename
+  const atRename = (): boolean => {
+    const pid = node()
+    try {
+      return pid !== undefined && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith('82 ')
+    } catch {
+      return false
+    }
+  }
+  await waitFor(atRename, { timeout: 20_000, what: 'the op to reach its rename' })
+  // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
+  const holder = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void holder.kill('SIGKILL'))
+  const held = `${file}.recovering.${holder.pid}`
+  renameSync(file, held)
+  // the op's rename fails once strace lets it go: it must look again, find the holder and wait
+  await new Promise((r) => setTimeout(r, 3500))
+  t.false(settled, 'the op, having lost the rename, waits for the recoverer that won it')
+  // the recoverer finishes: the killed run's eth1 gone, its entry removed
+  await sh('ip', ['-n', ns, 'link', 'del', 'eth1'])
+  rmSync(held)
+  holder.kill('SIGKILL')
+  const r = await op
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'))
+  t.deepEqual(readdirSync(DIR).filter((f) => f.startsWith(file.slice(DIR.length + 1))), [])
+  // the race was the one meant: the op's first rename was its take of the entry, and it lost
+  const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('rename('))
+  t.true(first?.includes(`rename("${file}", "${file}.recovering.`) && first.includes('= -1 ENOENT'), `the op's first rename: ${first}`)
 })
 
 rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {

@@ -255,7 +255,6 @@ asRoot('gc forgets the record of a gone ip netns and cleans the /etc/netns files
 })
 
 asRoot("a gone ip netns's record is not the next netns's, though the kernel gives that one its inode: --del leaves its values, ls shows none", async (t) => {
-  t.timeout(120_000)
   // no gc of another test may forget the dead guest's record before the new guest meets it
   await holdGcLock(t)
   const key = 'net.ipv4.icmp_echo_ignore_all'

@@ -334,7 +334,6 @@ withLab('plumb dhcp (client auto, as doctor reports) twice is "already"; --relea
 })
 
 withLab("a dead lease of a deleted ip netns is not the next netns's, though the kernel gives that one its inode: ls shows none, --release finds none, dhcp leases anew", async (t) => {
-  t.timeout(120_000)
   await holdGcLock(t)
   const lab = await makeHostDhcpLab(t)
   const a = uniq()
