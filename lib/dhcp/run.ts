@@ -35,8 +35,8 @@ export interface StopDhcpOptions {
   ifname: string
   /** send a DHCPRELEASE first (udhcpc SIGUSR2, dhclient -r) */
   release: boolean
-  /** only a client started in one of these netns (by inode): another is a later run's, under the same state key */
-  onlyInNetns?: number[]
+  /** only a client started in one of these netns (by inode, and cookie where both are known): another is a later run's, under the same state key */
+  onlyInNetns?: Array<{ ino: number; cookie?: number }>
 }
 
 export interface StopResult {
@@ -320,7 +320,9 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
   const steps: string[] = []
   if (!existsSync(p.dir)) return { stopped: false, released: false, steps }
   const meta = readMeta(p)
-  if (opts.onlyInNetns && meta && !opts.onlyInNetns.includes(meta.netnsIno)) return { stopped: false, released: false, steps }
+  if (opts.onlyInNetns && meta && !opts.onlyInNetns.some((n) => n.ino === meta.netnsIno && (n.cookie === undefined || meta.netnsCookie === undefined || n.cookie === meta.netnsCookie))) {
+    return { stopped: false, released: false, steps }
+  }
   const supPid = readPid(p.supervisorPid)
   const clientPid = readPid(p.clientPid)
 

@@ -135,7 +135,7 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
       hostNs,
       handles,
       foreign: await foreignHostEnds(entry, hostNs),
-      guestInos: entry.guests.map((g) => g.ino),
+      guestNs: entry.guests.map((g) => (g.cookie === undefined ? { ino: g.ino } : { ino: g.ino, cookie: g.cookie })),
       // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
       guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino, ...(g.cookie === undefined ? {} : { cookie: g.cookie }) }, hostNs, handles) === null),
     }
@@ -200,7 +200,7 @@ interface UndoContext {
   /** host ends of the entry's name that are not its veths (see foreignHostEnds): neither they nor their OVS rows are touched */
   foreign: ReadonlySet<string>
   /** the netns (inodes) the entry's op worked on */
-  guestInos: number[]
+  guestNs: Array<{ ino: number; cookie?: number }>
   /** all of them are gone: a later run on the guest made anew (the same name) may hold what carries the op's keys */
   guestsGone: boolean
 }
@@ -364,7 +364,7 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
     case 'dhcp': {
       const dhcp = await import('../dhcp/index.js')
       // only the client started in the op's guest: a later run's in a new netns has the same state key
-      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guestInos })
+      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guestNs })
       return r.stopped ? `# stop the DHCP client of ${intent.ifname} (${intent.stateKey})` : undefined
     }
     case 'child':

@@ -2,9 +2,10 @@
 // death, --resolv into a real container, and the host's own files left untouched. Root only.
 
 import type { ExecutionContext } from 'ava'
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { PlumbError } from '../../lib/errors.js'
+import { netnsCookie } from '../../lib/kernel/index.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
 import type { Lease } from '../../lib/dhcp/index.js'
 import { hasBinary, hasDocker, holdGcLock, isRoot, makeContainer, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
@@ -65,10 +66,16 @@ for (const [client, maybe] of [['udhcpc', withUdhcpc], ['dhclient', withDhclient
     t.truthy(lease.clientPid && pidsMentioning(dir).includes(lease.clientPid))
 
     // a killed run's recovery names the netns it worked on: a client started in another is left alone
-    const otherNs = statSync('/proc/self/ns/net').ino
-    t.deepEqual(await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs] }), { stopped: false, released: false, steps: [] })
+    const otherNs = { ino: statSync('/proc/self/ns/net').ino }
+    const fd = openSync(c.nsPath, 'r')
+    const cookie = netnsCookie(fd)
+    closeSync(fd)
+    t.not(cookie, undefined)
+    // ... or one given its inode later: the same inode, another cookie
+    const later = { ino: statSync(c.nsPath).ino, cookie: cookie! + 1 }
+    t.deepEqual(await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs, later] }), { stopped: false, released: false, steps: [] })
     t.true(listed !== undefined && (await listLeases()).some((l) => l.stateKey === stateKey && l.alive), 'still running')
-    const stop = await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs, statSync(c.nsPath).ino] })
+    const stop = await stopDhcp({ stateKey, ifname: c.ifname, release: true, onlyInNetns: [otherNs, { ino: statSync(c.nsPath).ino, cookie: cookie! }] })
     t.true(stop.stopped)
     t.true(stop.released)
     await waitFor(() => lab.count(new RegExp(`DHCPRELEASE\\(pt-br\\) ${lease.address.replace(/\./g, '\\.')} `)) > 0, { timeout: 10_000, what: 'dnsmasq to log the DHCPRELEASE' })
