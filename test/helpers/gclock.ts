@@ -1,11 +1,10 @@
-// The one lock of the tests that run a host-wide `plumb gc` (or assert what only a gc would change).
+// The one lock of the tests that run a host-wide `plumb gc` (or assert what only a gc would change),
+// and any other lock tests take one at a time across ava's workers.
 
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import type { Teardown } from './env.js'
 import { startOf } from './process.js'
 
-const DIR = '/run/pt-links-gc.lock'
-const OWNER = `${DIR}/owner`
 
 /** What the ava test of a gc lock holder needs: its teardown, and its timer when it has one (hooks have none). */
 type Holder = Teardown & { timeout?: (ms: number, message?: string) => void }
@@ -23,31 +22,37 @@ const WAIT_MS = 60 * 60_000
  * The test's time limit starts once the lock is held (`timeout`, default ava's 2 minutes from
  * package.json): waiting in the queue behind other holders is not the test's own time.
  */
-export async function holdGcLock(t: Holder, opts: { timeout?: number } = {}): Promise<void> {
-  t.timeout?.(WAIT_MS, 'waiting for the gc lock')
+export function holdGcLock(t: Holder, opts: { timeout?: number } = {}): Promise<void> {
+  return holdTestLock(t, 'links-gc', opts)
+}
+
+/** Hold the test lock `name` (/run/pt-NAME.lock) for the rest of the test, as holdGcLock. */
+export async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
+  const dir = `/run/pt-${name}.lock`
+  t.timeout?.(WAIT_MS, `waiting for the test lock ${dir}`)
   for (;;) {
     try {
-      mkdirSync(DIR)
+      mkdirSync(dir)
       break
     } catch {
-      if (ownerGone()) rmSync(DIR, { recursive: true, force: true })
+      if (ownerGone(dir)) rmSync(dir, { recursive: true, force: true })
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  writeFileSync(OWNER, `${process.pid} ${startOf(process.pid)}\n`)
-  t.teardown(() => rmSync(DIR, { recursive: true, force: true }))
+  writeFileSync(`${dir}/owner`, `${process.pid} ${startOf(process.pid)}\n`)
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   t.timeout?.(opts.timeout ?? 120_000)
 }
 
 /** The lock's holder has exited (or never wrote its name: a holder dies between its mkdir and that write only if killed). */
-function ownerGone(): boolean {
+function ownerGone(dir: string): boolean {
   let text: string
   try {
-    text = readFileSync(OWNER, 'utf8')
+    text = readFileSync(`${dir}/owner`, 'utf8')
   } catch {
     try {
       // just made, its owner about to write its name: give it a moment
-      return Date.now() - statSync(DIR).mtimeMs > 10_000
+      return Date.now() - statSync(dir).mtimeMs > 10_000
     } catch {
       return false // released meanwhile
     }
