@@ -6,7 +6,7 @@ import { checkClientChoice, dhclientConf, nsenterArgv, resolveClient, resolveNse
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
 import { SUPERVISOR_SCRIPT, hookScript } from './scripts.js'
 import { dhcpStateDir } from '../config.js'
-import { isOurs, readHookLease, readMeta, readPid, statePaths, toLease } from './state.js'
+import { isOurs, readHookLease, readMeta, readPid, startedIn, statePaths, toLease } from './state.js'
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
 import { run, spawnChild } from '../proc.js'
 import { writeFileAtomic } from '../write-file.js'
@@ -88,7 +88,7 @@ function netnsAt(path: string): { ino: number; cookie?: number } | undefined {
 /** `meta`'s netns is still the one at its path. */
 function stillItsNetns(meta: LeaseMeta): boolean {
   const now = netnsAt(meta.nsPath)
-  return now !== undefined && now.ino === meta.netnsIno && (meta.netnsCookie === undefined || now.cookie === undefined || now.cookie === meta.netnsCookie)
+  return now !== undefined && startedIn(meta, now)
 }
 
 function argvInput(o: Pick<StartDhcpOptions, 'nsPath' | 'stateKey' | 'ifname' | 'hostname'>) {
@@ -171,7 +171,7 @@ export async function startDhcp(opts: StartDhcpOptions): Promise<Lease> {
     // The same key (a container's id) in another netns: the container restarted, and the old
     // netns's supervisor takes about a second to see its guest gone. Its client runs in a netns
     // that is no more the guest's: a leftover, stopped here, not a client already running.
-    const sameNetns = existing === undefined || (existing.netnsIno === ns.ino && (existing.netnsCookie === undefined || ns.cookie === undefined || existing.netnsCookie === ns.cookie))
+    const sameNetns = existing === undefined || startedIn(existing, ns)
     if (sameNetns && isOurs(readPid(p.supervisorPid), p.dir)) {
       throw conflict(`a DHCP client already runs for ${opts.guestLabel} ${opts.ifname} (supervisor pid ${readPid(p.supervisorPid)})`, `release it first: plumb dhcp ${opts.guestLabel} ${opts.ifname} --release`)
     }
@@ -320,9 +320,7 @@ export async function stopDhcp(opts: StopDhcpOptions): Promise<StopResult> {
   const steps: string[] = []
   if (!existsSync(p.dir)) return { stopped: false, released: false, steps }
   const meta = readMeta(p)
-  if (opts.onlyInNetns && meta && !opts.onlyInNetns.some((n) => n.ino === meta.netnsIno && (n.cookie === undefined || meta.netnsCookie === undefined || n.cookie === meta.netnsCookie))) {
-    return { stopped: false, released: false, steps }
-  }
+  if (opts.onlyInNetns && meta && !opts.onlyInNetns.some((n) => startedIn(meta, n))) return { stopped: false, released: false, steps }
   const supPid = readPid(p.supervisorPid)
   const clientPid = readPid(p.clientPid)
 

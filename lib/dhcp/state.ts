@@ -66,6 +66,11 @@ export interface LeaseMeta {
   startedAt: string
 }
 
+/** A lease's client was started in netns `ns`: the same inode, and the same cookie where both are known (a freed netns's inode goes to the next one made, its cookie never). */
+export function startedIn(meta: { netnsIno?: number; netnsCookie?: number }, ns: { ino: number; cookie?: number }): boolean {
+  return meta.netnsIno === ns.ino && (meta.netnsCookie === undefined || ns.cookie === undefined || meta.netnsCookie === ns.cookie)
+}
+
 /** The hook's report (lease.json): what the server gave. */
 export interface HookLease {
   event: string

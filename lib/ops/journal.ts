@@ -29,10 +29,10 @@ export interface NsId {
   cookie?: number
 }
 
-/** Where a link lives: plumb's own netns, or a guest's, reopened by path and checked by identity. */
 /** One netns: the same inode (and device), and the same cookie where both sides know it (an inode is given again to a later netns, a cookie never). */
 export const sameNs = (a: NsId, b: NsId): boolean => a.dev === b.dev && a.ino === b.ino && (a.cookie === undefined || b.cookie === undefined || a.cookie === b.cookie)
 
+/** Where a link lives: plumb's own netns, or a guest's, reopened by path and checked by identity. */
 export type Where = { ns: 'host' } | ({ ns: 'guest'; path: string } & NsId)
 
 /** What an op is about to do that outlives it unless undone. */

@@ -5,6 +5,7 @@ import { conflict, usageError } from '../errors.js'
 import { parseSeconds } from '../parse/index.js'
 import type { GuestRef, IpSpec } from '../parse/index.js'
 import type { LeaseState } from '../dhcp/index.js'
+import { startedIn } from '../dhcp/state.js'
 import type { Netns } from '../guest/index.js'
 import type { GuestContext } from './context.js'
 import { cookieOf } from './context.js'
@@ -107,7 +108,7 @@ export async function leaseIfAsked(tx: Tx, ctx: GuestContext, ifname: string, ip
 export function isLeaseOf(l: Pick<LeaseState, 'netnsIno' | 'netnsCookie'>, netns: Netns): boolean {
   if (l.netnsIno === undefined) return true
   const cookie = l.netnsCookie === undefined ? undefined : cookieOf(netns)
-  return l.netnsIno === netns.ino && (cookie === undefined || l.netnsCookie === cookie)
+  return startedIn(l, cookie === undefined ? { ino: netns.ino } : { ino: netns.ino, cookie })
 }
 
 /** The DHCP state of each interface of this guest (its netns now, not an older one under the same key), by name. */
