@@ -139,6 +139,31 @@ withDhclient('dhclient: no DHCP server also rejects in time and cleans up', asyn
   t.deepEqual(pidsMentioning(dir), [])
 })
 
+withUdhcpc("a dead client's netns file unmounted since (a restarted container's old SandboxKey stays as an empty file): the next start takes it for a leftover, without an error", async (t) => {
+  const lab = await makeDhcpLab(t)
+  const c = await lab.addClient(t)
+  const stateKey = key()
+  stopLater(t, stateKey, c.ifname)
+  // the netns bind-mounted on a path of its own, as Docker mounts a container's at its SandboxKey
+  const sandboxKey = `/run/${stateKey}-sandbox`
+  writeFileSync(sandboxKey, '')
+  t.teardown(async () => {
+    await shQuiet('umount', [sandboxKey])
+    rmSync(sandboxKey, { force: true })
+  })
+  await sh('mount', ['--bind', c.nsPath, sandboxKey])
+  const first = await startDhcp({ nsPath: sandboxKey, guestLabel: c.ns, stateKey, ifname: c.ifname, client: 'udhcpc' })
+  // supervisor and client killed by their pids, then the mount goes: the path is a plain file now
+  process.kill(first.pid, 'SIGKILL')
+  process.kill(first.clientPid!, 'SIGKILL')
+  await waitFor(() => !processAlive(first.pid) && !processAlive(first.clientPid), { what: 'the kill' })
+  await sh('umount', [sandboxKey])
+  const lease = await startDhcp({ nsPath: c.nsPath, guestLabel: c.ns, stateKey, ifname: c.ifname, client: 'udhcpc' })
+  inRange(t, lease, lab.net)
+  t.true(processAlive(lease.pid) && processAlive(lease.clientPid), 'a new supervisor and client run')
+  t.not(lease.pid, first.pid)
+})
+
 withUdhcpc('two interfaces of one guest and two guests get separate clients and state dirs', async (t) => {
   const lab = await makeDhcpLab(t)
   const c1 = await lab.addClient(t)
