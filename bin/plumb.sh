@@ -24,6 +24,15 @@ while [ -n "$p" ]; do
 done
 [ -n "$node" ] || { echo 'plumb: node not found on PATH' >&2; exit 127; }
 
+# plumb makes no TLS connection: a CA bundle the environment names would only cost node's start
+# (~30 ms, read before any of plumb runs). It goes under another name, and plumb puts it back for
+# the programs it runs (plumb exec) once node has started (lib/cli/index.ts).
+if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then
+  PLUMB_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS
+  export PLUMB_NODE_EXTRA_CA_CERTS
+  unset NODE_EXTRA_CA_CERTS
+fi
+
 stamp=$d/plumb.blob.ok
 # CNI_COMMAND: a runtime calling plumb as a CNI plugin, which the code-cache path answers
 if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! [ "$node" -ot "$stamp" ]; then

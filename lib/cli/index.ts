@@ -131,7 +131,20 @@ export function renderFlags(argv: string[]): { json: boolean; verbose: boolean }
 }
 
 /** Parse and run; resolves to the exit code. */
+/**
+ * The launcher (bin/plumb.sh) keeps NODE_EXTRA_CA_CERTS from node's start under another name:
+ * node reads the bundle before anything runs, and plumb makes no TLS connection. Node has
+ * started now: the variable goes back, for the programs plumb runs (plumb exec, a hook).
+ */
+function restoreCaCerts(env: NodeJS.ProcessEnv): void {
+  const saved = env.PLUMB_NODE_EXTRA_CA_CERTS
+  if (saved === undefined) return
+  env.NODE_EXTRA_CA_CERTS = saved
+  delete env.PLUMB_NODE_EXTRA_CA_CERTS
+}
+
 export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  restoreCaCerts(env)
   configure(configFromEnv(env))
   const state: CliState = { exitCode: 0, io }
   try {

@@ -250,3 +250,24 @@ test('a copy without the blob, or whose blob node refuses, still runs; doctor re
   t.false(check?.ok)
   t.regex(check?.detail ?? '', /^node refuses it \(exit 14\): Failed to load the startup snapshot/)
 })
+
+test("a CA bundle the environment names is not read at node's start (plumb makes no TLS connection) and is handed back to the programs plumb runs", async (t) => {
+  // node warns at start-up when it cannot read the bundle: the sign that it tried
+  const ca = `/nonexistent/pt-ca-${process.pid}.pem`
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: ca }
+  delete env.NODE_OPTIONS
+  const bare = await execa(process.execPath, ['-e', '0'], { env, extendEnv: false, reject: false })
+  t.regex(bare.stderr, /extra certs/i, 'plain node reads the bundle at start (else this test proves nothing)')
+  for (const argv of [['--version'], ['ls', '--json']]) {
+    const r = await execa(launcher, argv, { env, extendEnv: false, reject: false })
+    t.notRegex(r.stderr, /extra certs/i, `plumb ${argv.join(' ')}: node did not read the bundle`)
+  }
+  if (process.getuid?.() !== 0) return
+  // plumb exec runs its command with the variable as the caller had it
+  const ns = `pt-ca${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  t.teardown(() => void execFileSync('ip', ['netns', 'del', ns]))
+  const r = await execa(launcher, ['exec', `netns:${ns}`, '--', 'sh', '-c', 'printf %s "$NODE_EXTRA_CA_CERTS"'], { env, extendEnv: false, reject: false })
+  t.is(r.exitCode, 0, r.stderr)
+  t.is(r.stdout, ca)
+})
