@@ -96,21 +96,28 @@ static int get_int_arg(napi_env env, napi_value v, const char *name, int32_t *ou
   return 0;
 }
 
+/* The call's arguments into argv (room for `max`): how many were given, or -1 with a TypeError
+ * (`usage`) thrown when fewer than `min`. */
+static int get_args(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv, const char *usage) {
+  size_t argc = max;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < min) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
+    return -1;
+  }
+  return (int)argc;
+}
+
 /* with_ns(fd, fn) for one namespace type: setns(fd), fn(), setns(back). The thread is restored
  * even when fn throws; if restoring fails we abort(), since a main thread left in a guest's
  * namespace would silently create every later socket and file (or read every hostname) in the
  * wrong place. */
 static napi_value with_ns(napi_env env, napi_callback_info info, int nstype, const char *self_path, const char *usage) {
-  size_t argc = 2;
   napi_value argv[2], global, result = NULL;
   napi_valuetype t;
   int32_t target;
 
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
-    return NULL;
-  }
+  if (get_args(env, info, 2, 2, argv, usage) < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
   if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fn must be a function");
@@ -197,14 +204,9 @@ static napi_value new_netns(napi_env env, napi_callback_info info) {
  * and back, as withNetns does). A number (cookies count up from 1, far below 2^53), or undefined
  * where the kernel has none. */
 static napi_value netns_cookie(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
   int32_t target;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "netnsCookie(fd) needs an fd");
-    return NULL;
-  }
+  if (get_args(env, info, 1, 1, argv, "netnsCookie(fd) needs an fd") < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
   int self = save_netns(env);
   if (self < 0) return NULL;
@@ -258,16 +260,11 @@ static int same_netns(int fd, const struct stat *here) {
  * dumps). Port ids are unique per netns only, hence the netns check. Returns
  * { fd, extAck, strictChk } or undefined when no such socket is found. */
 static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out, undef;
   int32_t port;
 
   napi_get_undefined(env, &undef);
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "tuneNetlinkSocket(port) needs a port");
-    return NULL;
-  }
+  if (get_args(env, info, 1, 1, argv, "tuneNetlinkSocket(port) needs a port") < 0) return NULL;
   if (get_int_arg(env, argv[0], "port", &port) < 0) return NULL;
 
   struct stat here;
@@ -318,14 +315,9 @@ static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
  * (EWOULDBLOCK), an errno-named Error otherwise. Never blocks: the caller retries on its own
  * timer, so the event loop is not held up while another process keeps the lock. */
 static napi_value flock_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
   int32_t fd, op;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "flock(fd, op) needs an fd and an operation");
-    return NULL;
-  }
+  if (get_args(env, info, 2, 2, argv, "flock(fd, op) needs an fd and an operation") < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &fd) < 0 || get_int_arg(env, argv[1], "op", &op) < 0) return NULL;
   if (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "flock op must be LOCK_SH (1), LOCK_EX (2) or LOCK_UN (8)");
@@ -358,18 +350,14 @@ static napi_value with_utsns(napi_env env, napi_callback_info info) {
  * the netns of the socket `fd`, and any socket reaches the device ioctls (netlink has none of its
  * own, so the kernel passes them on): a handle's own netlink socket serves, with no setns. */
 static napi_value tx_checksum(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3], out;
   int32_t fd;
   char name[IFNAMSIZ + 1];
   size_t len = 0;
   napi_valuetype t = napi_undefined;
 
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "txChecksum(fd, ifname[, on]) needs an fd and an interface name");
-    return NULL;
-  }
+  int argc = get_args(env, info, 2, 3, argv, "txChecksum(fd, ifname[, on]) needs an fd and an interface name");
+  if (argc < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
   if (napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) != napi_ok || len == 0 || len >= IFNAMSIZ) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "ifname must be an interface name of 1 to 15 bytes");
@@ -470,14 +458,9 @@ static void push_event(napi_env env, napi_value events, uint32_t i, int type, in
  * free. `reset` is true when what was heard cannot be trusted as complete: the queue overflowed
  * (ENOBUFS: notifications were dropped). */
 static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out, events, v;
   int32_t fd;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "addrWatchDrain(fd) needs an fd");
-    return NULL;
-  }
+  if (get_args(env, info, 1, 1, argv, "addrWatchDrain(fd) needs an fd") < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
   napi_create_array(env, &events);
   uint32_t n = 0;
