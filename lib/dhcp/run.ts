@@ -1,6 +1,6 @@
 // Starting a supervised DHCP client for a guest's interface, waiting for its lease, and stopping it.
 
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { PlumbError, conflict, notFound, usageError } from '../errors.js'
 import { checkClientChoice, dhclientConf, nsenterArgv, resolveClient, resolveNsenter, which } from './clients.js'
 import type { DhcpClientChoice, ResolvedClient } from './clients.js'
@@ -10,8 +10,7 @@ import { isOurs, readHookLease, readMeta, readPid, startedIn, statePaths, toLeas
 import type { Lease, LeaseMeta, StatePaths } from './state.js'
 import { run, spawnChild } from '../proc.js'
 import { writeFileAtomic } from '../write-file.js'
-import { closeFd, netnsCookie, openNetnsFd } from '../kernel/index.js'
-import { nsfsDev } from '../guest/nsfile.js'
+import { netnsAt } from '../guest/nsfile.js'
 
 export interface StartDhcpOptions {
   /** netns file to enter: /proc/PID/ns/net, /run/netns/X, a Docker SandboxKey */
@@ -67,28 +66,6 @@ function inode(path: string): number | undefined {
     return statSync(path).ino
   } catch {
     return undefined
-  }
-}
-
-/**
- * The netns at `path`: its inode, and its cookie (an inode is given again to a later netns, a
- * cookie never). None when the path is not a namespace file (any more): a restarted container's
- * old SandboxKey, unmounted, stays behind as an empty file.
- */
-function netnsAt(path: string): { ino: number; cookie?: number } | undefined {
-  let fd: number
-  try {
-    fd = openNetnsFd(path)
-  } catch {
-    return undefined
-  }
-  try {
-    const st = fstatSync(fd)
-    if (st.dev !== nsfsDev()) return undefined
-    const cookie = netnsCookie(fd)
-    return { ino: st.ino, ...(cookie === undefined ? {} : { cookie }) }
-  } finally {
-    closeFd(fd)
   }
 }
 

@@ -3,6 +3,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { PlumbError, usageError } from '../errors.js'
 import { errnoOf, errorCodeOf } from '../kernel/errors.js'
+import { netnsCookie } from '../kernel/index.js'
 
 /** The inode the kernel gives the initial network namespace (PROC_NET_INIT_INO, fixed since Linux 3.8). */
 export const INIT_NET_INO = 0xeffffff9
@@ -24,6 +25,28 @@ let hostCache: NsId | undefined
 export function nsfsDev(): number {
   nsfsDevCache ??= statSync('/proc/self/ns/net').dev
   return nsfsDevCache
+}
+
+/**
+ * The netns at `path` now: its identity and its cookie (an inode is given again to a later netns,
+ * a cookie never). None when the path cannot be opened, or is not a namespace file (any more: a
+ * restarted container's old SandboxKey, unmounted, stays behind as an empty file).
+ */
+export function netnsAt(path: string): (NsId & { cookie?: number }) | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch {
+    return undefined
+  }
+  try {
+    const st = fstatSync(fd)
+    if (st.dev !== nsfsDev()) return undefined
+    const cookie = netnsCookie(fd)
+    return { dev: st.dev, ino: st.ino, ...(cookie === undefined ? {} : { cookie }) }
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /**

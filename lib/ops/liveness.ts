@@ -9,7 +9,8 @@
 // it down: no proof.
 
 import { readdirSync, statSync } from 'node:fs'
-import { closeFd, netnsCookie, openNetnsFd } from '../kernel/index.js'
+import { closeFd, openNetnsFd } from '../kernel/index.js'
+import { netnsAt } from '../guest/nsfile.js'
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import { listRecords } from './guest-record.js'
@@ -42,7 +43,7 @@ export function aliveElsewhere(hostNs: NetHandle): AliveElsewhere {
     for (const r of listRecords()) {
       const live = inUse.get(`${r.netnsDev}:${r.netnsIno}`)
       // the inode alone could be a later netns's (the kernel gives a freed one's inode again)
-      if (live === undefined || (r.netnsCookie !== undefined && cookieAt(live.pid) !== r.netnsCookie)) continue
+      if (live === undefined || (r.netnsCookie !== undefined && netnsAt(`/proc/${live.pid}/ns/net`)?.cookie !== r.netnsCookie)) continue
       byLabel.set(r.guest, live)
     }
     const ends = (await hostNs.getLinks()).flatMap((l) => {
@@ -76,21 +77,6 @@ export function netnsInUse(): Map<string, LiveNetns> {
     }
   }
   return out
-}
-
-/** The cookie of the netns process `pid` is in (undefined once it has exited). */
-function cookieAt(pid: number): number | undefined {
-  let fd: number
-  try {
-    fd = openNetnsFd(`/proc/${pid}/ns/net`)
-  } catch {
-    return undefined
-  }
-  try {
-    return netnsCookie(fd)
-  } finally {
-    closeFd(fd)
-  }
 }
 
 /** The netns in use by the id this netns gives each (those it has given one: a veth peer's). */

@@ -2,8 +2,8 @@
 
 import { execa } from 'execa'
 import type { ResultPromise } from 'execa'
-import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
-import { netnsCookie } from '../../lib/kernel/index.js'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { netnsAt } from '../../lib/guest/nsfile.js'
 import type { Teardown } from './env.js'
 import { nsArgv } from './netns.js'
 import type { NsTarget } from './netns.js'
@@ -89,12 +89,9 @@ export function journalEntriesFor(nsNames: string[], hostOp?: string): string[] 
   // by inode and cookie: an older netns (gone) may have had the same inode
   const ids = nsNames.map((n) => {
     const path = n.startsWith('/') ? n : `/run/netns/${n}`
-    const fd = openSync(path, 'r')
-    try {
-      return { ino: statSync(path).ino, cookie: netnsCookie(fd) }
-    } finally {
-      closeSync(fd)
-    }
+    const id = netnsAt(path)
+    if (!id) throw new Error(`no netns at ${path}`)
+    return id
   })
   const names = (g: { ino: number; cookie?: number }): boolean => ids.some((id) => id.ino === g.ino && (g.cookie === undefined || g.cookie === id.cookie))
   let files: string[]

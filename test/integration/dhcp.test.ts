@@ -2,10 +2,10 @@
 // death, --resolv into a real container, and the host's own files left untouched. Root only.
 
 import type { ExecutionContext } from 'ava'
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { PlumbError } from '../../lib/errors.js'
-import { netnsCookie } from '../../lib/kernel/index.js'
+import { netnsAt } from '../../lib/guest/nsfile.js'
 import { listLeases, startDhcp, stopDhcp, statePaths } from '../../lib/dhcp/index.js'
 import type { Lease } from '../../lib/dhcp/index.js'
 import { hasBinary, hasDocker, holdGcLock, isRoot, makeContainer, processAlive, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
@@ -67,9 +67,7 @@ for (const [client, maybe] of [['udhcpc', withUdhcpc], ['dhclient', withDhclient
 
     // a killed run's recovery names the netns it worked on: a client started in another is left alone
     const otherNs = { ino: statSync('/proc/self/ns/net').ino }
-    const fd = openSync(c.nsPath, 'r')
-    const cookie = netnsCookie(fd)
-    closeSync(fd)
+    const cookie = netnsAt(c.nsPath)?.cookie
     t.not(cookie, undefined)
     // ... or one given its inode later: the same inode, another cookie
     const later = { ino: statSync(c.nsPath).ino, cookie: cookie! + 1 }

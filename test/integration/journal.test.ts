@@ -8,7 +8,7 @@ import type { ExecutionContext } from 'ava'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
-import { netnsCookie } from '../../lib/kernel/index.js'
+import { netnsAt } from '../../lib/guest/nsfile.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
@@ -348,9 +348,7 @@ rootTest("an entry's netns is told by its cookie too: one with the same inode an
   const hostEnd = `${uniq('h', { dash: false })}`
   t.teardown(async () => void (await sh('ip', ['link', 'del', hostEnd]).catch(() => undefined)))
   await sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns])
-  const fd = openSync(`/run/netns/${ns}`, 'r')
-  const cookie = netnsCookie(fd)!
-  closeSync(fd)
+  const cookie = netnsAt(`/run/netns/${ns}`)!.cookie!
   t.true(cookie > 0)
   // the inode of the netns there now, the cookie of another: what a reused inode looks like
   const entry = (c: number): Record<string, unknown> => ({
