@@ -130,7 +130,6 @@ export function renderFlags(argv: string[]): { json: boolean; verbose: boolean }
   return { json: parsed.json === true, verbose: parsed.verbose === true }
 }
 
-/** Parse and run; resolves to the exit code. */
 /**
  * The launcher (bin/plumb.sh) keeps NODE_EXTRA_CA_CERTS from node's start under another name:
  * node reads the bundle before anything runs, and plumb makes no TLS connection. Node has
@@ -143,6 +142,7 @@ function restoreCaCerts(env: NodeJS.ProcessEnv): void {
   delete env.PLUMB_NODE_EXTRA_CA_CERTS
 }
 
+/** Parse and run; resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   restoreCaCerts(env)
   configure(configFromEnv(env))

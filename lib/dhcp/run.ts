@@ -36,7 +36,7 @@ export interface StopDhcpOptions {
   /** send a DHCPRELEASE first (udhcpc SIGUSR2, dhclient -r) */
   release: boolean
   /** only a client started in one of these netns (by inode, and cookie where both are known): another is a later run's, under the same state key */
-  onlyInNetns?: Array<{ ino: number; cookie?: number }>
+  onlyInNetns?: ReadonlyArray<{ ino: number; cookie?: number }>
 }
 
 export interface StopResult {

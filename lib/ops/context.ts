@@ -131,7 +131,7 @@ export async function recoverFor(hostNs: NetHandle, netns: NsId | Netns, opts: {
   if (!journalNotEmpty()) return []
   const { recoverInterrupted } = await import('./recover.js')
   // a guest's cookie too: an entry of an older netns that had its inode is not this guest's
-  const guest: NsId = 'fd' in netns && !netns.isHost ? { dev: netns.dev, ino: netns.ino, ...withCookie(netns) } : { dev: netns.dev, ino: netns.ino }
+  const guest: NsId = 'fd' in netns && !netns.isHost ? netnsId(netns) : { dev: netns.dev, ino: netns.ino }
   const r = await recoverInterrupted({ hostNs, guest, ...(opts.dryRun ? { dryRun: true } : {}) })
   return [
     ...(r.undone.length ? [`finished an interrupted plumb first:`, ...r.undone.map((l) => `  ${l}`)] : []),
@@ -147,19 +147,20 @@ export function cookieOf(netns: Netns): number | undefined {
   return netns.cookie
 }
 
-const withCookie = (netns: Netns): { cookie?: number } => {
+/** An opened guest's identity: inode, device and cookie. */
+export function netnsId(netns: Netns): NsId {
   const cookie = cookieOf(netns)
-  return cookie === undefined ? {} : { cookie }
+  return { dev: netns.dev, ino: netns.ino, ...(cookie === undefined ? {} : { cookie }) }
 }
 
 /** Where a link of this guest lives, for a journal intent. */
 export function whereOf(netns: Netns): Where {
-  return netns.isHost ? { ns: 'host' } : { ns: 'guest', path: netns.path, dev: netns.dev, ino: netns.ino, ...withCookie(netns) }
+  return netns.isHost ? { ns: 'host' } : { ns: 'guest', path: netns.path, ...netnsId(netns) }
 }
 
 /** The journal spec of an op on these guests. */
 export function journalFor(op: string, ...guests: Netns[]): JournalSpec {
-  return { op, guests: guests.map((g) => ({ dev: g.dev, ino: g.ino, ...(g.isHost ? {} : { path: g.path, ...withCookie(g) }) })) }
+  return { op, guests: guests.map((g) => (g.isHost ? { dev: g.dev, ino: g.ino } : { ...netnsId(g), path: g.path })) }
 }
 
 /** How a guest-side command is written in a dry-run plan. */

@@ -11,7 +11,7 @@ import { RUN_DIR, encodeKey } from '../paths.js'
 import type { Netns } from '../guest/index.js'
 import { acquireFileLock } from './bridge-lock.js'
 import type { Tx } from './tx.js'
-import { cookieOf } from './context.js'
+import { netnsId } from './context.js'
 import { sameNs } from './journal.js'
 import type { NsId } from './journal.js'
 
@@ -83,10 +83,7 @@ export type RecordOwner = Netns | (NsId & { key: string })
 /** The netns a record belongs to. */
 export const recordNs = (r: GuestRecord): NsId => ({ dev: r.netnsDev, ino: r.netnsIno, ...(r.netnsCookie === undefined ? {} : { cookie: r.netnsCookie }) })
 
-const nsOf = (netns: RecordOwner): NsId => {
-  const cookie = 'fd' in netns ? cookieOf(netns) : netns.cookie
-  return { dev: netns.dev, ino: netns.ino, ...(cookie === undefined ? {} : { cookie }) }
-}
+const nsOf = (netns: RecordOwner): NsId => ('fd' in netns ? netnsId(netns) : netns)
 
 /**
  * The record of this guest's netns, or undefined. A record of an older netns of the same key is

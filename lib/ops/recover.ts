@@ -11,7 +11,7 @@ import { closeFd, netnsCookie, openHandleIn, openNetnsFd } from '../kernel/index
 import type { NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, processStart, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
-import type { Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
+import type { GuestNs, Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
 import { removeDeadTemps } from '../write-file.js'
@@ -135,9 +135,9 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
       hostNs,
       handles,
       foreign: await foreignHostEnds(entry, hostNs),
-      guestNs: entry.guests.map((g) => (g.cookie === undefined ? { ino: g.ino } : { ino: g.ino, cookie: g.cookie })),
+      guests: entry.guests,
       // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
-      guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ns: 'guest', path: g.path, dev: g.dev, ino: g.ino, ...(g.cookie === undefined ? {} : { cookie: g.cookie }) }, hostNs, handles) === null),
+      guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ...g, ns: 'guest', path: g.path }, hostNs, handles) === null),
     }
     for (const intent of entry.intents.slice().reverse()) {
       if (intent.t === 'child') continue
@@ -199,8 +199,8 @@ interface UndoContext {
   handles: Map<string, NetHandle | null>
   /** host ends of the entry's name that are not its veths (see foreignHostEnds): neither they nor their OVS rows are touched */
   foreign: ReadonlySet<string>
-  /** the netns (inodes) the entry's op worked on */
-  guestNs: Array<{ ino: number; cookie?: number }>
+  /** the netns the entry's op worked on */
+  guests: readonly GuestNs[]
   /** all of them are gone: a later run on the guest made anew (the same name) may hold what carries the op's keys */
   guestsGone: boolean
 }
@@ -364,7 +364,7 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
     case 'dhcp': {
       const dhcp = await import('../dhcp/index.js')
       // only the client started in the op's guest: a later run's in a new netns has the same state key
-      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guestNs })
+      const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guests })
       return r.stopped ? `# stop the DHCP client of ${intent.ifname} (${intent.stateKey})` : undefined
     }
     case 'child':
