@@ -2,13 +2,14 @@
 // container id, `cniif=` CNI_IFNAME) and, for OVS ports, external_ids: taken apart for DEL and
 // GC (in the guest's netns while it exists, then whatever is left on the host), checked for CHECK.
 
-import { statSync } from 'node:fs'
 import { PlumbError } from '../errors.js'
 import { openHostHandle } from '../kernel/index.js'
 import type { LinkInfo } from '../kernel/types.js'
 import { parseMark } from '../parse/index.js'
 import type { OwnerMark } from '../parse/index.js'
+import { netnsAt } from '../guest/nsfile.js'
 import { withGuest } from '../ops/context.js'
+import { sameNs } from '../ops/journal.js'
 import { ignoreGone } from '../ops/guest-config.js'
 import { emptyResult } from '../ops/result.js'
 import type { OpResult } from '../ops/result.js'
@@ -17,6 +18,7 @@ import { cleanupBridges, cleanupOvsBridge } from '../ops/bridge.js'
 import { returnMovedDevice, teardownLink } from '../ops/teardown.js'
 import { CniError, PLUMB_CODE_BASE } from './errors.js'
 import type { OpConfig } from './config.js'
+import type { NetnsIdentity } from './records.js'
 import type { CniResult } from './result.js'
 
 export interface AttachmentId {
@@ -33,15 +35,14 @@ function markOf(alias: string | undefined, a: AttachmentId): OwnerMark | undefin
   return m && m.extra?.cni === a.containerId && m.extra?.cniif === a.ifname ? m : undefined
 }
 
-/** The netns file still names the netns the attachment was made in. */
-export function sameNetns(path: string | undefined, id?: { nsDev: number; nsIno: number }): path is string {
+/**
+ * The netns file still names the netns the attachment was made in: the same inode, and the same
+ * cookie when the record has one (the kernel gives a freed inode to the next netns it makes).
+ */
+export function sameNetns(path: string | undefined, id: NetnsIdentity): path is string {
   if (!path) return false
-  try {
-    const st = statSync(path)
-    return id === undefined || (st.dev === id.nsDev && st.ino === id.nsIno)
-  } catch {
-    return false
-  }
+  const now = netnsAt(path)
+  return now !== undefined && sameNs({ dev: now.dev, ino: now.ino, ...(now.cookie === undefined ? {} : { cookie: now.cookie }) }, { dev: id.nsDev, ino: id.nsIno, ...(id.nsCookie === undefined ? {} : { cookie: id.nsCookie }) })
 }
 
 /** Ops that may have made an OVS port (vlan and attach-veth hand an OVS bridge to ovs-port). */

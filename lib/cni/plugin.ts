@@ -3,8 +3,8 @@
 // a failure at any step undoes the ones before it, IPAM's reservation included. DEL finds what
 // to remove by the attachment's marks, so it works with the netns gone or CNI_NETNS empty.
 
-import { statSync } from 'node:fs'
 import { PlumbError } from '../errors.js'
+import { netnsAt } from '../guest/nsfile.js'
 import type { GuestRef } from '../parse/index.js'
 import type { OpResult } from '../ops/result.js'
 import { runTx } from '../ops/tx.js'
@@ -15,6 +15,7 @@ import type { CniEnv, NetConf, PortMapping } from './config.js'
 import { CNI_CODES, CniError, PLUMB_CODE_BASE, asCniError } from './errors.js'
 import { delegateFor, delegateKnows, invoke } from './ipam.js'
 import { listRecords, readRecord, removeDeadRecordTemps, removeRecord, writeRecord } from './records.js'
+import type { NetnsIdentity } from './records.js'
 import { composeResult, dnsOf, formatResult, ipamToSpecs, parseResult } from './result.js'
 import type { CniResult } from './result.js'
 
@@ -124,14 +125,14 @@ async function validateOp(conf: NetConf, o: ReturnType<typeof opOptions>, ips: s
   }
 }
 
-/** The netns file's identity, or error 3: the container's netns is not there. */
-function netnsIdentity(path: string): { nsDev: number; nsIno: number } {
-  try {
-    const st = statSync(path)
-    return { nsDev: st.dev, nsIno: st.ino }
-  } catch {
-    throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `no network namespace at CNI_NETNS ${path}`, 'the container is gone, or the runtime passed a path this process cannot see')
-  }
+/**
+ * The netns file's identity (its inode, and its cookie: a later netns may get the inode again, never
+ * the cookie), or error 3: the container's netns is not there.
+ */
+function netnsIdentity(path: string): NetnsIdentity {
+  const ns = netnsAt(path)
+  if (!ns) throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `no network namespace at CNI_NETNS ${path}`, 'the container is gone, or the runtime passed a path this process cannot see (or one that is not a network namespace)')
+  return { nsDev: ns.dev, nsIno: ns.ino, ...(ns.cookie === undefined ? {} : { nsCookie: ns.cookie }) }
 }
 
 async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Promise<CniResult> {

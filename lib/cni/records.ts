@@ -11,7 +11,14 @@ import { removeDeadTemps, writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import type { OpName } from './config.js'
 
-export interface AttachmentRecord {
+/** A netns as a record knows it: its inode, and its cookie (records written before it have none). */
+export interface NetnsIdentity {
+  nsDev: number
+  nsIno: number
+  nsCookie?: number
+}
+
+export interface AttachmentRecord extends NetnsIdentity {
   v: 1
   containerId: string
   /** CNI_IFNAME */
@@ -19,8 +26,6 @@ export interface AttachmentRecord {
   op: OpName
   /** CNI_NETNS at ADD, and the netns's identity then (a path may later name another netns) */
   netns: string
-  nsDev: number
-  nsIno: number
   /** the IPAM plugin holding an address for it */
   ipam?: string
   /** unix ms */

@@ -5,9 +5,10 @@
 
 import test from 'ava'
 import { randomInt } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, httpGet, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, shQuiet, startEcho, startHttpd, testIf, udpAsk, uniq } from '../helpers/index.js'
 import { probeLinkKind } from '../../lib/kernel/index.js'
+import { netnsAt } from '../../lib/guest/nsfile.js'
 import { addrsIn, installPlumb, markedLinks, network, records, reserved } from './cni-fixture.js'
 
 const asRoot = testIf(isRoot && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root and the reference plugins in ${REFERENCE_PLUGINS} (containernetworking-plugins)`)
@@ -316,6 +317,31 @@ asRoot('macvlan through CNI: a child of the stand-in NIC, born in the netns; DEL
   await sh('ip', ['netns', 'del', ns])
   await t.notThrowsAsync(rt.del({ ...call, netns: '' }))
   t.deepEqual(reserved(net), [])
+  t.deepEqual(records(net), [])
+})
+
+asRoot("a record's netns is told by its cookie too: with CNI_NETNS empty, DEL leaves a netns at the recorded path with the recorded inode and another cookie (a later netns given the freed inode), and takes it apart with the cookie matching or without one (an older record)", async (t) => {
+  const net = network(t, bin)
+  const ns = await makeNetns(t)
+  const parent = uniq('p', { dash: false })
+  await makeVethPair(t, parent, uniq('q', { dash: false }))
+  // macvlan: no host end, so only a DEL that looks inside the netns can remove it
+  const rt = net.runtime('1.0.0', [net.plumb({ op: 'macvlan', bridge: undefined, parent, mode: 'bridge' })])
+  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  await rt.add(call)
+  const file = `${net.records}/${net.name}/${call.containerId}:eth0`
+  const rec = JSON.parse(readFileSync(file, 'utf8')) as { nsIno: number; nsCookie?: number }
+  const now = netnsAt(call.netns)!
+  t.is(rec.nsIno, statSync(call.netns).ino)
+  t.is(rec.nsCookie, now.cookie, 'ADD recorded the cookie of the netns it attached')
+  // the inode of the netns there now, the cookie of another: what a reused inode looks like
+  writeFileSync(file, JSON.stringify({ ...rec, nsCookie: now.cookie! + 1000 }))
+  await rt.del({ ...call, netns: '' })
+  t.is((await getLink('eth0', ns))?.linkinfo?.info_kind, 'macvlan', 'another netns: DEL did not look inside it')
+  // a record of an older plumb (no cookie) goes by the inode; re-add the record the DEL removed
+  writeFileSync(file, JSON.stringify({ ...rec, nsCookie: undefined }))
+  await rt.del({ ...call, netns: '' })
+  t.is(await getLink('eth0', ns), undefined, 'the same inode, no cookie to tell them apart: DEL took it apart')
   t.deepEqual(records(net), [])
 })
 
