@@ -52,6 +52,21 @@ if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$st
   [ -f "$d/$blob" ] || blob=plumb.blob
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
-  [ "$line" = "$want" ] && exec "$node" --no-rehash-snapshot --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
+  if [ "$line" = "$want" ]; then
+    # node reads the blob (5-7 MB) into malloc'd memory and copies it once more before V8
+    # deserialises it: with 4 KB pages every page of those copies is a page fault (~1,500-2,000 a
+    # run, 3-4 ms here). glibc backs its big blocks with transparent huge pages when asked. As with
+    # the CA bundle, the caller's value (or its absence) goes back for the programs plumb runs; a
+    # caller who set this tunable keeps their own.
+    case ${GLIBC_TUNABLES-} in
+      *glibc.malloc.hugetlb=*) ;;
+      *)
+        PLUMB_GLIBC_TUNABLES=${GLIBC_TUNABLES-}
+        GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1
+        export PLUMB_GLIBC_TUNABLES GLIBC_TUNABLES
+        ;;
+    esac
+    exec "$node" --no-rehash-snapshot --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
+  fi
 fi
 exec "$node" "$d/plumb.cjs" "$@"

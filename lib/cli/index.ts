@@ -131,20 +131,29 @@ export function renderFlags(argv: string[]): { json: boolean; verbose: boolean }
 }
 
 /**
- * The launcher (bin/plumb.sh) keeps NODE_EXTRA_CA_CERTS from node's start under another name:
- * node reads the bundle before anything runs, and plumb makes no TLS connection. Node has
- * started now: the variable goes back, for the programs plumb runs (plumb exec, a hook).
+ * What the launcher (bin/plumb.sh) set for node's start only, put back now that node has
+ * started, for the programs plumb runs (plumb exec, a hook, a DHCP client): NODE_EXTRA_CA_CERTS,
+ * kept from node's start under another name (node reads the bundle before anything runs, and
+ * plumb makes no TLS connection), and GLIBC_TUNABLES, which it set for the start-up snapshot's
+ * read (empty when the caller had none: glibc reads an empty one as none).
  */
-function restoreCaCerts(env: NodeJS.ProcessEnv): void {
-  const saved = env.PLUMB_NODE_EXTRA_CA_CERTS
-  if (saved === undefined) return
-  env.NODE_EXTRA_CA_CERTS = saved
-  delete env.PLUMB_NODE_EXTRA_CA_CERTS
+function restoreLauncherEnv(env: NodeJS.ProcessEnv): void {
+  const ca = env.PLUMB_NODE_EXTRA_CA_CERTS
+  if (ca !== undefined) {
+    env.NODE_EXTRA_CA_CERTS = ca
+    delete env.PLUMB_NODE_EXTRA_CA_CERTS
+  }
+  const tunables = env.PLUMB_GLIBC_TUNABLES
+  if (tunables !== undefined) {
+    if (tunables) env.GLIBC_TUNABLES = tunables
+    else delete env.GLIBC_TUNABLES
+    delete env.PLUMB_GLIBC_TUNABLES
+  }
 }
 
 /** Parse and run; resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  restoreCaCerts(env)
+  restoreLauncherEnv(env)
   configure(configFromEnv(env))
   const state: CliState = { exitCode: 0, io }
   try {

@@ -271,3 +271,28 @@ test("a CA bundle the environment names is not read at node's start (plumb makes
   t.is(r.exitCode, 0, r.stderr)
   t.is(r.stdout, ca)
 })
+
+test("node starts from the snapshot with glibc's malloc on huge pages, and the programs plumb runs get the caller's GLIBC_TUNABLES back (or none); a caller's own hugetlb setting stands", async (t) => {
+  if (process.getuid?.() !== 0) return t.pass('plumb exec needs root')
+  const ns = `pt-gt${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  t.teardown(() => void execFileSync('ip', ['netns', 'del', ns]))
+  // the command's parent is the node plumb runs in (nsenter execs it): its start-up environment,
+  // and the command's own
+  // (glibc 2.36 cuts its variable at the first ':' in place once parsed: the launcher's own copy
+  // of the caller's value, PLUMB_GLIBC_TUNABLES, shows the rest)
+  const show = 'tr "\\0" "\\n" </proc/$PPID/environ | grep -E "^(PLUMB_)?GLIBC_TUNABLES=" | sort | paste -sd " " - | grep . || echo none; printf "cmd:%s" "${GLIBC_TUNABLES-none}"'
+  const run = async (tunables: string | undefined): Promise<{ node: string; cmd: string }> => {
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env.NODE_OPTIONS
+    delete env.GLIBC_TUNABLES
+    if (tunables !== undefined) env.GLIBC_TUNABLES = tunables
+    const r = await execa(launcher, ['exec', `netns:${ns}`, '--', 'sh', '-c', show], { env, extendEnv: false, reject: false })
+    t.is(r.exitCode, 0, r.stderr)
+    const [node = '', cmd = ''] = r.stdout.split('\n')
+    return { node, cmd }
+  }
+  t.deepEqual(await run(undefined), { node: 'GLIBC_TUNABLES=glibc.malloc.hugetlb=1 PLUMB_GLIBC_TUNABLES=', cmd: 'cmd:none' })
+  t.deepEqual(await run('glibc.malloc.arena_max=2'), { node: 'GLIBC_TUNABLES=glibc.malloc.arena_max=2 PLUMB_GLIBC_TUNABLES=glibc.malloc.arena_max=2', cmd: 'cmd:glibc.malloc.arena_max=2' })
+  t.deepEqual(await run('glibc.malloc.hugetlb=0'), { node: 'GLIBC_TUNABLES=glibc.malloc.hugetlb=0', cmd: 'cmd:glibc.malloc.hugetlb=0' })
+})
