@@ -66,7 +66,7 @@ if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$st
         export PLUMB_GLIBC_TUNABLES GLIBC_TUNABLES
         ;;
     esac
-    exec "$node" --no-rehash-snapshot --no-sparkplug --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
+    exec "$node" --no-rehash-snapshot --no-sparkplug --no-flush-bytecode --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
   fi
 fi
 exec "$node" "$d/plumb.cjs" "$@"

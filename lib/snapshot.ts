@@ -23,9 +23,13 @@ export const SNAPSHOT_STAMP = 'plumb.blob.ok'
  * --no-sparkplug: V8's baseline compiler compiles the functions a run calls often, in batches on
  * the main thread, for a speed-up a 30-50 ms command does not live to see (perf stat, 40 runs:
  * --help 27.0 -> 25.8 ms, ls 46.6 -> 43.4, a dry-run attach 37.0 -> 33.2); the optimising
- * compiler still takes what runs long (plumb watch).
+ * compiler still takes what runs long (plumb watch). --no-flush-bytecode: the builder loads the
+ * ops bundle from its code cache (scripts/code-cache.cjs: trained on dry runs and ls), which
+ * holds the bytecode of what those ran; V8 otherwise drops bytecode not run lately at a GC, and
+ * the builder's GCs dropped all of it before the heap was written (~270 functions an attach then
+ * compiled again at each run; ls 48.2 -> 46.1 ms with it kept).
  */
-export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot', '--no-sparkplug']
+export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot', '--no-sparkplug', '--no-flush-bytecode']
 
 /** Whether this process started from the snapshot (with its V8 flags). */
 export const fromSnapshot = (): boolean => SNAPSHOT_NODE_FLAGS.every((f) => process.execArgv.includes(f))
