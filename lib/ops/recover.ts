@@ -55,75 +55,57 @@ const HELD_WAIT_MS = 3 * CHILD_WAIT_MS
 /**
  * Cheap when there is nothing to do: one readdir. An op on a guest whose killed run another
  * plumb (a gc, a second rerun) is undoing right now waits for that to end: going ahead, its
- * work would be undone under it by name (the same eth1, the same isolated port). gc waits for
- * such a plumb too (a lab deploy finishing the host's entries, an op its guest's), and takes over
- * what one that died left: when gc returns, every killed run's entry is finished or reported kept.
+ * work would be undone under it by name (the same eth1, the same isolated port).
  */
 export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverReport> {
   const report: RecoverReport = { undone: [], kept: [] }
   const deadline = Date.now() + HELD_WAIT_MS
-  // entries this call undid or kept (by their name without `.recovering.PID`): tried once each
-  const tried = new Set<string>()
   for (;;) {
-    const { holder, again } = await recoverPass(opts, report, tried)
-    if (holder === undefined && !again) return report
+    const { holder, again } = await recoverPass(opts, report)
+    if ((holder === undefined && !again) || !opts.guest) return report
     if (holder !== undefined && Date.now() > deadline) {
-      if (!opts.guest) {
-        report.kept.push(`plumb pid ${holder} is still undoing an interrupted run after ${HELD_WAIT_MS / 1000} s (the next gc looks again)`)
-        return report
-      }
       throw new PlumbError('FAILED', `plumb pid ${holder} is still undoing an interrupted run on this guest after ${HELD_WAIT_MS / 1000} s`, { hint: 'try again once it has finished' })
     }
     await new Promise((r) => setTimeout(r, 20))
   }
 }
 
-const entryName = (file: string): string => basename(file).replace(/\.recovering\.\d+$/, '')
-
 /**
- * One pass over the journal: `holder`, the pid of a live recoverer holding an entry of opts.guest
- * (of any guest, for gc), if any; `again`, another recoverer took one of them between this pass's
- * read and its rename (it may be undoing it right now: look again, and wait for it like any holder).
+ * One pass over the journal: `holder`, the pid of a live recoverer holding an entry of opts.guest,
+ * if any; `again`, another recoverer took one of them between this pass's read and its rename
+ * (it may be undoing it right now: look again, and wait for it like any holder).
  */
-async function recoverPass(opts: RecoverOptions, report: RecoverReport, tried: Set<string>): Promise<{ holder?: number; again: boolean }> {
+async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise<{ holder?: number; again: boolean }> {
   // A write a kill cut short, before its rename: the step it announced never ran.
   if (!opts.dryRun) removeDeadTemps(JOURNAL_DIR)
   const { entries, unreadable } = readJournal()
   if (entries.length === 0 && unreadable.length === 0) return { again: false }
   const me = selfIdentity()
   // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
-  if (!opts.guest) {
-    for (const file of unreadable) {
-      const line = `${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`
-      if (!report.kept.includes(line)) report.kept.push(line)
-    }
-  }
+  if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
   let holder: number | undefined
   let again = false
   for (const s of entries) {
     if (opts.guest && !s.entry.guests.some((g) => sameNs(g, opts.guest!))) continue
-    if (tried.has(entryName(s.file))) continue
     if (!isStale(s, me.hostNs)) {
       const held = heldBy(s)
       if (held !== undefined && held !== process.pid) holder = held
       continue
     }
     if (opts.dryRun) {
-      tried.add(entryName(s.file))
       report.undone.push(...s.entry.intents.slice().reverse().map((i) => `# undo ${describe(i)} (left by ${s.entry.op}, pid ${s.entry.pid}, killed)`))
       continue
     }
     // Take it: of two recoverers racing, the rename of one fails. The other may be undoing it
     // right now (a gc deleting the killed run's netns): an op on the guest must not read the
     // guest, let alone make things in it, before that is done.
-    const held = join(JOURNAL_DIR, `${entryName(s.file)}.recovering.${process.pid}`)
+    const held = join(JOURNAL_DIR, `${basename(s.file).replace(/\.recovering\.\d+$/, '')}.recovering.${process.pid}`)
     try {
       renameSync(s.file, held)
     } catch {
       again = true
       continue
     }
-    tried.add(entryName(s.file))
     const kept = await undoEntry(s.entry, opts.hostNs, report)
     if (kept) {
       report.kept.push(`${s.entry.op} of pid ${s.entry.pid} (killed): ${kept}`)
