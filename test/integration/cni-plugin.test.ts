@@ -4,6 +4,7 @@
 // and plumb's records; traffic is ping, TCP and UDP.
 
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { randomInt } from 'node:crypto'
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { CniCallError, REFERENCE_PLUGINS, assertTraffic, execPlugin, findInPath, getLink, hasOvs, httpGet, ipJson, isRoot, makeNetns, makeVethPair, runCli, sh, shQuiet, startEcho, startHttpd, testIf, udpAsk, uniq } from '../helpers/index.js'
@@ -303,13 +304,18 @@ for (const version of ['0.3.1', '0.4.0', '1.0.0']) {
   })
 }
 
-asRoot('macvlan through CNI: a child of the stand-in NIC, born in the netns; DEL with the netns gone leaves nothing', async (t) => {
+/** A network whose plumb config makes a macvlan child of a stand-in NIC, a netns, and the call for it. */
+async function macvlanCase(t: ExecutionContext) {
   const net = network(t, bin)
   const ns = await makeNetns(t)
   const parent = uniq('p', { dash: false })
   await makeVethPair(t, parent, uniq('q', { dash: false }))
   const rt = net.runtime('1.0.0', [net.plumb({ op: 'macvlan', bridge: undefined, parent, mode: 'bridge' })])
-  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  return { net, ns, rt, call: { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' } }
+}
+
+asRoot('macvlan through CNI: a child of the stand-in NIC, born in the netns; DEL with the netns gone leaves nothing', async (t) => {
+  const { net, ns, rt, call } = await macvlanCase(t)
   const res = await rt.add(call)
   const link = await getLink('eth0', ns)
   t.is(link?.linkinfo?.info_kind, 'macvlan')
@@ -321,13 +327,8 @@ asRoot('macvlan through CNI: a child of the stand-in NIC, born in the netns; DEL
 })
 
 asRoot("a record's netns is told by its cookie too: with CNI_NETNS empty, DEL leaves a netns at the recorded path with the recorded inode and another cookie (a later netns given the freed inode), and takes it apart with the cookie matching or without one (an older record)", async (t) => {
-  const net = network(t, bin)
-  const ns = await makeNetns(t)
-  const parent = uniq('p', { dash: false })
-  await makeVethPair(t, parent, uniq('q', { dash: false }))
   // macvlan: no host end, so only a DEL that looks inside the netns can remove it
-  const rt = net.runtime('1.0.0', [net.plumb({ op: 'macvlan', bridge: undefined, parent, mode: 'bridge' })])
-  const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
+  const { net, ns, rt, call } = await macvlanCase(t)
   await rt.add(call)
   const file = `${net.records}/${net.name}/${call.containerId}:eth0`
   const rec = JSON.parse(readFileSync(file, 'utf8')) as { nsIno: number; nsCookie?: number }
