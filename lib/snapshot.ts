@@ -21,13 +21,13 @@ export const SNAPSHOT_STAMP = 'plumb.blob.ok'
  * hash table in the heap with a fresh seed at each start (~2 ms of --help here); the seed stays
  * the build's random one, a hash-flooding guard a one-shot command fed its own argv can do without.
  * --no-sparkplug: V8's baseline compiler compiles the functions a run calls often, in batches on
- * the main thread, for a speed-up a 30-50 ms command does not live to see (perf stat, 40 runs:
- * --help 27.0 -> 25.8 ms, ls 46.6 -> 43.4, a dry-run attach 37.0 -> 33.2); the optimising
+ * the main thread, for a speed-up a 30-50 ms command does not live to see (paired, 40 rounds:
+ * --help 27.1 -> 25.9 ms, ls 49.6 -> 47.0, an attach 53.3 -> 52.3); the optimising
  * compiler still takes what runs long (plumb watch). --no-flush-bytecode: the builder loads the
  * ops bundle from its code cache (scripts/code-cache.cjs: trained on dry runs and ls), which
  * holds the bytecode of what those ran; V8 otherwise drops bytecode not run lately at a GC, and
  * the builder's GCs dropped all of it before the heap was written (~270 functions an attach then
- * compiled again at each run; ls 48.2 -> 46.1 ms with it kept).
+ * compiled again at each run; ls 42.4 -> 40.0 ms paired with it kept).
  */
 export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot', '--no-sparkplug', '--no-flush-bytecode']
 
