@@ -18,6 +18,7 @@ import { cleanupBridges, cleanupOvsBridge } from '../ops/bridge.js'
 import { returnMovedDevice, teardownLink } from '../ops/teardown.js'
 import { CniError, PLUMB_CODE_BASE } from './errors.js'
 import type { OpConfig } from './config.js'
+import { recordNs } from './records.js'
 import type { NetnsIdentity } from './records.js'
 import type { CniResult } from './result.js'
 
@@ -42,7 +43,7 @@ function markOf(alias: string | undefined, a: AttachmentId): OwnerMark | undefin
 export function sameNetns(path: string | undefined, id: NetnsIdentity): path is string {
   if (!path) return false
   const now = netnsAt(path)
-  return now !== undefined && sameNs({ dev: now.dev, ino: now.ino, ...(now.cookie === undefined ? {} : { cookie: now.cookie }) }, { dev: id.nsDev, ino: id.nsIno, ...(id.nsCookie === undefined ? {} : { cookie: id.nsCookie }) })
+  return now !== undefined && sameNs(now, recordNs(id))
 }
 
 /** Ops that may have made an OVS port (vlan and attach-veth hand an OVS bridge to ovs-port). */

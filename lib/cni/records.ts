@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { removeDeadTemps, writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import type { OpName } from './config.js'
+import type { NsId } from '../ops/journal.js'
 
 /** A netns as a record knows it: its inode, and its cookie (records written before it have none). */
 export interface NetnsIdentity {
@@ -17,6 +18,9 @@ export interface NetnsIdentity {
   nsIno: number
   nsCookie?: number
 }
+
+/** The same identity as the journal's NsId, for its sameNs. */
+export const recordNs = (id: NetnsIdentity): NsId => ({ dev: id.nsDev, ino: id.nsIno, ...(id.nsCookie === undefined ? {} : { cookie: id.nsCookie }) })
 
 export interface AttachmentRecord extends NetnsIdentity {
   v: 1

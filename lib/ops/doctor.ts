@@ -93,7 +93,7 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
 }
 
 /** The kernel's transparent huge page mode ("always", "madvise", "never"), if it says. */
-export function thpMode(): string | undefined {
+function thpMode(): string | undefined {
   try {
     return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1]
   } catch {
