@@ -27,7 +27,7 @@ export function holdGcLock(t: Holder, opts: { timeout?: number } = {}): Promise<
 }
 
 /** Hold the test lock `name` (/run/pt-NAME.lock) for the rest of the test, as holdGcLock. */
-export async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
+async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
   const dir = `/run/pt-${name}.lock`
   t.timeout?.(WAIT_MS, `waiting for the test lock ${dir}`)
   for (;;) {

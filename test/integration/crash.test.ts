@@ -12,7 +12,7 @@ import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { join } from 'node:path'
-import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, holdTestLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -141,17 +141,16 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
 
 /**
  * A kill-everywhere case as a test, on a fresh fixture, with the case `make` sets up; the command
- * must have at least `minPoints` kill points. A case whose way out is gc holds the suite's gc
- * lock (gc collects host-wide: other tests' deliberate leftovers, and theirs). A lab case's way
- * out is its destroy, so it runs beside other tests' gc, which may finish its killed run's entry
- * first (the rerun must converge all the same: it waits for that gc); the lab cases take a lock of
- * their own, one at a time, to keep the machine's load within what the suite's time limits assume.
+ * must have at least `minPoints` kill points. Every case holds the suite's gc lock: gc collects
+ * host-wide (other tests' deliberate leftovers, and theirs), and the lab cases, whose way out is
+ * their destroy, ran beside other tests' gc for two sessions until a rerun of the OVS + VXLAN lab
+ * lost its link's host end mid-deploy with a gc running (CI, K=45; not understood yet: see the
+ * note on issue 13), so they wait for it too.
  */
-function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number; lock?: 'gc' | 'lab' }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
+function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
   ;(opts.gate ?? rootTest)(title, async (t) => {
     const timeout = opts.timeout ?? 600_000
-    if (opts.lock === 'lab') await holdTestLock(t, 'crash-lab', { timeout })
-    else await holdGcLock(t, { timeout })
+    await holdGcLock(t, { timeout })
     const f = await fixture(t)
     const points = await killEverywhere(t, f, await make(t, f))
     t.log(`${points} kill points`)
@@ -420,7 +419,7 @@ async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
   return { world: await worldView(f.id, netns), netns }
 }
 
-crashCase('lab deploy killed at every step: a rerun converges, destroy removes the remains', { timeout: 900_000, lock: 'lab', minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy killed at every step: a rerun converges, destroy removes the remains', { timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const lab = smallLab(t, f)
   const destroy = ['lab', 'destroy', lab.file]
   return {
@@ -445,7 +444,7 @@ crashCase('lab deploy killed at every step: a rerun converges, destroy removes t
   }
 })
 
-crashCase('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', { timeout: 900_000, lock: 'lab', minPoints: 3 }, async (t, f) => {
+crashCase('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', { timeout: 900_000, minPoints: 3 }, async (t, f) => {
   const lab = smallLab(t, f)
   const deploy = async (t: ExecutionContext): Promise<void> => {
     const r = await plumb('lab', 'deploy', lab.file)
@@ -481,7 +480,7 @@ crashCase('lab destroy killed at every step: a rerun converges to nothing left, 
 
 const dockerTest = canKill && hasDocker() ? test : test.skip
 
-crashCase('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', { gate: dockerTest, timeout: 1_200_000, lock: 'lab', minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', { gate: dockerTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   const dir = mkdtempSync(`/tmp/${f.id}-`)
   const file = join(dir, 'lab.yml')
@@ -539,7 +538,7 @@ crashCase('lab deploy with a container node killed at every step: a rerun conver
   }
 })
 
-crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', { gate: ovsTest, timeout: 1_200_000, lock: 'lab', minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', { gate: ovsTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   // the underlay: a veth standing in for a NIC, the other "host" behind it
   const local = `${net}.250`
