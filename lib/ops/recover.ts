@@ -8,7 +8,7 @@
 import { renameSync, rmSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { closeFd, netnsCookie, openHandleIn, openNetnsFd } from '../kernel/index.js'
-import type { NetHandle } from '../kernel/types.js'
+import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, processStart, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
 import type { GuestNs, Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
@@ -134,7 +134,7 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
     const ctx: UndoContext = {
       hostNs,
       handles,
-      foreign: await foreignHostEnds(entry, hostNs),
+      hostEndPeers: hostEndPeersOf(entry),
       guests: entry.guests,
       // every guest the op worked on is gone (or its path names another netns now): nothing of it is left to serve
       guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ...g, ns: 'guest', path: g.path }, hostNs, handles) === null),
@@ -197,39 +197,40 @@ const looksMade = (alias: string | undefined): boolean => !alias || parseMark(al
 interface UndoContext {
   hostNs: NetHandle
   handles: Map<string, NetHandle | null>
-  /** host ends of the entry's name that are not its veths (see foreignHostEnds): neither they nor their OVS rows are touched */
-  foreign: ReadonlySet<string>
+  /** where the peer of each of the entry's host ends was born, by the host end's name (see foreignHostEnd) */
+  hostEndPeers: ReadonlyMap<string, Extract<Where, { ns: 'guest' }>>
   /** the netns the entry's op worked on */
   guests: readonly GuestNs[]
   /** all of them are gone: a later run on the guest made anew (the same name) may hold what carries the op's keys */
   guestsGone: boolean
 }
 
-/**
- * The entry's host ends (link intents with a `peer`) whose name is now carried by a veth that is
- * not the op's: the op's died with its peer's netns, so one whose peer is in another netns, or
- * whose peer's netns is gone, was made since (a rerun after the guest was made anew: the same
- * container id or lab node gives the same host end name), and undoing the dead run must not
- * delete it, nor its OVS row.
- */
-async function foreignHostEnds(entry: JournalEntry, hostNs: NetHandle): Promise<Set<string>> {
-  const out = new Set<string>()
-  for (const i of entry.intents) {
-    if (i.t !== 'link' || i.where.ns !== 'host' || i.peer?.ns !== 'guest') continue
-    const l = await hostNs.getLink(i.name)
-    if (!l) continue
-    let peerId: number | undefined
-    const fd = openSame(i.peer)
-    if (fd !== undefined) {
-      try {
-        peerId = await hostNs.nsIdOf(fd)
-      } finally {
-        closeFd(fd)
-      }
-    }
-    if (peerId === undefined || l.linkNetnsId !== peerId) out.add(i.name)
-  }
+/** The entry's host ends (link intents with a `peer` in a guest): where each one's peer was born, by name. */
+function hostEndPeersOf(entry: JournalEntry): Map<string, Extract<Where, { ns: 'guest' }>> {
+  const out = new Map<string, Extract<Where, { ns: 'guest' }>>()
+  for (const i of entry.intents) if (i.t === 'link' && i.where.ns === 'host' && i.peer?.ns === 'guest') out.set(i.name, i.peer)
   return out
+}
+
+/**
+ * Host end `l` (of one of the entry's names) is not the op's veth: the op's died with its peer's
+ * netns, so one whose peer is in another netns, or whose peer's netns is gone, was made since (a
+ * rerun after the guest was made anew: the same container id or lab node gives the same host end
+ * name), and undoing the dead run must not delete it, nor its OVS row. Asked of the link as it is
+ * when it would be undone: a rerun may make it while the undo is under way (waiting for the bridge
+ * lock, say).
+ */
+async function foreignHostEnd(l: LinkInfo, peer: Extract<Where, { ns: 'guest' }>, hostNs: NetHandle): Promise<boolean> {
+  let peerId: number | undefined
+  const fd = openSame(peer)
+  if (fd !== undefined) {
+    try {
+      peerId = await hostNs.nsIdOf(fd)
+    } finally {
+      closeFd(fd)
+    }
+  }
+  return peerId === undefined || l.linkNetnsId !== peerId
 }
 
 async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | undefined> {
@@ -238,9 +239,9 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
     case 'link': {
       const ns = handleFor(intent.where, hostNs, handles)
       if (!ns) return undefined
-      if (intent.where.ns === 'host' && ctx.foreign.has(intent.name)) return undefined
       const l = await ns.getLink(intent.name)
       if (!l || l.kind !== intent.kind) return undefined
+      if (intent.where.ns === 'host' && intent.peer?.ns === 'guest' && (await foreignHostEnd(l, intent.peer, hostNs))) return undefined
       if (!looksMade(l.alias)) throw new Error(`"${intent.name}" now carries another alias ("${l.alias}"): not touching it`)
       await ignoreGone(ns.delLink(l.index))
       return `${where(intent.where)}ip link del ${intent.name}`
@@ -350,7 +351,10 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
       return sysctlLine(intent.path, intent.was)
     }
     case 'ovs-port': {
-      if (ctx.foreign.has(intent.name)) return undefined // the row of a later run's veth of that name
+      // the row of a later run's veth of that name
+      const peer = ctx.hostEndPeers.get(intent.name)
+      const end = peer ? await hostNs.getLink(intent.name) : undefined
+      if (peer && end && (await foreignHostEnd(end, peer, hostNs))) return undefined
       const ovs = await import('../ovs/index.js')
       const port = await ovs.getPort(intent.name)
       if (!port || port.externalIds['plumb-owner'] !== 'plumb') return undefined

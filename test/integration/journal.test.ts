@@ -297,6 +297,52 @@ rootTest("an entry whose guest was made anew since (the same name): gc leaves th
   t.false(await linkIn(ns, 'eth1'), 'its peer with it')
 })
 
+rootTest("a rerun's host end made while gc is undoing the killed run's entry (gc waiting for the bridge lock) is told from the op's when gc comes to it, and stays", async (t) => {
+  // (a lab deploy's rerun beside a gc: the host end it had just made was deleted under it in a
+  // CI rehearsal; gc had judged the entry's host ends once, before it waited, when none was there)
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  const hostEnd = `${uniq('h', { dash: false })}`
+  t.teardown(async () => void (await sh('ip', ['link', 'del', hostEnd]).catch(() => undefined)))
+  const old = where(ns)
+  // the old guest gone (held open: its inode is not handed on), made anew under the same name
+  const holdOld = openSync(`/run/netns/${ns}`, 'r')
+  t.teardown(() => closeSync(holdOld))
+  await sh('ip', ['netns', 'del', ns])
+  await sh('ip', ['netns', 'add', ns])
+  // undone last to first: the bridge first, which waits for the bridge lock, then the host end
+  const file = writeEntry(t, {
+    pid: await deadPid(),
+    start: 1,
+    guests: [{ dev: old.dev, ino: old.ino, path: old.path }],
+    intents: [
+      { t: 'link', where: { ns: 'host' }, name: hostEnd, kind: 'veth', peer: old },
+      { t: 'bridge', name: uniq('b', { dash: false }) },
+    ],
+  })
+  // flock holds the lock itself (-o: its sleep does not inherit it); both stopped by their pids
+  const holder = execa('flock', ['-x', '-o', '/run/plumb/bridges.lock', 'sleep', '60'], { reject: false })
+  const release = async (): Promise<void> => {
+    const sleeper = Number(readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim().split(' ')[0])
+    holder.kill('SIGKILL')
+    await holder
+    if (sleeper) process.kill(sleeper, 'SIGKILL')
+  }
+  t.teardown(() => void holder.kill('SIGKILL'))
+  await waitFor(async () => (await sh('flock', ['-n', '-s', '/run/plumb/bridges.lock', 'true']).then(() => false, () => true)), { what: 'the bridge lock held' })
+  const gc = plumb('gc')
+  // gc has taken the entry (renamed it) and judged it; now the rerun makes its host end
+  await waitFor(() => readdirSync(DIR).some((f) => `${DIR}/${f}`.startsWith(`${file}.recovering.`)), { what: 'gc taking the entry', timeout: 20_000 })
+  await new Promise((r) => setTimeout(r, 500))
+  await sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns])
+  await release()
+  const r = await gc
+  t.is(r.exitCode, 0, r.stderr)
+  t.true((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "the rerun's host end stays")
+  t.true(await linkIn(ns, 'eth1'), 'and its peer in the guest')
+  t.false(readdirSync(DIR).some((f) => `${DIR}/${f}`.startsWith(file)), 'the entry is finished')
+})
+
 rootTest("an entry whose guest was made anew since: gc leaves the rules of the same keys a later run made for the new guest, and still undoes them for the guest as it is", async (t) => {
   await holdGcLock(t)
   const ns = await makeNetns(t)
