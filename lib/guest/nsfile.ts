@@ -40,13 +40,18 @@ export function netnsAt(path: string): (NsId & { cookie?: number }) | undefined 
     return undefined
   }
   try {
-    const st = fstatSync(fd)
-    if (st.dev !== nsfsDev()) return undefined
-    const cookie = netnsCookie(fd)
-    return { dev: st.dev, ino: st.ino, ...(cookie === undefined ? {} : { cookie }) }
+    const id = netnsIdOf(fd)
+    return id.dev === nsfsDev() ? id : undefined
   } finally {
     closeSync(fd)
   }
+}
+
+/** The identity of the namespace `fd` is open on, with its cookie where the kernel has one (a netns). */
+export function netnsIdOf(fd: number): NsId & { cookie?: number } {
+  const st = fstatSync(fd)
+  const cookie = st.dev === nsfsDev() ? netnsCookie(fd) : undefined
+  return { dev: st.dev, ino: st.ino, ...(cookie === undefined ? {} : { cookie }) }
 }
 
 /**

@@ -6,9 +6,11 @@
 import { PlumbError, asPlumbError } from '../errors.js'
 import { dockerRunLine, removeContainer, runContainer, startContainer } from '../guest/containers.js'
 import type { ContainerSpec } from '../guest/containers.js'
+import { netnsIdOf } from '../guest/nsfile.js'
 import { openHandleIn, openHostHandle, openNetnsFd, closeFd } from '../kernel/index.js'
 import { HandlePool, processHostHandle, recoverFor } from '../ops/context.js'
-import { selfIdentity } from '../ops/journal.js'
+import { journalNotEmpty, selfIdentity } from '../ops/journal.js'
+import type { Intent } from '../ops/journal.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { cleanupBridges, ensureLinuxBridge } from '../ops/bridge.js'
 import { ensureFirewall, plannedFirewall, readMarks } from '../ops/firewall.js'
@@ -183,12 +185,16 @@ async function createNode(c: Ctx, s: Extract<Step, { kind: 'create-node' }>): Pr
       const mark = nodeMark(lab, n)
       // journaled first: killed between the add and the mark, the netns would be nobody's (a rerun
       // refuses an unmarked netns of the lab's name); recovery removes it (lib/ops/recover.ts)
-      tx.intend({ t: 'netns', name: n.runtime, mark })
+      const intent: Extract<Intent, { t: 'netns' }> = { t: 'netns', name: n.runtime, mark }
+      tx.intend(intent)
       await tx.step(`ip netns add ${n.runtime}`, () => c.netns(`netns add ${n.runtime}`), { line: `ip netns del ${n.runtime}`, run: () => ipBatch([`netns del ${n.runtime}`]) })
       // lo up (a netns is born with it down) and the lab's mark on it: the netns has nowhere else to hold one.
       await tx.step(`ip -n ${n.runtime} link set lo alias '${mark}' up`, async () => {
         const fd = openNetnsFd(`/run/netns/${n.runtime}`)
         try {
+          // which netns this run made, before it carries the mark: killed from here on, recovery
+          // removes this one only, never a later netns of the name (a rerun's) that has the mark too
+          tx.amend(intent, { id: netnsIdOf(fd) })
           const h = openHandleIn(fd, `netns:${n.runtime}`)
           try {
             const lo = await h.getLink('lo')
@@ -322,6 +328,7 @@ async function recoverHost(opts: LabRunOptions): Promise<string[]> {
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
   const recovered = await recoverHost(opts)
   const [seen, fw, { marks }] = await Promise.all([observe(lab, { recover: { ...(opts.dryRun ? { dryRun: true } : {}) } }), firewallPlans(lab), readMarks(['iptables'])])
+  if (!opts.dryRun) await refuseClaimedNodes(lab, seen, recovered)
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const named = namedByFile(lab, nodeByName(lab))
@@ -332,6 +339,25 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
   const extras = lab.links.some((l) => l.kind === 'vxlan') || lab.nodes.some((n) => n.names || Object.keys(n.sysctls).length) || hasNat(lab) || nat.stale.length > 0
   if (isEmptyPlan(p) && !fwMissing && !extras) return alreadyDeployed(result, p)
   return applyPlan(lab, p, seen, fw, nat, opts, result)
+}
+
+/**
+ * A netns node of the lab that a killed plumb's unfinished entry still names (its recovery just
+ * failed: `recovered` says why) is that run's, not this deploy's to go on with: the gc that
+ * finishes the entry deletes it. A dry run skips this: the real run's recovery may finish it.
+ */
+async function refuseClaimedNodes(lab: Lab, seen: Observed, recovered: string[]): Promise<void> {
+  if (!journalNotEmpty()) return
+  const { deadClaimOn } = await import('../ops/recover.js')
+  for (const o of seen.nodes.values()) {
+    if (o.node.kind !== 'netns' || !o.exists || !o.ours) continue
+    const e = deadClaimOn(o.node.runtime)
+    if (!e) continue
+    const why = recovered.find((l) => l.includes(`of pid ${e.pid} (killed)`))
+    throw new PlumbError('FAILED', `lab ${lab.name}: node ${o.node.name} (${o.node.at}): netns ${o.node.runtime} is still the unfinished work of a killed plumb (${e.op}, pid ${e.pid})${why ? `: ${why.replace(/^could not finish an interrupted plumb: /, '')}` : ''}`, {
+      hint: `plumb gc finishes it once it can (and says why not); plumb lab destroy ${lab.file} removes the node, and the next deploy makes it anew`,
+    })
+  }
 }
 
 function alreadyDeployed(result: LabResult, p: Plan): LabResult {

@@ -67,8 +67,13 @@ export type Intent =
   | { t: 'dhcp'; stateKey: string; ifname: string }
   /** a program the op started (iptables, ovs-vsctl): it may still be working when its parent dies */
   | { t: 'child'; pid: number; start: number }
-  /** an `ip netns` about to be made (a lab's netns node) whose lo is to carry `mark`: the netns has nowhere to hold a mark before it exists */
-  | { t: 'netns'; name: string; mark: string }
+  /**
+   * an `ip netns` about to be made (a lab's netns node) whose lo is to carry `mark`: the netns has
+   * nowhere to hold a mark before it exists. Amended with `id` once made: a later netns of the
+   * name (a rerun's, after this one was removed) carries the same mark, and only its cookie tells
+   * it apart.
+   */
+  | { t: 'netns'; name: string; mark: string; id?: NsId }
 
 export interface JournalEntry {
   v: 1
@@ -140,13 +145,27 @@ export class Journal {
       this.entry = { v: 1, pid: id.pid, start: id.start, hostNs: id.hostNs, op: this.spec.op, guests: this.spec.guests, at: Date.now(), intents: [] }
     }
     this.entry.intents.push(intent)
+    this.write(this.entry)
+  }
+
+  /**
+   * Complete an intent recorded before with what its step found out (the identity of the netns
+   * it made), durably, in its place: the undo's order stays that of the steps.
+   */
+  amend<I extends Intent>(intent: I, patch: Partial<I>): void {
+    if (!this.entry?.intents.includes(intent)) throw new Error('amend: not an intent of this entry')
+    Object.assign(intent, patch)
+    this.write(this.entry)
+  }
+
+  private write(entry: JournalEntry): void {
     try {
-      writeFileAtomic(this.file, JSON.stringify(this.entry))
+      writeFileAtomic(this.file, JSON.stringify(entry))
     } catch (err) {
       // the directory is made once, when a write first finds it missing (not on every op)
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       mkdirSync(JOURNAL_DIR, { recursive: true })
-      writeFileAtomic(this.file, JSON.stringify(this.entry))
+      writeFileAtomic(this.file, JSON.stringify(entry))
     }
   }
 

@@ -5,9 +5,10 @@
 // that now carries someone else's alias) keeps its entry for the next try: "don't know" never
 // becomes "gone".
 
-import { renameSync, rmSync, statSync } from 'node:fs'
+import { renameSync, rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { closeFd, netnsCookie, openHandleIn, openNetnsFd } from '../kernel/index.js'
+import { netnsAt, netnsIdOf } from '../guest/nsfile.js'
+import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
 import { JOURNAL_DIR, processStart, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
@@ -117,6 +118,24 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
   return holder === undefined ? { again } : { holder, again }
 }
 
+/**
+ * The entry of a dead run that still names the netns node `name` as its own, if one does: one
+ * whose undo failed (kept for gc), or that nobody has taken yet. The run's netns intent names it
+ * by cookie once it was made; killed before that, the entry cannot tell the node there from a
+ * later one and claims whatever is there. A run that went on using such a node would lose it to
+ * the gc that finishes the entry.
+ */
+export function deadClaimOn(name: string): JournalEntry | undefined {
+  for (const { entry } of readJournal().entries) {
+    if (stillRunning(entry.pid, entry.start)) continue
+    const mine = entry.intents.find((i): i is Extract<Intent, { t: 'netns' }> => i.t === 'netns' && i.name === name)
+    if (!mine) continue
+    const now = netnsAt(`/run/netns/${name}`)
+    if (now && (!mine.id || sameNs(now, mine.id))) return entry
+  }
+  return undefined
+}
+
 /** Undo one entry; returns why it must be kept, or undefined when it is finished. */
 async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: RecoverReport): Promise<string | undefined> {
   // A program it started (iptables inserting a rule, say) may still be at work: let it finish,
@@ -182,8 +201,7 @@ function openSame(where: Extract<Where, { ns: 'guest' }>): number | undefined {
   let fd: number | undefined
   try {
     fd = openNetnsFd(where.path)
-    const st = statSync(`/proc/self/fd/${fd}`)
-    if (sameNs({ dev: st.dev, ino: st.ino, ...(where.cookie === undefined ? {} : { cookie: netnsCookie(fd) }) }, where)) return fd
+    if (sameNs(netnsIdOf(fd), where)) return fd
   } catch {
     // gone, or not a netns any more
   }
@@ -374,8 +392,9 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
     case 'child':
       return undefined
     case 'netns': {
-      // Still what the dead run made: its lo unmarked and nothing else in it (killed before the
-      // mark: links come after), or its lo carrying that run's mark. Any other is someone's.
+      // Still what the dead run made: that netns (by cookie, once the entry has it), its lo
+      // unmarked and nothing else in it (killed before the mark: links come after), or its lo
+      // carrying that run's mark. Any other is someone's.
       let fd: number
       try {
         fd = openNetnsFd(`/run/netns/${intent.name}`)
@@ -383,6 +402,8 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
         return undefined // never made, or gone
       }
       try {
+        // a later netns of the name: the dead run's went, and this one (a rerun's) has its mark too
+        if (intent.id && !sameNs(netnsIdOf(fd), intent.id)) return undefined
         const h = openHandleIn(fd, `netns:${intent.name}`)
         try {
           const links = await h.getLinks()

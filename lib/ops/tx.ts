@@ -51,6 +51,11 @@ export class Tx {
     if (!this.dryRun) this.journal.add(intent)
   }
 
+  /** Complete `intent` (recorded by intend()) with what its step found out, in its place in the entry. */
+  amend<I extends Intent>(intent: I, patch: Partial<I>): void {
+    if (!this.dryRun) this.journal.amend(intent, patch)
+  }
+
   /** A child process a step started: a recovery lets it finish before undoing its work. */
   readonly onSpawn = (pid: number): void => {
     const start = processStartOf(pid)

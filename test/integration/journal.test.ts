@@ -7,7 +7,8 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
+import { labFixture } from '../e2e/lab-fixture.js'
 import { netnsAt } from '../../lib/guest/nsfile.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
@@ -431,4 +432,55 @@ rootTest("a killed lab deploy's netns node goes with its veths at once: their ho
   t.false(existsSync(`/run/netns/${ns}`), 'the netns node is gone')
   // right away, not after the kernel's deferred clean-up of the netns: a rerun makes it again at once
   t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "its veth's host end is gone with it")
+})
+
+rootTest("a killed deploy's entry that could not be finished keeps the rerun off its netns node; once the node was made anew, finishing the entry leaves the new one", async (t) => {
+  await holdGcLock(t)
+  const f = labFixture(t)
+  const file = f.write('lab.yml', `name: ${f.id}\nprefix: __lab-name\ntopology:\n  nodes:\n    a: {kind: netns}\n`)
+  t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
+  const node = `${f.id}-a`
+  const made = netnsAt(`/run/netns/${node}`)!
+  const [lo] = await ipJson(['link', 'show', 'lo'], node)
+  const mark = lo?.ifalias as string
+  t.regex(mark, /role=node op=lab/)
+  // The killed deploy's entry as it stands once it made the node (its netns intent amended with
+  // the node's identity), and what keeps it from being finished: a host link of one of its names
+  // that now carries someone else's alias.
+  const blocker = uniq('h', { dash: false })
+  await sh('ip', ['link', 'add', blocker, 'type', 'veth', 'peer', 'name', `${blocker}p`])
+  t.teardown(async () => void (await sh('ip', ['link', 'del', blocker]).catch(() => undefined)))
+  await sh('ip', ['link', 'set', blocker, 'alias', 'not plumb'])
+  const entry = writeEntry(t, {
+    op: 'lab deploy',
+    pid: await deadPid(),
+    start: 1,
+    guests: [nsId('/proc/self/ns/net')],
+    intents: [
+      { t: 'netns', name: node, mark, id: made },
+      { t: 'link', where: { ns: 'host' }, name: blocker, kind: 'veth' },
+    ],
+  })
+
+  // the rerun cannot finish the entry, and does not go on with the node a gc would then delete
+  const rerun = await f.plumb('lab', 'deploy', file)
+  t.is(rerun.exitCode, 1, rerun.stderr)
+  t.regex(rerun.stderr, new RegExp(`netns ${node} is still the unfinished work of a killed plumb \\(lab deploy, pid \\d+\\): .*could not undo veth ${blocker}: "${blocker}" now carries another alias`))
+  t.regex(rerun.stderr, /hint: .*plumb lab destroy/)
+  t.deepEqual(netnsAt(`/run/netns/${node}`), made, 'the node is left as it was')
+
+  // destroy takes the node away; the next deploy makes a new one (another cookie), not the entry's
+  t.is((await f.plumb('lab', 'destroy', file)).exitCode, 0)
+  const again = await f.plumb('lab', 'deploy', file)
+  t.is(again.exitCode, 0, again.stderr)
+  const anew = netnsAt(`/run/netns/${node}`)
+  t.truthy(anew)
+  t.notDeepEqual(anew, made)
+
+  // the entry finished once nothing stands in its way: the new node, with the same mark and only lo, stays
+  await sh('ip', ['link', 'del', blocker])
+  const gc = await plumb('gc')
+  t.is(gc.exitCode, 0, gc.stderr)
+  t.false(existsSync(entry), 'the entry is finished')
+  t.deepEqual(netnsAt(`/run/netns/${node}`), anew, "the deploy's own node is there")
 })
