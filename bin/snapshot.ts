@@ -43,13 +43,47 @@ async function train(): Promise<void> {
   for (const argv of training) await main(argv, quiet, {})
   if (loadedBundles.size) throw new Error(`the snapshot's training loaded ${[...loadedBundles.keys()].join(', ')}: the training runs no op`)
   if (withOps) {
-    // loaded and initialised (no op runs: nothing here may open a socket or load a binding); the
-    // compiled script itself (a vm.Script) cannot be in a heap snapshot, only what it made
+    // loaded and initialised (no op runs: nothing here may load a binding, or leave a socket
+    // open); the compiled script itself (a vm.Script) cannot be in a heap snapshot, only what it made
     await ops()
     loadedBundles.clear()
+    await unixSocketRoundTrip()
   }
   __plumbModuleUrl = ''
 }
+
+/**
+ * One request and answer over a unix socket, closed before the heap is written: node:net's and
+ * its streams' functions that an engine or OVSDB request runs are then compiled in the snapshot
+ * (--no-flush-bytecode keeps them), not lazily at every run that asks Docker or OVS (`ls` and an
+ * attach ~2 ms faster, paired). No timer: a cleared timer's list stays in node's timer queue
+ * until it would have fired, and one in the heap broke the runs' own timers (doctor aborted).
+ */
+async function unixSocketRoundTrip(): Promise<void> {
+  const net = await import('node:net')
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  // a socket path must stay short (108 bytes): not beside the build, which may be anywhere
+  const dir = mkdtempSync('/tmp/plumb-snapshot-')
+  const path = join(dir, 'sock')
+  const server = net.createServer((c) => c.on('data', () => c.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]')))
+  try {
+    await new Promise<void>((resolve) => server.listen(path, resolve))
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.createConnection({ path })
+      sock.on('connect', () => sock.write('GET / HTTP/1.1\r\nConnection: close\r\n\r\n'))
+      sock.on('data', () => undefined)
+      sock.on('end', () => {
+        sock.destroy()
+        resolve()
+      })
+      sock.on('error', reject)
+    })
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 // Done while the builder drains its event loop, before it writes the heap; a failure fails the build.
 train().catch((err: unknown) => {
   console.error(err)
