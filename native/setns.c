@@ -12,6 +12,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_addr.h>
+#include <linux/if_link.h>
 #include <linux/net_namespace.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -400,8 +401,7 @@ static napi_value tx_checksum(napi_env env, napi_callback_info info) {
  *
  * addrWatchOpen(): the socket's fd (non-blocking, O_CLOEXEC, a 1 MB queue when root may force it:
  * ~1000 notifications between two drains; past that the cache forgets and reads again). */
-static napi_value addr_watch_open(napi_env env, napi_callback_info info) {
-  (void)info;
+static napi_value watch_open(napi_env env, const int *groups, size_t ngroups, int all_nsid) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (fd < 0) {
     throw_errno(env, "socket(NETLINK_ROUTE)", errno);
@@ -413,12 +413,11 @@ static napi_value addr_watch_open(napi_env env, napi_callback_info info) {
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
   const char *step = "bind";
-  int groups[] = { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_NSID };
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
   step = "setsockopt(NETLINK_LISTEN_ALL_NSID)";
-  if (setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &one, sizeof one) < 0) goto fail;
+  if (all_nsid && setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &one, sizeof one) < 0) goto fail;
   step = "setsockopt(NETLINK_ADD_MEMBERSHIP)";
-  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+  for (size_t i = 0; i < ngroups; i++)
     if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof groups[i]) < 0) goto fail;
   napi_value out;
   napi_create_int32(env, fd, &out);
@@ -429,6 +428,22 @@ fail: {
     throw_errno(env, step, e);
     return NULL;
   }
+}
+
+static napi_value addr_watch_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const int groups[] = { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_NSID };
+  return watch_open(env, groups, sizeof groups / sizeof groups[0], 1);
+}
+
+/* The link watch: the same, for the links of the calling thread's own netns only (no
+ * NETLINK_LISTEN_ALL_NSID: a guest's links are not its business), drained by addrWatchDrain too.
+ *
+ * linkWatchOpen(): the socket's fd. */
+static napi_value link_watch_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const int groups[] = { RTNLGRP_LINK };
+  return watch_open(env, groups, 1, 0);
 }
 
 /* events[i] = [type, nsid, family, index, a Buffer copy of bytes (len 0: empty)] */
@@ -455,7 +470,7 @@ static void push_event(napi_env env, napi_value events, uint32_t i, int type, in
  * RTM_DELADDR, nsid -1 for the socket's own netns, family 4 or 6, the address IFA_LOCAL or else
  * IFA_ADDRESS; or RTM_DELNSID with the id the socket's netns took back, its netns gone, after
  * which the id may be given to another). An id given (RTM_NEWNSID) changes nothing known: it was
- * free. `reset` is true when what was heard cannot be trusted as complete: the queue overflowed
+ * free. A link watch's RTM_NEWLINK and RTM_DELLINK come out as described there. `reset` is true when what was heard cannot be trusted as complete: the queue overflowed
  * (ENOBUFS: notifications were dropped). */
 static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, events, v;
@@ -504,6 +519,22 @@ static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
         push_event(env, events, n++, RTM_DELNSID, gone, 0, 0, NULL, 0);
         continue;
       }
+      if ((h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) && nsid == -1) {
+        /* a link of the socket's own netns: [type, -1, its master's ifindex (0: none), its
+         * ifindex, the message's payload (ifinfomsg and attributes, as a dump's) or, deleted, none] */
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+        struct ifinfomsg *ifi = NLMSG_DATA(h);
+        /* the bridge layer's own (AF_BRIDGE: a port's bridge attributes alone, no IFLA_LINK or
+         * IFLA_LINK_NETNSID) follow the link's; only the link's carry its whole state */
+        if (ifi->ifi_family != AF_UNSPEC) continue;
+        uint32_t master = 0;
+        int rest = IFLA_PAYLOAD(h);
+        for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, rest); a = RTA_NEXT(a, rest))
+          if (a->rta_type == IFLA_MASTER && RTA_PAYLOAD(a) >= sizeof master) memcpy(&master, RTA_DATA(a), sizeof master);
+        int deleted = h->nlmsg_type == RTM_DELLINK;
+        push_event(env, events, n++, h->nlmsg_type, -1, (int)master, (uint32_t)ifi->ifi_index, deleted ? NULL : NLMSG_DATA(h), deleted ? 0 : h->nlmsg_len - NLMSG_HDRLEN);
+        continue;
+      }
       if (h->nlmsg_type != RTM_NEWADDR && h->nlmsg_type != RTM_DELADDR) continue;
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg))) continue;
       struct ifaddrmsg *ifa = NLMSG_DATA(h);
@@ -540,6 +571,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsCookie", NULL, netns_cookie, NULL, NULL, NULL, napi_enumerable, NULL },
     { "addrWatchOpen", NULL, addr_watch_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "addrWatchDrain", NULL, addr_watch_drain, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "linkWatchOpen", NULL, link_watch_open, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -17,8 +17,9 @@ import type { Family } from './types.js'
 const NEWADDR = 20
 const DELNSID = 89
 
+/** A watch socket as the setns addon drains it (native.ts: addrWatchDrain): [type, netns id, family (a link's: its master), ifindex, bytes]. */
 export interface AddrWatch {
-  drain(): { reset: boolean; events: Array<[number, number, Family | 0, number, Buffer]> }
+  drain(): { reset: boolean; events: Array<[number, number, number, number, Buffer]> }
   close(): void
 }
 
@@ -34,7 +35,7 @@ interface Entry {
 /** Past this many links known, forget them all rather than grow (a host churning containers). */
 const MAX_ENTRIES = 20000
 
-const keyOf = (netnsId: number, index: number, family: Family | 0): string => `${netnsId}/${index}/${family}`
+const keyOf = (netnsId: number, index: number, family: number): string => `${netnsId}/${index}/${family}`
 
 export class AddrCache {
   private readonly entries = new Map<string, Entry>()

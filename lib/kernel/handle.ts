@@ -8,6 +8,8 @@ import { PlumbError, usageError } from '../errors.js'
 import { NetlinkError, errnoOf, isMissingKind, toPlumbError } from './errors.js'
 import type { ToPlumbErrorOptions } from './errors.js'
 import { AddrCache } from './addr-cache.js'
+import type { AddrWatch } from './addr-cache.js'
+import { PortCache } from './port-cache.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
@@ -134,6 +136,8 @@ export class NetlinkHandle implements NetHandle {
   private closed = false
   /** the addresses of links here and in peer netns, kept current by an address watch (addressesOf) */
   private addrCache: AddrCache | undefined
+  /** the ports of bridges here, kept current by a link watch (portsOf) */
+  private portCache: PortCache | undefined
 
   private constructor(label: string, made: { sock: RtSocket; tuned: boolean; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
     this.label = label
@@ -524,22 +528,32 @@ export class NetlinkHandle implements NetHandle {
    * promise only.
    */
   addressesOf(links: Array<{ index: number; family: Family; netnsId?: number }>): Array<ReadonlySet<string> | Promise<ReadonlySet<string>>> {
-    if (!this.addrCache) {
-      const addon = loadAddon()
-      const nsFd = this.nsFd
-      let fd: number | undefined
-      try {
-        fd = nsFd === undefined ? addon.addrWatchOpen() : addon.withNetns(nsFd, () => addon.addrWatchOpen())
-      } catch {
-        // a kernel or a sandbox that refuses the watch (NETLINK_LISTEN_ALL_NSID, CAP_NET_BROADCAST):
-        // a cache that hears nothing it can trust forgets at every lookup, so every lookup reads
-      }
-      this.addrCache = new AddrCache(fd === undefined ? { drain: () => ({ reset: true, events: [] }), close: () => {} } : { drain: () => addon.addrWatchDrain(fd), close: () => closeSync(fd) }, formatIp)
-    }
+    this.addrCache ??= new AddrCache(this.openWatch('address'), formatIp)
     return this.addrCache.lookup(
       links.map((l) => [l.netnsId ?? -1, l.index, l.family]),
       async (netnsId, index, family) => (await this.getAddrs({ index, family, ...(netnsId === -1 ? {} : { netnsId }) })).map((a) => a.address),
     )
+  }
+
+  portsOf(master: number): LinkInfo[] | Promise<LinkInfo[]> {
+    this.portCache ??= new PortCache(this.openWatch('link'), linkFromWire)
+    return this.portCache.ports(master, () => this.getLinks({ master }))
+  }
+
+  /** A watch socket of this handle's netns (the setns addon's), or one that trusts nothing heard (every lookup then reads). */
+  private openWatch(kind: 'address' | 'link'): AddrWatch {
+    const addon = loadAddon()
+    const open = kind === 'address' ? () => addon.addrWatchOpen() : () => addon.linkWatchOpen()
+    let fd: number | undefined
+    try {
+      fd = this.nsFd === undefined ? open() : addon.withNetns(this.nsFd, open)
+    } catch {
+      // a kernel or a sandbox that refuses the watch (NETLINK_LISTEN_ALL_NSID, CAP_NET_BROADCAST):
+      // a cache that hears nothing it can trust forgets at every lookup, so every lookup reads
+    }
+    if (fd === undefined) return { drain: () => ({ reset: true, events: [] }), close: () => {} }
+    const watch = fd
+    return { drain: () => addon.addrWatchDrain(watch), close: () => closeSync(watch) }
   }
 
   /** `ip addr add CIDR dev #INDEX [valid_lft V preferred_lft P] [nodad]` (`replace` with opts.replace) */
@@ -684,6 +698,7 @@ export class NetlinkHandle implements NetHandle {
     this.closed = true
     try {
       this.addrCache?.close()
+      this.portCache?.close()
       this.sock.close()
     } finally {
       if (this.nsFd !== undefined) closeSync(this.nsFd)

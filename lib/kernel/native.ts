@@ -27,12 +27,16 @@ export interface SetnsAddon {
   addrWatchOpen(): number
   /** what the watch heard since the last drain, in order: [RTM_NEWADDR (20) | RTM_DELADDR (21),
    *  netns id (-1: the socket's own), family, ifindex, address bytes], or [RTM_DELNSID (89), the
-   *  id taken back, 0, 0, <empty>]; `reset` when some of it was lost (queue overflow) */
-  addrWatchDrain(fd: number): { reset: boolean; events: Array<[number, number, 0 | 4 | 6, number, Buffer]> }
+   *  id taken back, 0, 0, <empty>]; from a link watch, [RTM_NEWLINK (16) | RTM_DELLINK (17), -1,
+   *  the master's ifindex (0: none), ifindex, the link message's payload (none when deleted)];
+   *  `reset` when some of it was lost (queue overflow) */
+  addrWatchDrain(fd: number): { reset: boolean; events: Array<[number, number, number, number, Buffer]> }
+  /** a non-blocking NETLINK_ROUTE socket in the calling thread's netns hearing its links' changes (only its own netns) */
+  linkWatchOpen(): number
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain']
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

@@ -166,6 +166,8 @@ export interface NetHandle {
 
   /** all links, or with `master` only the ports of that bridge */
   getLinks(filter?: { master?: number }): Promise<LinkInfo[]>
+  /** the ports of bridge #master as getLinks({ master }) reads them, kept current by a link watch after the first read (shared objects: do not change them) */
+  portsOf(master: number): LinkInfo[] | Promise<LinkInfo[]>
   /** undefined when absent */
   getLink(name: string): Promise<LinkInfo | undefined>
   getLinkByIndex(index: number): Promise<LinkInfo | undefined>

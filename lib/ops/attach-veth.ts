@@ -183,7 +183,7 @@ async function attachToLinuxBridge(
   const firstHostIfname = pickHostIfname(hostNs, netns, firstIfname, v.hostIfname, reads.hostName)
   firstHostIfname.catch(() => undefined) // awaited in the first attempt below
   const br = bridge
-  const held = br && v.statics.length ? hostNs.getLinks({ master: br.index }).then((ports) => addressHolders(hostNs, v.statics, { index: br.index, holder: `the bridge ${v.bridge} itself` }, ports)) : Promise.resolve([])
+  const held = br && v.statics.length ? Promise.resolve(hostNs.portsOf(br.index)).then((ports) => addressHolders(hostNs, v.statics, { index: br.index, holder: `the bridge ${v.bridge} itself` }, ports)) : Promise.resolve([])
   held.catch(() => undefined) // awaited below
   const gateways = await planGateways(guestNs, v.defaults, v.ifname ?? 'eth?', opts.replaceGateway ?? false, guestLinks, reads.routes)
   refuseHeld(await held, `bridge ${v.bridge}`)

@@ -161,3 +161,45 @@ asRoot("one process's checks of a segment read each guest once, then follow the 
   t.deepEqual(await holders(f.v4(12)), [`the guest behind port ${f.id}c (netns id 4242)`])
   t.is(dumps, 2, 'the new netns is read once')
 })
+
+asRoot("one process's checks of a bridge read its ports once, then follow the kernel: a port another program adds (with an address behind it) is seen, one it removes or moves to another bridge is gone", async (t) => {
+  const hostNs = openHostHandle()
+  t.teardown(() => hostNs.close())
+  let dumps = 0
+  const getLinks = hostNs.getLinks.bind(hostNs)
+  hostNs.getLinks = (filter) => {
+    if (filter?.master !== undefined) dumps++
+    return getLinks(filter)
+  }
+  const f = await fixture(t)
+  const br = await makeBridge(t, f.br)
+  const other = await makeBridge(t, `${f.id}o`)
+  const brIndex = (await hostNs.getLink(br))!.index
+  // as attach-veth asks: the cached ports
+  const holders = async (cidr: string): Promise<string[]> => {
+    const wanted = [parseIpSpec(cidr)].filter((ip) => ip.kind === 'static') as Parameters<typeof addressHolders>[1]
+    return (await addressHolders(hostNs, wanted, undefined, await hostNs.portsOf(brIndex))).map((h) => h.holder)
+  }
+  const guestBehind = async (suffix: string, cidr: string): Promise<string> => {
+    const g = await extraGuest(t, f, suffix)
+    await makeVethPair(t, `${f.id}${suffix}`, 'eth0', g.ns)
+    await sh('ip', ['-n', g.ns, 'addr', 'add', cidr, 'dev', 'eth0'])
+    return `${f.id}${suffix}`
+  }
+  t.deepEqual(await holders(f.v4(10)), [])
+  t.is(dumps, 1, 'the first check reads the ports')
+
+  const a = await guestBehind('x', f.v4(10))
+  await sh('ip', ['link', 'set', a, 'master', br])
+  const held = await holders(f.v4(10))
+  t.is(held.length, 1, 'a port added since is seen')
+  t.regex(held[0] ?? '', re(`the guest behind port ${a} (netns id `))
+  const b = await guestBehind('y', f.v4(11))
+  await sh('ip', ['link', 'set', b, 'master', br])
+  t.is((await holders(f.v4(11))).length, 1)
+  await sh('ip', ['link', 'set', a, 'master', other])
+  t.deepEqual(await holders(f.v4(10)), [], 'a port moved to another bridge is gone')
+  await sh('ip', ['link', 'del', b])
+  t.deepEqual(await holders(f.v4(11)), [], 'a port deleted is gone')
+  t.is(dumps, 1, 'without reading the ports again')
+})
