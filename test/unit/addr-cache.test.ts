@@ -5,31 +5,13 @@
 
 import test from 'ava'
 import { AddrCache } from '../../lib/kernel/addr-cache.js'
-import type { AddrWatch } from '../../lib/kernel/addr-cache.js'
+import { scriptedWatch as scripted } from '../helpers/scripted-watch.js'
 
-type Heard = ReturnType<AddrWatch['drain']>
 const NEW = 20
 const DEL = 21
 const DELNSID = 89
 const ip = (last: number): Buffer => Buffer.from([198, 18, 0, last])
 const text = (b: Buffer): string => [...b].join('.')
-
-function scripted(): { watch: AddrWatch; hear: (h: Partial<Heard>) => void; closed: () => boolean } {
-  let queue: Heard = { reset: false, events: [] }
-  let closed = false
-  return {
-    watch: {
-      drain: () => {
-        const out = queue
-        queue = { reset: false, events: [] }
-        return out
-      },
-      close: () => void (closed = true),
-    },
-    hear: (h) => void (queue = { reset: queue.reset || !!h.reset, events: [...queue.events, ...(h.events ?? [])] }),
-    closed: () => closed,
-  }
-}
 
 test('a link is read once; what is heard after keeps it current, for that netns id, ifindex and family only', async (t) => {
   const { watch, hear } = scripted()

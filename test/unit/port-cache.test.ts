@@ -5,10 +5,10 @@
 
 import test from 'ava'
 import { PortCache } from '../../lib/kernel/port-cache.js'
-import type { AddrWatch } from '../../lib/kernel/addr-cache.js'
+import { scriptedWatch as scripted } from '../helpers/scripted-watch.js'
+import type { Heard } from '../helpers/scripted-watch.js'
 import type { LinkInfo } from '../../lib/kernel/types.js'
 
-type Heard = ReturnType<AddrWatch['drain']>
 const NEWLINK = 16
 const DELLINK = 17
 const NEWADDR = 20
@@ -22,23 +22,6 @@ const parse = (b: Buffer): LinkInfo => JSON.parse(b.toString()) as LinkInfo
 const joined = (index: number, master: number): Heard['events'][number] => [NEWLINK, -1, master, index, payload(link(index, master))]
 const left = (index: number): Heard['events'][number] => [NEWLINK, -1, 0, index, payload(link(index))]
 const deleted = (index: number): Heard['events'][number] => [DELLINK, -1, 0, index, Buffer.alloc(0)]
-
-function scripted(): { watch: AddrWatch; hear: (h: Partial<Heard>) => void; closed: () => boolean } {
-  let queue: Heard = { reset: false, events: [] }
-  let closed = false
-  return {
-    watch: {
-      drain: () => {
-        const out = queue
-        queue = { reset: false, events: [] }
-        return out
-      },
-      close: () => void (closed = true),
-    },
-    hear: (h) => void (queue = { reset: queue.reset || !!h.reset, events: [...queue.events, ...(h.events ?? [])] }),
-    closed: () => closed,
-  }
-}
 
 const indexes = async (ports: LinkInfo[] | Promise<LinkInfo[]>): Promise<number[]> => (await ports).map((p) => p.index).sort((a, b) => a - b)
 
