@@ -78,7 +78,11 @@ export function uniq(suffix = '', opts: { dash?: boolean } = {}): string {
 
 /** Take the hold on one /24 (an atomic mkdir), released in teardown; false while another running test has it. One older than an hour is a crashed run's, taken over. */
 function holdNet(t: Teardown, prefix: string, octet: number): boolean {
-  const dir = `/run/pt-net-${prefix}.${octet}`
+  return hold(t, `/run/pt-net-${prefix}.${octet}`)
+}
+
+/** Take the hold `dir` (an atomic mkdir), as holdNet. */
+function hold(t: Teardown, dir: string): boolean {
   try {
     mkdirSync(dir)
   } catch {
@@ -110,8 +114,10 @@ export function reserveOctet(t: Teardown, prefix: '198.18' | '198.19' = '198.18'
 
 /**
  * Hold every /24 a file with fixed addresses uses (a course recipe, a lab file), waiting while
- * another test holds one: so no test's reserved /24 is one of them while it runs. Taken in
- * order, so two such tests never wait on each other.
+ * another test holds one: so no test's reserved /24 is one of them while it runs. Then every host
+ * port it publishes (expose's "HOST:GUEST"): two such files run at once on the host (the
+ * publishing recipe and the publishing lab) would find their port taken. Taken in order, nets
+ * first, so two such tests never wait on each other.
  */
 export async function reserveFixedNets(t: Teardown, text: string): Promise<void> {
   const nets = [...new Set([...text.matchAll(/\b(198\.1[89])\.(\d{1,3})\.\d{1,3}/g)].map((m) => `${m[1]} ${m[2]}`))].sort()
@@ -119,6 +125,8 @@ export async function reserveFixedNets(t: Teardown, text: string): Promise<void>
     const [prefix = '', octet = ''] = net.split(' ')
     while (!holdNet(t, prefix, Number(octet))) await new Promise((r) => setTimeout(r, 100))
   }
+  const ports = [...new Set([...text.matchAll(/["'\s[](\d{2,5}):\d{1,5}(?:\/(?:tcp|udp))?(?=["'\s,\]])/g)].map((m) => Number(m[1])))].sort((a, b) => a - b)
+  for (const port of ports) while (!hold(t, `/run/pt-port-${port}`)) await new Promise((r) => setTimeout(r, 100))
 }
 
 const reported = new Set<string>()
