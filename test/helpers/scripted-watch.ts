@@ -1,8 +1,8 @@
-// A watch socket of the setns addon (lib/kernel/addr-cache.ts's AddrWatch) played by a script: the
+// A watch socket of the setns addon (lib/kernel/watched-cache.ts's AddrWatch) played by a script: the
 // caches' unit tests say what the kernel "heard" between two drains, in the orders a real host
 // produces only by chance.
 
-import type { AddrWatch } from '../../lib/kernel/addr-cache.js'
+import type { AddrWatch } from '../../lib/kernel/watched-cache.js'
 
 export type Heard = ReturnType<AddrWatch['drain']>
 
