@@ -470,8 +470,9 @@ static void push_event(napi_env env, napi_value events, uint32_t i, int type, in
  * RTM_DELADDR, nsid -1 for the socket's own netns, family 4 or 6, the address IFA_LOCAL or else
  * IFA_ADDRESS; or RTM_DELNSID with the id the socket's netns took back, its netns gone, after
  * which the id may be given to another). An id given (RTM_NEWNSID) changes nothing known: it was
- * free. A link watch's RTM_NEWLINK and RTM_DELLINK come out as described there. `reset` is true when what was heard cannot be trusted as complete: the queue overflowed
- * (ENOBUFS: notifications were dropped). */
+ * free. A link watch's RTM_NEWLINK and RTM_DELLINK come out as described there. `reset` is true
+ * when what was heard cannot be trusted as complete: the queue overflowed (ENOBUFS:
+ * notifications were dropped). */
 static napi_value addr_watch_drain(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, events, v;
   int32_t fd;

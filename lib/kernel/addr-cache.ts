@@ -20,8 +20,8 @@ const MAX_ENTRIES = 20000
 type LinkKey = string
 const keyOf = (netnsId: number, index: number, family: number): LinkKey => `${netnsId}/${index}/${family}`
 
-/** [added?, address] */
-type AddrChange = [boolean, string]
+/** [added?, the address's bytes]: formatted only for a link the cache knows */
+type AddrChange = [boolean, Buffer]
 
 export class AddrCache extends WatchedCache<LinkKey, Set<string>, AddrChange> {
   constructor(
@@ -50,14 +50,15 @@ export class AddrCache extends WatchedCache<LinkKey, Set<string>, AddrChange> {
   protected hear(events: Heard): void {
     for (const [type, netnsId, family, index, bytes] of events) {
       if (type === DELNSID) {
-        for (const key of [...this.keys()]) if (key.startsWith(`${netnsId}/`)) this.forget(key)
+        for (const key of this.keys()) if (key.startsWith(`${netnsId}/`)) this.forget(key)
         continue
       }
-      this.change(keyOf(netnsId, index, family), [type === NEWADDR, this.format(bytes)])
+      this.change(keyOf(netnsId, index, family), [type === NEWADDR, bytes])
     }
   }
 
-  protected apply(addrs: Set<string>, [added, a]: AddrChange): void {
+  protected apply(addrs: Set<string>, [added, bytes]: AddrChange): void {
+    const a = this.format(bytes)
     if (added) addrs.add(a)
     else addrs.delete(a)
   }

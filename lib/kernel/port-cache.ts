@@ -40,7 +40,7 @@ export class PortCache extends WatchedCache<number, Map<number, LinkInfo>, LinkE
     for (const [type, , master, index, payload] of events) {
       if (type !== NEWLINK && type !== DELLINK) continue
       if (type === DELLINK) this.forget(index)
-      for (const br of [...this.keys()]) this.change(br, [type, master, index, payload])
+      for (const br of this.keys()) this.change(br, [type, master, index, payload])
     }
   }
 

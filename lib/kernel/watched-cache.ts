@@ -89,7 +89,7 @@ export abstract class WatchedCache<K, V, C> {
     else entry.log.push(c)
   }
 
-  /** What `key` named is gone (and its name may be given to another): the next lookup reads. */
+  /** What `key` named is gone (and its name may be given to another): the next lookup reads. Safe while iterating keys(). */
   protected forget(key: K): void {
     this.entries.delete(key)
   }

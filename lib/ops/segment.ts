@@ -19,10 +19,9 @@ export interface AddressHolder {
  * The wanted addresses already on the segment of a bridge whose host-side ports are `ports`
  * (a Linux bridge's: the host handle's `portsOf`, one dump the first time a bridge is checked and
  * the kernel's link notifications after, lib/kernel/port-cache.ts; an OVS bridge's: its port rows'
- * links). A port is a
- * veth whose peer sits in another netns, named by IFLA_LINK_NETNSID (the peer's ifindex is
- * IFLA_LINK), or in the host's own (no netns id: a veth pair standing in for a NIC, say); a NIC
- * or a tap has no other end. `own` adds the addresses of a host link on the segment itself (a
+ * links). A port is a veth whose peer sits in another netns, named by IFLA_LINK_NETNSID (the
+ * peer's ifindex is IFLA_LINK), or in the host's own (no netns id: a veth pair standing in for a
+ * NIC, say); a NIC or a tap has no other end. `own` adds the addresses of a host link on the segment itself (a
  * Linux bridge, an OVS bridge's local port, a macvlan's parent), `holder` naming it. Each peer's
  * addresses of the wanted family come from the host handle's address cache (`addressesOf`: one
  * dump, IFA_TARGET_NETNSID and read-only, the first time a peer is seen; the kernel's
