@@ -348,10 +348,12 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
  */
 async function refuseClaimedNodes(lab: Lab, seen: Observed, recovered: string[]): Promise<void> {
   if (!journalNotEmpty()) return
-  const { deadClaimOn } = await import('../ops/recover.js')
-  for (const o of seen.nodes.values()) {
-    if (o.node.kind !== 'netns' || !o.exists || !o.ours) continue
-    const e = deadClaimOn(o.node.runtime)
+  const kept = [...seen.nodes.values()].filter((o) => o.node.kind === 'netns' && o.exists && o.ours)
+  if (kept.length === 0) return
+  const { deadClaimsOn } = await import('../ops/recover.js')
+  const claims = deadClaimsOn(kept.map((o) => o.node.runtime))
+  for (const o of kept) {
+    const e = claims.get(o.node.runtime)
     if (!e) continue
     const why = recovered.find((l) => l.includes(`of pid ${e.pid} (killed)`))
     throw new PlumbError('FAILED', `lab ${lab.name}: node ${o.node.name} (${o.node.at}): netns ${o.node.runtime} is still the unfinished work of a killed plumb (${e.op}, pid ${e.pid})${why ? `: ${why.replace(/^could not finish an interrupted plumb: /, '')}` : ''}`, {

@@ -119,21 +119,24 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
 }
 
 /**
- * The entry of a dead run that still names the netns node `name` as its own, if one does: one
- * whose undo failed (kept for gc), or that nobody has taken yet. The run's netns intent names it
- * by cookie once it was made; killed before that, the entry cannot tell the node there from a
- * later one and claims whatever is there. A run that went on using such a node would lose it to
- * the gc that finishes the entry.
+ * Of the netns nodes `names`, those an entry of a dead run still names as its own, with that
+ * entry: one whose undo failed (kept for gc), or that nobody has taken yet. The run's netns
+ * intent names its node by cookie once it was made; killed before that, the entry cannot tell
+ * the node there from a later one and claims whatever is there. A run that went on using such a
+ * node would lose it to the gc that finishes the entry. The journal is read once.
  */
-export function deadClaimOn(name: string): JournalEntry | undefined {
+export function deadClaimsOn(names: readonly string[]): Map<string, JournalEntry> {
+  const claims = new Map<string, JournalEntry>()
+  const wanted = new Set(names)
   for (const { entry } of readJournal().entries) {
     if (stillRunning(entry.pid, entry.start)) continue
-    const mine = entry.intents.find((i): i is Extract<Intent, { t: 'netns' }> => i.t === 'netns' && i.name === name)
-    if (!mine) continue
-    const now = netnsAt(`/run/netns/${name}`)
-    if (now && (!mine.id || sameNs(now, mine.id))) return entry
+    for (const i of entry.intents) {
+      if (i.t !== 'netns' || !wanted.has(i.name) || claims.has(i.name)) continue
+      const now = netnsAt(`/run/netns/${i.name}`)
+      if (now && (!i.id || sameNs(now, i.id))) claims.set(i.name, entry)
+    }
   }
-  return undefined
+  return claims
 }
 
 /** Undo one entry; returns why it must be kept, or undefined when it is finished. */
