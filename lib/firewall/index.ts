@@ -154,25 +154,35 @@ function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
  * one bridge, started together after the first rule moved the generation, share one spawn
  * instead of twenty (the same generation is the same tables).
  */
-const reading = new Map<string, Promise<Map<Binary, string>>>()
+const reading = new Map<string, Promise<{ tables: Map<Binary, string>; stored: boolean }>>()
+
+/**
+ * The texts this process last had for a key (its id as in `reading`) that the cache file holds
+ * too (the same rule: an nft backend): a library caller's n-th attach while the generation
+ * stands reads neither the file nor the tables again.
+ */
+let lastTexts: { id: string; texts: Map<Binary, string> } | undefined
 
 /** iptables-save's output (and/or ip6tables-save's) per binary, for the binaries installed. */
 async function saveTexts(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
   if (binaries.length === 0) return new Map()
   const key = await tablesKey(binaries)
-  const cached = key && cachedTables(key, binaries)
-  if (cached) return cached
-  if (!key) return readSaved(binaries, key)
-  const id = `${key.gen} ${binaries.join(' ')}`
-  let p = reading.get(id)
+  if (!key) return (await readSaved(binaries, key)).tables
+  const id = `${key.gen} ${binaries.map((b) => `${b}=${key.bins[b]}`).join(' ')}`
+  if (lastTexts?.id === id) return new Map(lastTexts.texts)
+  const cached = cachedTables(key, binaries)
+  let p = cached ? Promise.resolve({ tables: cached, stored: true }) : reading.get(id)
   if (!p) {
     p = readSaved(binaries, key).finally(() => reading.delete(id))
     reading.set(id, p)
   }
-  return new Map(await p)
+  const { tables, stored } = await p
+  if (stored) lastTexts = { id, texts: tables }
+  return new Map(tables)
 }
 
-async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined): Promise<Map<Binary, string>> {
+/** The tables read by spawning iptables-save; `stored`: kept in the cache file for `key`. */
+async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined): Promise<{ tables: Map<Binary, string>; stored: boolean }> {
   const tables = new Map<Binary, string>()
   // With a key, each binary's backend: xtables-nft-multi is iptables-nft; anything else (a
   // wrapper, the legacy backend) says it with -V, in the same spawn as the tables.
@@ -183,8 +193,9 @@ async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined
     if (t !== undefined) tables.set(b, t)
   })
   const nft = ask.every((_, i) => texts[binaries.length + i]?.includes('(nf_tables)'))
-  if (key && nft && tables.size === binaries.length) storeTables(key, tables)
-  return tables
+  const stored = !!key && nft && tables.size === binaries.length
+  if (stored) storeTables(key, tables)
+  return { tables, stored }
 }
 
 /**
@@ -245,6 +256,19 @@ export interface BridgeFirewall {
 }
 
 /**
+ * bridgeFirewall's parse of each family's text, kept for the next call: while the generation
+ * stands, saveTexts gives the same string again (lastTexts), parsed once. Only read, never changed.
+ */
+const parsedLast = new Map<Binary, { text: string; tables: Tables }>()
+function parsedOnce(binary: Binary, text: string): Tables {
+  const last = parsedLast.get(binary)
+  if (last?.text === text) return last.tables
+  const tables = parseSave(text)
+  parsedLast.set(binary, { text, tables })
+  return tables
+}
+
+/**
  * What a bridge needs from the firewall on this host, from one read of the tables (IPv4 always:
  * it says whether the bridge is isolated; IPv6 when br_netfilter hands it bridged frames). A
  * table that cannot be read rejects (see dumpAll): the op fails and rolls back.
@@ -252,7 +276,7 @@ export interface BridgeFirewall {
 export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
   const v4On = bridgeNetfilterOn('iptables')
-  const saved = await saveTables(families)
+  const saved = new Map([...(await saveTexts(families))].map(([b, text]) => [b, parsedOnce(b, text)]))
   const v4 = saved.get('iptables') ?? {}
   const out: BridgeFirewall = {
     rules: [],
