@@ -11,6 +11,7 @@ import { attachVeth, configure, macvlan, ovsPort, p2pLink, watch } from '../lib/
 import type { WatchReplay } from '../lib/index.js'
 import { API, apiCall } from '../lib/guest/engine.js'
 import { engineEndpoint } from '../lib/guest/endpoint.js'
+import { closeFd, openHandleIn, openHostHandle, openNetnsFd } from '../lib/kernel/index.js'
 import { packageRoot } from '../lib/paths.js'
 
 const args = process.argv.slice(2)
@@ -78,7 +79,7 @@ function newContainer(): string {
 function cleanup(): void {
   for (const g of guests.splice(0)) quiet(`ip netns del ${g}`)
   for (const c of containers.splice(0)) quiet(`docker rm -f ${c} >/dev/null 2>&1`)
-  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`, `ptbf${tag}`]) quiet(`ip link del ${br}`)
+  for (const br of [`ptbp${tag}`, `ptbs${tag}`, `ptbc${tag}`, `ptbd${tag}`, `ptbe${tag}`, `ptbf${tag}`, `ptbk${tag}`]) quiet(`ip link del ${br}`)
   quiet(`ovs-vsctl --if-exists del-br ptbo${tag}`)
   quiet(`ip link del ptbm${tag}`)
   for (const br of [`ptbq${tag}`, `ptbr${tag}`]) quiet(`ip link del ${br}`)
@@ -245,6 +246,8 @@ async function libraryAttach(): Promise<void> {
   // binary is already in the page cache.
   const warm = newGuest()
   await attachVeth({ guest: `netns:${warm}`, bridge: `ptbp${tag}`, ips: ['198.18.203.254/24'], firewall: false })
+  // The floor first, its links removed again before the op's run: both see the same host.
+  const requests = await requestsAlone()
   const seq = await timedAsync(async () => {
     for (const [i, g] of gs.entries()) await attachVeth({ guest: `netns:${g}`, bridge: `ptbp${tag}`, ips: [`198.18.203.${i + 1}/24`], firewall: false })
   })
@@ -261,7 +264,48 @@ async function libraryAttach(): Promise<void> {
   console.log(report(`library: ${LIBRARY_N} attachVeth() in one process vs ${LIBRARY_N} CNI ADDs`, seq, cni))
   console.log(report(`library: ${LIBRARY_N} attachVeth() concurrent vs ${LIBRARY_N} CNI ADDs`, par, cni))
   console.log(report(`library: ${LIBRARY_N} veths alone in one ip -batch (the kernel's share) vs ${LIBRARY_N} CNI ADDs`, kernel, cni))
+  console.log(report(`library: ${LIBRARY_N} attaches' netlink requests alone, through plumb's kernel layer vs ${LIBRARY_N} CNI ADDs`, requests, cni))
+  console.log(report(`library: ${LIBRARY_N} attachVeth() vs their netlink requests alone (what the op's checks, journal and marks add)`, seq, requests))
   rows.push({ name: `library ${LIBRARY_N} attaches`, plumb: seq, floor: cni })
+}
+
+/**
+ * The floor of an attach done from node: the netlink requests one attachVeth() sends (the guest's
+ * links, the host name's lookup, the veth made on the bridge and up with its peer in the guest, the
+ * two marks, the address, the guest end up, its MAC read back), on plumb's own kernel layer, with
+ * nothing around them: no check of the segment or the firewall, no journal, no lock.
+ */
+async function requestsAlone(): Promise<number> {
+  const gr = Array.from({ length: LIBRARY_N + 1 }, () => newGuest())
+  sh(`ip link add ptbk${tag} type bridge && ip link set ptbk${tag} up`)
+  const host = openHostHandle()
+  const br = (await host.getLink(`ptbk${tag}`))!
+  const one = async (g: string, i: number): Promise<void> => {
+    const fd = openNetnsFd(`/run/netns/${g}`)
+    const guest = openHandleIn(fd, g)
+    try {
+      await guest.getLinks()
+      const name = `ptbk${tag}h${i}`
+      await host.getLink(name)
+      const made = await host.createVeth({ name, mtu: 1500, master: br.index, up: true, peer: { name: 'eth1', nsFd: fd, mtu: 1500 } })
+      await Promise.all([host.setLink(made.index, { alias: 'plumb:1 role=host' }), guest.addAddr(made.peerIndex, `198.18.206.${(i % 250) + 1}/24`), guest.setLink(made.peerIndex, { alias: 'plumb:1 role=guest', up: true })])
+      await guest.getLinkByIndex(made.peerIndex)
+    } finally {
+      guest.close()
+      closeFd(fd)
+    }
+  }
+  try {
+    await one(gr[LIBRARY_N]!, LIBRARY_N) // warm, as the op's own run
+    return await timedAsync(async () => {
+      for (const [i, g] of gr.slice(0, LIBRARY_N).entries()) await one(g, i)
+    })
+  } finally {
+    host.close()
+    quiet(`ip link del ptbk${tag}`)
+    run('ip', ['-force', '-batch', '-'], process.env, gr.map((_, i) => `link del ptbk${tag}h${i}`).join('\n'))
+    await new Promise((resolve) => setTimeout(resolve, 1000)) // the kernel's clean-up, before the next timing
+  }
 }
 
 async function linkMenu(): Promise<void> {

@@ -47,6 +47,17 @@ export class AddrCache extends WatchedCache<LinkKey, Set<string>, AddrChange> {
     })
   }
 
+  /**
+   * A veth's end just made by this process in the netns of id `netnsId` (never the watch's own):
+   * it has no address of either family yet (a link is born down and bare), so the next segment
+   * check need not read it. What it is given from now on is heard as for any other link.
+   */
+  fresh(netnsId: number, index: number): void {
+    if (netnsId === -1) return
+    this.seed(keyOf(netnsId, index, 4), new Set())
+    this.seed(keyOf(netnsId, index, 6), new Set())
+  }
+
   protected hear(events: Heard): void {
     for (const [type, netnsId, family, index, bytes] of events) {
       if (type === DELNSID) {

@@ -288,6 +288,9 @@ export class NetlinkHandle implements NetHandle {
     // from here on the veth exists: any failure deletes it again, so the create stays all-or-nothing
     let index = echoed?.index
     let peerIndex = echoed?.link
+    // A peer born in another netns has no address yet: a segment check's address cache knows it
+    // without reading it (the n-th attach to a bridge then reads none of the guests before it).
+    if (peerIndex !== undefined && echoed?.linkNetnsId !== undefined && spec.nsFd === undefined) this.addrCache?.fresh(echoed.linkNetnsId, peerIndex)
     try {
       // A short-lived socket in the other netns only when there is something to do there: a
       // caller that holds a handle in the guest sets the peer's alias itself (one socket less).

@@ -76,6 +76,16 @@ export abstract class WatchedCache<K, V, C> {
     return entry.read
   }
 
+  /**
+   * What `key` is as of now, known without a read (a link this process has just made): applied
+   * on top of everything heard before it, and replacing whatever was known or being read for it.
+   */
+  protected seed(key: K, value: V): void {
+    this.drain()
+    if (this.entries.size >= this.maxEntries) this.reset()
+    this.entries.set(key, { value, log: [], read: undefined })
+  }
+
   /** The keys known or being read. */
   protected keys(): IterableIterator<K> {
     return this.entries.keys()

@@ -5,7 +5,7 @@
 
 import type { ExecutionContext } from 'ava'
 import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
-import { openHostHandle } from '../../lib/kernel/index.js'
+import { closeFd, openHostHandle, openNetnsFd } from '../../lib/kernel/index.js'
 import type { LinkInfo, NetHandle } from '../../lib/kernel/types.js'
 import { addressHolders } from '../../lib/ops/segment.js'
 import { parseIpSpec } from '../../lib/parse/index.js'
@@ -113,6 +113,29 @@ asRoot('a port whose guest netns is being dismantled (its netns id names no netn
   const port = { index: 999_999, name: 'pt-gone', mtu: 1500, up: true, operState: 'DOWN', link: 2, linkNetnsId: gone }
   const wanted = [parseIpSpec('198.18.0.10/24')].filter((ip) => ip.kind === 'static')
   t.deepEqual(await addressHolders(hostNs, wanted as Parameters<typeof addressHolders>[1], undefined, [port]), [])
+})
+
+asRoot("a veth the checking handle makes itself is known without reading its guest: an address another program gives the new peer is seen", async (t) => {
+  const { hostNs, dumps } = handleCounting(t, (method, filter) => method === 'getAddrs' && filter?.netnsId !== undefined)
+  const f = await fixture(t)
+  const br = await makeBridge(t, f.br)
+  const bridge = (await hostNs.getLink(br))!
+  const holders = async (cidr: string): Promise<string[]> => {
+    const wanted = [parseIpSpec(cidr)].filter((ip) => ip.kind === 'static') as Parameters<typeof addressHolders>[1]
+    return (await addressHolders(hostNs, wanted, undefined, await hostNs.getLinks({ master: bridge.index }))).map((h) => h.holder)
+  }
+  t.deepEqual(await holders(f.v4(20)), [], 'an empty bridge (the cache is made)')
+  const g = await extraGuest(t, f, 'n')
+  const nsFd = openNetnsFd(`/run/netns/${g.ns}`)
+  t.teardown(() => closeFd(nsFd))
+  const made = await hostNs.createVeth({ name: `${f.id}n`, master: bridge.index, up: true, peer: { name: 'eth5', nsFd } })
+  t.teardown(() => shQuiet('ip', ['link', 'del', `${f.id}n`]))
+  t.deepEqual(await holders(f.v4(20)), [])
+  t.is(dumps(), 0, 'the new peer was not read')
+  await sh('ip', ['-n', g.ns, 'addr', 'add', f.v4(20), 'dev', 'eth5'])
+  await sh('ip', ['-n', g.ns, 'link', 'set', 'eth5', 'up'])
+  t.deepEqual(await holders(f.v4(20)), [`the guest behind port ${f.id}n (netns id ${(await hostNs.getLinkByIndex(made.index))!.linkNetnsId})`])
+  t.is(dumps(), 0, 'nor read since')
 })
 
 /** A host handle of the test's own whose dumps of one kind (the caches' reads) are counted. */

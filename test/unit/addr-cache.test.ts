@@ -62,3 +62,29 @@ test('a read that fails is not kept: the next lookup reads again', async (t) => 
   await t.throwsAsync(Promise.resolve(cache.lookup([[7, 2, 4]], async () => Promise.reject(new Error('EINVAL')))[0]!), { message: 'EINVAL' })
   t.deepEqual([...(await cache.lookup([[7, 2, 4]], async () => ['198.18.0.1'])[0]!)], ['198.18.0.1'])
 })
+
+test("a link just made is known empty without a read: what was heard before it does not count, what is heard after does; it replaces a read in flight", async (t) => {
+  const { watch, hear } = scripted()
+  const cache = new AddrCache(watch, text)
+  const noRead = async (): Promise<string[]> => t.fail('read') as never
+  // an older link of the same netns id and ifindex, heard before the new one was made
+  hear({ events: [[NEW, 7, 4, 2, ip(10)]] })
+  cache.fresh(7, 2)
+  hear({ events: [[NEW, 7, 4, 2, ip(11)], [NEW, 7, 6, 2, Buffer.alloc(16, 0)]] })
+  const [v4, v6] = cache.lookup([[7, 2, 4], [7, 2, 6]], noRead)
+  t.false(v4 instanceof Promise, 'answered at once')
+  t.deepEqual([...(v4 as ReadonlySet<string>)], ['198.18.0.11'])
+  t.is((v6 as ReadonlySet<string>).size, 1)
+  // a lookup's read in flight for a link that is then made anew: the new link's state wins
+  let answer!: (list: string[]) => void
+  const inFlight = cache.lookup([[8, 3, 4]], () => new Promise((resolve) => (answer = resolve)))[0]!
+  cache.fresh(8, 3)
+  answer(['198.18.0.99'])
+  t.deepEqual([...(await inFlight)], ['198.18.0.99'], 'the read answers its own caller')
+  t.deepEqual([...(cache.lookup([[8, 3, 4]], noRead)[0] as ReadonlySet<string>)], [])
+  // the watch's own netns is never taken on trust
+  cache.fresh(-1, 4)
+  let reads = 0
+  await cache.lookup([[-1, 4, 4]], async () => (reads++, []))[0]
+  t.is(reads, 1)
+})
