@@ -312,6 +312,87 @@ static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* netlinkRequest(fd, data): send one request (a Buffer, or an Array of Buffers gathered into one
+ * message) on the netlink socket fd that tuneNetlinkSocket found, then read every datagram queued
+ * on it without blocking; returns them as Buffers. The kernel answers an rtnetlink request inside
+ * the sendmsg that carries it (and makes a dump's next part inside the recvmsg that makes room for
+ * it), so the whole answer is read here: no turn of the event loop, no send queue, no completion
+ * timer of the netlink package's socket, whose own reader only ever finds what is left (nothing,
+ * or replies to requests sent on its path). A failed send throws its errno; a failed read stops
+ * the reading and is left for the package's reader to report. */
+static napi_value netlink_request(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  int32_t fd;
+  if (get_args(env, info, 2, 2, argv, "netlinkRequest(fd, data) needs an fd and a Buffer or an Array of Buffers") < 0) return NULL;
+  if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
+  struct iovec iov[16];
+  size_t niov = 0;
+  bool is_array = false, is_buffer = false;
+  napi_is_array(env, argv[1], &is_array);
+  napi_is_buffer(env, argv[1], &is_buffer);
+  if (is_buffer) {
+    napi_get_buffer_info(env, argv[1], &iov[0].iov_base, &iov[0].iov_len);
+    niov = 1;
+  } else if (is_array) {
+    uint32_t len = 0;
+    napi_get_array_length(env, argv[1], &len);
+    if (len > sizeof iov / sizeof iov[0]) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "netlinkRequest: at most 16 Buffers");
+      return NULL;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+      napi_value item;
+      bool ok = false;
+      napi_get_element(env, argv[1], i, &item);
+      napi_is_buffer(env, item, &ok);
+      if (!ok) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRequest: data must be Buffers");
+        return NULL;
+      }
+      napi_get_buffer_info(env, item, &iov[i].iov_base, &iov[i].iov_len);
+    }
+    niov = len;
+  } else {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRequest: data must be a Buffer or an Array of Buffers");
+    return NULL;
+  }
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &kernel;
+  mh.msg_namelen = sizeof kernel;
+  mh.msg_iov = iov;
+  mh.msg_iovlen = niov;
+  ssize_t sent;
+  do {
+    sent = sendmsg(fd, &mh, 0);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    throw_errno(env, "sendmsg", errno);
+    return NULL;
+  }
+  napi_create_array(env, &out);
+  uint32_t n = 0;
+  for (;;) {
+    ssize_t len = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (len < 0 && errno == EINTR) continue;
+    if (len <= 0) break;
+    void *data;
+    napi_value b;
+    if (napi_create_buffer(env, (size_t)len, &data, &b) != napi_ok) break;
+    ssize_t got;
+    do {
+      got = recv(fd, data, (size_t)len, MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) break;
+    if (got < len) napi_create_buffer_copy(env, (size_t)got, data, NULL, &b); /* never seen: the peek said len */
+    napi_set_element(env, out, n++, b);
+  }
+  return out;
+}
+
 /* flock(fd, op) with LOCK_NB always added: true when taken, false when another holder has it
  * (EWOULDBLOCK), an errno-named Error otherwise. Never blocks: the caller retries on its own
  * timer, so the event loop is not held up while another process keeps the lock. */
@@ -566,6 +647,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "netlinkRequest", NULL, netlink_request, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "txChecksum", NULL, tx_checksum, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -114,9 +114,14 @@ function makeSocket(): { sock: RtSocket; tuned: boolean; fd: number | undefined 
   let tuned = false
   let fd: number | undefined
   try {
-    const found = loadAddon().tuneNetlinkSocket(sock.port)
+    const addon = loadAddon()
+    const found = addon.tuneNetlinkSocket(sock.port)
     tuned = sock.extAck = !!found?.extAck
     fd = found?.fd
+    if (fd !== undefined) {
+      const at = fd
+      sock.direct = (data) => addon.netlinkRequest(at, data)
+    }
   } catch {
     // without the addon (host handle only) errors still carry errno, just no extack text
   }

@@ -15,6 +15,8 @@ export interface SetnsAddon {
   /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`
    *  in the calling thread's netns; undefined when no such socket is found */
   tuneNetlinkSocket(port: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
+  /** send one netlink request on fd, then read every datagram queued on it, without blocking (native/setns.c) */
+  netlinkRequest(fd: number, data: Uint8Array | Uint8Array[]): Buffer[]
   /** flock(fd, op | LOCK_NB): true when taken, false when held elsewhere; op 1 shared, 2 exclusive, 8 unlock */
   flock(fd: number, op: 1 | 2 | 8): boolean
   /** `ethtool -K IFNAME tx on|off` (SIOCETHTOOL) on socket `fd`, in that socket's netns; the
@@ -36,7 +38,7 @@ export interface SetnsAddon {
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'netlinkRequest', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

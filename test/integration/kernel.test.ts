@@ -88,6 +88,24 @@ function host(t: ExecutionContext): { h: NetHandle; cleanup: (name: string) => v
 
 const flagsOf = (l: Json): string[] => l.flags ?? []
 
+// ---- requests ------------------------------------------------------------------------------
+
+maybe("a request is answered inside the call that sends it (no turn of the event loop), a dump of many parts whole: 400 links, as ip lists them", async (t) => {
+  const ns = makeNs(t)
+  execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: Array.from({ length: 200 }, (_, i) => `link add v${i}a type veth peer name v${i}b`).join('\n') })
+  let turned = false
+  setImmediate(() => (turned = true))
+  const links = await ns.h.getLinks()
+  t.false(turned, 'answered before the event loop turned')
+  const want = (ipj('-n', ns.name, 'link', 'show') as Json[]).map((l) => l.ifname as string).sort()
+  t.is(links.length, 401)
+  t.deepEqual(links.map((l) => l.name).sort(), want)
+  // and an error, the same way
+  const e = await t.throwsAsync(ns.h.setLink(999_999, { up: true }))
+  t.false(turned)
+  t.regex(e!.message, /ENODEV/)
+})
+
 // ---- links --------------------------------------------------------------------------------
 
 maybe('createVeth: one message, peer born in the netns with name/mac/mtu/alias, host end enslaved and up', async (t) => {
