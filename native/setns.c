@@ -255,18 +255,20 @@ static int same_netns(int fd, const struct stat *here) {
   return r;
 }
 
-/* tuneNetlinkSocket(port): the netlink package exposes no fd and no setsockopt, so find the
- * NETLINK_ROUTE socket bound to `port` in the calling thread's netns among our own fds and
+/* tuneNetlinkSocket(port[, protocol]): the netlink package exposes no fd and no setsockopt, so find
+ * the socket of `protocol` (NETLINK_ROUTE by default) bound to `port` in the calling thread's netns among our own fds and
  * turn on NETLINK_EXT_ACK (the kernel's error text) and NETLINK_GET_STRICT_CHK (filtered
  * dumps). Port ids are unique per netns only, hence the netns check. Returns
  * { fd, extAck, strictChk } or undefined when no such socket is found. */
 static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out, undef;
-  int32_t port;
+  napi_value argv[2], out, undef;
+  int32_t port, protocol = NETLINK_ROUTE;
 
   napi_get_undefined(env, &undef);
-  if (get_args(env, info, 1, 1, argv, "tuneNetlinkSocket(port) needs a port") < 0) return NULL;
+  int argc = get_args(env, info, 1, 2, argv, "tuneNetlinkSocket(port[, protocol]) needs a port");
+  if (argc < 0) return NULL;
   if (get_int_arg(env, argv[0], "port", &port) < 0) return NULL;
+  if (argc > 1 && get_int_arg(env, argv[1], "protocol", &protocol) < 0) return NULL;
 
   struct stat here;
   int have_here = stat("/proc/thread-self/ns/net", &here) == 0;
@@ -289,7 +291,7 @@ static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
     if (sa.nl_family != AF_NETLINK || sa.nl_pid != (uint32_t)port) continue;
     int proto = -1;
     len = sizeof proto;
-    if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != NETLINK_ROUTE) continue;
+    if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != protocol) continue;
     if (have_here && same_netns((int)fd, &here) == 0) continue;
     found = (int)fd;
     break;

@@ -11,7 +11,7 @@ import { AddrCache } from './addr-cache.js'
 import type { AddrWatch } from './watched-cache.js'
 import { PortCache } from './port-cache.js'
 import { loadAddon } from './native.js'
-import { RtSocket } from './socket.js'
+import { RtSocket, openRtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
 import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
 import type {
@@ -107,27 +107,6 @@ export interface HandleOptions {
   timeoutMs?: number
 }
 
-/** Construct the socket (and, for a guest, an fd of its netns) — call inside withNetns for a
- *  guest: both must be created synchronously while the thread is in the target netns. */
-function makeSocket(): { sock: RtSocket; tuned: boolean; fd: number | undefined } {
-  const sock = new RtSocket()
-  let tuned = false
-  let fd: number | undefined
-  try {
-    const addon = loadAddon()
-    const found = addon.tuneNetlinkSocket(sock.port)
-    tuned = sock.extAck = !!found?.extAck
-    fd = found?.fd
-    if (fd !== undefined) {
-      const at = fd
-      sock.direct = (data) => addon.netlinkRequest(at, data)
-    }
-  } catch {
-    // without the addon (host handle only) errors still carry errno, just no extack text
-  }
-  return { sock, tuned, fd }
-}
-
 export class NetlinkHandle implements NetHandle {
   readonly label: string
   /** whether the kernel sends extended-ack text on this socket */
@@ -155,18 +134,18 @@ export class NetlinkHandle implements NetHandle {
 
   /** A handle in the process's own netns. */
   static host(label = 'host', opts: HandleOptions = {}): NetlinkHandle {
-    return new NetlinkHandle(label, makeSocket(), undefined, opts)
+    return new NetlinkHandle(label, openRtSocket(), undefined, opts)
   }
 
   /** A handle whose socket is created inside the netns of `nsFd` (via the setns addon). */
   static inside(nsFd: number, label: string, opts: HandleOptions = {}): NetlinkHandle {
     const addon = loadAddon()
-    let made: { socket: ReturnType<typeof makeSocket>; nsFd: number }
+    let made: { socket: ReturnType<typeof openRtSocket>; nsFd: number }
     try {
       made = addon.withNetns(nsFd, () => {
         const own = openSync('/proc/thread-self/ns/net', 'r')
         try {
-          return { socket: makeSocket(), nsFd: own }
+          return { socket: openRtSocket(), nsFd: own }
         } catch (err) {
           closeSync(own)
           throw err

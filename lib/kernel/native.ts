@@ -14,7 +14,7 @@ export interface SetnsAddon {
   newNetns(): number
   /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`
    *  in the calling thread's netns; undefined when no such socket is found */
-  tuneNetlinkSocket(port: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
+  tuneNetlinkSocket(port: number, protocol?: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
   /** send one netlink request on fd, then read every datagram queued on it, without blocking (native/setns.c) */
   netlinkRequest(fd: number, data: Uint8Array | Uint8Array[]): Buffer[]
   /** flock(fd, op | LOCK_NB): true when taken, false when held elsewhere; op 1 shared, 2 exclusive, 8 unlock */

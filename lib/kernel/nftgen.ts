@@ -5,7 +5,8 @@
 // iptables by it.
 
 import { NetlinkError } from './errors.js'
-import { RtSocket } from './socket.js'
+import { openRtSocket } from './socket.js'
+import type { RtSocket } from './socket.js'
 
 const NETLINK_NETFILTER = 12
 const NFNL_SUBSYS_NFTABLES = 10
@@ -27,7 +28,7 @@ let socket: RtSocket | undefined
 export async function nftGeneration(): Promise<number | undefined> {
   let sock: RtSocket
   try {
-    sock = socket ??= new RtSocket(NETLINK_NETFILTER)
+    sock = socket ??= openRtSocket(NETLINK_NETFILTER).sock
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPROTONOSUPPORT') return undefined // a kernel without nfnetlink
     throw err

@@ -6,6 +6,7 @@
 
 import { Flags, FlagsGet, RawNetlinkSocket, formatMessage, parseMessages } from './netlink.js'
 import { NetlinkError, parseNlmsgerr } from './errors.js'
+import { loadAddon } from './native.js'
 
 export interface RawMsg {
   type: number
@@ -170,4 +171,30 @@ export class RtSocket {
     this.failAll(new Error('the netlink socket was closed'))
     this.raw.close()
   }
+}
+
+/**
+ * A socket of `protocol` with the setns addon's help where it loads: the kernel's error text and
+ * strictly filtered dumps on (tuneNetlinkSocket, which also finds the socket's fd), and requests
+ * answered in one call (netlinkRequest, `direct`). Without the addon, errors still carry errno,
+ * just no extack text, and requests go through the package's socket. Call it synchronously inside
+ * withNetns for a socket in another netns.
+ */
+export function openRtSocket(protocol = NETLINK_ROUTE): { sock: RtSocket; tuned: boolean; fd: number | undefined } {
+  const sock = new RtSocket(protocol)
+  let tuned = false
+  let fd: number | undefined
+  try {
+    const addon = loadAddon()
+    const found = addon.tuneNetlinkSocket(sock.port, protocol)
+    tuned = sock.extAck = !!found?.extAck
+    fd = found?.fd
+    if (fd !== undefined) {
+      const at = fd
+      sock.direct = (data) => addon.netlinkRequest(at, data)
+    }
+  } catch {
+    // no addon: as said above
+  }
+  return { sock, tuned, fd }
 }
