@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { TABLES_CACHE, bridgeFirewall, ruleComment, saveTables } from '../../lib/firewall/index.js'
+import { bridgeFirewall, ruleComment, saveTables } from '../../lib/firewall/index.js'
 import { nftGeneration, openHostHandle } from '../../lib/kernel/index.js'
 import { editRules, withFirewallLock } from '../../lib/ops/firewall.js'
 import { runTx } from '../../lib/ops/tx.js'
@@ -43,34 +43,25 @@ function standIns(t: { teardown(fn: () => void): void }): { reads: () => number 
   return { reads: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l === 'run ').length : 0) }
 }
 
-/**
- * bridgeFirewall with the generation read around it: `quiet` when nothing changed the rules
- * meanwhile (this machine is shared: other suites change iptables at any time) and the cache
- * held this process's key when it began (another plumb, with the real binaries on its PATH,
- * may have written its own in between: the cache keeps one key).
- */
-async function planned(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean; quiet: boolean }> {
-  const [gen, before] = [await nftGeneration(), reads()]
-  const ours = cacheKeyedBy(gen)
+/** bridgeFirewall, and whether it read the tables (ran iptables-save) to answer. */
+async function planned(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean }> {
+  const before = reads()
   const { rules } = await bridgeFirewall(bridge)
-  return { present: rules.map((r) => r.present), read: reads() > before, quiet: ours && (await nftGeneration()) === gen }
+  return { present: rules.map((r) => r.present), read: reads() > before }
 }
 
-/** Whether the cache file holds generation `gen` for this process's stand-ins. */
-function cacheKeyedBy(gen: number | undefined): boolean {
-  try {
-    const c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as { gen: number; bins: Record<string, string> }
-    return c.gen === gen && Object.values(c.bins).every((b) => b.includes('/pt-fwc-'))
-  } catch {
-    return false
-  }
-}
-
-/** The first of up to 50 runs during which nobody else changed the rules or the cache. */
+/**
+ * A second bridgeFirewall right after a first, during which nobody changed the rules (this machine
+ * is shared: other suites change iptables at any time): the first has the generation's tables
+ * (read, or kept by this process or the cache file), the second is the one looked at. The first
+ * of up to 50 tries with the generation the same before the first and after the second.
+ */
 async function quietRun(bridge: string, reads: () => number): Promise<{ present: boolean[]; read: boolean } | undefined> {
   for (let i = 0; i < 50; i++) {
+    const gen = await nftGeneration()
+    await bridgeFirewall(bridge)
     const r = await planned(bridge, reads)
-    if (r.quiet) return r
+    if ((await nftGeneration()) === gen) return r
   }
   return undefined
 }
