@@ -327,36 +327,37 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (get_args(env, info, 2, 2, argv, "netlinkRequest(fd, data) needs an fd and a Buffer or an Array of Buffers") < 0) return NULL;
   if (get_int_arg(env, argv[0], "fd", &fd) < 0) return NULL;
-  struct iovec iov[16];
-  size_t niov = 0;
   bool is_array = false, is_buffer = false;
   napi_is_array(env, argv[1], &is_array);
   napi_is_buffer(env, argv[1], &is_buffer);
-  if (is_buffer) {
-    napi_get_buffer_info(env, argv[1], &iov[0].iov_base, &iov[0].iov_len);
-    niov = 1;
-  } else if (is_array) {
-    uint32_t len = 0;
-    napi_get_array_length(env, argv[1], &len);
-    if (len > sizeof iov / sizeof iov[0]) {
-      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "netlinkRequest: at most 16 Buffers");
-      return NULL;
-    }
-    for (uint32_t i = 0; i < len; i++) {
-      napi_value item;
-      bool ok = false;
-      napi_get_element(env, argv[1], i, &item);
-      napi_is_buffer(env, item, &ok);
-      if (!ok) {
-        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRequest: data must be Buffers");
-        return NULL;
-      }
-      napi_get_buffer_info(env, item, &iov[i].iov_base, &iov[i].iov_len);
-    }
-    niov = len;
-  } else {
+  uint32_t niov = 1;
+  if (is_array) napi_get_array_length(env, argv[1], &niov);
+  else if (!is_buffer) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRequest: data must be a Buffer or an Array of Buffers");
     return NULL;
+  }
+  if (niov == 0 || niov > 1024) { /* UIO_MAXIOV */
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "netlinkRequest: 1 to 1024 Buffers");
+    return NULL;
+  }
+  struct iovec *iov = calloc(niov, sizeof *iov);
+  if (!iov) {
+    throw_errno(env, "calloc", ENOMEM);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < niov; i++) {
+    napi_value item = argv[1];
+    bool ok = is_buffer;
+    if (is_array) {
+      napi_get_element(env, argv[1], i, &item);
+      napi_is_buffer(env, item, &ok);
+    }
+    if (!ok) {
+      free(iov);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "netlinkRequest: data must be Buffers");
+      return NULL;
+    }
+    napi_get_buffer_info(env, item, &iov[i].iov_base, &iov[i].iov_len);
   }
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);
@@ -371,8 +372,10 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
   do {
     sent = sendmsg(fd, &mh, 0);
   } while (sent < 0 && errno == EINTR);
+  int send_errno = errno;
+  free(iov);
   if (sent < 0) {
-    throw_errno(env, "sendmsg", errno);
+    throw_errno(env, "sendmsg", send_errno);
     return NULL;
   }
   napi_create_array(env, &out);

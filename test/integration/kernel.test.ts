@@ -20,6 +20,9 @@ import {
   withNetns,
 } from '../../lib/kernel/index.js'
 import type { NetHandle } from '../../lib/kernel/index.js'
+import { FlagsGet } from '../../lib/kernel/netlink.js'
+import { linkFromWire } from '../../lib/kernel/parse.js'
+import { openRtSocket } from '../../lib/kernel/socket.js'
 import { sh, testIf } from '../helpers/index.js'
 
 const root = process.geteuid?.() === 0
@@ -104,6 +107,19 @@ maybe("a request is answered inside the call that sends it (no turn of the event
   const e = await t.throwsAsync(ns.h.setLink(999_999, { up: true }))
   t.false(turned)
   t.regex(e!.message, /ENODEV/)
+})
+
+maybe('a request in many pieces is sent as one message (the addon gathers any number of buffers)', async (t) => {
+  const ns = makeNs(t)
+  ip('-n', ns.name, 'link', 'add', 'v0a', 'type', 'veth', 'peer', 'name', 'v0b')
+  const { sock } = withNetns(ns.fd, () => openRtSocket())
+  t.teardown(() => sock.close())
+  t.truthy(sock.direct, 'the addon answers this socket')
+  // RTM_GETLINK dump, its 16-byte ifinfomsg (AF_UNSPEC, all zero) given one byte a piece: 17 buffers with the header
+  const replies = await sock.request(18, Array.from({ length: 16 }, () => new Uint8Array(1)), FlagsGet.DUMP, { op: 'RTM_GETLINK', timeoutMs: 2000 })
+  const names = replies.filter((m) => m.type === 16).map((m) => linkFromWire(m.data).name)
+  t.deepEqual(names.sort(), (ipj('-n', ns.name, 'link', 'show') as Json[]).map((l) => l.ifname as string).sort())
+  t.is(names.length, 3)
 })
 
 // ---- links --------------------------------------------------------------------------------
