@@ -54,8 +54,10 @@ export class AddrCache extends WatchedCache<LinkKey, Set<string>, AddrChange> {
    */
   fresh(netnsId: number, index: number): void {
     if (netnsId === -1) return
-    this.seed(keyOf(netnsId, index, 4), new Set())
-    this.seed(keyOf(netnsId, index, 6), new Set())
+    this.seed([
+      [keyOf(netnsId, index, 4), new Set()],
+      [keyOf(netnsId, index, 6), new Set()],
+    ])
   }
 
   protected hear(events: Heard): void {

@@ -123,11 +123,11 @@ export class NetlinkHandle implements NetHandle {
   /** the ports of bridges here, kept current by a link watch (portsOf) */
   private portCache: PortCache | undefined
 
-  private constructor(label: string, made: { sock: RtSocket; tuned: boolean; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
+  private constructor(label: string, made: { sock: RtSocket; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
     this.label = label
     this.sock = made.sock
     this.sockFd = made.fd
-    this.extAck = made.tuned
+    this.extAck = made.sock.extAck
     this.nsFd = nsFd
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   }

@@ -12,8 +12,8 @@ export interface SetnsAddon {
   withUtsns<T>(fd: number, fn: () => T): T
   /** a fresh empty netns as an O_CLOEXEC fd (alive while the fd is open) */
   newNetns(): number
-  /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our NETLINK_ROUTE socket bound to `port`
-   *  in the calling thread's netns; undefined when no such socket is found */
+  /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our socket of `protocol` (NETLINK_ROUTE
+   *  by default) bound to `port` in the calling thread's netns; undefined when no such socket is found */
   tuneNetlinkSocket(port: number, protocol?: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
   /** send one netlink request on fd, then read every datagram queued on it, without blocking (native/setns.c) */
   netlinkRequest(fd: number, data: Uint8Array | Uint8Array[]): Buffer[]

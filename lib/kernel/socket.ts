@@ -180,14 +180,13 @@ export class RtSocket {
  * just no extack text, and requests go through the package's socket. Call it synchronously inside
  * withNetns for a socket in another netns.
  */
-export function openRtSocket(protocol = NETLINK_ROUTE): { sock: RtSocket; tuned: boolean; fd: number | undefined } {
+export function openRtSocket(protocol = NETLINK_ROUTE): { sock: RtSocket; fd: number | undefined } {
   const sock = new RtSocket(protocol)
-  let tuned = false
   let fd: number | undefined
   try {
     const addon = loadAddon()
     const found = addon.tuneNetlinkSocket(sock.port, protocol)
-    tuned = sock.extAck = !!found?.extAck
+    sock.extAck = !!found?.extAck
     fd = found?.fd
     if (fd !== undefined) {
       const at = fd
@@ -196,5 +195,5 @@ export function openRtSocket(protocol = NETLINK_ROUTE): { sock: RtSocket; tuned:
   } catch {
     // no addon: as said above
   }
-  return { sock, tuned, fd }
+  return { sock, fd }
 }

@@ -77,13 +77,14 @@ export abstract class WatchedCache<K, V, C> {
   }
 
   /**
-   * What `key` is as of now, known without a read (a link this process has just made): applied
-   * on top of everything heard before it, and replacing whatever was known or being read for it.
+   * What some keys are as of now, known without a read (a link this process has just made): what
+   * was heard before is drained first (it is not theirs), what is heard after applies to them;
+   * they replace whatever was known or being read for those keys.
    */
-  protected seed(key: K, value: V): void {
+  protected seed(values: Array<[K, V]>): void {
     this.drain()
-    if (this.entries.size >= this.maxEntries) this.reset()
-    this.entries.set(key, { value, log: [], read: undefined })
+    if (this.entries.size + values.length > this.maxEntries) this.reset()
+    for (const [key, value] of values) this.entries.set(key, { value, log: [], read: undefined })
   }
 
   /** The keys known or being read. */
