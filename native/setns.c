@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/ethtool.h>
@@ -40,9 +39,6 @@
 #endif
 #ifndef RTNLGRP_NSID
 #define RTNLGRP_NSID 28
-#endif
-#ifndef SIOCGSKNS
-#define SIOCGSKNS 0x894C
 #endif
 
 /* errno names rather than strerror text: callers match on them and users grep for them. */
@@ -244,69 +240,42 @@ static napi_value netns_cookie(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* Whether socket fd lives in the same netns as the calling thread (SIOCGSKNS, Linux 4.9+).
- * Returns 1 yes, 0 no, -1 unknown. */
-static int same_netns(int fd, const struct stat *here) {
-  int nsfd = ioctl(fd, SIOCGSKNS);
-  if (nsfd < 0) return -1;
-  struct stat st;
-  int r = fstat(nsfd, &st) == 0 ? (st.st_dev == here->st_dev && st.st_ino == here->st_ino) : -1;
-  close(nsfd);
-  return r;
-}
-
-/* tuneNetlinkSocket(port[, protocol]): the netlink package exposes no fd and no setsockopt, so find
- * the socket of `protocol` (NETLINK_ROUTE by default) bound to `port` in the calling thread's netns among our own fds and
- * turn on NETLINK_EXT_ACK (the kernel's error text) and NETLINK_GET_STRICT_CHK (filtered
- * dumps). Port ids are unique per netns only, hence the netns check. Returns
- * { fd, extAck, strictChk } or undefined when no such socket is found. */
-static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
-  napi_value argv[2], out, undef;
-  int32_t port, protocol = NETLINK_ROUTE;
-
-  napi_get_undefined(env, &undef);
-  int argc = get_args(env, info, 1, 2, argv, "tuneNetlinkSocket(port[, protocol]) needs a port");
+/* netlinkOpen([protocol]): a netlink socket of `protocol` (NETLINK_ROUTE by default) in the calling
+ * thread's netns, close-on-exec, bound to a port the kernel picks, with NETLINK_EXT_ACK (the
+ * kernel's error text) and NETLINK_GET_STRICT_CHK (filtered dumps) on where the kernel has them.
+ * Returns { fd, port, extAck, strictChk }; the caller closes fd. Every plumb request socket is made
+ * here and asked through netlinkRequest: the kernel answers a request inside the call that sends
+ * it, so no reader on the event loop is needed (and none of the netlink package's native socket:
+ * its load, its fd search, its abort at ~100 completions in one poll). */
+static napi_value netlink_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, v;
+  int32_t protocol = NETLINK_ROUTE;
+  int argc = get_args(env, info, 0, 1, argv, "netlinkOpen([protocol])");
   if (argc < 0) return NULL;
-  if (get_int_arg(env, argv[0], "port", &port) < 0) return NULL;
-  if (argc > 1 && get_int_arg(env, argv[1], "protocol", &protocol) < 0) return NULL;
-
-  struct stat here;
-  int have_here = stat("/proc/thread-self/ns/net", &here) == 0;
-
-  DIR *dir = opendir("/proc/self/fd");
-  if (!dir) {
-    throw_errno(env, "opendir /proc/self/fd", errno);
+  if (argc > 0 && get_int_arg(env, argv[0], "protocol", &protocol) < 0) return NULL;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  if (fd < 0) {
+    throw_errno(env, "socket AF_NETLINK", errno);
     return NULL;
   }
-  int found = -1;
-  struct dirent *de;
-  while ((de = readdir(dir)) != NULL) {
-    char *end;
-    long fd = strtol(de->d_name, &end, 10);
-    if (*end != '\0' || fd < 0 || fd == dirfd(dir)) continue;
-    struct sockaddr_nl sa;
-    socklen_t len = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    if (getsockname((int)fd, (struct sockaddr *)&sa, &len) < 0) continue;
-    if (sa.nl_family != AF_NETLINK || sa.nl_pid != (uint32_t)port) continue;
-    int proto = -1;
-    len = sizeof proto;
-    if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != protocol) continue;
-    if (have_here && same_netns((int)fd, &here) == 0) continue;
-    found = (int)fd;
-    break;
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  socklen_t len = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, "bind AF_NETLINK", e);
+    return NULL;
   }
-  closedir(dir);
-  if (found < 0) return undef;
-
   int one = 1;
-  int ext = setsockopt(found, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) == 0;
-  int strict = setsockopt(found, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) == 0;
-
-  napi_value v;
+  int ext = setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) == 0;
+  int strict = setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) == 0;
   napi_create_object(env, &out);
-  napi_create_int32(env, found, &v);
+  napi_create_int32(env, fd, &v);
   napi_set_named_property(env, out, "fd", v);
+  napi_create_uint32(env, sa.nl_pid, &v);
+  napi_set_named_property(env, out, "port", v);
   napi_get_boolean(env, ext, &v);
   napi_set_named_property(env, out, "extAck", v);
   napi_get_boolean(env, strict, &v);
@@ -315,13 +284,11 @@ static napi_value tune_netlink_socket(napi_env env, napi_callback_info info) {
 }
 
 /* netlinkRequest(fd, data): send one request (a Buffer, or an Array of Buffers gathered into one
- * message) on the netlink socket fd that tuneNetlinkSocket found, then read every datagram queued
- * on it without blocking; returns them as Buffers. The kernel answers an rtnetlink request inside
+ * message) on the netlink socket fd (netlinkOpen's), then read every datagram queued on it without
+ * blocking; returns them as Buffers. The kernel answers an rtnetlink or nfnetlink request inside
  * the sendmsg that carries it (and makes a dump's next part inside the recvmsg that makes room for
- * it), so the whole answer is read here: no turn of the event loop, no send queue, no completion
- * timer of the netlink package's socket, whose own reader only ever finds what is left (nothing,
- * or replies to requests sent on its path). A failed send throws its errno; a failed read stops
- * the reading and is left for the package's reader to report. */
+ * it), so the whole answer is read here. A failed send or read throws its errno (a read's
+ * ENOBUFS: answers were lost). */
 static napi_value netlink_request(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
   int32_t fd;
@@ -383,6 +350,10 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
   for (;;) {
     ssize_t len = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     if (len < 0 && errno == EINTR) continue;
+    if (len < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      throw_errno(env, "recv", errno);
+      return NULL;
+    }
     if (len <= 0) break;
     void *data;
     napi_value b;
@@ -391,7 +362,10 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
     do {
       got = recv(fd, data, (size_t)len, MSG_DONTWAIT);
     } while (got < 0 && errno == EINTR);
-    if (got < 0) break;
+    if (got < 0) {
+      throw_errno(env, "recv", errno);
+      return NULL;
+    }
     if (got < len) napi_create_buffer_copy(env, (size_t)got, data, NULL, &b); /* never seen: the peek said len */
     napi_set_element(env, out, n++, b);
   }
@@ -651,7 +625,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "tuneNetlinkSocket", NULL, tune_netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkRequest", NULL, netlink_request, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "withUtsns", NULL, with_utsns, NULL, NULL, NULL, napi_enumerable, NULL },

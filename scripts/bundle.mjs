@@ -35,30 +35,8 @@ function patchDependency(name, file, edits) {
   }
 }
 
-// netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one); only its native
-// binding is found at run time, from the installed package, and only when the first socket is
-// made: a start-up snapshot (bin/snapshot.ts) cannot hold a native binding, and --help or a
-// usage error never needs one. node-gyp-build, which picks the prebuilt binary, is bundled, its
-// require of the binary made a real one (the snapshot's `require` knows only node's built-ins):
-// it requires absolute paths only, the binary and a package.json.
-const netlinkBinding = patchDependency('netlink-binding', 'netlink/dist/raw.js', [
-  [
-    "const binding = require('node-gyp-build')(__dirname + '/..');",
-    [
-      'let loaded;',
-      'const binding = { get NativeNetlink() {',
-      "  loaded ??= require('node-gyp-build')(require('node:path').dirname(require('node:module').createRequire(__plumbModuleUrl).resolve('netlink/package.json')));",
-      '  return loaded.NativeNetlink',
-      '} };',
-    ].join('\n'),
-  ],
-])
-const nodeGypBuild = patchDependency('node-gyp-build-require', 'node-gyp-build/node-gyp-build.js', [
-  [
-    "var runtimeRequire = typeof __webpack_require__ === 'function' ? __non_webpack_require__ : require // eslint-disable-line",
-    "var runtimeRequire = function (file) { return require('node:module').createRequire(file)(file) }",
-  ],
-])
+// netlink is bundled too (its ~40 CJS files cost ~27 ms to load one by one): the message formats
+// only. Its native socket is not used (lib/kernel/socket.ts): nothing loads its binding.
 
 // yargs takes strictEqual/notStrictEqual from node:assert for its own invariants; loading
 // node:assert pulls in streams and colour detection (~7 ms of every start). Two lines do the job.
@@ -146,9 +124,7 @@ const bundled = {
   define: { 'import.meta.url': '__plumbModuleUrl' },
   // let: a start-up snapshot holding the ops bundle moves it to where the run found it (lib/cli/ops.ts's relocate)
   banner: { js: "let __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [netlinkBinding, nodeGypBuild, yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
-  // netlink's binding is found with require.resolve at run time, on purpose
-  logOverride: { 'require-resolve-not-external': 'silent' },
+  plugins: [yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
   logLevel: 'warning',
   // ASCII only (non-ASCII escaped): lib/cli/bundle.ts reads the bundles as latin1, ~10x faster than UTF-8
   charset: 'ascii',

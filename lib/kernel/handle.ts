@@ -11,7 +11,7 @@ import { AddrCache } from './addr-cache.js'
 import type { AddrWatch } from './watched-cache.js'
 import { PortCache } from './port-cache.js'
 import { loadAddon } from './native.js'
-import { RtSocket, openRtSocket } from './socket.js'
+import { RtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
 import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
 import type {
@@ -60,9 +60,6 @@ const RTN_UNICAST = 1
 const RT_SCOPE_NOWHERE = 255
 const FOREVER = 0xffffffff
 
-/** Default per-request timeout: every kernel request here answers in well under 50 ms
- *  (a cross-netns veth delete is the slowest, ~20 ms); hitting this means a wedged socket. */
-export const DEFAULT_TIMEOUT_MS = 5000
 
 const AF_INET = 2
 const IFLA_INET_CONF = 1
@@ -102,50 +99,40 @@ function flat(sd: StreamData): Buffer {
 
 const linksOf = (msgs: RawMsg[]): LinkInfo[] => msgs.filter((m) => m.type === T.NEWLINK).map((m) => linkFromWire(m.data))
 
-export interface HandleOptions {
-  /** per-request timeout in ms */
-  timeoutMs?: number
-}
-
 export class NetlinkHandle implements NetHandle {
   readonly label: string
   /** whether the kernel sends extended-ack text on this socket */
   readonly extAck: boolean
   private readonly sock: RtSocket
-  /** the socket's fd (found by the addon), for device ioctls in this handle's netns */
-  private readonly sockFd: number | undefined
   /** our own fd of this handle's netns (guest handles), for sysctl and helper handles */
   private readonly nsFd: number | undefined
-  private readonly timeoutMs: number
   private closed = false
   /** the addresses of links here and in peer netns, kept current by an address watch (addressesOf) */
   private addrCache: AddrCache | undefined
   /** the ports of bridges here, kept current by a link watch (portsOf) */
   private portCache: PortCache | undefined
 
-  private constructor(label: string, made: { sock: RtSocket; fd: number | undefined }, nsFd: number | undefined, opts: HandleOptions) {
+  private constructor(label: string, sock: RtSocket, nsFd: number | undefined) {
     this.label = label
-    this.sock = made.sock
-    this.sockFd = made.fd
-    this.extAck = made.sock.extAck
+    this.sock = sock
+    this.extAck = sock.extAck
     this.nsFd = nsFd
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   }
 
   /** A handle in the process's own netns. */
-  static host(label = 'host', opts: HandleOptions = {}): NetlinkHandle {
-    return new NetlinkHandle(label, openRtSocket(), undefined, opts)
+  static host(label = 'host'): NetlinkHandle {
+    return new NetlinkHandle(label, new RtSocket(), undefined)
   }
 
   /** A handle whose socket is created inside the netns of `nsFd` (via the setns addon). */
-  static inside(nsFd: number, label: string, opts: HandleOptions = {}): NetlinkHandle {
+  static inside(nsFd: number, label: string): NetlinkHandle {
     const addon = loadAddon()
-    let made: { socket: ReturnType<typeof openRtSocket>; nsFd: number }
+    let made: { socket: RtSocket; nsFd: number }
     try {
       made = addon.withNetns(nsFd, () => {
         const own = openSync('/proc/thread-self/ns/net', 'r')
         try {
-          return { socket: openRtSocket(), nsFd: own }
+          return { socket: new RtSocket(), nsFd: own }
         } catch (err) {
           closeSync(own)
           throw err
@@ -157,7 +144,7 @@ export class NetlinkHandle implements NetHandle {
         hint: 'the fd must be an open network namespace (/proc/PID/ns/net, /run/netns/NAME)',
       })
     }
-    return new NetlinkHandle(label, made.socket, made.nsFd, opts)
+    return new NetlinkHandle(label, made.socket, made.nsFd)
   }
 
   // ---- the request path -------------------------------------------------------------------
@@ -175,7 +162,7 @@ export class NetlinkHandle implements NetHandle {
     const out = new AttrStream()
     formatMessage(msg, out)
     const op = OP_NAMES[type] ?? `message ${type}`
-    return this.sock.request(type, out.bufs, flags, { op, timeoutMs: this.timeoutMs, ...(kind ? { kind } : {}) })
+    return this.sock.request(type, out.bufs, flags, { op, ...(kind ? { kind } : {}) })
   }
 
   /** A request answered by link messages, read with linkFromWire (see parse.ts for why). */
@@ -240,7 +227,7 @@ export class NetlinkHandle implements NetHandle {
   /** Run fn with a handle that sees the netns of `nsFd` (this one when nsFd is undefined). */
   private async withHandleIn<T>(nsFd: number | undefined, fn: (h: NetHandle) => Promise<T>): Promise<T> {
     if (nsFd === undefined) return fn(this)
-    const h = NetlinkHandle.inside(nsFd, `${this.label} (netns fd ${nsFd})`, { timeoutMs: this.timeoutMs })
+    const h = NetlinkHandle.inside(nsFd, `${this.label} (netns fd ${nsFd})`)
     try {
       return await fn(h)
     } finally {
@@ -364,7 +351,7 @@ export class NetlinkHandle implements NetHandle {
     req.writeUInt32LE(nsFd, 8)
     let replies: RawMsg[]
     try {
-      replies = await this.sock.request(T.GETNSID, [req], 0, { op: OP_NAMES[T.GETNSID]!, timeoutMs: this.timeoutMs })
+      replies = await this.sock.request(T.GETNSID, [req], 0, { op: OP_NAMES[T.GETNSID]! })
     } catch (err) {
       throw toPlumbError(err, what)
     }
@@ -476,10 +463,9 @@ export class NetlinkHandle implements NetHandle {
    */
   async setTxChecksum(name: string, on: boolean): Promise<void> {
     const what = `turn ${on ? 'on' : 'off'} TX checksum offload on "${name}"${this.where()}`
-    if (this.sockFd === undefined) throw new PlumbError('FAILED', `failed to ${what}: the netlink socket's fd was not found (setns addon missing?)`)
     let kept: boolean
     try {
-      kept = loadAddon().txChecksum(this.sockFd, name, on)
+      kept = loadAddon().txChecksum(this.sock.fd, name, on)
     } catch (err) {
       throw toPlumbError(err, what, { overrides: { EOPNOTSUPP: 'UNSUPPORTED' } })
     }

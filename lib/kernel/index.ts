@@ -3,21 +3,19 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { toPlumbError } from './errors.js'
 import { NetlinkHandle } from './handle.js'
-import type { HandleOptions } from './handle.js'
 import { loadAddon } from './native.js'
 import type { NetHandle } from './types.js'
 
 export type * from './types.js'
 export { NetlinkError, errnoName, errnoOf, isGone, parseNlmsgerr, toPlumbError } from './errors.js'
 export type { ToPlumbErrorOptions } from './errors.js'
-export { NetlinkHandle, DEFAULT_TIMEOUT_MS } from './handle.js'
-export type { HandleOptions } from './handle.js'
+export { NetlinkHandle } from './handle.js'
 export { addonAvailable, withNetns } from './native.js'
 
 /** A handle on the process's own netns (the host, for a CLI run from the host). */
-export function openHostHandle(opts: HandleOptions = {}): NetHandle {
+export function openHostHandle(): NetHandle {
   try {
-    return NetlinkHandle.host('host', opts)
+    return NetlinkHandle.host('host')
   } catch (err) {
     throw toPlumbError(err, 'open a netlink socket')
   }
@@ -25,8 +23,8 @@ export function openHostHandle(opts: HandleOptions = {}): NetHandle {
 
 /** A handle whose socket lives in the netns of `nsFd` for life (Go's netlink.NewHandleAt).
  *  The handle keeps its own reference to the netns: the caller may close nsFd afterwards. */
-export function openHandleIn(nsFd: number, label: string, opts: HandleOptions = {}): NetHandle {
-  return NetlinkHandle.inside(nsFd, label, opts)
+export function openHandleIn(nsFd: number, label: string): NetHandle {
+  return NetlinkHandle.inside(nsFd, label)
 }
 
 /** open(path, O_RDONLY|O_CLOEXEC): /proc/PID/ns/net, /run/netns/NAME, a SandboxKey. */

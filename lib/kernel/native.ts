@@ -12,9 +12,9 @@ export interface SetnsAddon {
   withUtsns<T>(fd: number, fn: () => T): T
   /** a fresh empty netns as an O_CLOEXEC fd (alive while the fd is open) */
   newNetns(): number
-  /** turn on NETLINK_EXT_ACK / NETLINK_GET_STRICT_CHK on our socket of `protocol` (NETLINK_ROUTE
-   *  by default) bound to `port` in the calling thread's netns; undefined when no such socket is found */
-  tuneNetlinkSocket(port: number, protocol?: number): { fd: number; extAck: boolean; strictChk: boolean } | undefined
+  /** a netlink socket of `protocol` (NETLINK_ROUTE by default) in the calling thread's netns, bound,
+   *  close-on-exec, with NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK on where the kernel has them */
+  netlinkOpen(protocol?: number): { fd: number; port: number; extAck: boolean; strictChk: boolean }
   /** send one netlink request on fd, then read every datagram queued on it, without blocking (native/setns.c) */
   netlinkRequest(fd: number, data: Uint8Array | Uint8Array[]): Buffer[]
   /** flock(fd, op | LOCK_NB): true when taken, false when held elsewhere; op 1 shared, 2 exclusive, 8 unlock */
@@ -38,7 +38,7 @@ export interface SetnsAddon {
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'tuneNetlinkSocket', 'netlinkRequest', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'netlinkOpen', 'netlinkRequest', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

@@ -3,7 +3,6 @@
 // command would pay for at start-up.
 
 export { Flags, FlagsGet, FlagsNew } from 'netlink/dist/constants.js'
-export { RawNetlinkSocket } from 'netlink/dist/raw.js'
 export { AttrStream, formatMessage, parseMessages } from 'netlink/dist/structs.js'
 export type { StreamData } from 'netlink/dist/structs.js'
 export * as ifla from 'netlink/dist/rt/ifla.js'

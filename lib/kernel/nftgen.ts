@@ -5,8 +5,7 @@
 // iptables by it.
 
 import { NetlinkError } from './errors.js'
-import { openRtSocket } from './socket.js'
-import type { RtSocket } from './socket.js'
+import { RtSocket } from './socket.js'
 
 const NETLINK_NETFILTER = 12
 const NFNL_SUBSYS_NFTABLES = 10
@@ -17,8 +16,8 @@ const NFTA_GEN_ID = 1
 const NFGENMSG = Buffer.alloc(4)
 
 /** One socket per process, opened on the first call (in the process's netns: never called inside
- *  withNetns), kept for the next: a library caller asks on every attach. Unref'd like every
- *  RtSocket, so it keeps no process alive. */
+ *  withNetns), kept for the next: a library caller asks on every attach. A bare fd, as every
+ *  RtSocket: it keeps no process alive. */
 let socket: RtSocket | undefined
 
 /**
@@ -28,13 +27,13 @@ let socket: RtSocket | undefined
 export async function nftGeneration(): Promise<number | undefined> {
   let sock: RtSocket
   try {
-    sock = socket ??= openRtSocket(NETLINK_NETFILTER).sock
+    sock = socket ??= new RtSocket(NETLINK_NETFILTER)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPROTONOSUPPORT') return undefined // a kernel without nfnetlink
     throw err
   }
   try {
-    const replies = await sock.request((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, [NFGENMSG], 0, { op: 'NFT_MSG_GETGEN', timeoutMs: 2000 })
+    const replies = await sock.request((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, [NFGENMSG], 0, { op: 'NFT_MSG_GETGEN' })
     const gen = replies.find((m) => m.type === ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN))
     if (!gen) return undefined
     // attributes after the 4-byte nfgenmsg, each 4-aligned: len u16, type u16 (NLA_F_* bits off), payload
