@@ -6,7 +6,7 @@
 // it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
 import { spawnSync } from 'node:child_process'
 import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
 import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
@@ -128,6 +128,15 @@ const bundled = {
   logLevel: 'warning',
   // ASCII only (non-ASCII escaped): lib/cli/bundle.ts reads the bundles as latin1, ~10x faster than UTF-8
   charset: 'ascii',
+  // Whitespace and syntax minified, names kept (stack traces still name every function; the linked
+  // source map gives lines back to `node --enable-source-maps`). A start-up snapshot holds its
+  // bundles' source text for V8's lazy compiler, and a run reads, checksums and copies the whole
+  // blob before it deserialises it: ~2-2.5 ms a megabyte here (a blob holding a bare string of
+  // 1.3 and 4 MB against none, 60-80 runs). The ops blob 7.31 -> 6.90 MB; paired, 100 rounds
+  // twice: `ls` 49.5 -> 47.8 ms; 60 rounds: a netns attach 56.0 -> 55.0. Renaming the identifiers
+  // too (with keepNames) made the blob 0.1 MB smaller and the runs no faster.
+  minifyWhitespace: true,
+  minifySyntax: true,
 }
 // The CLI is two bundles: the command line (yargs, the commands' flags and help: dist/plumb-cli.cjs,
 // and the start-up snapshot) and what the commands call (lib/cli/ops.ts: dist/plumb-ops.cjs),
@@ -136,7 +145,8 @@ const bundled = {
 // op pays for the rest once. The modules both halves use are the command line's, handed to the
 // ops bundle when it loads (lib/cli/bundle.ts): one error class for renderError's instanceof, one
 // configuration for configure(), one package root.
-const SHARED = { errors: 'lib/errors.ts', config: 'lib/config.ts', paths: 'lib/paths.ts' }
+// The bundle loader too: the build's training writes a code cache for every bundle it records.
+const SHARED = { errors: 'lib/errors.ts', config: 'lib/config.ts', paths: 'lib/paths.ts', bundle: 'lib/cli/bundle.ts' }
 const sharedPath = (name) => resolve(SHARED[name])
 const opsBundle = {
   name: 'ops-bundle',
@@ -167,10 +177,62 @@ const sharedModules = {
     })
   },
 }
-await build({ ...bundled, entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs', plugins: [...bundled.plugins, opsBundle] })
-await build({ ...bundled, entryPoints: ['lib/cli/ops.ts'], outfile: 'dist/plumb-ops.cjs', plugins: [...bundled.plugins, sharedModules] })
+// Lab files (lib/lab and the YAML parser: ~30 % of the ops) are a third bundle, dist/plumb-lab.cjs,
+// which a lab command's first call loads from its own code cache (lib/cli/ops.ts's lab()). The ops
+// blob every other op starts from then holds neither their source nor the parser's (6.90 -> 6.62
+// MB; paired, 100 rounds twice: `ls` 48.7 -> 47.7 and 50.0 -> 48.8 ms; 60 rounds: a netns attach
+// 56.8 -> 55.0). What the lab takes from the rest of plumb (the ops, the kernel
+// layer, the parsers) it takes from the ops bundle that loads it: one copy of each module, with
+// its caches, locks and error classes, as the ops bundle takes the command line's.
+const LAB = resolve('lib/lab')
+/** The modules outside lib/lab that the lab bundle requires, by path: their ids in it. */
+const labImports = new Map()
+const labDeps = {
+  name: 'lab-deps',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\/.*\.js$/ }, (args) => {
+      if (!args.importer.startsWith(`${LAB}/`)) return undefined
+      const target = resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts')
+      if (target.startsWith(`${LAB}/`)) return undefined
+      const id = `plumb:${relative(resolve('.'), target)}`
+      labImports.set(target, id)
+      return { path: id, external: true }
+    })
+  },
+}
+const opsLab = {
+  name: 'ops-lab',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/lab\/index\.js$/ }, (args) => (args.importer === resolve('lib/cli/ops.ts') ? { path: 'lab', namespace: 'ops-lab' } : undefined))
+    b.onLoad({ filter: /.*/, namespace: 'ops-lab' }, () => ({
+      contents: [
+        "const { loadBundle } = require('./bundle.js')",
+        "const { dirname, join } = require('node:path')",
+        "const { fileURLToPath } = require('node:url')",
+        "module.exports = loadBundle(join(dirname(fileURLToPath(__plumbModuleUrl)), 'plumb-lab.cjs'), {",
+        ...[...labImports].map(([target, id]) => `  ${JSON.stringify(id)}: require(${JSON.stringify(`./${relative(resolve('lib/cli'), target).replace(/\.ts$/, '.js')}`)}),`),
+        '})',
+      ].join('\n'),
+      resolveDir: resolve('lib/cli'),
+      loader: 'js',
+    }))
+  },
+}
+// What each bundle holds (the source files esbuild put in it: minified, the bundles no longer name
+// them), for the build's checks and the tests': dist/bundles.json.
+const inputs = {}
+const bundle = async (options) => {
+  const made = await build({ ...bundled, ...options, metafile: true })
+  inputs[options.outfile.replace(/^dist\//, '')] = Object.keys(made.metafile.inputs).sort()
+}
+await bundle({ entryPoints: ['bin/cli.ts'], outfile: 'dist/plumb-cli.cjs', plugins: [...bundled.plugins, opsBundle] })
+await bundle({ entryPoints: ['lib/lab/index.ts'], outfile: 'dist/plumb-lab.cjs', plugins: [...bundled.plugins, labDeps] })
+await bundle({ entryPoints: ['lib/cli/ops.ts'], outfile: 'dist/plumb-ops.cjs', plugins: [...bundled.plugins, sharedModules, opsLab] })
+const labInOps = inputs['plumb-ops.cjs'].filter((f) => f.startsWith('lib/lab/') || f.includes('node_modules/yaml/'))
+if (labInOps.length) throw new Error(`the ops bundle holds lab modules (${labInOps.slice(0, 3).join(', ')}): import them through lib/cli/ops.ts's lab() only`)
 // The CNI plugin's face: its own bundle without yargs and the CLI commands (bin/cni.ts).
-await build({ ...bundled, entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
+await bundle({ entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
+await writeFile('dist/bundles.json', `${JSON.stringify(inputs, null, 1)}\n`)
 // The start-up snapshot's script: its import.meta.url is set at run time by its deserialised main (bin/snapshot.ts).
 await build({ ...bundled, entryPoints: ['bin/snapshot.ts'], outfile: 'dist/plumb-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" }, plugins: [...bundled.plugins, opsBundle] })
 await build({
@@ -182,7 +244,7 @@ await build({
   format: 'cjs',
   logLevel: 'warning',
 })
-for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-cni.cjs']) {
+for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-lab.cjs', 'dist/plumb-cni.cjs']) {
   if (/[^\x00-\x7f]/.test(await readFile(file, 'latin1'))) throw new Error(`${file} is not ASCII: lib/cli/bundle.ts reads it as latin1`)
 }
 // The CLI's training writes the ops bundle's cache too, once more under the snapshot's V8 flags (a

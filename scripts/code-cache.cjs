@@ -1,5 +1,5 @@
-// Writes V8's code cache for a bundle (argv[2]) to argv[2].cache (for the CLI, the ops bundle its
-// commands load too: dist/plumb-ops.cjs.cache). The cache holds the functions
+// Writes V8's code cache for a bundle (argv[2]) to argv[2].cache (for the CLI, the ops and lab
+// bundles its commands load too: dist/plumb-ops.cjs.cache, dist/plumb-lab.cjs.cache). The cache holds the functions
 // compiled so far, so the bundle first runs a few commands that change nothing: for the CLI
 // (dist/plumb-cli.cjs) help texts, a usage error, and a --dry-run attach-veth planned against
 // this process's own netns (and ls for the snapshot: below); for the CNI plugin (dist/plumb-cni.cjs) VERSION, configs it refuses,
@@ -29,6 +29,8 @@ const cliRuns = [
   ['attach-veth', '--dry-run', '--allow-host', self, 'pt-train0', '198.18.0.2/24@198.18.0.1', '--route', '198.19.0.0/16'],
   ['attach-veth', '--dry-run', '--json', '--allow-host', self, 'pt-train0', '198.18.0.2/24', '2001:db8::2/64', '--mac', 'seed:train'],
   ['set-ip', '--dry-run', '--allow-host', self, 'lo', '198.18.0.3/32'],
+  // the lab bundle (dist/plumb-lab.cjs) and its YAML parser: a lab file read and drawn, nothing run
+  ['lab', 'graph', resolve(__dirname, '../recipes/labs/p2p.yml')],
 ]
 // For the start-up snapshot's cache (run under its V8 flags) ls too, which reads only (the host's
 // netns, Docker, OVS, plumb's records; without root or an engine it stops early, and trains what
@@ -61,7 +63,8 @@ async function train() {
   // too. Run under the start-up snapshot's V8 flags (scripts/bundle.mjs), only the ops bundle's,
   // named for them (codeCacheFile): the snapshot holds the command line itself.
   const ops = [...(loadedBundles ?? new Map())]
-  if (!cniMain && ops.length !== 1) throw new Error('the training runs did not load the ops bundle')
+  const loaded = (name) => ops.some(([f]) => f.endsWith(`/${name}`))
+  if (!cniMain && !(loaded('plumb-ops.cjs') && loaded('plumb-lab.cjs'))) throw new Error(`the training runs loaded ${ops.map(([f]) => f).join(', ') || 'no bundle'}, not the ops and lab bundles`)
   for (const [f, s] of underFlags ? ops : [[file, script], ...ops]) {
     const out = cniMain ? `${f}.cache` : codeCacheFile(f)
     writeFileSync(`${out}.tmp`, s.createCachedData())

@@ -41,15 +41,16 @@ function readOr(path: string, fallback: string): string {
 }
 
 /**
- * The CLI's V8 code caches, as this run reads them (lib/snapshot.ts's codeCacheFile): the ops
- * bundle's (dist/plumb-ops.cjs), and the command line's when not started from the snapshot. V8
+ * The CLI's V8 code caches, as this run reads them (lib/snapshot.ts's codeCacheFile): the ops and
+ * lab bundles' (dist/plumb-ops.cjs, dist/plumb-lab.cjs), and the command line's when not started
+ * from the snapshot. V8
  * rejects one made by another node binary or under other flags, and every command then compiles
  * the bundle again (~15 ms for the ops). Only where the bundles are (an installed package, a
  * build), not for a library checkout without them.
  */
 function codeCacheCheck(): DoctorCheck | undefined {
   const dist = join(packageRoot(), 'dist')
-  const bundles = [...(fromSnapshot() ? [] : ['plumb-cli.cjs']), 'plumb-ops.cjs'].map((f) => join(dist, f))
+  const bundles = [...(fromSnapshot() ? [] : ['plumb-cli.cjs']), 'plumb-ops.cjs', 'plumb-lab.cjs'].map((f) => join(dist, f))
   if (!bundles.every(exists)) return undefined
   const name = 'CLI code cache'
   const hint = 'rebuild it with the node that runs plumb: npm run build'
