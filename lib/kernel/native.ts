@@ -1,6 +1,5 @@
 // Loads the setns addon (native/setns.c) from the package root, wherever this code runs from.
 
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { PlumbError } from '../errors.js'
 import { findPackageRoot } from '../paths.js'
@@ -51,7 +50,11 @@ export function loadAddon(): SetnsAddon {
   const path = root === undefined ? undefined : join(root, ADDON)
   try {
     if (path === undefined) throw new Error('the plumb package root (package.json named "plumb") was not found above ' + import.meta.url)
-    const addon = createRequire(import.meta.url)(path) as SetnsAddon
+    // what require() does for a .node file, without its resolution (stat, realpath: ~0.5 ms of a
+    // cold run); the addon is cached here
+    const mod = { exports: {} as SetnsAddon }
+    process.dlopen(mod, path)
+    const addon = mod.exports
     // a build left from an older plumb lacks what this one calls: say so now, not as a TypeError mid-op
     const missing = ADDON_FUNCTIONS.filter((f) => typeof addon[f] !== 'function')
     if (missing.length) throw new Error(`it was built for an older plumb: it lacks ${missing.join(', ')}`)
