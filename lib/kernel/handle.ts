@@ -97,6 +97,10 @@ function flat(sd: StreamData): Buffer {
   return Buffer.concat(s.bufs)
 }
 
+/** What a link lookup answers undefined for: no such link (ENODEV); by name, also a name too long to exist (ERANGE). */
+const ABSENT = [19] as const
+const ABSENT_BY_NAME = [19, 34] as const
+
 const linksOf = (msgs: RawMsg[]): LinkInfo[] => msgs.filter((m) => m.type === T.NEWLINK).map((m) => linkFromWire(m.data))
 
 export class NetlinkHandle implements NetHandle {
@@ -156,13 +160,15 @@ export class NetlinkHandle implements NetHandle {
     return replies.map((m) => rt.parseMessage(m.type, m.data))
   }
 
-  /** request() without the package's parse of the replies */
-  private async requestRaw(type: number, msg: rt.Message, flags: number, kind?: string): Promise<RawMsg[]> {
+  /** request() without the package's parse of the replies; with `absent`, undefined for those errnos (RtSocket.request) */
+  private async requestRaw(type: number, msg: rt.Message, flags: number, kind?: string): Promise<RawMsg[]>
+  private async requestRaw(type: number, msg: rt.Message, flags: number, kind: string | undefined, absent: readonly number[]): Promise<RawMsg[] | undefined>
+  private async requestRaw(type: number, msg: rt.Message, flags: number, kind?: string, absent?: readonly number[]): Promise<RawMsg[] | undefined> {
     if (this.closed) throw new PlumbError('FAILED', `the netlink handle of ${this.label} is closed`)
     const out = new AttrStream()
     formatMessage(msg, out)
-    const op = OP_NAMES[type] ?? `message ${type}`
-    return this.sock.request(type, out.bufs, flags, { op, ...(kind ? { kind } : {}) })
+    const opts = { op: OP_NAMES[type] ?? `message ${type}`, ...(kind ? { kind } : {}) }
+    return absent ? this.sock.request(type, out.bufs, flags, { ...opts, absent }) : this.sock.request(type, out.bufs, flags, opts)
   }
 
   /** A request answered by link messages, read with linkFromWire (see parse.ts for why). */
@@ -208,10 +214,10 @@ export class NetlinkHandle implements NetHandle {
 
   private async getOne(what: string, data: rt.LinkMessage['data'], attrs: rt.LinkMessage['attrs']): Promise<LinkInfo | undefined> {
     try {
-      return linksOf(await this.requestRaw(T.GETLINK, { kind: 'link', data, attrs }, 0))[0]
-    } catch (err) {
       // a name that cannot exist (> 15 bytes) is absent too
-      if (err instanceof NetlinkError && (err.code === 'ENODEV' || (err.code === 'ERANGE' && attrs.ifname !== undefined))) return undefined
+      const replies = await this.requestRaw(T.GETLINK, { kind: 'link', data, attrs }, 0, undefined, attrs.ifname !== undefined ? ABSENT_BY_NAME : ABSENT)
+      return replies && linksOf(replies)[0]
+    } catch (err) {
       throw toPlumbError(err, what)
     }
   }

@@ -29,6 +29,13 @@ const NLMSG_DONE = 3
 const NETLINK_ROUTE = 0
 const EIO = 5
 
+export interface RequestOptions {
+  /** the request's name in errors (RTM_GETLINK) */
+  op: string
+  /** the link kind a NEWLINK makes, for errors */
+  kind?: string
+}
+
 export class RtSocket {
   /** the socket's fd, for device ioctls in its netns; closed by close() */
   readonly fd: number
@@ -51,20 +58,26 @@ export class RtSocket {
     this.extAck = made.extAck
   }
 
-  /** Send one request (REQUEST|ACK|flags) and collect its replies until it completes. */
-  request(type: number, payload: Uint8Array[], flags: number, opts: { op: string; kind?: string }): Promise<RawMsg[]> {
+  /**
+   * Send one request (REQUEST|ACK|flags) and collect its replies until it completes. With
+   * `absent`, those errnos (ENODEV for a lookup) answer undefined: no Error is made for what the
+   * caller expects (its stack trace is most of a failed lookup's cost).
+   */
+  request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions): Promise<RawMsg[]>
+  request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent: readonly number[] }): Promise<RawMsg[] | undefined>
+  request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent?: readonly number[] }): Promise<RawMsg[] | undefined> {
     try {
       // NLM_F_DUMP_INTR: the table changed while it was dumped, the result may be torn
       for (let attempt = 0; ; attempt++) {
         const msgs = this.send(type, payload, flags, opts)
-        if ((flags & FlagsGet.DUMP) !== FlagsGet.DUMP || attempt >= 4 || !msgs.some((m) => m.flags & Flags.DUMP_INTR)) return Promise.resolve(msgs)
+        if (msgs === undefined || (flags & FlagsGet.DUMP) !== FlagsGet.DUMP || attempt >= 4 || !msgs.some((m) => m.flags & Flags.DUMP_INTR)) return Promise.resolve(msgs)
       }
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  private send(type: number, payload: Uint8Array[], flags: number, opts: { op: string; kind?: string }): RawMsg[] {
+  private send(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent?: readonly number[] }): RawMsg[] | undefined {
     if (this.closed) throw new Error('the netlink socket is closed')
     const seq = this.seq
     this.seq = (this.seq % 0xffffffff) + 1
@@ -83,6 +96,7 @@ export class RtSocket {
         if (m.type === NLMSG_ERROR) {
           const { errno, extack } = parseNlmsgerr(m.data, m.flags)
           if (errno === 0) return replies
+          if (opts.absent?.includes(errno)) return undefined
           throw new NetlinkError(errno, opts.op, { extackEnabled: this.extAck, ...(extack ? { extack } : {}), ...(opts.kind ? { kind: opts.kind } : {}) })
         }
         if (m.type === NLMSG_DONE && dump) {
