@@ -152,6 +152,22 @@ static napi_value with_netns(napi_env env, napi_callback_info info) {
   return with_ns(env, info, CLONE_NEWNET, "/proc/thread-self/ns/net", "withNetns(fd, fn) needs two arguments");
 }
 
+/* enterNetns(fd): the calling thread moves into the network namespace of fd for good (no way
+ * back but another fd): for a process that works in another netns from then on. The build's
+ * training of real ops does (scripts/code-cache.cjs), in a throwaway netns. */
+static napi_value enter_netns(napi_env env, napi_callback_info info) {
+  napi_value argv[1], undef;
+  int32_t target;
+  if (get_args(env, info, 1, 1, argv, "enterNetns(fd) needs an fd") < 0) return NULL;
+  if (get_int_arg(env, argv[0], "fd", &target) < 0) return NULL;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    throw_errno(env, "setns", errno);
+    return NULL;
+  }
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
 /* The calling thread's own netns as an fd, to come back to with restore_netns; -1 with the JS
  * error thrown. */
 static int save_netns(napi_env env) {
@@ -625,6 +641,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "withNetns", NULL, with_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "newNetns", NULL, new_netns, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "enterNetns", NULL, enter_netns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkRequest", NULL, netlink_request, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, flock_fd, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -38,6 +38,34 @@ const cliRuns = [
 // while on the code-cache path every op would deserialise it (measured: no gain there).
 const underFlags = !cniMain && codeCacheFile(file) !== `${file}.cache`
 if (underFlags) cliRuns.push(['ls'], ['ls', '--json'])
+// Real ops too where scripts/bundle.mjs runs this in a mount namespace of its own with plumb's run
+// dir and /run/netns on a tmpfs (PLUMB_TRAIN_REAL), before the runs above: in a throwaway netns
+// this process enters for them, which is their host (its links, its firewall; plumb's process-wide
+// host handle is opened there and stays there: the dry runs above plan against it), with guests
+// and a "NIC" of their own; then back to the netns it started in for the rest. No OVS: its switch
+// is the host's, whatever the netns.
+const realRuns = underFlags && process.env.PLUMB_TRAIN_REAL === '1' ? [
+  ['attach-veth', 'netns:pt-train1', 'pt-train0', '198.18.0.2/24@198.18.0.1'],
+  ['macvlan', 'netns:pt-train2', 'pt-train-nic', '198.18.1.2/24'],
+  ['p2p-link', 'netns:pt-train1', 'netns:pt-train2', '--ip-a', '198.18.2.0/31', '--ip-b', '198.18.2.1/31'],
+  ['ls'],
+  ['detach', 'netns:pt-train1', '--all'],
+  ['detach', 'netns:pt-train2', '--all'],
+] : []
+
+async function trainReal() {
+  const addon = require(resolve(__dirname, '../native/build/Release/plumb_setns.node'))
+  const { openSync } = require('node:fs')
+  const { execFileSync } = require('node:child_process')
+  const home = openSync('/proc/thread-self/ns/net', 'r')
+  addon.enterNetns(addon.newNetns())
+  for (const args of [['link', 'set', 'lo', 'up'], ['netns', 'add', 'pt-train1'], ['netns', 'add', 'pt-train2'], ['link', 'add', 'pt-train-nic', 'up', 'type', 'veth', 'peer', 'name', 'pt-train-peer']]) execFileSync('ip', args)
+  for (const argv of realRuns) {
+    const io = bufferIo()
+    if ((await main(argv, io)) !== 0) throw new Error(`${argv.join(' ')}: ${io.stderr.join('')}`)
+  }
+  addon.enterNetns(home)
+}
 
 // No IPAM and a data dir that does not exist: nothing is spawned, written or removed.
 const conf = (extra) => JSON.stringify({ cniVersion: '1.0.0', name: 'pt-train', type: 'plumb', op: 'attach-veth', bridge: 'pt-train0', dataDir: `/nonexistent/plumb-train-${process.pid}`, ...extra })
@@ -58,7 +86,10 @@ async function train() {
     const tags = { cni: 'pt-train', cniif: 'eth0' }
     await attachVeth({ guest: self, bridge: 'pt-train0', ips: ['198.18.0.2/24@198.18.0.1'], ifname: 'eth0', tags, dryRun: true, allowHost: true, firewall: false }).catch(() => undefined)
   }
-  else for (const argv of cliRuns) await main(argv, bufferIo()).catch(() => undefined)
+  else {
+    if (realRuns.length) await trainReal()
+    for (const argv of cliRuns) await main(argv, bufferIo()).catch(() => undefined)
+  }
   // The CLI's ops bundle (dist/plumb-ops.cjs), which the dry runs loaded, has its cache written
   // too. Run under the start-up snapshot's V8 flags (scripts/bundle.mjs), only the ops bundle's,
   // named for them (codeCacheFile): the snapshot holds the command line itself.

@@ -11,6 +11,8 @@ export interface SetnsAddon {
   withUtsns<T>(fd: number, fn: () => T): T
   /** a fresh empty netns as an O_CLOEXEC fd (alive while the fd is open) */
   newNetns(): number
+  /** setns(fd, CLONE_NEWNET) for good: the calling thread stays there (the build's training of real ops) */
+  enterNetns(fd: number): void
   /** a netlink socket of `protocol` (NETLINK_ROUTE by default) in the calling thread's netns, bound,
    *  close-on-exec, with NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK on where the kernel has them */
   netlinkOpen(protocol?: number): { fd: number; port: number; extAck: boolean; strictChk: boolean }
@@ -37,7 +39,7 @@ export interface SetnsAddon {
 }
 
 const ADDON = join('native', 'build', 'Release', 'plumb_setns.node')
-const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'netlinkOpen', 'netlinkRequest', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
+const ADDON_FUNCTIONS: Array<keyof SetnsAddon> = ['withNetns', 'withUtsns', 'newNetns', 'enterNetns', 'netlinkOpen', 'netlinkRequest', 'flock', 'txChecksum', 'netnsCookie', 'addrWatchOpen', 'addrWatchDrain', 'linkWatchOpen']
 
 let cached: SetnsAddon | undefined
 let loadError: PlumbError | undefined

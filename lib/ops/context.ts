@@ -31,8 +31,8 @@ export interface CommonOptions {
 /**
  * One netlink handle per netns, shared by many ops of one run (a lab deploy's 60 links): a
  * handle costs a socket, ~1-2 ms of CPU to make on a busy machine, and the ops would open ~3 each.
- * Their requests share the socket's pipeline (at most 32 in flight: lib/kernel/socket.ts), each op's
- * in its own order. The pool closes them all at the end of the run.
+ * Their requests share the socket (each sent and answered in one call: lib/kernel/socket.ts), each
+ * op's in its own order. The pool closes them all at the end of the run.
  */
 export class HandlePool {
   private readonly open = new Map<string, NetHandle>()
@@ -60,10 +60,9 @@ let processHost: NetHandle | undefined
 
 /**
  * The process's own netns's handle, opened on first use and shared by every op for the
- * process's life: a socket (with its extack tuning through the addon) per op was ~0.1-0.2 ms of
- * a ~2.5 ms library attach. Safe now that a socket has at most 32 requests in flight (the
- * package's native layer aborted the process with ~100 concurrent attaches on one socket:
- * lib/kernel/socket.ts). Its socket is unref'd: it keeps no process alive. Never closed.
+ * process's life: a socket per op was ~0.1-0.2 ms of a ~2.5 ms library attach. Each request is
+ * sent and answered in one call (lib/kernel/socket.ts), so concurrent ops never interleave on it.
+ * A bare fd: it keeps no process alive. Never closed.
  */
 export function processHostHandle(): NetHandle {
   processHost ??= openHostHandle()
