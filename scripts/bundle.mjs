@@ -181,7 +181,7 @@ const sharedModules = {
 // which a lab command's first call loads from its own code cache (lib/cli/ops.ts's lab()). The ops
 // blob every other op starts from then holds neither their source nor the parser's (6.90 -> 6.62
 // MB; paired, 100 rounds twice: `ls` 48.7 -> 47.7 and 50.0 -> 48.8 ms; 60 rounds: a netns attach
-// 56.8 -> 55.0). What the lab takes from the rest of plumb (the ops, the kernel
+// 56.8 -> 56.1). What the lab takes from the rest of plumb (the ops, the kernel
 // layer, the parsers) it takes from the ops bundle that loads it: one copy of each module, with
 // its caches, locks and error classes, as the ops bundle takes the command line's.
 const LAB = resolve('lib/lab')
