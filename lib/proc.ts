@@ -7,7 +7,7 @@
 // shell floor, and the few options used here need none of execa's parsing. Tests use execa.
 
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlumbError } from './errors.js'
 import { errnoOf, errorCodeOf } from './kernel/errors.js'
@@ -20,11 +20,13 @@ export function findOnPath(bin: string, envPath: string = process.env.PATH ?? ''
   for (const dir of envPath.split(':')) {
     if (!dir) continue
     const p = join(dir, bin)
+    // a directory without it (most of them) answers without an exception's stack trace
+    if (!existsSync(p)) continue
     try {
       accessSync(p, constants.X_OK)
       return p
     } catch {
-      /* next */
+      /* not executable: next */
     }
   }
   return undefined

@@ -108,7 +108,8 @@ const resolved = new Map<Binary, string | undefined>()
 function resolveBinary(b: Binary): string | undefined {
   if (!resolved.has(b)) {
     const at = findOnPath(`${b}-save`)
-    resolved.set(b, at === undefined ? undefined : realpathSync(at))
+    // libc's realpath (one call) rather than node's, which walks the path in JS
+    resolved.set(b, at === undefined ? undefined : realpathSync.native(at))
   }
   return resolved.get(b)
 }
