@@ -13,13 +13,15 @@ import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, 
 
 const require = createRequire(import.meta.url)
 
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
 /**
  * A plugin that edits one file of a pinned dependency as it is bundled: `file` is its path under
  * node_modules, each [from, to] must match exactly once more (a dependency that changed fails the
  * build instead of shipping unpatched).
  */
 function patchDependency(name, file, edits) {
-  const filter = new RegExp(`node_modules[\\\\/]${file.split('/').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\\\/]')}$`)
+  const filter = new RegExp(`node_modules[\\\\/]${file.split('/').map(escapeRegExp).join('[\\\\/]')}$`)
   return {
     name,
     setup(b) {
@@ -148,25 +150,34 @@ const bundled = {
 // The bundle loader too: the build's training writes a code cache for every bundle it records.
 const SHARED = { errors: 'lib/errors.ts', config: 'lib/config.ts', paths: 'lib/paths.ts', bundle: 'lib/cli/bundle.ts' }
 const sharedPath = (name) => resolve(SHARED[name])
-const opsBundle = {
-  name: 'ops-bundle',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/ops\.js$/ }, (args) => (args.importer === resolve('lib/cli/common.ts') ? { path: 'ops', namespace: 'ops-bundle' } : undefined))
-    b.onLoad({ filter: /.*/, namespace: 'ops-bundle' }, () => ({
-      contents: [
-        `const { loadBundle } = require(${JSON.stringify(resolve('lib/cli/bundle.ts'))})`,
-        "const { dirname, join } = require('node:path')",
-        "const { fileURLToPath } = require('node:url')",
-        'const shared = {',
-        ...Object.keys(SHARED).map((name) => `  'plumb:${name}': require(${JSON.stringify(sharedPath(name))}),`),
-        '}',
-        "module.exports = loadBundle(join(dirname(fileURLToPath(__plumbModuleUrl)), 'plumb-ops.cjs'), shared)",
-      ].join('\n'),
-      resolveDir: resolve('lib/cli'),
-      loader: 'js',
-    }))
-  },
+/** `target` (a .ts file) as a require() from lib/cli, where the stubs below are resolved. */
+const fromCli = (target) => `./${relative(resolve('lib/cli'), target).replace(/\.ts$/, '.js')}`
+/**
+ * A plugin that answers `importer`'s import of `spec` with the bundle `file` (beside the one
+ * running, in dist/), loaded when first imported by lib/cli/bundle.ts's loadBundle, which hands it
+ * the modules it shares: `provided()` gives [id, .ts file] pairs, read when the stub is made.
+ */
+function bundleStub(name, importer, spec, file, provided) {
+  return {
+    name,
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^${escapeRegExp(spec)}$`) }, (args) => (args.importer === resolve(importer) ? { path: file, namespace: name } : undefined))
+      b.onLoad({ filter: /.*/, namespace: name }, () => ({
+        contents: [
+          "const { loadBundle } = require('./bundle.js')",
+          "const { dirname, join } = require('node:path')",
+          "const { fileURLToPath } = require('node:url')",
+          `module.exports = loadBundle(join(dirname(fileURLToPath(__plumbModuleUrl)), ${JSON.stringify(file)}), {`,
+          ...provided().map(([id, target]) => `  ${JSON.stringify(id)}: require(${JSON.stringify(fromCli(target))}),`),
+          '})',
+        ].join('\n'),
+        resolveDir: resolve('lib/cli'),
+        loader: 'js',
+      }))
+    },
+  }
 }
+const opsBundle = bundleStub('ops-bundle', 'lib/cli/common.ts', './ops.js', 'plumb-ops.cjs', () => Object.keys(SHARED).map((name) => [`plumb:${name}`, sharedPath(name)]))
 const sharedModules = {
   name: 'shared-modules',
   setup(b) {
@@ -200,24 +211,7 @@ const labDeps = {
     })
   },
 }
-const opsLab = {
-  name: 'ops-lab',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/lab\/index\.js$/ }, (args) => (args.importer === resolve('lib/cli/ops.ts') ? { path: 'lab', namespace: 'ops-lab' } : undefined))
-    b.onLoad({ filter: /.*/, namespace: 'ops-lab' }, () => ({
-      contents: [
-        "const { loadBundle } = require('./bundle.js')",
-        "const { dirname, join } = require('node:path')",
-        "const { fileURLToPath } = require('node:url')",
-        "module.exports = loadBundle(join(dirname(fileURLToPath(__plumbModuleUrl)), 'plumb-lab.cjs'), {",
-        ...[...labImports].map(([target, id]) => `  ${JSON.stringify(id)}: require(${JSON.stringify(`./${relative(resolve('lib/cli'), target).replace(/\.ts$/, '.js')}`)}),`),
-        '})',
-      ].join('\n'),
-      resolveDir: resolve('lib/cli'),
-      loader: 'js',
-    }))
-  },
-}
+const opsLab = bundleStub('ops-lab', 'lib/cli/ops.ts', '../lab/index.js', 'plumb-lab.cjs', () => [...labImports].map(([target, id]) => [id, target]))
 // What each bundle holds (the source files esbuild put in it: minified, the bundles no longer name
 // them), for the build's checks and the tests': dist/bundles.json.
 const inputs = {}

@@ -60,7 +60,6 @@ const RTN_UNICAST = 1
 const RT_SCOPE_NOWHERE = 255
 const FOREVER = 0xffffffff
 
-
 const AF_INET = 2
 const IFLA_INET_CONF = 1
 /** IPV4_DEVCONF_ARP_NOTIFY in linux/ip.h (1-based, as IFLA_INET_CONF wants it) */
@@ -105,8 +104,6 @@ const linksOf = (msgs: RawMsg[]): LinkInfo[] => msgs.filter((m) => m.type === T.
 
 export class NetlinkHandle implements NetHandle {
   readonly label: string
-  /** whether the kernel sends extended-ack text on this socket */
-  readonly extAck: boolean
   private readonly sock: RtSocket
   /** our own fd of this handle's netns (guest handles), for sysctl and helper handles */
   private readonly nsFd: number | undefined
@@ -119,7 +116,6 @@ export class NetlinkHandle implements NetHandle {
   private constructor(label: string, sock: RtSocket, nsFd: number | undefined) {
     this.label = label
     this.sock = sock
-    this.extAck = sock.extAck
     this.nsFd = nsFd
   }
 

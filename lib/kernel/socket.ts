@@ -66,22 +66,22 @@ export class RtSocket {
   request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions): Promise<RawMsg[]>
   request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent: readonly number[] }): Promise<RawMsg[] | undefined>
   request(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent?: readonly number[] }): Promise<RawMsg[] | undefined> {
+    const dump = (flags & FlagsGet.DUMP) === FlagsGet.DUMP
     try {
       // NLM_F_DUMP_INTR: the table changed while it was dumped, the result may be torn
       for (let attempt = 0; ; attempt++) {
-        const msgs = this.send(type, payload, flags, opts)
-        if (msgs === undefined || (flags & FlagsGet.DUMP) !== FlagsGet.DUMP || attempt >= 4 || !msgs.some((m) => m.flags & Flags.DUMP_INTR)) return Promise.resolve(msgs)
+        const msgs = this.send(type, payload, flags, dump, opts)
+        if (msgs === undefined || !dump || attempt >= 4 || !msgs.some((m) => m.flags & Flags.DUMP_INTR)) return Promise.resolve(msgs)
       }
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  private send(type: number, payload: Uint8Array[], flags: number, opts: RequestOptions & { absent?: readonly number[] }): RawMsg[] | undefined {
+  private send(type: number, payload: Uint8Array[], flags: number, dump: boolean, opts: RequestOptions & { absent?: readonly number[] }): RawMsg[] | undefined {
     if (this.closed) throw new Error('the netlink socket is closed')
     const seq = this.seq
     this.seq = (this.seq % 0xffffffff) + 1
-    const dump = (flags & FlagsGet.DUMP) === FlagsGet.DUMP
     let answers: Buffer[]
     try {
       answers = this.addon.netlinkRequest(this.fd, formatMessage({ type, flags: flags | Flags.REQUEST | Flags.ACK, seq, port: this.port, data: payload }))
