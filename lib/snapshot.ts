@@ -64,6 +64,23 @@ export function compileBundle(file: string): { script: Script; cached: boolean }
   return { script, cached: cachedData !== undefined }
 }
 
+/**
+ * The stamp's second line: how the build trained the ops the ops blob holds compiled (scripts/
+ * code-cache.cjs). Real ops (as root, in a mount namespace and a netns of the build's own) leave
+ * an op's own paths compiled; dry runs only leave a real op more to compile at each run (~2 ms).
+ */
+export const SNAPSHOT_TRAINED_REAL = 'ops trained on real ops'
+export const SNAPSHOT_TRAINED_DRY = 'ops trained on dry runs only'
+
+/** The stamp's account of the ops' training ('' from a build before it said). */
+export function snapshotTraining(dist: string): string {
+  try {
+    return readFileSync(join(dist, SNAPSHOT_STAMP), 'utf8').split('\n')[1] ?? ''
+  } catch {
+    return ''
+  }
+}
+
 /** Where the launcher reads the CPU's identity: its features on one line (V8 folds them into the tag it checks). */
 export const CPU_MODALIAS = '/sys/devices/system/cpu/modalias'
 

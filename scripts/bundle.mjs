@@ -9,7 +9,7 @@ import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
 import { relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, cpuIdentity } from '../dist/lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
 
 const require = createRequire(import.meta.url)
 
@@ -253,6 +253,8 @@ for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-lab.
 // for the 0.1 MB more the ops blob holds). Elsewhere: dry runs only.
 const SANDBOX = ['set -e', 'mkdir -p /run/plumb /run/netns', 'mount -t tmpfs plumb-train /run/plumb', 'mount -t tmpfs plumb-train /run/netns', 'exec "$@"'].join('\n')
 const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs']]
+// how the ops blob's ops were trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
+let trainedOn = `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
 for (const [flags, bundle, real] of trainings) {
   const argv = [...flags, 'scripts/code-cache.cjs', bundle]
   if (real && process.getuid?.() === 0) {
@@ -260,7 +262,11 @@ for (const [flags, bundle, real] of trainings) {
       stdio: 'inherit',
       env: { ...process.env, PLUMB_TRAIN_REAL: '1', PLUMB_RECORDS_DIR: '/run/plumb/train-records', PLUMB_DHCP_STATE_DIR: '/run/plumb/train-dhcp' },
     })
-    if (sandboxed.status === 0) continue
+    if (sandboxed.status === 0) {
+      trainedOn = SNAPSHOT_TRAINED_REAL
+      continue
+    }
+    trainedOn = `${SNAPSHOT_TRAINED_DRY}: the real ones failed (${sandboxed.error?.message ?? `exit ${sandboxed.status}`})`
     console.warn(`code cache: not trained on real ops (${sandboxed.error?.message ?? `exit ${sandboxed.status}`}): dry runs only`)
   }
   const cache = spawnSync(process.execPath, argv, { stdio: 'inherit' })
@@ -294,7 +300,7 @@ if (tried.status === 0) {
     await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
     console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
   }
-  await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n`)
+  await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n${trainedOn}\n`)
   // node's mtime to the nanosecond, which utimes from JS cannot copy
   const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })
   if (touch.status !== 0) throw new Error(`touch -r ${process.execPath} dist/${SNAPSHOT_STAMP} failed`)

@@ -43,7 +43,9 @@ if (underFlags) cliRuns.push(['ls'], ['ls', '--json'])
 // this process enters for them, which is their host (its links, its firewall; plumb's process-wide
 // host handle is opened there and stays there: the dry runs above plan against it), with guests
 // and a "NIC" of their own; then back to the netns it started in for the rest. No OVS: its switch
-// is the host's, whatever the netns.
+// is the host's, whatever the netns; so the Linux bridge is made first (as a user's usually is
+// already there), and nothing the runs do asks OVS (a bridge that is not in the kernel would be
+// asked about, and the training would depend on whether OVS runs where plumb is built).
 const realRuns = underFlags && process.env.PLUMB_TRAIN_REAL === '1' ? [
   ['attach-veth', 'netns:pt-train1', 'pt-train0', '198.18.0.2/24@198.18.0.1'],
   ['macvlan', 'netns:pt-train2', 'pt-train-nic', '198.18.1.2/24'],
@@ -59,7 +61,7 @@ async function trainReal() {
   const { execFileSync } = require('node:child_process')
   const home = openSync('/proc/thread-self/ns/net', 'r')
   addon.enterNetns(addon.newNetns())
-  for (const args of [['link', 'set', 'lo', 'up'], ['netns', 'add', 'pt-train1'], ['netns', 'add', 'pt-train2'], ['link', 'add', 'pt-train-nic', 'up', 'type', 'veth', 'peer', 'name', 'pt-train-peer']]) execFileSync('ip', args)
+  for (const args of [['link', 'set', 'lo', 'up'], ['link', 'add', 'pt-train0', 'up', 'type', 'bridge'], ['netns', 'add', 'pt-train1'], ['netns', 'add', 'pt-train2'], ['link', 'add', 'pt-train-nic', 'up', 'type', 'veth', 'peer', 'name', 'pt-train-peer']]) execFileSync('ip', args)
   for (const argv of realRuns) {
     const io = bufferIo()
     if ((await main(argv, io)) !== 0) throw new Error(`${argv.join(' ')}: ${io.stderr.join('')}`)

@@ -5,7 +5,7 @@ import { accessSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { packageRoot } from '../paths.js'
 import { findOnPath } from '../proc.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, codeCacheFile, compileBundle, fromSnapshot, snapshotVerdict } from '../snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_TRAINED_DRY, codeCacheFile, compileBundle, fromSnapshot, snapshotTraining, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -89,8 +89,15 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
   if (!exists(join(dist, SNAPSHOT_OPS_BLOB))) return { name, ok: false, optional: true, detail: `half in use: ${verdict.why}; no ${join(dist, SNAPSHOT_OPS_BLOB)}: ops load from their code cache (slower)`, hint }
   const triedOps = await tryBlob(SNAPSHOT_OPS_BLOB)
   return triedOps.exitCode === 0
-    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}; ops start from ${SNAPSHOT_OPS_BLOB}${hugePagesNote()}` }
+    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}; ops start from ${SNAPSHOT_OPS_BLOB}${trainingNote(dist)}${hugePagesNote()}` }
     : { name, ok: false, optional: true, detail: `node refuses ${join(dist, SNAPSHOT_OPS_BLOB)} (exit ${triedOps.exitCode}): ${triedOps.stderr.trim().split('\n')[0]}`, hint }
+}
+
+/** How the build trained the ops blob (the stamp's second line), with what it costs when not on real ops. */
+function trainingNote(dist: string): string {
+  const how = snapshotTraining(dist)
+  if (!how) return ''
+  return how.startsWith(SNAPSHOT_TRAINED_DRY) ? ` (${how}: a first op compiles more, ~2 ms a run; build as root for real ones)` : ` (${how})`
 }
 
 /** The kernel's transparent huge page mode ("always", "madvise", "never"), if it says. */

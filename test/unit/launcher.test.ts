@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot, packageVersion } from '../../lib/paths.js'
 import { snapshotCheck } from '../../lib/ops/doctor.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, snapshotVerdict } from '../../lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
 
 const dist = join(packageRoot(), 'dist')
@@ -180,10 +180,13 @@ test('the build wrote a start-up snapshot and vouched for it; plumb starts node 
   const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks
   // an op (doctor is one) starts from the blob that holds the ops
   t.deepEqual(node.argvs()[1], [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_OPS_BLOB), join(dist, 'plumb.cjs'), 'doctor', '--json'])
+  // how the build trained the ops it holds: as root (the suite's case), on real ops, whether or not OVS runs
+  const trained = readFileSync(join(dist, SNAPSHOT_STAMP), 'utf8').split('\n')[1]
+  t.is(trained, process.getuid?.() === 0 ? SNAPSHOT_TRAINED_REAL : `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`)
   // and whether the kernel gives node's start the huge pages the launcher asks glibc for
   const thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1]
   const pages = thp === 'never' ? '; transparent huge pages are off (never): node reads the blob on 4 KB pages, ~3-4 ms slower a start' : `; node reads the blob on huge pages (transparent huge pages: ${thp})`
-  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true, detail: `in use: ${join(dist, SNAPSHOT_BLOB)} vouched for ${join(node.dir, 'node')} on this CPU; ops start from ${SNAPSHOT_OPS_BLOB}${pages}` })
+  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true, detail: `in use: ${join(dist, SNAPSHOT_BLOB)} vouched for ${join(node.dir, 'node')} on this CPU; ops start from ${SNAPSHOT_OPS_BLOB} (${trained})${pages}` })
   const own = await execa(launcher, ['doctor', '--json'], { env: { ...node.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, extendEnv: false, reject: false })
   const ownCheck = (JSON.parse(own.stdout) as { checks: Array<{ name: string; detail: string }> }).checks.find((c) => c.name === 'CLI start-up snapshot')
   t.regex(ownCheck?.detail ?? '', /; huge pages as the caller's GLIBC_TUNABLES says \(glibc\.malloc\.hugetlb=0\)$/)
