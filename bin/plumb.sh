@@ -1,7 +1,7 @@
 #!/bin/sh
 # plumb's command (dist/plumb, package.json's bin): starts node from the CLI's V8 start-up
 # snapshot (dist/plumb.blob, or dist/plumb-ops.blob for an op: bin/snapshot.ts, the CLI and its
-# ops already loaded and initialised) when the
+# ops already loaded and initialised; dist/plumb-cni.blob for a CNI call) when the
 # build vouched for it on this node and this CPU, else from the code cache (dist/plumb.cjs).
 # node refuses a snapshot made by another node binary, under other V8 flags (NODE_OPTIONS) or on
 # a CPU with other features, and exits 14 before running anything; so the blob is offered only
@@ -16,13 +16,18 @@ while [ -L "$f" ]; do
 done
 case $f in */*) d=${f%/*} ;; *) d=. ;; esac
 
-# the node that `env node` would run
-node= p=${PATH:-/usr/bin:/bin}:
-while [ -n "$p" ]; do
-  dir=${p%%:*} p=${p#*:}
-  if [ -f "${dir:-.}/node" ] && [ -x "${dir:-.}/node" ]; then node=${dir:-.}/node; break; fi
-done
-[ -n "$node" ] || { echo 'plumb: node not found on PATH' >&2; exit 127; }
+# the node that `env node` would run, or the one PLUMB_NODE names: the CNI launcher `plumb cni
+# install` writes finds one itself (runtimes start plugins with a bare PATH)
+node=${PLUMB_NODE-}
+unset PLUMB_NODE
+if [ -z "$node" ]; then
+  p=${PATH:-/usr/bin:/bin}:
+  while [ -n "$p" ]; do
+    dir=${p%%:*} p=${p#*:}
+    if [ -f "${dir:-.}/node" ] && [ -x "${dir:-.}/node" ]; then node=${dir:-.}/node; break; fi
+  done
+  [ -n "$node" ] || { echo 'plumb: node not found on PATH' >&2; exit 127; }
+fi
 
 # plumb makes no TLS connection: a CA bundle the environment names would only cost node's start
 # (~30 ms, read before any of plumb runs). It goes under another name, and plumb puts it back for
@@ -34,25 +39,31 @@ if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then
 fi
 
 stamp=$d/plumb.blob.ok
-# CNI_COMMAND: a runtime calling plumb as a CNI plugin, which the code-cache path answers
-if [ -z "$NODE_OPTIONS$CNI_COMMAND" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! [ "$node" -ot "$stamp" ]; then
+if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! [ "$node" -ot "$stamp" ]; then
   IFS= read -r want <"$stamp"
   line=
   IFS= read -r line 2>/dev/null </sys/devices/system/cpu/modalias
-  # An op starts from the blob that holds the ops too; help, version, completion and no command
-  # from the command line's alone, whose smaller heap starts faster (lib/snapshot.ts).
-  blob=plumb-ops.blob
-  [ $# -eq 0 ] && blob=plumb.blob
-  for a; do
-    case $a in
-      --) break ;;
-      -h | --help | --version | completion | --get-yargs-completions) blob=plumb.blob; break ;;
-    esac
-  done
-  [ -f "$d/$blob" ] || blob=plumb.blob
+  if [ -n "${CNI_COMMAND-}" ]; then
+    # a runtime calling plumb as a CNI plugin (`plumb cni install`'s launcher runs this): the CNI
+    # plugin's own blob, or its code cache (dist/plumb.cjs answers CNI_COMMAND too)
+    blob=plumb-cni.blob
+    [ -f "$d/$blob" ] || blob=
+  else
+    # An op starts from the blob that holds the ops too; help, version, completion and no command
+    # from the command line's alone, whose smaller heap starts faster (lib/snapshot.ts).
+    blob=plumb-ops.blob
+    [ $# -eq 0 ] && blob=plumb.blob
+    for a; do
+      case $a in
+        --) break ;;
+        -h | --help | --version | completion | --get-yargs-completions) blob=plumb.blob; break ;;
+      esac
+    done
+    [ -f "$d/$blob" ] || blob=plumb.blob
+  fi
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
-  if [ "$line" = "$want" ]; then
+  if [ -n "$blob" ] && [ "$line" = "$want" ]; then
     # node reads the blob (5-7 MB) into malloc'd memory and copies it once more before V8
     # deserialises it: with 4 KB pages every page of those copies is a page fault (~1,500-2,000 a
     # run, 3-4 ms here). glibc backs its big blocks with transparent huge pages when asked. As with

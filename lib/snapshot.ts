@@ -13,6 +13,8 @@ import type { Script } from 'node:vm'
 export const SNAPSHOT_BLOB = 'plumb.blob'
 /** The same command line with the ops bundle loaded too: what the launcher starts an op from. */
 export const SNAPSHOT_OPS_BLOB = 'plumb-ops.blob'
+/** The CNI plugin's (bin/cni-snapshot.ts): a runtime's ADD and DEL start from it. */
+export const SNAPSHOT_CNI_BLOB = 'plumb-cni.blob'
 export const SNAPSHOT_STAMP = 'plumb.blob.ok'
 
 /**
@@ -106,7 +108,6 @@ export function snapshotVerdict(dist: string, node: string | undefined, env: Nod
     return { used: false, why: `no ${blob}: the build could not make one (its node lacks --build-snapshot?)` }
   }
   if (env.NODE_OPTIONS) return { used: false, why: `NODE_OPTIONS is set ("${env.NODE_OPTIONS}"): node refuses a snapshot under other V8 flags, so the launcher does not offer it` }
-  if (env.CNI_COMMAND) return { used: false, why: 'a CNI call (CNI_COMMAND is set) runs the CNI plugin, not the CLI' }
   if (!node) return { used: false, why: 'no node on PATH' }
   try {
     stampTime = statSync(join(dist, SNAPSHOT_STAMP), { bigint: true }).mtimeNs

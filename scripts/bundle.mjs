@@ -9,7 +9,7 @@ import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
 import { relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
 
 const require = createRequire(import.meta.url)
 
@@ -229,6 +229,8 @@ await bundle({ entryPoints: ['bin/cni.ts'], outfile: 'dist/plumb-cni.cjs' })
 await writeFile('dist/bundles.json', `${JSON.stringify(inputs, null, 1)}\n`)
 // The start-up snapshot's script: its import.meta.url is set at run time by its deserialised main (bin/snapshot.ts).
 await build({ ...bundled, entryPoints: ['bin/snapshot.ts'], outfile: 'dist/plumb-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" }, plugins: [...bundled.plugins, opsBundle] })
+// The CNI plugin's: the CNI bundle loaded from its code cache (bin/cni-snapshot.ts).
+await build({ ...bundled, entryPoints: ['bin/cni-snapshot.ts'], outfile: 'dist/plumb-cni-snapshot.cjs', sourcemap: false, banner: { js: "let __plumbModuleUrl = '';" } })
 await build({
   entryPoints: ['bin/plumb.cts'],
   outfile: 'dist/plumb.cjs',
@@ -252,7 +254,8 @@ for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-lab.
 // attach 50.9 -> 49.1 and 51.4 -> 48.9 ms, a macvlan 47.0 -> 44.5; ls +0.2 and +0.7, the noise,
 // for the 0.1 MB more the ops blob holds). Elsewhere: dry runs only.
 const SANDBOX = ['set -e', 'mkdir -p /run/plumb /run/netns', 'mount -t tmpfs plumb-train /run/plumb', 'mount -t tmpfs plumb-train /run/netns', 'exec "$@"'].join('\n')
-const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs']]
+// The CNI bundle's cache under the snapshot's flags is what the CNI snapshot loads it from.
+const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cni.cjs']]
 // how the ops blob's ops were trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
 let trainedOn = `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
 for (const [flags, bundle, real] of trainings) {
@@ -281,8 +284,10 @@ await chmod('dist/plumb', 0o755)
 // code-cache path, which doctor reports; the build still succeeds.
 // Two blobs from one entry: the command line alone (help, version, usage errors: the smaller heap
 // starts faster) and the command line with the ops loaded (PLUMB_SNAPSHOT_OPS at build time: an
-// op then does not load dist/plumb-ops.cjs from its code cache, ~3-4 ms). One stamp vouches for
-// both; without the second the launcher offers the first for every command.
+// op then does not load dist/plumb-ops.cjs from its code cache, ~3-4 ms). A third from its own
+// entry for the CNI plugin (bin/cni-snapshot.ts: no command line). One stamp vouches for all;
+// without the second the launcher offers the first for every command, without the third a CNI
+// call runs from the code cache.
 const version = JSON.parse(await readFile('package.json', 'utf8')).version
 const makeBlob = (blob, env) => {
   const made = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8', env: { ...process.env, ...env } })
@@ -290,15 +295,29 @@ const makeBlob = (blob, env) => {
   const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' })
   return run.status === 0 && run.stdout.trim() !== version ? { ...run, status: 1, stderr: `--version said "${run.stdout.trim()}"` } : run
 }
+/** The CNI blob, tried as a runtime's VERSION call: its answer must name the versions plumb speaks. */
+const makeCniBlob = () => {
+  const made = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', SNAPSHOT_CNI_BLOB, '--build-snapshot', 'plumb-cni-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
+  if (made.status !== 0) return made
+  const env = { ...process.env, CNI_COMMAND: 'VERSION' }
+  const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${SNAPSHOT_CNI_BLOB}`, 'dist/plumb.cjs'], { encoding: 'utf8', env, input: '' })
+  return run.status === 0 && !run.stdout.includes('"supportedVersions"') ? { ...run, status: 1, stderr: `VERSION said "${run.stdout.trim()}"` } : run
+}
 /** What a failed build or run of a blob said, in one line. */
 const why = (r) => (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n')[0]
 await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
+await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
 const tried = makeBlob(SNAPSHOT_BLOB, {})
 if (tried.status === 0) {
   const triedOps = makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
   if (triedOps.status !== 0) {
     await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
     console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
+  }
+  const triedCni = makeCniBlob()
+  if (triedCni.status !== 0) {
+    await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
+    console.warn(`no start-up snapshot for the CNI plugin (its calls load it from its code cache): ${why(triedCni)}`)
   }
   await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n${trainedOn}\n`)
   // node's mtime to the nanosecond, which utimes from JS cannot copy

@@ -94,12 +94,13 @@ async function train() {
   }
   // The CLI's ops bundle (dist/plumb-ops.cjs), which the dry runs loaded, has its cache written
   // too. Run under the start-up snapshot's V8 flags (scripts/bundle.mjs), only the ops bundle's,
-  // named for them (codeCacheFile): the snapshot holds the command line itself.
+  // named for them (codeCacheFile): the snapshot holds the command line itself. The CNI bundle's
+  // is written under both: the CNI snapshot (bin/cni-snapshot.ts) loads it from the second.
   const ops = [...(loadedBundles ?? new Map())]
   const loaded = (name) => ops.some(([f]) => f.endsWith(`/${name}`))
   if (!cniMain && !(loaded('plumb-ops.cjs') && loaded('plumb-lab.cjs'))) throw new Error(`the training runs loaded ${ops.map(([f]) => f).join(', ') || 'no bundle'}, not the ops and lab bundles`)
   for (const [f, s] of underFlags ? ops : [[file, script], ...ops]) {
-    const out = cniMain ? `${f}.cache` : codeCacheFile(f)
+    const out = codeCacheFile(f)
     writeFileSync(`${out}.tmp`, s.createCachedData())
     renameSync(`${out}.tmp`, out)
   }

@@ -12,6 +12,7 @@ import { packageVersion } from '../paths.js'
 import { SHARED_FLAGS, refuseRepeatedFlags } from './common.js'
 import type { CliState, GlobalArgs } from './common.js'
 import { processIo } from './io.js'
+import { restoreLauncherEnv } from './launcher-env.js'
 import type { CliIo } from './io.js'
 import { renderError } from './render.js'
 
@@ -129,27 +130,6 @@ function mayBeTerminal(fd: number): boolean {
 export function renderFlags(argv: string[]): { json: boolean; verbose: boolean } {
   const parsed = Parser(argv, { boolean: ['json', 'verbose'], alias: { verbose: ['v'] }, configuration: PARSER_CONFIG })
   return { json: parsed.json === true, verbose: parsed.verbose === true }
-}
-
-/**
- * What the launcher (bin/plumb.sh) set for node's start only, put back now that node has
- * started, for the programs plumb runs (plumb exec, a hook, a DHCP client): NODE_EXTRA_CA_CERTS,
- * kept from node's start under another name (node reads the bundle before anything runs, and
- * plumb makes no TLS connection), and GLIBC_TUNABLES, which it set for the start-up snapshot's
- * read (empty when the caller had none: glibc reads an empty one as none).
- */
-function restoreLauncherEnv(env: NodeJS.ProcessEnv): void {
-  const ca = env.PLUMB_NODE_EXTRA_CA_CERTS
-  if (ca !== undefined) {
-    env.NODE_EXTRA_CA_CERTS = ca
-    delete env.PLUMB_NODE_EXTRA_CA_CERTS
-  }
-  const tunables = env.PLUMB_GLIBC_TUNABLES
-  if (tunables !== undefined) {
-    if (tunables) env.GLIBC_TUNABLES = tunables
-    else delete env.GLIBC_TUNABLES
-    delete env.PLUMB_GLIBC_TUNABLES
-  }
 }
 
 /** Parse and run; resolves to the exit code. */

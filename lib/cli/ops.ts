@@ -37,15 +37,4 @@ export { watch } from '../watch/watch.js'
  */
 export const lab = (): Promise<typeof import('../lab/index.js')> => import('../lab/index.js')
 
-// The bundle's import.meta.url (scripts/bundle.mjs's banner): where it finds netlink's binding and
-// the setns addon, both loaded on first use.
-declare let __plumbModuleUrl: string
-
-/**
- * Where this bundle is now: a start-up snapshot holding it (dist/plumb-ops.blob) was made where the
- * build ran, so its deserialised main says where the run found it. Only there: elsewhere the
- * bundle knows its own file.
- */
-export function relocate(url: string): void {
-  __plumbModuleUrl = url
-}
+export { relocate } from './relocate.js'

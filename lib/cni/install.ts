@@ -1,5 +1,5 @@
 // `plumb cni install`: put a launcher named `plumb` where runtimes look for CNI plugins (a small
-// sh script that finds node and runs this package's dist/plumb.cjs), and print a sample conflist.
+// sh script that finds node and runs this package's dist/plumb with it), and print a sample conflist.
 // Idempotent; `--del` removes a launcher plumb wrote and nothing else.
 
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
@@ -24,17 +24,19 @@ export interface CniInstallOptions {
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
 
-/** The launcher's text: the node that ran the install first, then node on PATH and the usual places. */
+/**
+ * The launcher's text: the node that ran the install first, then node on PATH and the usual
+ * places, handed to the package's own `plumb` command (bin/plumb.sh: the CNI plugin's start-up
+ * snapshot when the build vouched for that node, else its code cache).
+ */
 export function launcherScript(node: string, entry: string): string {
   return [
     '#!/bin/sh',
     MARKER,
     `# plumb as a CNI plugin ("type": "plumb"): runs ${entry} with node. Written by \`plumb cni install\`.`,
     '# Runtimes start plugins with a bare environment, so node is searched for here, not assumed on PATH.',
-    '# The plugin makes no TLS connection: a CA bundle from the environment would only cost each start (~50-80 ms).',
-    'unset NODE_EXTRA_CA_CERTS',
     `for n in ${q(node)} "$(command -v node 2>/dev/null)" /usr/local/bin/node /usr/bin/node; do`,
-    `  if [ -n "$n" ] && [ -x "$n" ]; then exec "$n" ${q(entry)} "$@"; fi`,
+    `  if [ -n "$n" ] && [ -x "$n" ]; then PLUMB_NODE=$n; export PLUMB_NODE; exec ${q(entry)} "$@"; fi`,
     'done',
     // The spec's error object on stdout: the runtime shows it as the reason.
     `echo '{"cniVersion":"1.1.0","code":105,"msg":"plumb: no node binary found (tried ${node.replace(/'/g, '')}, PATH, /usr/local/bin, /usr/bin)"}'`,
@@ -64,7 +66,7 @@ export function cniInstall(opts: CniInstallOptions = {}): OpResult {
   const dir = opts.dir ?? DEFAULT_CNI_BIN_DIR
   if (!dir.startsWith('/')) throw usageError(`--dir "${dir}" is not an absolute path`, `runtimes are configured with absolute plugin dirs, e.g. --dir ${DEFAULT_CNI_BIN_DIR}`)
   const file = join(dir, 'plumb')
-  const entry = join(packageRoot(), 'dist', 'plumb.cjs')
+  const entry = join(packageRoot(), 'dist', 'plumb')
   const text = launcherScript(opts.node ?? process.execPath, entry)
   const result = emptyResult(opts.del ? 'cni-uninstall' : 'cni-install', 'host', opts.dryRun ?? false)
   result.file = file

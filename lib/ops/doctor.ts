@@ -5,7 +5,7 @@ import { accessSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { packageRoot } from '../paths.js'
 import { findOnPath } from '../proc.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_TRAINED_DRY, codeCacheFile, compileBundle, fromSnapshot, snapshotTraining, snapshotVerdict } from '../snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_TRAINED_DRY, codeCacheFile, compileBundle, fromSnapshot, snapshotTraining, snapshotVerdict } from '../snapshot.js'
 
 export interface DoctorCheck {
   name: string
@@ -82,15 +82,22 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
   const verdict = snapshotVerdict(dist, node, process.env)
   if (!verdict.used) return { name, ok: false, optional: true, detail: `not used, commands start from the code cache (slower): ${verdict.why}`, hint }
   const { run } = await import('../proc.js')
-  const tryBlob = (blob: string) => run(node!, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, blob), join(dist, 'plumb.cjs'), '--version']).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
+  const tryBlob = (blob: string, args = ['--version'], env: Record<string, string> = {}) =>
+    run(node!, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, blob), join(dist, 'plumb.cjs'), ...args], { env, input: '' }).catch((err: Error) => ({ exitCode: -1, stdout: '', stderr: err.message }))
   const tried = await tryBlob(SNAPSHOT_BLOB)
   if (tried.exitCode !== 0) return { name, ok: false, optional: true, detail: `node refuses it (exit ${tried.exitCode}): ${tried.stderr.trim().split('\n')[0]}`, hint }
   // the second blob, with the ops loaded: the launcher falls back to the first without it
   if (!exists(join(dist, SNAPSHOT_OPS_BLOB))) return { name, ok: false, optional: true, detail: `half in use: ${verdict.why}; no ${join(dist, SNAPSHOT_OPS_BLOB)}: ops load from their code cache (slower)`, hint }
   const triedOps = await tryBlob(SNAPSHOT_OPS_BLOB)
-  return triedOps.exitCode === 0
-    ? { name, ok: true, optional: true, detail: `in use: ${verdict.why}; ops start from ${SNAPSHOT_OPS_BLOB}${trainingNote(dist)}${hugePagesNote()}` }
-    : { name, ok: false, optional: true, detail: `node refuses ${join(dist, SNAPSHOT_OPS_BLOB)} (exit ${triedOps.exitCode}): ${triedOps.stderr.trim().split('\n')[0]}`, hint }
+  if (triedOps.exitCode !== 0) return { name, ok: false, optional: true, detail: `node refuses ${join(dist, SNAPSHOT_OPS_BLOB)} (exit ${triedOps.exitCode}): ${triedOps.stderr.trim().split('\n')[0]}`, hint }
+  const inUse = `in use: ${verdict.why}; ops start from ${SNAPSHOT_OPS_BLOB}${trainingNote(dist)}`
+  // the CNI plugin's, asked what a runtime asks first (its answer is the versions it speaks)
+  if (!exists(join(dist, SNAPSHOT_CNI_BLOB))) return { name, ok: false, optional: true, detail: `${inUse}; no ${join(dist, SNAPSHOT_CNI_BLOB)}: CNI calls load the plugin from its code cache (slower)`, hint }
+  const triedCni = await tryBlob(SNAPSHOT_CNI_BLOB, [], { CNI_COMMAND: 'VERSION' })
+  if (triedCni.exitCode !== 0 || !triedCni.stdout.includes('"supportedVersions"')) {
+    return { name, ok: false, optional: true, detail: `${inUse}; node refuses ${join(dist, SNAPSHOT_CNI_BLOB)} (exit ${triedCni.exitCode}): ${(triedCni.stderr.trim() || triedCni.stdout.trim()).split('\n')[0]}`, hint }
+  }
+  return { name, ok: true, optional: true, detail: `${inUse}; CNI calls from ${SNAPSHOT_CNI_BLOB}${hugePagesNote()}` }
 }
 
 /** How the build trained the ops blob (the stamp's second line), with what it costs when not on real ops. */

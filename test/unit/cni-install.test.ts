@@ -51,7 +51,7 @@ test('--dry-run prints the launcher and writes nothing; a relative --dir is exit
   const r = await runCli(['cni', 'install', '--dir', dir, '--dry-run'])
   t.is(r.exitCode, 0)
   t.regex(r.stdout, /install -m 0755 \/dev\/stdin .*\/plumb <<'EOF'/)
-  t.regex(r.stdout, /exec "\$n" '.*\/dist\/plumb\.cjs' "\$@"/)
+  t.regex(r.stdout, /PLUMB_NODE=\$n; export PLUMB_NODE; exec '.*\/dist\/plumb' "\$@"/)
   t.false(existsSync(dir))
   const rel = await runCli(['cni', 'install', '--dir', 'bin'])
   t.is(rel.exitCode, 2)

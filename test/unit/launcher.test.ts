@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { Script } from 'node:vm'
 import { packageRoot, packageVersion } from '../../lib/paths.js'
 import { snapshotCheck } from '../../lib/ops/doctor.js'
-import { SNAPSHOT_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, snapshotVerdict } from '../../lib/snapshot.js'
+import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
 
 const dist = join(packageRoot(), 'dist')
@@ -186,7 +186,7 @@ test('the build wrote a start-up snapshot and vouched for it; plumb starts node 
   // and whether the kernel gives node's start the huge pages the launcher asks glibc for
   const thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1]
   const pages = thp === 'never' ? '; transparent huge pages are off (never): node reads the blob on 4 KB pages, ~3-4 ms slower a start' : `; node reads the blob on huge pages (transparent huge pages: ${thp})`
-  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true, detail: `in use: ${join(dist, SNAPSHOT_BLOB)} vouched for ${join(node.dir, 'node')} on this CPU; ops start from ${SNAPSHOT_OPS_BLOB} (${trained})${pages}` })
+  t.like(checks.find((c) => c.name === 'CLI start-up snapshot'), { ok: true, detail: `in use: ${join(dist, SNAPSHOT_BLOB)} vouched for ${join(node.dir, 'node')} on this CPU; ops start from ${SNAPSHOT_OPS_BLOB} (${trained}); CNI calls from ${SNAPSHOT_CNI_BLOB}${pages}` })
   const own = await execa(launcher, ['doctor', '--json'], { env: { ...node.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, extendEnv: false, reject: false })
   const ownCheck = (JSON.parse(own.stdout) as { checks: Array<{ name: string; detail: string }> }).checks.find((c) => c.name === 'CLI start-up snapshot')
   t.regex(ownCheck?.detail ?? '', /; huge pages as the caller's GLIBC_TUNABLES says \(glibc\.malloc\.hugetlb=0\)$/)
@@ -214,6 +214,34 @@ test('from the snapshot, argv, the environment and the exit codes are the run\'s
   )
 })
 
+test('a CNI call starts from the CNI plugin\'s own blob, the node the CNI launcher names (PLUMB_NODE) or the one on PATH; without that blob, from the code cache', async (t) => {
+  t.true(existsSync(join(dist, SNAPSHOT_CNI_BLOB)), 'npm run build makes dist/plumb-cni.blob')
+  const node = fakeNode(t)
+  const version = { cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] }
+  const onPath = await execa(launcher, [], { env: { ...node.env, CNI_COMMAND: 'VERSION' }, extendEnv: false, input: '', reject: false })
+  t.is(onPath.exitCode, 0, onPath.stderr)
+  t.deepEqual(JSON.parse(onPath.stdout), version)
+  // as a runtime starts the launcher `plumb cni install` writes: no node on PATH, PLUMB_NODE names it
+  const named = await execa(launcher, [], { env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent', PLUMB_NODE: join(node.dir, 'node') }, extendEnv: false, input: '', reject: false })
+  t.is(named.exitCode, 0, named.stderr)
+  t.deepEqual(JSON.parse(named.stdout), version)
+  const fromBlob = [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_CNI_BLOB), join(dist, 'plumb.cjs')]
+  t.deepEqual(node.argvs(), [fromBlob, fromBlob])
+  // a refused config from the blob: the spec's error object, exit 1, as from the code cache (above)
+  const bad = await execa(launcher, [], { env: { ...node.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, extendEnv: false, input: '{"cniVersion":"0.4.0","name":"n","op":"nope"}', reject: false })
+  t.is(bad.exitCode, 1)
+  t.is(JSON.parse(bad.stdout).code, 7)
+  // a copy without it: the code cache, never the command line's blob (which cannot answer a runtime)
+  const copy = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }))
+  for (const f of ['plumb', 'plumb.cjs', 'plumb-cni.cjs', 'plumb-cni.cjs.cache', SNAPSHOT_BLOB, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP]) copyFileSync(join(dist, f), join(copy, f))
+  execFileSync('touch', ['-r', process.execPath, join(copy, SNAPSHOT_STAMP)])
+  const cached = await execa(join(copy, 'plumb'), [], { env: { ...node.env, CNI_COMMAND: 'VERSION' }, extendEnv: false, input: '', reject: false })
+  t.is(cached.exitCode, 0, cached.stderr)
+  t.deepEqual(JSON.parse(cached.stdout), version)
+  t.deepEqual(node.argvs()[3], [join(copy, 'plumb.cjs')])
+})
+
 test('an op run from a copy of the package with the ops in its snapshot finds its addon beside the copy, not where the build ran', async (t) => {
   // the copy: its own package.json and dist (stamp times kept), no node_modules, and no native addon at first
   const root = mkdtempSync(join(tmpdir(), 'pt-reloc-'))
@@ -224,11 +252,21 @@ test('an op run from a copy of the package with the ops in its snapshot finds it
   const ls = (): Promise<{ exitCode?: number; stderr: string }> => execa(join(root, 'dist', 'plumb'), ['ls'], { env: node.env, extendEnv: false, reject: false })
   const without = await ls()
   t.not(without.exitCode, 0, 'the addon is looked for beside the copy, where there is none')
-  t.true(without.stderr.includes(join(root, 'native', 'build', 'Release', 'plumb_setns.node')), without.stderr)
+  const addon = join(root, 'native', 'build', 'Release', 'plumb_setns.node')
+  t.true(without.stderr.includes(addon), without.stderr)
+  // the CNI plugin's blob too: an ADD fails on the copy's missing addon before it changes anything
+  const bridge = `pt-rel${process.pid % 100000}`
+  const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'pt-reloc', type: 'plumb', op: 'attach-veth', bridge, dataDir: join(root, 'cni') })
+  const add = await execa(join(root, 'dist', 'plumb'), [], { env: { ...node.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'pt-reloc', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, extendEnv: false, input: conf, reject: false })
+  t.is(add.exitCode, 1)
+  t.is(JSON.parse(add.stdout).code, 105)
+  t.true(add.stderr.includes(addon), add.stderr)
+  t.false(existsSync(`/sys/class/net/${bridge}`))
+  t.true(node.argvs()[1]?.includes(join(root, 'dist', SNAPSHOT_CNI_BLOB)), 'from the copy\'s CNI blob')
   cpSync(join(packageRoot(), 'native'), join(root, 'native'), { recursive: true })
   const withAddon = await ls()
   t.is(withAddon.exitCode, 0, withAddon.stderr)
-  t.true(node.argvs().every((a) => a.includes(join(root, 'dist', SNAPSHOT_OPS_BLOB))), 'both from the copy\'s ops blob')
+  t.true([0, 2].every((i) => node.argvs()[i]?.includes(join(root, 'dist', SNAPSHOT_OPS_BLOB))), 'both from the copy\'s ops blob')
 })
 
 test('without a snapshot node accepts, plumb runs from the code cache and doctor says why', async (t) => {

@@ -1,0 +1,29 @@
+// The CNI plugin's V8 start-up snapshot entry (dist/plumb-cni-snapshot.cjs, made into
+// dist/plumb-cni.blob by the build with `node --build-snapshot`): the CNI bundle
+// (dist/plumb-cni.cjs) loaded and initialised from the code cache the build trained under the
+// snapshot's V8 flags (scripts/code-cache.cjs), nothing run. A runtime's ADD or DEL that starts
+// from it (bin/plumb.sh, which the launcher `plumb cni install` writes runs) then neither reads
+// nor compiles the bundle: ~10 ms of every call (bench/README.md). As in bin/snapshot.ts, what
+// depends on the run (argv, the environment, stdin, where the package is) is read in the
+// deserialised main, and the setns addon loads on first use, after it.
+
+import { startupSnapshot } from 'node:v8'
+import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { exitNow, loadBundle, loadedBundles } from '../lib/cli/bundle.js'
+
+interface CniBundle {
+  main(): Promise<number>
+  relocate(url: string): void
+}
+
+// The build runs this from dist/. The compiled script itself (a vm.Script) cannot be in a heap
+// snapshot, only what it made: the loader's record of it goes.
+const cni = loadBundle<CniBundle>(join(process.cwd(), 'plumb-cni.cjs'))
+loadedBundles.clear()
+
+startupSnapshot.setDeserializeMainFunction(() => {
+  // argv[1] is dist/plumb.cjs: the launcher names it so that this run knows where it is installed.
+  cni.relocate(pathToFileURL(join(dirname(process.argv[1] ?? ''), 'plumb-cni.cjs')).href)
+  void cni.main().then(exitNow)
+})
