@@ -67,9 +67,10 @@ export function compileBundle(file: string): { script: Script; cached: boolean }
 }
 
 /**
- * The stamp's second line: how the build trained the ops the ops blob holds compiled (scripts/
- * code-cache.cjs). Real ops (as root, in a mount namespace and a netns of the build's own) leave
- * an op's own paths compiled; dry runs only leave a real op more to compile at each run (~2 ms).
+ * The stamp's second line: how the build trained the code the ops and CNI blobs hold compiled
+ * (scripts/code-cache.cjs). Real ops and CNI calls (as root, in a mount namespace and a netns of
+ * the build's own) leave their own paths compiled; dry runs only leave a real op more to compile
+ * at each run (~2 ms).
  */
 export const SNAPSHOT_TRAINED_REAL = 'ops trained on real ops'
 export const SNAPSHOT_TRAINED_DRY = 'ops trained on dry runs only'

@@ -6,7 +6,7 @@
 // it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
 import { spawnSync } from 'node:child_process'
 import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
-import { relative, resolve } from 'node:path'
+import { basename, relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
 import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
@@ -255,8 +255,8 @@ for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-lab.
 // for the 0.1 MB more the ops blob holds). Elsewhere: dry runs only.
 const SANDBOX = ['set -e', 'mkdir -p /run/plumb /run/netns', 'mount -t tmpfs plumb-train /run/plumb', 'mount -t tmpfs plumb-train /run/netns', 'exec "$@"'].join('\n')
 // The CNI bundle's cache under the snapshot's flags is what the CNI snapshot loads it from.
-const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cni.cjs']]
-// how the ops blob's ops were trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
+const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cni.cjs', 'real']]
+// how the ops and CNI blobs' code was trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
 let trainedOn = `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
 for (const [flags, bundle, real] of trainings) {
   const argv = [...flags, 'scripts/code-cache.cjs', bundle]
@@ -266,10 +266,11 @@ for (const [flags, bundle, real] of trainings) {
       env: { ...process.env, PLUMB_TRAIN_REAL: '1', PLUMB_RECORDS_DIR: '/run/plumb/train-records', PLUMB_DHCP_STATE_DIR: '/run/plumb/train-dhcp' },
     })
     if (sandboxed.status === 0) {
-      trainedOn = SNAPSHOT_TRAINED_REAL
+      // one that failed before stands
+      if (!trainedOn.startsWith(`${SNAPSHOT_TRAINED_DRY}: the real ones failed`)) trainedOn = SNAPSHOT_TRAINED_REAL
       continue
     }
-    trainedOn = `${SNAPSHOT_TRAINED_DRY}: the real ones failed (${sandboxed.error?.message ?? `exit ${sandboxed.status}`})`
+    trainedOn = `${SNAPSHOT_TRAINED_DRY}: the real ones failed (${basename(bundle)}: ${sandboxed.error?.message ?? `exit ${sandboxed.status}`})`
     console.warn(`code cache: not trained on real ops (${sandboxed.error?.message ?? `exit ${sandboxed.status}`}): dry runs only`)
   }
   const cache = spawnSync(process.execPath, argv, { stdio: 'inherit' })

@@ -55,6 +55,12 @@ const realRuns = underFlags && process.env.PLUMB_TRAIN_REAL === '1' ? [
   ['detach', 'netns:pt-train2', '--all'],
 ] : []
 
+// The CNI plugin's under the same flags (what its start-up snapshot holds): a runtime's ADD and DEL
+// of one container, addresses given by the runtime (no IPAM plugin to spawn).
+const cniUnderFlags = !!cniMain && codeCacheFile(file) !== `${file}.cache`
+const realConf = JSON.stringify({ cniVersion: '1.0.0', name: 'pt-train', type: 'plumb', op: 'attach-veth', bridge: 'pt-train0', dataDir: '/run/plumb/train-cni', runtimeConfig: { ips: ['198.18.3.2/24'] } })
+const realCni = cniUnderFlags && process.env.PLUMB_TRAIN_REAL === '1' ? ['ADD', 'DEL'].map((command) => ({ CNI_COMMAND: command, CNI_CONTAINERID: 'pt-train', CNI_NETNS: '/run/netns/pt-train1', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' })) : []
+
 async function trainReal() {
   const addon = require(resolve(__dirname, '../native/build/Release/plumb_setns.node'))
   const { openSync } = require('node:fs')
@@ -65,6 +71,11 @@ async function trainReal() {
   for (const argv of realRuns) {
     const io = bufferIo()
     if ((await main(argv, io)) !== 0) throw new Error(`${argv.join(' ')}: ${io.stderr.join('')}`)
+  }
+  for (const env of realCni) {
+    const said = []
+    const io = { out: (t) => said.push(t), err: (t) => said.push(t) }
+    if ((await cniMain(env, () => realConf, io)) !== 0) throw new Error(`CNI ${env.CNI_COMMAND}: ${said.join('')}`)
   }
   addon.enterNetns(home)
 }
@@ -83,6 +94,7 @@ const quiet = { out: () => undefined, err: () => undefined }
 
 async function train() {
   if (cniMain) {
+    if (realCni.length) await trainReal()
     for (const [env, stdin] of cniRuns) await cniMain(env, () => stdin, quiet).catch(() => undefined)
     // What an ADD runs after IPAM, planned against this process's own netns: changes nothing.
     const tags = { cni: 'pt-train', cniif: 'eth0' }
