@@ -15,12 +15,20 @@ import { exitNow, loadBundle, loadedBundles } from '../lib/cli/bundle.js'
 interface CniBundle {
   main(): Promise<number>
   relocate(url: string): void
+  run(file: string, args: string[]): Promise<{ exitCode: number }>
 }
 
 // The build runs this from dist/. The compiled script itself (a vm.Script) cannot be in a heap
 // snapshot, only what it made: the loader's record of it goes.
 const cni = loadBundle<CniBundle>(join(process.cwd(), 'plumb-cni.cjs'))
 loadedBundles.clear()
+
+// An ADD with IPAM runs the IPAM plugin: one program run the way plumb runs them (lib/proc.ts)
+// here, so that node:child_process and the pipes' node:net are loaded and their paths compiled in
+// the heap, not at every ADD. Awaited: the builder writes the heap once its event loop is empty.
+void cni.run(process.execPath, ['--version']).then((r) => {
+  if (r.exitCode !== 0) throw new Error(`${process.execPath} --version: exit ${r.exitCode}`)
+})
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // argv[1] is dist/plumb.cjs: the launcher names it so that this run knows where it is installed.

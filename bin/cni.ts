@@ -28,3 +28,4 @@ export { relocate } from '../lib/cli/relocate.js'
 export { cniMain }
 export { attachVeth } from '../lib/ops/attach-veth.js'
 export { codeCacheFile } from '../lib/snapshot.js'
+export { run } from '../lib/proc.js'
