@@ -309,6 +309,20 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     const guest = await describeGuest(netns, { leases, ovsPorts: async () => portsByName(await loadOvs(warnings)), marks: (await loadMarks(warnings)) ?? [] })
     return { guests: [guest], bridges: [], orphans: [], masquerades: [], isolates: [], warnings }
   }
+  // Docker's list, OVS's bridges and the firewall's marks are asked first: their answers come
+  // over sockets (or a spawn) while the host's links are read (a synchronous netlink dump) and
+  // parsed. Each keeps its warnings apart, so that they are told in one order whichever answers first.
+  const containers = listContainers().then(
+    (list) => ({ list }),
+    (err: unknown) => ({ err }),
+  )
+  const ovsWarnings: string[] = []
+  const marksWarnings: string[] = []
+  const ovsBridgesRead = loadOvs(ovsWarnings)
+  const rulesRead = loadMarks(marksWarnings)
+  // handled where awaited below; an early throw must not leave them unhandled
+  ovsBridgesRead.catch(() => undefined)
+  rulesRead.catch(() => undefined)
   const hostNs = openHostHandle()
   try {
     const hostLinks = await hostNs.getLinks()
@@ -328,11 +342,12 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
     }
     const probe = guestProbe()
-    try {
-      for (const c of await listContainers()) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
-    } catch (err) {
-      probe.engineDown('docker', err)
-      warnings.push(`could not list Docker's containers, so those plumb reached without a host end (macvlan, vlan, move-dev) are not shown: ${asPlumbError(err).message}`)
+    const listed = await containers
+    if ('err' in listed) {
+      probe.engineDown('docker', listed.err)
+      warnings.push(`could not list Docker's containers, so those plumb reached without a host end (macvlan, vlan, move-dev) are not shown: ${asPlumbError(listed.err).message}`)
+    } else {
+      for (const c of listed.list) if (c.running) candidates.set(`docker:${c.name}`, { kind: 'container', engine: 'docker', name: c.name })
     }
     for (const name of readNetnsDir(warnings)) candidates.set(`netns:${name}`, { kind: 'netns', name })
     // Guests plumb changed without a link of its own (sysctl, names) are known by their records.
@@ -345,7 +360,8 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
       }
     }
 
-    const [ovsBridges, rules] = await Promise.all([loadOvs(warnings), loadMarks(warnings)])
+    const [ovsBridges, rules] = await Promise.all([ovsBridgesRead, rulesRead])
+    warnings.push(...ovsWarnings, ...marksWarnings)
     const marks = rules ?? []
     // Guests plumb published ports for, with no link of plumb's (--to an address of their own).
     for (const m of marks) {
