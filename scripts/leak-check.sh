@@ -87,7 +87,7 @@ proc_re='(^|[^[:alnum:]_-])pt-[[:alnum:]]'
 for d in /proc/[0-9]*; do
   pid=${d#/proc/}
   [[ $pid == "$self" ]] && continue
-  mapfile -d '' argv <"$d/cmdline" 2>/dev/null || continue
+  mapfile -d '' argv 2>/dev/null <"$d/cmdline" || continue  # stderr first: a process gone meanwhile says nothing
   [[ ${#argv[@]} -gt 0 ]] || continue
   cmd="${argv[*]}"
   [[ $cmd == *leak-check* ]] && continue

@@ -380,10 +380,18 @@ export async function ls(opts: LsOptions = {}): Promise<LsResult> {
     const states = new Map<string, GuestVerdict | { state: 'found' }>()
     const groups = new Map<string, Netns[]>()
     const alive = aliveElsewhere(hostNs)
-    for (const [label, ref] of candidates) {
-      const s = await probe(ref)
-      // a container its engine does not have, with a process still in the netns of what plumb made for it (./liveness.ts)
-      const live = s.state === 'gone' && ref.kind === 'container' ? await alive(label) : undefined
+    // Asked all at once (an engine's inspect each, a netns opened each: the records of containers
+    // removed without a detach would otherwise cost a round trip each, one after the other), then
+    // taken in the candidates' order.
+    const probed = await Promise.all(
+      [...candidates].map(async ([label, ref]) => {
+        const s = await probe(ref)
+        // a container its engine does not have, with a process still in the netns of what plumb made for it (./liveness.ts)
+        const live = s.state === 'gone' && ref.kind === 'container' ? await alive(label) : undefined
+        return { label, s, live }
+      }),
+    )
+    for (const { label, s, live } of probed) {
       if (live !== undefined) {
         const reason = aliveReason((s as { reason: string }).reason, label, live)
         states.set(label, { state: 'unknown', reason, error: new PlumbError('FAILED', reason) })
