@@ -20,7 +20,9 @@ case $f in */*) d=${f%/*} ;; *) d=. ;; esac
 # install` writes finds one itself (runtimes start plugins with a bare PATH)
 node=${PLUMB_NODE-}
 unset PLUMB_NODE
-if [ -z "$node" ]; then
+if [ -n "$node" ]; then
+  [ -f "$node" ] && [ -x "$node" ] || { echo "plumb: PLUMB_NODE=$node is not an executable node" >&2; exit 127; }
+else
   p=${PATH:-/usr/bin:/bin}:
   while [ -n "$p" ]; do
     dir=${p%%:*} p=${p#*:}

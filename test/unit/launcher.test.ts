@@ -227,6 +227,10 @@ test('a CNI call starts from the CNI plugin\'s own blob, the node the CNI launch
   t.deepEqual(JSON.parse(named.stdout), version)
   const fromBlob = [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_CNI_BLOB), join(dist, 'plumb.cjs')]
   t.deepEqual(node.argvs(), [fromBlob, fromBlob])
+  // a PLUMB_NODE that is no program: said, exit 127, nothing run
+  const wrong = await execa(launcher, ['--version'], { env: { PATH: '/nonexistent', PLUMB_NODE: '/nonexistent/node' }, extendEnv: false, reject: false })
+  t.is(wrong.exitCode, 127)
+  t.is(wrong.stderr, 'plumb: PLUMB_NODE=/nonexistent/node is not an executable node')
   // a refused config from the blob: the spec's error object, exit 1, as from the code cache (above)
   const bad = await execa(launcher, [], { env: { ...node.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, extendEnv: false, input: '{"cniVersion":"0.4.0","name":"n","op":"nope"}', reject: false })
   t.is(bad.exitCode, 1)
