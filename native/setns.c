@@ -263,25 +263,37 @@ static napi_value netns_cookie(napi_env env, napi_callback_info info) {
  * here and asked through netlinkRequest: the kernel answers a request inside the call that sends
  * it, so no reader on the event loop is needed (and none of the netlink package's native socket:
  * its load, its fd search, its abort at ~100 completions in one poll). */
+/* A netlink socket of `protocol` (raw, close-on-exec, plus `flags`) bound to a port the kernel
+ * picks, written to *sa: plumb's request sockets and its watches alike. -1 on failure, with errno
+ * set and *step naming the call that failed (the socket is closed). */
+static int netlink_bound(int protocol, int flags, struct sockaddr_nl *sa, const char **step) {
+  *step = "socket AF_NETLINK";
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | flags, protocol);
+  if (fd < 0) return -1;
+  memset(sa, 0, sizeof *sa);
+  sa->nl_family = AF_NETLINK;
+  socklen_t len = sizeof *sa;
+  *step = "bind AF_NETLINK";
+  if (bind(fd, (struct sockaddr *)sa, sizeof *sa) < 0 || getsockname(fd, (struct sockaddr *)sa, &len) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 static napi_value netlink_open(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   int32_t protocol = NETLINK_ROUTE;
   int argc = get_args(env, info, 0, 1, argv, "netlinkOpen([protocol])");
   if (argc < 0) return NULL;
   if (argc > 0 && get_int_arg(env, argv[0], "protocol", &protocol) < 0) return NULL;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-  if (fd < 0) {
-    throw_errno(env, "socket AF_NETLINK", errno);
-    return NULL;
-  }
   struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof sa);
-  sa.nl_family = AF_NETLINK;
-  socklen_t len = sizeof sa;
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-    int e = errno;
-    close(fd);
-    throw_errno(env, "bind AF_NETLINK", e);
+  const char *step;
+  int fd = netlink_bound(protocol, 0, &sa, &step);
+  if (fd < 0) {
+    throw_errno(env, step, errno);
     return NULL;
   }
   int one = 1;
@@ -478,18 +490,15 @@ static napi_value tx_checksum(napi_env env, napi_callback_info info) {
  * addrWatchOpen(): the socket's fd (non-blocking, O_CLOEXEC, a 1 MB queue when root may force it:
  * ~1000 notifications between two drains; past that the cache forgets and reads again). */
 static napi_value watch_open(napi_env env, const int *groups, size_t ngroups, int all_nsid) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  struct sockaddr_nl sa;
+  const char *step;
+  int fd = netlink_bound(NETLINK_ROUTE, SOCK_NONBLOCK, &sa, &step);
   if (fd < 0) {
-    throw_errno(env, "socket(NETLINK_ROUTE)", errno);
+    throw_errno(env, step, errno);
     return NULL;
   }
   int one = 1, size = 1 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof sa);
-  sa.nl_family = AF_NETLINK;
-  const char *step = "bind";
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
   step = "setsockopt(NETLINK_LISTEN_ALL_NSID)";
   if (all_nsid && setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &one, sizeof one) < 0) goto fail;
   step = "setsockopt(NETLINK_ADD_MEMBERSHIP)";
