@@ -56,32 +56,26 @@ async function train(): Promise<void> {
  * One request and answer over a unix socket, closed before the heap is written: node:net's and
  * its streams' functions that an engine or OVSDB request runs are then compiled in the snapshot
  * (--no-flush-bytecode keeps them), not lazily at every run that asks Docker or OVS (`ls` and an
- * attach ~2 ms faster, paired). No timer: a cleared timer's list stays in node's timer queue
- * until it would have fired, and one in the heap broke the runs' own timers (doctor aborted).
+ * attach ~2 ms faster, paired). The answer comes from the build (scripts/bundle.mjs serves it at
+ * PLUMB_SNAPSHOT_ECHO): a net.Server listening here would load node:cluster, node:child_process
+ * and node:dgram into the heap (0.17 MB that every op would read, ~0.3-0.5 ms). No timer: a
+ * cleared timer's list stays in node's timer queue until it would have fired, and one in the heap
+ * broke the runs' own timers (doctor aborted).
  */
 async function unixSocketRoundTrip(): Promise<void> {
+  const path = process.env.PLUMB_SNAPSHOT_ECHO
+  if (!path) throw new Error('PLUMB_SNAPSHOT_ECHO is not set: the ops blob is built by scripts/bundle.mjs, which serves the round trip')
   const net = await import('node:net')
-  const { mkdtempSync, rmSync } = await import('node:fs')
-  // a socket path must stay short (108 bytes): not beside the build, which may be anywhere
-  const dir = mkdtempSync('/tmp/plumb-snapshot-')
-  const path = join(dir, 'sock')
-  const server = net.createServer((c) => c.on('data', () => c.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]')))
-  try {
-    await new Promise<void>((resolve) => server.listen(path, resolve))
-    await new Promise<void>((resolve, reject) => {
-      const sock = net.createConnection({ path })
-      sock.on('connect', () => sock.write('GET / HTTP/1.1\r\nConnection: close\r\n\r\n'))
-      sock.on('data', () => undefined)
-      sock.on('end', () => {
-        sock.destroy()
-        resolve()
-      })
-      sock.on('error', reject)
+  await new Promise<void>((resolve, reject) => {
+    const sock = net.createConnection({ path })
+    sock.on('connect', () => sock.write('GET / HTTP/1.1\r\nConnection: close\r\n\r\n'))
+    sock.on('data', () => undefined)
+    sock.on('end', () => {
+      sock.destroy()
+      resolve()
     })
-  } finally {
-    await new Promise((resolve) => server.close(resolve))
-    rmSync(dir, { recursive: true, force: true })
-  }
+    sock.on('error', reject)
+  })
 }
 
 // Done while the builder drains its event loop, before it writes the heap; a failure fails the build.

@@ -4,9 +4,10 @@
 // compiling and initialising what it loads. CommonJS because only a classic script can be run
 // from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts), and only one file of
 // it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
-import { spawnSync } from 'node:child_process'
-import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises'
-import { basename, relative, resolve } from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+import { createServer } from 'node:net'
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { basename, join, relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
 import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
@@ -290,8 +291,24 @@ await chmod('dist/plumb', 0o755)
 // without the second the launcher offers the first for every command, without the third a CNI
 // call runs from the code cache.
 const version = JSON.parse(await readFile('package.json', 'utf8')).version
-const makeBlob = (blob, env) => {
-  const made = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8', env: { ...process.env, ...env } })
+/** A program run to its end without blocking this process (the echo below answers meanwhile): spawnSync's result's shape. */
+const spawnAsync = (file, args, opts) =>
+  new Promise((resolve) => {
+    const child = spawn(file, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    child.on('error', (error) => resolve({ status: null, error, stdout, stderr }))
+    child.on('close', (status) => resolve({ status, stdout, stderr }))
+  })
+// The ops blob's builder makes one request over a unix socket (bin/snapshot.ts's
+// unixSocketRoundTrip): this process answers it, so that the builder does not listen itself.
+const echoDir = await mkdtemp('/tmp/plumb-snapshot-') // a socket path must stay short (108 bytes)
+const echo = createServer((c) => c.on('data', () => c.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]')))
+await new Promise((resolve) => echo.listen(join(echoDir, 'sock'), resolve))
+const makeBlob = async (blob, env) => {
+  const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', env: { ...process.env, PLUMB_SNAPSHOT_ECHO: join(echoDir, 'sock'), ...env } })
   if (made.status !== 0) return made
   const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' })
   return run.status === 0 && run.stdout.trim() !== version ? { ...run, status: 1, stderr: `--version said "${run.stdout.trim()}"` } : run
@@ -308,22 +325,27 @@ const makeCniBlob = () => {
 const why = (r) => (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n')[0]
 await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
 await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
-const tried = makeBlob(SNAPSHOT_BLOB, {})
-if (tried.status === 0) {
-  const triedOps = makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
-  if (triedOps.status !== 0) {
-    await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
-    console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
+try {
+  const tried = await makeBlob(SNAPSHOT_BLOB, {})
+  if (tried.status === 0) {
+    const triedOps = await makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
+    if (triedOps.status !== 0) {
+      await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
+      console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
+    }
+    const triedCni = makeCniBlob()
+    if (triedCni.status !== 0) {
+      await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
+      console.warn(`no start-up snapshot for the CNI plugin (its calls load it from its code cache): ${why(triedCni)}`)
+    }
+    await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n${trainedOn}\n`)
+    // node's mtime to the nanosecond, which utimes from JS cannot copy
+    const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })
+    if (touch.status !== 0) throw new Error(`touch -r ${process.execPath} dist/${SNAPSHOT_STAMP} failed`)
+  } else {
+    console.warn(`no start-up snapshot (the CLI starts from its code cache): ${why(tried)}`)
   }
-  const triedCni = makeCniBlob()
-  if (triedCni.status !== 0) {
-    await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
-    console.warn(`no start-up snapshot for the CNI plugin (its calls load it from its code cache): ${why(triedCni)}`)
-  }
-  await writeFile(`dist/${SNAPSHOT_STAMP}`, `${cpuIdentity()}\n${trainedOn}\n`)
-  // node's mtime to the nanosecond, which utimes from JS cannot copy
-  const touch = spawnSync('touch', ['-r', process.execPath, `dist/${SNAPSHOT_STAMP}`], { stdio: 'inherit' })
-  if (touch.status !== 0) throw new Error(`touch -r ${process.execPath} dist/${SNAPSHOT_STAMP} failed`)
-} else {
-  console.warn(`no start-up snapshot (the CLI starts from its code cache): ${why(tried)}`)
+} finally {
+  echo.close()
+  await rm(echoDir, { recursive: true, force: true })
 }

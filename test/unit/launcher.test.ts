@@ -102,6 +102,20 @@ test('start-up loads neither crypto, assert, fs/promises, child_process, net nor
   }
 })
 
+test('the ops blob holds node:net for the engine and OVSDB clients, but not what a listening server pulls in (cluster, child_process, dgram)', async (t) => {
+  const dir = mkdtempSync(join(dist, 'pt-launch-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const out = join(dir, 'modules.txt')
+  const hook = join(dir, 'hook.cjs')
+  writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')))`)
+  // --version from the ops blob: what its heap holds, nothing an op loads on the way
+  const r = await execa(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_OPS_BLOB), '-r', hook, join(dist, 'plumb.cjs'), '--version'], { reject: false })
+  t.is(r.exitCode, 0, r.stderr)
+  const loaded = readFileSync(out, 'utf8').split('\n')
+  t.true(loaded.includes('NativeModule net'), 'the round trip the build made is in the heap')
+  for (const mod of ['cluster', 'child_process', 'dgram']) t.false(loaded.includes(`NativeModule ${mod}`), `the ops blob holds node:${mod}`)
+})
+
 test('the bundle exports main() for the launcher', async (t) => {
   const mod = { exports: {} as { main?: unknown; bufferIo?: unknown } }
   // Loading it runs its module code only: nothing is parsed or executed until main() is called.
