@@ -56,10 +56,26 @@ const realRuns = underFlags && process.env.PLUMB_TRAIN_REAL === '1' ? [
 ] : []
 
 // The CNI plugin's under the same flags (what its start-up snapshot holds): a runtime's ADD and DEL
-// of one container, addresses given by the runtime (no IPAM plugin to spawn).
+// of one container, its addresses from an IPAM plugin (most configs delegate them: a stand-in
+// script here, which answers VERSION, ADD and DEL as host-local does), then from the runtime's
+// `ips` capability.
 const cniUnderFlags = !!cniMain && codeCacheFile(file) !== `${file}.cache`
-const realConf = JSON.stringify({ cniVersion: '1.0.0', name: 'pt-train', type: 'plumb', op: 'attach-veth', bridge: 'pt-train0', dataDir: '/run/plumb/train-cni', runtimeConfig: { ips: ['198.18.3.2/24'] } })
-const realCni = cniUnderFlags && process.env.PLUMB_TRAIN_REAL === '1' ? ['ADD', 'DEL'].map((command) => ({ CNI_COMMAND: command, CNI_CONTAINERID: 'pt-train', CNI_NETNS: '/run/netns/pt-train1', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' })) : []
+const TRAIN_IPAM_DIR = '/run/plumb/train-ipam'
+const TRAIN_IPAM = [
+  '#!/bin/sh',
+  'cat >/dev/null',
+  'case $CNI_COMMAND in',
+  `VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["0.3.1","0.4.0","1.0.0","1.1.0"]}' ;;`,
+  `ADD) echo '{"cniVersion":"1.0.0","ips":[{"address":"198.18.3.2/24","gateway":"198.18.3.1"}],"routes":[{"dst":"0.0.0.0/0"}]}' ;;`,
+  'esac',
+  '',
+].join('\n')
+const trainConf = (extra) => JSON.stringify({ cniVersion: '1.0.0', name: 'pt-train', type: 'plumb', op: 'attach-veth', bridge: 'pt-train0', dataDir: '/run/plumb/train-cni', ...extra })
+const realCni = cniUnderFlags && process.env.PLUMB_TRAIN_REAL === '1'
+  ? [trainConf({ ipam: { type: 'pt-train-ipam' } }), trainConf({ runtimeConfig: { ips: ['198.18.3.2/24'] } })].flatMap((conf) =>
+      ['ADD', 'DEL'].map((command) => [{ CNI_COMMAND: command, CNI_CONTAINERID: 'pt-train', CNI_NETNS: '/run/netns/pt-train1', CNI_IFNAME: 'eth0', CNI_PATH: TRAIN_IPAM_DIR }, conf]),
+    )
+  : []
 
 async function trainReal() {
   const addon = require(resolve(__dirname, '../native/build/Release/plumb_setns.node'))
@@ -72,10 +88,15 @@ async function trainReal() {
     const io = bufferIo()
     if ((await main(argv, io)) !== 0) throw new Error(`${argv.join(' ')}: ${io.stderr.join('')}`)
   }
-  for (const env of realCni) {
+  if (realCni.length) {
+    const { mkdirSync, writeFileSync: write } = require('node:fs')
+    mkdirSync(TRAIN_IPAM_DIR, { recursive: true })
+    write(`${TRAIN_IPAM_DIR}/pt-train-ipam`, TRAIN_IPAM, { mode: 0o755 })
+  }
+  for (const [env, conf] of realCni) {
     const said = []
     const io = { out: (t) => said.push(t), err: (t) => said.push(t) }
-    if ((await cniMain(env, () => realConf, io)) !== 0) throw new Error(`CNI ${env.CNI_COMMAND}: ${said.join('')}`)
+    if ((await cniMain(env, () => conf, io)) !== 0) throw new Error(`CNI ${env.CNI_COMMAND}: ${said.join('')}`)
   }
   addon.enterNetns(home)
 }
