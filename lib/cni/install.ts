@@ -62,12 +62,33 @@ export function sampleConflist(): Record<string, unknown> {
   }
 }
 
+/** The launcher `cni install` writes now for `node`: this package's dist/plumb. */
+const currentLauncher = (node: string): { entry: string; text: string } => {
+  const entry = join(packageRoot(), 'dist', 'plumb')
+  return { entry, text: launcherScript(node, entry) }
+}
+
+/**
+ * plumb's launcher in `dir`, if one is there, and whether it is what `cni install` would write now
+ * (for this node): one an older plumb wrote (which ran dist/plumb.cjs, so never the CNI plugin's
+ * start-up snapshot) or one for another node is not. For doctor.
+ */
+export function launcherState(dir = DEFAULT_CNI_BIN_DIR, node = process.execPath): { file: string; current: boolean } | undefined {
+  const file = join(dir, 'plumb')
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+  return text.includes(MARKER) ? { file, current: text === currentLauncher(node).text } : undefined
+}
+
 export function cniInstall(opts: CniInstallOptions = {}): OpResult {
   const dir = opts.dir ?? DEFAULT_CNI_BIN_DIR
   if (!dir.startsWith('/')) throw usageError(`--dir "${dir}" is not an absolute path`, `runtimes are configured with absolute plugin dirs, e.g. --dir ${DEFAULT_CNI_BIN_DIR}`)
   const file = join(dir, 'plumb')
-  const entry = join(packageRoot(), 'dist', 'plumb')
-  const text = launcherScript(opts.node ?? process.execPath, entry)
+  const { entry, text } = currentLauncher(opts.node ?? process.execPath)
   const result = emptyResult(opts.del ? 'cni-uninstall' : 'cni-install', 'host', opts.dryRun ?? false)
   result.file = file
   const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined

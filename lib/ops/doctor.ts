@@ -154,6 +154,18 @@ export async function doctor(): Promise<DoctorReport> {
   if (cache) add(cache)
   const snapshot = await snapshotCheck()
   if (snapshot) add(snapshot)
+  // plumb as a CNI plugin, where runtimes look by default: is the launcher there this plumb's?
+  const { launcherState } = await import('../cni/install.js')
+  const launcher = launcherState()
+  if (launcher) {
+    add({
+      name: 'CNI launcher',
+      ok: launcher.current,
+      optional: true,
+      detail: launcher.current ? `${launcher.file} runs this plumb` : `${launcher.file} was written by another plumb version or for another node (an older one runs the CNI plugin without its start-up snapshot)`,
+      ...(launcher.current ? {} : { hint: 'write it again: plumb cni install' }),
+    })
+  }
 
   for (const kind of ['veth', 'bridge', 'macvlan', 'vlan', 'vxlan', 'ipvlan', 'dummy'] as const) {
     const res = await kernel.probeLinkKind(kind)

@@ -96,6 +96,9 @@ withCtr("containerd's ctr run --cni: two containers reach each other; a foregrou
   const first = readdirSync('/etc/cni/net.d').filter((f) => /\.(conf|conflist|json)$/.test(f)).sort()[0]
   if (first && first < `00-${ns}.conflist`) t.log(`note: ${first} sorts before this test's config`)
   t.is((await runCli(['cni', 'install'])).exitCode, 0)
+  // and doctor sees it as this plumb's
+  const doctor = await runCli(['doctor', '--json'])
+  t.like((doctor.json as { checks: Array<{ name: string }> }).checks.find((c) => c.name === 'CNI launcher'), { ok: true, detail: `${DEFAULT_CNI_BIN_DIR}/plumb runs this plumb` })
   writeFileSync(conf, JSON.stringify(net.conflist))
 
   t.teardown(async () => {

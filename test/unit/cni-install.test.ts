@@ -6,6 +6,7 @@ import { execa } from 'execa'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/index.js'
+import { launcherState } from '../../lib/cni/install.js'
 
 function tmpDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync('/tmp/pt-cniinst-')
@@ -56,4 +57,21 @@ test('--dry-run prints the launcher and writes nothing; a relative --dir is exit
   const rel = await runCli(['cni', 'install', '--dir', 'bin'])
   t.is(rel.exitCode, 2)
   t.regex(rel.stderr, /--dir "bin" is not an absolute path/)
+})
+
+test("doctor's view of a launcher: this install's is current; an older plumb's (which ran dist/plumb.cjs) or another node's is not; none, or another plugin's, is no launcher", async (t) => {
+  const dir = tmpDir(t)
+  t.is(launcherState(dir), undefined)
+  t.is((await runCli(['cni', 'install', '--dir', dir])).exitCode, 0)
+  const file = join(dir, 'plumb')
+  t.deepEqual(launcherState(dir), { file, current: true })
+  t.deepEqual(launcherState(dir, '/opt/other/node'), { file, current: false })
+  // the text an older plumb wrote: node run on the bundle directly
+  const text = readFileSync(file, 'utf8')
+  const older = text.replace(/PLUMB_NODE=\$n; export PLUMB_NODE; exec '([^']*)\/dist\/plumb' "\$@"/, `exec "$n" '$1/dist/plumb.cjs' "$@"`)
+  t.not(older, text, 'the replacement matched')
+  writeFileSync(file, older)
+  t.deepEqual(launcherState(dir), { file, current: false })
+  writeFileSync(file, '#!/bin/sh\necho other\n')
+  t.is(launcherState(dir), undefined)
 })
