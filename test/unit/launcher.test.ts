@@ -88,30 +88,32 @@ test('the CLI runs without the code cache, and with a corrupt one', async (t) =>
   t.regex(corrupt.stdout, /plumb attach-veth <guest> <bridge>/)
 })
 
-test('start-up loads neither crypto, assert, fs/promises, child_process, net nor tty (each costs ms on every run; net and tty come with process.stdout)', async (t) => {
+/** A preload (`node -r HOOK`) that writes the modules node loaded, as they stand at exit; `loaded()` reads them. */
+function moduleHook(t: ExecutionContext): { hook: string; loaded: () => string[] } {
   const dir = mkdtempSync(join(dist, 'pt-launch-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const out = join(dir, 'modules.txt')
   const hook = join(dir, 'hook.cjs')
   writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')))`)
+  return { hook, loaded: () => readFileSync(out, 'utf8').split('\n') }
+}
+
+test('start-up loads neither crypto, assert, fs/promises, child_process, net nor tty (each costs ms on every run; net and tty come with process.stdout)', async (t) => {
+  const { hook, loaded: read } = moduleHook(t)
   for (const argv of [['--version'], ['attach-veth', '--help'], ['set-ip', 'pid:1', 'eth1', '300.1.1.1/24']]) {
     await execa(process.execPath, ['-r', hook, PLUMB_BIN, ...argv], { reject: false })
-    const loaded = readFileSync(out, 'utf8').split('\n')
+    const loaded = read()
     t.true(loaded.includes('NativeModule vm'), 'the hook saw the launcher run') // a check that can fail
     for (const mod of ['crypto', 'assert', 'fs/promises', 'child_process', 'net', 'tty']) t.false(loaded.includes(`NativeModule ${mod}`), `${argv.join(' ')} loaded node:${mod}`)
   }
 })
 
 test('the ops blob holds node:net for the engine and OVSDB clients, but not what a listening server pulls in (cluster, child_process, dgram)', async (t) => {
-  const dir = mkdtempSync(join(dist, 'pt-launch-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const out = join(dir, 'modules.txt')
-  const hook = join(dir, 'hook.cjs')
-  writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')))`)
+  const { hook, loaded: read } = moduleHook(t)
   // --version from the ops blob: what its heap holds, nothing an op loads on the way
   const r = await execa(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_OPS_BLOB), '-r', hook, join(dist, 'plumb.cjs'), '--version'], { reject: false })
   t.is(r.exitCode, 0, r.stderr)
-  const loaded = readFileSync(out, 'utf8').split('\n')
+  const loaded = read()
   t.true(loaded.includes('NativeModule net'), 'the round trip the build made is in the heap')
   for (const mod of ['cluster', 'child_process', 'dgram']) t.false(loaded.includes(`NativeModule ${mod}`), `the ops blob holds node:${mod}`)
 })
