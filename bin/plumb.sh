@@ -53,15 +53,20 @@ if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! 
   else
     # An op starts from the blob that holds the ops too; help, version, completion and no command
     # from the command line's alone, whose smaller heap starts faster (lib/snapshot.ts).
-    blob=plumb-ops.blob
+    blob=plumb-ops.blob cmd=
     [ $# -eq 0 ] && blob=plumb.blob
     for a; do
       case $a in
         --) break ;;
         -h | --help | --version | completion | --get-yargs-completions) blob=plumb.blob; break ;;
+        -*) ;;
+        *) [ -n "$cmd" ] || cmd=$a ;;
       esac
     done
-    [ -f "$d/$blob" ] || blob=plumb.blob
+    # The watch daemon runs for days: it keeps V8's compilers (the code cache), which a snapshot
+    # run gives up (--jitless) for a one-shot's start.
+    [ "$cmd" = watch ] && [ "$blob" = plumb-ops.blob ] && blob=
+    [ -z "$blob" ] || [ -f "$d/$blob" ] || blob=plumb.blob
   fi
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
@@ -79,7 +84,7 @@ if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! 
         export PLUMB_GLIBC_TUNABLES GLIBC_TUNABLES
         ;;
     esac
-    exec "$node" --no-rehash-snapshot --no-sparkplug --no-flush-bytecode --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
+    exec "$node" --no-rehash-snapshot --no-sparkplug --no-flush-bytecode --jitless --no-expose-wasm --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
   fi
 fi
 exec "$node" "$d/plumb.cjs" "$@"

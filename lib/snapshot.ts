@@ -24,14 +24,21 @@ export const SNAPSHOT_STAMP = 'plumb.blob.ok'
  * the build's random one, a hash-flooding guard a one-shot command fed its own argv can do without.
  * --no-sparkplug: V8's baseline compiler compiles the functions a run calls often, in batches on
  * the main thread, for a speed-up a 30-50 ms command does not live to see (paired, 40 rounds:
- * --help 27.1 -> 25.9 ms, ls 49.6 -> 47.0, an attach 53.3 -> 52.3); the optimising
- * compiler still takes what runs long (plumb watch). --no-flush-bytecode: the builder loads the
+ * --help 27.1 -> 25.9 ms, ls 49.6 -> 47.0, an attach 53.3 -> 52.3). --jitless goes further: no
+ * optimising compiler either (its jobs took the second core and their results the main thread's
+ * time in a one-shot), regular expressions interpreted, no executable code pages; paired against
+ * the same build without it: an attach 62.4 -> 59.0 ms (--no-opt alone 59.4, interpreted regular
+ * expressions alone 60.8; 40 rounds), ls 45.0 -> 43.2 (50), a CNI ADD 57.5 -> 54.8 (40), a 40-node
+ * lab's deploy 281 -> 283 ms and destroy 223 -> 207 (6). `plumb watch`, which runs for days, is
+ * started from the code cache with the compilers instead (bin/plumb.sh). --no-expose-wasm: what
+ * --jitless implies, said so that node does not warn about the conflict at every start (nothing in
+ * plumb uses WebAssembly). --no-flush-bytecode: the builder loads the
  * ops bundle from its code cache (scripts/code-cache.cjs: trained on dry runs and ls), which
  * holds the bytecode of what those ran; V8 otherwise drops bytecode not run lately at a GC, and
  * the builder's GCs dropped all of it before the heap was written (~270 functions an attach then
  * compiled again at each run; ls 42.4 -> 40.0 ms paired with it kept).
  */
-export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot', '--no-sparkplug', '--no-flush-bytecode']
+export const SNAPSHOT_NODE_FLAGS = ['--no-rehash-snapshot', '--no-sparkplug', '--no-flush-bytecode', '--jitless', '--no-expose-wasm']
 
 /** Whether this process started from the snapshot (with its V8 flags). */
 export const fromSnapshot = (): boolean => SNAPSHOT_NODE_FLAGS.every((f) => process.execArgv.includes(f))

@@ -228,6 +228,16 @@ test('from the snapshot, argv, the environment and the exit codes are the run\'s
     node.argvs().map((a) => a[a.indexOf('--snapshot-blob') + 1]),
     [join(dist, SNAPSHOT_BLOB), join(dist, SNAPSHOT_OPS_BLOB), join(dist, SNAPSHOT_OPS_BLOB)],
   )
+  // the watch daemon from the code cache, with V8's compilers (a snapshot run is --jitless); its
+  // help from the command line's blob, and a guest named "watch" is no daemon
+  const daemon = await execa(launcher, ['--json', 'watch', '--bogus'], { env: node.env, extendEnv: false, reject: false })
+  t.is(daemon.exitCode, 2)
+  const named = await execa(launcher, ['attach-veth', 'watch', 'pt-x0', '300.1.1.1/24'], { env: node.env, extendEnv: false, reject: false })
+  t.is(named.exitCode, 2)
+  t.deepEqual(node.argvs().slice(3), [
+    [join(dist, 'plumb.cjs'), '--json', 'watch', '--bogus'],
+    [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_OPS_BLOB), join(dist, 'plumb.cjs'), 'attach-veth', 'watch', 'pt-x0', '300.1.1.1/24'],
+  ])
 })
 
 test('a CNI call starts from the CNI plugin\'s own blob, the node the CNI launcher names (PLUMB_NODE) or the one on PATH; without that blob, from the code cache', async (t) => {
