@@ -1,8 +1,9 @@
 // The CNI bundle's entry (dist/plumb-cni.cjs): plumb answering as a CNI plugin (dist/plumb.cjs
 // loads it when CNI_COMMAND is set). Its own bundle, so a runtime's every ADD and DEL loads
-// neither yargs nor the CLI's commands; cniMain and attachVeth are there for the build's
-// code-cache training run (scripts/code-cache.cjs), which plans an attach with --dry-run. The
-// CNI start-up snapshot (bin/cni-snapshot.ts) holds it loaded.
+// neither yargs nor the CLI's commands; cniMain, attachVeth and codeCacheFile are there for the
+// build's code-cache training run (scripts/code-cache.cjs), which plans an attach with --dry-run
+// and, as root, runs real ADDs and DELs; relocate and run for the CNI start-up snapshot
+// (bin/cni-snapshot.ts), which holds it loaded and runs one program at build time.
 
 import { readFileSync } from 'node:fs'
 import { cniMain } from '../lib/cni/plugin.js'

@@ -257,8 +257,9 @@ for (const file of ['dist/plumb-cli.cjs', 'dist/plumb-ops.cjs', 'dist/plumb-lab.
 const SANDBOX = ['set -e', 'mkdir -p /run/plumb /run/netns', 'mount -t tmpfs plumb-train /run/plumb', 'mount -t tmpfs plumb-train /run/netns', 'exec "$@"'].join('\n')
 // The CNI bundle's cache under the snapshot's flags is what the CNI snapshot loads it from.
 const trainings = [[[], 'dist/plumb-cli.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cli.cjs', 'real'], [[], 'dist/plumb-cni.cjs'], [SNAPSHOT_NODE_FLAGS, 'dist/plumb-cni.cjs', 'real']]
-// how the ops and CNI blobs' code was trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
-let trainedOn = `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
+// the real trainings that ran, and those that failed (the bundle and why)
+let realRan = false
+const realFailed = []
 for (const [flags, bundle, real] of trainings) {
   const argv = [...flags, 'scripts/code-cache.cjs', bundle]
   if (real && process.getuid?.() === 0) {
@@ -266,17 +267,21 @@ for (const [flags, bundle, real] of trainings) {
       stdio: 'inherit',
       env: { ...process.env, PLUMB_TRAIN_REAL: '1', PLUMB_RECORDS_DIR: '/run/plumb/train-records', PLUMB_DHCP_STATE_DIR: '/run/plumb/train-dhcp' },
     })
-    if (sandboxed.status === 0) {
-      // one that failed before stands
-      if (!trainedOn.startsWith(`${SNAPSHOT_TRAINED_DRY}: the real ones failed`)) trainedOn = SNAPSHOT_TRAINED_REAL
-      continue
-    }
-    trainedOn = `${SNAPSHOT_TRAINED_DRY}: the real ones failed (${basename(bundle)}: ${sandboxed.error?.message ?? `exit ${sandboxed.status}`})`
-    console.warn(`code cache: not trained on real ops (${sandboxed.error?.message ?? `exit ${sandboxed.status}`}): dry runs only`)
+    realRan = true
+    if (sandboxed.status === 0) continue
+    const failure = sandboxed.error?.message ?? `exit ${sandboxed.status}`
+    realFailed.push(`${basename(bundle)}: ${failure}`)
+    console.warn(`code cache: not trained on real ops (${failure}): dry runs only`)
   }
   const cache = spawnSync(process.execPath, argv, { stdio: 'inherit' })
   if (cache.status !== 0) throw new Error(`writing the code cache of ${bundle} ${flags.join(' ')} failed`)
 }
+// how the ops and CNI blobs' code was trained, for the stamp's second line (doctor says it: lib/snapshot.ts)
+const trainedOn = realFailed.length
+  ? `${SNAPSHOT_TRAINED_DRY}: the real ones failed (${realFailed.join('; ')})`
+  : realRan
+    ? SNAPSHOT_TRAINED_REAL
+    : `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
 await chmod('dist/plumb.cjs', 0o755)
 await copyFile('bin/plumb.sh', 'dist/plumb')
 await chmod('dist/plumb', 0o755)
@@ -307,18 +312,23 @@ const spawnAsync = (file, args, opts) =>
 const echoDir = await mkdtemp('/tmp/plumb-snapshot-') // a socket path must stay short (108 bytes)
 const echo = createServer((c) => c.on('data', () => c.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]')))
 await new Promise((resolve) => echo.listen(join(echoDir, 'sock'), resolve))
-const makeBlob = async (blob, env) => {
-  const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', 'plumb-snapshot.cjs'], { cwd: 'dist', env: { ...process.env, PLUMB_SNAPSHOT_ECHO: join(echoDir, 'sock'), ...env } })
-  if (made.status !== 0) return made
-  const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs', '--version'], { encoding: 'utf8' })
+/**
+ * Build `blob` from the entry `entry` (in dist/, with `env` added), then run node from it once as
+ * `tryIt` says: the result of whichever failed, or of the run, whose status says whether node
+ * accepts the blob and answers from it.
+ */
+const makeBlob = async (blob, entry, env, tryIt) => {
+  const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { cwd: 'dist', env: { ...process.env, ...env } })
+  return made.status !== 0 ? made : tryIt([...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs'])
+}
+/** The command line's blobs, tried with --version: it must say this package's. */
+const tryVersion = (argv) => {
+  const run = spawnSync(process.execPath, [...argv, '--version'], { encoding: 'utf8' })
   return run.status === 0 && run.stdout.trim() !== version ? { ...run, status: 1, stderr: `--version said "${run.stdout.trim()}"` } : run
 }
 /** The CNI blob, tried as a runtime's VERSION call: its answer must name the versions plumb speaks. */
-const makeCniBlob = () => {
-  const made = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', SNAPSHOT_CNI_BLOB, '--build-snapshot', 'plumb-cni-snapshot.cjs'], { cwd: 'dist', encoding: 'utf8' })
-  if (made.status !== 0) return made
-  const env = { ...process.env, CNI_COMMAND: 'VERSION' }
-  const run = spawnSync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${SNAPSHOT_CNI_BLOB}`, 'dist/plumb.cjs'], { encoding: 'utf8', env, input: '' })
+const tryCniVersion = (argv) => {
+  const run = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, CNI_COMMAND: 'VERSION' }, input: '' })
   return run.status === 0 && !run.stdout.includes('"supportedVersions"') ? { ...run, status: 1, stderr: `VERSION said "${run.stdout.trim()}"` } : run
 }
 /** What a failed build or run of a blob said, in one line. */
@@ -326,14 +336,14 @@ const why = (r) => (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n
 await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
 await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
 try {
-  const tried = await makeBlob(SNAPSHOT_BLOB, {})
+  const tried = await makeBlob(SNAPSHOT_BLOB, 'plumb-snapshot.cjs', {}, tryVersion)
   if (tried.status === 0) {
-    const triedOps = await makeBlob(SNAPSHOT_OPS_BLOB, { PLUMB_SNAPSHOT_OPS: '1' })
+    const triedOps = await makeBlob(SNAPSHOT_OPS_BLOB, 'plumb-snapshot.cjs', { PLUMB_SNAPSHOT_ECHO: join(echoDir, 'sock'), PLUMB_SNAPSHOT_OPS: '1' }, tryVersion)
     if (triedOps.status !== 0) {
       await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
       console.warn(`no start-up snapshot with the ops (ops load from their code cache): ${why(triedOps)}`)
     }
-    const triedCni = makeCniBlob()
+    const triedCni = await makeBlob(SNAPSHOT_CNI_BLOB, 'plumb-cni-snapshot.cjs', {}, tryCniVersion)
     if (triedCni.status !== 0) {
       await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
       console.warn(`no start-up snapshot for the CNI plugin (its calls load it from its code cache): ${why(triedCni)}`)

@@ -9,7 +9,7 @@
 // takes ~23 ms to deserialise, against ~8 ms for this one. Training is best-effort: a command
 // that fails here still leaves what it compiled in the cache.
 'use strict'
-const { readFileSync, renameSync, writeFileSync } = require('node:fs')
+const { mkdirSync, openSync, readFileSync, renameSync, writeFileSync } = require('node:fs')
 const { createRequire, wrap } = require('node:module')
 const { dirname, resolve } = require('node:path')
 const { Script } = require('node:vm')
@@ -79,7 +79,6 @@ const realCni = cniUnderFlags && process.env.PLUMB_TRAIN_REAL === '1'
 
 async function trainReal() {
   const addon = require(resolve(__dirname, '../native/build/Release/plumb_setns.node'))
-  const { openSync } = require('node:fs')
   const { execFileSync } = require('node:child_process')
   const home = openSync('/proc/thread-self/ns/net', 'r')
   addon.enterNetns(addon.newNetns())
@@ -89,9 +88,8 @@ async function trainReal() {
     if ((await main(argv, io)) !== 0) throw new Error(`${argv.join(' ')}: ${io.stderr.join('')}`)
   }
   if (realCni.length) {
-    const { mkdirSync, writeFileSync: write } = require('node:fs')
     mkdirSync(TRAIN_IPAM_DIR, { recursive: true })
-    write(`${TRAIN_IPAM_DIR}/pt-train-ipam`, TRAIN_IPAM, { mode: 0o755 })
+    writeFileSync(`${TRAIN_IPAM_DIR}/pt-train-ipam`, TRAIN_IPAM, { mode: 0o755 })
   }
   for (const [env, conf] of realCni) {
     const said = []
