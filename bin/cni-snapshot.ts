@@ -11,6 +11,7 @@ import { startupSnapshot } from 'node:v8'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { exitNow, loadBundle, loadedBundles } from '../lib/cli/bundle.js'
+import { listHeapBuiltins } from '../lib/snapshot-blob.js'
 
 interface CniBundle {
   main(): Promise<number>
@@ -29,6 +30,9 @@ loadedBundles.clear()
 void cni.run(process.execPath, ['--version']).then((r) => {
   if (r.exitCode !== 0) throw new Error(`${process.execPath} --version: exit ${r.exitCode}`)
 })
+
+// the build keeps node's code cache for the built-ins the heap lacks only (lib/snapshot-blob.ts)
+listHeapBuiltins()
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // argv[1] is dist/plumb.cjs: the launcher names it so that this run knows where it is installed.

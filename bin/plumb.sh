@@ -71,7 +71,7 @@ if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! 
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
   if [ -n "$blob" ] && [ "$line" = "$want" ]; then
-    # node reads the blob (5-7 MB) into malloc'd memory and copies it once more before V8
+    # node reads the blob (2-4 MB) into malloc'd memory and copies it once more before V8
     # deserialises it: with 4 KB pages every page of those copies is a page fault (~1,500-2,000 a
     # run, 3-4 ms here). glibc backs its big blocks with transparent huge pages when asked. As with
     # the CA bundle, the caller's value (or its absence) goes back for the programs plumb runs; a

@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { exitNow, loadedBundles } from '../lib/cli/bundle.js'
 import { ops } from '../lib/cli/common.js'
 import { loadCommands, main } from '../lib/cli/index.js'
+import { listHeapBuiltins } from '../lib/snapshot-blob.js'
 
 // The bundle's import.meta.url (scripts/bundle.mjs): the package root, node_modules and the
 // addon are found from it. The build runs this from dist/; a run sets it to where it started.
@@ -33,6 +34,9 @@ const training = [
   ['macvlan', '--json'],
   ['atach-veth'],
 ]
+
+// the build keeps node's code cache for the built-ins the heap lacks only (lib/snapshot-blob.ts)
+listHeapBuiltins()
 
 /** Whether this blob holds the ops bundle too (dist/plumb-ops.blob): read once, at build time. */
 const withOps = process.env.PLUMB_SNAPSHOT_OPS === '1'

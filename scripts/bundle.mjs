@@ -11,6 +11,7 @@ import { basename, join, relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
 import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
+import { LAZY_BUILTINS, SNAPSHOT_MODULES_ENV, trimBuiltinCodeCache } from '../dist/lib/snapshot-blob.js'
 
 const require = createRequire(import.meta.url)
 
@@ -318,8 +319,32 @@ await new Promise((resolve) => echo.listen(join(echoDir, 'sock'), resolve))
  * accepts the blob and answers from it.
  */
 const makeBlob = async (blob, entry, env, tryIt) => {
-  const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { cwd: 'dist', env: { ...process.env, ...env } })
-  return made.status !== 0 ? made : tryIt([...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs'])
+  const heapList = join(echoDir, `${blob}.modules`)
+  const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { cwd: 'dist', env: { ...process.env, ...env, [SNAPSHOT_MODULES_ENV]: heapList } })
+  if (made.status !== 0) return made
+  await trimBlob(`dist/${blob}`, heapList)
+  return tryIt([...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs'])
+}
+/**
+ * The built-ins plumb loads lazily (LAZY_BUILTINS) and every module they bring in, as a plain node
+ * loads them: the only ones whose code cache the blobs keep, when their heap lacks them.
+ */
+const lazyBuiltins = (() => {
+  const script = `const a = new Set(process.moduleLoadList); ${LAZY_BUILTINS.map((m) => `require(${JSON.stringify(m)})`).join('; ')}; process.stdout.write(process.moduleLoadList.filter((m) => !a.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(' '))`
+  const asked = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
+  if (asked.status !== 0) throw new Error(`listing what ${LAZY_BUILTINS.join(', ')} load failed: ${asked.stderr}`)
+  return new Set(asked.stdout.split(' ').filter(Boolean))
+})()
+/**
+ * node's code cache in `file` cut to the lazy built-ins its heap lacks (lib/snapshot-blob.ts: the
+ * rest is ~2.6 MB every run reads and copies for modules that never compile again); the whole
+ * cache stays, with a warning, when the builder listed no heap or the blob's layout is not known.
+ */
+const trimBlob = async (file, heapList) => {
+  const heap = new Set((await readFile(heapList, 'utf8').catch(() => '')).split('\n').filter(Boolean))
+  const trimmed = heap.size ? trimBuiltinCodeCache(await readFile(file), (id) => lazyBuiltins.has(id) && !heap.has(id)) : undefined
+  if (trimmed) await writeFile(file, trimmed.blob)
+  else console.warn(`${basename(file)}: node's code cache of its built-ins kept whole (${heap.size ? "the blob's layout is not node 20's as lib/snapshot-blob.ts knows it" : 'the builder listed no built-ins'})`)
 }
 /** The command line's blobs, tried with --version: it must say this package's. */
 const tryVersion = (argv) => {

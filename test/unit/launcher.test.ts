@@ -209,6 +209,37 @@ test('the build wrote a start-up snapshot and vouched for it; plumb starts node 
   t.like(checks.find((c) => c.name === 'CLI code cache'), { ok: true, detail: `${opsBundle}.snapshot.cache, ${labBundle}.snapshot.cache accepted: commands start without compiling the CLI` })
 })
 
+test("each blob keeps node's code cache only for the built-ins its heap lacks: a run from it, a spawn's included, compiles none without it", async (t) => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DEBUG_NATIVE: 'CODE_CACHE' }
+  delete env.NODE_OPTIONS
+  /** How many built-ins' caches the blob the run started from holds, and what the run compiled without one. */
+  const compiled = (stderr: string): { held: number; without: string[] } => ({
+    held: Number(/snapshot contains (\d+) code cache/.exec(stderr)?.[1] ?? -1),
+    without: [...stderr.matchAll(/Compiling (\S+) without code cache/g)].map((m) => m[1]!),
+  })
+  // node's whole cache is ~320 built-ins; the heap holds what plumb loads at start
+  const version = await execa(launcher, ['--version'], { env, extendEnv: false, reject: false })
+  t.is(version.exitCode, 0, version.stderr)
+  const cli = compiled(version.stderr)
+  t.true(cli.held >= 0 && cli.held < 20, `the command line's blob holds ${cli.held}`)
+  t.deepEqual(cli.without, [])
+  const cni = await execa(launcher, [], { env: { ...env, CNI_COMMAND: 'VERSION' }, extendEnv: false, reject: false, input: '' })
+  t.is(cni.exitCode, 0, cni.stderr)
+  t.deepEqual(compiled(cni.stderr), { held: 0, without: [] }, "the CNI blob's heap holds child_process already (an IPAM call's spawn)")
+  if (process.getuid?.() !== 0) return
+  // a spawn from the ops blob (plumb exec): node:child_process is not in its heap, so it compiles
+  // there, from the cache the blob kept for it
+  const ns = `pt-cc${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  t.teardown(() => void execFileSync('ip', ['netns', 'del', ns]))
+  const r = await execa(launcher, ['exec', `netns:${ns}`, '--', 'true'], { env, extendEnv: false, reject: false })
+  t.is(r.exitCode, 0, r.stderr)
+  const ops = compiled(r.stderr)
+  t.true(ops.held > 0 && ops.held < 20, `the ops blob holds ${ops.held}`)
+  t.regex(r.stderr, /Compiling child_process with code cache/)
+  t.deepEqual(ops.without, [])
+})
+
 test('from the snapshot, argv, the environment and the exit codes are the run\'s own', async (t) => {
   const node = fakeNode(t)
   const help = await execa(launcher, ['attach-veth', '--help'], { env: node.env, extendEnv: false, reject: false })
