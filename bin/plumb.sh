@@ -71,19 +71,6 @@ if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! 
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
   if [ -n "$blob" ] && [ "$line" = "$want" ]; then
-    # node reads the blob (2-4 MB) into malloc'd memory and copies it once more before V8
-    # deserialises it: with 4 KB pages every page of those copies is a page fault (~1,500-2,000 a
-    # run, 3-4 ms here). glibc backs its big blocks with transparent huge pages when asked. As with
-    # the CA bundle, the caller's value (or its absence) goes back for the programs plumb runs; a
-    # caller who set this tunable keeps their own.
-    case ${GLIBC_TUNABLES-} in
-      *glibc.malloc.hugetlb=*) ;;
-      *)
-        PLUMB_GLIBC_TUNABLES=${GLIBC_TUNABLES-}
-        GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1
-        export PLUMB_GLIBC_TUNABLES GLIBC_TUNABLES
-        ;;
-    esac
     exec "$node" --no-rehash-snapshot --no-sparkplug --no-flush-bytecode --jitless --no-expose-wasm --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
   fi
 fi

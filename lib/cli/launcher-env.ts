@@ -5,19 +5,12 @@
  * What the launcher (bin/plumb.sh) set for node's start only, put back now that node has
  * started, for the programs plumb runs (plumb exec, a hook, a DHCP client): NODE_EXTRA_CA_CERTS,
  * kept from node's start under another name (node reads the bundle before anything runs, and
- * plumb makes no TLS connection), and GLIBC_TUNABLES, which it set for the start-up snapshot's
- * read (empty when the caller had none: glibc reads an empty one as none).
+ * plumb makes no TLS connection).
  */
 export function restoreLauncherEnv(env: NodeJS.ProcessEnv): void {
   const ca = env.PLUMB_NODE_EXTRA_CA_CERTS
   if (ca !== undefined) {
     env.NODE_EXTRA_CA_CERTS = ca
     delete env.PLUMB_NODE_EXTRA_CA_CERTS
-  }
-  const tunables = env.PLUMB_GLIBC_TUNABLES
-  if (tunables !== undefined) {
-    if (tunables) env.GLIBC_TUNABLES = tunables
-    else delete env.GLIBC_TUNABLES
-    delete env.PLUMB_GLIBC_TUNABLES
   }
 }

@@ -97,7 +97,7 @@ export async function snapshotCheck(dist = join(packageRoot(), 'dist')): Promise
   if (triedCni.exitCode !== 0 || !triedCni.stdout.includes('"supportedVersions"')) {
     return { name, ok: false, optional: true, detail: `${inUse}; node refuses ${join(dist, SNAPSHOT_CNI_BLOB)} (exit ${triedCni.exitCode}): ${(triedCni.stderr.trim() || triedCni.stdout.trim()).split('\n')[0]}`, hint }
   }
-  return { name, ok: true, optional: true, detail: `${inUse}; CNI calls from ${SNAPSHOT_CNI_BLOB}${hugePagesNote()}` }
+  return { name, ok: true, optional: true, detail: `${inUse}; CNI calls from ${SNAPSHOT_CNI_BLOB}` }
 }
 
 /** How the build trained the ops blob (the stamp's second line), with what it costs when not on real ops. */
@@ -105,26 +105,6 @@ function trainingNote(dist: string): string {
   const how = snapshotTraining(dist)
   if (!how) return ''
   return how.startsWith(SNAPSHOT_TRAINED_DRY) ? ` (${how}: a first op compiles more, ~2 ms a run; build as root for real ones)` : ` (${how})`
-}
-
-/** The kernel's transparent huge page mode ("always", "madvise", "never"), if it says. */
-function thpMode(): string | undefined {
-  try {
-    return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1]
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * Whether node's start from the snapshot gets the huge pages the launcher asks glibc for
- * (bin/plumb.sh: unless the caller's GLIBC_TUNABLES sets that tunable itself).
- */
-function hugePagesNote(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.GLIBC_TUNABLES?.includes('glibc.malloc.hugetlb=')) return `; huge pages as the caller's GLIBC_TUNABLES says (${env.GLIBC_TUNABLES})`
-  const mode = thpMode()
-  if (mode === 'never') return '; transparent huge pages are off (never): node reads the blob on 4 KB pages, ~3-4 ms slower a start'
-  return mode ? `; node reads the blob on huge pages (transparent huge pages: ${mode})` : ''
 }
 
 /** A program on PATH (the usual system directories when PATH is unset). */
