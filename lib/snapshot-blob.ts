@@ -15,10 +15,13 @@ import { startupSnapshot } from 'node:v8'
 import { writeFileSync } from 'node:fs'
 
 /**
- * The built-ins a run may load that a blob's heap may lack: required lazily by plumb's code
- * (lib/proc.ts's spawn). The build asks a plain node which modules they bring in.
+ * What a run may load that a blob's heap may lack, as JavaScript for a plain node, which the build
+ * runs with its stderr on /dev/null and asks which modules it loaded: node:child_process (plumb's
+ * spawns: lib/proc.ts), and node's stderr stream, which node builds when it first destroys a
+ * socket (net's Socket._destroy compares the socket with process.stderr): node:tty's for a
+ * terminal, a file's stream for a file (as here), a pipe's socket (node:net, in every heap).
  */
-export const LAZY_BUILTINS = ['node:child_process']
+export const LAZY_BUILTINS = "require('node:child_process'); require('node:tty'); process.stderr"
 
 /** The environment variable naming the file a snapshot's builder lists its heap's built-ins in. */
 export const SNAPSHOT_MODULES_ENV = 'PLUMB_SNAPSHOT_MODULES'

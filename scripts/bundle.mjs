@@ -326,13 +326,13 @@ const makeBlob = async (blob, entry, env, tryIt) => {
   return tryIt([...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs'])
 }
 /**
- * The built-ins plumb loads lazily (LAZY_BUILTINS) and every module they bring in, as a plain node
+ * The built-ins a run may load lazily (LAZY_BUILTINS), as a plain node with its stderr on a file
  * loads them: the only ones whose code cache the blobs keep, when their heap lacks them.
  */
 const lazyBuiltins = (() => {
-  const script = `const a = new Set(process.moduleLoadList); ${LAZY_BUILTINS.map((m) => `require(${JSON.stringify(m)})`).join('; ')}; process.stdout.write(process.moduleLoadList.filter((m) => !a.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(' '))`
-  const asked = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
-  if (asked.status !== 0) throw new Error(`listing what ${LAZY_BUILTINS.join(', ')} load failed: ${asked.stderr}`)
+  const script = `const a = new Set(process.moduleLoadList); ${LAZY_BUILTINS}; process.stdout.write(process.moduleLoadList.filter((m) => !a.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(' '))`
+  const asked = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  if (asked.status !== 0) throw new Error(`listing the built-ins ${LAZY_BUILTINS} loads failed: exit ${asked.status}`)
   return new Set(asked.stdout.split(' ').filter(Boolean))
 })()
 /**

@@ -219,7 +219,18 @@ test("each blob keeps node's code cache only for the built-ins its heap lacks: a
   t.deepEqual(cli.without, [])
   const cni = await execa(launcher, [], { env: { ...env, CNI_COMMAND: 'VERSION' }, extendEnv: false, reject: false, input: '' })
   t.is(cni.exitCode, 0, cni.stderr)
-  t.deepEqual(compiled(cni.stderr), { held: 0, without: [] }, "the CNI blob's heap holds child_process already (an IPAM call's spawn)")
+  const cniCompiled = compiled(cni.stderr)
+  t.true(cniCompiled.held >= 0 && cniCompiled.held < 20, `the CNI blob holds ${cniCompiled.held}`)
+  t.deepEqual(cniCompiled.without, [])
+  // node builds its stderr stream when it first destroys a socket (ls asks Docker and OVS): with fd
+  // 2 on a file, a module no heap holds
+  const dir = mkdtempSync(join(tmpdir(), 'pt-cc-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const lsRun = await execa('sh', ['-c', '"$0" ls --json 2>"$1"', launcher, join(dir, 'stderr')], { env, extendEnv: false, reject: false })
+  t.is(lsRun.exitCode, 0, lsRun.stderr)
+  const lsErr = readFileSync(join(dir, 'stderr'), 'utf8')
+  t.regex(lsErr, /Compiling internal\/fs\/sync_write_stream with code cache/)
+  t.deepEqual(compiled(lsErr).without, [])
   if (process.getuid?.() !== 0) return
   // a spawn from the ops blob (plumb exec): node:child_process is not in its heap, so it compiles
   // there, from the cache the blob kept for it
