@@ -6,7 +6,7 @@ import { execa } from 'execa'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/index.js'
-import { launcherState } from '../../lib/cni/install.js'
+import { launcherScript, launcherState } from '../../lib/cni/install.js'
 
 function tmpDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync('/tmp/pt-cniinst-')
@@ -74,4 +74,25 @@ test("doctor's view of a launcher: this install's is current; an older plumb's (
   t.deepEqual(launcherState(dir), { file, current: false })
   writeFileSync(file, '#!/bin/sh\necho other\n')
   t.is(launcherState(dir), undefined)
+})
+
+test("the launcher runs the install's node, else node on PATH, else the usual places, handing it to the entry as PLUMB_NODE", async (t) => {
+  const dir = tmpDir(t)
+  const bin = join(dir, 'path')
+  await execa('mkdir', ['-p', bin])
+  const fake = join(bin, 'node')
+  writeFileSync(fake, '#!/bin/sh\n', { mode: 0o755 })
+  const entry = join(dir, 'entry')
+  writeFileSync(entry, '#!/bin/sh\nprintf %s "$PLUMB_NODE"\n', { mode: 0o755 })
+  const run = async (node: string, path: string): Promise<string> => {
+    const launcher = join(dir, 'launcher')
+    writeFileSync(launcher, launcherScript(node, entry), { mode: 0o755 })
+    const r = await execa(launcher, [], { env: { PATH: path }, extendEnv: false, reject: false })
+    t.is(r.exitCode, 0, r.stdout + r.stderr)
+    return r.stdout
+  }
+  t.is(await run(process.execPath, bin), process.execPath, "the install's node first, PATH's notwithstanding")
+  t.is(await run(join(dir, 'gone', 'node'), bin), fake, "the install's node gone: PATH's")
+  const usual = ['/usr/local/bin/node', '/usr/bin/node'].find((n) => existsSync(n))
+  if (usual) t.is(await run(join(dir, 'gone', 'node'), '/nonexistent'), usual, 'neither: the usual places')
 })
