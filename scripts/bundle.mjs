@@ -84,10 +84,19 @@ const yargsNoHelpCache = patchDependency('yargs-no-help-cache', 'yargs/build/lib
   ['yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */'],
 ])
 
-// yargs' factory sets a default version guessed from the package.json it finds walking up from
+// Two edits of yargs' factory (one plugin: esbuild loads a file through the first plugin that
+// answers). It sets a default version guessed from the package.json it finds walking up from
 // the main module (two directory reads and a parse, ~0.8 ms of every run); createCli sets
-// plumb's own right after. The guess goes.
-const yargsNoVersionGuess = patchDependency('yargs-no-version-guess', 'yargs/build/lib/yargs-factory.js', [['yargs.help();\n        yargs.version();', 'yargs.help();']])
+// plumb's own right after. The guess goes. And it hands its internals to its usage, validation
+// and command modules through getInternalMethods(), which binds 16 methods into a fresh object
+// at each of its ~40 calls of a run (~0.5 ms of every command in CPU profiles of ls): the object,
+// the same bindings of the same instance, is made once per instance (nothing in yargs changes it).
+const yargsFactory = patchDependency('yargs-factory', 'yargs/build/lib/yargs-factory.js', [
+  ['yargs.help();\n        yargs.version();', 'yargs.help();'],
+  ["const kCopyDoubleDash = Symbol('copyDoubleDash');", "const internalMethods = new WeakMap();\nconst kCopyDoubleDash = Symbol('copyDoubleDash');"],
+  ['    getInternalMethods() {\n        return {', '    getInternalMethods() {\n        const made = internalMethods.get(this);\n        if (made) return made;\n        const methods = {'],
+  ['            setHasOutput: this[kSetHasOutput].bind(this),\n        };\n    }', '            setHasOutput: this[kSetHasOutput].bind(this),\n        };\n        internalMethods.set(this, methods);\n        return methods;\n    }'],
+])
 
 // yargs checks every call of its API against a usage string ("<string> [object]"), parsing that
 // string again on each call: ~1 ms of every run (createCli and a command's builder make ~150
@@ -128,7 +137,7 @@ const bundled = {
   define: { 'import.meta.url': '__plumbModuleUrl' },
   // let: a start-up snapshot holding the ops bundle moves it to where the run found it (lib/cli/ops.ts's relocate)
   banner: { js: "let __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsNoVersionGuess, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
+  plugins: [yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsFactory, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
   logLevel: 'warning',
   // ASCII only (non-ASCII escaped): lib/cli/bundle.ts reads the bundles as latin1, ~10x faster than UTF-8
   charset: 'ascii',
