@@ -94,7 +94,10 @@ export function commonOptions(args: GlobalArgs, io: CliIo): CommonOptions {
  * --version, completion or a usage error. In the CLI bundle this import is the ops bundle
  * (dist/plumb-ops.cjs, scripts/bundle.mjs).
  */
-export const ops = (): Promise<typeof import('./ops.js')> => import('./ops.js')
+export const ops = (): Promise<typeof import('./ops.js')> => (opsModule ??= import('./ops.js'))
+// One import per process: in the bundle each import() builds the module's namespace object anew
+// (esbuild's __toESM, ~30 getters); the ops blob's builder made it, so its runs find it made.
+let opsModule: Promise<typeof import('./ops.js')> | undefined
 
 /** Run an op, render its result or its error, and record the exit code. */
 export async function runOp(state: CliState, args: GlobalArgs, op: () => Promise<OpResult>): Promise<void> {
