@@ -150,8 +150,8 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
   const expose = ports.length ? await exposeOp() : undefined
   const nsId = netnsIdentity(netns)
   const ipam = conf.ipam ? await delegateFor(conf.ipam.type, env.path) : undefined
-  // attach-veth's firewall read (an iptables spawn) is started right after IPAM's, to run beside it.
-  const prefetch = conf.op.op === 'attach-veth' && conf.op.firewall !== false ? (await import('../ops/firewall.js')).prefetchFirewall.bind(undefined, conf.op.bridge) : () => undefined
+  // attach-veth's reads that need no address are started right after IPAM's, to run beside it.
+  const prefetch = conf.op.op === 'attach-veth' ? await attachPrefetch(conf.op, conf.ipam) : () => undefined
 
   return runTx({ ...(log ? { log } : {}) }, async (tx) => {
     await tx.step(`# record ${conf.dataDir}/${conf.name}/${id.containerId}:${id.ifname}`, async () =>
@@ -163,7 +163,9 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
         line: `# ${ipam.type} DEL`,
         run: () => invoke(ipam, 'DEL', conf.raw),
       })
-      prefetch()
+      // on the next turn of the event loop, once IPAM's spawn is under way: the prefetch's reads
+      // hold the main thread (each answered in the call that sends it), and the spawn goes first
+      setImmediate(prefetch)
       fromIpam = await adding
     } else {
       prefetch()
@@ -182,6 +184,30 @@ async function add(env: CniEnv, conf: NetConf, log?: (line: string) => void): Pr
     }
     return composeResult(prev, opResult, { netns, ...(fromIpam ? { ipam: fromIpam } : { staticIps }), dns: dnsOf(conf.dns) })
   })
+}
+
+/**
+ * What an attach-veth reads before it changes anything that does not depend on its addresses: the
+ * firewall (an iptables spawn, unless `firewall: false`) and its bridge's segment (the guests'
+ * addresses, one dump each: lib/ops/segment.ts), read into this process's caches while IPAM runs.
+ */
+async function attachPrefetch(op: { bridge: string; firewall?: boolean }, ipam: NetConf['ipam']): Promise<() => void> {
+  const [{ prefetchFirewall }, { prefetchSegment }, { processHostHandle }] = await Promise.all([import('../ops/firewall.js'), import('../ops/segment.js'), import('../ops/context.js')])
+  return () => {
+    if (op.firewall !== false) prefetchFirewall(op.bridge)
+    prefetchSegment(processHostHandle(), op.bridge, ipamFamilies(ipam))
+  }
+}
+
+/**
+ * The address families an IPAM section will likely hand out, from host-local's `ranges` (or its
+ * older `subnet`); IPv4 when it says none. A guess for the prefetch only: the op reads the
+ * segment for whatever families it is given.
+ */
+export function ipamFamilies(ipam: NetConf['ipam']): Array<4 | 6> {
+  const subnets: unknown[] = [ipam?.subnet, ...(Array.isArray(ipam?.ranges) ? ipam.ranges.flatMap((set: unknown) => (Array.isArray(set) ? set.map((r: unknown) => (r as { subnet?: unknown } | null)?.subnet) : [])) : [])]
+  const families = new Set(subnets.filter((x): x is string => typeof x === 'string').map((x) => (x.includes(':') ? 6 : 4) as 4 | 6))
+  return families.size ? [...families].sort() : [4]
 }
 
 /**

@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava'
 import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
 import { closeFd, openHostHandle, openNetnsFd } from '../../lib/kernel/index.js'
 import type { LinkInfo, NetHandle } from '../../lib/kernel/types.js'
-import { addressHolders } from '../../lib/ops/segment.js'
+import { addressHolders, prefetchSegment } from '../../lib/ops/segment.js'
 import { parseIpSpec } from '../../lib/parse/index.js'
 import { fixture, plumb } from './ops-fixture.js'
 import { extraGuest, nicWithFarEnd, ovsBridgeName, worldView } from './links-fixture.js'
@@ -230,4 +230,29 @@ asRoot("one process's checks of a bridge read its ports once, then follow the ke
   await sh('ip', ['link', 'del', b])
   t.deepEqual(await holders(f.v4(11)), [], 'a port deleted is gone')
   t.is(dumps(), 1, 'without reading the ports again')
+})
+
+asRoot("a prefetch (the CNI plugin's, beside its IPAM call) reads the bridge's ports and each guest once: the check after it reads nothing more and sees what changed in between; a bridge that is not there is no error", async (t) => {
+  const { hostNs, dumps } = handleCounting(t, (method, filter) => (method === 'getAddrs' && filter?.netnsId !== undefined) || (method === 'getLinks' && filter?.master !== undefined))
+  const f = await fixture(t)
+  const br = await makeBridge(t, f.br)
+  const g = await extraGuest(t, f, 'p')
+  await makeVethPair(t, `${f.id}p`, 'eth0', g.ns)
+  await sh('ip', ['link', 'set', `${f.id}p`, 'master', br])
+  await sh('ip', ['-n', g.ns, 'addr', 'add', f.v4(10), 'dev', 'eth0'])
+  prefetchSegment(hostNs, br, [4])
+  await waitFor(() => dumps() === 2 || undefined, { what: "the prefetch's reads of the ports and the guest" })
+  // an address another program gives the guest after the prefetch read it
+  await sh('ip', ['-n', g.ns, 'addr', 'add', f.v4(11), 'dev', 'eth0'])
+  const bridge = (await hostNs.getLink(br))!
+  // as attach-veth asks
+  const holders = async (cidr: string): Promise<string[]> => {
+    const wanted = [parseIpSpec(cidr)].filter((ip) => ip.kind === 'static') as Parameters<typeof addressHolders>[1]
+    return (await addressHolders(hostNs, wanted, { index: bridge.index, holder: `the bridge ${br} itself` }, await hostNs.portsOf(bridge.index))).map((h) => h.holder)
+  }
+  for (const cidr of [f.v4(10), f.v4(11)]) t.regex((await holders(cidr))[0] ?? '', re(`the guest behind port ${f.id}p (netns id `), cidr)
+  t.deepEqual(await holders(f.v4(12)), [])
+  t.is(dumps(), 2, 'the checks read nothing the prefetch had read')
+  prefetchSegment(hostNs, `${f.id}none`, [4])
+  t.deepEqual(await holders(f.v4(12)), [])
 })

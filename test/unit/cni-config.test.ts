@@ -7,6 +7,7 @@ import { CniError } from '../../lib/cni/errors.js'
 import { asCniError } from '../../lib/cni/errors.js'
 import { compareVersions, parseCniArgs, parseEnv, parseNetConf } from '../../lib/cni/config.js'
 import type { CniCommand } from '../../lib/cni/config.js'
+import { ipamFamilies } from '../../lib/cni/plugin.js'
 import { PlumbError } from '../../lib/errors.js'
 
 function cniFails(t: ExecutionContext, fn: () => unknown, code: number, message: RegExp): void {
@@ -187,4 +188,16 @@ for (const [err, code] of mapped) {
 test('a PlumbError keeps its hint and rollback report in the error details', (t) => {
   const e = asCniError(new PlumbError('CONFLICT', 'taken', { hint: 'detach first', rolledBack: ['ip link del x'] }))
   t.deepEqual(e.toJSON('1.0.0'), { cniVersion: '1.0.0', code: 104, msg: 'taken', details: 'detach first; rolled back: ip link del x' })
+})
+
+test("the families the CNI plugin's segment prefetch reads: host-local's ranges (or its older subnet), IPv4 when they say none", (t) => {
+  t.deepEqual(ipamFamilies(undefined), [4])
+  t.deepEqual(ipamFamilies({ type: 'dhcp' }), [4])
+  t.deepEqual(ipamFamilies({ type: 'host-local', ranges: [[{ subnet: '198.18.10.0/24' }]] }), [4])
+  t.deepEqual(ipamFamilies({ type: 'host-local', ranges: [[{ subnet: '2001:db8::/64' }], [{ subnet: '198.18.10.0/24' }]] }), [4, 6])
+  t.deepEqual(ipamFamilies({ type: 'host-local', ranges: [[{ subnet: '2001:db8::/64' }]] }), [6])
+  t.deepEqual(ipamFamilies({ type: 'host-local', subnet: '198.18.10.0/24' }), [4])
+  // malformed sections are the IPAM plugin's to refuse: the guess stays IPv4
+  t.deepEqual(ipamFamilies({ type: 'host-local', ranges: 'x' }), [4])
+  t.deepEqual(ipamFamilies({ type: 'host-local', ranges: [null, [null, 5, { subnet: 7 }]] }), [4])
 })
