@@ -31,7 +31,7 @@ export interface AddressHolder {
 export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own: { index: number; holder: string } | undefined, ports: LinkInfo[]): Promise<AddressHolder[]> {
   if (wanted.length === 0) return []
   const families = [...new Set(wanted.map((w) => w.family))]
-  const holders = segmentHolders(own, ports)
+  const holders = segmentMembers(own, ports)
   const links = holderLinks(holders, families)
   const addrs = await Promise.all(hostNs.addressesOf(links).map(gone))
   const found: AddressHolder[] = []
@@ -55,7 +55,7 @@ export function prefetchSegment(hostNs: NetHandle, bridge: string, families: rea
   const read = async (): Promise<void> => {
     const br = await hostNs.getLink(bridge)
     if (!br || br.kind !== 'bridge') return // OVS, or made by the op: nothing cached to gain
-    const holders = segmentHolders({ index: br.index, holder: '' }, await hostNs.portsOf(br.index))
+    const holders = segmentMembers({ index: br.index, holder: '' }, await hostNs.portsOf(br.index))
     await Promise.all(hostNs.addressesOf(holderLinks(holders, families)).map(gone))
   }
   read().catch(() => undefined)
@@ -67,8 +67,8 @@ interface Holder {
   netnsId: number | undefined
 }
 
-/** Who may hold an address on the segment: `own` (a host link on it) and the other end of each port that has one. */
-function segmentHolders(own: { index: number; holder: string } | undefined, ports: LinkInfo[]): Holder[] {
+/** Who may hold an address on the segment (its members): `own` (a host link on it) and the other end of each port that has one. */
+function segmentMembers(own: { index: number; holder: string } | undefined, ports: LinkInfo[]): Holder[] {
   const peers = ports.filter((p) => p.link !== undefined && p.link !== p.index)
   return [...(own ? [{ holder: () => own.holder, index: own.index, netnsId: undefined }] : []), ...peers.map((p) => ({ holder: () => describeHolder(p), index: p.link!, netnsId: p.linkNetnsId }))]
 }
