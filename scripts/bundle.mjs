@@ -331,8 +331,16 @@ const makeBlob = async (blob, entry, env, tryIt) => {
   const heapList = join(echoDir, `${blob}.modules`)
   const made = await spawnAsync(process.execPath, [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { cwd: 'dist', env: { ...process.env, ...env, [SNAPSHOT_MODULES_ENV]: heapList } })
   if (made.status !== 0) return made
-  await trimBlob(`dist/${blob}`, heapList)
-  return tryIt([...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs'])
+  const argv = [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs']
+  const whole = await readFile(`dist/${blob}`)
+  if (await trimBlob(`dist/${blob}`, heapList)) {
+    const tried = tryIt(argv)
+    if (tried.status === 0) return tried
+    // node refused the trimmed blob: the whole one, as node wrote it, is tried instead
+    console.warn(`${blob}: node's code cache kept whole, the trimmed blob failed: ${why(tried)}`)
+    await writeFile(`dist/${blob}`, whole)
+  }
+  return tryIt(argv)
 }
 /**
  * The built-ins a run may load lazily (LAZY_BUILTINS), as a plain node with its stderr on a file
@@ -348,12 +356,14 @@ const lazyBuiltins = (() => {
  * node's code cache in `file` cut to the lazy built-ins its heap lacks (lib/snapshot-blob.ts: the
  * rest is ~2.6 MB every run reads and copies for modules that never compile again); the whole
  * cache stays, with a warning, when the builder listed no heap or the blob's layout is not known.
+ * Whether it trimmed.
  */
 const trimBlob = async (file, heapList) => {
   const heap = new Set((await readFile(heapList, 'utf8').catch(() => '')).split('\n').filter(Boolean))
   const trimmed = heap.size ? trimBuiltinCodeCache(await readFile(file), (id) => lazyBuiltins.has(id) && !heap.has(id)) : undefined
   if (trimmed) await writeFile(file, trimmed.blob)
   else console.warn(`${basename(file)}: node's code cache of its built-ins kept whole (${heap.size ? "the blob's layout is not node 20's as lib/snapshot-blob.ts knows it" : 'the builder listed no built-ins'})`)
+  return trimmed !== undefined
 }
 /** The command line's blobs, tried with --version: it must say this package's. */
 const tryVersion = (argv) => {
@@ -366,7 +376,7 @@ const tryCniVersion = (argv) => {
   return run.status === 0 && !run.stdout.includes('"supportedVersions"') ? { ...run, status: 1, stderr: `VERSION said "${run.stdout.trim()}"` } : run
 }
 /** What a failed build or run of a blob said, in one line. */
-const why = (r) => (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n')[0]
+const why = (r) => (r.stderr || r.stdout || (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`)).trim().split('\n')[0]
 await rm(`dist/${SNAPSHOT_OPS_BLOB}`, { force: true })
 await rm(`dist/${SNAPSHOT_CNI_BLOB}`, { force: true })
 try {
