@@ -112,12 +112,16 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     throw conflict(`"${v.ifname}" already exists in ${netns.label}${parseMark(guestLinks.find((l) => l.name === v.ifname)!.alias) ? '' : " and is not plumb's"}`, 'choose another name with -i')
   }
   const ifname = v.ifname ?? firstFreeEth(guestLinks)
+  // The segment's addresses (an OVSDB read and the guests' dumps) are read while the port's name is
+  // picked and its row looked up: one OVSDB round trip less on the way (a bridge that turns out not
+  // to exist has no holders, and its read is dropped)
+  const segment = v.statics.length && v.trunks === undefined ? segmentHolders(ovs, hostNs, v) : undefined
+  segment?.catch(() => undefined) // awaited below, unless the op stops first
   const hostIfname = await pickHostIfname(hostNs, netns, ifname, v.hostIfname)
   const { bridgeExists, datapathType, port: existingPort } = await ovs.lookupBridgeAndPort(v.bridge, hostIfname)
   const exists = await checkBridge(bridgeExists)
   if (existingPort && existingPort.externalIds['plumb-owner'] !== 'plumb') throw conflict(`OVS port "${hostIfname}" exists and is not plumb's`, 'choose another -l name')
-  const held = exists && v.statics.length && v.trunks === undefined ? segmentHolders(ovs, hostNs, v) : Promise.resolve([])
-  held.catch(() => undefined) // awaited below
+  const held = exists && segment ? segment : Promise.resolve([])
   const gateways = await planGateways(guestNs, v.defaults, ifname, opts.replaceGateway ?? false, guestLinks)
   refuseHeld(await held, `OVS bridge ${v.bridge}${v.tag !== undefined ? ` (VLAN ${v.tag})` : ''}`)
   const mtu = v.mtu ?? 1500
