@@ -34,9 +34,13 @@ export function listHeapBuiltins(): void {
   const file = process.env[SNAPSHOT_MODULES_ENV]
   if (!file) return
   startupSnapshot.addSerializeCallback(() => {
-    const list = (process as unknown as { moduleLoadList: string[] }).moduleLoadList
-    writeFileSync(file, list.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length)).join('\n'))
+    writeFileSync(file, builtinIds((process as unknown as { moduleLoadList: string[] }).moduleLoadList).join('\n'))
   })
+}
+
+/** The built-in modules' ids in node's process.moduleLoadList ("NativeModule fs", beside bindings). */
+export function builtinIds(moduleLoadList: readonly string[]): string[] {
+  return moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
 }
 
 const MAGIC = 0x0143da19

@@ -256,13 +256,6 @@ static napi_value netns_cookie(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* netlinkOpen([protocol]): a netlink socket of `protocol` (NETLINK_ROUTE by default) in the calling
- * thread's netns, close-on-exec, bound to a port the kernel picks, with NETLINK_EXT_ACK (the
- * kernel's error text) and NETLINK_GET_STRICT_CHK (filtered dumps) on where the kernel has them.
- * Returns { fd, port, extAck, strictChk }; the caller closes fd. Every plumb request socket is made
- * here and asked through netlinkRequest: the kernel answers a request inside the call that sends
- * it, so no reader on the event loop is needed (and none of the netlink package's native socket:
- * its load, its fd search, its abort at ~100 completions in one poll). */
 /* A netlink socket of `protocol` (raw, close-on-exec, plus `flags`) bound to a port the kernel
  * picks, written to *sa: plumb's request sockets and its watches alike. -1 on failure, with errno
  * set and *step naming the call that failed (the socket is closed). */
@@ -283,6 +276,13 @@ static int netlink_bound(int protocol, int flags, struct sockaddr_nl *sa, const 
   return fd;
 }
 
+/* netlinkOpen([protocol]): a netlink socket of `protocol` (NETLINK_ROUTE by default) in the calling
+ * thread's netns, close-on-exec, bound to a port the kernel picks, with NETLINK_EXT_ACK (the
+ * kernel's error text) and NETLINK_GET_STRICT_CHK (filtered dumps) on where the kernel has them.
+ * Returns { fd, port, extAck, strictChk }; the caller closes fd. Every plumb request socket is made
+ * here and asked through netlinkRequest: the kernel answers a request inside the call that sends
+ * it, so no reader on the event loop is needed (and none of the netlink package's native socket:
+ * its load, its fd search, its abort at ~100 completions in one poll). */
 static napi_value netlink_open(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   int32_t protocol = NETLINK_ROUTE;

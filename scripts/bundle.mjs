@@ -11,7 +11,7 @@ import { basename, join, relative, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { build } from 'esbuild'
 import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, cpuIdentity } from '../dist/lib/snapshot.js'
-import { LAZY_BUILTINS, SNAPSHOT_MODULES_ENV, trimBuiltinCodeCache } from '../dist/lib/snapshot-blob.js'
+import { LAZY_BUILTINS, SNAPSHOT_MODULES_ENV, builtinIds, trimBuiltinCodeCache } from '../dist/lib/snapshot-blob.js'
 
 const require = createRequire(import.meta.url)
 
@@ -333,7 +333,7 @@ const makeBlob = async (blob, entry, env, tryIt) => {
   if (made.status !== 0) return made
   const argv = [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', `dist/${blob}`, 'dist/plumb.cjs']
   const whole = await readFile(`dist/${blob}`)
-  if (await trimBlob(`dist/${blob}`, heapList)) {
+  if (await trimBlob(`dist/${blob}`, whole, heapList)) {
     const tried = tryIt(argv)
     if (tried.status === 0) return tried
     // node refused the trimmed blob: the whole one, as node wrote it, is tried instead
@@ -347,20 +347,20 @@ const makeBlob = async (blob, entry, env, tryIt) => {
  * loads them: the only ones whose code cache the blobs keep, when their heap lacks them.
  */
 const lazyBuiltins = (() => {
-  const script = `const a = new Set(process.moduleLoadList); ${LAZY_BUILTINS}; process.stdout.write(process.moduleLoadList.filter((m) => !a.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(' '))`
+  const script = `const a = new Set(process.moduleLoadList); ${LAZY_BUILTINS}; process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => !a.has(m))))`
   const asked = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   if (asked.status !== 0) throw new Error(`listing the built-ins ${LAZY_BUILTINS} loads failed: exit ${asked.status}`)
-  return new Set(asked.stdout.split(' ').filter(Boolean))
+  return new Set(builtinIds(JSON.parse(asked.stdout)))
 })()
 /**
- * node's code cache in `file` cut to the lazy built-ins its heap lacks (lib/snapshot-blob.ts: the
- * rest is ~2.6 MB every run reads and copies for modules that never compile again); the whole
- * cache stays, with a warning, when the builder listed no heap or the blob's layout is not known.
- * Whether it trimmed.
+ * node's code cache in `file` (whose bytes are `whole`) cut to the lazy built-ins its heap lacks
+ * (lib/snapshot-blob.ts: the rest is ~2.6 MB every run reads and copies for modules that never
+ * compile again); the whole cache stays, with a warning, when the builder listed no heap or the
+ * blob's layout is not known. Whether it trimmed.
  */
-const trimBlob = async (file, heapList) => {
+const trimBlob = async (file, whole, heapList) => {
   const heap = new Set((await readFile(heapList, 'utf8').catch(() => '')).split('\n').filter(Boolean))
-  const trimmed = heap.size ? trimBuiltinCodeCache(await readFile(file), (id) => lazyBuiltins.has(id) && !heap.has(id)) : undefined
+  const trimmed = heap.size ? trimBuiltinCodeCache(whole, (id) => lazyBuiltins.has(id) && !heap.has(id)) : undefined
   if (trimmed) await writeFile(file, trimmed.blob)
   else console.warn(`${basename(file)}: node's code cache of its built-ins kept whole (${heap.size ? "the blob's layout is not node 20's as lib/snapshot-blob.ts knows it" : 'the builder listed no built-ins'})`)
   return trimmed !== undefined

@@ -2,7 +2,7 @@
 // as node 20 writes them (the built blobs themselves: test/unit/launcher.test.ts).
 
 import test from 'ava'
-import { trimBuiltinCodeCache } from '../../lib/snapshot-blob.js'
+import { builtinIds, trimBuiltinCodeCache } from '../../lib/snapshot-blob.js'
 
 const u32 = (v: number): Buffer => {
   const b = Buffer.alloc(4)
@@ -51,4 +51,8 @@ test('a blob whose layout is not known is left alone (undefined): another magic,
   t.is(trimBuiltinCodeCache(Buffer.alloc(10), () => true), undefined)
   // a blob already without a cache has nothing to trim
   t.is(trimBuiltinCodeCache(blob([]).blob, () => true), undefined)
+})
+
+test("the built-ins' ids in node's module load list, bindings left out", (t) => {
+  t.deepEqual(builtinIds(['Internal Binding fs', 'NativeModule internal/fs/utils', 'NativeModule fs', 'Internal Binding uv']), ['internal/fs/utils', 'fs'])
 })
