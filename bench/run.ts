@@ -256,11 +256,12 @@ async function libraryAttach(): Promise<void> {
     for (const [i, g] of gc.entries()) cniAdd(g, `198.18.205.${i + 1}/24`)
   })
   // The kernel's share of the biggest step, alone: the same veths (host end on a bridge and up,
-  // the peer born in its guest) in one `ip -batch`, one process, nothing else (no address, no
-  // route, no check): what 7× the CNI loop would have to be measured against.
+  // the peer born in its guest, one queue each way as plumb makes them) in one `ip -batch`, one
+  // process, nothing else (no address, no route, no check): what 7× the CNI loop would have to be
+  // measured against.
   const gk = Array.from({ length: LIBRARY_N }, () => newGuest())
   sh(`ip link add ptbf${tag} type bridge && ip link set ptbf${tag} up`)
-  const kernel = timed(() => run('ip', ['-batch', '-'], process.env, gk.map((g, i) => `link add ptbf${tag}h${i} mtu 1500 master ptbf${tag} up type veth peer name eth1 netns ${g}`).join('\n')))
+  const kernel = timed(() => run('ip', ['-batch', '-'], process.env, gk.map((g, i) => `link add ptbf${tag}h${i} mtu 1500 numtxqueues 1 numrxqueues 1 master ptbf${tag} up type veth peer name eth1 netns ${g} numtxqueues 1 numrxqueues 1`).join('\n')))
   console.log(report(`library: ${LIBRARY_N} attachVeth() in one process vs ${LIBRARY_N} CNI ADDs`, seq, cni))
   console.log(report(`library: ${LIBRARY_N} attachVeth() concurrent vs ${LIBRARY_N} CNI ADDs`, par, cni))
   console.log(report(`library: ${LIBRARY_N} veths alone in one ip -batch (the kernel's share) vs ${LIBRARY_N} CNI ADDs`, kernel, cni))

@@ -55,6 +55,8 @@ const NETNSA_FD = 3
 const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, `RTM_${k}`]))
 /** IFLA_EXT_MASK: no per-link statistics in replies (most of a link message's bytes) */
 const EXT_MASK_SKIP_STATS = u32buf(1 << 3)
+/** A veth end's queues (see createVeth): one each way, its real count either way. */
+const ONE_QUEUE = { numTxQueues: 1, numRxQueues: 1 } as const
 const RTPROT_BOOT = 3
 const RTN_UNICAST = 1
 const RT_SCOPE_NOWHERE = 255
@@ -237,19 +239,25 @@ export class NetlinkHandle implements NetHandle {
     }
   }
 
-  /** `ip link add NAME [netns A] mtu M address X master B up type veth peer name P netns G mtu M address Y`
+  /** `ip link add NAME [netns A] mtu M numtxqueues 1 numrxqueues 1 address X master B up type veth peer name P netns G mtu M numtxqueues 1 numrxqueues 1 address Y`
    *  in ONE message: the peer is born in its netns with its final name (a netns move costs ~22 ms,
    *  creating in place ~1.6 ms). The kernel ignores IFLA_IFALIAS on create, and a veth peer cannot
-   *  be created up (ENOTCONN): aliases are set right after (pipelined), the caller brings the peer up. */
+   *  be created up (ENOTCONN): aliases are set right after (pipelined), the caller brings the peer up.
+   *  Both ends are born with one queue each way (`numtxqueues 1 numrxqueues 1`): a veth is
+   *  otherwise allocated one per possible CPU and cut to one real queue inside the create, and the
+   *  cut waits for an expedited RCU grace period per end, about half of the create's time
+   *  (measured: 0.58 -> 0.29-0.36 ms a veth). Traffic is the same (one real queue either way);
+   *  only `ethtool -L` can no longer add channels to a plumb veth. */
   async createVeth(spec: CreateVethSpec): Promise<{ index: number; peerIndex: number }> {
     const what = `create veth "${spec.name}" (peer "${spec.peer.name}")${this.where()}`
-    const peerAttrs: rt.LinkMessage['attrs'] = { ifname: spec.peer.name }
+    const peerAttrs: rt.LinkMessage['attrs'] = { ifname: spec.peer.name, ...ONE_QUEUE }
     if (spec.peer.nsFd !== undefined) peerAttrs.netNsFd = spec.peer.nsFd
     if (spec.peer.mtu !== undefined) peerAttrs.mtu = spec.peer.mtu
     if (spec.peer.mac !== undefined) peerAttrs.address = macOrUsage(spec.peer.mac)
     const peer = Buffer.concat([rt.formatLink({}), flat(ifla.formatLinkAttrs(peerAttrs))])
     const attrs: rt.LinkMessage['attrs'] = {
       ifname: spec.name,
+      ...ONE_QUEUE,
       linkinfo: flat(ifla.formatInfo({ kind: 'veth', data: flat(ifla.formatVethInfo({ peer })) })),
     }
     if (spec.nsFd !== undefined) attrs.netNsFd = spec.nsFd

@@ -5,7 +5,7 @@ import { PlumbError, conflict } from '../errors.js'
 import type { LinkInfo, NetHandle, RouteInfo } from '../kernel/types.js'
 import { deriveHostIfname, formatMark, parseMark, parseVid, validateIfname } from '../parse/index.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
-import { ipNetnsArg, journalFor, whereOf, withGuest, withLab } from './context.js'
+import { VETH_QUEUES, ipNetnsArg, journalFor, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
@@ -212,7 +212,7 @@ async function attachToLinuxBridge(
         const bridgeIndex = await ensureLinuxBridge(tx, hostNs, v.bridge, bridge, result, made)
         tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth', peer: whereOf(netns) })
         const created = await tx.step(
-          `ip link add ${hostIfname} mtu ${mtu} master ${v.bridge} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
+          `ip link add ${hostIfname} mtu ${mtu} ${VETH_QUEUES} master ${v.bridge} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu} ${VETH_QUEUES}${v.mac ? ` address ${v.mac}` : ''}`,
           () =>
             hostNs.createVeth({
               name: hostIfname,

@@ -176,6 +176,9 @@ export function inGuest(netns: Netns, cmd: string): string {
   return `nsenter --net=${netns.path} ${cmd}`
 }
 
+/** A veth end's queue arguments in a plan: the kernel layer creates every veth end so (createVeth). */
+export const VETH_QUEUES = 'numtxqueues 1 numrxqueues 1'
+
 /** The `netns X` argument of `ip link add ... netns X` for this guest. */
 export function ipNetnsArg(netns: Netns): string {
   if (netns.ref.kind === 'netns') return netns.ref.name

@@ -6,7 +6,7 @@ import { formatMark, parseTrunks, parseVid, validateIfname } from '../parse/inde
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { firstFreeEth, pickHostIfname } from './ifnames.js'
 import { validateLinkInput } from './link-input.js'
-import { inGuest, ipNetnsArg, journalFor, whereOf, withGuest, withLab } from './context.js'
+import { VETH_QUEUES, inGuest, ipNetnsArg, journalFor, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, configDiff, formatReplacedGateways, missingAddrs, planGateways, recordGuestMac } from './guest-config.js'
 import { parseMark } from '../parse/index.js'
@@ -162,7 +162,7 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     }
     tx.intend({ t: 'link', where: { ns: 'host' }, name: hostIfname, kind: 'veth', peer: whereOf(netns) })
     const created = await tx.step(
-      `ip link add ${hostIfname} mtu ${mtu} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu}${v.mac ? ` address ${v.mac}` : ''}`,
+      `ip link add ${hostIfname} mtu ${mtu} ${VETH_QUEUES} up type veth peer name ${ifname} netns ${ipNetnsArg(netns)} mtu ${mtu} ${VETH_QUEUES}${v.mac ? ` address ${v.mac}` : ''}`,
       () => hostNs.createVeth({ name: hostIfname, mtu, up: true, alias: formatMark(hostMark), peer: { name: ifname, nsFd: netns.fd, mtu, ...(v.mac ? { mac: v.mac } : {}) } }),
       { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
     )

@@ -8,7 +8,7 @@ import type { GuestRef, OwnerMark, RouteSpec } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
 import type { Netns } from '../guest/index.js'
 import { firstFreeEth } from './ifnames.js'
-import { handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
+import { VETH_QUEUES, handleFor, ipIn, ipNetnsArg, journalFor, toGuestRef, whereOf, withGuest, withLab } from './context.js'
 import type { CommonOptions } from './context.js'
 import { configDiff, guestConfigSteps, ignoreGone, recordGuestMac } from './guest-config.js'
 import type { GuestConfig, StaticIp } from './guest-config.js'
@@ -153,7 +153,7 @@ async function linkBoth(aNetns: Netns, aNs: NetHandle, bNetns: Netns, bNs: NetHa
     tx.intend({ t: 'link', where: whereOf(bNetns), name: ifB, kind: 'veth', ...(bNetns.isHost ? { peer: whereOf(aNetns) } : {}) })
     const nsArg = (n: Netns): string => (n.isHost ? '' : ` netns ${ipNetnsArg(n)}`)
     const created = await tx.step(
-      `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu}${v.macA ? ` address ${v.macA}` : ''} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu}${v.macB ? ` address ${v.macB}` : ''}`,
+      `ip link add ${ifA}${nsArg(aNetns)} mtu ${mtu} ${VETH_QUEUES}${v.macA ? ` address ${v.macA}` : ''} type veth peer name ${ifB}${nsArg(bNetns)} mtu ${mtu} ${VETH_QUEUES}${v.macB ? ` address ${v.macB}` : ''}`,
       // Both ends born where they belong, in one message. Between two guests it is sent from
       // inside A: end A is born there, the peer's nsFd puts end B in B, and the echo gives both
       // indexes. With the host, from the host's handle (plumb's own netns: what "host" means

@@ -149,8 +149,11 @@ maybe('createVeth: one message, peer born in the netns with name/mac/mtu/alias, 
   t.true(flagsOf(hl).includes('UP'))
   t.is(hl.ifalias, 'plumb:host-end')
   t.is(hl.linkinfo.info_kind, 'veth')
+  // one queue each way, both ends (a veth is otherwise allocated one per possible CPU)
+  t.like(hl, { num_tx_queues: 1, num_rx_queues: 1 })
 
   const [gl] = ipj('-n', ns.name, '-d', 'link', 'show', 'dev', 'eth1')
+  t.like(gl, { num_tx_queues: 1, num_rx_queues: 1 })
   t.is(gl.ifindex, res.peerIndex)
   t.is(gl.address, '02:42:c6:12:00:0a')
   t.is(gl.mtu, 1400)

@@ -80,7 +80,7 @@ asRoot('p2p-link without addresses sets none; --dry-run changes nothing; bad inp
   const before = await worldView(f.id, [f.ns, b.ns])
   const dry = await plumb('p2p-link', f.guest, b.guest, '--ip-a', f.v4(0, 31), '--ip-b', f.v4(1, 31), '--dry-run')
   t.is(dry.exitCode, 0, dry.stderr)
-  t.regex(dry.stdout, new RegExp(`^ip link add eth1 netns ${f.ns} mtu 1500 type veth peer name eth1 netns ${b.ns} mtu 1500$`, 'm'))
+  t.regex(dry.stdout, new RegExp(`^ip link add eth1 netns ${f.ns} mtu 1500 numtxqueues 1 numrxqueues 1 type veth peer name eth1 netns ${b.ns} mtu 1500 numtxqueues 1 numrxqueues 1$`, 'm'))
   t.deepEqual(await worldView(f.id, [f.ns, b.ns]), before)
 
   const bad: Array<[string[], number, RegExp]> = [
