@@ -16,8 +16,11 @@ const DELLINK = 17
 /** [type, master's ifindex (0: none), ifindex, the link message's payload] */
 type LinkEvent = [number, number, number, Buffer]
 
+/** A port as last heard of: its link message, parsed when the bridge's ports are next asked for. */
+type Port = LinkInfo | Buffer
+
 /** By bridge ifindex: its ports by ifindex. */
-export class PortCache extends WatchedCache<number, Map<number, LinkInfo>, LinkEvent> {
+export class PortCache extends WatchedCache<number, Map<number, Port>, LinkEvent> {
   constructor(
     watch: AddrWatch,
     private readonly parse: (payload: Buffer) => LinkInfo,
@@ -32,8 +35,21 @@ export class PortCache extends WatchedCache<number, Map<number, LinkInfo>, LinkE
    */
   ports(master: number, read: () => Promise<LinkInfo[]>): LinkInfo[] | Promise<LinkInfo[]> {
     this.drain()
-    const ports = this.value(master, () => read().then((list) => new Map(list.map((l) => [l.index, l]))))
-    return ports instanceof Map ? [...ports.values()] : ports.then((m) => [...m.values()])
+    const ports = this.value(master, () => read().then((list) => new Map<number, Port>(list.map((l) => [l.index, l]))))
+    return ports instanceof Map ? this.parsed(ports) : ports.then((m) => this.parsed(m))
+  }
+
+  /** The ports, each message heard since the last ask parsed now, once (an attach makes ~5 about its port: only the last counts). */
+  private parsed(ports: Map<number, Port>): LinkInfo[] {
+    const out: LinkInfo[] = []
+    for (const [index, port] of ports) {
+      if (Buffer.isBuffer(port)) {
+        const link = this.parse(port)
+        ports.set(index, link)
+        out.push(link)
+      } else out.push(port)
+    }
+    return out
   }
 
   protected hear(events: Heard): void {
@@ -45,8 +61,8 @@ export class PortCache extends WatchedCache<number, Map<number, LinkInfo>, LinkE
   }
 
   /** A link now on the bridge (whatever it was before), or not (it left, or was deleted). */
-  protected apply(ports: Map<number, LinkInfo>, [type, master, index, payload]: LinkEvent, br: number): void {
-    if (type === NEWLINK && master === br) ports.set(index, this.parse(payload))
+  protected apply(ports: Map<number, Port>, [type, master, index, payload]: LinkEvent, br: number): void {
+    if (type === NEWLINK && master === br) ports.set(index, payload)
     else ports.delete(index)
   }
 }

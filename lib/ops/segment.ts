@@ -33,7 +33,7 @@ export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own:
   const families = [...new Set(wanted.map((w) => w.family))]
   const holders = segmentMembers(own, ports)
   const links = holderLinks(holders, families)
-  const addrs = await Promise.all(hostNs.addressesOf(links).map(gone))
+  const addrs = await known(hostNs.addressesOf(links))
   const found: AddressHolder[] = []
   for (const w of wanted) {
     const i = links.findIndex((l, k) => l.family === w.family && addrs[k]!.has(w.address))
@@ -56,7 +56,7 @@ export function prefetchSegment(hostNs: NetHandle, bridge: string, families: rea
     const br = await hostNs.getLink(bridge)
     if (!br || br.kind !== 'bridge') return // OVS, or made by the op: nothing cached to gain
     const holders = segmentMembers({ index: br.index, holder: '' }, await hostNs.portsOf(br.index))
-    await Promise.all(hostNs.addressesOf(holderLinks(holders, families)).map(gone))
+    await known(hostNs.addressesOf(holderLinks(holders, families)))
   }
   read().catch(() => undefined)
 }
@@ -75,7 +75,20 @@ function segmentMembers(own: { index: number; holder: string } | undefined, port
 
 /** The address lookups of `holders`, one per family, holder by holder. */
 function holderLinks(holders: Holder[], families: readonly Family[]): Array<{ index: number; family: Family; netnsId?: number }> {
-  return holders.flatMap((h) => families.map((family) => ({ index: h.index, family, ...(h.netnsId === undefined ? {} : { netnsId: h.netnsId }) })))
+  const links: Array<{ index: number; family: Family; netnsId?: number }> = []
+  for (const h of holders) for (const family of families) links.push(h.netnsId === undefined ? { index: h.index, family } : { index: h.index, family, netnsId: h.netnsId })
+  return links
+}
+
+/** The answers of addressesOf (a fresh array, filled in place): those the cache knew as they are, the reads in flight awaited (through `gone`); no promise per known one (a segment of 100 guests is 100 lookups an attach). */
+async function known(answers: Array<ReadonlySet<string> | Promise<ReadonlySet<string>>>): Promise<Array<ReadonlySet<string>>> {
+  const out = answers as Array<ReadonlySet<string>>
+  const reads: Array<Promise<void>> = []
+  answers.forEach((a, k) => {
+    if (a instanceof Promise) reads.push(gone(a).then((set) => void (out[k] = set)))
+  })
+  await Promise.all(reads)
+  return out
 }
 
 /**

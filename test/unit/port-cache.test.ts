@@ -42,6 +42,20 @@ test("a bridge's ports are read once; links joining, leaving, moving to another 
   t.is(reads, 1)
 })
 
+test("a port heard of several times between two asks is parsed once, from its last message; a link that is no port is not parsed", async (t) => {
+  const { watch, hear } = scripted()
+  let parses = 0
+  const cache = new PortCache(watch, (b) => (parses++, parse(b)))
+  t.deepEqual(await indexes(cache.ports(BR, async () => [link(10, BR)])), [10])
+  // an attach's port: made on the bridge, then up, then its alias (each a whole link message); another bridge's port
+  hear({ events: [joined(13, BR), [NEWLINK, -1, BR, 13, payload({ ...link(13, BR), up: false })], [NEWLINK, -1, BR, 13, payload({ ...link(13, BR), alias: 'last' })], joined(20, OTHER)] })
+  const ports = await cache.ports(BR, async () => [])
+  t.is(ports.find((p) => p.index === 13)?.alias, 'last')
+  t.is(parses, 1)
+  await cache.ports(BR, async () => [])
+  t.is(parses, 1, 'a parsed port is kept parsed')
+})
+
 test('a bridge deleted is forgotten (its ifindex may name another link one day): the next lookup reads', async (t) => {
   const { watch, hear } = scripted()
   const cache = new PortCache(watch, parse)
