@@ -125,13 +125,18 @@ const BRPORT_ISOLATED = 33
 const IFF_UP = 1
 const NLA_TYPE_MASK = 0x3fff
 
-/** Each attribute (type without the nested/byte-order flags, payload) in buf[start, end). */
+/**
+ * Each attribute (type without the nested/byte-order flags, payload) in buf[start, end). The
+ * header's two u16 are read from the bytes: Buffer's readUInt16LE validates its offset through
+ * two more calls, and a run from the start-up snapshot has no compiler to inline them (a dump of
+ * 20 ports is ~2000 reads: ~0.4 ms of a one-shot attach).
+ */
 function forEachAttr(buf: Buffer, start: number, end: number, fn: (type: number, at: number, len: number) => void): void {
   let off = start
   while (off + 4 <= end) {
-    const len = buf.readUInt16LE(off)
+    const len = buf[off]! | (buf[off + 1]! << 8)
     if (len < 4 || off + len > end) break
-    fn(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, off + 4, len - 4)
+    fn((buf[off + 2]! | (buf[off + 3]! << 8)) & NLA_TYPE_MASK, off + 4, len - 4)
     off += (len + 3) & ~3
   }
 }
