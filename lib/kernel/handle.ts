@@ -13,7 +13,7 @@ import { PortCache } from './port-cache.js'
 import { loadAddon } from './native.js'
 import { RtSocket } from './socket.js'
 import type { RawMsg } from './socket.js'
-import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseIp, parseMac, toAddrInfo, toRouteInfo } from './parse.js'
+import { MACVLAN_MODE_BITS, RT_TABLE_MAIN, RTNH_F_ONLINK, SCOPE_VALUES, afOf, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseIp, parseMac, addrFromWire, toRouteInfo } from './parse.js'
 import type {
   AddrInfo,
   AddrOptions,
@@ -171,8 +171,13 @@ export class NetlinkHandle implements NetHandle {
 
   /** A request answered by link messages, read with linkFromWire (see parse.ts for why). */
   private async reqLinks(what: string, type: number, msg: rt.Message, flags: number, opts: ToPlumbErrorOptions & { kind?: string } = {}): Promise<LinkInfo[]> {
+    return linksOf(await this.reqRaw(what, type, msg, flags, opts))
+  }
+
+  /** requestRaw() with the error as a PlumbError saying what failed: for replies read directly (linkFromWire, addrFromWire). */
+  private async reqRaw(what: string, type: number, msg: rt.Message, flags: number, opts: ToPlumbErrorOptions & { kind?: string } = {}): Promise<RawMsg[]> {
     try {
-      return linksOf(await this.requestRaw(type, msg, flags, opts.kind))
+      return await this.requestRaw(type, msg, flags, opts.kind)
     } catch (err) {
       throw toPlumbError(err, what, opts)
     }
@@ -491,11 +496,11 @@ export class NetlinkHandle implements NetHandle {
     // the caller's own netns: KERNEL-NOTES). Checked here: answered for the peer netns of a veth.
     const attrs: rt.AddressMessage['attrs'] = filter.netnsId !== undefined ? { targetNetnsid: s32buf(filter.netnsId) } : {}
     const where = filter.netnsId !== undefined ? ` in netns id ${filter.netnsId}${this.label === 'host' ? '' : ` of ${this.label}`}` : this.where()
-    const msgs = await this.req(`list addresses${where}`, T.GETADDR, { kind: 'address', data, attrs }, FlagsGet.DUMP)
+    const msgs = await this.reqRaw(`list addresses${where}`, T.GETADDR, { kind: 'address', data, attrs }, FlagsGet.DUMP)
     const out: AddrInfo[] = []
     for (const m of msgs) {
-      if (m.kind !== 'address') continue
-      const a = toAddrInfo(m)
+      if (m.type !== T.NEWADDR) continue
+      const a = addrFromWire(m.data)
       if (!a || (filter.index && a.index !== filter.index) || (filter.family && a.family !== filter.family)) continue
       out.push(a)
     }

@@ -1,14 +1,17 @@
-// linkFromWire (plumb's direct read of RTM_NEWLINK payloads) against `ip -j -d link show`, on a
-// real dump of the host's links plus a bridge carrying an alias, an enslaved veth pair and a
-// private-mode macvlan made for the test: every field of every link, as ip reads them.
+// linkFromWire and addrFromWire (plumb's direct reads of RTM_NEWLINK and RTM_NEWADDR payloads)
+// against `ip -j -d link show` and `ip -j addr show`, on real dumps: the host's links plus a bridge
+// carrying an alias, an enslaved veth pair and a private-mode macvlan made for the test; the
+// addresses of a netns made for the test (IPv4 and IPv6, permanent and with lifetimes, a peer
+// address): every field, as ip reads them.
 
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { FlagsGet } from '../../lib/kernel/netlink.js'
-import { linkFromWire } from '../../lib/kernel/parse.js'
+import { addrFromWire, linkFromWire } from '../../lib/kernel/parse.js'
 import { RtSocket } from '../../lib/kernel/socket.js'
-import type { LinkInfo } from '../../lib/kernel/types.js'
+import { closeFd, openNetnsFd, withNetns } from '../../lib/kernel/index.js'
+import type { AddrInfo, LinkInfo } from '../../lib/kernel/types.js'
 
 const root = process.geteuid?.() === 0
 const maybe = root ? test : test.skip
@@ -100,4 +103,45 @@ maybe('linkFromWire reads every link of a real dump as `ip -j -d link show` does
   t.like(mine.get(`${id}b`), { kind: 'bridge', alias: 'plumb:1 role=bridge op=attach-veth br=x%20y' })
   t.like(mine.get(`${id}a`), { mtu: 1400, master: mine.get(`${id}b`)!.index, slaveKind: 'bridge', isolated: true, link: mine.get(`${id}p`)!.index, up: true })
   t.like(mine.get(`${id}m`), { kind: 'macvlan', macvlanMode: 'private', link: mine.get(`${id}p`)!.index })
+})
+
+interface IpAddr {
+  ifindex: number
+  addr_info: Array<{ family: 'inet' | 'inet6'; local: string; prefixlen: number; valid_life_time: number; preferred_life_time: number; dynamic?: boolean }>
+}
+
+maybe('addrFromWire reads every address of a real dump as `ip -j addr show` does', async (t) => {
+  const ns = `pt${randomBytes(3).toString('hex')}`
+  ip('netns', 'add', ns)
+  t.teardown(() => ip('netns', 'del', ns))
+  const inNs = (...args: string[]): string => ip('-n', ns, ...args)
+  inNs('link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1') // (no dummy module in TESTBED's kernel)
+  inNs('link', 'set', 'd0', 'up')
+  inNs('link', 'set', 'd1', 'up')
+  inNs('link', 'set', 'lo', 'up')
+  inNs('addr', 'add', '198.18.40.2/24', 'dev', 'd0')
+  inNs('addr', 'add', '198.18.41.2', 'peer', '198.18.41.9/32', 'dev', 'd0')
+  inNs('addr', 'add', '2001:db8:40::2/64', 'dev', 'd0', 'nodad')
+  inNs('addr', 'add', '2001:db8:41::2/64', 'dev', 'd0', 'nodad', 'valid_lft', '600', 'preferred_lft', '300')
+
+  const fd = openNetnsFd(`/run/netns/${ns}`)
+  const sock = withNetns(fd, () => new RtSocket())
+  closeFd(fd)
+  t.teardown(() => sock.close())
+  // RTM_GETADDR dump of every family in the netns
+  const ours = (await sock.request(22, [Buffer.alloc(8)], FlagsGet.DUMP, { op: 'RTM_GETADDR' })).filter((m) => m.type === 20).map((m) => addrFromWire(m.data)!)
+  const theirs = (JSON.parse(inNs('-j', 'addr', 'show')) as IpAddr[]).flatMap((l) =>
+    l.addr_info.map((a): AddrInfo => {
+      const info: AddrInfo = { index: l.ifindex, family: a.family === 'inet' ? 4 : 6, address: a.local, prefix: a.prefixlen, permanent: !a.dynamic }
+      if (a.valid_life_time !== 4294967295) info.validLft = a.valid_life_time
+      if (a.preferred_life_time !== 4294967295) info.preferredLft = a.preferred_life_time
+      return info
+    }),
+  )
+  // lifetimes count down between the two reads: compared within a second
+  const fuzzy = (l: AddrInfo[]): unknown[] => l.map((a) => ({ ...a, ...(a.validLft ? { validLft: Math.round(a.validLft / 10) } : {}), ...(a.preferredLft ? { preferredLft: Math.round(a.preferredLft / 10) } : {}) })).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))
+  t.deepEqual(fuzzy(ours), fuzzy(theirs))
+  t.true(ours.some((a) => a.address === '198.18.41.2' && a.prefix === 32), 'IFA_LOCAL, not the peer')
+  t.true(ours.some((a) => a.address === '2001:db8:41::2' && a.validLft !== undefined && !a.permanent))
+  t.true(ours.length >= 6, `${ours.length} addresses`) // lo's two, d0's four and its link-local
 })

@@ -5,7 +5,7 @@ import { ifla } from 'netlink'
 import { AttrStream } from 'netlink'
 import type { StreamData } from 'netlink'
 import { rt } from '../../lib/kernel/netlink.js'
-import { formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseMac, toAddrInfo, toRouteInfo } from '../../lib/kernel/parse.js'
+import { addrFromWire, formatIp, formatMac, linkFromWire, parseCidr, parseDst, parseMac, toRouteInfo } from '../../lib/kernel/parse.js'
 
 const flat = (sd: StreamData): Buffer => {
   const s = new AttrStream()
@@ -69,12 +69,21 @@ test('linkFromWire: kind, slave kind, macvlan mode, vlan id, master, alias, peer
   t.is(linkFromWire(wire({ kind: 'link', data: { index: 5, type: 9999 as never }, attrs: { ifname: 'x' } })).linkType, '[9999]')
 })
 
-test('toAddrInfo: IFA_LOCAL preferred, lifetimes (forever omitted), IFA_FLAGS over ifa_flags', (t) => {
-  const v4 = toAddrInfo({ kind: 'address', data: { family: 2, prefixlen: 24, index: 2, flags: { permanent: true } }, attrs: { local: Buffer.from([198, 18, 0, 2]), address: Buffer.from([198, 18, 0, 9]), cacheInfo: { ifaValid: 0xffffffff, ifaPrefered: 0xffffffff } } })
+/** an address message's payload as the kernel sends it (the package's formatter) */
+const addrWire = (msg: rt.AddressMessage): Buffer => {
+  const s = new AttrStream()
+  rt.formatAddressMessage(msg, s)
+  return Buffer.concat(s.bufs)
+}
+
+test('addrFromWire: IFA_LOCAL preferred, lifetimes (forever omitted), IFA_FLAGS over ifa_flags', (t) => {
+  const v4 = addrFromWire(addrWire({ kind: 'address', data: { family: 2, prefixlen: 24, index: 2, flags: { permanent: true } }, attrs: { local: Buffer.from([198, 18, 0, 2]), address: Buffer.from([198, 18, 0, 9]), cacheInfo: { ifaValid: 0xffffffff, ifaPrefered: 0xffffffff } } }))
   t.deepEqual(v4, { index: 2, family: 4, address: '198.18.0.2', prefix: 24, permanent: true })
-  const v6 = toAddrInfo({ kind: 'address', data: { family: 10, prefixlen: 64, index: 3, flags: { permanent: true } }, attrs: { address: parseCidr('2001:db8::2').bytes, flags: { nodad: true }, cacheInfo: { ifaValid: 600, ifaPrefered: 300 } } })
+  const v6 = addrFromWire(addrWire({ kind: 'address', data: { family: 10, prefixlen: 64, index: 3, flags: { permanent: true } }, attrs: { address: parseCidr('2001:db8::2').bytes, flags: { nodad: true }, cacheInfo: { ifaValid: 600, ifaPrefered: 300 } } }))
   t.deepEqual(v6, { index: 3, family: 6, address: '2001:db8::2', prefix: 64, permanent: false, validLft: 600, preferredLft: 300 })
-  t.is(toAddrInfo({ kind: 'address', data: { family: 17 }, attrs: {} }), undefined)
+  t.is(addrFromWire(addrWire({ kind: 'address', data: { family: 17 }, attrs: {} })), undefined)
+  t.is(addrFromWire(addrWire({ kind: 'address', data: { family: 2, index: 2 }, attrs: {} })), undefined, 'no address')
+  t.is(addrFromWire(Buffer.from([2, 24, 0])), undefined, 'a payload cut short')
 })
 
 test('toRouteInfo: default vs CIDR, onlink flag, names for scope/protocol; non-unicast and cloned skipped', (t) => {
