@@ -3,6 +3,7 @@
 // Pure; table-tested in test/unit/cni-result.test.ts.
 
 import ipaddr from 'ipaddr.js'
+import { ipv4Bytes } from '../parse/addr.js'
 import type { OpResult } from '../ops/result.js'
 import { compareVersions } from './config.js'
 import type { CniVersion } from './config.js'
@@ -57,13 +58,24 @@ export const emptyCniResult = (): CniResult => ({ interfaces: [], ips: [], route
 
 const bad = (what: string, msg: string): CniError => new CniError(CNI_CODES.DECODING_FAILURE, `${what}: ${msg}`)
 
+// A plain dotted quad (what IPAM plugins answer) is checked without ipaddr.js's regular
+// expressions (lib/parse/addr.ts's dottedQuad says why); anything else is ipaddr.js's to accept.
+const plainV4 = (v: string): boolean => ipv4Bytes(v) !== undefined
+const plainV4Cidr = (v: string): boolean => {
+  const slash = v.indexOf('/')
+  const len = v.slice(slash + 1)
+  const n = Number(len)
+  // 0..32 written plainly: no sign, space or leading zero
+  return slash > 0 && plainV4(v.slice(0, slash)) && Number.isInteger(n) && n >= 0 && n <= 32 && String(n) === len
+}
+
 function cidr(v: unknown, what: string, field: string): string {
-  if (typeof v !== 'string' || !ipaddr.isValidCIDR(v)) throw bad(what, `${field} ${JSON.stringify(v)} is not an address/prefix`)
+  if (typeof v !== 'string' || !(plainV4Cidr(v) || ipaddr.isValidCIDR(v))) throw bad(what, `${field} ${JSON.stringify(v)} is not an address/prefix`)
   return v
 }
 
 function ip(v: unknown, what: string, field: string): string {
-  if (typeof v !== 'string' || !ipaddr.isValid(v)) throw bad(what, `${field} ${JSON.stringify(v)} is not an IP address`)
+  if (typeof v !== 'string' || !(plainV4(v) || ipaddr.isValid(v))) throw bad(what, `${field} ${JSON.stringify(v)} is not an IP address`)
   return v
 }
 

@@ -2,6 +2,7 @@
 // the typed LinkInfo / AddrInfo / RouteInfo views of types.ts; also address/MAC encoding.
 
 import ipaddr from 'ipaddr.js'
+import { ipv4Bytes } from '../parse/addr.js'
 import type { rt } from './netlink.js'
 import type { AddrInfo, Family, LinkInfo, RouteInfo, VxlanInfo } from './types.js'
 
@@ -32,8 +33,10 @@ export function formatIp(b: Buffer): string {
   return ipaddr.fromByteArray([...b]).toString()
 }
 
-/** '198.18.0.2' -> { family: 4, bytes } */
+/** '198.18.0.2' -> { family: 4, bytes }: a plain dotted quad read directly (lib/parse/addr.ts's dottedQuad says why), anything else by ipaddr.js. */
 export function parseIp(text: string): { family: Family; bytes: Buffer } {
+  const v4 = ipv4Bytes(text)
+  if (v4) return { family: 4, bytes: Buffer.from(v4) }
   const a = ipaddr.parse(text)
   return { family: a.kind() === 'ipv4' ? 4 : 6, bytes: Buffer.from(a.toByteArray()) }
 }

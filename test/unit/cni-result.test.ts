@@ -95,6 +95,12 @@ const malformed: Array<[string, unknown, RegExp]> = [
   ['not an object', [], /not a JSON object/],
   ['an address without prefix', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.5' }] }, /ips\[0\]\.address "198\.18\.0\.5" is not an address\/prefix/],
   ['a bad gateway', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.5/24', gateway: 'x' }] }, /ips\[0\]\.gateway "x" is not an IP address/],
+  // what the plain dotted-quad path must not let through either (ipaddr.js has the last word)
+  ['an octet over 255', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.256/24' }] }, /ips\[0\]\.address "198\.18\.0\.256\/24" is not an address\/prefix/],
+  ['a prefix over 32', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.5/33' }] }, /is not an address\/prefix/],
+  ['a negative prefix', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.5/-1' }] }, /is not an address\/prefix/],
+  ['five octets as a gateway', { cniVersion: '1.0.0', ips: [{ address: '198.18.0.5/24', gateway: '198.18.0.1.5' }] }, /ips\[0\]\.gateway "198\.18\.0\.1\.5" is not an IP address/],
+  ['a route to a bad network', { cniVersion: '1.0.0', ips: [], routes: [{ dst: '198.18.0.0/' }] }, /routes\[0\]\.dst/],
   ['an interface index out of range', { cniVersion: '1.0.0', interfaces: [{ name: 'a' }], ips: [{ address: '198.18.0.5/24', interface: 1 }] }, /ips\[0\]\.interface 1 names no interface/],
   ['an interface without name', { cniVersion: '1.0.0', interfaces: [{}], ips: [] }, /interfaces\[0\] has no name/],
   ['a route without dst', { cniVersion: '1.0.0', ips: [], routes: [{ gw: '198.18.0.1' }] }, /routes\[0\]\.dst/],

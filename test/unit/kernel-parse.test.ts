@@ -29,6 +29,11 @@ test('MAC and IP text <-> bytes', (t) => {
   t.deepEqual(parseCidr('198.18.0.2/24'), { family: 4, bytes: Buffer.from([198, 18, 0, 2]), prefix: 24 })
   t.is(parseCidr('2001:db8::2').prefix, 128)
   t.throws(() => parseCidr('198.18.0.2/33'))
+  // a plain dotted quad is read directly; any other IPv4 form is still ipaddr.js's to read (or refuse)
+  t.deepEqual(parseCidr('255.255.255.255/32').bytes, Buffer.from([255, 255, 255, 255]))
+  t.deepEqual(parseCidr('010.0.0.1/8').bytes, Buffer.from([8, 0, 0, 1]), 'leading zero: octal, as before')
+  t.throws(() => parseCidr('198.18.0.256/24'))
+  t.deepEqual(parseCidr('198.18.0/24').bytes, Buffer.from([198, 18, 0, 0]), "ipaddr.js's three-part form, as before")
 })
 
 test('parseDst zeroes host bits (the kernel refuses them) and keeps default', (t) => {
