@@ -361,8 +361,10 @@ const lazyBuiltins = (() => {
 const trimBlob = async (file, whole, heapList) => {
   const heap = new Set((await readFile(heapList, 'utf8').catch(() => '')).split('\n').filter(Boolean))
   const trimmed = heap.size ? trimBuiltinCodeCache(whole, (id) => lazyBuiltins.has(id) && !heap.has(id)) : undefined
-  if (trimmed) await writeFile(file, trimmed.blob)
-  else console.warn(`${basename(file)}: node's code cache of its built-ins kept whole (${heap.size ? "the blob's layout is not node 20's as lib/snapshot-blob.ts knows it" : 'the builder listed no built-ins'})`)
+  if (trimmed) {
+    await writeFile(file, trimmed.blob)
+    console.log(`${basename(file)}: node's code cache kept for the ${trimmed.kept.length} built-ins its heap lacks that a run may load (${trimmed.kept.join(', ')}), ${trimmed.dropped.length} dropped`)
+  } else console.warn(`${basename(file)}: node's code cache of its built-ins kept whole (${heap.size ? "the blob's layout is not node 20's as lib/snapshot-blob.ts knows it" : 'the builder listed no built-ins'})`)
   return trimmed !== undefined
 }
 /** The command line's blobs, tried with --version: it must say this package's. */
