@@ -3,7 +3,7 @@
 // Pure; table-tested in test/unit/cni-result.test.ts.
 
 import ipaddr from 'ipaddr.js'
-import { ipv4Bytes } from '../parse/addr.js'
+import { ipv4Bytes, plainDecimal } from '../parse/addr.js'
 import type { OpResult } from '../ops/result.js'
 import { compareVersions } from './config.js'
 import type { CniVersion } from './config.js'
@@ -63,10 +63,8 @@ const bad = (what: string, msg: string): CniError => new CniError(CNI_CODES.DECO
 const plainV4 = (v: string): boolean => ipv4Bytes(v) !== undefined
 const plainV4Cidr = (v: string): boolean => {
   const slash = v.indexOf('/')
-  const len = v.slice(slash + 1)
-  const n = Number(len)
-  // 0..32 written plainly: no sign, space or leading zero
-  return slash > 0 && plainV4(v.slice(0, slash)) && Number.isInteger(n) && n >= 0 && n <= 32 && String(n) === len
+  const len = plainDecimal(v.slice(slash + 1), 2)
+  return slash > 0 && plainV4(v.slice(0, slash)) && len !== undefined && len <= 32
 }
 
 function cidr(v: unknown, what: string, field: string): string {

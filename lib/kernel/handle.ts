@@ -183,13 +183,9 @@ export class NetlinkHandle implements NetHandle {
     }
   }
 
-  /** request() with the error as a PlumbError saying what failed */
+  /** reqRaw() with the replies parsed by the package */
   private async req(what: string, type: number, msg: rt.Message, flags: number, opts: ToPlumbErrorOptions & { kind?: string } = {}): Promise<rt.Message[]> {
-    try {
-      return await this.request(type, msg, flags, opts.kind)
-    } catch (err) {
-      throw toPlumbError(err, what, opts)
-    }
+    return (await this.reqRaw(what, type, msg, flags, opts)).map((m) => rt.parseMessage(m.type, m.data))
   }
 
   private where(): string {

@@ -31,9 +31,7 @@ export interface AddressHolder {
 export async function addressHolders(hostNs: NetHandle, wanted: StaticIp[], own: { index: number; holder: string } | undefined, ports: LinkInfo[]): Promise<AddressHolder[]> {
   if (wanted.length === 0) return []
   const families = [...new Set(wanted.map((w) => w.family))]
-  const holders = segmentMembers(own, ports)
-  const links = holderLinks(holders, families)
-  const addrs = await known(hostNs.addressesOf(links))
+  const { holders, links, addrs } = await segmentAddresses(hostNs, own, ports, families)
   const found: AddressHolder[] = []
   for (const w of wanted) {
     const i = links.findIndex((l, k) => l.family === w.family && addrs[k]!.has(w.address))
@@ -55,8 +53,7 @@ export function prefetchSegment(hostNs: NetHandle, bridge: string, families: rea
   const read = async (): Promise<void> => {
     const br = await hostNs.getLink(bridge)
     if (!br || br.kind !== 'bridge') return // OVS, or made by the op: nothing cached to gain
-    const holders = segmentMembers({ index: br.index, holder: '' }, await hostNs.portsOf(br.index))
-    await known(hostNs.addressesOf(holderLinks(holders, families)))
+    await segmentAddresses(hostNs, { index: br.index, holder: '' }, await hostNs.portsOf(br.index), families)
   }
   read().catch(() => undefined)
 }
@@ -65,6 +62,17 @@ interface Holder {
   holder: () => string
   index: number
   netnsId: number | undefined
+}
+
+/**
+ * The segment's members (`own` and the other end of each port) and each one's addresses of
+ * `families` from the host handle's address cache: `links[k]` (member `holders[k / families.length]`)
+ * has `addrs[k]`.
+ */
+async function segmentAddresses(hostNs: NetHandle, own: { index: number; holder: string } | undefined, ports: LinkInfo[], families: readonly Family[]): Promise<{ holders: Holder[]; links: Array<{ index: number; family: Family; netnsId?: number }>; addrs: Array<ReadonlySet<string>> }> {
+  const holders = segmentMembers(own, ports)
+  const links = holderLinks(holders, families)
+  return { holders, links, addrs: await known(hostNs.addressesOf(links)) }
 }
 
 /** Who may hold an address on the segment (its members): `own` (a host link on it) and the other end of each port that has one. */

@@ -21,15 +21,15 @@ export interface Addr {
  */
 export function dottedQuad(s: string): string[] | undefined {
   const parts = s.split('.')
-  if (parts.length !== 4) return undefined
-  for (const p of parts) {
-    if (p.length < 1 || p.length > 3) return undefined
-    for (let i = 0; i < p.length; i++) {
-      const c = p.charCodeAt(i)
-      if (c < 48 || c > 57) return undefined
-    }
-  }
-  return parts
+  return parts.length === 4 && parts.every((p) => p.length <= 3 && digits(p)) ? parts : undefined
+}
+
+/** One or more ASCII decimal digits, nothing else (no regular expression: see dottedQuad). */
+const digits = (s: string): boolean => s.length > 0 && [...s].every((c) => c >= '0' && c <= '9')
+
+/** `s` as a number written plainly: 1 to `maxDigits` decimal digits, no sign, space or leading zero ('0' itself is fine); else undefined. */
+export function plainDecimal(s: string, maxDigits: number): number | undefined {
+  return s.length <= maxDigits && digits(s) && (s === '0' || s[0] !== '0') ? Number(s) : undefined
 }
 
 /** `s` as a plain dotted-quad IPv4 address's four bytes (no leading zeros, each 0..255), or undefined. */
@@ -88,8 +88,7 @@ export function unusable(a: Addr): string | undefined {
 /** Parse a prefix length: decimal digits only, range 0..bits. */
 export function parsePrefix(s: string, family: Family, spec: string): number {
   const max = family === 4 ? 32 : 128
-  // (no regular expression: see dottedQuad)
-  if (!(s === '0' || (s.length >= 1 && s.length <= 3 && s[0] !== '0' && [...s].every((c) => c >= '0' && c <= '9')))) {
+  if (plainDecimal(s, 3) === undefined) {
     throw usageError(`invalid prefix length "/${s}" in "${spec}"`, `the prefix is a decimal number 0..${max} for IPv${family}`)
   }
   const n = Number(s)
