@@ -195,22 +195,36 @@ export interface StoredEntry {
   entry: JournalEntry
 }
 
-/** The entries on disk, newest last; unreadable ones are reported by name (never fatal). */
-export function readJournal(): { entries: StoredEntry[]; unreadable: string[] } {
+/**
+ * The entries on disk, newest last; unreadable ones are reported by name (never fatal); `moved`:
+ * one listed was gone when read (look again: a recoverer may hold it under its new name).
+ */
+export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; moved: boolean } {
   let names: string[]
   try {
     names = readdirSync(JOURNAL_DIR)
   } catch {
-    return { entries: [], unreadable: [] } // no journal yet: nothing was ever interrupted
+    return { entries: [], unreadable: [], moved: false } // no journal yet: nothing was ever interrupted
   }
   const entries: StoredEntry[] = []
   const unreadable: string[] = []
+  let moved = false
   for (const name of names) {
     // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
     if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
     const file = join(JOURNAL_DIR, name)
+    let text: string
     try {
-      const entry = JSON.parse(readFileSync(file, 'utf8')) as JournalEntry
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      // Gone since the listing: its writer finished, or a recoverer took it (renamed it) and may
+      // be undoing it right now, under another name this listing lacks.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') moved = true
+      else unreadable.push(file)
+      continue
+    }
+    try {
+      const entry = JSON.parse(text) as JournalEntry
       if (entry.v !== 1 || !Array.isArray(entry.intents)) throw new Error('not a version-1 entry')
       entries.push({ file, entry })
     } catch {
@@ -218,5 +232,5 @@ export function readJournal(): { entries: StoredEntry[]; unreadable: string[] } 
     }
   }
   entries.sort((a, b) => a.entry.at - b.entry.at)
-  return { entries, unreadable }
+  return { entries, unreadable, moved }
 }

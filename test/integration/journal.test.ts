@@ -188,6 +188,43 @@ straceTest("an op that loses the race for a killed run's entry (another recovere
   t.true(first?.includes(`rename("${file}", "${file}.recovering.`) && first.includes('= -1 ENOENT'), `the op's first rename: ${first}`)
 })
 
+straceTest("an op whose listing of the journal named a killed run's entry that another recoverer renamed before the op read it waits for that recoverer too", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
+  // The op is held for 2 s at its open of the entry (after the listing that named it), by strace.
+  let settled = false
+  const proc = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
+  const op = proc.finally(() => (settled = true))
+  // x86_64's openat is syscall 257, and its second argument the path
+  const atOpen = (): boolean => {
+    try {
+      const pid = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0])
+      return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith('257 ') && existsSync(file)
+    } catch {
+      return false
+    }
+  }
+  await waitFor(atOpen, { timeout: 20_000, what: "the op to reach its open of the entry" })
+  // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
+  const holder = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void holder.kill('SIGKILL'))
+  const held = `${file}.recovering.${holder.pid}`
+  renameSync(file, held)
+  // the op's open fails once strace lets it go: the entry it listed was taken, so it must look
+  // again, find the holder and wait (going ahead, it would work on a guest being undone under it)
+  await new Promise((r) => setTimeout(r, 3500))
+  t.false(settled, 'the op, having found the listed entry gone, waits for the recoverer that took it')
+  await sh('ip', ['-n', ns, 'link', 'del', 'eth1'])
+  rmSync(held)
+  holder.kill('SIGKILL')
+  const r = await op
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'))
+  t.deepEqual(readdirSync(DIR).filter((f) => f.startsWith(file.slice(DIR.length + 1))), [])
+})
+
 rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {
   await holdGcLock(t)
   // sh forks a child that exits once sh has become a sleep, which never reaps it
