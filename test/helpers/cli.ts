@@ -2,6 +2,7 @@
 
 import { execa } from 'execa'
 import { fileURLToPath } from 'node:url'
+import './env.js'
 
 /** dist/test/helpers/cli.js -> dist/plumb.cjs (PLUMB_BIN overrides, e.g. to test an installed copy). */
 export const PLUMB_BIN = process.env.PLUMB_BIN ?? fileURLToPath(new URL('../../plumb.cjs', import.meta.url))

@@ -64,9 +64,6 @@ Promise.all([tcp, udp]).then(([t, u]) => {
 })
 `
 
-// Certificates are no use to an echo over a test link, and loading them costs each node ~80 ms.
-const QUICK_NODE = { NODE_EXTRA_CA_CERTS: undefined }
-
 export interface TrafficResult {
   ping: boolean
   tcp: boolean
@@ -87,7 +84,7 @@ async function startServer(to: NsTarget, addr: string, lifeMs: number): Promise<
   for (let attempt = 0; ; attempt++) {
     const port = randomInt(20_000, 60_000)
     const [cmd, args] = nsArgv(to, process.execPath, ['-e', SERVER, addr, String(port), String(lifeMs)])
-    const proc = execa(cmd, args, { reject: false, stdin: 'ignore', forceKillAfterDelay: 2_000, env: QUICK_NODE })
+    const proc = execa(cmd, args, { reject: false, stdin: 'ignore', forceKillAfterDelay: 2_000 })
     // nsenter execs node: this pid is the server's own, stopped by it
     const stop = async (): Promise<void> => {
       if (proc.exitCode === null) proc.kill('SIGTERM')
@@ -119,7 +116,7 @@ export async function traffic(from: NsTarget, to: NsTarget, addr: string, opts: 
   const server = await startServer(to, addr, timeoutMs * 3 + 10_000)
   try {
     const [cmd, args] = nsArgv(from, process.execPath, ['-e', CLIENT, addr, String(server.port), String(bytes), String(timeoutMs)])
-    const res = await execa(cmd, args, { reject: false, stdin: 'ignore', timeout: timeoutMs + 10_000, env: QUICK_NODE })
+    const res = await execa(cmd, args, { reject: false, stdin: 'ignore', timeout: timeoutMs + 10_000 })
     let out: { tcp?: boolean; udp?: boolean; tcpError?: string; udpError?: string } = {}
     try {
       out = JSON.parse(String(res.stdout ?? '').trim().split('\n').pop() ?? '{}')

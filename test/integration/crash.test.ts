@@ -11,7 +11,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
@@ -28,13 +28,24 @@ const ovsTest = canKill && hasOvs() ? test : test.skip
 /** Past this many kill points a command is looping, not working. */
 const MAX_K = 120
 
+/**
+ * The command as users run it (dist/plumb, which starts node from the ops blob), not the code
+ * cache's path the other runs here take: what is killed is what users run, and it starts in
+ * half the time. Without NODE_V8_COVERAGE: a killed process writes no coverage, and one from the
+ * blob would write only counts of whole functions (the snapshot's code has no block counters).
+ */
+const LAUNCHER = join(dirname(PLUMB_BIN), 'plumb')
+const { NODE_V8_COVERAGE: _coverage, ...KILLED_ENV } = process.env
+
 /** Run plumb under strace, killed at its K-th sendmsg/write/writev; resolves to the exit code. */
 async function runKilledAt(k: number, args: string[]): Promise<number> {
   const calls = 'sendmsg,write,writev'
-  const res = await execa('strace', ['-qq', '-o', '/dev/null', '-e', `trace=${calls}`, '-e', `inject=${calls}:signal=SIGKILL:when=${k}`, process.execPath, PLUMB_BIN, ...args], {
+  const res = await execa('strace', ['-qq', '-o', '/dev/null', '-e', `trace=${calls}`, '-e', `inject=${calls}:signal=SIGKILL:when=${k}`, LAUNCHER, ...args], {
     reject: false,
     timeout: 60_000,
     stdin: 'ignore',
+    env: KILLED_ENV,
+    extendEnv: false,
   })
   return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
 }
@@ -133,7 +144,7 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     // guest: gc keeps that, and it must be exactly the intended state.
     if (await present()) await c.intended(t)
     await detachAll()
-    t.deepEqual(await view(), before, `K=${k}: gc then detach leaves the world as it was`)
+    t.deepEqual(await view(), before, `K=${k}: gc then detach leaves the world as it was (gc said: ${gc.stdout} ${gc.stderr})`)
   }
   t.fail(`the command was still killed at K=${MAX_K}`)
   return MAX_K
@@ -141,16 +152,27 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
 
 /**
  * A kill-everywhere case as a test, on a fresh fixture, with the case `make` sets up; the command
- * must have at least `minPoints` kill points. Every case holds the suite's gc lock: gc collects
- * host-wide (other tests' deliberate leftovers, and theirs), and the lab cases, whose way out is
- * their destroy, ran beside other tests' gc for two sessions until a rerun of the OVS + VXLAN lab
- * lost its link's host end mid-deploy with a gc running (CI, K=45; not understood yet: see the
- * note on issue 13), so they wait for it too.
+ * must have at least `minPoints` kill points. Every case holds the suite's gc lock (gc collects
+ * host-wide: other tests' deliberate leftovers too), the cases of this file together
+ * (holdGcLock's `together`): each checks only its own fixture's things, and another case's gc
+ * finishing its killed run (or its rerun beside another's gc) is concurrency plumb must get right
+ * anyway. Run one after the other they were most of the suite's time (~13 minutes of 16).
+ * `alone`: the cases that hold it by themselves. The lab cases (their way out is their destroy,
+ * not gc): a rerun of the OVS + VXLAN lab lost its link's host end mid-deploy with another
+ * case's gc running (CI, K=45), and run side by side a killed deploy's bridge outlived its
+ * destroy (K=11, 2026-12-01): neither understood yet (see the note on issue 13). ovs-port
+ * --create-bridge's: beside the others, twice in four runs its killed run's host end and guest
+ * end (unmarked) outlived the gc at K=15, with the journal entry gone and the OVS bridge deleted
+ * before that gc ran (2026-12-01; not reproduced alone or beside the other OVS case; see the
+ * note). detach's case,
+ * whose world has an empty bridge of plumb's that any gc collects; gc's own, which makes the
+ * stale things it is to collect.
  */
-function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
+function crashCase(title: string, opts: { gate?: typeof rootTest; timeout?: number; minPoints: number; alone?: true }, make: (t: ExecutionContext, f: Fixture) => Promise<Case>): void {
   ;(opts.gate ?? rootTest)(title, async (t) => {
-    const timeout = opts.timeout ?? 600_000
-    await holdGcLock(t, { timeout })
+    // together, a case's time is the group's: the cases share two CPUs with the rest of the suite
+    const timeout = opts.alone ? (opts.timeout ?? 600_000) : Math.max(opts.timeout ?? 0, 1_200_000)
+    await holdGcLock(t, opts.alone ? { timeout } : { timeout, together: 'crash' })
     const f = await fixture(t)
     const points = await killEverywhere(t, f, await make(t, f))
     t.log(`${points} kill points`)
@@ -246,7 +268,7 @@ function ovsPortCase(f: Fixture, br: string, ip: string, tag: number, extra: str
   }
 }
 
-crashCase('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', { gate: ovsTest, timeout: 900_000, minPoints: 5 }, async (t, f) =>
+crashCase('ovs-port --create-bridge killed at every step: a rerun converges, gc removes the remains', { alone: true, gate: ovsTest, timeout: 900_000, minPoints: 5 }, async (t, f) =>
   ovsPortCase(f, ovsBridgeName(t, f), f.v4(4), 10, ['--create-bridge']),
 )
 
@@ -345,7 +367,7 @@ crashCase('dhcp on an interface that exists killed at every step: a rerun conver
   }
 })
 
-crashCase('detach --all killed at every step: a rerun converges to nothing of plumb\'s left in the guest', { timeout: 900_000, minPoints: 5 }, async (t, f) => {
+crashCase('detach --all killed at every step: a rerun converges to nothing of plumb\'s left in the guest', { alone: true, timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const b = await makeNetns(t, { name: `${f.id}b2` })
   const { nic } = await nicWithFarEnd(t, f)
   const net = `198.18.${f.octet}`
@@ -419,7 +441,7 @@ async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
   return { world: await worldView(f.id, netns), netns }
 }
 
-crashCase('lab deploy killed at every step: a rerun converges, destroy removes the remains', { timeout: 900_000, minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy killed at every step: a rerun converges, destroy removes the remains', { alone: true, timeout: 900_000, minPoints: 5 }, async (t, f) => {
   const lab = smallLab(t, f)
   const destroy = ['lab', 'destroy', lab.file]
   return {
@@ -444,7 +466,7 @@ crashCase('lab deploy killed at every step: a rerun converges, destroy removes t
   }
 })
 
-crashCase('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', { timeout: 900_000, minPoints: 3 }, async (t, f) => {
+crashCase('lab destroy killed at every step: a rerun converges to nothing left, and deploy then makes it whole again', { alone: true, timeout: 900_000, minPoints: 3 }, async (t, f) => {
   const lab = smallLab(t, f)
   const deploy = async (t: ExecutionContext): Promise<void> => {
     const r = await plumb('lab', 'deploy', lab.file)
@@ -480,7 +502,7 @@ crashCase('lab destroy killed at every step: a rerun converges to nothing left, 
 
 const dockerTest = canKill && hasDocker() ? test : test.skip
 
-crashCase('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', { gate: dockerTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy with a container node killed at every step: a rerun converges, destroy removes the remains', { alone: true, gate: dockerTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   const dir = mkdtempSync(`/tmp/${f.id}-`)
   const file = join(dir, 'lab.yml')
@@ -538,7 +560,7 @@ crashCase('lab deploy with a container node killed at every step: a rerun conver
   }
 })
 
-crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', { gate: ovsTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
+crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every step: a rerun converges, destroy removes the remains', { alone: true, gate: ovsTest, timeout: 1_200_000, minPoints: 5 }, async (t, f) => {
   const net = `198.18.${f.octet}`
   // the underlay: a veth standing in for a NIC, the other "host" behind it
   const local = `${net}.250`
@@ -637,7 +659,7 @@ crashCase('replay of a restarted container killed at every step: a rerun converg
   }
 })
 
-crashCase('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', { gate: ovsTest, timeout: 900_000, minPoints: 3 }, async (t, f) => {
+crashCase('gc killed at every step: a rerun converges (a dead guest\'s stale OVS row, empty plumb bridge and firewall rule gone)', { alone: true, gate: ovsTest, timeout: 900_000, minPoints: 3 }, async (t, f) => {
   const br = await makeOvsBridge(t, `${f.id}o`)
   let n = 0
   // A guest with a port on the OVS bridge and one on a plumb-made Linux bridge, then dead.
