@@ -139,90 +139,65 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
 
 const straceTest = isRoot && hasBinary('strace') ? test : test.skip
 
-straceTest("an op that loses the race for a killed run's entry (another recoverer renamed it between the op's read and its rename) waits for that recoverer too", async (t) => {
+/**
+ * An op on a guest (detach --all) racing another recoverer for the guest's killed-run entry:
+ * strace holds the op for 2 s at a syscall (`trace`: its strace arguments for the entry `file`;
+ * `at`: x86_64's number of that syscall), while a stand-in recoverer (a live sleep) takes the entry
+ * by its rename. The op must then wait for that recoverer, and finish once it is done. Returns
+ * strace's log.
+ */
+async function raceForEntry(t: ExecutionContext, what: string, at: number, trace: (file: string) => string[]): Promise<{ file: string; log: string }> {
   await holdGcLock(t)
   const ns = await makeNetns(t)
   await unmarkedVeth(ns, 'eth1')
   const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
-  // The op is held at its first rename (taking the entry: nothing before it renames) by strace, for 2 s.
   let settled = false
   const log = `/tmp/${uniq()}.strace`
   t.teardown(() => rmSync(log, { force: true }))
-  const proc = execa('strace', ['-f', '-qq', '-o', log, '-e', 'trace=rename', '-e', 'inject=rename:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
+  const proc = execa('strace', ['-f', '-qq', '-o', log, ...trace(file), process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
   const op = proc.finally(() => (settled = true))
-  const node = (): number | undefined => {
+  const held = (): boolean => {
     try {
-      return Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0]) || undefined
-    } catch {
-      return undefined
-    }
-  }
-  // x86_64's rename is syscall 82: the op has read the journal and is at its rename
-  const atRename = (): boolean => {
-    const pid = node()
-    try {
-      return pid !== undefined && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith('82 ')
+      const pid = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0])
+      return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith(`${at} `) && existsSync(file)
     } catch {
       return false
     }
   }
-  await waitFor(atRename, { timeout: 20_000, what: 'the op to reach its rename' })
+  await waitFor(held, { timeout: 20_000, what: `the op to reach ${what}` })
   // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
   const holder = execa('sleep', ['60'], { reject: false })
   t.teardown(() => void holder.kill('SIGKILL'))
-  const held = `${file}.recovering.${holder.pid}`
-  renameSync(file, held)
-  // the op's rename fails once strace lets it go: it must look again, find the holder and wait
+  const taken = `${file}.recovering.${holder.pid}`
+  renameSync(file, taken)
+  // once strace lets it go the op finds the entry gone: it must look again, find the holder and
+  // wait (going ahead, it would work on a guest being undone under it)
   await new Promise((r) => setTimeout(r, 3500))
-  t.false(settled, 'the op, having lost the rename, waits for the recoverer that won it')
+  t.false(settled, `the op, having found the entry taken at ${what}, waits for the recoverer that took it`)
   // the recoverer finishes: the killed run's eth1 gone, its entry removed
   await sh('ip', ['-n', ns, 'link', 'del', 'eth1'])
-  rmSync(held)
+  rmSync(taken)
   holder.kill('SIGKILL')
   const r = await op
   t.is(r.exitCode, 0, r.stderr)
   t.false(await linkIn(ns, 'eth1'))
   t.deepEqual(readdirSync(DIR).filter((f) => f.startsWith(file.slice(DIR.length + 1))), [])
+  return { file, log }
+}
+
+straceTest("an op that loses the race for a killed run's entry (another recoverer renamed it between the op's read and its rename) waits for that recoverer too", async (t) => {
+  // held at its first rename (taking the entry: nothing before it renames); x86_64's rename is 82
+  const { file, log } = await raceForEntry(t, 'its rename', 82, () => ['-e', 'trace=rename', '-e', 'inject=rename:delay_enter=2000000:when=1'])
   // the race was the one meant: the op's first rename was its take of the entry, and it lost
   const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('rename('))
   t.true(first?.includes(`rename("${file}", "${file}.recovering.`) && first.includes('= -1 ENOENT'), `the op's first rename: ${first}`)
 })
 
 straceTest("an op whose listing of the journal named a killed run's entry that another recoverer renamed before the op read it waits for that recoverer too", async (t) => {
-  await holdGcLock(t)
-  const ns = await makeNetns(t)
-  await unmarkedVeth(ns, 'eth1')
-  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] })
-  // The op is held for 2 s at its open of the entry (after the listing that named it), by strace.
-  let settled = false
-  const proc = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-P', file, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
-  const op = proc.finally(() => (settled = true))
-  // x86_64's openat is syscall 257, and its second argument the path
-  const atOpen = (): boolean => {
-    try {
-      const pid = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0])
-      return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith('257 ') && existsSync(file)
-    } catch {
-      return false
-    }
-  }
-  await waitFor(atOpen, { timeout: 20_000, what: "the op to reach its open of the entry" })
-  // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
-  const holder = execa('sleep', ['60'], { reject: false })
-  t.teardown(() => void holder.kill('SIGKILL'))
-  const held = `${file}.recovering.${holder.pid}`
-  renameSync(file, held)
-  // the op's open fails once strace lets it go: the entry it listed was taken, so it must look
-  // again, find the holder and wait (going ahead, it would work on a guest being undone under it)
-  await new Promise((r) => setTimeout(r, 3500))
-  t.false(settled, 'the op, having found the listed entry gone, waits for the recoverer that took it')
-  await sh('ip', ['-n', ns, 'link', 'del', 'eth1'])
-  rmSync(held)
-  holder.kill('SIGKILL')
-  const r = await op
-  t.is(r.exitCode, 0, r.stderr)
-  t.false(await linkIn(ns, 'eth1'))
-  t.deepEqual(readdirSync(DIR).filter((f) => f.startsWith(file.slice(DIR.length + 1))), [])
+  // held at its open of the entry, after the listing that named it; x86_64's openat is 257
+  const { file, log } = await raceForEntry(t, 'its open of the entry', 257, (entry) => ['-P', entry, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1'])
+  const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('openat('))
+  t.true(first?.includes(`"${file}"`) && first.includes('= -1 ENOENT'), `the op's first open of the entry: ${first}`)
 })
 
 rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {
