@@ -9,7 +9,7 @@
 // Entries are tiny JSON files rewritten whole (writeFileAtomic: a reader never sees half a file)
 // on the op's own thread, before the step they announce: ~40 µs per intent.
 
-import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs'
+import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { writeFileAtomic } from '../write-file.js'
 import { join } from 'node:path'
 import { RUN_DIR } from '../paths.js'
@@ -195,42 +195,50 @@ export interface StoredEntry {
   entry: JournalEntry
 }
 
+/** How many times readJournal lists the journal again for entries that moved under it. */
+const RELISTS = 5
+
 /**
- * The entries on disk, newest last; unreadable ones are reported by name (never fatal); `moved`:
- * one listed was gone when read (look again: a recoverer may hold it under its new name).
+ * The entries on disk, newest last; unreadable ones are reported by name (never fatal). An entry
+ * gone between the listing and its read was renamed by a recoverer taking it (or giving it back),
+ * or removed by its finished writer: the journal is listed again, so that a taken entry is seen
+ * under its new name (an op that missed it would go on while another plumb undoes the killed run
+ * under it; a lab deploy would miss a dead run's claim on its node).
  */
-export function readJournal(): { entries: StoredEntry[]; unreadable: string[]; moved: boolean } {
-  let names: string[]
-  try {
-    names = readdirSync(JOURNAL_DIR)
-  } catch {
-    return { entries: [], unreadable: [], moved: false } // no journal yet: nothing was ever interrupted
-  }
-  const entries: StoredEntry[] = []
-  const unreadable: string[] = []
-  let moved = false
-  for (const name of names) {
-    // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
-    if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
-    const file = join(JOURNAL_DIR, name)
-    let text: string
+export function readJournal(): { entries: StoredEntry[]; unreadable: string[] } {
+  for (let pass = 1; ; pass++) {
+    let names: string[]
     try {
-      text = readFileSync(file, 'utf8')
-    } catch (err) {
-      // Gone since the listing: its writer finished, or a recoverer took it (renamed it) and may
-      // be undoing it right now, under another name this listing lacks.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') moved = true
-      else unreadable.push(file)
-      continue
-    }
-    try {
-      const entry = JSON.parse(text) as JournalEntry
-      if (entry.v !== 1 || !Array.isArray(entry.intents)) throw new Error('not a version-1 entry')
-      entries.push({ file, entry })
+      names = readdirSync(JOURNAL_DIR)
     } catch {
-      unreadable.push(file)
+      return { entries: [], unreadable: [] } // no journal yet: nothing was ever interrupted
     }
+    const entries: StoredEntry[] = []
+    const unreadable: string[] = []
+    let moved = false
+    for (const name of names) {
+      // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
+      if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
+      const file = join(JOURNAL_DIR, name)
+      let text: string
+      try {
+        text = readFileSync(file, 'utf8')
+      } catch (err) {
+        // gone since the listing; a name that is still there (a dangling link) is unreadable
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !lstatSync(file, { throwIfNoEntry: false })) moved = true
+        else unreadable.push(file)
+        continue
+      }
+      try {
+        const entry = JSON.parse(text) as JournalEntry
+        if (entry.v !== 1 || !Array.isArray(entry.intents)) throw new Error('not a version-1 entry')
+        entries.push({ file, entry })
+      } catch {
+        unreadable.push(file)
+      }
+    }
+    if (moved && pass < RELISTS) continue
+    entries.sort((a, b) => a.entry.at - b.entry.at)
+    return { entries, unreadable }
   }
-  entries.sort((a, b) => a.entry.at - b.entry.at)
-  return { entries, unreadable, moved }
 }

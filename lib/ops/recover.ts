@@ -73,20 +73,19 @@ export async function recoverInterrupted(opts: RecoverOptions): Promise<RecoverR
 
 /**
  * One pass over the journal: `holder`, the pid of a live recoverer holding an entry of opts.guest,
- * if any; `again`, another recoverer took one between this pass's listing and its read or its
- * rename (it may be undoing it right now: look again, and wait for it like any holder).
+ * if any; `again`, another recoverer took one of them between this pass's read and its rename
+ * (it may be undoing it right now: look again, and wait for it like any holder).
  */
 async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise<{ holder?: number; again: boolean }> {
   // A write a kill cut short, before its rename: the step it announced never ran.
   if (!opts.dryRun) removeDeadTemps(JOURNAL_DIR)
-  const { entries, unreadable, moved } = readJournal()
-  if (entries.length === 0 && unreadable.length === 0) return { again: moved }
+  const { entries, unreadable } = readJournal()
+  if (entries.length === 0 && unreadable.length === 0) return { again: false }
   const me = selfIdentity()
   // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
   if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
   let holder: number | undefined
-  // an entry renamed by another recoverer between the listing and its read is that one's now
-  let again = moved
+  let again = false
   for (const s of entries) {
     if (opts.guest && !s.entry.guests.some((g) => sameNs(g, opts.guest!))) continue
     if (!isStale(s, me.hostNs)) {

@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { labFixture } from '../e2e/lab-fixture.js'
@@ -251,6 +251,11 @@ rootTest('an unreadable journal file is reported by gc, never fatal, never delet
   const file = `${DIR}/${uniq()}.json`
   writeFileSync(file, 'not json')
   t.teardown(() => rmSync(file, { force: true }))
+  // a name that cannot be opened however often the journal is listed again (an entry gone since
+  // the listing is looked for again under its new name): a dangling link
+  const dangling = `${DIR}/${uniq()}.json`
+  symlinkSync(`/nonexistent/${uniq()}`, dangling)
+  t.teardown(() => rmSync(dangling, { force: true }))
   const ns = await makeNetns(t)
   const op = await plumb('detach', `netns:${ns}`, '--all')
   t.is(op.exitCode, 0, op.stderr)
@@ -258,7 +263,9 @@ rootTest('an unreadable journal file is reported by gc, never fatal, never delet
   const r = await plumb('gc')
   t.is(r.exitCode, 0, r.stderr)
   t.true(r.stdout.includes(file), 'gc names the file')
+  t.true(r.stdout.includes(dangling), 'gc names the dangling link')
   t.true(existsSync(file))
+  t.truthy(lstatSync(dangling, { throwIfNoEntry: false }), 'the dangling link is still there')
 })
 
 rootTest("gc removes the temporary files a killed writer left beside plumb's state (a dead pid's NAME.PID.tmp), not a live writer's", async (t) => {
