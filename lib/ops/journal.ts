@@ -195,6 +195,50 @@ export interface StoredEntry {
   entry: JournalEntry
 }
 
+/**
+ * One entry file: 'gone' when it is no longer there (renamed by a recoverer, or removed by its
+ * finished writer), undefined when it is not an entry plumb can read (a name still there that
+ * cannot be opened, a dangling link, counts as that).
+ */
+export function readEntryFile(file: string): JournalEntry | 'gone' | undefined {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && !lstatSync(file, { throwIfNoEntry: false }) ? 'gone' : undefined
+  }
+  try {
+    const entry = JSON.parse(text) as JournalEntry
+    return entry.v === 1 && Array.isArray(entry.intents) ? entry : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * An entry as its writer left it, asked once the writer is known to be dead: the copy a listing
+ * read while the writer was still alive may lack the steps it announced after (a gc that undid
+ * that copy left them behind). Read again, under the name a recoverer gave it since if it has
+ * one; undefined once it is finished or cannot be read.
+ */
+export function finalEntry(s: StoredEntry): JournalEntry | undefined {
+  const again = readEntryFile(s.file)
+  if (again !== 'gone') return again
+  const base = s.file.slice(JOURNAL_DIR.length + 1).replace(/\.recovering\.\d+$/, '')
+  let names: string[]
+  try {
+    names = readdirSync(JOURNAL_DIR)
+  } catch {
+    return undefined
+  }
+  for (const name of names) {
+    if (name !== base && !name.startsWith(`${base}.recovering.`)) continue
+    const e = readEntryFile(join(JOURNAL_DIR, name))
+    if (e !== 'gone') return e
+  }
+  return undefined
+}
+
 /** How many times readJournal lists the journal again for entries that moved under it. */
 const RELISTS = 5
 
@@ -220,22 +264,10 @@ export function readJournal(): { entries: StoredEntry[]; unreadable: string[] } 
       // `<pid>-<seq>.json`, and `<...>.json.recovering.<pid>` while a recoverer holds it
       if (!/\.json(\.recovering\.\d+)?$/.test(name)) continue
       const file = join(JOURNAL_DIR, name)
-      let text: string
-      try {
-        text = readFileSync(file, 'utf8')
-      } catch (err) {
-        // gone since the listing; a name that is still there (a dangling link) is unreadable
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !lstatSync(file, { throwIfNoEntry: false })) moved = true
-        else unreadable.push(file)
-        continue
-      }
-      try {
-        const entry = JSON.parse(text) as JournalEntry
-        if (entry.v !== 1 || !Array.isArray(entry.intents)) throw new Error('not a version-1 entry')
-        entries.push({ file, entry })
-      } catch {
-        unreadable.push(file)
-      }
+      const entry = readEntryFile(file)
+      if (entry === 'gone') moved = true
+      else if (entry === undefined) unreadable.push(file)
+      else entries.push({ file, entry })
     }
     if (moved && pass < RELISTS) continue
     entries.sort((a, b) => a.entry.at - b.entry.at)

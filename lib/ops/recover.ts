@@ -11,7 +11,7 @@ import { netnsAt, netnsIdOf } from '../guest/nsfile.js'
 import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
-import { JOURNAL_DIR, processStart, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
+import { JOURNAL_DIR, finalEntry, processStart, readEntryFile, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
 import type { GuestNs, Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
@@ -107,9 +107,17 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
       again = true
       continue
     }
-    const kept = await undoEntry(s.entry, opts.hostNs, report)
+    // Undone as its writer left it: the listing may have read it while the writer was still alive
+    // and about to announce (and take) more steps before it was killed.
+    const entry = readEntryFile(held)
+    if (entry === undefined || entry === 'gone') {
+      renameSync(held, s.file)
+      if (!opts.guest) report.kept.push(`${s.file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
+      continue
+    }
+    const kept = await undoEntry(entry, opts.hostNs, report)
     if (kept) {
-      report.kept.push(`${s.entry.op} of pid ${s.entry.pid} (killed): ${kept}`)
+      report.kept.push(`${entry.op} of pid ${entry.pid} (killed): ${kept}`)
       renameSync(held, held.replace(/\.recovering\.\d+$/, ''))
     } else {
       rmSync(held, { force: true })
@@ -128,8 +136,10 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
 export function deadClaimsOn(names: readonly string[]): Map<string, JournalEntry> {
   const claims = new Map<string, JournalEntry>()
   const wanted = new Set(names)
-  for (const { entry } of readJournal().entries) {
-    if (stillRunning(entry.pid, entry.start)) continue
+  for (const s of readJournal().entries) {
+    if (stillRunning(s.entry.pid, s.entry.start)) continue
+    const entry = finalEntry(s)
+    if (!entry) continue
     for (const i of entry.intents) {
       if (i.t !== 'netns' || !wanted.has(i.name) || claims.has(i.name)) continue
       const now = netnsAt(`/run/netns/${i.name}`)

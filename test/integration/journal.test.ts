@@ -10,6 +10,7 @@ import { execa } from 'execa'
 import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { labFixture } from '../e2e/lab-fixture.js'
 import { netnsAt } from '../../lib/guest/nsfile.js'
+import { finalEntry, readJournal } from '../../lib/ops/journal.js'
 import { guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
@@ -139,6 +140,16 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
 
 const straceTest = isRoot && hasBinary('strace') ? test : test.skip
 
+/** The program strace `stracePid` runs is in syscall number `nr` (x86_64's) right now. */
+function tracedAt(stracePid: number, nr: number): boolean {
+  try {
+    const pid = Number(readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ')[0])
+    return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith(`${nr} `)
+  } catch {
+    return false
+  }
+}
+
 /**
  * An op on a guest (detach --all) racing another recoverer for the guest's killed-run entry:
  * strace holds the op for 2 s at a syscall (`trace`: its strace arguments for the entry `file`;
@@ -156,15 +167,7 @@ async function raceForEntry(t: ExecutionContext, what: string, at: number, trace
   t.teardown(() => rmSync(log, { force: true }))
   const proc = execa('strace', ['-f', '-qq', '-o', log, ...trace(file), process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
   const op = proc.finally(() => (settled = true))
-  const held = (): boolean => {
-    try {
-      const pid = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0])
-      return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith(`${at} `) && existsSync(file)
-    } catch {
-      return false
-    }
-  }
-  await waitFor(held, { timeout: 20_000, what: `the op to reach ${what}` })
+  await waitFor(() => tracedAt(proc.pid!, at) && existsSync(file), { timeout: 20_000, what: `the op to reach ${what}` })
   // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
   const holder = execa('sleep', ['60'], { reject: false })
   t.teardown(() => void holder.kill('SIGKILL'))
@@ -198,6 +201,51 @@ straceTest("an op whose listing of the journal named a killed run's entry that a
   const { file, log } = await raceForEntry(t, 'its open of the entry', 257, (entry) => ['-P', entry, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1'])
   const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('openat('))
   t.true(first?.includes(`"${file}"`) && first.includes('= -1 ENOENT'), `the op's first open of the entry: ${first}`)
+})
+
+straceTest("gc undoes a killed run's entry as the run left it when it died, not as gc first read it while the run was alive", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  await unmarkedVeth(ns, 'eth1')
+  // the run: alive while gc lists the journal, its entry announcing eth1
+  const run = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void run.kill('SIGKILL'))
+  await waitFor(() => cmdlineOf(run.pid!) === 'sleep 60', { what: 'the run to exec' })
+  const entry = { pid: run.pid!, start: startOf(run.pid!), guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }] }
+  const file = writeEntry(t, entry)
+  // gc held for 2 s at its look at the run's process (after its listing read the entry); x86_64's openat is 257
+  const stat = `/proc/${run.pid}/stat`
+  const gc = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-P', stat, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'gc', '--json'], { reject: false, stdin: 'ignore' })
+  await waitFor(() => tracedAt(gc.pid!, 257), { timeout: 20_000, what: "gc to reach its look at the run's process" })
+  // meanwhile the run announces its next step (eth2), takes it, and is killed
+  const next = `${file}.${run.pid}.tmp`
+  writeFileSync(next, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), intents: [...entry.intents, { t: 'link', where: where(ns), name: 'eth2', kind: 'veth' }] }))
+  renameSync(next, file)
+  await unmarkedVeth(ns, 'eth2')
+  run.kill('SIGKILL')
+  await run
+  const r = await gc
+  t.is(r.exitCode, 0, r.stderr)
+  t.false(await linkIn(ns, 'eth1'))
+  t.false(await linkIn(ns, 'eth2'), 'the step the run announced after gc first read its entry is undone too')
+  t.deepEqual(readdirSync(DIR).filter((f) => f.startsWith(file.slice(DIR.length + 1))), [], 'its entry is finished')
+  t.true(JSON.parse(r.stdout).plan.some((l: string) => l.includes('link del eth2')), `gc says so: ${r.stdout}`)
+})
+
+rootTest("a dead run's entry as it left it (what a lab deploy reads a dead run's claims from): read again after the listing, under a recoverer's name too, none once finished", async (t) => {
+  // a gc meanwhile would finish the dead run's entry
+  await holdGcLock(t)
+  const file = writeEntry(t, { pid: await deadPid(), start: 1, guests: [], intents: [] })
+  const listed = readJournal().entries.find((s) => s.file === file)!
+  t.deepEqual(listed.entry.intents, [])
+  // written again after the listing read it (its writer announced a netns before it was killed)
+  const intent = { t: 'netns', name: uniq('n'), mark: 'plumb:1 role=netns' }
+  writeFileSync(file, JSON.stringify({ ...listed.entry, intents: [intent] }))
+  t.deepEqual(finalEntry(listed)?.intents, [intent])
+  renameSync(file, `${file}.recovering.1`)
+  t.deepEqual(finalEntry(listed)?.intents, [intent], 'under the name a recoverer gave it')
+  rmSync(`${file}.recovering.1`)
+  t.is(finalEntry(listed), undefined, 'finished')
 })
 
 rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op takes its entry over at once', async (t) => {
