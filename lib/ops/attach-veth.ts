@@ -9,6 +9,7 @@ import { VETH_QUEUES, ipNetnsArg, journalFor, whereOf, withGuest, withLab } from
 import type { CommonOptions, GuestContext } from './context.js'
 import { applyGuestConfig, configDiff, formatReplacedGateways, planGateways, putGuestMac } from './guest-config.js'
 import { ensureFirewall, plannedFirewall } from './firewall.js'
+import { bridgeFirewall } from '../firewall/index.js'
 import type { BridgeFirewall } from '../firewall/index.js'
 import { emptyResult } from './result.js'
 import type { OpResult } from './result.js'
@@ -241,7 +242,11 @@ async function attachToLinuxBridge(
           result.messages.push(`bridge ${v.bridge} is isolated (plumb isolate): ${hostIfname} is an isolated port`)
         }
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, hostSteps)
-        if (opts.firewall !== false) await ensureFirewall(tx, fw, v.bridge, result)
+        // The early read may be stale by now: a rule it found for a bridge that did not exist yet
+        // is a leftover any gc may remove meanwhile, and finishing a killed run on the guest may
+        // have removed one. Then it is read again, now that the bridge has this op's marked port
+        // (gc keeps the rule of such a bridge).
+        if (opts.firewall !== false) await ensureFirewall(tx, !bridge || ctx.recovered ? await bridgeFirewall(v.bridge) : fw, v.bridge, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         putGuestMac(await guestEnd, result, 1)
         await persist(tx, opts, result, [

@@ -97,6 +97,8 @@ export interface GuestContext {
   netns: Netns
   hostNs: NetHandle
   guestNs: NetHandle
+  /** finishing a killed run on this guest changed something first: what the op read before (an attach's early firewall read) may be stale */
+  recovered: boolean
 }
 
 export function toGuestRef(guest: string | GuestRef, opts: { allowHostWord?: boolean; allowSelf?: boolean } = {}): GuestRef {
@@ -112,7 +114,7 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
     const hostNs = processHostHandle()
     guest = handleFor(netns, opts, hostNs)
     const recovered = await recoverFor(hostNs, netns, opts)
-    const result = await fn({ netns, hostNs, guestNs: guest.h })
+    const result = await fn({ netns, hostNs, guestNs: guest.h, recovered: recovered[0] === FINISHED })
     if (recovered.length && isResult(result)) result.messages.unshift(...recovered)
     return result
   } finally {
@@ -120,6 +122,8 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
     netns.close()
   }
 }
+
+const FINISHED = 'finished an interrupted plumb first:'
 
 /**
  * Finish what a killed plumb left on this guest (its journal entries, see ./recover.ts) before
@@ -133,7 +137,7 @@ export async function recoverFor(hostNs: NetHandle, netns: NsId | Netns, opts: {
   const guest: NsId = 'fd' in netns && !netns.isHost ? netnsId(netns) : { dev: netns.dev, ino: netns.ino }
   const r = await recoverInterrupted({ hostNs, guest, ...(opts.dryRun ? { dryRun: true } : {}) })
   return [
-    ...(r.undone.length ? [`finished an interrupted plumb first:`, ...r.undone.map((l) => `  ${l}`)] : []),
+    ...(r.undone.length ? [FINISHED, ...r.undone.map((l) => `  ${l}`)] : []),
     ...r.kept.map((k) => `could not finish an interrupted plumb: ${k} (plumb gc retries)`),
   ]
 }

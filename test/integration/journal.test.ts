@@ -11,7 +11,7 @@ import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns,
 import { labFixture } from '../e2e/lab-fixture.js'
 import { netnsAt } from '../../lib/guest/nsfile.js'
 import { finalEntry, readJournal } from '../../lib/ops/journal.js'
-import { guestLinks, plumb } from './ops-fixture.js'
+import { firewallRules, fixture, forwardDropActive, guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
 const rootTest = isRoot ? test : test.skip
@@ -263,6 +263,25 @@ rootTest('a recoverer killed and not yet reaped (a zombie) holds nothing: the op
   t.is(r.exitCode, 0, r.stderr)
   t.false(await linkIn(ns, 'eth1'))
   t.false(existsSync(held))
+})
+
+rootTest("an attach whose rerun first removed a killed run's bridge rule (the bridge left without plumb's port) adds the rule again, though its early read of the firewall found it", async (t) => {
+  await holdGcLock(t)
+  if (!(await forwardDropActive())) return t.pass('no FORWARD DROP here: plumb adds no rule at all')
+  const f = await fixture(t)
+  // the user's bridge; the killed run's rule on it, its port gone
+  await sh('ip', ['link', 'add', f.br, 'type', 'bridge'])
+  await sh('ip', ['link', 'set', f.br, 'up'])
+  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(2))).exitCode, 0)
+  await sh('ip', ['-n', f.ns, 'link', 'del', 'eth1'])
+  t.is((await firewallRules('iptables', f.br)).length, 1)
+  writeEntry(t, { pid: await deadPid(), start: 1, guests: [nsId(`/run/netns/${f.ns}`)], intents: [{ t: 'fw', bridge: f.br }] })
+  const r = await plumb('attach-veth', f.guest, f.br, f.v4(2))
+  t.is(r.exitCode, 0, r.stderr)
+  t.regex(r.stdout, /finished an interrupted plumb first/)
+  t.is((await firewallRules('iptables', f.br)).length, 1, `the rule is there: ${r.stdout}`)
+  t.is((await plumb('detach', f.guest, '--all')).exitCode, 0)
+  t.deepEqual(await firewallRules('iptables', f.br), [], 'detach removes it with the last port')
 })
 
 rootTest('what no longer looks like what the killed op made is kept, with its entry, and gc says why', async (t) => {

@@ -3,8 +3,9 @@
 // and what gc must leave alone. gc is host-wide, so these tests run one at a time.
 
 import test from 'ava'
+import { readFileSync, readdirSync } from 'node:fs'
 import { cmdlineOf, getLink, hasOvs, holdGcLock, isRoot, pidsWithOpen, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
-import { firewallRules, fixture, forwardDropActive, plumb } from './ops-fixture.js'
+import { firewallRules, fixture, forwardDropActive, plumb, removeFirewallRules } from './ops-fixture.js'
 import { ovsBridgeName, ovsPortsOf } from './links-fixture.js'
 import { BRIDGE_LOCK, acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
 import { PlumbError } from '../../lib/errors.js'
@@ -153,6 +154,42 @@ asRoot('gc waits for an attach that holds the bridge lock: an empty plumb bridge
   const r = await collecting
   t.is(r.exitCode, 0, r.stderr)
   t.is(await getLink(f.br), undefined, 'then gc deletes it')
+})
+
+/** `pid` has no child process (the programs it ran are done). */
+function childless(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim() === '')
+  } catch {
+    return false
+  }
+}
+
+asRoot("an attach to a bridge that does not exist yet, which found a leftover rule of that bridge's name, adds its own when gc removed that leftover while the attach waited for the bridge lock", async (t) => {
+  await holdGcLock(t)
+  if (!(await forwardDropActive())) return t.pass('no FORWARD DROP here: plumb adds no rule at all')
+  const f = await fixture(t)
+  // the leftover: an attach's rule whose port and bridge went without plumb (a killed run's, say)
+  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(2))).exitCode, 0)
+  await sh('ip', ['-n', f.ns, 'link', 'del', 'eth1'])
+  await sh('ip', ['link', 'del', f.br])
+  t.is((await firewallRules('iptables', f.br)).length, 1, 'the leftover rule')
+  // gc's part: it holds the bridge lock, sees no bridge of that name, removes its rule
+  const lock = await acquireBridgeLock('exclusive')
+  t.teardown(() => lock.release())
+  let settled = false
+  const attach = plumb('attach-veth', f.guest, f.br, f.v4(2)).finally(() => (settled = true))
+  const attacher = (): number | undefined => pidsWithOpen(BRIDGE_LOCK).find((pid) => cmdlineOf(pid).includes(` attach-veth ${f.guest} `))
+  // waiting for the lock, its early read of the firewall (an iptables-save) done
+  await waitFor(() => attacher() !== undefined && childless(attacher()!), { timeout: 10_000, what: 'the attach to wait for the bridge lock' })
+  t.false(settled)
+  await removeFirewallRules(f.br)
+  lock.release()
+  const r = await attach
+  t.is(r.exitCode, 0, r.stderr)
+  t.is((await firewallRules('iptables', f.br)).length, 1, `the attach's own rule: ${r.stdout}`)
+  t.is((await plumb('detach', f.guest, '--all')).exitCode, 0)
+  t.deepEqual(await firewallRules('iptables', f.br), [], 'and detach removes it with the bridge')
 })
 
 asRoot('the bridge lock: shared holders coexist, an exclusive one waits for them, and gives up after its timeout', async (t) => {
