@@ -56,7 +56,7 @@ const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(T).ma
 /** IFLA_EXT_MASK: no per-link statistics in replies (most of a link message's bytes) */
 const EXT_MASK_SKIP_STATS = u32buf(1 << 3)
 /** A veth end's queues (see createVeth): one each way, its real count either way. */
-const ONE_QUEUE = { numTxQueues: 1, numRxQueues: 1 } as const
+export const ONE_QUEUE = { numTxQueues: 1, numRxQueues: 1 } as const
 const RTPROT_BOOT = 3
 const RTN_UNICAST = 1
 const RT_SCOPE_NOWHERE = 255

@@ -9,7 +9,7 @@ import type { NetHandle } from './types.js'
 export type * from './types.js'
 export { NetlinkError, errnoName, errnoOf, isGone, parseNlmsgerr, toPlumbError } from './errors.js'
 export type { ToPlumbErrorOptions } from './errors.js'
-export { NetlinkHandle } from './handle.js'
+export { NetlinkHandle, ONE_QUEUE } from './handle.js'
 export { addonAvailable, withNetns } from './native.js'
 
 /** A handle on the process's own netns (the host, for a CLI run from the host). */

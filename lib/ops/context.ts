@@ -1,7 +1,7 @@
 // Opens what an op works on, the guest's netns and one netlink handle on each side, and
 // closes them whatever happens.
 
-import { netnsCookie, openHandleIn, openHostHandle } from '../kernel/index.js'
+import { ONE_QUEUE, netnsCookie, openHandleIn, openHostHandle } from '../kernel/index.js'
 import type { NetHandle } from '../kernel/types.js'
 import type { GuestRef, OwnerMark } from '../parse/index.js'
 import { parseGuestRef } from '../parse/index.js'
@@ -181,7 +181,7 @@ export function inGuest(netns: Netns, cmd: string): string {
 }
 
 /** A veth end's queue arguments in a plan: the kernel layer creates every veth end so (createVeth). */
-export const VETH_QUEUES = 'numtxqueues 1 numrxqueues 1'
+export const VETH_QUEUES = `numtxqueues ${ONE_QUEUE.numTxQueues} numrxqueues ${ONE_QUEUE.numRxQueues}`
 
 /** The `netns X` argument of `ip link add ... netns X` for this guest. */
 export function ipNetnsArg(netns: Netns): string {
