@@ -59,15 +59,14 @@ export function parseAddr(s: string, what: string, spec: string): Addr {
     }
     return { family: 6, text: a.toRFC5952String(), bytes: a.toByteArray() }
   }
+  const bytes = ipv4Bytes(s)
+  if (bytes) return { family: 4, text: bytes.join('.'), bytes }
+  // refused: say why
   const parts = dottedQuad(s)
   if (!parts) throw usageError(`invalid IPv4 ${what} "${s}"`, 'expected four decimal octets, e.g. 198.18.0.10')
-  const bytes = parts.map(Number)
   const bad = parts.find((p) => Number(p) > 255)
   if (bad !== undefined) throw usageError(`invalid IPv4 ${what} "${s}": octet ${bad} is greater than 255`, 'each octet is 0..255, e.g. 198.18.0.10')
-  if (parts.some((p) => p.length > 1 && p.startsWith('0'))) {
-    throw usageError(`ambiguous IPv4 ${what} "${s}": leading zeros (some tools read them as octal)`, `did you mean ${bytes.join('.')}?`)
-  }
-  return { family: 4, text: bytes.join('.'), bytes }
+  throw usageError(`ambiguous IPv4 ${what} "${s}": leading zeros (some tools read them as octal)`, `did you mean ${parts.map(Number).join('.')}?`)
 }
 
 /** Addresses no interface or gateway may use, with the reason, or undefined when fine. */
