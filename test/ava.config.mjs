@@ -3,8 +3,8 @@
 // and ava reads package.json's only when no --config is given). The tests that run a host-wide gc
 // take one lock one at a time (test/helpers/gclock.ts), and a file whose test waits for it holds
 // one of ava's `concurrency` places meanwhile, doing nothing: the crash cases hold that lock for
-// ten minutes, one after the other. So they start first, the files that never take the lock fill
-// the other places beside them, and the files that do come last, when the longest holder is done.
+// minutes. So they start first, the files that never take the lock fill the other places beside
+// them, and the files that do come last, when the longest holder is done.
 import { readFileSync } from 'node:fs'
 
 const CRASH = /\/integration\/crash\.test\.js$/

@@ -9,7 +9,7 @@ import { startOf } from './process.js'
 /** What the ava test of a gc lock holder needs: its teardown, and its timer when it has one (hooks have none). */
 type Holder = Teardown & { timeout?: (ms: number, message?: string) => void }
 
-/** How long a test may wait for the lock: the crash cases hold it a minute or more each, one after the other. */
+/** How long a test may wait for the lock: the crash cases hold it for minutes. */
 const WAIT_MS = 60 * 60_000
 
 /**
@@ -19,14 +19,45 @@ const WAIT_MS = 60 * 60_000
  * whose holder has exited (a worker that crashed, or was stopped, before its teardown) is taken
  * over; a live holder's never is, however long it holds (a crash case holds it for minutes).
  *
+ * `together`: tests of this worker that name the same group hold the lock as one: the first to
+ * ask takes it, those that ask while it is asked for or held join, and the last of them to end
+ * lets it go. For tests whose gc may meet each other's remains by design (the crash cases: each
+ * checks only its own fixture's things, and a gc finishing a neighbour's killed run is
+ * concurrency plumb must get right anyway) but not another test's deliberate leftovers.
+ *
  * The test's time limit starts once the lock is held (`timeout`, default ava's 2 minutes from
  * package.json): waiting in the queue behind other holders is not the test's own time.
  */
-export function holdGcLock(t: Holder, opts: { timeout?: number } = {}): Promise<void> {
-  return holdTestLock(t, 'links-gc', opts)
+export function holdGcLock(t: Holder, opts: { timeout?: number; together?: string } = {}): Promise<void> {
+  if (opts.together === undefined) return holdTestLock(t, 'links-gc', opts)
+  return holdTogether(t, opts.together, opts.timeout)
 }
 
-/** Hold the test lock `name` (/run/pt-NAME.lock) for the rest of the test, as holdGcLock. */
+/** The groups of this worker holding (or asking for) the gc lock together: how many are in each, and the lock's release. */
+const groups = new Map<string, { members: number; held: Promise<() => void> }>()
+
+async function holdTogether(t: Holder, group: string, timeout?: number): Promise<void> {
+  let g = groups.get(group)
+  if (g === undefined) {
+    // the group's own holding: released by the last member's teardown, not by the first's
+    const releases: Array<() => void> = []
+    const held = holdTestLock({ teardown: (fn) => void releases.push(() => void fn()) }, 'links-gc').then(() => () => releases.forEach((r) => r()))
+    g = { members: 0, held }
+    groups.set(group, g)
+  }
+  const joined = g
+  joined.members++
+  t.teardown(async () => {
+    if (--joined.members > 0) return
+    groups.delete(group)
+    ;(await joined.held)()
+  })
+  t.timeout?.(WAIT_MS, 'waiting for the test lock /run/pt-links-gc.lock')
+  await joined.held
+  t.timeout?.(timeout ?? 120_000)
+}
+
+/** Hold the test lock `name` (/run/pt-NAME.lock) for the rest of the test (the holder's teardown lets it go), as holdGcLock. */
 async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
   const dir = `/run/pt-${name}.lock`
   t.timeout?.(WAIT_MS, `waiting for the test lock ${dir}`)
