@@ -11,7 +11,7 @@
 
 import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { writeFileAtomic } from '../write-file.js'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { RUN_DIR } from '../paths.js'
 
 export const JOURNAL_DIR = `${RUN_DIR}/journal`
@@ -195,6 +195,21 @@ export interface StoredEntry {
   entry: JournalEntry
 }
 
+/** A recoverer holds an entry under the name `<entry>.recovering.<its pid>`. */
+const HELD_SUFFIX = /\.recovering\.(\d+)$/
+
+/** An entry file's own name, without a recoverer's suffix. */
+export const unheldName = (file: string): string => file.replace(HELD_SUFFIX, '')
+
+/** The name under which process `pid` holds the entry `file`. */
+export const heldName = (file: string, pid: number): string => `${unheldName(file)}.recovering.${pid}`
+
+/** The pid of the recoverer whose name `file` carries, if it carries one. */
+export function heldPid(file: string): number | undefined {
+  const m = HELD_SUFFIX.exec(file)
+  return m ? Number(m[1]) : undefined
+}
+
 /**
  * One entry file: 'gone' when it is no longer there (renamed by a recoverer, or removed by its
  * finished writer), undefined when it is not an entry plumb can read (a name still there that
@@ -224,7 +239,7 @@ export function readEntryFile(file: string): JournalEntry | 'gone' | undefined {
 export function finalEntry(s: StoredEntry): JournalEntry | undefined {
   const again = readEntryFile(s.file)
   if (again !== 'gone') return again
-  const base = s.file.slice(JOURNAL_DIR.length + 1).replace(/\.recovering\.\d+$/, '')
+  const base = unheldName(basename(s.file))
   let names: string[]
   try {
     names = readdirSync(JOURNAL_DIR)
@@ -232,7 +247,7 @@ export function finalEntry(s: StoredEntry): JournalEntry | undefined {
     return undefined
   }
   for (const name of names) {
-    if (name !== base && !name.startsWith(`${base}.recovering.`)) continue
+    if (unheldName(name) !== base) continue
     const e = readEntryFile(join(JOURNAL_DIR, name))
     if (e !== 'gone') return e
   }

@@ -6,12 +6,11 @@
 // becomes "gone".
 
 import { renameSync, rmSync } from 'node:fs'
-import { basename, join } from 'node:path'
 import { netnsAt, netnsIdOf } from '../guest/nsfile.js'
 import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
-import { JOURNAL_DIR, finalEntry, processStart, readEntryFile, readJournal, sameNs, selfIdentity, stillRunning } from './journal.js'
+import { JOURNAL_DIR, finalEntry, heldName, heldPid, processStart, readEntryFile, readJournal, sameNs, selfIdentity, stillRunning, unheldName } from './journal.js'
 import type { GuestNs, Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
@@ -42,10 +41,13 @@ function isStale(s: StoredEntry, hostNs: NsId): boolean {
   return !stillRunning(s.entry.pid, s.entry.start) && sameNs(s.entry.hostNs, hostNs)
 }
 
+/** What gc says of an entry file it cannot read: never fatal, never deleted unread. */
+const unreadableNote = (file: string): string => `${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`
+
 /** The live recoverer holding an entry (renamed to `.recovering.PID`), if one does. */
 function heldBy(s: StoredEntry): number | undefined {
-  const holder = /\.recovering\.(\d+)$/.exec(s.file)
-  return holder && processAlive(Number(holder[1])) ? Number(holder[1]) : undefined
+  const holder = heldPid(s.file)
+  return holder !== undefined && processAlive(holder) ? holder : undefined
 }
 
 const processAlive = (pid: number): boolean => processStart(pid) !== undefined
@@ -83,7 +85,7 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
   if (entries.length === 0 && unreadable.length === 0) return { again: false }
   const me = selfIdentity()
   // gc says so (an op on one guest has no business with it): never fatal, never deleted unread.
-  if (!opts.guest) for (const file of unreadable) report.kept.push(`${file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
+  if (!opts.guest) for (const file of unreadable) report.kept.push(unreadableNote(file))
   let holder: number | undefined
   let again = false
   for (const s of entries) {
@@ -100,7 +102,7 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
     // Take it: of two recoverers racing, the rename of one fails. The other may be undoing it
     // right now (a gc deleting the killed run's netns): an op on the guest must not read the
     // guest, let alone make things in it, before that is done.
-    const held = join(JOURNAL_DIR, `${basename(s.file).replace(/\.recovering\.\d+$/, '')}.recovering.${process.pid}`)
+    const held = heldName(s.file, process.pid)
     try {
       renameSync(s.file, held)
     } catch {
@@ -112,13 +114,13 @@ async function recoverPass(opts: RecoverOptions, report: RecoverReport): Promise
     const entry = readEntryFile(held)
     if (entry === undefined || entry === 'gone') {
       renameSync(held, s.file)
-      if (!opts.guest) report.kept.push(`${s.file}: not a journal entry plumb can read (remove it by hand once you know what it is)`)
+      if (!opts.guest) report.kept.push(unreadableNote(s.file))
       continue
     }
     const kept = await undoEntry(entry, opts.hostNs, report)
     if (kept) {
       report.kept.push(`${entry.op} of pid ${entry.pid} (killed): ${kept}`)
-      renameSync(held, held.replace(/\.recovering\.\d+$/, ''))
+      renameSync(held, unheldName(held))
     } else {
       rmSync(held, { force: true })
     }
