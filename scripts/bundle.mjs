@@ -76,12 +76,35 @@ const cliuiFit = patchDependency('cliui-fit', 'cliui/build/index.cjs', [
   ],
 ])
 
-// yargs renders the full help of the command that ran, right after its handler starts, and keeps
-// it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of ~250 M
-// instructions for a dry-run attach) for a text plumb never shows (its fail handler throws;
-// nothing calls showHelp). The call goes.
-const yargsNoHelpCache = patchDependency('yargs-no-help-cache', 'yargs/build/lib/command.js', [
+// Two edits of yargs' command module (one plugin: esbuild loads a file through the first plugin
+// that answers). yargs renders the full help of the command that ran, right after its handler
+// starts, and keeps it for a later showHelp() (cacheHelpMessage): ~5 ms of every run (12-19 M of
+// ~250 M instructions for a dry-run attach) for a text plumb never shows (its fail handler throws;
+// nothing calls showHelp). The call goes. And it parses the positionals a second time, as
+// `--NAME VALUE` pairs, to give them their types and aliases, handing yargs-parser every option
+// of the command: yargs-parser's set-up walks each one (aliases, camel-case forms, defaults), ~0.6
+// ms of a one-shot attach, and yargs keeps only the positionals' keys from the result. The
+// second parse gets the positionals' own options (and their aliases): the same values.
+const yargsCommand = patchDependency('yargs-command', 'yargs/build/lib/command.js', [
   ['yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();', '/* plumb: no help rendered after the handler (scripts/bundle.mjs) */'],
+  [
+    "        const config = Object.assign({}, options.configuration, {\n            'populate--': false,",
+    [
+      '        /* plumb: the positionals\' own options only (scripts/bundle.mjs) */',
+      '        const keep = new Set(Object.keys(positionalMap));',
+      '        for (let grew = true; grew;) {',
+      '            grew = false;',
+      '            for (const [k, als] of Object.entries(options.alias)) {',
+      '                const group = [k, ...als];',
+      '                if (group.some((a) => keep.has(a)) && !group.every((a) => keep.has(a))) { group.forEach((a) => keep.add(a)); grew = true; }',
+      '            }',
+      '        }',
+      "        const kept = (k) => keep.has(typeof k === 'object' ? k.key : k);",
+      "        for (const list of ['array', 'boolean', 'string', 'number', 'count', 'normalize']) if (Array.isArray(options[list])) options[list] = options[list].filter(kept);",
+      "        for (const map of ['alias', 'default', 'coerce', 'narg', 'key']) if (options[map]) options[map] = Object.fromEntries(Object.entries(options[map]).filter(([k]) => keep.has(k)));",
+      "        const config = Object.assign({}, options.configuration, {\n            'populate--': false,",
+    ].join('\n'),
+  ],
 ])
 
 // Two edits of yargs' factory (one plugin: esbuild loads a file through the first plugin that
@@ -137,7 +160,7 @@ const bundled = {
   define: { 'import.meta.url': '__plumbModuleUrl' },
   // let: a start-up snapshot holding the ops bundle moves it to where the run found it (lib/cli/ops.ts's relocate)
   banner: { js: "let __plumbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [yargsAssert, cliuiCjs, cliuiFit, yargsNoHelpCache, yargsFactory, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
+  plugins: [yargsAssert, cliuiCjs, cliuiFit, yargsCommand, yargsFactory, yargsArgsertMemo, stringWidthAscii, yargsLazyColumns],
   logLevel: 'warning',
   // ASCII only (non-ASCII escaped): lib/cli/bundle.ts reads the bundles as latin1, ~10x faster than UTF-8
   charset: 'ascii',
