@@ -3,7 +3,7 @@
 // command would pay for at start-up.
 
 export { Flags, FlagsGet, FlagsNew } from 'netlink/dist/constants.js'
-export { AttrStream, formatMessage, parseMessages } from 'netlink/dist/structs.js'
+export { AttrStream } from 'netlink/dist/structs.js'
 export type { StreamData } from 'netlink/dist/structs.js'
 export * as ifla from 'netlink/dist/rt/ifla.js'
 export * as rt from 'netlink/dist/rt/structs.js'
