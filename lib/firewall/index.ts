@@ -19,8 +19,8 @@ import { nftGeneration } from '../kernel/index.js'
 import { formatRuleMark } from '../parse/index.js'
 import { restoreText } from './plan.js'
 import type { Cmd } from './plan.js'
-import { forwardDrops, hasDockerUser, isDockerBridge, parseSave } from './tables.js'
-import type { Binary, Tables } from './tables.js'
+import { forwardDrops, hasDockerUser, isDockerBridge, parseSave, tablesFromJson, tablesToJson } from './tables.js'
+import type { Binary, StoredTables, Tables } from './tables.js'
 
 export * from './tables.js'
 export * from './plan.js'
@@ -74,8 +74,8 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
 }
 
 /**
- * What plumb last read of the tables (iptables-save), and under which key: iptables' view cannot
- * have changed while the key holds, so an attach to a bridge whose rule is in place, an ls, a gc
+ * What plumb last read of the tables (iptables-save, parsed: tablesToJson), and under which key:
+ * iptables' view cannot have changed while the key holds, so an attach to a bridge whose rule is in place, an ls, a gc
  * or a lab deploy that finds nothing changed spawns nothing (the spawns are ~5-10 ms of a
  * one-shot command on a busy machine: bench/README.md).
  *
@@ -98,8 +98,10 @@ interface TablesKey {
   /** each binary asked for and the file its -save program resolves to */
   bins: Partial<Record<Binary, string>>
 }
+/** The cache file: the key and the tables read under it, parsed (format 2; format 1 held iptables-save's text) */
 interface CachedTables extends TablesKey {
-  tables: Partial<Record<Binary, string>>
+  format: 2
+  tables: Partial<Record<Binary, StoredTables>>
 }
 
 /** Where each binary's iptables-save resolves to, walked once per process (PATH and its symlinks:
@@ -130,21 +132,21 @@ async function tablesKey(binaries: readonly Binary[]): Promise<TablesKey | undef
   }
 }
 
-function cachedTables(key: TablesKey, binaries: readonly Binary[]): Map<Binary, string> | undefined {
-  let c: CachedTables
+function cachedTables(key: TablesKey, binaries: readonly Binary[]): Map<Binary, Tables> | undefined {
   try {
-    c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as CachedTables
+    const c = JSON.parse(readFileSync(TABLES_CACHE, 'utf8')) as CachedTables
+    if (c.format !== 2 || c.gen !== key.gen || !binaries.every((b) => c.bins?.[b] === key.bins[b] && c.tables?.[b] !== undefined)) return undefined
+    return new Map(binaries.map((b) => [b, tablesFromJson(c.tables[b])]))
   } catch {
-    return undefined // none yet, or torn by hand: read the tables
+    return undefined // none yet, an older plumb's, or torn by hand: read the tables
   }
-  if (c.gen !== key.gen || !binaries.every((b) => c.bins?.[b] === key.bins[b] && typeof c.tables?.[b] === 'string')) return undefined
-  return new Map(binaries.map((b) => [b, c.tables[b]!]))
 }
 
-function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
+function storeTables(key: TablesKey, tables: Map<Binary, Tables>): void {
   try {
     mkdirSync(RUN_DIR, { recursive: true })
-    writeFileAtomic(TABLES_CACHE, JSON.stringify({ ...key, tables: Object.fromEntries(tables) } satisfies CachedTables))
+    const stored: CachedTables = { format: 2, ...key, tables: Object.fromEntries([...tables].map(([b, t]) => [b, tablesToJson(t)])) }
+    writeFileAtomic(TABLES_CACHE, JSON.stringify(stored))
   } catch {
     // not root, a read-only /run: every run reads the tables
   }
@@ -155,22 +157,23 @@ function storeTables(key: TablesKey, tables: Map<Binary, string>): void {
  * one bridge, started together after the first rule moved the generation, share one spawn
  * instead of twenty (the same generation is the same tables).
  */
-const reading = new Map<string, Promise<{ tables: Map<Binary, string>; stored: boolean }>>()
+const reading = new Map<string, Promise<{ tables: Map<Binary, Tables>; stored: boolean }>>()
 
 /**
- * The texts this process last had for a key (its id as in `reading`) that the cache file holds
+ * The tables this process last had for a key (its id as in `reading`) that the cache file holds
  * too (the same rule: an nft backend): a library caller's n-th attach while the generation
- * stands reads neither the file nor the tables again.
+ * stands reads neither the file nor the tables again. Shared by every caller: only read, never
+ * changed.
  */
-let lastTexts: { id: string; texts: Map<Binary, string> } | undefined
+let lastTables: { id: string; tables: Map<Binary, Tables> } | undefined
 
-/** iptables-save's output (and/or ip6tables-save's) per binary, for the binaries installed. */
-async function saveTexts(binaries: readonly Binary[]): Promise<Map<Binary, string>> {
+/** The tables (iptables-save's, and/or ip6tables-save's) per binary, for the binaries installed. */
+async function readTables(binaries: readonly Binary[]): Promise<Map<Binary, Tables>> {
   if (binaries.length === 0) return new Map()
   const key = await tablesKey(binaries)
   if (!key) return (await readSaved(binaries, key)).tables
   const id = `${key.gen} ${binaries.map((b) => `${b}=${key.bins[b]}`).join(' ')}`
-  if (lastTexts?.id === id) return new Map(lastTexts.texts)
+  if (lastTables?.id === id) return new Map(lastTables.tables)
   const cached = cachedTables(key, binaries)
   let p = cached ? Promise.resolve({ tables: cached, stored: true }) : reading.get(id)
   if (!p) {
@@ -178,20 +181,20 @@ async function saveTexts(binaries: readonly Binary[]): Promise<Map<Binary, strin
     reading.set(id, p)
   }
   const { tables, stored } = await p
-  if (stored) lastTexts = { id, texts: tables }
+  if (stored) lastTables = { id, tables }
   return new Map(tables)
 }
 
 /** The tables read by spawning iptables-save; `stored`: kept in the cache file for `key`. */
-async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined): Promise<{ tables: Map<Binary, string>; stored: boolean }> {
-  const tables = new Map<Binary, string>()
+async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined): Promise<{ tables: Map<Binary, Tables>; stored: boolean }> {
+  const tables = new Map<Binary, Tables>()
   // With a key, each binary's backend: xtables-nft-multi is iptables-nft; anything else (a
   // wrapper, the legacy backend) says it with -V, in the same spawn as the tables.
   const ask = key ? binaries.filter((b) => basename(key.bins[b] ?? '') !== 'xtables-nft-multi') : []
   const texts = await dumpAll([...binaries.map((b) => `${b}-save`), ...ask.map((b) => `${b}-save -V`)])
   binaries.forEach((b, i) => {
     const t = texts[i]
-    if (t !== undefined) tables.set(b, t)
+    if (t !== undefined) tables.set(b, parseSave(t))
   })
   const nft = ask.every((_, i) => texts[binaries.length + i]?.includes('(nf_tables)'))
   const stored = !!key && nft && tables.size === binaries.length
@@ -202,11 +205,11 @@ async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined
 /**
  * The families' tables (filter, nat) as iptables-save gives them, from one spawn, or none while
  * nftables' generation stands (above); a family not installed is absent. plumb's one read of the
- * firewall: attach's check, planning a change (under the firewall lock), ls, gc and labs.
+ * firewall: attach's check, planning a change (under the firewall lock), ls, gc and labs. The
+ * tables are shared with other readers of the same generation: only read, never changed.
  */
 export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
-  const texts = await saveTexts(binaries)
-  return new Map([...texts].map(([b, t]) => [b, parseSave(t)]))
+  return readTables(binaries)
 }
 
 /** Apply planned commands as one iptables-restore --noflush batch: all of them or none. */
@@ -257,19 +260,6 @@ export interface BridgeFirewall {
 }
 
 /**
- * bridgeFirewall's parse of each family's text, kept for the next call: while the generation
- * stands, saveTexts gives the same string again (lastTexts), parsed once. Only read, never changed.
- */
-const parsedLast = new Map<Binary, { text: string; tables: Tables }>()
-function parsedOnce(binary: Binary, text: string): Tables {
-  const last = parsedLast.get(binary)
-  if (last?.text === text) return last.tables
-  const tables = parseSave(text)
-  parsedLast.set(binary, { text, tables })
-  return tables
-}
-
-/**
  * What a bridge needs from the firewall on this host, from one read of the tables (IPv4 always:
  * it says whether the bridge is isolated; IPv6 when br_netfilter hands it bridged frames). A
  * table that cannot be read rejects (see dumpAll): the op fails and rolls back.
@@ -277,7 +267,7 @@ function parsedOnce(binary: Binary, text: string): Tables {
 export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
   const v4On = bridgeNetfilterOn('iptables')
-  const saved = new Map([...(await saveTexts(families))].map(([b, text]) => [b, parsedOnce(b, text)]))
+  const saved = await readTables(families)
   const v4 = saved.get('iptables') ?? {}
   const out: BridgeFirewall = {
     rules: [],

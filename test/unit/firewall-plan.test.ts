@@ -3,7 +3,7 @@
 // deleted with the last, rank order inside PLUMB-FORWARD, Docker's bridges and published ports.
 
 import test from 'ava'
-import { commandLines, dockerPublishes, isDockerBridge, parseSave, planChange, planEmptyChains, plumbRules, restoreText, ruleSpec } from '../../lib/firewall/index.js'
+import { commandLines, dockerPublishes, isDockerBridge, parseSave, planChange, planEmptyChains, plumbRules, restoreText, ruleSpec, tablesFromJson, tablesToJson } from '../../lib/firewall/index.js'
 import type { NewRule } from '../../lib/firewall/index.js'
 import { formatRuleMark, parseRuleMark, ruleKey, ruleLab } from '../../lib/parse/index.js'
 import type { RuleMark } from '../../lib/parse/index.js'
@@ -78,6 +78,20 @@ test('parseSave reads chains, policies and rules of both tables', (t) => {
   const s = parseSave('-P INPUT ACCEPT\n-P FORWARD DROP\n-N DOCKER-USER\n-A DOCKER-USER -j RETURN', 'filter')
   t.is(s.filter?.chains.get('FORWARD'), 'DROP')
   t.deepEqual(s.filter?.rules.map((r) => [r.chain, r.target]), [['DOCKER-USER', 'RETURN']])
+})
+
+test('parsed tables survive the firewall cache\'s JSON whole (chains in order, marks), and what is not its shape is refused', (t) => {
+  const withMark = `${DOCKER_HOST.replace('-A DOCKER-USER -j RETURN', `-A DOCKER-USER -i pt-br -o pt-br -m comment --comment "${formatRuleMark({ op: 'bridge', bridge: 'pt-br' })}" -j ACCEPT\n-A DOCKER-USER -j RETURN`)}`
+  const tables = parseSave(withMark)
+  t.is(plumbRules(tables).length, 1, 'the fixture carries a mark (the check below can fail)')
+  const back = tablesFromJson(JSON.parse(JSON.stringify(tablesToJson(tables))))
+  t.deepEqual(back, tables)
+  t.deepEqual([...back.filter!.chains.keys()], [...tables.filter!.chains.keys()])
+  t.deepEqual(plumbRules(back), plumbRules(tables))
+  t.deepEqual(tablesFromJson({}), {})
+  for (const bad of [null, 'text', { filter: { chains: [] } }, { nat: { chains: [], rules: [{ table: 'filter', chain: 'X', spec: '' }] } }, { filter: { chains: [], rules: [null] } }]) {
+    t.throws(() => tablesFromJson(bad), { message: /stored tables/ }, JSON.stringify(bad))
+  }
 })
 
 test("Docker's bridges and published ports are read from its own rules", (t) => {
