@@ -75,8 +75,8 @@ async function dumpAll(commands: readonly string[]): Promise<Array<string | unde
 
 /**
  * What plumb last read of the tables (iptables-save, parsed: tablesToJson), and under which key:
- * iptables' view cannot have changed while the key holds, so an attach to a bridge whose rule is in place, an ls, a gc
- * or a lab deploy that finds nothing changed spawns nothing (the spawns are ~5-10 ms of a
+ * iptables' view cannot have changed while the key holds, so an attach to a bridge whose rule is
+ * in place, an ls, a gc or a lab deploy that finds nothing changed spawns nothing (the spawns are ~5-10 ms of a
  * one-shot command on a busy machine: bench/README.md).
  *
  * The key is the nftables generation of plumb's netns (lib/kernel/nftgen.ts), which the kernel
@@ -167,8 +167,13 @@ const reading = new Map<string, Promise<{ tables: Map<Binary, Tables>; stored: b
  */
 let lastTables: { id: string; tables: Map<Binary, Tables> } | undefined
 
-/** The tables (iptables-save's, and/or ip6tables-save's) per binary, for the binaries installed. */
-async function readTables(binaries: readonly Binary[]): Promise<Map<Binary, Tables>> {
+/**
+ * The families' tables (filter, nat) as iptables-save gives them, from one spawn, or none while
+ * nftables' generation stands (above); a family not installed is absent. plumb's one read of the
+ * firewall: attach's check, planning a change (under the firewall lock), ls, gc and labs. The
+ * tables are shared with other readers of the same generation: only read, never changed.
+ */
+export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
   if (binaries.length === 0) return new Map()
   const key = await tablesKey(binaries)
   if (!key) return (await readSaved(binaries, key)).tables
@@ -200,16 +205,6 @@ async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined
   const stored = !!key && nft && tables.size === binaries.length
   if (stored) storeTables(key, tables)
   return { tables, stored }
-}
-
-/**
- * The families' tables (filter, nat) as iptables-save gives them, from one spawn, or none while
- * nftables' generation stands (above); a family not installed is absent. plumb's one read of the
- * firewall: attach's check, planning a change (under the firewall lock), ls, gc and labs. The
- * tables are shared with other readers of the same generation: only read, never changed.
- */
-export async function saveTables(binaries: readonly Binary[] = ['iptables', 'ip6tables']): Promise<Map<Binary, Tables>> {
-  return readTables(binaries)
 }
 
 /** Apply planned commands as one iptables-restore --noflush batch: all of them or none. */
@@ -267,7 +262,7 @@ export interface BridgeFirewall {
 export async function bridgeFirewall(bridge: string): Promise<BridgeFirewall> {
   const families: Binary[] = ['iptables', ...(bridgeNetfilterOn('ip6tables') ? (['ip6tables'] as const) : [])]
   const v4On = bridgeNetfilterOn('iptables')
-  const saved = await readTables(families)
+  const saved = await saveTables(families)
   const v4 = saved.get('iptables') ?? {}
   const out: BridgeFirewall = {
     rules: [],

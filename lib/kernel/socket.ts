@@ -7,11 +7,11 @@
 // parses the messages' contents; the 16-byte nlmsghdr around them is written and read here
 // (frame, unframe): the package's formatMessage and parseMessages build an object, an array and
 // a header Buffer for each, ~0.5 ms of a one-shot attach's ~10 requests and dumps, where plumb
-// needs one Buffer out and the messages' offsets in. Its own socket layer is not used: it resolves on the FIRST reply (an
-// NLM_F_ECHO copy arrives before the error that follows it), its multipart assembly breaks when
-// another reply lands in the middle of a dump, it cannot answer in the sending call, its native
-// layer aborted the process at ~100 completions in one poll, and loading it and finding its fd
-// cost every run ~1 ms.
+// needs one Buffer out and the messages' offsets in. Its own socket layer is not used: it
+// resolves on the FIRST reply (an NLM_F_ECHO copy arrives before the error that follows it), its
+// multipart assembly breaks when another reply lands in the middle of a dump, it cannot answer in
+// the sending call, its native layer aborted the process at ~100 completions in one poll, and
+// loading it and finding its fd cost every run ~1 ms.
 
 import { Flags, FlagsGet } from './netlink.js'
 import { NetlinkError, parseNlmsgerr } from './errors.js'
@@ -27,7 +27,8 @@ export interface RawMsg {
   data: Buffer
 }
 
-/** struct nlmsghdr: length u32, type u16, flags u16, seq u32, port u32 (host order: little-endian here, as every reader in lib/kernel) */
+/** struct nlmsghdr: length u32, type u16, flags u16, seq u32, port u32, in host order
+ *  (little-endian, as every reader in lib/kernel assumes) */
 const NLMSG_HDRLEN = 16
 
 /** One request: its header, then the payload the package formatted. */
