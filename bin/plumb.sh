@@ -71,6 +71,21 @@ if [ -z "$NODE_OPTIONS" ] && [ -f "$stamp" ] && ! [ "$node" -nt "$stamp" ] && ! 
   # argv[1] tells the snapshot's main where the package is; the V8 flags are the build's
   # (SNAPSHOT_NODE_FLAGS in lib/snapshot.ts)
   if [ -n "$blob" ] && [ "$line" = "$want" ]; then
+    # glibc's malloc for a start from a blob: node reads the blob (2-4 MB) into one buffer and
+    # copies V8's part into a second, touching every page of both, each a page fault; and a fault
+    # is dear in a VM (~12-18 us each on this project's PVM guest, ~1,900 of an op's ~5,000).
+    # Allocations that size from the heap (not an mmap each), kept (not trimmed), in pages glibc
+    # asks the kernel to back with huge ones (THP in "madvise" or "always" mode; ignored under
+    # "never"): --version from the ops blob 140.8 -> 113.2 ms there (bench/README.md). Only node's
+    # start: lib/cli/launcher-env.ts puts the caller's value back for the programs plumb runs.
+    t=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864
+    if [ -n "${GLIBC_TUNABLES+set}" ]; then
+      PLUMB_GLIBC_TUNABLES=$GLIBC_TUNABLES
+      export PLUMB_GLIBC_TUNABLES
+      t=$t:$GLIBC_TUNABLES # the caller's after plumb's: glibc takes the last of a name
+    fi
+    GLIBC_TUNABLES=$t
+    export GLIBC_TUNABLES
     exec "$node" --no-rehash-snapshot --no-sparkplug --no-flush-bytecode --jitless --no-expose-wasm --snapshot-blob "$d/$blob" "$d/plumb.cjs" "$@"
   fi
 fi

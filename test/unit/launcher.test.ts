@@ -15,6 +15,7 @@ import { packageRoot, packageVersion } from '../../lib/paths.js'
 import { snapshotCheck } from '../../lib/ops/doctor.js'
 import { SNAPSHOT_BLOB, SNAPSHOT_CNI_BLOB, SNAPSHOT_NODE_FLAGS, SNAPSHOT_OPS_BLOB, SNAPSHOT_STAMP, SNAPSHOT_TRAINED_DRY, SNAPSHOT_TRAINED_REAL, snapshotVerdict } from '../../lib/snapshot.js'
 import { PLUMB_BIN } from '../helpers/cli.js'
+import { LAUNCHER_GLIBC_TUNABLES } from '../../lib/cli/launcher-env.js'
 
 const dist = join(packageRoot(), 'dist')
 const bundle = join(dist, 'plumb-cli.cjs')
@@ -169,15 +170,19 @@ process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, [...process.mo
 // its arguments and execs the real one (with the real one's mtime: the launcher compares it).
 const launcher = join(dist, 'plumb')
 
-function fakeNode(t: ExecutionContext): { dir: string; log: string; env: NodeJS.ProcessEnv; argvs: () => string[][] } {
+/** A node on PATH that logs each start's argv, and the GLIBC_TUNABLES it was given ('-' for none), then runs the real one. */
+function fakeNode(t: ExecutionContext): { dir: string; log: string; env: NodeJS.ProcessEnv; argvs: () => string[][]; tunables: () => string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'pt-node-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const log = join(dir, 'argv.log')
-  writeFileSync(join(dir, 'node'), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${process.execPath} "$@"\n`, { mode: 0o755 })
+  const envLog = join(dir, 'env.log')
+  writeFileSync(join(dir, 'node'), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nprintf '%s\\n' "\${GLIBC_TUNABLES--}" >>${envLog}\nexec ${process.execPath} "$@"\n`, { mode: 0o755 })
   execFileSync('touch', ['-r', process.execPath, join(dir, 'node')])
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }
   delete env.NODE_OPTIONS
-  return { dir, log, env, argvs: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')) : []) }
+  delete env.GLIBC_TUNABLES
+  const lines = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n') : [])
+  return { dir, log, env, argvs: () => lines(log).map((l) => l.split(' ')), tunables: () => lines(envLog) }
 }
 
 test('the build wrote a start-up snapshot and vouched for it; plumb starts node from it', async (t) => {
@@ -398,3 +403,40 @@ test("a CA bundle the environment names is not read at node's start (plumb makes
   t.is(r.exitCode, 0, r.stderr)
   t.is(r.stdout, ca)
 })
+
+test("a start from a blob gets glibc's malloc tunables, which glibc takes; the programs plumb runs get the caller's GLIBC_TUNABLES back, or none", async (t) => {
+  const node = fakeNode(t)
+  const version = await execa(launcher, ['--version'], { env: node.env, extendEnv: false, reject: false })
+  t.is(version.exitCode, 0, version.stderr)
+  const mine = { ...node.env, GLIBC_TUNABLES: 'glibc.malloc.check=0' }
+  const theirs = await execa(launcher, ['ls', '--json'], { env: mine, extendEnv: false, reject: false })
+  t.is(theirs.exitCode, 0, theirs.stderr)
+  // the watch daemon runs from the code cache: nothing to tune for it
+  await execa(launcher, ['watch', '--bogus'], { env: node.env, extendEnv: false, reject: false })
+  t.deepEqual(node.tunables(), [LAUNCHER_GLIBC_TUNABLES, `${LAUNCHER_GLIBC_TUNABLES}:glibc.malloc.check=0`, '-'])
+  // glibc ignores a name it does not know, silently: its loader shows what it took
+  const taken = execFileSync(glibcLoader(), ['--list-tunables'], { env: { GLIBC_TUNABLES: LAUNCHER_GLIBC_TUNABLES }, encoding: 'utf8' })
+  for (const setting of LAUNCHER_GLIBC_TUNABLES.split(':')) {
+    const [name, value] = setting.split('=') as [string, string]
+    t.regex(taken, new RegExp(`^${name.replaceAll('.', '\\.')}: 0x${Number(value).toString(16)} `, 'm'), `glibc takes ${setting}`)
+  }
+  if (process.getuid?.() !== 0) return
+  const ns = `pt-gt${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  t.teardown(() => void execFileSync('ip', ['netns', 'del', ns]))
+  const show = ['exec', `netns:${ns}`, '--', 'sh', '-c', 'printf %s "${GLIBC_TUNABLES-none} ${PLUMB_GLIBC_TUNABLES-none}"']
+  const bare = await execa(launcher, show, { env: node.env, extendEnv: false, reject: false })
+  t.is(bare.exitCode, 0, bare.stderr)
+  t.is(bare.stdout, 'none none')
+  const own = await execa(launcher, show, { env: mine, extendEnv: false, reject: false })
+  t.is(own.exitCode, 0, own.stderr)
+  t.is(own.stdout, 'glibc.malloc.check=0 none')
+  t.deepEqual(node.tunables().slice(3), [LAUNCHER_GLIBC_TUNABLES, `${LAUNCHER_GLIBC_TUNABLES}:glibc.malloc.check=0`])
+})
+
+/** glibc's dynamic loader: the one mapped into this node. */
+function glibcLoader(): string {
+  const loader = /\s(\/\S*\/ld-linux[^/\s]*\.so[.\d]*)$/m.exec(readFileSync('/proc/self/maps', 'utf8'))
+  if (!loader) throw new Error('no ld-linux mapped into this node (not glibc?)')
+  return loader[1]!
+}
