@@ -570,3 +570,40 @@ rootTest("a killed deploy's entry that could not be finished keeps the rerun off
   t.false(existsSync(entry), 'the entry is finished')
   t.deepEqual(netnsAt(`/run/netns/${node}`), anew, "the deploy's own node is there")
 })
+
+rootTest("a rerun of a killed deploy whose node another plumb is finishing right now waits for it, then makes the node anew", async (t) => {
+  await holdGcLock(t)
+  const f = labFixture(t)
+  const file = f.write('lab.yml', `name: ${f.id}\nprefix: __lab-name\ntopology:\n  nodes:\n    a: {kind: netns}\n`)
+  t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
+  const node = `${f.id}-a`
+  const made = netnsAt(`/run/netns/${node}`)!
+  const [lo] = await ipJson(['link', 'show', 'lo'], node)
+  const mark = lo?.ifalias as string
+  // The killed deploy's entry, taken by a recoverer (a gc) that is undoing it: a sleeper stands in
+  // for that live plumb, and the test finishes its work (the node deleted, the entry removed).
+  const recoverer = execa('sleep', ['60'], { reject: false })
+  t.teardown(() => void recoverer.kill('SIGKILL'))
+  await waitFor(() => cmdlineOf(recoverer.pid!) === 'sleep 60', { what: 'the sleeper to exec' })
+  const entry = writeEntry(t, { op: 'lab deploy', pid: await deadPid(), start: 1, guests: [nsId('/proc/self/ns/net')], intents: [{ t: 'netns', name: node, mark, id: made }] })
+  const held = `${entry}.recovering.${recoverer.pid}`
+  renameSync(entry, held)
+
+  let settled = false
+  const rerun = f.plumb('lab', 'deploy', file).finally(() => (settled = true))
+  await new Promise((r) => setTimeout(r, 2_000))
+  t.false(settled, 'the rerun waits while the recoverer is at work')
+  t.deepEqual(netnsAt(`/run/netns/${node}`), made, 'and leaves the node to it')
+  await sh('ip', ['netns', 'del', node])
+  rmSync(held)
+  recoverer.kill('SIGKILL')
+  await recoverer
+
+  const r = await rerun
+  t.is(r.exitCode, 0, r.stderr)
+  const anew = netnsAt(`/run/netns/${node}`)
+  t.truthy(anew, 'the rerun made the node the recoverer removed')
+  t.notDeepEqual(anew, made)
+  const [lo2] = await ipJson(['link', 'show', 'lo'], node)
+  t.regex(String(lo2?.ifalias), /role=node op=lab/)
+})
