@@ -2,6 +2,8 @@
 // may remove (a gone guest's) must never let two holders in at once.
 
 import test from 'ava'
+import { execa } from 'execa'
+import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,4 +51,42 @@ test('a lock that stays taken past the wait is an error naming the lock and who 
   const err = await t.throwsAsync(acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 50 }))
   t.regex(err!.message, /failed to take a test lock .*another plumb held it/)
   held.release()
+})
+
+/**
+ * Other processes (util-linux flock) holding the lock shared, one after another and overlapping
+ * (each 0.9 s, the next starting 0.4 s after the one before: never a moment free, even on a
+ * loaded machine), ten in all: the lock changes hands every ~0.2-0.4 s for ~4.5 s.
+ */
+async function takingTurns(t: ExecutionContext, file: string): Promise<void> {
+  writeFileSync(file, '')
+  const turns = execa('sh', ['-c', `for i in 1 2 3 4 5 6 7 8 9 10; do flock -s "$1" sleep 0.9 & sleep 0.4; done; wait`, 'sh', file], { reject: false })
+  t.teardown(() => void turns.kill('SIGKILL'))
+  // the first of them holds it
+  const held = async (): Promise<boolean> => (await execa('flock', ['-n', '-x', file, 'true'], { reject: false })).exitCode !== 0
+  for (let i = 0; !(await held()); i++) {
+    if (i > 200) throw new Error('the holders never took the lock')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+test('a waiter waits for each holder in turn: a lock that changes hands is not "held for over" the wait', async (t) => {
+  const file = fresh()
+  await takingTurns(t, file)
+  const since = Date.now()
+  // each holder within the wait, all five beyond it (and within four times it)
+  const lock = await acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 1_500 })
+  t.true(Date.now() - since >= 3_000, `waited ${Date.now() - since} ms: through the turns of the holders`)
+  lock.release()
+})
+
+test('a waiter that loses turn after turn gives up at four times its wait, saying so', async (t) => {
+  const file = fresh()
+  // each holder within the wait, all five beyond four times it
+  await takingTurns(t, file)
+  const since = Date.now()
+  const err = await t.throwsAsync(acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 1_000 }))
+  t.regex(err!.message, /failed to take a test lock .*: other plumbs held it, one after another, for 4 s/)
+  const waited = Date.now() - since
+  t.true(waited >= 3_900, `gave up after ${waited} ms, not before four times its wait`)
 })
