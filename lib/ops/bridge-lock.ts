@@ -55,11 +55,18 @@ const TURNS_CEILING = 4
 const LOOK_MS = 100
 
 /**
+ * How many times this process took each lock file: /proc/locks names a process, and ops of one
+ * process (a library user's, a lab's) taking turns on a lock are one holder there.
+ */
+const taken = new Map<string, number>()
+
+/**
  * Take the lock, waiting `timeoutMs` for its holder, started again whenever the lock changes
- * hands (up to TURNS_CEILING times `timeoutMs` in all: `gaveUp.turns` says when that ran out): a waiter polls (flock with LOCK_NB, so that
- * ops in one process can wait on each other), and polling is no queue. Under a score of ops
- * taking turns (a lab, the crash tests side by side) a waiter may lose turn after turn while
- * nobody is wedged; measured on a loaded machine, 30 s of that failed an op.
+ * hands (another process holds it, or another op of this one took it since), up to TURNS_CEILING
+ * times `timeoutMs` in all (`gaveUp.turns` says when that ran out). A waiter polls (flock with
+ * LOCK_NB, so that ops in one process can wait on each other), and polling is no queue: under a
+ * score of ops taking turns (a lab, the crash tests side by side) a waiter may lose turn after
+ * turn while nobody is wedged; on a loaded machine, 30 s of that failed an op.
  */
 async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { dryRun?: boolean; timeoutMs?: number } = {}, gaveUp = { turns: false }): Promise<BridgeLock | undefined> {
   const none: BridgeLock = { release: () => undefined }
@@ -88,9 +95,9 @@ async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { d
         const now = Date.now()
         if (now - lookedAt >= LOOK_MS) {
           lookedAt = now
-          const h = holdersOf(fd)
+          const h = `${holdersOf(fd) ?? '?'} ${taken.get(file) ?? 0}`
           // it changed hands: the wait for this holder starts now
-          if (holders !== undefined && h !== undefined && h !== holders) deadline = Math.min(now + timeoutMs, since + TURNS_CEILING * timeoutMs)
+          if (holders !== undefined && h !== holders) deadline = Math.min(now + timeoutMs, since + TURNS_CEILING * timeoutMs)
           holders = h
         }
         if (now > deadline) {
@@ -107,7 +114,10 @@ async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { d
     }
     // A lock file gc may remove (a gone guest's): the file locked must still be the one at the
     // path, or another plumb opening it now would lock a new file and both would hold "the" lock.
-    if (sameFile(fd, file)) return { release }
+    if (sameFile(fd, file)) {
+      taken.set(file, (taken.get(file) ?? 0) + 1)
+      return { release }
+    }
     release()
   }
 }

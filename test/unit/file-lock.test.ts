@@ -90,3 +90,24 @@ test('a waiter that loses turn after turn gives up at four times its wait, sayin
   const waited = Date.now() - since
   t.true(waited >= 3_900, `gave up after ${waited} ms, not before four times its wait`)
 })
+
+test('ops of this process taking turns on a lock count as changing hands too', async (t) => {
+  const file = fresh()
+  // two shared holders in this process at any moment, the older let go as a new one takes it
+  // every 300 ms for 3 s: /proc/locks shows the same two lines of the same pid throughout
+  const holders = (async () => {
+    const held = [await acquireFileLock('a test lock', file, 'shared'), await acquireFileLock('a test lock', file, 'shared')]
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 300))
+      held.push(await acquireFileLock('a test lock', file, 'shared'))
+      held.shift()!.release()
+    }
+    for (const l of held) l.release()
+  })()
+  await new Promise((r) => setTimeout(r, 50))
+  const since = Date.now()
+  const lock = await acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 1_000 })
+  t.true(Date.now() - since >= 2_000, `waited ${Date.now() - since} ms: through the turns of the holders`)
+  lock.release()
+  await holders
+})
