@@ -520,15 +520,20 @@ rootTest("a killed lab deploy's netns node goes with its veths at once: their ho
   t.false((await sh('ip', ['-j', 'link', 'show'])).includes(`"${hostEnd}"`), "its veth's host end is gone with it")
 })
 
-rootTest("a killed deploy's entry that could not be finished keeps the rerun off its netns node; once the node was made anew, finishing the entry leaves the new one", async (t) => {
-  await holdGcLock(t)
+/** A lab of one netns node, deployed: its file, the node's name, netns identity and mark. */
+async function deployedNode(t: ExecutionContext): Promise<{ f: ReturnType<typeof labFixture>; file: string; node: string; made: NonNullable<ReturnType<typeof netnsAt>>; mark: string }> {
   const f = labFixture(t)
   const file = f.write('lab.yml', `name: ${f.id}\nprefix: __lab-name\ntopology:\n  nodes:\n    a: {kind: netns}\n`)
   t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
   const node = `${f.id}-a`
   const made = netnsAt(`/run/netns/${node}`)!
   const [lo] = await ipJson(['link', 'show', 'lo'], node)
-  const mark = lo?.ifalias as string
+  return { f, file, node, made, mark: lo?.ifalias as string }
+}
+
+rootTest("a killed deploy's entry that could not be finished keeps the rerun off its netns node; once the node was made anew, finishing the entry leaves the new one", async (t) => {
+  await holdGcLock(t)
+  const { f, file, node, made, mark } = await deployedNode(t)
   t.regex(mark, /role=node op=lab/)
   // The killed deploy's entry as it stands once it made the node (its netns intent amended with
   // the node's identity), and what keeps it from being finished: a host link of one of its names
@@ -573,13 +578,7 @@ rootTest("a killed deploy's entry that could not be finished keeps the rerun off
 
 rootTest("a rerun of a killed deploy whose node another plumb is finishing right now waits for it, then makes the node anew", async (t) => {
   await holdGcLock(t)
-  const f = labFixture(t)
-  const file = f.write('lab.yml', `name: ${f.id}\nprefix: __lab-name\ntopology:\n  nodes:\n    a: {kind: netns}\n`)
-  t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
-  const node = `${f.id}-a`
-  const made = netnsAt(`/run/netns/${node}`)!
-  const [lo] = await ipJson(['link', 'show', 'lo'], node)
-  const mark = lo?.ifalias as string
+  const { f, file, node, made, mark } = await deployedNode(t)
   // The killed deploy's entry, taken by a recoverer (a gc) that is undoing it: a sleeper stands in
   // for that live plumb, and the test finishes its work (the node deleted, the entry removed).
   const recoverer = execa('sleep', ['60'], { reject: false })
