@@ -55,10 +55,23 @@ const TURNS_CEILING = 4
 const LOOK_MS = 100
 
 /**
- * How many times this process took each lock file: /proc/locks names a process, and ops of one
- * process (a library user's, a lab's) taking turns on a lock are one holder there.
+ * How many times this process took each lock file it holds or waits on now: /proc/locks names a
+ * process, and ops of one process (a library user's, a lab's) taking turns on a lock are one
+ * holder there. An entry goes with its last holder or waiter: the watch daemon takes a lock of
+ * each guest's record over days.
  */
-const taken = new Map<string, number>()
+const inUse = new Map<string, { takes: number; users: number }>()
+
+function use(file: string): { takes: number; users: number } {
+  let u = inUse.get(file)
+  if (!u) inUse.set(file, (u = { takes: 0, users: 0 }))
+  u.users++
+  return u
+}
+
+function unuse(file: string, u: { users: number }): void {
+  if (--u.users === 0) inUse.delete(file)
+}
 
 /**
  * Take the lock, waiting `timeoutMs` for its holder, started again whenever the lock changes
@@ -77,55 +90,69 @@ async function tryFileLock(file: string, mode: 'shared' | 'exclusive', opts: { d
   let deadline = since + timeoutMs
   let holders: string | undefined
   let lookedAt = 0
-  for (;;) {
-    let fd: number
-    try {
-      mkdirSync(dirname(file), { recursive: true })
-      fd = openSync(file, 'a')
-    } catch {
-      return none
-    }
-    let open = true
-    const release = (): void => {
-      if (open) closeSync(fd) // closing the fd releases the lock
-      open = false
-    }
-    try {
-      while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
-        const now = Date.now()
-        if (now - lookedAt >= LOOK_MS) {
-          lookedAt = now
-          const h = `${holdersOf(fd) ?? '?'} ${taken.get(file) ?? 0}`
-          // it changed hands: the wait for this holder starts now
-          if (holders !== undefined && h !== holders) deadline = Math.min(now + timeoutMs, since + TURNS_CEILING * timeoutMs)
-          holders = h
-        }
-        if (now > deadline) {
-          // at the ceiling: it had changed hands within the wait each time
-          gaveUp.turns = deadline === since + TURNS_CEILING * timeoutMs
-          release()
-          return undefined
-        }
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+  const mine = use(file)
+  let held = false
+  try {
+    for (;;) {
+      let fd: number
+      try {
+        mkdirSync(dirname(file), { recursive: true })
+        fd = openSync(file, 'a')
+      } catch {
+        return none
       }
-    } catch (err) {
-      release()
-      throw err
+      let open = true
+      const close = (): void => {
+        if (open) closeSync(fd) // closing the fd releases the lock
+        open = false
+      }
+      try {
+        while (!addon.flock(fd, mode === 'shared' ? LOCK_SH : LOCK_EX)) {
+          const now = Date.now()
+          if (now - lookedAt >= LOOK_MS) {
+            lookedAt = now
+            const h = `${holdersOf(fd) ?? '?'} ${mine.takes}`
+            // it changed hands: the wait for this holder starts now
+            if (holders !== undefined && h !== holders) deadline = Math.min(now + timeoutMs, since + TURNS_CEILING * timeoutMs)
+            holders = h
+          }
+          if (now > deadline) {
+            // at the ceiling: it had changed hands within the wait each time
+            gaveUp.turns = deadline === since + TURNS_CEILING * timeoutMs
+            close()
+            return undefined
+          }
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+        }
+      } catch (err) {
+        close()
+        throw err
+      }
+      // A lock file gc may remove (a gone guest's): the file locked must still be the one at the
+      // path, or another plumb opening it now would lock a new file and both would hold "the" lock.
+      if (sameFile(fd, file)) {
+        mine.takes++
+        held = true
+        return {
+          release: () => {
+            if (!open) return
+            close()
+            unuse(file, mine)
+          },
+        }
+      }
+      close()
     }
-    // A lock file gc may remove (a gone guest's): the file locked must still be the one at the
-    // path, or another plumb opening it now would lock a new file and both would hold "the" lock.
-    if (sameFile(fd, file)) {
-      taken.set(file, (taken.get(file) ?? 0) + 1)
-      return { release }
-    }
-    release()
+  } finally {
+    if (!held) unuse(file, mine)
   }
 }
 
 /**
  * Who holds a flock on the file `fd` is open on: their pids from /proc/locks (one line a lock:
  * "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF"; a blocked waiter's has "->" after "N:"),
- * sorted; undefined when it cannot be read.
+ * sorted; undefined when it cannot be read. Matched by inode alone: a file of the same number on
+ * another file system could only restart a wait, within its ceiling.
  */
 function holdersOf(fd: number): string | undefined {
   let ino: string

@@ -74,7 +74,7 @@ test('a waiter waits for each holder in turn: a lock that changes hands is not "
   const file = fresh()
   await takingTurns(t, file)
   const since = Date.now()
-  // each holder within the wait, all five beyond it (and within four times it)
+  // each holder within the wait, all of them beyond it (and within four times it)
   const lock = await acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 1_500 })
   t.true(Date.now() - since >= 3_000, `waited ${Date.now() - since} ms: through the turns of the holders`)
   lock.release()
@@ -82,7 +82,7 @@ test('a waiter waits for each holder in turn: a lock that changes hands is not "
 
 test('a waiter that loses turn after turn gives up at four times its wait, saying so', async (t) => {
   const file = fresh()
-  // each holder within the wait, all five beyond four times it
+  // each holder within the wait, all of them beyond four times it
   await takingTurns(t, file)
   const since = Date.now()
   const err = await t.throwsAsync(acquireFileLock('a test lock', file, 'exclusive', { timeoutMs: 1_000 }))
