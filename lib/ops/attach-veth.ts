@@ -224,7 +224,6 @@ async function attachToLinuxBridge(
             }),
           { line: `ip link del ${hostIfname}`, run: (r) => hostNs.delLink(r.index) },
         )
-        lock.release() // the bridge has a port now: gc leaves it alone
         result.interfaces.push(
           { name: hostIfname, mtu, netns: 'host', kind: 'veth', peer: ifname, bridge: v.bridge },
           { name: ifname, mtu, netns: netns.label, kind: 'veth', peer: hostIfname },
@@ -242,11 +241,15 @@ async function attachToLinuxBridge(
           result.messages.push(`bridge ${v.bridge} is isolated (plumb isolate): ${hostIfname} is an isolated port`)
         }
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, hostSteps)
-        // The early read may be stale by now: a rule it found for a bridge that did not exist yet
-        // is a leftover any gc may remove meanwhile, and finishing a killed run on the guest may
-        // have removed one. Then it is read again, now that the bridge has this op's marked port
-        // (gc keeps the rule of such a bridge).
-        if (opts.firewall !== false) await ensureFirewall(tx, !bridge || ctx.recovered ? await bridgeFirewall(v.bridge) : fw, v.bridge, result)
+        // The bridge has a port with plumb's mark now: detach, gc and a killed run's recovery keep
+        // the bridge and its rule from here on (they look, under the lock held exclusive, for a
+        // marked port). Let go only now: a port seen before its mark counts for none.
+        lock.release()
+        // A rule the early read found (it ran before the lock was taken) may have gone since: the
+        // last port of another guest detached, gc took a leftover of a bridge that did not exist
+        // yet, or a killed run on the guest was finished. Read again: while the nftables
+        // generation stands this is the same read, with no spawn. A rule found now stays.
+        if (opts.firewall !== false) await ensureFirewall(tx, fw.rules.some((r) => r.present) ? await bridgeFirewall(v.bridge) : fw, v.bridge, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         putGuestMac(await guestEnd, result, 1)
         await persist(tx, opts, result, [

@@ -5,8 +5,10 @@
 
 import { attachVeth, detach, PlumbError } from '../../lib/index.js'
 import { acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
-import { getLink, isRoot, testIf, waitFor } from '../helpers/index.js'
-import { fixture, guestLinks, plumb } from './ops-fixture.js'
+import { prefetchFirewall } from '../../lib/ops/firewall.js'
+import { bridgeFirewall } from '../../lib/firewall/index.js'
+import { getLink, isRoot, makeBridge, testIf, waitFor } from '../helpers/index.js'
+import { firewallRules, fixture, forwardDropActive, guestLinks, plumb } from './ops-fixture.js'
 import { extraGuest } from './links-fixture.js'
 
 const asRoot = testIf(isRoot, 'races: needs root (ip netns, links)')
@@ -69,3 +71,28 @@ asRoot('detach takes the bridge lock before deleting an empty plumb bridge: an a
   t.is((await guestLinks(b.ns)).get('eth1')?.link_index !== undefined, true)
   t.notRegex(d.stdout, /deleted bridge/)
 })
+
+asRoot("attach's early firewall read found the bridge's rule, and the last other port's detach removed it before the attach took the bridge lock: the attach adds it again", async (t) => {
+  t.true(await forwardDropActive(), "needs Docker's FORWARD DROP (scripts/testbed.sh up): else no bridge has a rule")
+  const f = await fixture(t)
+  const b = await extraGuest(t, f, 'b')
+  // not plumb's bridge: it stays when its last plumb port goes, and only the rule goes with it
+  await makeBridge(t, f.br)
+  const rules = (): Promise<string[]> => firewallRules('iptables', f.br)
+  t.is((await plumb('attach-veth', b.guest, f.br, f.v4(11))).exitCode, 0)
+  t.is((await rules()).length, 1, "b's attach added the rule")
+
+  // The read an attach starts before it resolves its guest (as the CNI plugin starts it before its
+  // IPAM call), taken by the next attach to that bridge in this process: it finds the rule.
+  prefetchFirewall(f.br)
+  t.true((await bridgeFirewall(f.br)).rules.every((r) => r.present), 'the same read: the rule is there')
+  // b's port was the bridge's last plumb port: its detach takes the rule
+  const d = await plumb('detach', b.guest, 'eth1')
+  t.is(d.exitCode, 0, d.stderr)
+  t.deepEqual(await rules(), [], "b's detach removed the rule")
+
+  const r = await attachVeth({ guest: f.guest, bridge: f.br, ips: [f.v4(10)] })
+  t.true((await guestLinks(f.ns)).has(r.interfaces[1]!.name))
+  t.is((await rules()).length, 1, 'the attach read the firewall again and added the rule its port needs')
+})
+
