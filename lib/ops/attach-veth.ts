@@ -74,8 +74,9 @@ const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && 
 
 export async function attachVeth(opts: AttachVethOptions): Promise<OpResult> {
   const v = validateAttachVeth(opts)
-  // The firewall check spawns iptables: it runs while the guest is resolved and the veth made,
-  // and is awaited only by the steps that need it (it never rejects; an OVS bridge ignores it).
+  // The firewall read spawns iptables: it runs while the guest is resolved and the veth made,
+  // so that the read the op relies on, made again under the bridge lock, finds it done (an OVS
+  // bridge ignores it).
   const firewallPlan = plannedFirewall(v.bridge)
   return withGuest(v.guest, opts, async (ctx) => {
     // Held from the bridge's lookup until its port exists, so gc cannot delete it in between.
@@ -234,22 +235,27 @@ async function attachToLinuxBridge(
         // The kernel ignores IFLA_IFALIAS on create: the host end's mark is set in the guest's batch.
         const hostAlias = formatMark(hostMark)
         const hostSteps = [{ line: `ip link set ${hostIfname} alias '${hostAlias}'`, run: () => hostNs.setLink(created!.index, { alias: hostAlias }) }]
+        // The early read ran before the bridge lock was taken, and what it found may have changed
+        // since: the detach of the bridge's last other plumb port took its rule, gc took a
+        // leftover rule of a bridge that did not exist yet, `plumb isolate` came or went. It is
+        // read again under the lock: the same read, with no spawn, while the nftables generation
+        // stands. What it finds now holds: detach, gc, a killed run's recovery and isolate change
+        // a bridge's rules only holding the lock exclusive, and this port has its mark before the
+        // lock is let go. (Where iptables is not nftables' there is no generation to key by: a
+        // second iptables-save.)
+        await firewallPlan
+        const fw = await bridgeFirewall(v.bridge)
         // On a bridge under `plumb isolate` the port is isolated before the guest end comes up.
-        const fw = await firewallPlan
         if (fw.isolated) {
           hostSteps.push({ line: `ip link set ${hostIfname} type bridge_slave isolated on`, run: () => hostNs.setPortIsolated(created!.index, true) })
           result.messages.push(`bridge ${v.bridge} is isolated (plumb isolate): ${hostIfname} is an isolated port`)
         }
         await applyGuestConfig(tx, { netns, guestNs, ifname, index: created?.peerIndex, alias: formatMark(mark), ips: v.statics, routes: v.routes, gateways: gwPlans, up: true }, result, 1, hostSteps)
-        // The bridge has a port with plumb's mark now: detach, gc and a killed run's recovery keep
-        // the bridge and its rule from here on (they look, under the lock held exclusive, for a
-        // marked port). Let go only now: a port seen before its mark counts for none.
+        // The bridge has a port with plumb's mark now: detach, gc, a killed run's recovery and
+        // isolate see it from here on (they look for marked ports, holding the lock exclusive).
+        // Let go only now: a port seen before its mark counts for none.
         lock.release()
-        // A rule the early read found (it ran before the lock was taken) may have gone since: the
-        // last port of another guest detached, gc took a leftover of a bridge that did not exist
-        // yet, or a killed run on the guest was finished. Read again: while the nftables
-        // generation stands this is the same read, with no spawn. A rule found now stays.
-        if (opts.firewall !== false) await ensureFirewall(tx, fw.rules.some((r) => r.present) ? await bridgeFirewall(v.bridge) : fw, v.bridge, result)
+        if (opts.firewall !== false) await ensureFirewall(tx, fw, v.bridge, result)
         await leaseIfAsked(tx, ctx, ifname, v.ips, opts.dhcp, result)
         putGuestMac(await guestEnd, result, 1)
         await persist(tx, opts, result, [

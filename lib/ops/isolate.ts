@@ -17,6 +17,7 @@ import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseGuestPair, parseGuestRef, parseMark, ruleKey, validateIfname } from '../parse/index.js'
 import type { GuestRef, RuleMark } from '../parse/index.js'
 import { resolveGuest } from '../guest/index.js'
+import { acquireBridgeLock } from './bridge-lock.js'
 import { ipIn, journalFor, labField, withGuest } from './context.js'
 import type { CommonOptions } from './context.js'
 import { editRules, sayRemoved, withIpv4Tables } from './firewall.js'
@@ -63,19 +64,27 @@ export async function isolate(opts: IsolateOptions): Promise<OpResult> {
     }
     const pairs = await Promise.all(v.pairs.map(async ([a, b]) => [await member(a, v.bridge, opts.allowHost ?? false), await member(b, v.bridge, opts.allowHost ?? false)] as const))
     const result = emptyResult('isolate', 'host', opts.dryRun ?? false)
-    return await runTx({ ...opts, journal: journalFor('isolate', netns) }, async (tx) => {
-      await withIpv4Tables(tx.dryRun, async (tables) => {
-        if (isDockerBridge(tables, v.bridge)) {
-          throw conflict(`${v.bridge} is Docker's bridge: its isolation is Docker's --icc setting`, 'create the network with -o com.docker.network.bridge.enable_icc=false, or isolate a bridge of your own')
-        }
-        const marks = plumbRules(tables).map((r) => r.mark)
-        const isolated = marks.some((m) => m.op === 'isolate' && m.bridge === v.bridge)
-        if (v.del) await lift(tx, hostNs, br, tables, marks, pairs, result)
-        else await impose(tx, hostNs, br, tables, marks, isolated, pairs, result, labField(opts))
+    // An attach-veth reads whether the bridge is isolated, and makes and marks its port, holding
+    // the bridge lock shared. Held exclusive here from reading the ports to the rule: a port made
+    // before is among those isolated (or let go) here, one made after reads the rule.
+    const lock = await acquireBridgeLock('exclusive', { dryRun: opts.dryRun ?? false })
+    try {
+      return await runTx({ ...opts, journal: journalFor('isolate', netns) }, async (tx) => {
+        await withIpv4Tables(tx.dryRun, async (tables) => {
+          if (isDockerBridge(tables, v.bridge)) {
+            throw conflict(`${v.bridge} is Docker's bridge: its isolation is Docker's --icc setting`, 'create the network with -o com.docker.network.bridge.enable_icc=false, or isolate a bridge of your own')
+          }
+          const marks = plumbRules(tables).map((r) => r.mark)
+          const isolated = marks.some((m) => m.op === 'isolate' && m.bridge === v.bridge)
+          if (v.del) await lift(tx, hostNs, br, tables, marks, pairs, result)
+          else await impose(tx, hostNs, br, tables, marks, isolated, pairs, result, labField(opts))
+        })
+        result.plan = tx.lines
+        return result
       })
-      result.plan = tx.lines
-      return result
-    })
+    } finally {
+      lock.release()
+    }
   })
 }
 

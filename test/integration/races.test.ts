@@ -7,7 +7,7 @@ import { attachVeth, detach, PlumbError } from '../../lib/index.js'
 import { acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
 import { prefetchFirewall } from '../../lib/ops/firewall.js'
 import { bridgeFirewall } from '../../lib/firewall/index.js'
-import { getLink, isRoot, makeBridge, testIf, waitFor } from '../helpers/index.js'
+import { getLink, isRoot, isolatedPorts, makeBridge, testIf, waitFor } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, guestLinks, plumb } from './ops-fixture.js'
 import { extraGuest } from './links-fixture.js'
 
@@ -94,5 +94,21 @@ asRoot("attach's early firewall read found the bridge's rule, and the last other
   const r = await attachVeth({ guest: f.guest, bridge: f.br, ips: [f.v4(10)] })
   t.true((await guestLinks(f.ns)).has(r.interfaces[1]!.name))
   t.is((await rules()).length, 1, 'the attach read the firewall again and added the rule its port needs')
+})
+
+asRoot("attach's early firewall read found the bridge not isolated, and `plumb isolate` came before the attach took the bridge lock: its port is isolated too", async (t) => {
+  const f = await fixture(t)
+  const b = await extraGuest(t, f, 'b')
+  t.is((await plumb('attach-veth', b.guest, f.br, f.v4(11))).exitCode, 0)
+  t.teardown(() => plumb('isolate', f.br, '--del'))
+
+  prefetchFirewall(f.br)
+  t.false((await bridgeFirewall(f.br)).isolated, 'the same read: not isolated yet')
+  const iso = await plumb('isolate', f.br)
+  t.is(iso.exitCode, 0, iso.stderr)
+  t.deepEqual(await isolatedPorts(f.br), [true], "isolate isolated b's port")
+
+  await attachVeth({ guest: f.guest, bridge: f.br, ips: [f.v4(10)] })
+  t.deepEqual(await isolatedPorts(f.br), [true, true], "the attach read the bridge's isolation again under the lock: its port is isolated")
 })
 
