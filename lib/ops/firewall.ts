@@ -1,5 +1,5 @@
-// The firewall steps of the ops. attach-veth's rule for Docker's FORWARD DROP is planned before
-// the transaction and added inside it. Every other change (expose, masquerade, isolate, and
+// The firewall steps of the ops. attach-veth's rule for Docker's FORWARD DROP is planned from a
+// read made under the bridge lock (started early, before the transaction) and added inside it. Every other change (expose, masquerade, isolate, and
 // their removal by --del, detach and gc) is made under the firewall lock: read the tables, add
 // and remove marked rules as ONE iptables-restore batch, and set (or put back) the sysctls the
 // rules need, recording in the rules' marks what plumb found.
@@ -18,8 +18,9 @@ const early = new Map<string, Promise<BridgeFirewall>>()
 /**
  * Start the firewall read for `bridge` now, to be taken by this process's next
  * plannedFirewall(bridge): the CNI plugin starts it before its IPAM call, so the iptables spawn
- * (~10-20 ms) runs beside the IPAM plugin's instead of after it. As stale as the op's own read:
- * addRule checks again under its lock.
+ * (~10-20 ms) runs beside the IPAM plugin's instead of after it. Only a head start: the op
+ * reads again under the bridge lock, from what this read left (no spawn while the nftables
+ * generation stands).
  */
 export function prefetchFirewall(bridge: string): void {
   if (early.has(bridge)) return
