@@ -328,7 +328,7 @@ async function recoverHost(opts: LabRunOptions): Promise<string[]> {
 export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabResult> {
   const recovered = await recoverHost(opts)
   const [seen, fw, { marks }] = await Promise.all([observe(lab, { recover: { ...(opts.dryRun ? { dryRun: true } : {}) } }), firewallPlans(lab), readMarks(['iptables'])])
-  if (!opts.dryRun) await refuseClaimedNodes(lab, seen, recovered)
+  if (!opts.dryRun) await refuseClaimedNodes(lab, seen, [...recovered, ...seen.recovered])
   const p = plan(lab, seen)
   const fwMissing = fwChanged(fw)
   const named = namedByFile(lab, nodeByName(lab))
@@ -343,7 +343,7 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
 
 /**
  * A netns node of the lab that a killed plumb's unfinished entry still names (its recovery just
- * failed: `recovered` says why) is that run's, not this deploy's to go on with: the gc that
+ * failed: `recovered`, the host's and the nodes' recovery lines, says why) is that run's, not this deploy's to go on with: the gc that
  * finishes the entry deletes it. A dry run skips this: the real run's recovery may finish it.
  */
 async function refuseClaimedNodes(lab: Lab, seen: Observed, recovered: string[]): Promise<void> {

@@ -576,6 +576,32 @@ rootTest("a killed deploy's entry that could not be finished keeps the rerun off
   t.deepEqual(netnsAt(`/run/netns/${node}`), anew, "the deploy's own node is there")
 })
 
+rootTest("a killed deploy's entry on the node's own netns that could not be finished: the rerun's refusal says why", async (t) => {
+  await holdGcLock(t)
+  const { f, file, node, made, mark } = await deployedNode(t)
+  const blocker = uniq('h', { dash: false })
+  await sh('ip', ['link', 'add', blocker, 'type', 'veth', 'peer', 'name', `${blocker}p`])
+  t.teardown(async () => void (await sh('ip', ['link', 'del', blocker]).catch(() => undefined)))
+  await sh('ip', ['link', 'set', blocker, 'alias', 'not plumb'])
+  // the node is the entry's guest, not the host: the rerun finishes it as it reads the node
+  // (observe's recovery), and the refusal takes its reason from there
+  const entry = writeEntry(t, {
+    op: 'lab deploy',
+    pid: await deadPid(),
+    start: 1,
+    guests: [nsId(`/run/netns/${node}`)],
+    intents: [
+      { t: 'netns', name: node, mark, id: made },
+      { t: 'link', where: { ns: 'host' }, name: blocker, kind: 'veth' },
+    ],
+  })
+  const rerun = await f.plumb('lab', 'deploy', file)
+  t.is(rerun.exitCode, 1, rerun.stderr)
+  t.regex(rerun.stderr, new RegExp(`netns ${node} is still the unfinished work of a killed plumb \\(lab deploy, pid \\d+\\): .*could not undo veth ${blocker}: "${blocker}" now carries another alias`))
+  t.deepEqual(netnsAt(`/run/netns/${node}`), made, 'the node is left as it was')
+  t.true(existsSync(entry), 'the entry is kept for gc')
+})
+
 rootTest("a rerun of a killed deploy whose node another plumb is finishing right now waits for it, then makes the node anew", async (t) => {
   await holdGcLock(t)
   const { f, file, node, made, mark } = await deployedNode(t)
