@@ -531,13 +531,12 @@ async function deployedNode(t: ExecutionContext): Promise<{ f: ReturnType<typeof
   return { f, file, node, made, mark: lo?.ifalias as string }
 }
 
-rootTest("a killed deploy's entry that could not be finished keeps the rerun off its netns node; once the node was made anew, finishing the entry leaves the new one", async (t) => {
-  await holdGcLock(t)
-  const { f, file, node, made, mark } = await deployedNode(t)
-  t.regex(mark, /role=node op=lab/)
-  // The killed deploy's entry as it stands once it made the node (its netns intent amended with
-  // the node's identity), and what keeps it from being finished: a host link of one of its names
-  // that now carries someone else's alias.
+/**
+ * The killed deploy's entry as it stands once it made the node (its netns intent amended with the
+ * node's identity), journaled on `guest`, and what keeps it from being finished: a host link of
+ * one of its names that now carries someone else's alias. Its path and the link's name.
+ */
+async function blockedDeployEntry(t: ExecutionContext, node: { node: string; made: NonNullable<ReturnType<typeof netnsAt>>; mark: string }, guest: string): Promise<{ entry: string; blocker: string }> {
   const blocker = uniq('h', { dash: false })
   await sh('ip', ['link', 'add', blocker, 'type', 'veth', 'peer', 'name', `${blocker}p`])
   t.teardown(async () => void (await sh('ip', ['link', 'del', blocker]).catch(() => undefined)))
@@ -546,17 +545,30 @@ rootTest("a killed deploy's entry that could not be finished keeps the rerun off
     op: 'lab deploy',
     pid: await deadPid(),
     start: 1,
-    guests: [nsId('/proc/self/ns/net')],
+    guests: [nsId(guest)],
     intents: [
-      { t: 'netns', name: node, mark, id: made },
+      { t: 'netns', name: node.node, mark: node.mark, id: node.made },
       { t: 'link', where: { ns: 'host' }, name: blocker, kind: 'veth' },
     ],
   })
+  return { entry, blocker }
+}
+
+/** The refusal of a rerun deploy that could not finish the entry blockedDeployEntry wrote. */
+const refusedFor = (node: string, blocker: string): RegExp =>
+  new RegExp(`netns ${node} is still the unfinished work of a killed plumb \\(lab deploy, pid \\d+\\): .*could not undo veth ${blocker}: "${blocker}" now carries another alias`)
+
+rootTest("a killed deploy's entry that could not be finished keeps the rerun off its netns node; once the node was made anew, finishing the entry leaves the new one", async (t) => {
+  await holdGcLock(t)
+  const deployed = await deployedNode(t)
+  const { f, file, node, made, mark } = deployed
+  t.regex(mark, /role=node op=lab/)
+  const { entry, blocker } = await blockedDeployEntry(t, deployed, '/proc/self/ns/net')
 
   // the rerun cannot finish the entry, and does not go on with the node a gc would then delete
   const rerun = await f.plumb('lab', 'deploy', file)
   t.is(rerun.exitCode, 1, rerun.stderr)
-  t.regex(rerun.stderr, new RegExp(`netns ${node} is still the unfinished work of a killed plumb \\(lab deploy, pid \\d+\\): .*could not undo veth ${blocker}: "${blocker}" now carries another alias`))
+  t.regex(rerun.stderr, refusedFor(node, blocker))
   t.regex(rerun.stderr, /hint: .*plumb lab destroy/)
   t.deepEqual(netnsAt(`/run/netns/${node}`), made, 'the node is left as it was')
 
@@ -578,26 +590,14 @@ rootTest("a killed deploy's entry that could not be finished keeps the rerun off
 
 rootTest("a killed deploy's entry on the node's own netns that could not be finished: the rerun's refusal says why", async (t) => {
   await holdGcLock(t)
-  const { f, file, node, made, mark } = await deployedNode(t)
-  const blocker = uniq('h', { dash: false })
-  await sh('ip', ['link', 'add', blocker, 'type', 'veth', 'peer', 'name', `${blocker}p`])
-  t.teardown(async () => void (await sh('ip', ['link', 'del', blocker]).catch(() => undefined)))
-  await sh('ip', ['link', 'set', blocker, 'alias', 'not plumb'])
+  const deployed = await deployedNode(t)
+  const { f, file, node, made } = deployed
   // the node is the entry's guest, not the host: the rerun finishes it as it reads the node
   // (observe's recovery), and the refusal takes its reason from there
-  const entry = writeEntry(t, {
-    op: 'lab deploy',
-    pid: await deadPid(),
-    start: 1,
-    guests: [nsId(`/run/netns/${node}`)],
-    intents: [
-      { t: 'netns', name: node, mark, id: made },
-      { t: 'link', where: { ns: 'host' }, name: blocker, kind: 'veth' },
-    ],
-  })
+  const { entry, blocker } = await blockedDeployEntry(t, deployed, `/run/netns/${node}`)
   const rerun = await f.plumb('lab', 'deploy', file)
   t.is(rerun.exitCode, 1, rerun.stderr)
-  t.regex(rerun.stderr, new RegExp(`netns ${node} is still the unfinished work of a killed plumb \\(lab deploy, pid \\d+\\): .*could not undo veth ${blocker}: "${blocker}" now carries another alias`))
+  t.regex(rerun.stderr, refusedFor(node, blocker))
   t.deepEqual(netnsAt(`/run/netns/${node}`), made, 'the node is left as it was')
   t.true(existsSync(entry), 'the entry is kept for gc')
 })
