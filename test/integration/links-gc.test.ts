@@ -8,6 +8,8 @@ import { cmdlineOf, getLink, hasOvs, holdGcLock, isRoot, pidsWithOpen, sh, shQui
 import { firewallRules, fixture, forwardDropActive, plumb, removeFirewallRules } from './ops-fixture.js'
 import { ovsBridgeName, ovsPortsOf } from './links-fixture.js'
 import { BRIDGE_LOCK, acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
+import { withFirewallLock } from '../../lib/ops/firewall.js'
+import { FIREWALL_LOCK } from '../../lib/firewall/index.js'
 import { PlumbError } from '../../lib/errors.js'
 
 // serial: gc is host-wide, two of these at once would collect each other's leftovers
@@ -190,6 +192,37 @@ asRoot("an attach to a bridge that does not exist yet, which found a leftover ru
   t.is((await firewallRules('iptables', f.br)).length, 1, `the attach's own rule: ${r.stdout}`)
   t.is((await plumb('detach', f.guest, '--all')).exitCode, 0)
   t.deepEqual(await firewallRules('iptables', f.br), [], 'and detach removes it with the bridge')
+})
+
+asRoot("gc that found a rule's bridge missing keeps the rule when the bridge is there again by the time it removes rules (a lab deploy makes its bridge and rule without the bridge lock)", async (t) => {
+  await holdGcLock(t)
+  t.true(await forwardDropActive(), "needs Docker's FORWARD DROP (scripts/testbed.sh up): else no bridge has a rule")
+  const f = await fixture(t)
+  // a rule whose bridge is gone
+  t.is((await plumb('attach-veth', f.guest, f.br, f.v4(2))).exitCode, 0)
+  await sh('ip', ['-n', f.ns, 'link', 'del', 'eth1'])
+  await sh('ip', ['link', 'del', f.br])
+  t.is((await firewallRules('iptables', f.br)).length, 1, 'the rule, its bridge gone')
+  // gc reads the links (no such bridge), then waits for the firewall lock, which this test holds
+  let letGo!: () => void
+  const held = new Promise<void>((resolve) => (letGo = resolve))
+  let taken!: () => void
+  const holding = withFirewallLock(false, async () => {
+    taken()
+    await held
+  })
+  await new Promise<void>((resolve) => (taken = resolve))
+  t.teardown(() => letGo())
+  const collecting = plumb('gc', '--json')
+  await waitFor(() => pidsWithOpen(FIREWALL_LOCK).some((pid) => / gc --json/.test(cmdlineOf(pid))), { timeout: 20_000, what: 'gc to reach the firewall lock' })
+  // meanwhile a deploy makes the bridge again: the rule is its own now (plumb adds a bridge's
+  // rule only once the bridge exists, under the firewall lock)
+  await sh('ip', ['link', 'add', f.br, 'type', 'bridge'])
+  letGo()
+  await holding
+  const r = await collecting
+  t.is(r.exitCode, 0, r.stderr)
+  t.is((await firewallRules('iptables', f.br)).length, 1, `the rule of the bridge that is there again stays: ${r.stdout}`)
 })
 
 asRoot('the bridge lock: shared holders coexist, an exclusive one waits for them, and gives up after its timeout', async (t) => {
