@@ -261,8 +261,25 @@ asRoot('STATUS (1.1.0): ready with host-local on CNI_PATH; 50 when the IPAM plug
   t.is(old.json?.code, 1, 'STATUS is 1.1.0 and later')
 })
 
+/**
+ * The reference portmap plugin makes its top-level chains check-then-create, under a lock
+ * (`iptables --wait`) that nftables' iptables does not take: two ADDs at once on a host without
+ * them, one fails ("CHAIN_USER_ADD failed (File exists): chain CNI-HOSTPORT-DNAT", the race of
+ * containernetworking/plugins#418). The chain cases below use it one at a time: each waits for
+ * the one before to have run its teardown (its portmap DEL).
+ */
+let portmapTurn: Promise<void> = Promise.resolve()
+function portmapTurnFor(t: ExecutionContext): Promise<void> {
+  const before = portmapTurn
+  let done!: () => void
+  portmapTurn = new Promise((resolve) => (done = resolve))
+  t.teardown(() => done()) // the first registered: ava runs it after the test's own
+  return before
+}
+
 for (const version of ['0.3.1', '0.4.0', '1.0.0']) {
   asRoot(`${version} chains: plumb then tuning and portmap (prevResult in, passed on); the reference bridge then plumb on its own interface`, async (t) => {
+    await portmapTurnFor(t)
     const net = network(t, bin)
     const ns = await makeNetns(t)
     const call = { containerId: `${ns}-c`, netns: `/run/netns/${ns}`, ifname: 'eth0' }
