@@ -343,8 +343,9 @@ export async function deploy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRes
 
 /**
  * A netns node of the lab that a killed plumb's unfinished entry still names (its recovery just
- * failed: `recovered`, the host's and the nodes' recovery lines, says why) is that run's, not this deploy's to go on with: the gc that
- * finishes the entry deletes it. A dry run skips this: the real run's recovery may finish it.
+ * failed: `recovered`, the host's and the nodes' recovery lines, says why) is that run's, not
+ * this deploy's to go on with: the gc that finishes the entry deletes it. A dry run skips this:
+ * the real run's recovery may finish it.
  */
 async function refuseClaimedNodes(lab: Lab, seen: Observed, recovered: string[]): Promise<void> {
   if (!journalNotEmpty()) return

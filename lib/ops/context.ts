@@ -97,8 +97,6 @@ export interface GuestContext {
   netns: Netns
   hostNs: NetHandle
   guestNs: NetHandle
-  /** finishing a killed run on this guest changed something first: what the op read before (an attach's early firewall read) may be stale */
-  recovered: boolean
 }
 
 export function toGuestRef(guest: string | GuestRef, opts: { allowHostWord?: boolean; allowSelf?: boolean } = {}): GuestRef {
@@ -114,7 +112,7 @@ export async function withGuest<T>(ref: GuestRef, opts: CommonOptions, fn: (ctx:
     const hostNs = processHostHandle()
     guest = handleFor(netns, opts, hostNs)
     const recovered = await recoverFor(hostNs, netns, opts)
-    const result = await fn({ netns, hostNs, guestNs: guest.h, recovered: recovered[0] === FINISHED })
+    const result = await fn({ netns, hostNs, guestNs: guest.h })
     if (recovered.length && isResult(result)) result.messages.unshift(...recovered)
     return result
   } finally {

@@ -1,8 +1,9 @@
 // The firewall steps of the ops. attach-veth's rule for Docker's FORWARD DROP is planned from a
-// read made under the bridge lock (started early, before the transaction) and added inside it. Every other change (expose, masquerade, isolate, and
-// their removal by --del, detach and gc) is made under the firewall lock: read the tables, add
-// and remove marked rules as ONE iptables-restore batch, and set (or put back) the sysctls the
-// rules need, recording in the rules' marks what plumb found.
+// read made under the bridge lock (started early, before the transaction) and added inside it.
+// Every other change (expose, masquerade, isolate, and their removal by --del, detach and gc) is
+// made under the firewall lock: read the tables, add and remove marked rules as ONE
+// iptables-restore batch, and set (or put back) the sysctls the rules need, recording in the
+// rules' marks what plumb found.
 
 import { addRule, applyCmds, bridgeFirewall, commandLines, planChange, planEmptyChains, plumbRules, ruleLine, saveTables, FIREWALL_LOCK } from '../firewall/index.js'
 import type { Binary, BridgeFirewall, Cmd, NewRule, SavedRule, Tables } from '../firewall/index.js'
@@ -304,8 +305,14 @@ export async function dropEmptyChains(tx: Tx): Promise<string[]> {
 }
 
 /** detach/gc: remove the rules `pick` selects, in both families, under the lock, as steps of `tx`. */
-export async function removeRules(tx: Tx, hostNs: NetHandle, pick: (m: RuleMark) => boolean): Promise<EditResult> {
-  return withFirewallLock(tx.dryRun, async () => editRules(tx, hostNs, await saveTables(['iptables', 'ip6tables']), { remove: pick }))
+export const removeRules = (tx: Tx, hostNs: NetHandle, pick: (m: RuleMark) => boolean): Promise<EditResult> => removeRulesPicked(tx, hostNs, async () => pick)
+
+/** removeRules with the pick made under the lock, from what `choose` reads there (gc: whether a rule's device is still missing). */
+export async function removeRulesPicked(tx: Tx, hostNs: NetHandle, choose: () => Promise<(m: RuleMark) => boolean>): Promise<EditResult> {
+  return withFirewallLock(tx.dryRun, async () => {
+    const pick = await choose()
+    return editRules(tx, hostNs, await saveTables(['iptables', 'ip6tables']), { remove: pick })
+  })
 }
 
 /** Say what went with the guest (or its bridge) in the result's messages. */

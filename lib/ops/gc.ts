@@ -19,8 +19,7 @@ import { runTx } from './tx.js'
 import { sameNs, selfIdentity } from './journal.js'
 import { cookieOf } from './context.js'
 import { acquireBridgeLock, removeLockFile } from './bridge-lock.js'
-import { dropEmptyChains, editRules, readMarks, withFirewallLock } from './firewall.js'
-import { saveTables } from '../firewall/index.js'
+import { dropEmptyChains, readMarks, removeRulesPicked } from './firewall.js'
 import { RECORDS_DIR, listRecords, lockGuestRecord, lockPathOf, readRecord, recordNs, removeRecord } from './guest-record.js'
 import { RUN_DIR } from '../paths.js'
 import { recordsDir } from '../config.js'
@@ -373,15 +372,13 @@ export async function gc(opts: GcOptions = {}): Promise<OpResult> {
         // lab deploy makes its bridge, and then its rule, without the bridge lock, and the rule
         // of a bridge made again since is that deploy's (every plumb adds a device's rule only
         // once the device exists, and under this lock). One missing now is no live op's.
-        const done = await withFirewallLock(tx.dryRun, async () => {
+        const done = await removeRulesPicked(tx, hostNs, async () => {
           const now = tx.dryRun ? after : await hostNs.getLinks()
           const missing = (dev: string): boolean => deleting.some((b) => b.name === dev) || !now.some((l) => l.name === dev)
-          return editRules(tx, hostNs, await saveTables(['iptables', 'ip6tables']), {
-            remove: (m) => {
-              const dev = ruleDevice(m)
-              return (dev !== undefined && gone.has(dev) && missing(dev)) || ruleGuests(m).some((g) => deadGuests.has(g))
-            },
-          })
+          return (m) => {
+            const dev = ruleDevice(m)
+            return (dev !== undefined && gone.has(dev) && missing(dev)) || ruleGuests(m).some((g) => deadGuests.has(g))
+          }
         })
         for (const key of new Set(done.removed.map(ruleKey))) {
           const m = done.removed.find((x) => ruleKey(x) === key)!
