@@ -4,7 +4,7 @@ import { PlumbError, notFound, unsupported } from '../errors.js'
 import { errorCodeOf, isNoServer } from '../kernel/errors.js'
 import { endpointUrl, engineEndpoint } from './endpoint.js'
 import type { EngineEndpoint } from './endpoint.js'
-import { apiMessage, containerFromInspect, publishedFromList, summaryFromInfo, summaryFromList } from './inspect.js'
+import { apiMessage, containerFromInspect, publishedFromList, summaryFromList } from './inspect.js'
 import type { ContainerInfo, ContainerSummary, EngineName, PublishedPort } from './types.js'
 import { findOnPath, run } from '../proc.js'
 
@@ -382,43 +382,16 @@ export async function inspectContainer(name: string, engine: EngineName = 'docke
   return l.info
 }
 
-async function listViaApi(ep: EngineEndpoint): Promise<ContainerSummary[]> {
-  const ans = await apiGet(ep, `${API}/containers/json?all=1`)
-  if (ans.status !== 200) throw apiFailure(ep, 'list containers', ans)
-  const rows = (Array.isArray(ans.body) ? ans.body : []).map((j) => summaryFromList(ep.engine, j)).filter((r): r is ContainerSummary => r !== undefined)
-  // The list has no pid or SandboxKey: inspect the running ones (in parallel, ~1 ms each).
-  return Promise.all(
-    rows.map(async (r) => {
-      if (!r.running) return r
-      const info = await apiInspect(ep, r.id).catch(() => undefined)
-      return info ? summaryFromInfo(info) : r
-    }),
-  )
-}
-
-async function listViaPodmanCli(bin: string, env: NodeJS.ProcessEnv): Promise<ContainerSummary[]> {
-  const ids = await podmanCli(bin, ['ps', '-a', '-q', '--no-trunc'], env)
-  const list = ids.stdout.split(/\s+/).filter(Boolean)
-  if (ids.exitCode !== 0 || list.length === 0) return []
-  const r = await podmanCli(bin, ['inspect', '--type', 'container', ...list], env)
-  if (!r.stdout.trim()) return []
-  const arr = JSON.parse(r.stdout) as unknown[]
-  return arr.map((j) => summaryFromInfo(containerFromInspect('podman', j)))
-}
-
 /**
- * All containers of an engine (running or not), for `ls`. An engine that cannot be asked
+ * All containers of an engine (running or not), for `ls`: one GET, no inspect each (where a
+ * container's netns is, is asked only of those looked at). An engine that cannot be asked
  * throws (EngineUnreachable, or a PlumbError caused by one): "no containers" would be a guess.
  */
 export async function listContainers(engine: EngineName = 'docker', env: NodeJS.ProcessEnv = process.env): Promise<ContainerSummary[]> {
   const ep = engineEndpoint(engine, env)
-  try {
-    return await listViaApi(ep)
-  } catch (err) {
-    const bin = engine === 'podman' ? findOnPath('podman', env.PATH) : undefined
-    if (err instanceof EngineUnreachable && bin) return await listViaPodmanCli(bin, env)
-    throw err
-  }
+  const ans = await apiGet(ep, `${API}/containers/json?all=1`)
+  if (ans.status !== 200) throw apiFailure(ep, 'list containers', ans)
+  return (Array.isArray(ans.body) ? ans.body : []).map((j) => summaryFromList(ep.engine, j)).filter((r): r is ContainerSummary => r !== undefined)
 }
 
 /** The host ports an engine publishes (-p) for its running containers: through its API only. */

@@ -53,7 +53,7 @@ export function netnsPathsOf(info: Pick<ContainerInfo, 'sandboxKey' | 'pid'>): s
   return paths
 }
 
-/** One row of GET /containers/json?all=1 (pid and sandboxKey are not in it: filled by an inspect). */
+/** One row of GET /containers/json?all=1. */
 export function summaryFromList(engine: EngineName, json: unknown): ContainerSummary | undefined {
   const j = obj(json)
   const id = str(j.Id)
@@ -66,14 +66,7 @@ export function summaryFromList(engine: EngineName, json: unknown): ContainerSum
     id,
     name,
     running: str(j.State) === 'running',
-    pid: 0,
-    sandboxKey: '',
-    networkMode: str(obj(j.HostConfig).NetworkMode),
   }
-}
-
-export function summaryFromInfo(info: ContainerInfo): ContainerSummary {
-  return { engine: info.engine, id: info.id, name: info.name, running: info.running, pid: info.pid, sandboxKey: info.sandboxKey, networkMode: info.networkMode }
 }
 
 /** The published ports of GET /containers/json rows (their `Ports` with a PublicPort). */

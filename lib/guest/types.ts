@@ -36,17 +36,15 @@ export interface PublishedPort {
   port: number
 }
 
-/** One row of listContainers(): enough for `ls` and `gc` to name guests and match netns paths. */
+/**
+ * One row of listContainers(): enough for `ls` to name the running guests. Where a container's
+ * netns is comes from an inspect of it (resolveGuest), made only for what is then looked at.
+ */
 export interface ContainerSummary {
   engine: EngineName
   id: string
   name: string
   running: boolean
-  /** 0 when not running */
-  pid: number
-  /** '' when not running or shared */
-  sandboxKey: string
-  networkMode: string
 }
 
 /** What Netns.container holds when the guest is a container. */

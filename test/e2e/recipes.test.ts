@@ -33,8 +33,10 @@ async function runRecipe(t: ExecutionContext, file: string, args: string[]): Pro
     env: { FORCE_COLOR: '0' },
     reject: false,
     all: true,
-    // SIGTERM: the recipe's own handler still tears down before it exits.
-    timeout: 45_000,
+    // A bound on a hang, not on speed: a lab takes 10-15 s alone, and CI's load (the other files'
+    // containers and kills side by side) once made lab9's three `docker run` and six 2-second
+    // pings pass 45 s. SIGTERM: the recipe's own handler still tears down before it exits.
+    timeout: 90_000,
     killSignal: 'SIGTERM',
   })
   const out = String(res.all ?? '')
