@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { labFixture } from '../e2e/lab-fixture.js'
@@ -140,11 +140,26 @@ rootTest('an op on a guest waits while another plumb is undoing that guest\'s in
 
 const straceTest = isRoot && hasBinary('strace') ? test : test.skip
 
-/** The program strace `stracePid` runs is in syscall number `nr` (x86_64's) right now. */
-function tracedAt(stracePid: number, nr: number): boolean {
+/**
+ * The program strace `stracePid` runs is in syscall number `nr` (x86_64's) on the path `path`
+ * right now: its argument `arg` (0-based), a pointer, read back through /proc/PID/mem. The number
+ * alone is not enough: strace stops the program at every syscall's entry (it filters by path in
+ * its own process), and under load a poll can catch it at another openat than the delayed one.
+ */
+function tracedAt(stracePid: number, nr: number, arg: number, path: string): boolean {
   try {
     const pid = Number(readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ')[0])
-    return pid > 0 && readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith(`${nr} `)
+    if (!(pid > 0)) return false
+    const [num, ...args] = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' ')
+    if (num !== String(nr) || args[arg] === undefined) return false
+    const buf = Buffer.alloc(Buffer.byteLength(path) + 1)
+    const fd = openSync(`/proc/${pid}/mem`, 'r')
+    try {
+      readSync(fd, buf, 0, buf.length, Number(BigInt(args[arg]!)))
+    } finally {
+      closeSync(fd)
+    }
+    return buf.equals(Buffer.concat([Buffer.from(path), Buffer.alloc(1)]))
   } catch {
     return false
   }
@@ -153,11 +168,11 @@ function tracedAt(stracePid: number, nr: number): boolean {
 /**
  * An op on a guest (detach --all) racing another recoverer for the guest's killed-run entry:
  * strace holds the op for 2 s at a syscall (`trace`: its strace arguments for the entry `file`;
- * `at`: x86_64's number of that syscall), while a stand-in recoverer (a live sleep) takes the entry
+ * `at`: x86_64's number of that syscall, and which of its arguments is the entry's path), while a stand-in recoverer (a live sleep) takes the entry
  * by its rename. The op must then wait for that recoverer, and finish once it is done. Returns
  * strace's log.
  */
-async function raceForEntry(t: ExecutionContext, what: string, at: number, trace: (file: string) => string[]): Promise<{ file: string; log: string }> {
+async function raceForEntry(t: ExecutionContext, what: string, at: [nr: number, arg: number], trace: (file: string) => string[]): Promise<{ file: string; log: string }> {
   await holdGcLock(t)
   const ns = await makeNetns(t)
   await unmarkedVeth(ns, 'eth1')
@@ -167,7 +182,7 @@ async function raceForEntry(t: ExecutionContext, what: string, at: number, trace
   t.teardown(() => rmSync(log, { force: true }))
   const proc = execa('strace', ['-f', '-qq', '-o', log, ...trace(file), process.execPath, PLUMB_BIN, 'detach', `netns:${ns}`, '--all'], { reject: false, stdin: 'ignore' })
   const op = proc.finally(() => (settled = true))
-  await waitFor(() => tracedAt(proc.pid!, at) && existsSync(file), { timeout: 20_000, what: `the op to reach ${what}` })
+  await waitFor(() => tracedAt(proc.pid!, at[0], at[1], file) && existsSync(file), { timeout: 20_000, what: `the op to reach ${what}` })
   // meanwhile another recoverer (a live process standing for a gc) takes the entry and is undoing it
   const holder = execa('sleep', ['60'], { reject: false })
   t.teardown(() => void holder.kill('SIGKILL'))
@@ -190,7 +205,7 @@ async function raceForEntry(t: ExecutionContext, what: string, at: number, trace
 
 straceTest("an op that loses the race for a killed run's entry (another recoverer renamed it between the op's read and its rename) waits for that recoverer too", async (t) => {
   // held at its first rename (taking the entry: nothing before it renames); x86_64's rename is 82
-  const { file, log } = await raceForEntry(t, 'its rename', 82, () => ['-e', 'trace=rename', '-e', 'inject=rename:delay_enter=2000000:when=1'])
+  const { file, log } = await raceForEntry(t, 'its rename', [82, 0], () => ['-e', 'trace=rename', '-e', 'inject=rename:delay_enter=2000000:when=1'])
   // the race was the one meant: the op's first rename was its take of the entry, and it lost
   const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('rename('))
   t.true(first?.includes(`rename("${file}", "${file}.recovering.`) && first.includes('= -1 ENOENT'), `the op's first rename: ${first}`)
@@ -198,7 +213,7 @@ straceTest("an op that loses the race for a killed run's entry (another recovere
 
 straceTest("an op whose listing of the journal named a killed run's entry that another recoverer renamed before the op read it waits for that recoverer too", async (t) => {
   // held at its open of the entry, after the listing that named it; x86_64's openat is 257
-  const { file, log } = await raceForEntry(t, 'its open of the entry', 257, (entry) => ['-P', entry, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1'])
+  const { file, log } = await raceForEntry(t, 'its open of the entry', [257, 1], (entry) => ['-P', entry, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1'])
   const first = readFileSync(log, 'utf8').split('\n').find((l) => l.includes('openat('))
   t.true(first?.includes(`"${file}"`) && first.includes('= -1 ENOENT'), `the op's first open of the entry: ${first}`)
 })
@@ -216,7 +231,7 @@ straceTest("gc undoes a killed run's entry as the run left it when it died, not 
   // gc held for 2 s at its look at the run's process (after its listing read the entry); x86_64's openat is 257
   const stat = `/proc/${run.pid}/stat`
   const gc = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-P', stat, '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=2000000:when=1', process.execPath, PLUMB_BIN, 'gc', '--json'], { reject: false, stdin: 'ignore' })
-  await waitFor(() => tracedAt(gc.pid!, 257), { timeout: 20_000, what: "gc to reach its look at the run's process" })
+  await waitFor(() => tracedAt(gc.pid!, 257, 1, stat), { timeout: 20_000, what: "gc to reach its look at the run's process" })
   // meanwhile the run announces its next step (eth2), takes it, and is killed
   const next = `${file}.${run.pid}.tmp`
   writeFileSync(next, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), intents: [...entry.intents, { t: 'link', where: where(ns), name: 'eth2', kind: 'veth' }] }))
