@@ -126,7 +126,11 @@ serialDocker('nothing gc can decide, only an unreachable Docker: gc and gc --dry
 
   const back = await runCli(['gc', '--json'], { netns: h, env })
   t.is(back.exitCode, 0, back.stderr)
-  t.deepEqual(back.json.plan, [])
+  // Guest records (sysctl and name edits) are host-wide files this test cannot give a store of its
+  // own: a container another test removed meanwhile leaves one, which gc, Docker back, forgets (CI
+  // saw one). Nothing else, and nothing of this test's.
+  const othersRecord = (l: string): boolean => /^# forget the record of docker:/.test(l) && !l.includes(id)
+  t.deepEqual((back.json.plan as string[]).filter((l) => !othersRecord(l)), [])
   t.like((back.json.kept as Kept[]).find((k) => k.name === hostEnd), { reason: `its guest docker:${c.name} is there` })
 })
 
