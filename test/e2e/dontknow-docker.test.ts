@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
-import { RECORDS_DIR, TEST_IMAGE, deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, privateDockerd, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock, reserveOctet, waitFor } from '../helpers/index.js'
+import { RECORDS_DIR, TEST_IMAGE, deadSocket, getLink, hasDocker, hasOvs, hungSocket, ipJson, isRoot, makeContainer, makeNetns, privateDockerd, runCli, shQuiet, snapshot, testIf, uniq, holdGcLock, reserveOctet, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import type { Teardown } from '../helpers/index.js'
 import { plumb, stable, sweepHost } from '../integration/ops-fixture.js'
 import { ovsPortsOf } from '../integration/links-fixture.js'
@@ -242,7 +242,7 @@ serialDocker("a container on another dockerd (its DOCKER_HOST): gc and ls asked 
 
   // removed from its own dockerd: nothing proves it alive, and gc (through either) collects
   await d.docker('rm', '-f', name, other)
-  await waitFor(async () => (await getLink(hostEnd)) === undefined && (await getLink(otherEnd)) === undefined, { what: 'the host ends to go with the netns' })
+  await waitFor(async () => (await getLink(hostEnd)) === undefined && (await getLink(otherEnd)) === undefined, { what: 'the host ends to go with the netns', timeout: NETNS_TEARDOWN_MS })
   const after = await runCli(['gc', '--json'])
   t.is(after.exitCode, 0, after.stderr)
   t.false(existsSync(replayRecord), 'the replay record forgotten')

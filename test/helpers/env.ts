@@ -159,6 +159,13 @@ export function testIf(condition: boolean, reason: string): typeof test | typeof
   return condition ? test : test.skip
 }
 
+/**
+ * How long to wait for what dies with a netns (a veth's other end, a bridge port) once its last
+ * user is gone: the kernel tears a netns down later, in a work queue, one after another; under
+ * CI's churn of netns (the crash cases make and delete hundreds) that took over 5 s.
+ */
+export const NETNS_TEARDOWN_MS = 30_000
+
 /** Poll until `check` returns a truthy value (returned), or throw after `timeout` ms: never a bare sleep. */
 export async function waitFor<T>(check: () => T | Promise<T>, opts: { timeout?: number; interval?: number; what?: string } = {}): Promise<NonNullable<T>> {
   const { timeout = 5_000, interval = 50, what = 'condition' } = opts

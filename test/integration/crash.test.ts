@@ -12,7 +12,7 @@ import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { dirname, join } from 'node:path'
-import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, waitFor } from '../helpers/index.js'
+import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -641,7 +641,7 @@ crashCase('replay of a restarted container killed at every step: a rerun converg
   // A restart takes the interfaces with the old netns (the host end goes with it, a moment later); the record stays.
   const restart = async (): Promise<void> => {
     await sh('docker', ['restart', '-t', '0', c.name])
-    await waitFor(async () => (await ports()).length === 0, { what: 'the old host end to go with the old netns' })
+    await waitFor(async () => (await ports()).length === 0, { what: 'the old host end to go with the old netns', timeout: NETNS_TEARDOWN_MS })
   }
   await restart()
   const view = async (): Promise<unknown> => ({ ports: await ports(), container: await inC() })
@@ -672,7 +672,7 @@ crashCase('gc killed at every step: a rerun converges (a dead guest\'s stale OVS
       t.is(r.exitCode, 0, r.stderr)
     }
     await sh('ip', ['netns', 'del', ns])
-    await waitFor(async () => !(await hostView(f.id)).links.some((l) => l.master === f.br), { what: 'the bridge port to vanish with the netns' })
+    await waitFor(async () => !(await hostView(f.id)).links.some((l) => l.master === f.br), { what: 'the bridge port to vanish with the netns', timeout: NETNS_TEARDOWN_MS })
   }
   const fwExpected = await forwardDropActive()
   // what gc is to remove, by what it is (a re-made one has other MACs and ifindexes)

@@ -4,7 +4,7 @@
 
 import test from 'ava'
 import { readFileSync, readdirSync } from 'node:fs'
-import { cmdlineOf, getLink, hasOvs, holdGcLock, isRoot, pidsWithOpen, sh, shQuiet, spawnIn, waitFor } from '../helpers/index.js'
+import { cmdlineOf, getLink, hasOvs, holdGcLock, isRoot, pidsWithOpen, sh, shQuiet, spawnIn, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { firewallRules, fixture, forwardDropActive, plumb, removeFirewallRules } from './ops-fixture.js'
 import { ovsBridgeName, ovsPortsOf } from './links-fixture.js'
 import { BRIDGE_LOCK, acquireBridgeLock } from '../../lib/ops/bridge-lock.js'
@@ -43,7 +43,7 @@ withOvs('a guest that had an OVS port and a bridge port dies: gc removes the sta
 
   // the guest dies: its veth ends, and with them the host ends, go; the OVS row and the bridge stay
   await sh('ip', ['netns', 'del', f.ns])
-  await waitFor(async () => (await getLink(port!.name)) === undefined, { what: 'the host end to vanish with the netns' })
+  await waitFor(async () => (await getLink(port!.name)) === undefined, { what: 'the host end to vanish with the netns', timeout: NETNS_TEARDOWN_MS })
   t.truthy(await getLink(f.br), 'the plumb bridge is left empty')
   t.true((await ovsPortsOf(f.id)).some((p) => p.name === port!.name), 'the OVS row is stale, not gone')
 
@@ -131,7 +131,7 @@ asRoot('move-dev of a veth end, then the guest dies: the kernel destroys the pai
   await sh('ip', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${f.id}n`])
   t.is((await plumb('move-dev', f.guest, dev)).exitCode, 0)
   await sh('ip', ['netns', 'del', f.ns])
-  await waitFor(async () => (await getLink(`${f.id}n`)) === undefined, { what: 'the veth pair to die with the netns' })
+  await waitFor(async () => (await getLink(`${f.id}n`)) === undefined, { what: 'the veth pair to die with the netns', timeout: NETNS_TEARDOWN_MS })
   const g = await plumb('gc', '--json')
   t.is(g.exitCode, 0, g.stderr)
   t.false(JSON.stringify(g.json).includes(f.id))

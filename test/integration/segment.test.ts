@@ -4,7 +4,7 @@
 // guests on the same VLAN of an OVS bridge (not another VLAN's), a macvlan's parent.
 
 import type { ExecutionContext } from 'ava'
-import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, waitFor } from '../helpers/index.js'
+import { hasOvs, isRoot, makeBridge, makeOvsBridge, makeVethPair, sh, shQuiet, testIf, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { closeFd, openHostHandle, openNetnsFd } from '../../lib/kernel/index.js'
 import type { LinkInfo, NetHandle } from '../../lib/kernel/types.js'
 import { addressHolders, prefetchSegment } from '../../lib/ops/segment.js'
@@ -189,7 +189,7 @@ asRoot("one process's checks of a segment read each guest once, then follow the 
 
   // netns id 4242 taken back (its netns deleted), then given to another netns whose peer has the same ifindex
   await sh('ip', ['netns', 'del', a])
-  await waitFor(async () => (await shQuiet('ip', ['link', 'show', `${f.id}a`])).exitCode !== 0, { what: 'the port of the deleted netns to go' })
+  await waitFor(async () => (await shQuiet('ip', ['link', 'show', `${f.id}a`])).exitCode !== 0, { what: 'the port of the deleted netns to go', timeout: NETNS_TEARDOWN_MS })
   const { port: portB } = await guestBehind('c', f.v4(12))
   t.is(portB.link, portA.link, 'the new peer has the old one\'s ifindex')
   t.deepEqual(await holders(f.v4(11)), [], "the old netns's address is forgotten")
