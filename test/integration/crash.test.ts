@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { execa } from 'execa'
 import { dirname, join } from 'node:path'
 import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
+import { heldPid } from '../../lib/ops/journal.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
@@ -76,8 +77,8 @@ interface Case {
 
 /** A journal file (`<pid>-<seq>.json.recovering.<pid>`) a live recoverer holds. */
 function heldByLive(file: string): boolean {
-  const m = /\.recovering\.(\d+)$/.exec(file)
-  return m !== null && processAlive(Number(m[1]))
+  const holder = heldPid(file)
+  return holder !== undefined && processAlive(holder)
 }
 
 /**
@@ -133,8 +134,9 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     t.is(again2, 137, `K=${k}: killed again`)
     // What a live guest keeps through gc (addresses, sysctls, name edits carry no mark): exactly as the kill left it.
     const killedState = c.keptByGc ? await view() : undefined
-    const gc = await plumb(...(c.cleanup ?? ['gc']))
-    t.is(gc.exitCode, 0, `K=${k}: ${(c.cleanup ?? ['gc']).join(' ')}: ${gc.stderr}`)
+    const cleanup = c.cleanup ?? ['gc']
+    const gc = await plumb(...cleanup)
+    t.is(gc.exitCode, 0, `K=${k}: ${cleanup.join(' ')}: ${gc.stderr}`)
     // Another plumb may be finishing it right now (a lab deploy of a case beside this one finishes
     // the host's entries, a host-wide op's among them): then it is that one's to finish. That one
     // may be killed at its own K while it holds the entry (CI saw a lab deploy's): the entry then
@@ -143,9 +145,10 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
     const left = (): string[] => journalEntriesFor(c.guests, c.hostWide ? c.args[0] : undefined)
     for (let tries = 0; tries < 5; tries++) {
       await waitFor(() => left().every((f) => !heldByLive(f)), { what: 'another plumb finishing the entry', timeout: 30_000 }).catch(() => undefined)
-      if (left().length === 0 || !left().every((f) => /\.recovering\.\d+$/.test(f) && !heldByLive(f))) break
-      const more = await plumb(...(c.cleanup ?? ['gc']))
-      t.is(more.exitCode, 0, `K=${k}: ${(c.cleanup ?? ['gc']).join(' ')} after a killed recoverer: ${more.stderr}`)
+      const now = left()
+      if (now.length === 0 || !now.every((f) => heldPid(f) !== undefined && !heldByLive(f))) break
+      const more = await plumb(...cleanup)
+      t.is(more.exitCode, 0, `K=${k}: ${cleanup.join(' ')} after a killed recoverer: ${more.stderr}`)
     }
     t.deepEqual(left(), [], `K=${k}: gc (or another plumb finishing it meanwhile) finished the killed run's journal entry`)
     if (killedState !== undefined) t.deepEqual(await view(), killedState, `K=${k}: gc left the live guest as the kill left it`)
