@@ -2,7 +2,7 @@
 // dist/plumb-cni.blob by the build with `node --build-snapshot`): the CNI bundle
 // (dist/plumb-cni.cjs) loaded and initialised from the code cache the build trained under the
 // snapshot's V8 flags (scripts/code-cache.cjs), nothing run. A runtime's ADD or DEL that starts
-// from it (bin/plumb.sh, which the launcher `plumb cni install` writes runs) then neither reads
+// from it (native/launcher.c, which the launcher `plumb cni install` writes runs) then neither reads
 // nor compiles the bundle: ~10 ms of every call (bench/README.md). As in bin/snapshot.ts, what
 // depends on the run (argv, the environment, stdin, where the package is) is read in the
 // deserialised main, and the setns addon loads on first use, after it.

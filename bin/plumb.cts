@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // plumb's executable (dist/plumb.cjs): runs the CLI bundle (dist/plumb-cli.cjs) from its V8 code
-// cache (lib/cli/bundle.ts); bin/plumb.sh runs it from the start-up snapshot instead when it can.
+// cache (lib/cli/bundle.ts); native/launcher.c runs it from the start-up snapshot instead when it can.
 // With CNI_COMMAND set, a container runtime is calling plumb as a CNI plugin: the CNI bundle
 // (dist/plumb-cni.cjs, no yargs) answers instead.
 

@@ -4,7 +4,7 @@
 // it calls too (lib/cli/ops.ts, loaded and initialised, nothing run); the paths
 // every run takes (argument parsing, help, usage errors) are run once so that their compiled code
 // is in the snapshot too. A run that starts from it (the `plumb`
-// launcher, bin/plumb.sh) begins with the CLI in the heap. What depends on the run is read in
+// launcher, native/launcher.c) begins with the CLI in the heap. What depends on the run is read in
 // the deserialised main, never here: argv, the environment, stdout, where the package is. The
 // two native bindings (netlink's, our setns addon) cannot be in a snapshot: nothing here may
 // load them (a failed load is remembered), and both load on first use, after it.

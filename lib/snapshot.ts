@@ -1,8 +1,8 @@
-// Whether the `plumb` launcher (bin/plumb.sh) may start node from the CLI's V8 start-up snapshot
+// Whether the `plumb` launcher (native/launcher.c) may start node from the CLI's V8 start-up snapshot
 // (dist/plumb.blob), and doctor's account of why a run does not use it. The build (scripts/
 // bundle.mjs) vouches for the blob once node has run from it: a stamp beside it holding the
 // CPU's identity (its features), with node's mtime copied onto it (`touch -r`), which the launcher compares
-// with `test -nt/-ot`, no spawn (another node binary, even at the same path, has another mtime). node refuses a snapshot made by another node binary, under other V8 flags or
+// to the nanosecond with two stat()s, no spawn (another node binary, even at the same path, has another mtime). node refuses a snapshot made by another node binary, under other V8 flags or
 // on a CPU with other features (it exits 14 before running anything, measured), so the launcher
 // uses the blob only when the stamp vouches for all three, and otherwise runs the code-cache path.
 
@@ -18,7 +18,7 @@ export const SNAPSHOT_CNI_BLOB = 'plumb-cni.blob'
 export const SNAPSHOT_STAMP = 'plumb.blob.ok'
 
 /**
- * The V8 flags the snapshot is built and run with (bin/plumb.sh passes the same; node refuses a
+ * The V8 flags the snapshot is built and run with (native/launcher.c passes the same; node refuses a
  * blob under other flags). --no-rehash-snapshot: V8 would otherwise rehash every string and
  * hash table in the heap with a fresh seed at each start (~2 ms of --help here); the seed stays
  * the build's random one, a hash-flooding guard a one-shot command fed its own argv can do without.
@@ -30,7 +30,7 @@ export const SNAPSHOT_STAMP = 'plumb.blob.ok'
  * the same build without it: an attach 62.4 -> 59.0 ms (--no-opt alone 59.4, interpreted regular
  * expressions alone 60.8; 40 rounds), ls 45.0 -> 43.2 (50), a CNI ADD 57.5 -> 54.8 (40), a 40-node
  * lab's deploy 281 -> 283 ms and destroy 223 -> 207 (6). `plumb watch`, which runs for days, is
- * started from the code cache with the compilers instead (bin/plumb.sh). --no-expose-wasm: what
+ * started from the code cache with the compilers instead (native/launcher.c). --no-expose-wasm: what
  * --jitless implies, said so that node does not warn about the conflict at every start (nothing in
  * plumb uses WebAssembly). --no-flush-bytecode: the builder loads the
  * ops bundle from its code cache (scripts/code-cache.cjs: trained on dry runs and ls), which
@@ -94,7 +94,7 @@ export function snapshotTraining(dist: string): string {
 /** Where the launcher reads the CPU's identity: its features on one line (V8 folds them into the tag it checks). */
 export const CPU_MODALIAS = '/sys/devices/system/cpu/modalias'
 
-/** The first line of CPU_MODALIAS, exactly as the launcher's `read` sees it ('' without one). */
+/** The first line of CPU_MODALIAS, without its newline, as the launcher reads it ('' without one). */
 export function cpuIdentity(): string {
   try {
     return readFileSync(CPU_MODALIAS, 'utf8').split('\n')[0] ?? ''
@@ -105,7 +105,7 @@ export function cpuIdentity(): string {
 
 /**
  * Whether the launcher in `dist` starts `node` (the first on PATH) from the snapshot, and if not
- * why: the same tests as bin/plumb.sh, in its order.
+ * why: the same tests as native/launcher.c, in its order.
  */
 export function snapshotVerdict(dist: string, node: string | undefined, env: NodeJS.ProcessEnv): { used: boolean; why: string } {
   const blob = join(dist, SNAPSHOT_BLOB)
@@ -122,7 +122,7 @@ export function snapshotVerdict(dist: string, node: string | undefined, env: Nod
   } catch {
     return { used: false, why: `no ${join(dist, SNAPSHOT_STAMP)}: the build did not vouch for the snapshot (node refused it then)` }
   }
-  // dash's `test -nt`/`-ot` compare to the nanosecond
+  // the launcher compares them to the nanosecond
   if (statSync(node, { bigint: true }).mtimeNs !== stampTime) return { used: false, why: `${node} is not the node that built it (another binary or version)` }
   let stamped = ''
   try {

@@ -3,7 +3,7 @@
 // and module loading (yargs unbundled ~50-180 ms, bundled ~30 ms; see KERNEL-NOTES.md), and by
 // compiling and initialising what it loads. CommonJS because only a classic script can be run
 // from a code cache on Node 20 (vm.Script cachedData; see bin/plumb.cts), and only one file of
-// it can be a snapshot's entry (bin/snapshot.ts). bin/plumb.sh picks between the two at run time.
+// it can be a snapshot's entry (bin/snapshot.ts). native/launcher.c picks between the two at run time.
 import { spawn, spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -317,10 +317,17 @@ const trainedOn = realFailed.length
     ? SNAPSHOT_TRAINED_REAL
     : `${SNAPSHOT_TRAINED_DRY}: the build did not run as root`
 await chmod('dist/plumb.cjs', 0o755)
-await copyFile('bin/plumb.sh', 'dist/plumb')
+// The `plumb` command: native/launcher.c, which the install step builds with the addon
+// (native/binding.gyp) and which reads this directory's stamp and blobs (below) at every start.
+const LAUNCHER = 'native/build/Release/plumb'
+try {
+  await copyFile(LAUNCHER, 'dist/plumb')
+} catch (err) {
+  throw new Error(`${LAUNCHER} is missing (${err.code}): the native parts are built by npm install; run \`npx node-gyp rebuild --directory native\` (it needs a C compiler: build-essential)`)
+}
 await chmod('dist/plumb', 0o755)
 
-// The V8 start-up snapshot (bin/plumb.sh says when it is used): made by this node, then vouched
+// The V8 start-up snapshot (native/launcher.c says when it is used): made by this node, then vouched
 // for only once a run from it worked. A node that cannot make or load one leaves the CLI on the
 // code-cache path, which doctor reports; the build still succeeds.
 // Two blobs from one entry: the command line alone (help, version, usage errors: the smaller heap

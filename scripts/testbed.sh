@@ -17,7 +17,7 @@ OVS_CTL=${PLUMB_TESTBED_OVS_CTL:-/usr/share/openvswitch/scripts/ovs-ctl}
 IMAGE=plumb-test:busybox
 IMAGE_BINS=(sh ip ping udhcpc sleep cat ls hostname ifconfig route nc wget echo true kill)
 PACKAGES=(docker.io openvswitch-switch dnsmasq-base udhcpc isc-dhcp-client iputils-ping tcpdump
-  busybox-static containernetworking-plugins iptables iproute2 hyperfine make g++ python3 strace graphviz podman conntrack)
+  busybox-static containernetworking-plugins iptables iproute2 hyperfine make g++ libc6-dev python3 strace graphviz podman conntrack)
 
 log() { printf '[testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

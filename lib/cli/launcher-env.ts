@@ -1,11 +1,11 @@
-// What bin/plumb.sh changes in node's environment for its start only, undone once node runs: by the
+// What native/launcher.c changes in node's environment for its start only, undone once node runs: by the
 // CLI (lib/cli/index.ts) and the CNI plugin (bin/cni.ts) alike.
 
-/** glibc's malloc tunables bin/plumb.sh gives node's start from a blob (why: there). */
+/** glibc's malloc tunables native/launcher.c gives node's start from a blob (why: there). */
 export const LAUNCHER_GLIBC_TUNABLES = 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864'
 
 /**
- * What the launcher (bin/plumb.sh) set for node's start only, put back now that node has
+ * What the launcher (native/launcher.c) set for node's start only, put back now that node has
  * started, for the programs plumb runs (plumb exec, a hook, a DHCP client, ip, iptables):
  * NODE_EXTRA_CA_CERTS, kept from node's start under another name (node reads the bundle before
  * anything runs, and plumb makes no TLS connection); GLIBC_TUNABLES, the caller's value (kept

@@ -26,7 +26,7 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
 
 /**
  * The launcher's text: the node that ran the install first, then node on PATH and the usual
- * places, handed to the package's own `plumb` command (bin/plumb.sh: the CNI plugin's start-up
+ * places, handed to the package's own `plumb` command (native/launcher.c: the CNI plugin's start-up
  * snapshot when the build vouched for that node, else its code cache).
  */
 export function launcherScript(node: string, entry: string): string {

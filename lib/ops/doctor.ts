@@ -69,7 +69,7 @@ function codeCacheCheck(): DoctorCheck | undefined {
 }
 
 /**
- * The `plumb` command's start-up snapshot (dist/plumb.blob, bin/plumb.sh): whether a command starts
+ * The `plumb` command's start-up snapshot (dist/plumb.blob, native/launcher.c): whether a command starts
  * from it, and if not why (start-up-bound runs such as --help then cost ~35% more of plumb's own
  * start-up work: bench/README.md). When the launcher would offer
  * it, one run from it is tried: V8's own words if node refuses it after all.

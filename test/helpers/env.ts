@@ -16,7 +16,7 @@ export const isRoot = process.getuid?.() === 0
 // No test makes a TLS connection, and a CA bundle named in the environment costs every node the
 // suite starts ~30 ms of CPU before it runs anything (node reads and parses it at start-up): the
 // suite starts node several thousand times (plumb as `node dist/plumb.cjs`, which the launcher's
-// unsetting of it in bin/plumb.sh does not cover; the traffic echoes). Gone for every child of a
+// unsetting of it in native/launcher.c does not cover; the traffic echoes). Gone for every child of a
 // test process; the launcher's tests of it set their own.
 delete process.env.NODE_EXTRA_CA_CERTS
 

@@ -6,7 +6,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { execa } from 'execa'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import Module, { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -165,7 +165,7 @@ process.on('exit', () => fs.writeFileSync(${JSON.stringify(out)}, [...process.mo
   t.regex(bad.stderr, /^plumb: CNI ADD failed: unknown op "nope"/)
 })
 
-// The `plumb` command (dist/plumb, bin/plumb.sh) and the start-up snapshot it offers node. Which
+// The `plumb` command (dist/plumb, native/launcher.c) and the start-up snapshot it offers node. Which
 // path a run took is read from node's own argv, through a stand-in `node` first on PATH that logs
 // its arguments and execs the real one (with the real one's mtime: the launcher compares it).
 const launcher = join(dist, 'plumb')
@@ -342,6 +342,33 @@ test('an op run from a copy of the package with the ops in its snapshot finds it
   const withAddon = await ls()
   t.is(withAddon.exitCode, 0, withAddon.stderr)
   t.true([0, 2].every((i) => node.argvs()[i]?.includes(join(root, 'dist', SNAPSHOT_OPS_BLOB))), 'both from the copy\'s ops blob')
+})
+
+test('the launcher finds its package through a symlink (npm\'s bin links), says when there is no node to run, and exits as node does', async (t) => {
+  const node = fakeNode(t)
+  const bin = mkdtempSync(join(tmpdir(), 'pt-bin-'))
+  t.teardown(() => rmSync(bin, { recursive: true, force: true }))
+  symlinkSync(launcher, join(bin, 'plumb'))
+  const linked = await execa(join(bin, 'plumb'), ['--version'], { env: node.env, extendEnv: false, reject: false })
+  t.is(linked.exitCode, 0, linked.stderr)
+  t.is(linked.stdout.trim(), packageVersion())
+  t.deepEqual(node.argvs()[0], [...SNAPSHOT_NODE_FLAGS, '--snapshot-blob', join(dist, SNAPSHOT_BLOB), join(dist, 'plumb.cjs'), '--version'])
+  // no node on PATH (an empty PATH is /usr/bin:/bin, as for sh; an empty entry is the current directory)
+  const none = await execa(launcher, ['--version'], { env: { PATH: '/nonexistent:/nonexistent/too' }, extendEnv: false, reject: false })
+  t.is(none.exitCode, 127)
+  t.is(none.stderr, 'plumb: node not found on PATH')
+  const here = await execa(launcher, ['--version'], { env: { PATH: '/nonexistent:' }, cwd: node.dir, extendEnv: false, reject: false })
+  t.is(here.exitCode, 0, here.stderr)
+  t.is(node.argvs().length, 2, 'the node in the current directory ran')
+  // a node that is not a program it can start: said, and sh's exit code for it
+  const broken = join(bin, 'node')
+  writeFileSync(broken, 'not a program', { mode: 0o755 })
+  const bad = await execa(launcher, ['--version'], { env: { PATH: bin }, extendEnv: false, reject: false })
+  t.is(bad.exitCode, 126)
+  t.is(bad.stderr, `plumb: cannot run ${broken}: Exec format error`)
+  // node's exit code and signal are the command's (exec, no fork): a usage error is 2
+  const usage = await execa(join(bin, 'plumb'), ['atach-veth'], { env: node.env, extendEnv: false, reject: false })
+  t.is(usage.exitCode, 2)
 })
 
 test('without a snapshot node accepts, plumb runs from the code cache and doctor says why', async (t) => {
