@@ -32,6 +32,15 @@ test('a datagram of several messages, each 4-aligned, reads as the package reads
   t.deepEqual(unframe(Buffer.alloc(0)), [])
 })
 
+test('every bit of each header field survives, both ways: high bits (a u32 past 2^31, a u16 past 2^15) stay unsigned', (t) => {
+  const fields = { type: 0x8123, flags: 0xfedc, seq: 0xfffffffe, port: 0x80000001 }
+  const ours = frame(fields.type, fields.flags, fields.seq, fields.port, payload)
+  t.deepEqual(ours, Buffer.concat(formatMessage({ ...fields, data: payload })))
+  const [back] = unframe(ours)
+  t.like(back, fields)
+  t.deepEqual(back!.data, Buffer.concat(payload))
+})
+
 test('a header that lies about its length, or a datagram cut inside a header, throws', (t) => {
   const m = frame(16, 0, 1, 0, [Buffer.alloc(8)])
   m.writeUInt32LE(40, 0)
