@@ -65,6 +65,19 @@ export async function ipJson(args: string[], netns?: NsTarget): Promise<IpObject
   return out === '' ? [] : (JSON.parse(out) as IpObject[])
 }
 
+/**
+ * Several `ip -j` commands (`ip OPTS -j -batch -`, one line each) in one process, parsed: each
+ * prints its JSON on a line of its own ("[]" when it has nothing to show). One spawn instead of
+ * one a command: a spawn costs the test process a fork of itself, the suite's largest cost.
+ */
+export async function ipBatchJson(commands: string[], netns?: NsTarget, opts: string[] = []): Promise<IpObject[][]> {
+  const args = [...opts, '-j', '-batch', '-']
+  const [cmd, argv] = typeof netns === 'string' ? ['ip', ['-n', netns, ...args]] : nsArgv(netns, 'ip', args)
+  const lines = (await sh(cmd as string, argv as string[], { input: commands.map((c) => `${c}\n`).join('') })).split('\n').filter((l) => l !== '')
+  if (lines.length !== commands.length) throw new Error(`ip -batch printed ${lines.length} lines for ${commands.length} commands (${commands.join('; ')}):\n${lines.join('\n')}`)
+  return lines.map((l) => JSON.parse(l) as IpObject[])
+}
+
 /** Whether each port of bridge `br` is an isolated bridge port, as the kernel says (`ip -d link show master`). */
 export async function isolatedPorts(br: string, netns?: NsTarget): Promise<boolean[]> {
   return (await ipJson(['-d', 'link', 'show', 'master', br], netns)).map((l) => l.linkinfo?.info_slave_data?.isolated === true)

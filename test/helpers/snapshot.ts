@@ -1,7 +1,7 @@
 // A normalised picture of a netns's links, addresses and routes (from `ip -j`), for asserting that
 // an operation that failed or was undone left everything as it was: t.deepEqual(before, after).
 
-import { ipJson } from './netns.js'
+import { ipBatchJson } from './netns.js'
 import type { IpObject } from './netns.js'
 
 export interface Snapshot {
@@ -34,28 +34,24 @@ function scrub(value: unknown, parentKey = ''): unknown {
   return value
 }
 
-const byJson = (a: unknown, b: unknown): number => {
-  const x = JSON.stringify(a)
-  const y = JSON.stringify(b)
-  return x < y ? -1 : x > y ? 1 : 0
-}
-
 /**
  * Links (`ip -d link`), addresses flattened to one object per address (with its ifname), and
- * IPv4+IPv6 routes of every table, in the host or `{ netns }` / `{ path }`, sorted and scrubbed.
+ * IPv4+IPv6 routes of every table (`ip -d route show table all`: no family, both), in the host or
+ * `{ netns }` / `{ path }`, sorted and scrubbed, read by one `ip` process.
+ * `select`: the part of the raw picture to keep, taken before the scrub and the sort (the host's
+ * picture holds every test's links, and the sort compares whole objects by their JSON).
  */
-export async function snapshot(target: { netns?: string; path?: string } = {}): Promise<Snapshot> {
+export async function snapshot(target: { netns?: string; path?: string } = {}, select: (raw: Snapshot) => Snapshot = (raw) => raw): Promise<Snapshot> {
   const where = target.path ? { path: target.path } : target.netns
-  const [links, addrObjs, routes4, routes6] = await Promise.all([
-    ipJson(['-d', 'link', 'show'], where),
-    ipJson(['addr', 'show'], where),
-    ipJson(['-4', 'route', 'show', 'table', 'all'], where),
-    ipJson(['-6', 'route', 'show', 'table', 'all'], where),
-  ])
+  // -d for the links' kinds; an address's own fields are the same with it, a route's gain their defaults (type, table, ...)
+  const [links, addrObjs, routes] = (await ipBatchJson(['link show', 'addr show', 'route show table all'], where, ['-d'])) as [IpObject[], IpObject[], IpObject[]]
   const addrs = addrObjs.flatMap((l) => ((l.addr_info ?? []) as IpObject[]).map((a) => ({ ifname: l.ifname as string, ...a })))
-  return {
-    links: (links.map((l) => scrub(l)) as IpObject[]).sort(byJson),
-    addrs: (addrs.map((a) => scrub(a)) as IpObject[]).sort(byJson),
-    routes: ([...routes4, ...routes6].map((r) => scrub(r)) as IpObject[]).sort(byJson),
-  }
+  const kept = select({ links, addrs, routes })
+  const stable = (objs: IpObject[]): IpObject[] =>
+    objs
+      .map((o) => scrub(o) as IpObject)
+      .map((o) => [JSON.stringify(o), o] as const)
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+      .map(([, o]) => o)
+  return { links: stable(kept.links), addrs: stable(kept.addrs), routes: stable(kept.routes) }
 }

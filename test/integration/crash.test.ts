@@ -11,10 +11,11 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { dirname, join } from 'node:path'
-import { PLUMB_BIN, TEST_IMAGE, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
+import { join } from 'node:path'
+import { LAUNCHER, TEST_IMAGE, UNCOVERED_ENV, runCli, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { heldPid } from '../../lib/ops/journal.js'
-import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView, plumb } from './ops-fixture.js'
+import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView } from './ops-fixture.js'
+import type { CliResult } from '../helpers/index.js'
 import type { Fixture } from './ops-fixture.js'
 import { nicWithFarEnd, ovsBridgeName, ovsBridgesOf, ovsPortsOf, worldView } from './links-fixture.js'
 import { inRange, makeHostDhcpLab, pidsMentioning } from './ops-dhcp-fixture.js'
@@ -30,13 +31,14 @@ const ovsTest = canKill && hasOvs() ? test : test.skip
 const MAX_K = 120
 
 /**
- * The command as users run it (dist/plumb, which starts node from the ops blob), not the code
- * cache's path the other runs here take: what is killed is what users run, and it starts in
- * half the time. Without NODE_V8_COVERAGE: a killed process writes no coverage, and one from the
- * blob would write only counts of whole functions (the snapshot's code has no block counters).
+ * Every run here, killed or not, is the command as users run it (the launcher, node from the ops
+ * blob), not the code cache's path the other files' runs take for coverage: what is killed is
+ * what users run, and each kill point costs ~5 runs (the kill, the rerun, the kill again, gc,
+ * detach), which from the launcher take half the time. The suite's crash cases run thousands;
+ * the lines they reach are covered by the other files. A killed process writes no coverage, and
+ * one from the blob would write only counts of whole functions (its code has no block counters).
  */
-const LAUNCHER = join(dirname(PLUMB_BIN), 'plumb')
-const { NODE_V8_COVERAGE: _coverage, ...KILLED_ENV } = process.env
+const plumb = (...args: string[]): Promise<CliResult> => runCli(args, { launcher: true })
 
 /** Run plumb under strace, killed at its K-th sendmsg/write/writev; resolves to the exit code. */
 async function runKilledAt(k: number, args: string[]): Promise<number> {
@@ -45,7 +47,7 @@ async function runKilledAt(k: number, args: string[]): Promise<number> {
     reject: false,
     timeout: 60_000,
     stdin: 'ignore',
-    env: KILLED_ENV,
+    env: UNCOVERED_ENV,
     extendEnv: false,
   })
   return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
@@ -441,8 +443,13 @@ function smallLab(t: ExecutionContext, f: Fixture): { file: string; nodes: strin
 }
 
 /** The lab's netns nodes there now, and the host's links, addresses, routes and rules of the test. */
+/** Which of a lab's node netns exist. */
+async function labNetns(nodes: string[]): Promise<string[]> {
+  return (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
+}
+
 async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
-  const netns = (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
+  const netns = await labNetns(nodes)
   return { world: await worldView(f.id, netns), netns }
 }
 
@@ -458,9 +465,9 @@ crashCase('lab deploy killed at every step: a rerun converges, destroy removes t
       t.is(r.exitCode, 0, r.stderr)
     },
     cleanup: destroy,
-    present: async () => ((await labView(f, lab.nodes)) as { netns: string[] }).netns.length > 0,
+    present: async () => (await labNetns(lab.nodes)).length > 0,
     async intended(t) {
-      t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, lab.nodes)
+      t.deepEqual(await labNetns(lab.nodes), lab.nodes)
       t.deepEqual(await addrsOf('eth1', lab.nodes[0]!), [`${lab.net}.0/31`])
       t.deepEqual(await addrsOf('eth1', lab.nodes[1]!), [`${lab.net}.1/31`])
       t.deepEqual(await addrsOf('eth2', lab.nodes[1]!), [`${lab.net}.10/24`])
@@ -480,7 +487,7 @@ crashCase('lab destroy killed at every step: a rerun converges to nothing left, 
   await deploy(t)
   // A deploy after the destroy makes the lab anew (other MACs and ifindexes): compared by what the lab says.
   const shape = async (): Promise<unknown> => {
-    const { netns } = (await labView(f, lab.nodes)) as { netns: string[] }
+    const netns = await labNetns(lab.nodes)
     const host = await hostView(f.id)
     return {
       netns,
@@ -499,7 +506,7 @@ crashCase('lab destroy killed at every step: a rerun converges to nothing left, 
     // after either way out nothing of the lab is left: the undo (a deploy) makes it whole again
     present: async () => false,
     async intended(t) {
-      t.deepEqual(((await labView(f, lab.nodes)) as { netns: string[] }).netns, [])
+      t.deepEqual(await labNetns(lab.nodes), [])
       t.falsy((await hostView(f.id)).links.find((l) => l.ifname === lab.bridge), 'no bridge node')
     },
   }
@@ -604,9 +611,9 @@ crashCase('lab deploy with an OVS bridge node and a VXLAN link killed at every s
     },
     cleanup: destroy,
     rerunGuests: async () => [node],
-    present: async () => ((await labView(f, [node])) as { netns: string[] }).netns.length > 0 || (await ovsBridgesOf(f.id)).length > 0 || (await vxlanPorts()).length > 0,
+    present: async () => (await labNetns([node])).length > 0 || (await ovsBridgesOf(f.id)).length > 0 || (await vxlanPorts()).length > 0,
     async intended(t) {
-      t.deepEqual(((await labView(f, [node])) as { netns: string[] }).netns, [node])
+      t.deepEqual(await labNetns([node]), [node])
       t.deepEqual(await addrsOf('eth1', node), [`${net}.1/25`])
       t.deepEqual(await addrsOf('eth2', node), [`${net}.129/26`])
       t.deepEqual(

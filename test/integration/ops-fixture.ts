@@ -88,8 +88,14 @@ export async function dropEmptyPlumbChains(): Promise<void> {
 
 /** `iptables -S` lines whose comment names test `id` (plumb's rules are commented plumb:BRIDGE). */
 export async function firewallRules(bin: string, id: string): Promise<string[]> {
-  const r = await shQuiet(bin, ['-w', '-S'])
-  return r.stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(`plumb:${id}`))
+  return rulesNaming((await shQuiet(bin, ['-w', '-S'])).stdout, id)
+}
+
+const rulesNaming = (text: string, id: string): string[] => text.split('\n').filter((l) => l.startsWith('-A ') && l.includes(`plumb:${id}`))
+
+/** firewallRules of iptables, then of ip6tables, from one spawn of ours (a shell runs both: a spawn costs this process a fork of itself). */
+async function bothFamiliesRules(id: string): Promise<string[]> {
+  return rulesNaming((await shQuiet('sh', ['-c', 'iptables -w -S; ip6tables -w -S'])).stdout, id)
 }
 
 /** Docker's FORWARD DROP is active for bridged IPv4 frames: plumb must add its ACCEPT rule. */
@@ -128,15 +134,12 @@ export function stable(s: Snapshot): Snapshot {
  * master names it, and the addresses/routes on them; plus plumb's firewall rules for it.
  */
 export async function hostView(id: string): Promise<Snapshot & { rules: string[] }> {
-  const s = stable(await snapshot())
-  const links = s.links.filter((l) => JSON.stringify([l.ifname, l.ifalias, l.master]).includes(id))
-  const names = new Set(links.map((l) => String(l.ifname)))
-  return {
-    links,
-    addrs: s.addrs.filter((a) => touches(a, names, id)),
-    routes: s.routes.filter((r) => touches(r, names, id)),
-    rules: [...(await firewallRules('iptables', id)), ...(await firewallRules('ip6tables', id))],
-  }
+  const s = await snapshot({}, (raw) => {
+    const links = raw.links.filter((l) => JSON.stringify([l.ifname, l.ifalias, l.master]).includes(id))
+    const names = new Set(links.map((l) => String(l.ifname)))
+    return { links, addrs: raw.addrs.filter((a) => touches(a, names, id)), routes: raw.routes.filter((r) => touches(r, names, id)) }
+  })
+  return { ...stable(s), rules: await bothFamiliesRules(id) }
 }
 
 /** Everything in the guest's netns, sysctls excluded. */
