@@ -126,7 +126,7 @@ async function attachIn(ctx: GuestContext, v: ValidatedAttachVeth, opts: AttachV
 interface FirstReads {
   links: Promise<LinkInfo[]>
   routes?: Promise<RouteInfo[]>
-  hostName?: { ifname: string; lookup: Promise<LinkInfo | undefined> }
+  hostName?: { ifname: string; name: string; lookup: Promise<LinkInfo | undefined> }
 }
 
 /**
@@ -141,10 +141,11 @@ function firstReads(ctx: GuestContext, v: ValidatedAttachVeth): FirstReads {
     return p
   }
   const guess = v.ifname ?? 'eth1'
+  const hostName = v.hostIfname === undefined ? deriveHostIfname(ctx.netns.key, guess) : undefined
   return {
     links: quiet(ctx.guestNs.getLinks()),
     ...(v.defaults.length ? { routes: quiet(ctx.guestNs.getRoutes()) } : {}),
-    ...(v.hostIfname === undefined ? { hostName: { ifname: guess, lookup: quiet(ctx.hostNs.getLink(deriveHostIfname(ctx.netns.key, guess))) } } : {}),
+    ...(hostName !== undefined ? { hostName: { ifname: guess, name: hostName, lookup: quiet(ctx.hostNs.getLink(hostName)) } } : {}),
   }
 }
 

@@ -23,8 +23,8 @@ export async function pickHostIfname(
   netns: Netns,
   ifname: string,
   given?: string,
-  /** a lookup of the first candidate for `ifname`, already sent */
-  prefetched?: { ifname: string; lookup: Promise<LinkInfo | undefined> },
+  /** the first candidate for `ifname` (deriveHostIfname's), and its lookup already sent */
+  prefetched?: { ifname: string; name: string; lookup: Promise<LinkInfo | undefined> },
 ): Promise<string> {
   if (given !== undefined) {
     const existing = await hostNs.getLink(given)
@@ -33,8 +33,10 @@ export async function pickHostIfname(
   }
   const taken = new Set<string>()
   for (let i = 0; i < 16; i++) {
-    const name = deriveHostIfname(netns.key, ifname, (n) => taken.has(n))
-    const lookup = i === 0 && prefetched?.ifname === ifname ? prefetched.lookup : hostNs.getLink(name)
+    // the first candidate is the one prefetched when it was for this ifname: one sha256 fewer
+    const first = i === 0 && prefetched?.ifname === ifname ? prefetched : undefined
+    const name = first ? first.name : deriveHostIfname(netns.key, ifname, (n) => taken.has(n))
+    const lookup = first ? first.lookup : hostNs.getLink(name)
     if (!(await lookup)) return name
     taken.add(name)
   }
