@@ -36,14 +36,17 @@ export async function fakeEngine(t: ExecutionContext, pieces: Array<string | Buf
       req += c.toString('latin1')
       if (!req.includes('\r\n\r\n')) return
       requests.push(req)
-      if (pieces.length === 0) close(sock)
-      pieces.forEach((p, i) =>
-        setTimeout(() => {
-          if (!sock.writable) return
-          sock.write(p)
-          if (i === pieces.length - 1) close(sock)
-        }, i * interval),
-      )
+      if (pieces.length === 0) return close(sock)
+      // Each piece's timer set once the one before it is written: timers of different durations
+      // set together (0, 5, 10 ms) may run out of order once overdue (node runs each duration's
+      // list in turn), and a loaded machine wrote a stream's end before its last event.
+      const write = (i: number): void => {
+        if (!sock.writable) return
+        sock.write(pieces[i]!)
+        if (i === pieces.length - 1) close(sock)
+        else setTimeout(() => write(i + 1), interval)
+      }
+      setTimeout(() => write(0), 0)
     })
   })
   await new Promise<void>((resolve) => server.listen(path, resolve))
