@@ -56,11 +56,14 @@ export async function shIn(target: NsTarget, cmd: string, args: string[] = [], o
 // `ip -j` objects are loosely typed by nature: tests index them by iproute2's field names.
 export type IpObject = Record<string, any>
 
+/** `ip ARGS` in the host or a netns: `ip -n` is cheapest for a named netns; anything else goes through nsenter. */
+function ipIn(netns: NsTarget, args: string[]): [string, string[]] {
+  return typeof netns === 'string' ? ['ip', ['-n', netns, ...args]] : nsArgv(netns, 'ip', args)
+}
+
 /** `ip -j ARGS` parsed, in the host or a netns: `ipJson(['addr', 'show', 'dev', 'eth1'], 'pt-ab12cd')`. */
 export async function ipJson(args: string[], netns?: NsTarget): Promise<IpObject[]> {
-  // `ip -n` is cheapest for named netns; anything else goes through nsenter.
-  const [cmd, argv] = typeof netns === 'string' ? ['ip', ['-n', netns, '-j', ...args]] : nsArgv(netns, 'ip', ['-j', ...args])
-  const out = await sh(cmd as string, argv as string[])
+  const out = await sh(...ipIn(netns, ['-j', ...args]))
   // Some `ip` subcommands print nothing (not "[]") when there is nothing to show.
   return out === '' ? [] : (JSON.parse(out) as IpObject[])
 }
@@ -71,9 +74,7 @@ export async function ipJson(args: string[], netns?: NsTarget): Promise<IpObject
  * one a command: a spawn costs the test process a fork of itself, the suite's largest cost.
  */
 export async function ipBatchJson(commands: string[], netns?: NsTarget, opts: string[] = []): Promise<IpObject[][]> {
-  const args = [...opts, '-j', '-batch', '-']
-  const [cmd, argv] = typeof netns === 'string' ? ['ip', ['-n', netns, ...args]] : nsArgv(netns, 'ip', args)
-  const lines = (await sh(cmd as string, argv as string[], { input: commands.map((c) => `${c}\n`).join('') })).split('\n').filter((l) => l !== '')
+  const lines = (await sh(...ipIn(netns, [...opts, '-j', '-batch', '-']), { input: commands.map((c) => `${c}\n`).join('') })).split('\n').filter((l) => l !== '')
   if (lines.length !== commands.length) throw new Error(`ip -batch printed ${lines.length} lines for ${commands.length} commands (${commands.join('; ')}):\n${lines.join('\n')}`)
   return lines.map((l) => JSON.parse(l) as IpObject[])
 }

@@ -47,11 +47,11 @@ export async function snapshot(target: { netns?: string; path?: string } = {}, s
   const [links, addrObjs, routes] = (await ipBatchJson(['link show', 'addr show', 'route show table all'], where, ['-d'])) as [IpObject[], IpObject[], IpObject[]]
   const addrs = addrObjs.flatMap((l) => ((l.addr_info ?? []) as IpObject[]).map((a) => ({ ifname: l.ifname as string, ...a })))
   const kept = select({ links, addrs, routes })
-  const stable = (objs: IpObject[]): IpObject[] =>
+  const scrubbedSorted = (objs: IpObject[]): IpObject[] =>
     objs
       .map((o) => scrub(o) as IpObject)
       .map((o) => [JSON.stringify(o), o] as const)
       .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
       .map(([, o]) => o)
-  return { links: stable(kept.links), addrs: stable(kept.addrs), routes: stable(kept.routes) }
+  return { links: scrubbedSorted(kept.links), addrs: scrubbedSorted(kept.addrs), routes: scrubbedSorted(kept.routes) }
 }

@@ -442,12 +442,12 @@ function smallLab(t: ExecutionContext, f: Fixture): { file: string; nodes: strin
   return { file, nodes: [`${f.id}-a`, `${f.id}-b`], bridge, net }
 }
 
-/** The lab's netns nodes there now, and the host's links, addresses, routes and rules of the test. */
 /** Which of a lab's node netns exist. */
 async function labNetns(nodes: string[]): Promise<string[]> {
   return (await shQuiet('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => nodes.includes(n)).sort()
 }
 
+/** The lab's netns nodes there now, and the host's links, addresses, routes and rules of the test. */
 async function labView(f: Fixture, nodes: string[]): Promise<unknown> {
   const netns = await labNetns(nodes)
   return { world: await worldView(f.id, netns), netns }
