@@ -7,7 +7,7 @@
 // shell floor, and the few options used here need none of execa's parsing. Tests use execa.
 
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
-import { accessSync, constants, existsSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlumbError } from './errors.js'
 import { errnoOf, errorCodeOf } from './kernel/errors.js'
@@ -41,8 +41,12 @@ export interface RunOptions {
   env?: Record<string, string>
   /** false: the program sees only `env`, with PATH defaulting to SAFE_PATH (as execa's extendEnv) */
   extendEnv?: boolean
-  /** told the child's pid as soon as it runs (an op's journal records it: see lib/ops/journal.ts) */
-  onSpawn?: (pid: number) => void
+  /**
+   * The program works for an op's journalled step: it, and every process it starts, carries
+   * CHILD_OF=this in its environment from before it runs, so that a recovery of the op (killed
+   * while the program still worked) lets them finish first (see processesChildOf).
+   */
+  childOf?: string
   /** aborting it kills the program (SIGKILL); the result then has `aborted` */
   signal?: AbortSignal
 }
@@ -90,7 +94,6 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
         })
       },
     )
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid)
     // A program that exits without reading its input (a CNI plugin asked VERSION ignores stdin)
     // makes the write fail with EPIPE: its exit status says how it went, the pipe does not.
     child.stdin?.on('error', () => undefined)
@@ -106,8 +109,44 @@ export async function spawnChild(file: string, args: string[], opts: SpawnOption
 }
 
 function environment(opts: RunOptions): NodeJS.ProcessEnv {
-  if (opts.extendEnv === false) return { PATH: SAFE_PATH, ...opts.env }
-  return opts.env ? { ...process.env, ...opts.env } : process.env
+  const env = opts.childOf === undefined ? opts.env : { ...opts.env, [CHILD_OF]: opts.childOf }
+  if (opts.extendEnv === false) return { PATH: SAFE_PATH, ...env }
+  return env ? { ...process.env, ...env } : process.env
+}
+
+/**
+ * The variable a program run for an op's step carries (RunOptions.childOf): the op's
+ * `<pid>:<start time>`, as its journal entry names its writer.
+ *
+ * Why not record the child's pid in the journal once it is spawned: a kill between the spawn and
+ * that write (CI's crash case saw it, an iptables rule added after gc had looked) leaves a
+ * program at work that no entry names. The environment is the child's from its exec on (before
+ * that it is plumb's copy, a few microseconds, doing nothing but exec), and its own children
+ * (flock's sh, sh's iptables) inherit it.
+ */
+export const CHILD_OF = 'PLUMB_CHILD_OF'
+
+/**
+ * The live processes carrying CHILD_OF=`tag`: one read of /proc/PID/environ per process (3-10
+ * ms for ~90), done only by a recovery of a dead op's entry that says it ran programs. A
+ * zombie's environ is empty: it does nothing more.
+ */
+export function processesChildOf(tag: string): number[] {
+  const entry = Buffer.from(`${CHILD_OF}=${tag}\0`)
+  const inside = Buffer.from(`\0${CHILD_OF}=${tag}\0`)
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    let env: Buffer
+    try {
+      env = readFileSync(`/proc/${pid}/environ`)
+    } catch {
+      continue // gone meanwhile
+    }
+    if (env.subarray(0, entry.length).equals(entry) || env.includes(inside)) out.push(pid)
+  }
+  return out
 }
 
 /** A program that could not be started (spawn's error): UNSUPPORTED, exit 5, naming it. */

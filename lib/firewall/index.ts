@@ -29,9 +29,9 @@ export * from './plan.js'
 export const FIREWALL_LOCK = `${RUN_DIR}/firewall.lock`
 
 /** A program's exit status and output; one that cannot be started is status 127, as in a shell. */
-async function run(binary: string, args: string[], opts: { input?: string; onSpawn?: (pid: number) => void } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(binary: string, args: string[], opts: { input?: string; childOf?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await runProgram(binary, args, { ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
+    const r = await runProgram(binary, args, { ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.childOf !== undefined ? { childOf: opts.childOf } : {}) })
     return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr }
   } catch {
     return { code: 127, stdout: '', stderr: '' }
@@ -208,10 +208,10 @@ async function readSaved(binaries: readonly Binary[], key: TablesKey | undefined
 }
 
 /** Apply planned commands as one iptables-restore --noflush batch: all of them or none. */
-export async function applyCmds(binary: Binary, cmds: readonly Cmd[], onSpawn?: (pid: number) => void): Promise<void> {
+export async function applyCmds(binary: Binary, cmds: readonly Cmd[], childOf?: string): Promise<void> {
   const text = restoreText(cmds)
   if (!text) return
-  const r = await run(`${binary}-restore`, ['-w', '--noflush'], { input: text, ...(onSpawn ? { onSpawn } : {}) })
+  const r = await run(`${binary}-restore`, ['-w', '--noflush'], { input: text, ...(childOf !== undefined ? { childOf } : {}) })
   if (r.code === 127 && r.stderr === '') throw new PlumbError('UNSUPPORTED', `cannot run ${binary}-restore`, { hint: 'install iptables (the nft backend Docker uses)' })
   if (r.code !== 0) {
     throw new PlumbError('FAILED', `failed to change the firewall (${binary}-restore): ${r.stderr.trim() || `exit ${r.code}`}`, {
@@ -299,7 +299,7 @@ const ENSURE = [
  * under one flock: parallel attaches to one new bridge all planned "absent", and a bare -C
  * then -A still let two of ten add a copy each.
  */
-export async function addRule(r: FirewallRule, opts: { onSpawn?: (pid: number) => void } = {}): Promise<boolean> {
+export async function addRule(r: FirewallRule, opts: { childOf?: string } = {}): Promise<boolean> {
   try {
     mkdirSync(RUN_DIR, { recursive: true })
   } catch {

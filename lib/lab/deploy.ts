@@ -100,22 +100,22 @@ function named(lab: Lab, what: string, at: string | undefined, err: unknown): Pl
   return out
 }
 
-/** `ip -batch -` with these lines: one spawn for many netns adds or deletes. */
-async function ipBatch(lines: string[]): Promise<void> {
+/** `ip -batch -` with these lines: one spawn for many netns adds or deletes (`childOf`: see lib/proc.ts). */
+async function ipBatch(lines: string[], childOf?: string): Promise<void> {
   if (lines.length === 0) return
-  const r = await run('ip', ['-batch', '-'], { input: `${lines.join('\n')}\n`, timeout: 60_000 })
+  const r = await run('ip', ['-batch', '-'], { input: `${lines.join('\n')}\n`, timeout: 60_000, ...(childOf !== undefined ? { childOf } : {}) })
   if (r.exitCode !== 0) throw new PlumbError('FAILED', `ip -batch failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`)
 }
 
 /** One shared `ip -batch` for the lines given to it within one tick: each caller awaits the whole batch. */
-function batcher(): (line: string) => Promise<void> {
+function batcher(tx: Tx): (line: string) => Promise<void> {
   let pending: { lines: string[]; done: Promise<void> } | undefined
   return (line) => {
     if (!pending) {
       const lines: string[] = []
       const done = Promise.resolve().then(() => {
         pending = undefined
-        return ipBatch(lines)
+        return ipBatch(lines, tx.childOf())
       })
       pending = { lines, done }
     }
@@ -377,7 +377,7 @@ async function applyPlan(lab: Lab, p: Plan, seen: Observed, fw: FirewallPlans, n
   const hostNs = handles.host()
   try {
     return await runTx({ ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.log ? { log: opts.log } : {}), journal: { op: 'lab deploy', guests: [selfIdentity().hostNs] } }, async (tx) => {
-      const c: Ctx = { lab, tx, handles, hostNs, nodes, seen, progress: new Progress(total, opts.onProgress), netns: batcher(), messages: result.messages, warnings: result.warnings, ...(opts.log ? { log: opts.log } : {}) }
+      const c: Ctx = { lab, tx, handles, hostNs, nodes, seen, progress: new Progress(total, opts.onProgress), netns: batcher(tx), messages: result.messages, warnings: result.warnings, ...(opts.log ? { log: opts.log } : {}) }
       const at = (s: Step): string | undefined => (s.kind === 'create-node' || s.kind === 'bridge-ips' || s.kind === 'exec' ? s.node.at : s.kind === 'add-link' ? s.link.at : s.kind === 'repair' ? s.ep.at : undefined)
       const each = (steps: Step[], limit: number, outcome: string, fn: (s: Step) => Promise<void>): Promise<void> =>
         pool(steps, limit, async (s) => {
@@ -537,7 +537,7 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       }
       result.messages.push(...natSaid)
       await pool(unlinks, LINK_CONCURRENCY, (u) => step(`link ${u.guest} ${u.ifname}`, `plumb detach ${u.guest} ${u.ifname}`, () => unlink(u.guest, u.ifname)))
-      const netnsBatch = batcher()
+      const netnsBatch = batcher(tx)
       await Promise.all([
         pool(containers, NODE_CONCURRENCY, (ct) => step(`container ${ct.name}`, `docker rm -f ${ct.name}`, () => removeNodeContainer(ct.id))),
         pool(netns, netns.length || 1, (n) => step(`netns ${n}`, `ip netns del ${n}`, () => netnsBatch(`netns del ${n}`))),

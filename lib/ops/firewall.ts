@@ -51,7 +51,7 @@ export async function ensureFirewall(tx: Tx, plan: BridgeFirewall, bridge: strin
     // The undo removes only the copy this attach added: a concurrent attach to the same
     // bridge that found the rule in place relies on it.
     tx.intend({ t: 'fw', bridge })
-    const inserted = await tx.step(ruleLine(rule, '-A'), () => addRule(rule, { onSpawn: tx.onSpawn }), {
+    const inserted = await tx.step(ruleLine(rule, '-A'), () => addRule(rule, { childOf: tx.childOf() }), {
       line: ruleLine(rule, '-D'),
       run: (mine) => (mine ? removeOneBridgeRule(rule.binary, bridge) : Promise.resolve()),
     })
@@ -168,7 +168,7 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
       // Write-ahead (./journal.ts): a plumb killed from here on leaves rules whose removal the
       // next op on the guest, or gc, knows to do. A removal needs none: it leaves less, not more.
       if (addedKeys.size) tx.intend({ t: 'rules', binary, keys: [...addedKeys] })
-      await tx.step(commandLines(binary, cmds), () => applyEdit(binary, cmds, add, removed, tx.onSpawn), {
+      await tx.step(commandLines(binary, cmds), () => applyEdit(binary, cmds, add, removed, tx.childOf()), {
         line: `${binary}-restore --noflush  # put back: ${[...addedKeys, ...new Set(removed.map((r) => ruleKey(r.mark)))].join('; ')}`,
         run: () => withFirewallLock(false, () => putBack(binary, addedKeys, removed)),
       })
@@ -190,9 +190,9 @@ export async function editRules(tx: Tx, hostNs: NetHandle, tables: Map<Binary, T
  * whole batch. The retry deletes what is still there and adds what is still missing; a second
  * failure is the error.
  */
-async function applyEdit(binary: Binary, cmds: Cmd[], add: NewRule[], removed: SavedRule[], onSpawn?: (pid: number) => void): Promise<void> {
+async function applyEdit(binary: Binary, cmds: Cmd[], add: NewRule[], removed: SavedRule[], childOf?: string): Promise<void> {
   try {
-    await applyCmds(binary, cmds, onSpawn)
+    await applyCmds(binary, cmds, childOf)
     return
   } catch (err) {
     if (removed.length === 0) throw err
@@ -203,7 +203,7 @@ async function applyEdit(binary: Binary, cmds: Cmd[], add: NewRule[], removed: S
     const still = plumbRules(t).filter((r) => gone.has(at(r)))
     if (still.length === removed.length) throw err // every rule was there: not what failed
     const have = new Set(plumbRules(t).map((r) => ruleKey(r.mark)))
-    await applyCmds(binary, planChange(t, { add: add.filter((r) => !have.has(ruleKey(r.mark))), remove: still }), onSpawn)
+    await applyCmds(binary, planChange(t, { add: add.filter((r) => !have.has(ruleKey(r.mark))), remove: still }), childOf)
   }
 }
 

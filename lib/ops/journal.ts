@@ -63,10 +63,13 @@ export type Intent =
   | { t: 'gw'; where: Where; family: 4 | 6; gateway?: string; dev?: string }
   /** a host device moved into a guest (move-dev): give it back as it was */
   | { t: 'moved'; where: Where; name: string; orig: string; mac?: string; alias?: string; up: boolean }
+  /**
+   * the op runs programs for its steps from here on (iptables, ovs-vsctl, ip): they carry
+   * CHILD_OF=writerTag(entry) (lib/proc.ts), and may still be at work when the op dies
+   */
+  | { t: 'programs' }
   /** a DHCP client being started */
   | { t: 'dhcp'; stateKey: string; ifname: string }
-  /** a program the op started (iptables, ovs-vsctl): it may still be working when its parent dies */
-  | { t: 'child'; pid: number; start: number }
   /**
    * an `ip netns` about to be made (a lab's netns node) whose lo is to carry `mark`: the netns has
    * nowhere to hold a mark before it exists. Amended with `id` once made: a later netns of the
@@ -126,8 +129,11 @@ export function processStart(pid: number): number | undefined {
   }
 }
 
-/** The process that wrote an entry (or started a child) is still the one running. */
+/** The process that wrote an entry is still the one running. */
 export const stillRunning = (pid: number, start: number): boolean => processStart(pid) === start
+
+/** What the programs an entry's writer ran for its steps carry (lib/proc.ts CHILD_OF). */
+export const writerTag = (w: { pid: number; start: number }): string => `${w.pid}:${w.start}`
 
 /** One op's entry. Nothing is written until the first intent; `close()` removes the file. */
 export class Journal {

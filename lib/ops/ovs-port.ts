@@ -145,7 +145,7 @@ export async function ovsPortIn(ctx: GuestContext, v: ValidatedOvsPort, opts: Ov
     if (!exists) {
       const bridgeMark = { 'plumb-owner': 'plumb', 'plumb-op': 'bridge' }
       tx.intend({ t: 'ovs-bridge', name: v.bridge })
-      const made = await tx.step(ovs.vsctlLine(ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark })), () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }, { onSpawn: tx.onSpawn }), {
+      const made = await tx.step(ovs.vsctlLine(ovs.createBridgeArgv(v.bridge, { datapathType: 'auto', mark: bridgeMark })), () => ovs.createBridge(v.bridge, { datapathType: 'auto', mark: bridgeMark }, { childOf: tx.childOf() }), {
         line: `ovs-vsctl --if-exists del-br ${v.bridge}`,
         run: () => ovs.deleteBridge(v.bridge),
       })

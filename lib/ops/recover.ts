@@ -10,11 +10,12 @@ import { netnsAt, netnsIdOf } from '../guest/nsfile.js'
 import { closeFd, openHandleIn, openNetnsFd } from '../kernel/index.js'
 import type { LinkInfo, NetHandle } from '../kernel/types.js'
 import { parseMark, ruleKey } from '../parse/index.js'
-import { JOURNAL_DIR, finalEntry, heldName, heldPid, processStart, readEntryFile, readJournal, sameNs, selfIdentity, stillRunning, unheldName } from './journal.js'
+import { JOURNAL_DIR, finalEntry, heldName, heldPid, processStart, readEntryFile, readJournal, sameNs, selfIdentity, stillRunning, unheldName, writerTag } from './journal.js'
 import type { GuestNs, Intent, JournalEntry, NsId, StoredEntry, Where } from './journal.js'
 import { ignoreGone, restoreDefaultRoute } from './guest-config.js'
 import { PlumbError } from '../errors.js'
 import { removeDeadTemps } from '../write-file.js'
+import { processesChildOf } from '../proc.js'
 
 export interface RecoverOptions {
   hostNs: NetHandle
@@ -153,15 +154,13 @@ export function deadClaimsOn(names: readonly string[]): Map<string, JournalEntry
 
 /** Undo one entry; returns why it must be kept, or undefined when it is finished. */
 async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: RecoverReport): Promise<string | undefined> {
-  // A program it started (iptables inserting a rule, say) may still be at work: let it finish,
-  // or its change would land after the undo.
+  // A program it ran for a step (iptables inserting a rule, say, held up by another's firewall
+  // lock) may still be at work: let it finish, or its change would land after the undo.
   const deadline = Date.now() + CHILD_WAIT_MS
-  for (const c of entry.intents) {
-    if (c.t !== 'child') continue
-    while (stillRunning(c.pid, c.start)) {
-      if (Date.now() > deadline) return `its child process ${c.pid} is still running`
-      await new Promise((r) => setTimeout(r, 20))
-    }
+  const ran = entry.intents.some((i) => i.t === 'programs')
+  for (let left = ran ? processesChildOf(writerTag(entry)) : []; left.length; left = processesChildOf(writerTag(entry))) {
+    if (Date.now() > deadline) return left.length > 1 ? `its child processes ${left.join(' ')} are still running` : `its child process ${left[0]} is still running`
+    await new Promise((r) => setTimeout(r, 20))
   }
   const handles = new Map<string, NetHandle | null>()
   try {
@@ -174,7 +173,6 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
       guestsGone: entry.guests.length > 0 && entry.guests.every((g) => g.path !== undefined && handleFor({ ...g, ns: 'guest', path: g.path }, hostNs, handles) === null),
     }
     for (const intent of entry.intents.slice().reverse()) {
-      if (intent.t === 'child') continue
       try {
         const line = await undoIntent(intent, ctx)
         if (line) report.undone.push(`${line}  (left by ${entry.op}, pid ${entry.pid}, killed)`)
@@ -404,8 +402,8 @@ async function undoIntent(intent: Intent, ctx: UndoContext): Promise<string | un
       const r = await dhcp.stopDhcp({ stateKey: intent.stateKey, ifname: intent.ifname, release: true, onlyInNetns: ctx.guests })
       return r.stopped ? `# stop the DHCP client of ${intent.ifname} (${intent.stateKey})` : undefined
     }
-    case 'child':
-      return undefined
+    case 'programs':
+      return undefined // waited for before any undo (undoEntry)
     case 'netns': {
       // Still what the dead run made: that netns (by cookie, once the entry has it), its lo
       // unmarked and nothing else in it (killed before the mark: links come after), or its lo
@@ -471,8 +469,8 @@ function describe(i: Intent): string {
       return `the move of ${i.orig} into ${i.where.ns === 'guest' ? i.where.path : 'the host'}`
     case 'dhcp':
       return `the DHCP client of ${i.ifname}`
-    case 'child':
-      return `process ${i.pid}`
+    case 'programs':
+      return 'the programs it ran'
     case 'netns':
       return `netns ${i.name}`
   }

@@ -2,7 +2,7 @@
 // failure undoes the done steps in reverse and re-throws the original error (pyroute2 style).
 
 import { PlumbError, asPlumbError } from '../errors.js'
-import { Journal, processStart as processStartOf } from './journal.js'
+import { Journal, selfIdentity, writerTag } from './journal.js'
 import type { Intent, JournalSpec } from './journal.js'
 
 export interface TxOptions {
@@ -33,6 +33,7 @@ export class Tx {
   private readonly undos: Undo[] = []
   private readonly log: ((line: string) => void) | undefined
   private readonly journal: Journal
+  private runsPrograms = false
   /** locks held until the transaction ends, by name (see hold()) */
   private readonly held = new Map<string, () => void>()
 
@@ -56,10 +57,18 @@ export class Tx {
     if (!this.dryRun) this.journal.amend(intent, patch)
   }
 
-  /** A child process a step started: a recovery lets it finish before undoing its work. */
-  readonly onSpawn = (pid: number): void => {
-    const start = processStartOf(pid)
-    if (start !== undefined) this.intend({ t: 'child', pid, start })
+  /**
+   * What a program a step runs is to carry (lib/proc.ts RunOptions.childOf), called as the step
+   * runs: the entry records first (once) that the op runs programs, so that a recovery looks for
+   * them (a scan of every process's environment, which an op that runs none is spared) and lets
+   * them finish before undoing their work.
+   */
+  childOf(): string {
+    if (!this.runsPrograms) {
+      this.intend({ t: 'programs' })
+      this.runsPrograms = true
+    }
+    return writerTag(selfIdentity())
   }
 
   /**

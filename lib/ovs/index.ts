@@ -207,7 +207,7 @@ async function settle(check: () => Promise<Verdict>): Promise<string | undefined
  * Idempotent: an existing bridge is left exactly as it is (`created: false`; `owned` says
  * whether plumb's mark is on it, the caller decides what a foreign one means).
  */
-export async function createBridge(name: string, opts: CreateBridgeOptions = {}, hooks: { onSpawn?: (pid: number) => void } = {}): Promise<{ created: boolean; owned: boolean; datapathType: string }> {
+export async function createBridge(name: string, opts: CreateBridgeOptions = {}, hooks: { childOf?: string } = {}): Promise<{ created: boolean; owned: boolean; datapathType: string }> {
   const argv = createBridgeArgv(name, opts)
   const ctx = { verb: 'create', object: 'OVS bridge', name }
   const existing = await getBridge(name)

@@ -66,11 +66,11 @@ export function vsctlError(c: CallContext, res: { exitCode?: number; signal?: st
  * binary is UNSUPPORTED (exit 5) naming the package.
  * Note a zero exit is not success for add-br: callers read back what happened.
  */
-export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[]; onSpawn?: (pid: number) => void } = {}): Promise<VsctlResult> {
+export async function runVsctl(argv: string[], c: CallContext, opts: { okExit?: number[]; childOf?: string } = {}): Promise<VsctlResult> {
   let res: RunResult
   try {
     // A backstop over ovs-vsctl's own --timeout, should it hang before arming its alarm.
-    res = await run('ovs-vsctl', [`--db=unix:${ovsdbSocket()}`, `--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' }, ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}) })
+    res = await run('ovs-vsctl', [`--db=unix:${ovsdbSocket()}`, `--timeout=${VSCTL_TIMEOUT_S}`, ...argv], { timeout: (VSCTL_TIMEOUT_S + 5) * 1000, env: { LC_ALL: 'C' }, ...(opts.childOf !== undefined ? { childOf: opts.childOf } : {}) })
   } catch (err) {
     throw new PlumbError('UNSUPPORTED', `${describeCall(c)}: ovs-vsctl not found or not executable (Open vSwitch is not installed)`, { hint: INSTALL_HINT, cause: err })
   }

@@ -11,6 +11,7 @@ import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns,
 import { labFixture } from '../e2e/lab-fixture.js'
 import { netnsAt } from '../../lib/guest/nsfile.js'
 import { finalEntry, readJournal } from '../../lib/ops/journal.js'
+import { CHILD_OF, processesChildOf } from '../../lib/proc.js'
 import { firewallRules, fixture, forwardDropActive, guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
 
@@ -94,6 +95,23 @@ rootTest('gc undoes the entry of a dead plumb (and removes its half-written temp
   t.true(await linkIn(ns, 'eth2'), "a live run's link stays")
   t.true(existsSync(live), "a live run's entry stays")
   t.true((r.json.plan as string[]).some((l) => l.includes('link del eth1')), 'gc says what it undid')
+})
+
+rootTest("gc lets a dead run's programs finish before undoing their work, found by the tag they carry (no pid in the entry: the kill may come between the spawn and the write)", async (t) => {
+  await holdGcLock(t)
+  const ns = await makeNetns(t)
+  const dead = await deadPid()
+  const file = writeEntry(t, { pid: dead, start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }, { t: 'programs' }] })
+  // what a step's program does when held up (an iptables rule behind another's firewall lock): its work lands late
+  const late = execa('sh', ['-c', `sleep 1; ip -n ${ns} link add eth1 type veth peer name eth1h`], { env: { [CHILD_OF]: `${dead}:1` }, reject: false })
+  t.teardown(() => void late.kill('SIGKILL'))
+  await waitFor(() => processesChildOf(`${dead}:1`).length > 0, { what: 'the program to run' })
+  const r = await plumb('gc')
+  t.is(r.exitCode, 0, r.stderr)
+  t.is((await late).exitCode, 0, 'the program made its link (then gc undid it)')
+  t.false(await linkIn(ns, 'eth1'), 'the link the program made late is gone')
+  t.false(await linkIn(ns, 'eth1h'))
+  t.false(existsSync(file), 'the entry is finished')
 })
 
 rootTest('an op on a guest first finishes the interrupted runs on that guest, and only those', async (t) => {

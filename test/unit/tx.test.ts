@@ -3,6 +3,8 @@
 import test from 'ava'
 import { PlumbError } from '../../lib/errors.js'
 import { Tx, runTx } from '../../lib/ops/tx.js'
+import { readJournal, selfIdentity, writerTag } from '../../lib/ops/journal.js'
+import type { Intent } from '../../lib/ops/journal.js'
 
 test('steps run in order and return their results; commit keeps the work', async (t) => {
   const log: string[] = []
@@ -165,4 +167,19 @@ test('batch in dry-run records the lines and runs nothing', async (t) => {
   t.deepEqual(tx.lines, ['x', 'y'])
   t.deepEqual(await tx.rollback(), [])
   t.is(ran, 0)
+})
+
+test('childOf: the tag of this writer, and the entry says once, before the first program runs, that the op runs programs', async (t) => {
+  if (process.getuid?.() !== 0) return t.pass('the journal is root\'s')
+  const mine = (): Intent[][] => readJournal().entries.filter((s) => s.entry.pid === process.pid && s.entry.op === 'pt-childof').map((s) => s.entry.intents)
+  await runTx({ journal: { op: 'pt-childof', guests: [] } }, async (tx) => {
+    t.is(tx.childOf(), writerTag(selfIdentity()))
+    tx.childOf()
+    t.deepEqual(mine(), [[{ t: 'programs' }]])
+  })
+  t.deepEqual(mine(), [], 'the entry goes with the commit')
+  await runTx({ dryRun: true, journal: { op: 'pt-childof', guests: [] } }, async (tx) => {
+    tx.childOf()
+    t.deepEqual(mine(), [], 'a dry run writes none')
+  })
 })
