@@ -507,12 +507,13 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
     const ovsBridges = [...[...seen.ovsBridges].filter(([, v]) => v.ours).map(([k]) => k), ...seen.strayOvsBridges]
     const linuxBridges = [...lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.ours).map((n) => n.runtime), ...seen.strayBridges]
     // A bridge the lab did not make stays, with its addresses; only plumb's firewall rule for it
-    // goes, once no plumb port is left on it (as detach does).
+    // goes, once no plumb port is left on it (as detach does). So does the rule of a bridge node
+    // that is gone (deleted by hand): it serves nothing now.
     const { marks } = await readMarks()
     const ruleBridges = new Set(marks.flatMap((m) => (m.op === 'bridge' ? [m.bridge] : [])))
     // Every rule the lab's `nat:` made, whether or not the file still names it (and none it did not make).
     const nat = labNatMarks(marks, lab.name)
-    const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && seen.nodes.get(n.name)?.exists && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
+    const foreignBridges = lab.nodes.filter((n) => n.kind === 'bridge' && !seen.nodes.get(n.name)?.ours && ruleBridges.has(n.runtime))
     const containers = [...removeNodes.filter((n) => n.kind === 'linux').map((n) => seen.nodes.get(n.name)!.container!), ...seen.strayContainers]
     const netns = [...removeNodes.filter((n) => n.kind === 'netns').map((n) => n.runtime), ...seen.strayNetns]
     const hostLeft = await labHostLinks(hostNs, lab.name)
@@ -548,7 +549,9 @@ export async function destroy(lab: Lab, opts: LabRunOptions = {}): Promise<LabRe
       }
       for (const b of ovsBridges) await step(`OVS bridge ${b}`, `ovs-vsctl --if-exists del-br ${b}`, () => ovs!.deleteBridge(b))
       for (const b of linuxBridges) await progress.step(`bridge ${b}`, 'removed', () => removeLinuxBridge(tx, hostNs, b))
-      await cleanupBridges(tx, hostNs, foreignBridges.map((b) => b.runtime), emptyResult('lab destroy', lab.name, tx.dryRun))
+      const ruleSaid = emptyResult('lab destroy', lab.name, tx.dryRun)
+      await cleanupBridges(tx, hostNs, foreignBridges.map((b) => b.runtime), ruleSaid)
+      result.messages.push(...ruleSaid.messages)
       if (!tx.dryRun) {
         // The host ends of the links into the nodes just removed go with their peers in the kernel's
         // asynchronous netns clean-up (~0.25 s for 20 here): wait for it a moment, then delete what

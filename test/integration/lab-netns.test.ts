@@ -6,7 +6,8 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { XMLValidator } from 'fast-xml-parser'
 import { checkLab, deployLab, destroyLab, graphLab, inspectLab, parseLab } from '../../lib/index.js'
-import { hasBinary, ipJson, isRoot, ping, runCli, testIf, reserveOctet } from '../helpers/index.js'
+import { hasBinary, ipJson, isRoot, ping, runCli, sh, testIf, reserveOctet } from '../helpers/index.js'
+import { forwardDropActive } from './ops-fixture.js'
 import { labFixture, leftovers, nothingLeft } from '../e2e/lab-fixture.js'
 
 const asRoot = testIf(isRoot, 'lab-netns: needs root')
@@ -68,6 +69,24 @@ asRoot('reconcile: a link added to the file is the only thing made, a link remov
 
   t.is((await f.plumb('lab', 'destroy', file)).exitCode, 0)
   t.deepEqual(await leftovers(f.id), nothingLeft)
+})
+
+asRoot("destroy after the lab's bridge node was deleted by hand removes plumb's firewall rule for it too", async (t) => {
+  const net = `198.18.${reserveOctet(t)}`
+  const f = labFixture(t)
+  const file = f.write('lab.yml', threeNodes(f.id, net))
+  t.is((await f.plumb('lab', 'deploy', file)).exitCode, 0)
+  const bridge = `${f.id}br`
+  const rulesFor = async (): Promise<string[]> => (await leftovers(f.id)).rules.filter((r) => r.includes(`-i ${bridge} `))
+  // the ACCEPT rule is made where bridged frames meet a FORWARD that drops (Docker's, as in CI)
+  t.is((await rulesFor()).length, (await forwardDropActive()) ? 1 : 0)
+  await sh('ip', ['link', 'del', bridge])
+  const r = await f.plumb('lab', 'destroy', file)
+  t.is(r.exitCode, 0, r.stderr)
+  t.deepEqual(await rulesFor(), [])
+  t.deepEqual(await leftovers(f.id), nothingLeft)
+  const again = await f.plumb('lab', 'destroy', file)
+  t.regex(again.stdout, /nothing to destroy/)
 })
 
 asRoot('a deploy that fails part-way rolls back everything it made and names the link; the exit code names the cause', async (t) => {
