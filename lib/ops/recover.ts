@@ -157,8 +157,9 @@ async function undoEntry(entry: JournalEntry, hostNs: NetHandle, report: Recover
   // A program it ran for a step (iptables inserting a rule, say, held up by another's firewall
   // lock) may still be at work: let it finish, or its change would land after the undo.
   const deadline = Date.now() + CHILD_WAIT_MS
+  const tag = writerTag(entry)
   const ran = entry.intents.some((i) => i.t === 'programs')
-  for (let left = ran ? processesChildOf(writerTag(entry)) : []; left.length; left = processesChildOf(writerTag(entry))) {
+  for (let left = ran ? processesChildOf(tag) : []; left.length; left = processesChildOf(tag)) {
     if (Date.now() > deadline) return left.length > 1 ? `its child processes ${left.join(' ')} are still running` : `its child process ${left[0]} is still running`
     await new Promise((r) => setTimeout(r, 20))
   }

@@ -89,7 +89,8 @@ function heldByLive(file: string): boolean {
  * For K = 1.. until the command gets through: kill it at K, then (a) rerun it and check the
  * intended state, tear down with detach, check the world is as before; (b) kill it at K again,
  * gc, check that what is left is either nothing of its own (the world as before: done) or the
- * whole intended state (a kill after the commit, while printing), detach, check the world. Returns the number of kill points.
+ * whole intended state (a kill after the commit, while printing), detach, check the world.
+ * Returns the number of kill points.
  */
 async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise<number> {
   const view = c.view ?? (() => worldView(f.id, c.guests, { ovs: c.ovs ?? false }))

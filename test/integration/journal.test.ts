@@ -10,7 +10,7 @@ import { execa } from 'execa'
 import { PLUMB_BIN, cmdlineOf, hasBinary, holdGcLock, ipJson, isRoot, makeNetns, sh, uniq, waitFor } from '../helpers/index.js'
 import { labFixture } from '../e2e/lab-fixture.js'
 import { netnsAt } from '../../lib/guest/nsfile.js'
-import { finalEntry, readJournal } from '../../lib/ops/journal.js'
+import { finalEntry, readJournal, writerTag } from '../../lib/ops/journal.js'
 import { CHILD_OF, processesChildOf } from '../../lib/proc.js'
 import { firewallRules, fixture, forwardDropActive, guestLinks, plumb } from './ops-fixture.js'
 import { plumbIn } from './links-fixture.js'
@@ -102,10 +102,11 @@ rootTest("gc lets a dead run's programs finish before undoing their work, found 
   const ns = await makeNetns(t)
   const dead = await deadPid()
   const file = writeEntry(t, { pid: dead, start: 1, guests: [nsId(`/run/netns/${ns}`)], intents: [{ t: 'link', where: where(ns), name: 'eth1', kind: 'veth' }, { t: 'programs' }] })
+  const tag = writerTag({ pid: dead, start: 1 })
   // what a step's program does when held up (an iptables rule behind another's firewall lock): its work lands late
-  const late = execa('sh', ['-c', `sleep 1; ip -n ${ns} link add eth1 type veth peer name eth1h`], { env: { [CHILD_OF]: `${dead}:1` }, reject: false })
+  const late = execa('sh', ['-c', `sleep 1; ip -n ${ns} link add eth1 type veth peer name eth1h`], { env: { [CHILD_OF]: tag }, reject: false })
   t.teardown(() => void late.kill('SIGKILL'))
-  await waitFor(() => processesChildOf(`${dead}:1`).length > 0, { what: 'the program to run' })
+  await waitFor(() => processesChildOf(tag).length > 0, { what: 'the program to run' })
   const r = await plumb('gc')
   t.is(r.exitCode, 0, r.stderr)
   t.is((await late).exitCode, 0, 'the program made its link (then gc undid it)')
