@@ -512,7 +512,9 @@ crashCase('lab destroy killed at every step: a rerun converges to nothing left, 
     present: async () => false,
     async intended(t) {
       t.deepEqual(await labNetns(lab.nodes), [])
-      t.falsy((await hostView(f.id)).links.find((l) => l.ifname === lab.bridge), 'no bridge node')
+      const host = await hostView(f.id)
+      t.falsy(host.links.find((l) => l.ifname === lab.bridge), 'no bridge node')
+      t.deepEqual(host.rules, [], "no firewall rule of the lab's bridge")
     },
   }
 })
