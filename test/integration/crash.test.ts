@@ -96,7 +96,8 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
   const view = c.view ?? (() => worldView(f.id, c.guests, { ovs: c.ovs ?? false }))
   const before = await view()
   // The world as before; when it is not, the test's log says what plumb's chain held then and
-  // whether a second look sees the same (CI once saw a bridge's rule twice, never since).
+  // whether a second look sees the same (CI saw a bridge's rule twice once, on 2026-12-03; the
+  // cause was not found).
   const asBefore = async (what: string): Promise<void> => {
     const now = await view()
     if (!isDeepStrictEqual(now, before)) {
