@@ -4,33 +4,32 @@
 // DEL: after it nothing of the attachment may be left (no link in the netns, no host end, no
 // bridge plumb made for it, no firewall rule, no address held in host-local's store, no record,
 // no journal entry), and after a killed ADD's DEL the next ADD must work. Each
-// kill is strace's fault injection at plumb's K-th sendmsg/write/writev, K = 1, 2, ... until an
-// ADD gets through. State is read from the kernel, iptables-save and the stores' files.
+// kill is killat's (test/helpers/killat.c): plumb SIGKILLed on entry to its K-th call that changes
+// something, K = 1, 2, ... until an ADD gets through. State is read from the kernel, iptables-save and the stores' files.
 
 import type { ExecutionContext } from 'ava'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CniCallError, REFERENCE_PLUGINS, hasBinary, ipJson, journalEntriesFor, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
+import { CniCallError, REFERENCE_PLUGINS, canBuildKillAt, ipJson, killAt, journalEntriesFor, isRoot, makeNetns, shQuiet, testIf } from '../helpers/index.js'
 import { addrsIn, installPlumb, network, records, reserved } from './cni-fixture.js'
 
-const canKill = testIf(isRoot && hasBinary('strace') && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root, strace and the reference plugins in ${REFERENCE_PLUGINS}`)
+const canKill = testIf(isRoot && canBuildKillAt && existsSync(`${REFERENCE_PLUGINS}/host-local`), `needs root, a C compiler (for killat) and the reference plugins in ${REFERENCE_PLUGINS}`)
 
 /** Past this many kill points an ADD is looping, not working. */
 const MAX_K = 120
 
-/** plumb installed as a plugin behind a wrapper that runs it under strace while `k` holds K > 0, a network, a netns, and a view of all an attachment leaves. */
+/** plumb installed as a plugin behind a wrapper that runs it under killat while `k` holds K > 0, a network, a netns, and a view of all an attachment leaves. */
 async function killable(t: ExecutionContext) {
   // No gc lock: another test's gc finishing a killed ADD's journal entry first leaves what the DEL
   // is checked against the same, and the network's records and IPAM store are the test's own.
   const bin = await installPlumb(t)
-  // The plugin the runtime finds first: plumb's installed launcher, under strace while `k` holds K > 0.
+  // The plugin the runtime finds first: plumb's installed launcher, under killat while `k` holds K > 0.
   const dir = mkdtempSync('/tmp/pt-cnikill-')
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const kFile = join(dir, 'k')
-  const calls = 'sendmsg,write,writev'
   writeFileSync(
     join(dir, 'plumb'),
-    `#!/bin/sh\nk=$(cat ${kFile})\n[ "$k" = 0 ] && exec ${bin}/plumb\nexec strace -qq -o /dev/null -e trace=${calls} -e inject=${calls}:signal=SIGKILL:when=$k ${bin}/plumb\n`,
+    `#!/bin/sh\nk=$(cat ${kFile})\n[ "$k" = 0 ] && exec ${bin}/plumb\nexec ${killAt()} $k ${bin}/plumb\n`,
     { mode: 0o755 },
   )
   writeFileSync(kFile, '0')

@@ -1,12 +1,13 @@
 // Killed at every step: attach-veth (static and dhcp), dhcp, macvlan, p2p-link, ovs-port (a new bridge
 // and an existing one), detach --all, expose, masquerade, vxlan, isolate, set-ip, sysctl, names, move-dev, lab
 // deploy (netns nodes; a container node; an OVS bridge node and a VXLAN link) and destroy, replay,
-// and gc run under strace, which SIGKILLs plumb at its K-th sendmsg/write/writev (every netlink request, every journal write,
-// every OVSDB message, every line of output), for K = 1, 2, ... until a run gets through. After
-// each kill, both ways out must work: the same command run again converges to exactly the state
-// a clean run makes (no eth2 beside a half-made eth1), and gc removes what the killed run made.
-// Either way `detach --all` then leaves everything as it was before (after gc, when gc alone has
-// not already).
+// and gc run under killat (test/helpers/killat.c), which SIGKILLs plumb on entry to its K-th call
+// that changes something (every netlink request that is not a read, every write to a file, a
+// socket or a child, every rename and unlink, every process it starts), before the kernel runs
+// it, for K = 1, 2, ... until a run gets through. After each kill, both ways out must work: the
+// same command run again converges to exactly the state a clean run makes (no eth2 beside a
+// half-made eth1), and gc removes what the killed run made. Either way `detach --all` then
+// leaves everything as it was before (after gc, when gc alone has not already).
 
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
@@ -14,7 +15,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { execa } from 'execa'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { LAUNCHER, TEST_IMAGE, UNCOVERED_ENV, runCli, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
+import { LAUNCHER, TEST_IMAGE, UNCOVERED_ENV, canBuildKillAt, killAtArgv, runCli, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { heldPid } from '../../lib/ops/journal.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView } from './ops-fixture.js'
 import type { CliResult } from '../helpers/index.js'
@@ -25,7 +26,7 @@ import { labContainers } from '../e2e/lab-fixture.js'
 import { dhcpStateDir } from '../../lib/config.js'
 import { encodeKey } from '../../lib/paths.js'
 
-const canKill = isRoot && hasBinary('strace')
+const canKill = isRoot && canBuildKillAt
 const rootTest = canKill ? test : test.skip
 const ovsTest = canKill && hasOvs() ? test : test.skip
 
@@ -42,17 +43,18 @@ const MAX_K = 120
  */
 const plumb = (...args: string[]): Promise<CliResult> => runCli(args, { launcher: true })
 
-/** Run plumb under strace, killed at its K-th sendmsg/write/writev; resolves to the exit code. */
-async function runKilledAt(k: number, args: string[]): Promise<number> {
-  const calls = 'sendmsg,write,writev'
-  const res = await execa('strace', ['-qq', '-o', '/dev/null', '-e', `trace=${calls}`, '-e', `inject=${calls}:signal=SIGKILL:when=${k}`, LAUNCHER, ...args], {
+/** Run plumb under killat, killed on entry to its K-th call that changes something; resolves to the exit code and what the call was. */
+async function runKilledAt(k: number, args: string[]): Promise<{ code: number; at: string }> {
+  const [killat, argv] = killAtArgv(k, [LAUNCHER, ...args])
+  const res = await execa(killat, argv, {
     reject: false,
     timeout: 60_000,
     stdin: 'ignore',
     env: UNCOVERED_ENV,
     extendEnv: false,
   })
-  return res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1)
+  const at = /^killat: (K=.*)$/m.exec(String(res.stderr))?.[1] ?? `K=${k}`
+  return { code: res.exitCode ?? (res.signal === 'SIGKILL' ? 137 : -1), at }
 }
 
 interface Case {
@@ -120,39 +122,42 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
       return false
     })
   for (let k = 1; k <= MAX_K; k++) {
-    const code = await runKilledAt(k, c.args)
-    if (code === 0) {
+    const killed = await runKilledAt(k, c.args)
+    if (killed.code === 0) {
       await c.intended(t)
       await detachAll()
       await asBefore(`clean run then detach`)
       return k - 1
     }
-    t.is(code, 137, `K=${k}: killed`)
+    t.is(killed.code, 137, `K=${k}: killed`)
+    // from here on the messages say where the run was killed (K=3: rename, K=4: sendmsg netlink type 16 ...)
+    let K = killed.at
 
     // (a) the rerun converges
     const again = await plumb(...c.args)
-    t.is(again.exitCode, 0, `K=${k}: rerun: ${again.stderr}`)
+    t.is(again.exitCode, 0, `${K}: rerun: ${again.stderr}`)
     await c.intended(t)
-    t.deepEqual(journalEntriesFor(c.rerunGuests ? await c.rerunGuests() : c.guests, c.hostWide ? c.args[0] : undefined), [], `K=${k}: the rerun finished the killed run's journal entry`)
+    t.deepEqual(journalEntriesFor(c.rerunGuests ? await c.rerunGuests() : c.guests, c.hostWide ? c.args[0] : undefined), [], `${K}: the rerun finished the killed run's journal entry`)
     await detachAll()
-    await asBefore(`K=${k}: rerun then detach leaves the world as it was`)
+    await asBefore(`${K}: rerun then detach leaves the world as it was`)
 
     // (b) gc removes the remains. The same command may make fewer calls this time (a bridge a
     // busy bridge lock left for gc is there already, so no "created" line): a run that gets
     // through must have made exactly the intended state, and there is nothing for gc at this K.
     const again2 = await runKilledAt(k, c.args)
-    if (again2 === 0) {
+    if (again2.code === 0) {
       await c.intended(t)
       await detachAll()
-      await asBefore(`K=${k}: a second run that got through, then detach, leaves the world as it was`)
+      await asBefore(`${K}: a second run that got through, then detach, leaves the world as it was`)
       continue
     }
-    t.is(again2, 137, `K=${k}: killed again`)
+    t.is(again2.code, 137, `K=${k}: killed again`)
+    K = again2.at
     // What a live guest keeps through gc (addresses, sysctls, name edits carry no mark): exactly as the kill left it.
     const killedState = c.keptByGc ? await view() : undefined
     const cleanup = c.cleanup ?? ['gc']
     const gc = await plumb(...cleanup)
-    t.is(gc.exitCode, 0, `K=${k}: ${cleanup.join(' ')}: ${gc.stderr}`)
+    t.is(gc.exitCode, 0, `${K}: ${cleanup.join(' ')}: ${gc.stderr}`)
     // Another plumb may be finishing it right now (a lab deploy of a case beside this one finishes
     // the host's entries, a host-wide op's among them): then it is that one's to finish. That one
     // may be killed at its own K while it holds the entry (CI saw a lab deploy's): the entry then
@@ -164,17 +169,17 @@ async function killEverywhere(t: ExecutionContext, f: Fixture, c: Case): Promise
       const now = left()
       if (now.length === 0 || !now.every((f) => heldPid(f) !== undefined && !heldByLive(f))) break
       const more = await plumb(...cleanup)
-      t.is(more.exitCode, 0, `K=${k}: ${cleanup.join(' ')} after a killed recoverer: ${more.stderr}`)
+      t.is(more.exitCode, 0, `${K}: ${cleanup.join(' ')} after a killed recoverer: ${more.stderr}`)
     }
-    t.deepEqual(left(), [], `K=${k}: gc (or another plumb finishing it meanwhile) finished the killed run's journal entry`)
-    if (killedState !== undefined) t.deepEqual(await view(), killedState, `K=${k}: gc left the live guest as the kill left it`)
+    t.deepEqual(left(), [], `${K}: gc (or another plumb finishing it meanwhile) finished the killed run's journal entry`)
+    if (killedState !== undefined) t.deepEqual(await view(), killedState, `${K}: gc left the live guest as the kill left it`)
     // A kill after the commit (the result being printed) left a whole, marked attach of a live
     // guest: gc keeps that, and it must be exactly the intended state.
     if (await present()) await c.intended(t)
     // gc alone put everything back (most kill points): the undo would be a run with nothing to do
     else if (!c.keptByGc && isDeepStrictEqual(await view(), before)) continue
     await detachAll()
-    await asBefore(`K=${k}: gc then detach leaves the world as it was (gc said: ${gc.stdout} ${gc.stderr})`)
+    await asBefore(`${K}: gc then detach leaves the world as it was (gc said: ${gc.stdout} ${gc.stderr})`)
   }
   t.fail(`the command was still killed at K=${MAX_K}`)
   return MAX_K
