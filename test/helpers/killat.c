@@ -13,8 +13,11 @@
  * Here one count runs over every call that changes something outside the process, and only those:
  *
  * - write, writev, pwrite64, pwritev: to anything but an eventfd or a pipe whose both ends this
- *   process holds (node's and libuv's wake-ups); a pipe to a child (iptables-restore's input)
- *   counts, and so does output (a kill while printing the result, after the commit);
+ *   process holds (node's and libuv's wake-ups), or the temporary file of an atomic write
+ *   (NAME.PID.tmp, which nothing reads: its rename is the kill point); a pipe to a child
+ *   (iptables-restore's input) counts, and so does output (a kill while printing the result,
+ *   after the commit), but only the first of consecutive writes of output: a line of output
+ *   changes nothing, so the world is the same at the next;
  * - sendmsg, sendto: but not a netlink request whose every message is an rtnetlink GET or
  *   nf_tables' GETGEN (plumb speaks no generic netlink, whose family ids could look like these);
  * - rename, unlink, mkdir (of a path not there yet), rmdir, link, symlink, truncate and their
@@ -126,13 +129,28 @@ static int pipe_held_twice(int fd, const char *target) {
   return found;
 }
 
-/* A write to fd: counted unless it is one of the process's own wake-ups. */
+/* Whether the last counted call was a write of output (fd 1 or 2); whether this one is. */
+static int after_output, output_call;
+
+/* A write to fd: counted unless it is one of the process's own wake-ups, the temporary file of an
+ * atomic write, or output right after output. */
 static int write_counts(int fd, char *what, size_t len, const char *name) {
-  char target[256];
+  char target[256], tmp[32];
   fd_target(fd, target, sizeof target);
   snprintf(what, len, "%s %s", name, target);
   if (strncmp(target, "anon_inode:[eventfd]", 20) == 0) return 0;
   if (strncmp(target, "pipe:", 5) == 0 && pipe_held_twice(fd, target)) return 0;
+  // plumb's atomic writes go to NAME.PID.tmp, which nothing reads: its rename is the kill point
+  // (a kill before the write leaves the same stale file as one before the rename, emptier)
+  int n = snprintf(tmp, sizeof tmp, ".%d.tmp", child);
+  size_t t = strlen(target);
+  if (target[0] == '/' && t > (size_t)n && strcmp(target + t - n, tmp) == 0) return 0;
+  // a line of output changes nothing: after one, the world is the same at the next
+  if (fd == 1 || fd == 2) {
+    if (after_output) return 0;
+    output_call = 1;
+    return 1;
+  }
   return 1;
 }
 
@@ -291,7 +309,9 @@ int main(int argc, char **argv) {
       struct sc_info info;
       if (killed || ptrace(PTRACE_GET_SYSCALL_INFO, child, sizeof info, &info) <= 0 || info.op != SC_OP_ENTRY) continue;
       char what[384];
+      output_call = 0;
       if (!counts(info.entry.nr, info.entry.args, what, sizeof what)) continue;
+      after_output = output_call;
       if (++n < k) {
         if (verbose) fprintf(stderr, "killat: %ld: %s\n", n, what);
         continue;
