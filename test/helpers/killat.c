@@ -32,7 +32,7 @@
  * requests, journal writes and spawns are all made there, and a count over several threads would
  * not give the same K twice.
  *
- * Written here rather than taken from a package: it is ~250 lines of ptrace, and no Debian or npm
+ * Written here rather than taken from a package: it is ~300 lines of ptrace, and no Debian or npm
  * package kills at the K-th call of a set counted together, or tells a read from a write.
  */
 #define _GNU_SOURCE
@@ -129,8 +129,12 @@ static int pipe_held_twice(int fd, const char *target) {
   return found;
 }
 
-/* Whether the last counted call was a write of output (fd 1 or 2); whether this one is. */
-static int after_output, output_call;
+/* What counts() answers: not a kill point, one, or one that is a write of output (fd 1 or 2).
+ * SKIP is 0 and COUNT 1, so a truth value answers too. */
+enum { SKIP = 0, COUNT = 1, OUTPUT = 2 };
+
+/* Whether the last counted call was a write of output. */
+static int after_output;
 
 /* A write to fd: counted unless it is one of the process's own wake-ups, the temporary file of an
  * atomic write, or output right after output. */
@@ -138,20 +142,16 @@ static int write_counts(int fd, char *what, size_t len, const char *name) {
   char target[256], tmp[32];
   fd_target(fd, target, sizeof target);
   snprintf(what, len, "%s %s", name, target);
-  if (strncmp(target, "anon_inode:[eventfd]", 20) == 0) return 0;
-  if (strncmp(target, "pipe:", 5) == 0 && pipe_held_twice(fd, target)) return 0;
+  if (strncmp(target, "anon_inode:[eventfd]", 20) == 0) return SKIP;
+  if (strncmp(target, "pipe:", 5) == 0 && pipe_held_twice(fd, target)) return SKIP;
   // plumb's atomic writes go to NAME.PID.tmp, which nothing reads: its rename is the kill point
   // (a kill before the write leaves the same stale file as one before the rename, emptier)
   int n = snprintf(tmp, sizeof tmp, ".%d.tmp", child);
   size_t t = strlen(target);
-  if (target[0] == '/' && t > (size_t)n && strcmp(target + t - n, tmp) == 0) return 0;
+  if (target[0] == '/' && t > (size_t)n && strcmp(target + t - n, tmp) == 0) return SKIP;
   // a line of output changes nothing: after one, the world is the same at the next
-  if (fd == 1 || fd == 2) {
-    if (after_output) return 0;
-    output_call = 1;
-    return 1;
-  }
-  return 1;
+  if (fd == 1 || fd == 2) return after_output ? SKIP : OUTPUT;
+  return COUNT;
 }
 
 /* Whether the netlink messages in buf[0..n) are all requests that only read. */
@@ -179,42 +179,71 @@ static int send_counts(const uint64_t *a, int is_msg, char *what, size_t len) {
   if (is_msg) {
     struct msghdr m;
     struct iovec iov;
-    if (peek(&m, a[1], sizeof m) < 0 || m.msg_iovlen != 1 || peek(&iov, (uint64_t)(uintptr_t)m.msg_iov, sizeof iov) < 0) return 1;
+    if (peek(&m, a[1], sizeof m) < 0 || m.msg_iovlen != 1 || peek(&iov, (uint64_t)(uintptr_t)m.msg_iov, sizeof iov) < 0) return COUNT;
     base = (uint64_t)(uintptr_t)iov.iov_base, size = iov.iov_len;
     name = (uint64_t)(uintptr_t)m.msg_name, namelen = m.msg_namelen;
   } else {
     base = a[1], size = a[2], name = a[4], namelen = a[5];
   }
   sa_family_t family = 0;
-  if (name && namelen >= sizeof family && peek(&family, name, sizeof family) < 0) return 1;
-  if (family != AF_NETLINK) return 1;
+  if (name && namelen >= sizeof family && peek(&family, name, sizeof family) < 0) return COUNT;
+  if (family != AF_NETLINK) return COUNT;
   if (size > sizeof buf) size = sizeof buf;
-  if (peek(buf, base, size) < 0) return 1;
+  if (peek(buf, base, size) < 0) return COUNT;
   char nl[96] = "";
   int reads = netlink_reads_only(buf, size, nl, sizeof nl);
   snprintf(what, len, "%s %s", is_msg ? "sendmsg" : "sendto", nl);
-  return !reads;
+  return reads ? SKIP : COUNT;
 }
 
 /* mkdir of an absolute path that is there already fails with EEXIST and changes nothing: not counted. */
 static int mkdir_counts(uint64_t addr, char *what, size_t len) {
   char path[4096];
   size_t got = 0;
+  int ended = 0;
   // a page at a time: a read may not cross into an unmapped page
-  while (got < sizeof path - 1) {
+  while (!ended && got < sizeof path - 1) {
     size_t chunk = 4096 - ((addr + got) & 4095);
     if (chunk > sizeof path - 1 - got) chunk = sizeof path - 1 - got;
     if (peek(path + got, addr + got, chunk) < 0) break;
-    if (memchr(path + got, 0, chunk)) break;
+    ended = memchr(path + got, 0, chunk) != NULL;
     got += chunk;
   }
-  path[sizeof path - 1] = 0;
+  if (!ended) path[got] = 0; // a read that stopped short, or a path longer than the buffer
   snprintf(what, len, "mkdir %.300s", path);
   struct stat st;
   return !(path[0] == '/' && lstat(path, &st) == 0);
 }
 
-/* Whether the call entered with `nr` and args `a` counts; what it is, into `what`. */
+/* The calls that count whatever their arguments, with their names. */
+static const struct {
+  long nr;
+  const char *name;
+} ALWAYS[] = {
+    {SYS_sendmmsg, "sendmmsg"},
+#ifdef SYS_fork
+    {SYS_fork, "fork"},
+    {SYS_vfork, "vfork"},
+#endif
+#ifdef SYS_rename
+    {SYS_rename, "rename"},
+    {SYS_unlink, "unlink"},
+    {SYS_rmdir, "rmdir"},
+    {SYS_link, "link"},
+    {SYS_symlink, "symlink"},
+#endif
+    {SYS_renameat, "renameat"},
+    {SYS_renameat2, "renameat2"},
+    {SYS_unlinkat, "unlinkat"},
+    {SYS_linkat, "linkat"},
+    {SYS_symlinkat, "symlinkat"},
+    {SYS_truncate, "truncate"},
+    {SYS_ftruncate, "ftruncate"},
+    {SYS_mount, "mount"},
+    {SYS_umount2, "umount2"},
+};
+
+/* Whether the call entered with `nr` and args `a` counts (SKIP, COUNT, OUTPUT); what it is, into `what`. */
 static int counts(uint64_t nr, const uint64_t *a, char *what, size_t len) {
   snprintf(what, len, "syscall %llu", (unsigned long long)nr);
   switch (nr) {
@@ -224,7 +253,6 @@ static int counts(uint64_t nr, const uint64_t *a, char *what, size_t len) {
     case SYS_pwritev: return write_counts((int)a[0], what, len, "pwritev");
     case SYS_sendmsg: return send_counts(a, 1, what, len);
     case SYS_sendto: return send_counts(a, 0, what, len);
-    case SYS_sendmmsg: snprintf(what, len, "sendmmsg"); return 1;
     case SYS_clone:
       snprintf(what, len, "clone");
       return !(a[0] & CLONE_THREAD);
@@ -233,40 +261,26 @@ static int counts(uint64_t nr, const uint64_t *a, char *what, size_t len) {
       snprintf(what, len, "clone3");
       return peek(&flags, a[0], sizeof flags) < 0 || !(flags & CLONE_THREAD);
     }
-#ifdef SYS_fork
-    case SYS_fork: snprintf(what, len, "fork"); return 1;
-    case SYS_vfork: snprintf(what, len, "vfork"); return 1;
-#endif
     case SYS_kill:
     case SYS_tkill:
-      snprintf(what, len, "kill %d", (int)a[0]);
-      return (pid_t)a[0] != child;
     case SYS_tgkill:
-      snprintf(what, len, "tgkill %d", (int)a[0]);
+      snprintf(what, len, "%s %d", nr == SYS_tgkill ? "tgkill" : "kill", (int)a[0]);
       return (pid_t)a[0] != child;
     case SYS_ioctl:
       snprintf(what, len, "ioctl 0x%llx", (unsigned long long)a[1]);
       return (a[1] & 0xff00) == 0x8900;
-#ifdef SYS_rename
-    case SYS_rename: snprintf(what, len, "rename"); return 1;
-    case SYS_unlink: snprintf(what, len, "unlink"); return 1;
+#ifdef SYS_mkdir
     case SYS_mkdir: return mkdir_counts(a[0], what, len);
-    case SYS_rmdir: snprintf(what, len, "rmdir"); return 1;
-    case SYS_link: snprintf(what, len, "link"); return 1;
-    case SYS_symlink: snprintf(what, len, "symlink"); return 1;
 #endif
-    case SYS_renameat: snprintf(what, len, "renameat"); return 1;
-    case SYS_renameat2: snprintf(what, len, "renameat2"); return 1;
-    case SYS_unlinkat: snprintf(what, len, "unlinkat"); return 1;
     case SYS_mkdirat: return mkdir_counts(a[1], what, len);
-    case SYS_linkat: snprintf(what, len, "linkat"); return 1;
-    case SYS_symlinkat: snprintf(what, len, "symlinkat"); return 1;
-    case SYS_truncate: snprintf(what, len, "truncate"); return 1;
-    case SYS_ftruncate: snprintf(what, len, "ftruncate"); return 1;
-    case SYS_mount: snprintf(what, len, "mount"); return 1;
-    case SYS_umount2: snprintf(what, len, "umount2"); return 1;
-    default: return 0;
   }
+  for (size_t i = 0; i < sizeof ALWAYS / sizeof ALWAYS[0]; i++) {
+    if ((uint64_t)ALWAYS[i].nr == nr) {
+      snprintf(what, len, "%s", ALWAYS[i].name);
+      return COUNT;
+    }
+  }
+  return SKIP;
 }
 
 int main(int argc, char **argv) {
@@ -291,7 +305,8 @@ int main(int argc, char **argv) {
   // EXITKILL: a killat killed by a timeout takes its tracee with it
   ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
   long n = 0;
-  int sig = 0, killed = 0;
+  // only CMD's own calls count, from its exec on (not this child's own, such as a failed exec's message)
+  int sig = 0, killed = 0, execed = 0;
   for (;;) {
     ptrace(PTRACE_SYSCALL, child, 0, sig);
     sig = 0;
@@ -300,18 +315,18 @@ int main(int argc, char **argv) {
       return perror("killat: waitpid"), 1;
     }
     if (WIFEXITED(st)) {
-      if (!killed) fprintf(stderr, "killat: got through after %ld counted calls\n", n);
+      if (!killed && execed) fprintf(stderr, "killat: got through after %ld counted calls\n", n);
       return WEXITSTATUS(st);
     }
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     if (!WIFSTOPPED(st)) continue;
     if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
       struct sc_info info;
-      if (killed || ptrace(PTRACE_GET_SYSCALL_INFO, child, sizeof info, &info) <= 0 || info.op != SC_OP_ENTRY) continue;
+      if (killed || !execed || ptrace(PTRACE_GET_SYSCALL_INFO, child, sizeof info, &info) <= 0 || info.op != SC_OP_ENTRY) continue;
       char what[384];
-      output_call = 0;
-      if (!counts(info.entry.nr, info.entry.args, what, sizeof what)) continue;
-      after_output = output_call;
+      int counted = counts(info.entry.nr, info.entry.args, what, sizeof what);
+      if (counted == SKIP) continue;
+      after_output = counted == OUTPUT;
       if (++n < k) {
         if (verbose) fprintf(stderr, "killat: %ld: %s\n", n, what);
         continue;
@@ -321,7 +336,7 @@ int main(int argc, char **argv) {
       kill(child, SIGKILL);
       killed = 1;
     } else if (st >> 8 == (SIGTRAP | (PTRACE_EVENT_EXEC << 8))) {
-      // the exec itself: nothing to pass on
+      execed = 1; // the exec itself: nothing to pass on
     } else {
       sig = WSTOPSIG(st);
     }

@@ -15,8 +15,10 @@ export const canBuildKillAt = hasBinary('cc') && statSync(SOURCE, { throwIfNoEnt
 let built: string | undefined
 
 /**
- * killat's path, compiled first when it is missing or older than its source. Test files in other
- * workers may build it at the same moment: each compiles to a file of its own and renames it in.
+ * killat's path (`killat K CMD...`: CMD SIGKILLed on entry to its K-th call that changes
+ * something, exit 137, or CMD's own exit status), compiled first when it is missing or older
+ * than its source. Test files in other workers may build it at the same moment: each compiles
+ * to a file of its own and renames it in.
  */
 export function killAt(): string {
   if (built) return built
@@ -27,9 +29,4 @@ export function killAt(): string {
     renameSync(tmp, BINARY)
   }
   return (built = BINARY)
-}
-
-/** `killat K CMD...`: CMD SIGKILLed on entry to its K-th call that changes something (exit 137), or its own exit status. */
-export function killAtArgv(k: number, cmd: string[]): [string, string[]] {
-  return [killAt(), [String(k), ...cmd]]
 }

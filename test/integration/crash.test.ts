@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { execa } from 'execa'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { LAUNCHER, TEST_IMAGE, UNCOVERED_ENV, canBuildKillAt, killAtArgv, runCli, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
+import { LAUNCHER, TEST_IMAGE, UNCOVERED_ENV, canBuildKillAt, killAt, runCli, forgetRecordsNamed, getLink, hasBinary, journalEntriesFor, hasDocker, hasOvs, inspectContainer, makeContainer, ipJson, isRoot, makeNetns, makeOvsBridge, holdGcLock, processAlive, sh, shQuiet, isolatedPorts, NETNS_TEARDOWN_MS, waitFor } from '../helpers/index.js'
 import { heldPid } from '../../lib/ops/journal.js'
 import { addrsOf, defaultRoutes, fixture, forwardDropActive, guestLinks, hostView } from './ops-fixture.js'
 import type { CliResult } from '../helpers/index.js'
@@ -45,8 +45,7 @@ const plumb = (...args: string[]): Promise<CliResult> => runCli(args, { launcher
 
 /** Run plumb under killat, killed on entry to its K-th call that changes something; resolves to the exit code and what the call was. */
 async function runKilledAt(k: number, args: string[]): Promise<{ code: number; at: string }> {
-  const [killat, argv] = killAtArgv(k, [LAUNCHER, ...args])
-  const res = await execa(killat, argv, {
+  const res = await execa(killAt(), [String(k), LAUNCHER, ...args], {
     reject: false,
     timeout: 60_000,
     stdin: 'ignore',
