@@ -1,10 +1,10 @@
 // The one lock of the tests that run a host-wide `plumb gc` (or assert what only a gc would change),
 // and any other lock tests take one at a time across ava's workers.
 
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs'
+import { loadAddon } from '../../lib/kernel/native.js'
+import { removeLockFile } from '../../lib/ops/bridge-lock.js'
 import type { Teardown } from './env.js'
-import { startOf } from './process.js'
-
 
 /** What the ava test of a gc lock holder needs: its teardown, and its timer when it has one (hooks have none). */
 type Holder = Teardown & { timeout?: (ms: number, message?: string) => void }
@@ -14,10 +14,9 @@ const WAIT_MS = 60 * 60_000
 
 /**
  * Hold the host-wide gc lock of the tests for the rest of the test: gc collects the leftovers of
- * every guest on the machine, so two gc tests in two ava workers would collect each other's (a
- * mkdir is atomic). The lock names its holder (the ava worker's pid and start time): a lock
- * whose holder has exited (a worker that crashed, or was stopped, before its teardown) is taken
- * over; a live holder's never is, however long it holds (a crash case holds it for minutes).
+ * every guest on the machine, so two gc tests in two ava workers would collect each other's. A
+ * worker that crashed, or was stopped, before its teardown holds nothing; a live holder
+ * holds it however long it takes (a crash case holds it for minutes).
  *
  * `together`: tests of this worker that name the same group hold the lock as one: the first to
  * ask takes it, those that ask while it is asked for or held join, and the last of them to end
@@ -57,37 +56,42 @@ async function holdTogether(t: Holder, group: string, timeout?: number): Promise
   t.timeout?.(timeout ?? 120_000)
 }
 
-/** Hold the test lock `name` (/run/pt-NAME.lock) for the rest of the test (the holder's teardown lets it go), as holdGcLock. */
-async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
-  const dir = `/run/pt-${name}.lock`
-  t.timeout?.(WAIT_MS, `waiting for the test lock ${dir}`)
+/**
+ * Hold the test lock `name` (flock(2) on /run/pt-NAME.lock) for the rest of the test (the holder's
+ * teardown lets it go), as holdGcLock. The kernel drops a holder's lock with its process, so a
+ * worker that crashed holds nothing and there is no owner to judge. (The lock was a mkdir with an
+ * owner file written after it: a waiter reading that file between its creation and its write
+ * found no owner, took the holder for dead and removed its lock, and two tests ran gc at once.)
+ * A waiter looks again every 100 ms: flock with LOCK_NB, so that tests of one worker wait on
+ * each other too (each opens the file anew: a lock belongs to an open file, not a process).
+ */
+export async function holdTestLock(t: Holder, name: string, opts: { timeout?: number } = {}): Promise<void> {
+  const file = `/run/pt-${name}.lock`
+  t.timeout?.(WAIT_MS, `waiting for the test lock ${file}`)
+  const addon = loadAddon()
+  let fd: number
   for (;;) {
-    try {
-      mkdirSync(dir)
-      break
-    } catch {
-      if (ownerGone(dir)) rmSync(dir, { recursive: true, force: true })
-      await new Promise((r) => setTimeout(r, 100))
-    }
+    fd = openSync(file, 'a')
+    // the file locked must still be the one at the path: the last holder removes it as it lets go
+    if (addon.flock(fd, LOCK_EX) && sameFile(fd, file)) break
+    closeSync(fd)
+    await new Promise((r) => setTimeout(r, 100))
   }
-  writeFileSync(`${dir}/owner`, `${process.pid} ${startOf(process.pid)}\n`)
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  t.teardown(() => {
+    closeSync(fd)
+    // removed unless another test took it meanwhile (a waiter then finds the file it locked gone, and opens the new one)
+    removeLockFile(file)
+  })
   t.timeout?.(opts.timeout ?? 120_000)
 }
 
-/** The lock's holder has exited (or never wrote its name: a holder dies between its mkdir and that write only if killed). */
-function ownerGone(dir: string): boolean {
-  let text: string
+const LOCK_EX = 2
+
+function sameFile(fd: number, file: string): boolean {
   try {
-    text = readFileSync(`${dir}/owner`, 'utf8')
+    const [a, b] = [fstatSync(fd), statSync(file)]
+    return a.ino === b.ino && a.dev === b.dev
   } catch {
-    try {
-      // just made, its owner about to write its name: give it a moment
-      return Date.now() - statSync(dir).mtimeMs > 10_000
-    } catch {
-      return false // released meanwhile
-    }
+    return false
   }
-  const [pid, start] = text.trim().split(' ').map(Number)
-  return pid === undefined || startOf(pid) === undefined || String(startOf(pid)) !== String(start)
 }
